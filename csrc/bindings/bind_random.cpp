@@ -1,0 +1,158 @@
+// gs.Philox, gs.philox4x32, gs.gumbel.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <string>
+
+#include "common.hpp"
+#include "gumbel_softmax/kernels.hpp"
+#include "philox_state.hpp"
+
+namespace gumbel_softmax {
+
+namespace {
+
+// A Python integer in [0, 2**64) (anything with __index__), or TypeError/ValueError
+// naming the argument.
+uint64_t to_u64(py::handle obj, const char* name) {
+  if (!PyIndex_Check(obj.ptr()) || PyBool_Check(obj.ptr())) {
+    throw py::type_error(std::string(name) + " must be an integer in [0, 2**64), got " +
+                         std::string(py::str(py::type::of(obj).attr("__name__"))));
+  }
+  py::int_ v = py::reinterpret_steal<py::int_>(PyNumber_Index(obj.ptr()));
+  if (!v) throw py::error_already_set();
+  const int negative = PyObject_RichCompareBool(v.ptr(), py::int_(0).ptr(), Py_LT);
+  py::int_ top = py::reinterpret_steal<py::int_>(PyLong_FromUnsignedLongLong(UINT64_MAX));
+  const int too_big = PyObject_RichCompareBool(v.ptr(), top.ptr(), Py_GT);
+  if (negative < 0 || too_big < 0) throw py::error_already_set();
+  if (negative || too_big) {
+    throw py::value_error(std::string(name) + " must be in [0, 2**64), got " +
+                          std::string(py::str(v)));
+  }
+  return PyLong_AsUnsignedLongLong(v.ptr());
+}
+
+py::int_ counter_of(const PhiloxState& s) {
+  uint64_t low;
+  bool at_end;
+  s.counter(low, at_end);
+  if (at_end) return py::reinterpret_steal<py::int_>(PyNumber_Lshift(py::int_(1).ptr(), py::int_(64).ptr()));
+  return py::int_(low);
+}
+
+uint64_t os_entropy_seed() {
+  py::bytes b = py::module_::import("os").attr("urandom")(8);
+  std::string s = b;
+  uint64_t seed = 0;
+  for (int i = 7; i >= 0; --i) seed = (seed << 8) | static_cast<unsigned char>(s[i]);
+  return seed;
+}
+
+template <class T>
+py::array gumbel_impl(const std::vector<int64_t>& shape, PhiloxState& rng, py::object out) {
+  py::array_t<T> result;
+  if (out.is_none()) {
+    result = py::array_t<T>(shape);
+  } else {
+    result = py::reinterpret_borrow<py::array_t<T>>(out);
+  }
+  const int nd = static_cast<int>(shape.size());
+  const RowSpec spec = rowspec_of(result, nd - 1);
+  const uint64_t first = reserve_rows(rng, spec.nrows);
+  T* data = result.mutable_data();
+  const PhiloxKey key = rng.key();
+  {
+    // Safe without the GIL: the kernel sees raw pointers only, and `result` (held by
+    // this frame) keeps the buffer alive.
+    py::gil_scoped_release release;
+    gumbel_rows<T>(data, spec, key, first);
+  }
+  return std::move(result);
+}
+
+}  // namespace
+
+void bind_random(py::module_& m) {
+  py::class_<PhiloxState>(m, "Philox", R"doc(Philox4x32-10 counter-based generator (see gumbel_softmax.Philox).)doc")
+      .def(py::init([](py::object seed, py::object counter) {
+             const uint64_t s = seed.is_none() ? os_entropy_seed() : to_u64(seed, "seed");
+             return new PhiloxState(s, to_u64(counter, "counter"));
+           }),
+           py::arg("seed") = py::none(), py::kw_only(), py::arg("counter") = 0)
+      .def_property_readonly("seed", &PhiloxState::seed, "The 64-bit seed.")
+      .def_property_readonly(
+          "key",
+          [](const PhiloxState& s) {
+            const PhiloxKey k = s.key();
+            return py::make_tuple(k.k0, k.k1);
+          },
+          "The Philox key (seed & 0xffffffff, seed >> 32).")
+      .def_property_readonly("counter", &counter_of,
+                             "Rows consumed so far: the next call starts at this row.")
+      .def(
+          "reserve",
+          [](PhiloxState& s, py::object n) {
+            const uint64_t rows = to_u64(n, "n");
+            return reserve_rows(s, static_cast<int64_t>(rows));
+          },
+          py::arg("n"),
+          "Atomically reserve n rows; returns the first. OverflowError past 2**64.")
+      .def("__copy__", [](const PhiloxState& s) { return PhiloxState(s); })
+      .def("__deepcopy__", [](const PhiloxState& s, py::object) { return PhiloxState(s); },
+           py::arg("memo"))
+      .def("__eq__",
+           [](const PhiloxState& a, py::object other) -> py::object {
+             if (!py::isinstance<PhiloxState>(other)) return py::reinterpret_borrow<py::object>(Py_NotImplemented);
+             const PhiloxState& b = other.cast<const PhiloxState&>();
+             return py::bool_(a.seed() == b.seed() && counter_of(a).equal(counter_of(b)));
+           })
+      .def("__hash__", [](const PhiloxState&) -> py::object {
+        throw py::type_error("unhashable type: 'Philox' (its counter changes)");
+      })
+      .def("__repr__",
+           [](const PhiloxState& s) {
+             return "Philox(seed=" + std::to_string(s.seed()) +
+                    ", counter=" + std::string(py::str(counter_of(s))) + ")";
+           })
+      .def(py::pickle(
+          [](const PhiloxState& s) { return py::make_tuple(s.seed(), counter_of(s)); },
+          [](py::tuple t) {
+            if (t.size() != 2) throw py::value_error("invalid Philox state");
+            // A counter of 2**64 (exhausted) round-trips through reserve.
+            py::int_ c = t[1].cast<py::int_>();
+            py::int_ top = py::reinterpret_steal<py::int_>(PyNumber_Lshift(py::int_(1).ptr(), py::int_(64).ptr()));
+            if (c.equal(top)) {
+              auto* p = new PhiloxState(to_u64(t[0], "seed"), UINT64_MAX);
+              uint64_t start;
+              p->reserve(1, start);
+              return p;
+            }
+            return new PhiloxState(to_u64(t[0], "seed"), to_u64(c, "counter"));
+          }));
+
+  m.def(
+      "philox4x32",
+      [](py::array_t<uint32_t, py::array::c_style> counters, uint32_t k0, uint32_t k1) {
+        py::array_t<uint32_t> out(std::vector<py::ssize_t>(counters.shape(), counters.shape() + counters.ndim()));
+        const int64_t n = static_cast<int64_t>(counters.size() / 4);
+        const uint32_t* c = counters.data();
+        uint32_t* o = out.mutable_data();
+        {
+          py::gil_scoped_release release;  // raw pointers only; both arrays held above
+          philox_blocks(c, n, PhiloxKey{k0, k1}, o);
+        }
+        return out;
+      },
+      py::arg("counters"), py::arg("k0"), py::arg("k1"));
+
+  m.def(
+      "gumbel",
+      [](std::vector<int64_t> shape, bool is_double, PhiloxState& rng, py::object out) {
+        return is_double ? gumbel_impl<double>(shape, rng, out) : gumbel_impl<float>(shape, rng, out);
+      },
+      py::arg("shape"), py::arg("is_double"), py::arg("rng"), py::arg("out"));
+}
+
+}  // namespace gumbel_softmax

@@ -1,0 +1,64 @@
+// Entry points of the fused kernels.  Pure C++: the bindings hand in raw pointers,
+// sizes and element strides; nothing here touches Python objects, so every function
+// may run with the GIL released.
+#pragma once
+
+#include <cstdint>
+
+#include "gumbel_softmax/philox.hpp"
+
+namespace gumbel_softmax {
+
+// The rows of one array: `nrows` rows of `len` elements, element c of row r at
+// base + offset(r) + c * step (offsets and steps in elements, possibly negative).
+// Rows are numbered in C order over the batch dimensions (all dimensions but the
+// sampled axis), which are stored coalesced: adjacent dimensions that step evenly
+// through memory are merged, so a contiguous batch costs one multiply per row.
+struct RowSpec {
+  static constexpr int kMaxDims = 64;
+  int64_t nrows = 1;
+  int64_t len = 0;
+  int64_t step = 1;
+  int nbatch = 0;
+  int64_t shape[kMaxDims] = {};
+  int64_t stride[kMaxDims] = {};
+
+  int64_t offset(int64_t r) const {
+    int64_t off = 0;
+    for (int d = nbatch - 1; d >= 0; --d) {
+      const int64_t n = shape[d];
+      off += (r % n) * stride[d];
+      r /= n;
+    }
+    return off;
+  }
+};
+
+// Builds a RowSpec from a shape and element strides with `axis` as the row axis.
+RowSpec make_rowspec(int ndim, const int64_t* shape, const int64_t* strides, int axis);
+
+// Standard Gumbel noise, rows first_row, first_row + 1, ... of the stream.
+template <class T>
+void gumbel_rows(T* out, const RowSpec& o, PhiloxKey key, uint64_t first_row);
+
+// y = softmax((x + g) / tau) or its one-hot (hard).  With hard and a non-null y_soft,
+// the relaxed sample is written there too.  All specs have the same nrows and len.
+template <class T>
+void forward_rows(const T* x, const RowSpec& xs, T* y, const RowSpec& ys, T* y_soft,
+                  const RowSpec& ss, T tau, bool hard, PhiloxKey key, uint64_t first_row);
+
+// grad = y_soft * (grad_y - sum(grad_y * y_soft)) / tau, row by row.
+template <class T>
+void backward_rows(const T* grad_y, const RowSpec& gs, const T* y_soft, const RowSpec& ss,
+                   T* out, const RowSpec& os, T tau);
+
+// out[i] = philox4x32_10(counters[i], key) for n blocks of 4 words.
+void philox_blocks(const uint32_t* counters, int64_t n, PhiloxKey key, uint32_t* out);
+
+// Threads (OpenMP when built with it, else always 1).  set_max_threads(n > 0) fixes the
+// count for the whole process; set_max_threads(0) follows OpenMP's setting again.
+int max_threads();
+void set_max_threads(int n);
+bool have_openmp();
+
+}  // namespace gumbel_softmax
