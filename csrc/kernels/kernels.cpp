@@ -19,7 +19,14 @@
 #include "gumbel_softmax/philox.hpp"
 #include "gumbel_softmax/vmath.hpp"
 
+#ifndef GS_TARGET
+#define GS_TARGET baseline
+#endif
+
 namespace gumbel_softmax {
+// This file is compiled once per SIMD target (see CMakeLists.txt), each copy in its own
+// namespace so that the copies do not collide (one definition rule).
+namespace GS_TARGET {
 namespace {
 
 // Elements per chunk: 256 noise values plus their 256 (float32) or 512 (float64)
@@ -135,29 +142,6 @@ void softmax_from_noisy(T* v, int64_t len, T max, T inv_tau, T* y, int64_t ystep
 
 }  // namespace
 
-RowSpec make_rowspec(int ndim, const int64_t* shape, const int64_t* strides, int axis) {
-  RowSpec s;
-  s.len = shape[axis];
-  s.step = strides[axis];
-  s.nrows = 1;
-  for (int d = 0; d < ndim; ++d) {
-    if (d == axis) continue;
-    s.nrows *= shape[d];
-    if (shape[d] == 1) continue;  // contributes nothing to the offset
-    if (s.nbatch > 0 && s.stride[s.nbatch - 1] == strides[d] * shape[d]) {
-      // merges with the previous batch dimension
-      s.shape[s.nbatch - 1] *= shape[d];
-      s.stride[s.nbatch - 1] = strides[d];
-    } else {
-      s.shape[s.nbatch] = shape[d];
-      s.stride[s.nbatch] = strides[d];
-      ++s.nbatch;
-    }
-  }
-  if (s.nrows == 0) s.nbatch = 0;
-  return s;
-}
-
 template <class T>
 void gumbel_rows(T* out, const RowSpec& o, PhiloxKey key, uint64_t first_row) {
   for_rows(o.nrows, threads_for(o.nrows, o.len), [&](int64_t r, int) {
@@ -236,43 +220,14 @@ void backward_rows(const T* grad_y, const RowSpec& gs, const T* y_soft, const Ro
   });
 }
 
-void philox_blocks(const uint32_t* counters, int64_t n, PhiloxKey key, uint32_t* out) {
-  for (int64_t i = 0; i < n; ++i) philox::block(counters + 4 * i, key, out + 4 * i);
+void fill_table(KernelTable& t) {
+  t.gumbel_f32 = &gumbel_rows<float>;
+  t.gumbel_f64 = &gumbel_rows<double>;
+  t.forward_f32 = &forward_rows<float>;
+  t.forward_f64 = &forward_rows<double>;
+  t.backward_f32 = &backward_rows<float>;
+  t.backward_f64 = &backward_rows<double>;
 }
 
-namespace {
-// Process-wide thread count set by set_max_threads; 0 follows OpenMP's own setting
-// (OMP_NUM_THREADS, threadpoolctl) of the calling thread.
-std::atomic<int> g_num_threads{0};
-}  // namespace
-
-int max_threads() {
-#ifdef GUMBEL_SOFTMAX_HAVE_OPENMP
-  const int n = g_num_threads.load(std::memory_order_relaxed);
-  return n > 0 ? n : omp_get_max_threads();
-#else
-  return 1;
-#endif
-}
-
-void set_max_threads(int n) { g_num_threads.store(n > 0 ? n : 0, std::memory_order_relaxed); }
-
-bool have_openmp() {
-#ifdef GUMBEL_SOFTMAX_HAVE_OPENMP
-  return true;
-#else
-  return false;
-#endif
-}
-
-#define GS_INSTANTIATE(T)                                                                  \
-  template void gumbel_rows<T>(T*, const RowSpec&, PhiloxKey, uint64_t);                   \
-  template void forward_rows<T>(const T*, const RowSpec&, T*, const RowSpec&, T*,          \
-                                const RowSpec&, T, bool, PhiloxKey, uint64_t);             \
-  template void backward_rows<T>(const T*, const RowSpec&, const T*, const RowSpec&, T*,   \
-                                 const RowSpec&, T);
-GS_INSTANTIATE(float)
-GS_INSTANTIATE(double)
-#undef GS_INSTANTIATE
-
+}  // namespace GS_TARGET
 }  // namespace gumbel_softmax

@@ -16,6 +16,8 @@ except ImportError as exc:  # pragma: no cover - only without a built extension
 
 from ._api import (
     Philox,
+    cpu_target,
+    cpu_targets,
     get_num_threads,
     gumbel,
     gumbel_softmax,
@@ -26,9 +28,16 @@ from ._api import (
 
 __version__ = "0.1.0"
 
+if _core.target_warning():
+    import warnings
+
+    warnings.warn(_core.target_warning(), RuntimeWarning, stacklevel=2)
+
 __all__ = [
     "Philox",
     "__version__",
+    "cpu_target",
+    "cpu_targets",
     "get_num_threads",
     "gumbel",
     "gumbel_softmax",

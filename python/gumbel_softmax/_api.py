@@ -20,6 +20,8 @@ except ImportError:  # pragma: no cover - NumPy 1.x
 
 __all__ = [
     "Philox",
+    "cpu_target",
+    "cpu_targets",
     "get_num_threads",
     "gumbel",
     "gumbel_softmax",
@@ -328,6 +330,20 @@ def _as_words(a, name):
     if arr.size and (arr.min() < 0 or arr.max() > 0xFFFFFFFF):
         raise ValueError(f"{name} values must be in [0, 2**32)")
     return arr.astype(np.uint32, copy=False)
+
+
+def cpu_target():
+    """The SIMD target the kernels run on: ``"baseline"``, ``"avx2"`` or ``"avx512"``.
+
+    Chosen once per process from CPUID; ``GUMBEL_SOFTMAX_TARGET`` forces one (an
+    unsupported choice warns and falls back).  Every target gives identical bits.
+    """
+    return _core.cpu_target()
+
+
+def cpu_targets():
+    """The targets compiled into this build that this CPU supports, best last."""
+    return list(_core.cpu_targets())
 
 
 def get_num_threads():

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "gumbel_softmax/philox.hpp"
 
@@ -51,6 +53,30 @@ void forward_rows(const T* x, const RowSpec& xs, T* y, const RowSpec& ys, T* y_s
 template <class T>
 void backward_rows(const T* grad_y, const RowSpec& gs, const T* y_soft, const RowSpec& ss,
                    T* out, const RowSpec& os, T tau);
+
+// The SIMD targets: kernels.cpp is compiled once per target, each copy fills one table.
+struct KernelTable {
+  void (*gumbel_f32)(float*, const RowSpec&, PhiloxKey, uint64_t) = nullptr;
+  void (*gumbel_f64)(double*, const RowSpec&, PhiloxKey, uint64_t) = nullptr;
+  void (*forward_f32)(const float*, const RowSpec&, float*, const RowSpec&, float*,
+                      const RowSpec&, float, bool, PhiloxKey, uint64_t) = nullptr;
+  void (*forward_f64)(const double*, const RowSpec&, double*, const RowSpec&, double*,
+                      const RowSpec&, double, bool, PhiloxKey, uint64_t) = nullptr;
+  void (*backward_f32)(const float*, const RowSpec&, const float*, const RowSpec&, float*,
+                       const RowSpec&, float) = nullptr;
+  void (*backward_f64)(const double*, const RowSpec&, const double*, const RowSpec&,
+                       double*, const RowSpec&, double) = nullptr;
+};
+namespace baseline { void fill_table(KernelTable&); }
+namespace avx2 { void fill_table(KernelTable&); }
+namespace avx512 { void fill_table(KernelTable&); }
+
+// The active target's name ("baseline", "avx2", "avx512"), chosen once from CPUID and
+// GUMBEL_SOFTMAX_TARGET; the targets compiled into this build that this CPU supports;
+// a warning to show when GUMBEL_SOFTMAX_TARGET asked for something unavailable.
+const char* cpu_target();
+std::vector<std::string> cpu_targets();
+const std::string& target_warning();
 
 // out[i] = philox4x32_10(counters[i], key) for n blocks of 4 words.
 void philox_blocks(const uint32_t* counters, int64_t n, PhiloxKey key, uint32_t* out);

@@ -1,0 +1,179 @@
+// Target-independent parts of the kernels: the run-time choice of SIMD target, the
+// public entry points that forward to it, row layouts and thread settings.
+#include <atomic>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#ifdef GUMBEL_SOFTMAX_HAVE_OPENMP
+#include <omp.h>
+#endif
+
+#include "gumbel_softmax/kernels.hpp"
+#include "gumbel_softmax/philox.hpp"
+
+namespace gumbel_softmax {
+namespace {
+
+struct Target {
+  const char* name;
+  void (*fill)(KernelTable&);
+  bool (*supported)();
+};
+
+bool always() { return true; }
+#if defined(GS_HAVE_AVX2)
+bool cpu_avx2() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+         __builtin_cpu_supports("bmi2");
+}
+#endif
+#if defined(GS_HAVE_AVX512)
+bool cpu_avx512() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+         __builtin_cpu_supports("fma");
+}
+#endif
+
+// Compiled targets, best last.  (libgcc's CPU check includes the OS's XSAVE support.)
+const std::vector<Target>& compiled() {
+  static const std::vector<Target> t = {
+      {"baseline", &baseline::fill_table, &always},
+#if defined(GS_HAVE_AVX2)
+      {"avx2", &avx2::fill_table, &cpu_avx2},
+#endif
+#if defined(GS_HAVE_AVX512)
+      {"avx512", &avx512::fill_table, &cpu_avx512},
+#endif
+  };
+  return t;
+}
+
+struct Active {
+  KernelTable table;
+  const char* name = "baseline";
+  std::string warning;
+  Active() {
+    const auto& all = compiled();
+    const Target* pick = &all[0];
+    for (const auto& t : all)
+      if (t.supported()) pick = &t;
+    if (const char* env = std::getenv("GUMBEL_SOFTMAX_TARGET"); env && *env) {
+      const Target* forced = nullptr;
+      for (const auto& t : all)
+        if (std::string(env) == t.name) forced = &t;
+      if (forced && forced->supported()) {
+        pick = forced;
+      } else {
+        warning = std::string("GUMBEL_SOFTMAX_TARGET=") + env +
+                  (forced ? " is not supported by this CPU" : " is not a compiled target") +
+                  "; using " + pick->name;
+      }
+    }
+    pick->fill(table);
+    name = pick->name;
+  }
+};
+
+const Active& active() {
+  static const Active a;  // thread-safe initialisation (C++11 magic statics)
+  return a;
+}
+
+// Process-wide thread count set by set_max_threads; 0 follows OpenMP's own setting
+// (OMP_NUM_THREADS, threadpoolctl) of the calling thread.
+std::atomic<int> g_num_threads{0};
+
+}  // namespace
+
+const char* cpu_target() { return active().name; }
+const std::string& target_warning() { return active().warning; }
+
+std::vector<std::string> cpu_targets() {
+  std::vector<std::string> names;
+  for (const auto& t : compiled())
+    if (t.supported()) names.emplace_back(t.name);
+  return names;
+}
+
+template <>
+void gumbel_rows<float>(float* out, const RowSpec& o, PhiloxKey key, uint64_t first_row) {
+  active().table.gumbel_f32(out, o, key, first_row);
+}
+template <>
+void gumbel_rows<double>(double* out, const RowSpec& o, PhiloxKey key, uint64_t first_row) {
+  active().table.gumbel_f64(out, o, key, first_row);
+}
+template <>
+void forward_rows<float>(const float* x, const RowSpec& xs, float* y, const RowSpec& ys,
+                         float* s, const RowSpec& ss, float tau, bool hard, PhiloxKey key,
+                         uint64_t first_row) {
+  active().table.forward_f32(x, xs, y, ys, s, ss, tau, hard, key, first_row);
+}
+template <>
+void forward_rows<double>(const double* x, const RowSpec& xs, double* y, const RowSpec& ys,
+                          double* s, const RowSpec& ss, double tau, bool hard, PhiloxKey key,
+                          uint64_t first_row) {
+  active().table.forward_f64(x, xs, y, ys, s, ss, tau, hard, key, first_row);
+}
+template <>
+void backward_rows<float>(const float* g, const RowSpec& gs, const float* s, const RowSpec& ss,
+                          float* o, const RowSpec& os, float tau) {
+  active().table.backward_f32(g, gs, s, ss, o, os, tau);
+}
+template <>
+void backward_rows<double>(const double* g, const RowSpec& gs, const double* s,
+                           const RowSpec& ss, double* o, const RowSpec& os, double tau) {
+  active().table.backward_f64(g, gs, s, ss, o, os, tau);
+}
+
+RowSpec make_rowspec(int ndim, const int64_t* shape, const int64_t* strides, int axis) {
+  RowSpec s;
+  s.len = shape[axis];
+  s.step = strides[axis];
+  s.nrows = 1;
+  for (int d = 0; d < ndim; ++d) {
+    if (d == axis) continue;
+    s.nrows *= shape[d];
+    if (shape[d] == 1) continue;  // contributes nothing to the offset
+    if (s.nbatch > 0 && s.stride[s.nbatch - 1] == strides[d] * shape[d]) {
+      // merges with the previous batch dimension
+      s.shape[s.nbatch - 1] *= shape[d];
+      s.stride[s.nbatch - 1] = strides[d];
+    } else {
+      s.shape[s.nbatch] = shape[d];
+      s.stride[s.nbatch] = strides[d];
+      ++s.nbatch;
+    }
+  }
+  if (s.nrows == 0) s.nbatch = 0;
+  return s;
+}
+
+void philox_blocks(const uint32_t* counters, int64_t n, PhiloxKey key, uint32_t* out) {
+  for (int64_t i = 0; i < n; ++i) philox::block(counters + 4 * i, key, out + 4 * i);
+}
+
+int max_threads() {
+#ifdef GUMBEL_SOFTMAX_HAVE_OPENMP
+  const int n = g_num_threads.load(std::memory_order_relaxed);
+  return n > 0 ? n : omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+void set_max_threads(int n) { g_num_threads.store(n > 0 ? n : 0, std::memory_order_relaxed); }
+
+bool have_openmp() {
+#ifdef GUMBEL_SOFTMAX_HAVE_OPENMP
+  return true;
+#else
+  return false;
+#endif
+}
+
+}  // namespace gumbel_softmax
