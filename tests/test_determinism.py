@@ -1,0 +1,310 @@
+"""Determinism of the samples: thread counts, splits of rows into calls, axes, seeds.
+
+The random stream is a function of ``(seed, counter)`` alone, so every result below
+must be *bitwise* identical, not merely close.
+"""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import gumbel_softmax as gs
+
+DTYPES = [np.float32, np.float64]
+
+
+def _bits(a):
+    """The raw bits of a float array (C order), for bitwise comparisons."""
+    a = np.ascontiguousarray(a)
+    return a.view({4: np.uint32, 8: np.uint64}[a.dtype.itemsize])
+
+
+def assert_bitwise_equal(a, b):
+    a = np.asarray(a)
+    b = np.asarray(b)
+    assert a.dtype == b.dtype
+    assert a.shape == b.shape
+    np.testing.assert_array_equal(_bits(a), _bits(b))
+
+
+def _subprocess_env(**extra):
+    """The environment for a child interpreter that imports the same package."""
+    env = dict(os.environ)
+    paths = [p for p in sys.path if p]
+    if env.get("PYTHONPATH"):
+        paths.append(env["PYTHONPATH"])
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    env.update(extra)
+    return env
+
+
+# --------------------------------------------------------------------------------------
+# The workload shared by the subprocess runs and the in-process set_num_threads runs.
+# It is source text so that a child interpreter can run exactly the same code.
+# --------------------------------------------------------------------------------------
+WORKLOAD = r'''
+import numpy as np
+import gumbel_softmax as gs
+
+SHAPES = [(2048, 300), (3, 200000), (50000, 7)]
+
+
+def compute():
+    """Results of every sampler for big (parallel) shapes; name -> array."""
+    data = np.random.default_rng(20240611)
+    res = {}
+    for shape in SHAPES:
+        for dt in (np.float32, np.float64):
+            name = "x".join(map(str, shape)) + "_" + np.dtype(dt).name
+            x = (data.standard_normal(shape) * 3.0).astype(dt)
+            # start just below the 2**32 boundary of the low counter word
+            y, y_soft = gs.gumbel_softmax(x, 0.7, rng=gs.Philox(11, counter=2**32 - 5),
+                                          return_soft=True)
+            res[name + "_soft"] = y
+            yh, yh_soft = gs.gumbel_softmax(x, 0.7, hard=True, return_soft=True,
+                                            rng=gs.Philox(11, counter=2**32 - 5))
+            res[name + "_hard"] = yh
+            res[name + "_hard_soft"] = yh_soft
+            gy = data.standard_normal(shape).astype(dt)
+            res[name + "_backward"] = gs.gumbel_softmax_backward(gy, y_soft, 0.7)
+            res[name + "_backward_axis0"] = gs.gumbel_softmax_backward(
+                gy, y_soft, 1.5, axis=0)
+            res[name + "_gumbel"] = gs.gumbel(shape, dtype=dt,
+                                              rng=gs.Philox(2**40 + 3, counter=12345))
+            res[name + "_soft_axis0"] = gs.gumbel_softmax(x, 2.0, axis=0,
+                                                          rng=gs.Philox(13))
+            res[name + "_hard_axis0"] = gs.gumbel_softmax(x, 2.0, axis=0, hard=True,
+                                                          rng=gs.Philox(13))
+            # a non-contiguous, negatively strided view
+            xv = x[::-2, ::-1]
+            res[name + "_soft_view"] = gs.gumbel_softmax(xv, 0.3, rng=gs.Philox(14))
+    return res
+'''
+
+CHILD_MAIN = r'''
+import sys
+outdir = sys.argv[1]
+res = compute()
+res["num_threads"] = np.array(gs.get_num_threads())
+for k, v in res.items():
+    np.save(f"{outdir}/{k}.npy", v)
+'''
+
+
+def _workload_namespace():
+    ns = {}
+    exec(compile(WORKLOAD, "<determinism workload>", "exec"), ns)
+    return ns
+
+
+def _run_child(tmp_path, nthreads):
+    outdir = tmp_path / f"omp{nthreads}"
+    outdir.mkdir()
+    env = _subprocess_env(OMP_NUM_THREADS=str(nthreads))
+    proc = subprocess.run(
+        [sys.executable, "-c", WORKLOAD + CHILD_MAIN, str(outdir)],
+        env=env, cwd=str(tmp_path), capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return {p.stem: np.load(p) for p in outdir.glob("*.npy")}
+
+
+@pytest.fixture
+def restore_threads():
+    n = gs.get_num_threads()
+    yield
+    gs.set_num_threads(n)
+
+
+def _have_openmp():
+    n = gs.get_num_threads()
+    try:
+        gs.set_num_threads(2)
+        return gs.get_num_threads() == 2
+    finally:
+        gs.set_num_threads(n)
+
+
+def test_omp_num_threads_1_vs_2_bitwise(tmp_path):
+    r1 = _run_child(tmp_path, 1)
+    r2 = _run_child(tmp_path, 2)
+    assert int(r1.pop("num_threads")) == 1
+    assert int(r2.pop("num_threads")) == (2 if _have_openmp() else 1)
+    assert sorted(r1) == sorted(r2)
+    assert len(r1) == 3 * 2 * 9
+    for name in r1:
+        assert_bitwise_equal(r1[name], r2[name])
+    # and the same as this process computes, whatever its thread count
+    mine = _workload_namespace()["compute"]()
+    assert sorted(mine) == sorted(r1)
+    for name in mine:
+        assert_bitwise_equal(mine[name], r1[name])
+
+
+def test_set_num_threads_1_vs_2_bitwise(restore_threads):
+    compute = _workload_namespace()["compute"]
+    gs.set_num_threads(1)
+    assert gs.get_num_threads() == 1
+    r1 = compute()
+    gs.set_num_threads(2)
+    r2 = compute()
+    assert sorted(r1) == sorted(r2)
+    for name in r1:
+        assert_bitwise_equal(r1[name], r2[name])
+
+
+# --------------------------------------------------------------------------------------
+# Splitting the rows over several calls
+# --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("hard", [False, True])
+def test_split_rows_over_calls_2d(dtype, hard):
+    R, K = 1000, 37
+    x = (np.random.default_rng(1).standard_normal((R, K)) * 2).astype(dtype)
+    start = 2**32 - 150  # the split crosses the low-word boundary of the counter
+    whole = gs.gumbel_softmax(x, 0.9, hard=hard, rng=gs.Philox(77, counter=start))
+    rng = gs.Philox(77, counter=start)
+    parts = []
+    for lo, hi in [(0, 100), (100, 101), (101, R)]:
+        parts.append(gs.gumbel_softmax(x[lo:hi], 0.9, hard=hard, rng=rng))
+        assert rng.counter == start + hi
+    assert_bitwise_equal(np.concatenate(parts), whole)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_split_rows_over_calls_gumbel(dtype):
+    R, K = 700, 29
+    whole = gs.gumbel((R, K), dtype=dtype, rng=gs.Philox(5, counter=2**32 - 100))
+    rng = gs.Philox(5, counter=2**32 - 100)
+    parts = [gs.gumbel((n, K), dtype=dtype, rng=rng) for n in (100, 1, R - 101)]
+    assert rng.counter == 2**32 - 100 + R
+    assert_bitwise_equal(np.concatenate(parts), whole)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("hard", [False, True])
+def test_split_rows_over_calls_axis0(dtype, hard):
+    # shape (K, A, B) with axis=0: rows are the (a, b) pairs in C order, so the slices
+    # x[:, lo:hi] hold the contiguous row ranges [lo*B, hi*B).
+    K, A, B = 13, 40, 6
+    x = np.random.default_rng(2).standard_normal((K, A, B)).astype(dtype)
+    whole = gs.gumbel_softmax(x, 1.3, axis=0, hard=hard, rng=gs.Philox(9, counter=3))
+    rng = gs.Philox(9, counter=3)
+    parts = [gs.gumbel_softmax(x[:, lo:hi], 1.3, axis=0, hard=hard, rng=rng)
+             for lo, hi in [(0, 10), (10, 11), (11, A)]]
+    assert rng.counter == 3 + A * B
+    assert_bitwise_equal(np.concatenate(parts, axis=1), whole)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_split_rows_3d_batch(dtype):
+    x = np.random.default_rng(3).standard_normal((7, 30, 11)).astype(dtype)
+    whole = gs.gumbel_softmax(x, 0.5, rng=gs.Philox(123, counter=2**33 + 1))
+    rng = gs.Philox(123, counter=2**33 + 1)
+    parts = [gs.gumbel_softmax(x[lo:hi], 0.5, rng=rng) for lo, hi in [(0, 3), (3, 4), (4, 7)]]
+    assert rng.counter == 2**33 + 1 + 7 * 30
+    assert_bitwise_equal(np.concatenate(parts), whole)
+
+
+# --------------------------------------------------------------------------------------
+# axis=a is moveaxis of axis=-1
+# --------------------------------------------------------------------------------------
+AXIS_SHAPES = [(5, 6, 7), (3, 4, 5, 6), (64, 50, 30)]
+
+
+def _axis_cases():
+    for shape in AXIS_SHAPES:
+        for a in range(len(shape)):
+            yield shape, a
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("hard", [False, True])
+@pytest.mark.parametrize("shape,axis", list(_axis_cases()))
+def test_axis_equals_moveaxis(shape, axis, hard, dtype):
+    x = (np.random.default_rng(4).standard_normal(shape) * 2).astype(dtype)
+    R = int(np.prod(shape)) // shape[axis]
+    rng_a = gs.Philox(31, counter=2**32 - 17)
+    y, y_soft = gs.gumbel_softmax(x, 0.8, hard=hard, axis=axis, rng=rng_a,
+                                  return_soft=True)
+    rng_b = gs.Philox(31, counter=2**32 - 17)
+    z, z_soft = gs.gumbel_softmax(np.moveaxis(x, axis, -1), 0.8, hard=hard, rng=rng_b,
+                                  return_soft=True)
+    assert rng_a.counter == rng_b.counter == 2**32 - 17 + R
+    assert_bitwise_equal(y, np.moveaxis(z, -1, axis))
+    assert_bitwise_equal(y_soft, np.moveaxis(z_soft, -1, axis))
+    # the negative spelling of the axis is the same axis
+    w = gs.gumbel_softmax(x, 0.8, hard=hard, axis=axis - len(shape),
+                          rng=gs.Philox(31, counter=2**32 - 17))
+    assert_bitwise_equal(w, y)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,axis", list(_axis_cases()))
+def test_backward_axis_equals_moveaxis(shape, axis, dtype):
+    data = np.random.default_rng(5)
+    gy = data.standard_normal(shape).astype(dtype)
+    ys = data.random(shape).astype(dtype)
+    got = gs.gumbel_softmax_backward(gy, ys, 0.6, axis=axis)
+    ref = gs.gumbel_softmax_backward(np.moveaxis(gy, axis, -1), np.moveaxis(ys, axis, -1),
+                                     0.6)
+    assert_bitwise_equal(got, np.moveaxis(ref, -1, axis))
+    neg = gs.gumbel_softmax_backward(gy, ys, 0.6, axis=axis - len(shape))
+    assert_bitwise_equal(neg, got)
+
+
+# --------------------------------------------------------------------------------------
+# rng forms
+# --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_int_seed_reproduces(dtype):
+    x = np.random.default_rng(6).standard_normal((50, 9)).astype(dtype)
+    a = gs.gumbel_softmax(x, 0.5, rng=2024)
+    b = gs.gumbel_softmax(x, 0.5, rng=2024)
+    assert_bitwise_equal(a, b)
+    # an int seed is a fresh Philox(seed) for every call
+    assert_bitwise_equal(a, gs.gumbel_softmax(x, 0.5, rng=gs.Philox(2024)))
+    assert_bitwise_equal(gs.gumbel((50, 9), dtype=dtype, rng=2024),
+                         gs.gumbel((50, 9), dtype=dtype, rng=2024))
+    # a different seed gives a different sample
+    assert not np.array_equal(a, gs.gumbel_softmax(x, 0.5, rng=2025))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_numpy_generator_reproduces(dtype):
+    x = np.random.default_rng(7).standard_normal((50, 9)).astype(dtype)
+    a = gs.gumbel_softmax(x, 0.5, rng=np.random.default_rng(5))
+    b = gs.gumbel_softmax(x, 0.5, rng=np.random.default_rng(5))
+    assert_bitwise_equal(a, b)
+    assert_bitwise_equal(gs.gumbel((50, 9), dtype=dtype, rng=np.random.default_rng(5)),
+                         gs.gumbel((50, 9), dtype=dtype, rng=np.random.default_rng(5)))
+    # a seed is drawn from the generator, so it advances: the next call differs
+    g = np.random.default_rng(5)
+    c = gs.gumbel_softmax(x, 0.5, rng=g)
+    d = gs.gumbel_softmax(x, 0.5, rng=g)
+    assert_bitwise_equal(c, a)
+    assert not np.array_equal(c, d)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_rng_none_differs(dtype):
+    x = np.zeros((20, 10), dtype=dtype)
+    a = gs.gumbel_softmax(x, 1.0, rng=None)
+    b = gs.gumbel_softmax(x)
+    assert a.dtype == b.dtype == dtype
+    assert not np.array_equal(a, b)
+    assert not np.array_equal(gs.gumbel((20, 10), dtype=dtype), gs.gumbel((20, 10), dtype=dtype))
+    assert gs.Philox().seed != gs.Philox().seed
+
+
+def test_gumbel_is_the_noise_of_the_sampler():
+    # with tau=1 and hard=True the one-hot is the argmax of logits + gumbel noise
+    x = np.random.default_rng(8).standard_normal((300, 12))
+    g = gs.gumbel(x.shape, dtype=np.float64, rng=gs.Philox(44, counter=2**32 - 3))
+    y = gs.gumbel_softmax(x, hard=True, rng=gs.Philox(44, counter=2**32 - 3))
+    expect = np.zeros_like(y)
+    expect[np.arange(300), np.argmax(x + g, axis=-1)] = 1.0
+    assert_bitwise_equal(y, expect)

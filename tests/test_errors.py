@@ -1,0 +1,660 @@
+"""Bad arguments and special values (README "Errors" / "Special values", design.md).
+
+Every rejected call must raise the documented exception naming the argument, leave a
+pre-filled ``out`` array untouched byte for byte, and reserve no rows of a shared
+``gs.Philox``.
+"""
+
+import numpy as np
+import pytest
+
+import gumbel_softmax as gs
+
+DTYPES = [np.float32, np.float64]
+SENTINEL = 7.25
+
+
+def _logits(shape=(6, 5), dtype=np.float64, seed=0):
+    return (np.random.default_rng(seed).standard_normal(shape) * 2).astype(dtype)
+
+
+def _filled(shape, dtype=np.float64):
+    out = np.empty(shape, dtype=dtype)
+    out[...] = SENTINEL
+    return out
+
+
+def assert_rejected(exc, match, fn, *, guard=(), rng=None):
+    """fn() raises exc matching `match`; the arrays in guard keep their bytes and rng its
+    counter."""
+    before = [np.array(g, copy=True).tobytes() for g in guard]
+    counter = rng.counter if rng is not None else None
+    with pytest.raises(exc, match=match):
+        fn()
+    for g, b in zip(guard, before):
+        assert np.array(g, copy=True).tobytes() == b, "an array was written"
+    if rng is not None:
+        assert rng.counter == counter, "rows were reserved by a rejected call"
+
+
+def _bits(a):
+    a = np.ascontiguousarray(a)
+    return a.view({4: np.uint32, 8: np.uint64}[a.dtype.itemsize])
+
+
+def assert_bitwise_equal(a, b):
+    assert a.dtype == b.dtype and a.shape == b.shape
+    np.testing.assert_array_equal(_bits(a), _bits(b))
+
+
+# --------------------------------------------------------------------------------------
+# tau
+# --------------------------------------------------------------------------------------
+BAD_TAU_VALUE = [0, 0.0, -0.0, -1, -1.5, np.nan, np.inf, -np.inf, np.float32(0.0),
+                 np.float64(np.nan)]
+BAD_TAU_TYPE = ["1", 1j, complex(1, 0), np.complex128(1.0), np.array([1.0, 2.0]),
+                [1.0], True, False, np.bool_(True), None]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("hard", [False, True])
+@pytest.mark.parametrize("tau", BAD_TAU_VALUE, ids=repr)
+def test_tau_bad_value(tau, hard, dtype):
+    x = _logits(dtype=dtype)
+    out = _filled(x.shape, dtype)
+    rng = gs.Philox(1, counter=10)
+    assert_rejected(ValueError, "tau",
+                    lambda: gs.gumbel_softmax(x, tau, hard=hard, rng=rng, out=out),
+                    guard=[out, x], rng=rng)
+    assert_rejected(ValueError, "tau",
+                    lambda: gs.gumbel_softmax(x, tau=tau, hard=hard, rng=rng, out=out,
+                                              return_soft=True),
+                    guard=[out, x], rng=rng)
+
+
+@pytest.mark.parametrize("hard", [False, True])
+@pytest.mark.parametrize("tau", BAD_TAU_TYPE, ids=repr)
+def test_tau_bad_type(tau, hard):
+    x = _logits()
+    out = _filled(x.shape)
+    rng = gs.Philox(1, counter=10)
+    assert_rejected(TypeError, "tau",
+                    lambda: gs.gumbel_softmax(x, tau, hard=hard, rng=rng, out=out),
+                    guard=[out, x], rng=rng)
+
+
+@pytest.mark.parametrize("tau", BAD_TAU_VALUE, ids=repr)
+def test_backward_tau_bad_value(tau):
+    gy, ys = _logits(seed=1), _logits(seed=2)
+    out = _filled(gy.shape)
+    assert_rejected(ValueError, "tau",
+                    lambda: gs.gumbel_softmax_backward(gy, ys, tau, out=out),
+                    guard=[out, gy, ys])
+
+
+@pytest.mark.parametrize("tau", BAD_TAU_TYPE, ids=repr)
+def test_backward_tau_bad_type(tau):
+    gy, ys = _logits(seed=1), _logits(seed=2)
+    out = _filled(gy.shape)
+    assert_rejected(TypeError, "tau",
+                    lambda: gs.gumbel_softmax_backward(gy, ys, tau=tau, out=out),
+                    guard=[out, gy, ys])
+
+
+@pytest.mark.parametrize("tau", [2, np.int64(2), np.float32(2.0), np.float64(2.0), 2.0])
+def test_tau_real_scalars_accepted(tau):
+    x = _logits()
+    ref = gs.gumbel_softmax(x, 2.0, rng=3)
+    assert_bitwise_equal(gs.gumbel_softmax(x, tau, rng=3), ref)
+
+
+# --------------------------------------------------------------------------------------
+# logits dtype and shape
+# --------------------------------------------------------------------------------------
+def _bad_logits():
+    base = _logits()
+    return {
+        "complex64": base.astype(np.complex64),
+        "complex128": base.astype(np.complex128),
+        "object": base.astype(object),
+        "str": base.astype(str),
+        "bytes": base.astype("S8"),
+        "float16": base.astype(np.float16),
+        "longdouble": base.astype(np.longdouble),
+    }
+
+
+@pytest.mark.parametrize("name", list(_bad_logits()))
+@pytest.mark.parametrize("hard", [False, True])
+def test_logits_bad_dtype(name, hard):
+    x = _bad_logits()[name]
+    if x.dtype == np.longdouble and np.finfo(np.longdouble).bits == 64:
+        x = x.astype(np.float16)  # longdouble is float64 here: test float16 twice
+    out = np.empty_like(x)
+    out[...] = x[::-1]  # same shape and dtype, so only logits is wrong
+    rng = gs.Philox(1, counter=10)
+    assert_rejected(TypeError, "logits",
+                    lambda: gs.gumbel_softmax(x, 0.5, hard=hard, rng=rng, out=out),
+                    guard=[out], rng=rng)
+    assert_rejected(TypeError, "logits", lambda: gs.gumbel_softmax(x, rng=rng), rng=rng)
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int32, np.int64, np.uint8, np.uint64,
+                                   np.bool_])
+@pytest.mark.parametrize("hard", [False, True])
+def test_integer_and_bool_logits_become_float64(dtype, hard):
+    x = (np.arange(24).reshape(4, 6) % 5).astype(dtype)
+    rng = gs.Philox(8, counter=2)
+    y = gs.gumbel_softmax(x, 0.5, hard=hard, rng=rng)
+    assert y.dtype == np.float64
+    assert rng.counter == 2 + 4
+    ref = gs.gumbel_softmax(x.astype(np.float64), 0.5, hard=hard, rng=gs.Philox(8, counter=2))
+    assert_bitwise_equal(y, ref)
+
+
+@pytest.mark.parametrize("x", [np.array(1.0), np.float64(1.0), np.array(1.0, np.float32)],
+                         ids=["0d-array", "scalar", "0d-float32"])
+def test_logits_0d(x):
+    rng = gs.Philox(1, counter=10)
+    out = np.array(SENTINEL, dtype=np.asarray(x).dtype)
+    assert_rejected(ValueError, "logits",
+                    lambda: gs.gumbel_softmax(x, rng=rng, out=out), guard=[out], rng=rng)
+    assert_rejected(ValueError, "logits",
+                    lambda: gs.gumbel_softmax(x, hard=True, rng=rng), rng=rng)
+
+
+@pytest.mark.parametrize("axis", [2, -3, 5, -100])
+@pytest.mark.parametrize("hard", [False, True])
+def test_axis_out_of_range(axis, hard):
+    x = _logits()
+    out = _filled(x.shape)
+    rng = gs.Philox(1, counter=10)
+    assert_rejected(np.exceptions.AxisError, "axis",
+                    lambda: gs.gumbel_softmax(x, axis=axis, hard=hard, rng=rng, out=out),
+                    guard=[out, x], rng=rng)
+    assert issubclass(np.exceptions.AxisError, ValueError)
+
+
+def test_backward_axis_out_of_range():
+    gy, ys = _logits(seed=1), _logits(seed=2)
+    out = _filled(gy.shape)
+    assert_rejected(np.exceptions.AxisError, "axis",
+                    lambda: gs.gumbel_softmax_backward(gy, ys, axis=2, out=out),
+                    guard=[out, gy, ys])
+
+
+@pytest.mark.parametrize("shape,axis", [((3, 0), -1), ((2, 0, 4), 1), ((0, 3), 0)])
+@pytest.mark.parametrize("hard", [False, True])
+def test_size0_axis(shape, axis, hard):
+    x = np.zeros(shape)
+    out = _filled(shape)
+    rng = gs.Philox(1, counter=10)
+    assert_rejected(ValueError, "axis",
+                    lambda: gs.gumbel_softmax(x, axis=axis, hard=hard, rng=rng, out=out),
+                    guard=[out], rng=rng)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("hard", [False, True])
+@pytest.mark.parametrize("shape,axis", [((0, 5), -1), ((4, 0, 5), -1), ((5, 0), 0),
+                                        ((3, 0, 2), 2)])
+def test_size0_batch_is_empty(shape, axis, hard, dtype):
+    x = np.zeros(shape, dtype=dtype)
+    rng = gs.Philox(1, counter=10)
+    y = gs.gumbel_softmax(x, axis=axis, hard=hard, rng=rng)
+    assert y.shape == shape and y.dtype == dtype
+    y, ys = gs.gumbel_softmax(x, axis=axis, hard=hard, rng=rng, return_soft=True)
+    assert y.shape == ys.shape == shape and y.dtype == ys.dtype == dtype
+    out = np.empty(shape, dtype)
+    assert gs.gumbel_softmax(x, axis=axis, hard=hard, rng=rng, out=out) is out
+    assert rng.counter == 10
+    g = gs.gumbel(shape if axis in (-1, len(shape) - 1) else shape[::-1], dtype=dtype,
+                  rng=rng)
+    assert g.size == 0 and g.dtype == dtype
+    assert rng.counter == 10
+    gb = gs.gumbel_softmax_backward(x, x, axis=axis)
+    assert gb.shape == shape and gb.dtype == dtype
+
+
+# --------------------------------------------------------------------------------------
+# out
+# --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("hard", [False, True])
+@pytest.mark.parametrize("return_soft", [False, True])
+@pytest.mark.parametrize("case", ["shape", "shape-transposed", "ndim", "dtype32", "dtype-int",
+                                  "readonly"])
+def test_out_bad_array(case, hard, return_soft):
+    x = _logits()
+    if case == "shape":
+        out = _filled((6, 4))
+    elif case == "shape-transposed":
+        out = _filled((5, 6))
+    elif case == "ndim":
+        out = _filled((1, 6, 5))
+    elif case == "dtype32":
+        out = _filled(x.shape, np.float32)
+    elif case == "dtype-int":
+        out = np.full(x.shape, 7, dtype=np.int64)
+    else:
+        out = _filled(x.shape)
+        out.setflags(write=False)
+    rng = gs.Philox(1, counter=10)
+    assert_rejected(ValueError, "out",
+                    lambda: gs.gumbel_softmax(x, hard=hard, rng=rng, out=out,
+                                              return_soft=return_soft),
+                    guard=[out, x], rng=rng)
+
+
+def test_out_wrong_dtype_float32_logits():
+    x = _logits(dtype=np.float32)
+    out = _filled(x.shape, np.float64)
+    rng = gs.Philox(1, counter=10)
+    assert_rejected(ValueError, "out", lambda: gs.gumbel_softmax(x, rng=rng, out=out),
+                    guard=[out, x], rng=rng)
+
+
+@pytest.mark.parametrize("hard", [False, True])
+@pytest.mark.parametrize("case", ["shifted", "shifted-back", "2d-rows", "2d-cols",
+                                  "transposed"])
+def test_out_partial_overlap(case, hard):
+    a = _logits((40,), seed=3)
+    if case == "shifted":
+        x, out = a[:-1], a[1:]
+    elif case == "shifted-back":
+        x, out = a[1:], a[:-1]
+    elif case == "2d-rows":
+        m = a.reshape(8, 5)
+        x, out = m[:-1], m[1:]
+    elif case == "2d-cols":
+        m = a.reshape(4, 10)
+        x, out = m[:, 0:8], m[:, 2:10]
+    else:  # the same elements in another order: not "exactly" the input
+        m = a[:36].reshape(6, 6)
+        x, out = m, m.T
+    rng = gs.Philox(1, counter=10)
+    assert_rejected(ValueError, "out",
+                    lambda: gs.gumbel_softmax(x, hard=hard, rng=rng, out=out),
+                    guard=[a], rng=rng)
+
+
+@pytest.mark.parametrize("out", [[[SENTINEL] * 5] * 6, (1.0, 2.0), "out", 3.0],
+                         ids=["list", "tuple", "str", "float"])
+def test_out_not_ndarray(out):
+    x = _logits()
+    rng = gs.Philox(1, counter=10)
+    before = repr(out)
+    assert_rejected(TypeError, "out", lambda: gs.gumbel_softmax(x, rng=rng, out=out),
+                    guard=[x], rng=rng)
+    assert repr(out) == before
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("hard", [False, True])
+@pytest.mark.parametrize("view", ["contiguous", "strided"])
+def test_out_is_logits_in_place(view, hard, dtype):
+    base = _logits((6, 10), dtype=dtype)
+    x = base if view == "contiguous" else base[::-1, ::2]
+    expect = gs.gumbel_softmax(x.copy(), 0.5, hard=hard, rng=gs.Philox(21, counter=4))
+    rng = gs.Philox(21, counter=4)
+    y = gs.gumbel_softmax(x, 0.5, hard=hard, rng=rng, out=x)
+    assert y is x
+    assert rng.counter == 4 + 6
+    assert_bitwise_equal(np.ascontiguousarray(x), expect)
+    if view == "strided":  # the other elements of the base are untouched
+        assert_bitwise_equal(base[:, 1::2], _logits((6, 10), dtype=dtype)[:, 1::2])
+
+
+def test_out_receives_y_with_return_soft():
+    x = _logits()
+    out = _filled(x.shape)
+    y, ys = gs.gumbel_softmax(x, 0.5, hard=True, rng=5, out=out, return_soft=True)
+    assert y is out
+    assert set(np.unique(out)) == {0.0, 1.0}
+    y2, ys2 = gs.gumbel_softmax(x, 0.5, rng=5, out=_filled(x.shape), return_soft=True)
+    assert ys2 is y2
+    assert_bitwise_equal(ys, ys2)
+
+
+# --------------------------------------------------------------------------------------
+# backward
+# --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("shapes", [((6, 5), (6, 4)), ((6, 5), (5, 6)), ((6, 5), (1, 6, 5)),
+                                    ((6, 5), (6, 1)), ((6, 5), (5,))])
+def test_backward_shape_mismatch(shapes):
+    gy = _logits(shapes[0], seed=1)
+    ys = _logits(shapes[1], seed=2)
+    out = _filled(shapes[0])
+    assert_rejected(ValueError, "grad_y|y_soft",
+                    lambda: gs.gumbel_softmax_backward(gy, ys, out=out),
+                    guard=[out, gy, ys])
+    assert_rejected(ValueError, "grad_y|y_soft",
+                    lambda: gs.gumbel_softmax_backward(ys, gy), guard=[gy, ys])
+
+
+@pytest.mark.parametrize("case", ["shape", "dtype32", "dtype64-for-float32", "readonly",
+                                  "overlap-grad_y", "overlap-y_soft"])
+def test_backward_bad_out(case):
+    dt = np.float32 if case == "dtype64-for-float32" else np.float64
+    a = _logits((2, 6, 5), dtype=dt, seed=1)
+    gy, ys = a[0], a[1]
+    guard = [a]
+    if case == "shape":
+        out = _filled((6, 4))
+    elif case == "dtype32":
+        out = _filled((6, 5), np.float32)
+    elif case == "dtype64-for-float32":
+        out = _filled((6, 5), np.float64)
+    elif case == "readonly":
+        out = _filled((6, 5))
+        out.setflags(write=False)
+    elif case == "overlap-grad_y":
+        out = a.reshape(-1)[1:31].reshape(6, 5)
+    else:
+        out = a.reshape(-1)[29:59].reshape(6, 5)
+    if not case.startswith("overlap"):
+        guard.append(out)
+    assert_rejected(ValueError, "out", lambda: gs.gumbel_softmax_backward(gy, ys, out=out),
+                    guard=guard)
+
+
+def test_backward_out_not_ndarray():
+    gy, ys = _logits(seed=1), _logits(seed=2)
+    assert_rejected(TypeError, "out",
+                    lambda: gs.gumbel_softmax_backward(gy, ys, out=gy.tolist()),
+                    guard=[gy, ys])
+
+
+@pytest.mark.parametrize("dtype", [np.complex128, object, np.float16])
+def test_backward_bad_dtype(dtype):
+    gy, ys = _logits(seed=1), _logits(seed=2)
+    bad = gy.astype(dtype)
+    assert_rejected(TypeError, "grad_y", lambda: gs.gumbel_softmax_backward(bad, ys),
+                    guard=[bad, ys])
+    assert_rejected(TypeError, "y_soft", lambda: gs.gumbel_softmax_backward(ys, bad),
+                    guard=[bad, ys])
+
+
+@pytest.mark.parametrize("which", ["grad_y", "y_soft"])
+def test_backward_in_place(which):
+    gy, ys = _logits(seed=1), np.random.default_rng(2).random((6, 5))
+    expect = gs.gumbel_softmax_backward(gy, ys, 0.5)
+    target = gy if which == "grad_y" else ys
+    got = gs.gumbel_softmax_backward(gy, ys, 0.5, out=target)
+    assert got is target
+    assert_bitwise_equal(target, expect)
+
+
+def test_backward_dtype_rule():
+    g32 = _logits(dtype=np.float32, seed=1)
+    y32 = _logits(dtype=np.float32, seed=2)
+    assert gs.gumbel_softmax_backward(g32, y32).dtype == np.float32
+    assert gs.gumbel_softmax_backward(g32, y32.astype(np.float64)).dtype == np.float64
+    assert gs.gumbel_softmax_backward(g32.astype(np.float64), y32).dtype == np.float64
+
+
+# --------------------------------------------------------------------------------------
+# gumbel
+# --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("shape", [(3, -1), (-2,), (-1, 4)])
+def test_gumbel_negative_dims(shape):
+    rng = gs.Philox(1, counter=10)
+    assert_rejected(ValueError, "shape", lambda: gs.gumbel(shape, rng=rng), rng=rng)
+
+
+def test_gumbel_0d_shape():
+    rng = gs.Philox(1, counter=10)
+    out = np.array(SENTINEL, dtype=np.float32)
+    assert_rejected(ValueError, "shape", lambda: gs.gumbel((), rng=rng), rng=rng)
+    assert_rejected(ValueError, "shape|out", lambda: gs.gumbel((), rng=rng, out=out),
+                    guard=[out], rng=rng)
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.float16, np.complex64, np.longdouble, object,
+                                   "U4", np.bool_])
+def test_gumbel_bad_dtype(dtype):
+    if np.dtype(dtype) == np.float64:  # longdouble is float64 on some platforms
+        dtype = np.float16
+    rng = gs.Philox(1, counter=10)
+    assert_rejected((TypeError, ValueError), "dtype",
+                    lambda: gs.gumbel((4, 3), dtype=dtype, rng=rng), rng=rng)
+
+
+@pytest.mark.parametrize("case", ["shape", "readonly", "dtype-mismatch", "dtype16"])
+def test_gumbel_bad_out(case):
+    rng = gs.Philox(1, counter=10)
+    kw = {}
+    if case == "shape":
+        out = _filled((4, 2), np.float32)
+    elif case == "readonly":
+        out = _filled((4, 3), np.float32)
+        out.setflags(write=False)
+    elif case == "dtype-mismatch":
+        out = _filled((4, 3), np.float32)
+        kw["dtype"] = np.float64
+    else:
+        out = _filled((4, 3), np.float16)
+    # a float16 out or an out that contradicts dtype= may be reported as either
+    exc = ValueError if case in ("shape", "readonly") else (TypeError, ValueError)
+    assert_rejected(exc, "out|dtype",
+                    lambda: gs.gumbel((4, 3), rng=rng, out=out, **kw),
+                    guard=[out], rng=rng)
+
+
+def test_gumbel_out_not_ndarray():
+    rng = gs.Philox(1, counter=10)
+    assert_rejected(TypeError, "out", lambda: gs.gumbel((2, 3), rng=rng, out=[[0.0] * 3] * 2),
+                    rng=rng)
+
+
+def test_gumbel_out_dtype_default():
+    out = _filled((4, 3), np.float64)
+    g = gs.gumbel((4, 3), rng=gs.Philox(2), out=out)
+    assert g is out
+    assert_bitwise_equal(out, gs.gumbel((4, 3), dtype=np.float64, rng=gs.Philox(2)))
+    assert gs.gumbel((4, 3), rng=gs.Philox(2)).dtype == np.float32
+
+
+# --------------------------------------------------------------------------------------
+# seed and counter
+# --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("seed", [-1, 2**64, 2**70, -(2**63)])
+def test_seed_out_of_range(seed):
+    with pytest.raises(ValueError, match="seed"):
+        gs.Philox(seed)
+    # an int seed given to a sampler is checked the same way, before anything happens
+    x = _logits()
+    out = _filled(x.shape)
+    assert_rejected(ValueError, "seed", lambda: gs.gumbel_softmax(x, rng=seed, out=out),
+                    guard=[out, x])
+    g = _filled((3, 4), np.float32)
+    assert_rejected(ValueError, "seed", lambda: gs.gumbel((3, 4), rng=seed, out=g),
+                    guard=[g])
+
+
+@pytest.mark.parametrize("seed", [1.5, "x", 2.0, 1j, [1]])
+def test_seed_not_integer(seed):
+    with pytest.raises(TypeError, match="seed"):
+        gs.Philox(seed)
+
+
+@pytest.mark.parametrize("counter", [-1, 2**64, 2**80])
+def test_counter_out_of_range(counter):
+    with pytest.raises(ValueError, match="counter"):
+        gs.Philox(1, counter=counter)
+
+
+@pytest.mark.parametrize("counter", [1.5, "x", 3.0])
+def test_counter_not_integer(counter):
+    with pytest.raises(TypeError, match="counter"):
+        gs.Philox(1, counter=counter)
+
+
+def test_seed_and_counter_bounds_accepted():
+    r = gs.Philox(2**64 - 1, counter=2**64 - 1)
+    assert r.seed == 2**64 - 1 and r.counter == 2**64 - 1
+    assert tuple(int(k) for k in r.key) == (0xFFFFFFFF, 0xFFFFFFFF)
+    r = gs.Philox(np.uint64(2**64 - 2), counter=np.uint64(5))
+    assert r.seed == 2**64 - 2 and r.counter == 5
+    assert tuple(int(k) for k in r.key) == (0xFFFFFFFE, 0xFFFFFFFF)
+    r = gs.Philox(0)
+    assert r.seed == 0 and r.counter == 0 and tuple(int(k) for k in r.key) == (0, 0)
+
+
+def test_reserve_past_end():
+    rng = gs.Philox(1, counter=2**64 - 5)
+    for n in (10, 2**63, 2**64 - 1):
+        with pytest.raises(OverflowError, match="counter"):
+            rng.reserve(n)
+        assert rng.counter == 2**64 - 5
+    assert rng.reserve(4) == 2**64 - 5
+    assert rng.counter == 2**64 - 1
+    with pytest.raises(OverflowError, match="counter"):
+        rng.reserve(2)
+    assert rng.counter == 2**64 - 1
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("hard", [False, True])
+def test_sampler_past_end(hard, dtype):
+    x = _logits((10, 4), dtype=dtype)
+    out = _filled(x.shape, dtype)
+    rng = gs.Philox(1, counter=2**64 - 3)
+    assert_rejected(OverflowError, "counter",
+                    lambda: gs.gumbel_softmax(x, hard=hard, rng=rng, out=out),
+                    guard=[out, x], rng=rng)
+    assert_rejected(OverflowError, "counter",
+                    lambda: gs.gumbel_softmax(x.T, axis=0, hard=hard, rng=rng, out=out.T),
+                    guard=[out, x], rng=rng)
+    g = _filled((10, 4), dtype)
+    assert_rejected(OverflowError, "counter", lambda: gs.gumbel((10, 4), rng=rng, out=g),
+                    guard=[g], rng=rng)
+    # two rows still fit below 2**64 - 1; the last row has q >> 32 == 0xffffffff
+    y = gs.gumbel_softmax(x[:2], hard=hard, rng=rng)
+    assert rng.counter == 2**64 - 1
+    assert np.all(np.isfinite(y))
+    np.testing.assert_allclose(y.sum(axis=-1), 1.0, rtol=1e-5)
+
+
+# --------------------------------------------------------------------------------------
+# philox4x32
+# --------------------------------------------------------------------------------------
+KEY = np.array([1, 2], dtype=np.uint32)
+
+
+@pytest.mark.parametrize("shape", [(3,), (5, 3), (2, 5), (4, 0), (2, 4, 1)])
+def test_philox4x32_wrong_last_dim(shape):
+    with pytest.raises(ValueError, match="counters"):
+        gs.philox4x32(np.zeros(shape, dtype=np.uint32), KEY)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex64, object, np.bool_])
+def test_philox4x32_non_integer_counters(dtype):
+    with pytest.raises(TypeError, match="counters"):
+        gs.philox4x32(np.zeros((2, 4), dtype=dtype), KEY)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128])
+def test_philox4x32_non_integer_key(dtype):
+    with pytest.raises(TypeError, match="key"):
+        gs.philox4x32(np.zeros((2, 4), dtype=np.uint32), np.zeros(2, dtype=dtype))
+
+
+@pytest.mark.parametrize("key", [np.zeros(3, np.uint32), np.zeros((2, 2), np.uint32),
+                                 np.zeros(1, np.uint32), np.uint32(0)],
+                         ids=["3", "2x2", "1", "0d"])
+def test_philox4x32_key_wrong_shape(key):
+    with pytest.raises(ValueError, match="key"):
+        gs.philox4x32(np.zeros((2, 4), dtype=np.uint32), key)
+
+
+@pytest.mark.parametrize("key", [np.array([0, 2**32], np.uint64),
+                                 np.array([2**40, 0], np.uint64),
+                                 np.array([0, 2**64 - 1], np.uint64)],
+                         ids=["2**32", "2**40", "2**64-1"])
+def test_philox4x32_key_out_of_range(key):
+    with pytest.raises(ValueError, match="key"):
+        gs.philox4x32(np.zeros((2, 4), dtype=np.uint32), key)
+
+
+@pytest.mark.parametrize("value", [2**32, 2**63])
+def test_philox4x32_counter_values_out_of_range(value):
+    c = np.zeros((2, 4), dtype=np.uint64)
+    c[1, 2] = value
+    with pytest.raises(ValueError, match="counters"):
+        gs.philox4x32(c, KEY)
+
+
+def test_philox4x32_wide_unsigned_in_range_ok():
+    c = np.arange(8, dtype=np.uint64).reshape(2, 4) + (2**32 - 8)
+    got = gs.philox4x32(c, np.array([5, 6], dtype=np.uint64))
+    assert got.dtype == np.uint32 and got.shape == (2, 4)
+    np.testing.assert_array_equal(got, gs.philox4x32(c.astype(np.uint32),
+                                                     np.array([5, 6], np.uint32)))
+
+
+# --------------------------------------------------------------------------------------
+# special values
+# --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("hard", [False, True])
+@pytest.mark.parametrize("axis", [-1, 0])
+def test_bad_rows_are_nan_others_unaffected(axis, hard, dtype):
+    x = _logits((9, 7), dtype=dtype, seed=11)
+    bad = x.copy()
+    bad[1, :] = -np.inf           # all -inf
+    bad[3, 4] = np.nan            # one NaN
+    bad[5, :] = np.nan            # all NaN
+    bad[6, 0] = np.inf            # +inf (README: NaN row)
+    bad[8, 2] = np.nan
+    bad[8, 5] = -np.inf           # NaN together with -inf
+    bad_rows = [1, 3, 5, 6, 8]
+    good_rows = [0, 2, 4, 7]
+    if axis == 0:
+        x, bad = x.T.copy(), bad.T.copy()
+    ref = gs.gumbel_softmax(x, 0.5, hard=hard, axis=axis, rng=gs.Philox(17, counter=9))
+    rng = gs.Philox(17, counter=9)
+    y, ys = gs.gumbel_softmax(bad, 0.5, hard=hard, axis=axis, rng=rng, return_soft=True)
+    assert rng.counter == 9 + 9
+    if axis == 0:
+        y, ys, ref = y.T, ys.T, ref.T
+    assert np.all(np.isnan(y[bad_rows]))
+    assert np.all(np.isnan(ys[bad_rows]))
+    assert np.all(np.isfinite(y[good_rows]))
+    assert_bitwise_equal(np.ascontiguousarray(y[good_rows]),
+                         np.ascontiguousarray(ref[good_rows]))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("hard", [False, True])
+@pytest.mark.parametrize("tau", [0.05, 1.0, 20.0])
+def test_masked_logits_exact_zero(tau, hard, dtype):
+    row = np.array([-np.inf, 0.3, -np.inf, 2.0, -1.0, -np.inf, 0.0], dtype=dtype)
+    masked = np.isneginf(row)
+    x = np.broadcast_to(row, (20000, row.size))
+    y, ys = gs.gumbel_softmax(x, tau, hard=hard, rng=gs.Philox(23, counter=2**32 - 7),
+                              return_soft=True)
+    assert np.all(np.isfinite(y)) and np.all(np.isfinite(ys))
+    assert np.all(y[:, masked] == 0.0)
+    assert np.all(ys[:, masked] == 0.0)
+    if hard:
+        assert np.all(y.sum(axis=-1) == 1.0)
+        assert np.all((y == 0.0) | (y == 1.0))
+        assert np.all(np.count_nonzero(y[:, ~masked], axis=0) > 0)  # every unmasked wins
+    else:
+        np.testing.assert_allclose(y.sum(axis=-1), 1.0, rtol=1e-5 if dtype == np.float32
+                                   else 1e-12)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("hard", [False, True])
+def test_single_finite_logit(dtype, hard):
+    x = np.full((50, 6), -np.inf, dtype=dtype)
+    x[np.arange(50), np.arange(50) % 6] = np.random.default_rng(1).standard_normal(50) * 5
+    y = gs.gumbel_softmax(x, 0.3, hard=hard, rng=gs.Philox(29))
+    expect = np.zeros_like(x)
+    expect[np.arange(50), np.arange(50) % 6] = 1.0
+    if hard:
+        assert_bitwise_equal(y, expect)
+    else:  # masked entries exactly 0, the single finite entry (essentially) 1
+        assert np.all(y[expect == 0.0] == 0.0)
+        np.testing.assert_allclose(y, expect, rtol=4 * np.finfo(dtype).eps, atol=0)
