@@ -21,66 +21,74 @@
 
 #include <cstdint>
 
+#include "gumbel_softmax/lanes.hpp"
 #include "gumbel_softmax/vmath.hpp"
 
 namespace gumbel_softmax {
 
-template <class T>
-struct NoiseBits;
-
-template <>
-struct NoiseBits<float> {
-  static constexpr int words_per_element = 1;
-  using Bits = uint32_t;
-  static Bits load(const uint32_t* w, int64_t c) { return w[c]; }
-  // t = RN((m + 1/2) 2^-32): m >> 8 and (m & 255) + 1/2 are exact in float32, the sum
-  // (m >> 8) 2^8 + (m & 255) + 1/2 = m + 1/2 rounds once, the scaling is exact.
-  static float uniform_half(Bits b, bool& upper) {
-    upper = (b >> 31) != 0;
-    const uint32_t m = b & 0x7fffffffu;
-    const float hi = static_cast<float>(static_cast<int32_t>(m >> 8));
-    const float lo = static_cast<float>(static_cast<int32_t>(m & 0xffu)) + 0.5f;
+// t = RN((m + 1/2) 2^-n) from the element's bits b (lane type V: float32 lanes take
+// 32-bit words, float64 lanes 64-bit values word(2c) | word(2c+1) << 32); upper = the
+// top bit.  Every step but the last addition is exact, so t is rounded once:
+//   float32: m >> 8 (23 bits) and (m & 255) + 1/2 are exact; (m >> 8) 2^8 + ... rounds.
+//   float64: m >> 32 (31 bits), and m mod 2^32 split into 16-bit halves (+ 1/2) are exact;
+//            (m >> 32) 2^32 + ... rounds.
+template <class V>
+GS_INLINE V uniform_half(lanes::UInt<V> b, lanes::Mask<V>& upper) {
+  using S = typename lanes::Traits<V>::Scalar;
+  using UInt = lanes::UInt<V>;
+  using Int = lanes::Int<V>;
+  using lanes::small_int_to_float;
+  if constexpr (sizeof(S) == 4) {
+    upper = (lanes::Mask<V>)((b >> 31) != 0u);
+    const UInt m = b & 0x7fffffffu;
+    const V hi = small_int_to_float((Int)(m >> 8));
+    const V lo = small_int_to_float((Int)(m & 0xffu)) + 0.5f;
     return (hi * 256.0f + lo) * 0x1p-32f;
+  } else {
+    upper = (lanes::Mask<V>)((b >> 63) != 0u);
+    const UInt m = b & 0x7fffffffffffffffull;
+    const V hi = small_int_to_float((Int)(m >> 32));
+    const V mid = small_int_to_float((Int)((m >> 16) & 0xffffu));
+    const V lo = small_int_to_float((Int)(m & 0xffffu)) + 0.5;
+    return (hi * 0x1p32 + (mid * 65536.0 + lo)) * 0x1p-64;
   }
-};
-
-template <>
-struct NoiseBits<double> {
-  static constexpr int words_per_element = 2;
-  using Bits = uint64_t;
-  static Bits load(const uint32_t* w, int64_t c) {
-    return static_cast<uint64_t>(w[2 * c]) | (static_cast<uint64_t>(w[2 * c + 1]) << 32);
-  }
-  // t = RN((m + 1/2) 2^-64): m >> 32 (31 bits) and (m mod 2^32) + 1/2 are exact in
-  // float64, their sum rounds once, the scalings are exact.
-  static double uniform_half(Bits b, bool& upper) {
-    upper = (b >> 63) != 0;
-    const uint64_t m = b & 0x7fffffffffffffffull;
-    const double hi = static_cast<double>(static_cast<uint32_t>(m >> 32));
-    const double lo = static_cast<double>(static_cast<uint32_t>(m)) + 0.5;
-    return (hi * 0x1p32 + lo) * 0x1p-64;
-  }
-};
-
-// 1 - sqrt(1/2) rounded to T: the split between the cases e = 0 and e = -1 (at the
-// split f = -t may leave the reduced range by an ulp, which log1p_reduced tolerates).
-template <class T>
-constexpr T one_minus_sqrt_half() {
-  return static_cast<T>(0.29289321881345247);
 }
 
-template <class T>
-inline T bits_to_gumbel(typename NoiseBits<T>::Bits b) {
-  bool upper;
-  const T t = NoiseBits<T>::uniform_half(b, upper);
+// 1 - sqrt(1/2) rounded to the lane's precision: the split between the cases e = 0 and
+// e = -1 (at the split f = -t may leave the reduced range by an ulp, which
+// log1p_reduced tolerates).
+template <class S>
+constexpr S one_minus_sqrt_half() {
+  return static_cast<S>(0.29289321881345247);
+}
+
+template <class V>
+GS_INLINE V bits_to_gumbel(lanes::UInt<V> b) {
+  using S = typename lanes::Traits<V>::Scalar;
+  using lanes::select;
+  using lanes::splat;
+  lanes::Mask<V> upper;
+  const V t = uniform_half<V>(b, upper);
   // (e, f) with U = 2^e (1 + f) for each case, chosen without branches.
-  T e_low, f_low;
+  V e_low, f_low;
   vmath::log_reduce(t, e_low, f_low);
-  const bool near_one = t <= one_minus_sqrt_half<T>();
-  const T e = upper ? (near_one ? T(0) : T(-1)) : e_low;
-  const T f = upper ? (near_one ? -t : T(1) - T(2) * t) : f_low;
-  const T E = -vmath::log_combine(e, f);
+  const lanes::Mask<V> near_one = t <= one_minus_sqrt_half<S>();
+  const V e = select(upper, select(near_one, splat<V>(S(0)), splat<V>(S(-1))), e_low);
+  const V f = select(upper, select(near_one, -t, S(1) - S(2) * t), f_low);
+  const V E = -vmath::log_combine(e, f);
   return -vmath::log(E);
+}
+
+// Words per element of each dtype in the stream.
+template <class S>
+constexpr int words_per_element() {
+  return sizeof(S) / sizeof(uint32_t);
+}
+
+// The element's bits from the row's words (scalar lanes).
+GS_INLINE uint32_t element_bits(const uint32_t* w, int64_t c, float) { return w[c]; }
+GS_INLINE uint64_t element_bits(const uint32_t* w, int64_t c, double) {
+  return static_cast<uint64_t>(w[2 * c]) | (static_cast<uint64_t>(w[2 * c + 1]) << 32);
 }
 
 }  // namespace gumbel_softmax

@@ -5,6 +5,9 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
+
+#include "gumbel_softmax/lanes.hpp"
 
 namespace gumbel_softmax {
 
@@ -71,6 +74,118 @@ inline void row_words(PhiloxKey key, uint64_t q, uint64_t first_word, int64_t n,
     for (int64_t j = 0; j < n % 4; ++j) out[4 * full + j] = tail[j];
   }
 }
+
+#ifdef GS_HAVE_VECTOR_EXT
+using lanes::VU32;
+using lanes::VU64;
+constexpr int kBlockLanes = lanes::width<lanes::VF32>();  // blocks per vector step
+
+// (a & 0xffffffff) * m in each 64-bit lane: the 32 x 32 -> 64 multiply of the even
+// 32-bit lanes (pmuludq where available).
+GS_INLINE VU64 mul_even(VU64 a, uint32_t m) {
+#if defined(__AVX512F__)
+  return (VU64)_mm512_mul_epu32((__m512i)a, _mm512_set1_epi64(m));
+#elif defined(__AVX2__)
+  return (VU64)_mm256_mul_epu32((__m256i)a, _mm256_set1_epi64x(m));
+#elif defined(__SSE2__)
+  return (VU64)_mm_mul_epu32((__m128i)a, _mm_set1_epi64x(m));
+#else
+  return (a & 0xffffffffull) * static_cast<uint64_t>(m);
+#endif
+}
+
+// hi:lo = a * m lane by lane (32 x 32 -> 64 bits), from the products of the even lanes
+// and of the odd lanes shifted down.
+GS_INLINE void mulhilo(VU32 a, uint32_t m, VU32& hi, VU32& lo) {
+  const VU64 even = mul_even((VU64)a, m);
+  const VU64 odd = mul_even((VU64)a >> 32, m);
+  lo = (VU32)((even & 0xffffffffull) | (odd << 32));
+  hi = (VU32)((even >> 32) | (odd & 0xffffffff00000000ull));
+}
+
+// kBlockLanes blocks at once, lane i = block i: the same rounds as block().
+GS_INLINE void block_lanes(VU32& c0, VU32& c1, VU32& c2, VU32& c3, PhiloxKey key) {
+  uint32_t k0 = key.k0, k1 = key.k1;
+  for (int r = 0; r < kRounds; ++r) {
+    if (r > 0) {
+      k0 += kWeyl0;
+      k1 += kWeyl1;
+    }
+    VU32 hi0, lo0, hi1, lo1;
+    mulhilo(c0, kMul0, hi0, lo0);
+    mulhilo(c2, kMul1, hi1, lo1);
+    const VU32 n0 = hi1 ^ c1 ^ k0;
+    const VU32 n2 = hi0 ^ c3 ^ k1;
+    c1 = lo1;
+    c3 = lo0;
+    c0 = n0;
+    c2 = n2;
+  }
+}
+
+#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
+#define GS_HAVE_SHUFFLEVECTOR 1
+#endif
+
+// Stores the words of kBlockLanes blocks in stream order (word 4 i + j = word j of block
+// i): a 4 x W transpose, as two rounds of interleaving (32-bit, then 64-bit pairs).
+GS_INLINE void store_blocks(VU32 c0, VU32 c1, VU32 c2, VU32 c3, uint32_t* o) {
+#ifdef GS_HAVE_SHUFFLEVECTOR
+#if defined(__AVX512F__)
+#define GS_ZIP32_LO 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23
+#define GS_ZIP32_HI 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31
+#define GS_ZIP64_LO 0, 8, 1, 9, 2, 10, 3, 11
+#define GS_ZIP64_HI 4, 12, 5, 13, 6, 14, 7, 15
+#elif defined(__AVX2__)
+#define GS_ZIP32_LO 0, 8, 1, 9, 2, 10, 3, 11
+#define GS_ZIP32_HI 4, 12, 5, 13, 6, 14, 7, 15
+#define GS_ZIP64_LO 0, 4, 1, 5
+#define GS_ZIP64_HI 2, 6, 3, 7
+#else
+#define GS_ZIP32_LO 0, 4, 1, 5
+#define GS_ZIP32_HI 2, 6, 3, 7
+#define GS_ZIP64_LO 0, 2
+#define GS_ZIP64_HI 1, 3
+#endif
+  const VU64 a = (VU64)__builtin_shufflevector(c0, c1, GS_ZIP32_LO);
+  const VU64 b = (VU64)__builtin_shufflevector(c0, c1, GS_ZIP32_HI);
+  const VU64 c = (VU64)__builtin_shufflevector(c2, c3, GS_ZIP32_LO);
+  const VU64 d = (VU64)__builtin_shufflevector(c2, c3, GS_ZIP32_HI);
+  const VU64 w[4] = {__builtin_shufflevector(a, c, GS_ZIP64_LO),
+                     __builtin_shufflevector(a, c, GS_ZIP64_HI),
+                     __builtin_shufflevector(b, d, GS_ZIP64_LO),
+                     __builtin_shufflevector(b, d, GS_ZIP64_HI)};
+  std::memcpy(o, w, sizeof w);
+#undef GS_ZIP32_LO
+#undef GS_ZIP32_HI
+#undef GS_ZIP64_LO
+#undef GS_ZIP64_HI
+#else
+  for (int k = 0; k < kBlockLanes; ++k) {
+    o[4 * k] = c0[k];
+    o[4 * k + 1] = c1[k];
+    o[4 * k + 2] = c2[k];
+    o[4 * k + 3] = c3[k];
+  }
+#endif
+}
+
+// Words first_word .. first_word + 4 * kBlockLanes * nsteps - 1 of row q, in stream order.
+GS_INLINE void row_words_lanes(PhiloxKey key, uint64_t q, uint64_t first_word, int64_t nsteps,
+                               uint32_t* out) {
+  VU32 iota;
+  for (int i = 0; i < kBlockLanes; ++i) iota[i] = static_cast<uint32_t>(i);
+  const uint32_t b0 = static_cast<uint32_t>(first_word / 4);
+  for (int64_t i = 0; i < nsteps; ++i) {
+    VU32 c0 = iota + (b0 + static_cast<uint32_t>(kBlockLanes * i));
+    VU32 c1 = VU32{};
+    VU32 c2 = VU32{} + static_cast<uint32_t>(q);
+    VU32 c3 = VU32{} + static_cast<uint32_t>(q >> 32);
+    block_lanes(c0, c1, c2, c3, key);
+    store_blocks(c0, c1, c2, c3, out + 4 * kBlockLanes * i);
+  }
+}
+#endif  // GS_HAVE_VECTOR_EXT
 
 }  // namespace philox
 }  // namespace gumbel_softmax

@@ -1,0 +1,205 @@
+// Lane types: the math in vmath.hpp and gumbel.hpp is written once, as templates over a
+// lane type V that is either a scalar (float, double) or a vector of 16 of them (GCC and
+// Clang vector extensions: VF32, VF64).  Operators (+ - * / < & >> ...) act lane-wise;
+// the helpers below cover what operators cannot say: explicit fused multiply-add, lane
+// selection, bit reinterpretation and exact small-integer conversion.
+//
+// Every lane computes exactly what the scalar code computes, and the kernels sum in 16
+// fixed lanes on every target, so the targets produce identical bits.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#if defined(__GNUC__) || defined(__clang__)
+#define GS_HAVE_VECTOR_EXT 1
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define GS_INLINE inline __attribute__((always_inline))
+#else
+#define GS_INLINE inline
+#endif
+
+namespace gumbel_softmax {
+namespace lanes {
+
+
+template <class V>
+struct Traits;
+
+template <>
+struct Traits<float> {
+  using Scalar = float;
+  using Int = int32_t;
+  using UInt = uint32_t;
+  using Mask = bool;
+};
+template <>
+struct Traits<double> {
+  using Scalar = double;
+  using Int = int64_t;
+  using UInt = uint64_t;
+  using Mask = bool;
+};
+
+template <class V>
+using Int = typename Traits<V>::Int;
+template <class V>
+using UInt = typename Traits<V>::UInt;
+template <class V>
+using Mask = typename Traits<V>::Mask;
+
+// ----- scalar lanes ---------------------------------------------------------------
+// std::fma is correctly rounded everywhere (hardware FMA or glibc's exact emulation).
+GS_INLINE float fma(float a, float b, float c) { return std::fma(a, b, c); }
+GS_INLINE double fma(double a, double b, double c) { return std::fma(a, b, c); }
+GS_INLINE float select(bool m, float a, float b) { return m ? a : b; }
+GS_INLINE double select(bool m, double a, double b) { return m ? a : b; }
+GS_INLINE uint32_t as_bits(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, sizeof u);
+  return u;
+}
+GS_INLINE uint64_t as_bits(double x) {
+  uint64_t u;
+  std::memcpy(&u, &x, sizeof u);
+  return u;
+}
+GS_INLINE float from_bits(uint32_t u) {
+  float x;
+  std::memcpy(&x, &u, sizeof x);
+  return x;
+}
+GS_INLINE double from_bits(uint64_t u) {
+  double x;
+  std::memcpy(&x, &u, sizeof x);
+  return x;
+}
+// Integer -> float for |i| < 2^24 (float) or 2^31 (double): exact.
+GS_INLINE float small_int_to_float(int32_t i) { return static_cast<float>(i); }
+GS_INLINE double small_int_to_float(int64_t i) { return static_cast<double>(i); }
+template <class V>
+GS_INLINE V splat(typename Traits<V>::Scalar s) {
+  return static_cast<V>(s);
+}
+GS_INLINE bool any(bool m) { return m; }
+
+#ifdef GS_HAVE_VECTOR_EXT
+// ----- vector lanes: one native register of the target ---------------------------
+// The compiler lowers vector-extension code well only at the target's native register
+// size (larger vectors get split, and some operations scalarised), so each target uses
+// its own register width here; the kernels walk every 16 elements as 16 / W vectors so
+// that the summation lanes stay the same 16 on every target.
+#if defined(__AVX512F__)
+constexpr int kNativeBytes = 64;
+#elif defined(__AVX2__)
+constexpr int kNativeBytes = 32;
+#else
+constexpr int kNativeBytes = 16;
+#endif
+typedef float VF32 __attribute__((vector_size(kNativeBytes)));
+typedef double VF64 __attribute__((vector_size(kNativeBytes)));
+typedef int32_t VI32 __attribute__((vector_size(kNativeBytes)));
+typedef uint32_t VU32 __attribute__((vector_size(kNativeBytes)));
+typedef int64_t VI64 __attribute__((vector_size(kNativeBytes)));
+typedef uint64_t VU64 __attribute__((vector_size(kNativeBytes)));
+
+template <>
+struct Traits<VF32> {
+  using Scalar = float;
+  using Int = VI32;
+  using UInt = VU32;
+  using Mask = VI32;
+};
+template <>
+struct Traits<VF64> {
+  using Scalar = double;
+  using Int = VI64;
+  using UInt = VU64;
+  using Mask = VI64;
+};
+
+// Lanes of a vector type.
+template <class V>
+constexpr int width() {
+  return static_cast<int>(sizeof(V) / sizeof(typename Traits<V>::Scalar));
+}
+
+template <>
+GS_INLINE VF32 splat<VF32>(float s) {
+  return s - VF32{};  // s - 0 == s for every s, -0 and NaN included
+}
+template <>
+GS_INLINE VF64 splat<VF64>(double s) {
+  return s - VF64{};
+}
+
+// Explicit FMA, lane by lane: one instruction where the target has FMA, else the
+// correctly rounded std::fma per lane (same result, slower).
+GS_INLINE VF32 fma(VF32 a, VF32 b, VF32 c) {
+#if defined(__AVX512F__)
+  return (VF32)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)c);
+#elif defined(__FMA__) && defined(__AVX2__)
+  return (VF32)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c);
+#else
+  VF32 r;
+  for (int i = 0; i < width<VF32>(); ++i) r[i] = std::fma(a[i], b[i], c[i]);
+  return r;
+#endif
+}
+GS_INLINE VF64 fma(VF64 a, VF64 b, VF64 c) {
+#if defined(__AVX512F__)
+  return (VF64)_mm512_fmadd_pd((__m512d)a, (__m512d)b, (__m512d)c);
+#elif defined(__FMA__) && defined(__AVX2__)
+  return (VF64)_mm256_fmadd_pd((__m256d)a, (__m256d)b, (__m256d)c);
+#else
+  VF64 r;
+  for (int i = 0; i < width<VF64>(); ++i) r[i] = std::fma(a[i], b[i], c[i]);
+  return r;
+#endif
+}
+
+GS_INLINE VF32 select(VI32 m, VF32 a, VF32 b) { return m ? a : b; }
+GS_INLINE VF64 select(VI64 m, VF64 a, VF64 b) { return m ? a : b; }
+GS_INLINE VU32 as_bits(VF32 x) { return (VU32)x; }
+GS_INLINE VU64 as_bits(VF64 x) { return (VU64)x; }
+GS_INLINE VF32 from_bits(VU32 u) { return (VF32)u; }
+GS_INLINE VF64 from_bits(VU64 u) { return (VF64)u; }
+GS_INLINE VF32 small_int_to_float(VI32 i) { return __builtin_convertvector(i, VF32); }
+GS_INLINE VF64 small_int_to_float(VI64 i) {
+  // |i| < 2^51: 1.5 * 2^52 + i is exact, its bits are those of 1.5 * 2^52 plus i
+  // (AVX2 has no int64 -> double conversion; this needs only an integer add).
+  return (VF64)((VU64)i + 0x4338000000000000ull) - 0x1.8p52;
+}
+template <class M>
+GS_INLINE bool any(M m) {
+  for (int i = 0; i < static_cast<int>(sizeof(M) / sizeof(m[0])); ++i)
+    if (m[i]) return true;
+  return false;
+}
+
+template <class V>
+GS_INLINE V load(const typename Traits<V>::Scalar* p) {
+  V v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+template <class V>
+GS_INLINE void store(typename Traits<V>::Scalar* p, V v) {
+  std::memcpy(p, &v, sizeof v);
+}
+template <class U, class S>
+GS_INLINE U load_bits(const S* p) {
+  U v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+#endif  // GS_HAVE_VECTOR_EXT
+
+}  // namespace lanes
+}  // namespace gumbel_softmax
