@@ -658,3 +658,18 @@ def test_single_finite_logit(dtype, hard):
     else:  # masked entries exactly 0, the single finite entry (essentially) 1
         assert np.all(y[expect == 0.0] == 0.0)
         np.testing.assert_allclose(y, expect, rtol=4 * np.finfo(dtype).eps, atol=0)
+
+
+def test_rows_longer_than_2_31_minus_1_are_rejected():
+    """Row lengths above 2**31 - 1 raise ValueError (checked on zero-stride views that
+    take no memory); nothing is reserved."""
+    n = 2**31
+    rng = gs.Philox(3)
+    x = np.broadcast_to(np.float32(0), (n,))
+    with pytest.raises(ValueError, match="logits"):
+        gs.gumbel_softmax(x, rng=rng)
+    with pytest.raises(ValueError, match="grad_y"):
+        gs.gumbel_softmax_backward(x, x)
+    with pytest.raises(ValueError, match="shape"):
+        gs.gumbel((1, n), rng=rng)
+    assert rng.counter == 0

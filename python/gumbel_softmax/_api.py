@@ -6,6 +6,7 @@ nothing written and no row of the random stream consumed.
 
 from __future__ import annotations
 
+import math
 import numbers
 import operator
 
@@ -61,10 +62,11 @@ _TooHardError = getattr(getattr(np, "exceptions", np), "TooHardError")
 
 
 def _check_tau(tau):
-    if isinstance(tau, (bool, np.bool_)) or not isinstance(tau, numbers.Real):
-        raise TypeError(f"tau must be a real scalar, got {type(tau).__name__}")
-    tau = float(tau)
-    if not (tau > 0.0 and np.isfinite(tau)):
+    if type(tau) is not float:  # fast path for the common case
+        if isinstance(tau, (bool, np.bool_)) or not isinstance(tau, numbers.Real):
+            raise TypeError(f"tau must be a real scalar, got {type(tau).__name__}")
+        tau = float(tau)
+    if not (0.0 < tau < math.inf):
         raise ValueError(f"tau must be positive and finite, got {tau!r}")
     return tau
 
@@ -83,6 +85,17 @@ def _as_float_array(a, name):
     if not arr.flags.aligned:
         arr = arr.copy()
     return arr
+
+
+# Row lengths are limited to 2**31 - 1 elements: the kernels index elements of a row in
+# 32-bit vector lanes.
+_MAX_ROW = 2**31 - 1
+
+
+def _check_row_length(a, axis, name):
+    n = a.shape[axis]
+    if n > _MAX_ROW:
+        raise ValueError(f"{name} rows along axis {axis} have {n} elements; at most 2**31 - 1 are supported")
 
 
 def _check_axis(axis, ndim):
@@ -193,6 +206,7 @@ def gumbel_softmax(logits, tau=1.0, *, hard=False, axis=-1, rng=None, out=None, 
     if x.ndim == 0:
         raise ValueError("logits must have at least one dimension, got a 0-d array")
     axis = _check_axis(axis, x.ndim)
+    _check_row_length(x, axis, "logits")
     if x.shape[axis] == 0:
         raise ValueError(f"axis {axis} of logits has length 0: there is no category to sample")
     out = _check_out(out, x.shape, x.dtype, (("logits", x),))
@@ -243,6 +257,7 @@ def gumbel_softmax_backward(grad_y, y_soft, tau=1.0, *, axis=-1, out=None):
     g = g.astype(dtype, copy=False)
     s = s.astype(dtype, copy=False)
     axis = _check_axis(axis, g.ndim)
+    _check_row_length(g, axis, "grad_y")
     out = _check_out(out, g.shape, dtype, (("grad_y", g), ("y_soft", s)))
     return _core.gumbel_softmax_backward(g, s, tau, axis, out)
 
@@ -281,6 +296,8 @@ def gumbel(shape, *, dtype=None, rng=None, out=None):
         raise ValueError("shape must have at least one dimension")
     if any(n < 0 for n in shape):
         raise ValueError(f"shape must not have negative dimensions, got {shape}")
+    if shape[-1] > _MAX_ROW:
+        raise ValueError(f"shape rows have {shape[-1]} elements; at most 2**31 - 1 are supported")
     if dtype is None:
         dtype = out.dtype if isinstance(out, np.ndarray) else np.float32
     try:

@@ -1,0 +1,119 @@
+"""Every SIMD target this machine supports gives bitwise identical results.
+
+Each target is forced with GUMBEL_SOFTMAX_TARGET in a subprocess that computes forward
+(soft, hard, return_soft), backward and noise over many shapes, dtypes, axes and layouts
+(row lengths that are and are not multiples of the vector widths, strided and negative
+strides, rows long enough to span several chunks) and saves the raw bytes; the results
+of all targets must be equal byte for byte.  With a single supported target the test
+still checks that forcing it works and that the subprocess equals this process.
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import gumbel_softmax as gs
+
+SCRIPT = textwrap.dedent(
+    """
+    import sys, numpy as np, gumbel_softmax as gs
+    out = {"target": np.array(gs.cpu_target())}
+    shapes = [(7, 1), (5, 3), (3, 4), (3, 17), (4, 100), (2, 257), (9, 1000), (2, 5000), (33, 31)]
+    n = 0
+    for shape in shapes:
+        for dt in (np.float32, np.float64):
+            gen = np.random.default_rng(n)
+            x = (3 * gen.standard_normal(shape)).astype(dt)
+            x[0, 0] = -np.inf  # a masked category
+            for tau in (0.3, 1.0, 4.0):
+                for view in (x, x[::-1, ::-1], np.asfortranarray(x)):
+                    key = f"{n}"
+                    n += 1
+                    y = gs.gumbel_softmax(view, tau, rng=gs.Philox(n, counter=2**32 - 3))
+                    h, s = gs.gumbel_softmax(view, tau, hard=True, return_soft=True, rng=n)
+                    y0 = gs.gumbel_softmax(view, tau, axis=0, rng=n)
+                    w = gen.standard_normal(shape).astype(dt)
+                    b = gs.gumbel_softmax_backward(w, s, tau)
+                    b0 = gs.gumbel_softmax_backward(w[::-1], y0, tau, axis=0)
+                    g = gs.gumbel(shape, dtype=dt, rng=n)
+                    for name, a in dict(y=y, h=h, s=s, y0=y0, b=b, b0=b0, g=g).items():
+                        out[key + name] = a
+    np.savez(sys.argv[1], **out)
+    """
+)
+
+
+def run_target(target, path):
+    env = dict(os.environ, GUMBEL_SOFTMAX_TARGET=target)
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return np.load(path)
+
+
+def test_targets_listed():
+    targets = gs.cpu_targets()
+    assert targets[0] == "baseline"
+    assert gs.cpu_target() in targets
+    assert set(targets) <= {"baseline", "avx2", "avx512"}
+
+
+def test_every_target_bitwise_equal(tmp_path):
+    results = {t: run_target(t, tmp_path / f"{t}.npz") for t in gs.cpu_targets()}
+    for t, r in results.items():
+        assert str(r["target"]) == t
+    first, *rest = results
+    ref = results[first]
+    assert len(ref.files) > 1000
+    for t in rest:
+        other = results[t]
+        assert ref.files == other.files
+        for k in ref.files:
+            if k == "target":
+                continue
+            a, b = ref[k], other[k]
+            assert a.dtype == b.dtype and a.shape == b.shape, k
+            assert a.tobytes() == b.tobytes(), f"{first} and {t} differ in {k}"
+
+
+def test_unsupported_target_warns_and_falls_back():
+    env = dict(os.environ, GUMBEL_SOFTMAX_TARGET="no-such-target")
+    proc = subprocess.run(
+        [sys.executable, "-W", "always", "-c", "import gumbel_softmax as gs; print(gs.cpu_target())"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "GUMBEL_SOFTMAX_TARGET=no-such-target" in proc.stderr
+    assert proc.stdout.strip() == gs.cpu_targets()[-1]
+
+
+@pytest.mark.parametrize("target", ["baseline", "avx2", "avx512"])
+def test_forcing_each_target(target):
+    """A supported target is used when forced; an unsupported one warns and falls back."""
+    env = dict(os.environ, GUMBEL_SOFTMAX_TARGET=target)
+    proc = subprocess.run(
+        [sys.executable, "-W", "always", "-c", "import gumbel_softmax as gs; print(gs.cpu_target())"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    if target in gs.cpu_targets():
+        assert proc.stdout.strip() == target
+        assert "GUMBEL_SOFTMAX_TARGET" not in proc.stderr
+    else:
+        assert f"GUMBEL_SOFTMAX_TARGET={target}" in proc.stderr
+        assert proc.stdout.strip() == gs.cpu_targets()[-1]
