@@ -92,6 +92,8 @@ std::atomic<int> g_num_threads{0};
 const char* cpu_target() { return active().name; }
 const std::string& target_warning() { return active().warning; }
 
+void set_short_rows(bool on) { active().table.set_short_rows(on); }
+
 std::vector<std::string> cpu_targets() {
   std::vector<std::string> names;
   for (const auto& t : compiled())

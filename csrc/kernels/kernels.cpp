@@ -240,6 +240,23 @@ void softmax_from_noisy(T* v, int64_t len, T max, T inv_tau, T* y, int64_t ystep
       lanes::store(p, e);
       vacc[k] = vacc[k] + e;
     }
+  if (c < len) {
+    // The last, partial step of 16, on a copy padded with -inf: exp(-inf) = +0 adds
+    // nothing to a partial sum (which is +0 or positive), so the sums are those of the
+    // scalar loop below, element for element.
+    alignas(64) T tail[kLanes];
+    const int64_t rem = len - c;
+    for (int64_t j = 0; j < kLanes; ++j)
+      tail[j] = j < rem ? v[c + j] : -std::numeric_limits<T>::infinity();
+    for (int k = 0; k < kSub<T>; ++k) {
+      T* p = tail + k * kW<T>;
+      const V e = vmath::exp((lanes::load<V>(p) - max) * inv_tau);
+      lanes::store(p, e);
+      vacc[k] = vacc[k] + e;
+    }
+    std::memcpy(v + c, tail, static_cast<size_t>(rem) * sizeof(T));
+    c = len;
+  }
   T acc[kLanes];
   spill<T>(vacc, acc);
 #else
@@ -288,10 +305,209 @@ T row_dot(const T* g, int64_t gst, const T* s, int64_t sst, int64_t len) {
   return tree_sum(acc);
 }
 
+// The one-hot of a row (or NaN when the row has no defined sample).
+template <class T>
+void write_hard(T* yr, int64_t step, int64_t len, const RowStats<T>& st) {
+  if (!st.defined()) return fill_nan(yr, step, len);
+  for (int64_t c = 0; c < len; ++c) yr[c * step] = T(0);
+  yr[st.argmax * step] = T(1);
+}
+
+// ----- short rows, vectorised across rows -----------------------------------------
+// Rows of at most kShortMax elements are computed kW rows at a time with one row per
+// vector lane, so that per-row overhead and the unused lanes of a short row cost
+// nothing.  Every lane performs exactly the row-wise operations in the row-wise order:
+// the same max/argmax scan, the same exp, the same 16 partial sums (partial m holds
+// element m, then m + 16, ...) and the same pairwise combination, so the results are
+// bitwise those of the row-wise path (tests/test_targets.py compares the two).
+constexpr int64_t kShortMax = 32;
+std::atomic<bool> g_short_rows{true};  // switch for that test only
+
+#ifdef GS_HAVE_VECTOR_EXT
+template <class T>
+bool use_short_rows(int64_t len) {
+  return len <= kShortMax && g_short_rows.load(std::memory_order_relaxed);
+}
+
+// Noise of rows r0 .. r0 + g - 1 (g <= kW<T>) of length len <= kShortMax: the Philox
+// blocks of all rows are computed together (lane = (row, block)); gflat holds row i at
+// gflat + i * stride.  Returns stride (elements).
+template <class T>
+struct ShortNoise {
+  static constexpr int64_t kMaxWords = kShortMax * words_per_element<T>();
+  static constexpr int64_t kStep = 4 * philox::kBlockLanes;  // words per Philox step
+  static constexpr int64_t kWords = ((kW<T> * kMaxWords + kStep - 1) / kStep) * kStep;
+  alignas(64) uint32_t words[kWords];
+  alignas(64) T g[kWords / words_per_element<T>() + kW<T>];
+
+  int64_t fill(PhiloxKey key, uint64_t first_row, int64_t r0, int64_t nrows, int64_t len) {
+    constexpr int wpe = words_per_element<T>();
+    constexpr int BL = philox::kBlockLanes;
+    const int64_t nb = (len * wpe + 3) / 4;  // blocks per row
+    const int64_t nblocks = nrows * nb;
+    for (int64_t l0 = 0; l0 < nblocks; l0 += BL) {
+      philox::VU32 c0, c2, c3;
+      for (int j = 0; j < BL; ++j) {
+        const int64_t l = std::min(l0 + j, nblocks - 1);  // spare lanes repeat the last
+        const uint64_t q = first_row + static_cast<uint64_t>(r0 + l / nb);
+        c0[j] = static_cast<uint32_t>(l % nb);
+        c2[j] = static_cast<uint32_t>(q);
+        c3[j] = static_cast<uint32_t>(q >> 32);
+      }
+      philox::VU32 c1 = philox::VU32{};
+      philox::block_lanes(c0, c1, c2, c3, key);
+      philox::store_blocks(c0, c1, c2, c3, words + 4 * l0);
+    }
+    using V = Vec<T>;
+    using U = lanes::UInt<V>;
+    const int64_t nelem = nblocks * 4 / wpe;
+    for (int64_t i = 0; i < nelem; i += kW<T>)
+      lanes::store(g + i, bits_to_gumbel<V>(lanes::load_bits<U>(words + i * wpe)));
+    return nb * 4 / wpe;
+  }
+};
+
+template <class T>
+void forward_short_group(const T* x, const RowSpec& xs, T* y, const RowSpec& ys, T* soft,
+                         const RowSpec& ss, bool hard, T inv_tau, PhiloxKey key,
+                         uint64_t first_row, int64_t r0, int64_t nrows) {
+  using V = Vec<T>;
+  using I = lanes::Int<V>;
+  constexpr int W = kW<T>;
+  constexpr T ninf = -std::numeric_limits<T>::infinity();
+  const int64_t len = xs.len;
+  ShortNoise<T> noise;
+  const int64_t gs = noise.fill(key, first_row, r0, nrows, len);
+  int64_t xoff[W];
+  for (int i = 0; i < W; ++i) xoff[i] = i < nrows ? xs.offset(r0 + i) : 0;
+  // v[c] holds element c of every row; pass 1 (max, first argmax, NaN) as in noisy_logits.
+  V v[kShortMax];
+  V vmax = lanes::splat<V>(ninf);
+  I vidx{}, vnan{};
+  for (int64_t c = 0; c < len; ++c) {
+    V vc;
+    for (int i = 0; i < W; ++i)
+      vc[i] = i < nrows ? x[xoff[i] + c * xs.step] + noise.g[i * gs + c] : ninf;
+    v[c] = vc;
+    const I greater = vc > vmax;
+    vmax = lanes::select(greater, vc, vmax);
+    vidx = greater ? (I{} + static_cast<int>(c)) : vidx;
+    vnan |= (vc != vc);
+  }
+  if (soft) {
+    V acc[kLanes] = {};
+    for (int64_t c = 0; c < len; ++c) {
+      v[c] = vmath::exp((v[c] - vmax) * inv_tau);
+      acc[c % kLanes] = acc[c % kLanes] + v[c];
+    }
+    for (int w = kLanes / 2; w >= 1; w /= 2)
+      for (int j = 0; j < w; ++j) acc[j] = acc[j] + acc[j + w];
+    const V inv_sum = T(1) / acc[0];
+    for (int64_t c = 0; c < len; ++c) v[c] = v[c] * inv_sum;
+  }
+  for (int i = 0; i < nrows; ++i) {
+    RowStats<T> st;
+    st.max = vmax[i];
+    st.argmax = vidx[i];
+    st.nan = vnan[i] != 0;
+    if (soft) {
+      T* sr = soft + ss.offset(r0 + i);
+      if (st.defined())
+        for (int64_t c = 0; c < len; ++c) sr[c * ss.step] = v[c][i];
+      else
+        fill_nan(sr, ss.step, len);
+    }
+    if (hard) write_hard(y + ys.offset(r0 + i), ys.step, len, st);
+  }
+}
+#else
+template <class T>
+bool use_short_rows(int64_t) {
+  return false;
+}
+#endif
+
+// ----- tiles of strided rows ----------------------------------------------------
+// Rows whose elements are strided (a sampled axis other than the last of a C-ordered
+// array, say) are processed kTileRows at a time: the tile is gathered into contiguous
+// rows, reading the kTileRows rows' element k together (adjacent in memory for the
+// usual layouts, so every cache line fetched is used), computed row by row exactly as
+// contiguous rows are, and scattered back the same way.  Same arithmetic, same bits.
+constexpr int64_t kTileRows = 16;
+// Tiles larger than this (per thread) fall back to row-by-row strided access.
+constexpr int64_t kTileMaxBytes = int64_t{4} << 20;
+
+template <class T>
+bool use_tiles(bool strided, int64_t len) {
+  return strided && kTileRows * len * static_cast<int64_t>(sizeof(T)) <= kTileMaxBytes;
+}
+
+// tile[i * len + k] = element k of row r0 + i, for i < g.
+template <class T>
+void gather_tile(const T* base, const RowSpec& sp, int64_t r0, int64_t g, T* tile) {
+  int64_t off[kTileRows];
+  for (int64_t i = 0; i < g; ++i) off[i] = sp.offset(r0 + i);
+  for (int64_t k = 0; k < sp.len; ++k)
+    for (int64_t i = 0; i < g; ++i) tile[i * sp.len + k] = base[off[i] + k * sp.step];
+}
+
+template <class T>
+void scatter_tile(T* base, const RowSpec& sp, int64_t r0, int64_t g, const T* tile) {
+  int64_t off[kTileRows];
+  for (int64_t i = 0; i < g; ++i) off[i] = sp.offset(r0 + i);
+  for (int64_t k = 0; k < sp.len; ++k)
+    for (int64_t i = 0; i < g; ++i) base[off[i] + k * sp.step] = tile[i * sp.len + k];
+}
+
+// Runs body(r0, g, tile_scratch) over tiles of kTileRows rows, statically split over
+// threads, with `per_thread` elements of scratch per thread (allocated up front, so a
+// failed allocation happens before anything is written).
+template <class T, class Body>
+void for_tiles(int64_t nrows, int64_t len, int64_t per_thread, Body&& body) {
+  const int64_t ntiles = (nrows + kTileRows - 1) / kTileRows;
+  const int nthreads = static_cast<int>(std::min<int64_t>(threads_for(nrows, len), ntiles));
+  std::vector<T> scratch(static_cast<size_t>(nthreads) * static_cast<size_t>(per_thread));
+  for_rows(ntiles, nthreads, [&](int64_t t, int tid) {
+    const int64_t r0 = t * kTileRows;
+    body(r0, std::min(kTileRows, nrows - r0), scratch.data() + tid * per_thread);
+  });
+}
+
+
 }  // namespace
 
 template <class T>
 void gumbel_rows(T* out, const RowSpec& o, PhiloxKey key, uint64_t first_row) {
+#ifdef GS_HAVE_VECTOR_EXT
+  if (use_short_rows<T>(o.len)) {
+    const int64_t ngroups = (o.nrows + kW<T> - 1) / kW<T>;
+    const int nthreads = static_cast<int>(std::min<int64_t>(threads_for(o.nrows, o.len), ngroups));
+    for_rows(ngroups, nthreads, [&](int64_t grp, int) {
+      const int64_t r0 = grp * kW<T>;
+      const int64_t n = std::min<int64_t>(kW<T>, o.nrows - r0);
+      ShortNoise<T> noise;
+      const int64_t gs = noise.fill(key, first_row, r0, n, o.len);
+      for (int64_t i = 0; i < n; ++i) {
+        T* row = out + o.offset(r0 + i);
+        for (int64_t c = 0; c < o.len; ++c) row[c * o.step] = noise.g[i * gs + c];
+      }
+    });
+    return;
+  }
+#endif
+  if (use_tiles<T>(o.step != 1, o.len)) {
+    for_tiles<T>(o.nrows, o.len, kTileRows * o.len, [&](int64_t r0, int64_t g, T* tile) {
+      ChunkBuffers<T> buf;
+      for (int64_t i = 0; i < g; ++i)
+        for (int64_t c0 = 0; c0 < o.len; c0 += kChunk) {
+          const int64_t n = std::min(kChunk, o.len - c0);
+          noise_chunk(key, first_row + static_cast<uint64_t>(r0 + i), c0, n, buf.words, buf.g);
+          std::memcpy(tile + i * o.len + c0, buf.g, static_cast<size_t>(n) * sizeof(T));
+        }
+      scatter_tile(out, o, r0, g, tile);
+    });
+    return;
+  }
   for_rows(o.nrows, threads_for(o.nrows, o.len), [&](int64_t r, int) {
     ChunkBuffers<T> buf;
     T* row = out + o.offset(r);
@@ -314,6 +530,42 @@ void forward_rows(const T* x, const RowSpec& xs, T* y, const RowSpec& ys, T* y_s
   // Where the soft sample goes (null: hard without return_soft, no soft sample).
   T* soft = hard ? y_soft : y;
   const RowSpec& soft_spec = hard ? ss : ys;
+#ifdef GS_HAVE_VECTOR_EXT
+  if (use_short_rows<T>(len)) {
+    const int64_t ngroups = (xs.nrows + kW<T> - 1) / kW<T>;
+    const int nthreads = static_cast<int>(std::min<int64_t>(threads_for(xs.nrows, len), ngroups));
+    for_rows(ngroups, nthreads, [&](int64_t grp, int) {
+      const int64_t r0 = grp * kW<T>;
+      forward_short_group(x, xs, y, ys, soft, soft_spec, hard, inv_tau, key, first_row, r0,
+                          std::min<int64_t>(kW<T>, xs.nrows - r0));
+    });
+    return;
+  }
+#endif
+  const bool strided = xs.step != 1 || ys.step != 1 || (soft && soft_spec.step != 1);
+  if (use_tiles<T>(strided, len)) {
+    for_tiles<T>(xs.nrows, len, kTileRows * len, [&](int64_t r0, int64_t g, T* tile) {
+      RowStats<T> st[kTileRows];
+      gather_tile(x, xs, r0, g, tile);
+      for (int64_t i = 0; i < g; ++i) {
+        T* row = tile + i * len;  // x, then v = x + g, then the soft sample, in place
+        st[i] = noisy_logits(row, 1, len, key, first_row + static_cast<uint64_t>(r0 + i),
+                             soft ? row : nullptr);
+        if (soft) {
+          if (st[i].defined())
+            softmax_from_noisy(row, len, st[i].max, inv_tau, row, 1);
+          else
+            fill_nan(row, 1, len);
+        }
+      }
+      if (soft) scatter_tile(soft, soft_spec, r0, g, tile);
+      if (hard) {
+        for (int64_t i = 0; i < g; ++i) write_hard(tile + i * len, 1, len, st[i]);
+        scatter_tile(y, ys, r0, g, tile);
+      }
+    });
+    return;
+  }
   // A strided soft destination is staged in a row buffer per thread, allocated here,
   // before any output is written, so that a failed allocation leaves `out` untouched.
   const bool staged = soft != nullptr && soft_spec.step != 1;
@@ -334,15 +586,7 @@ void forward_rows(const T* x, const RowSpec& xs, T* y, const RowSpec& ys, T* y_s
       else
         fill_nan(soft_row, soft_spec.step, len);
     }
-    if (hard) {
-      T* yr = y + ys.offset(r);
-      if (st.defined()) {
-        for (int64_t c = 0; c < len; ++c) yr[c * ys.step] = T(0);
-        yr[st.argmax * ys.step] = T(1);
-      } else {
-        fill_nan(yr, ys.step, len);
-      }
-    }
+    if (hard) write_hard(y + ys.offset(r), ys.step, len, st);
   });
 }
 
@@ -351,13 +595,10 @@ void backward_rows(const T* grad_y, const RowSpec& gs, const T* y_soft, const Ro
                    T* out, const RowSpec& os, T tau) {
   const int64_t len = gs.len;
   const T inv_tau = T(1) / tau;
-  for_rows(gs.nrows, threads_for(gs.nrows, len), [&](int64_t r, int) {
-    const T* g = grad_y + gs.offset(r);
-    const T* s = y_soft + ss.offset(r);
-    T* o = out + os.offset(r);
-    const int64_t gst = gs.step, sst = ss.step, ost = os.step;
+  // One row: dot = sum(grad_y * y_soft), then out = y_soft * (grad_y - dot) / tau.
+  // Element c is read before it is written, so out may be grad_y or y_soft itself.
+  auto row = [&](const T* g, int64_t gst, const T* s, int64_t sst, T* o, int64_t ost) {
     const T dot = row_dot(g, gst, s, sst, len);
-    // Element c is read before it is written, so out may be grad_y or y_soft itself.
     int64_t i = 0;
 #ifdef GS_HAVE_VECTOR_EXT
     if (gst == 1 && sst == 1 && ost == 1) {
@@ -367,10 +608,28 @@ void backward_rows(const T* grad_y, const RowSpec& gs, const T* y_soft, const Ro
     }
 #endif
     for (; i < len; ++i) o[i * ost] = (s[i * sst] * (g[i * gst] - dot)) * inv_tau;
+  };
+  if (use_tiles<T>(gs.step != 1 || ss.step != 1 || os.step != 1, len)) {
+    for_tiles<T>(gs.nrows, len, 2 * kTileRows * len, [&](int64_t r0, int64_t g, T* tile) {
+      T* gt = tile;
+      T* st = tile + kTileRows * len;
+      gather_tile(grad_y, gs, r0, g, gt);
+      gather_tile(y_soft, ss, r0, g, st);
+      for (int64_t i = 0; i < g; ++i) row(gt + i * len, 1, st + i * len, 1, gt + i * len, 1);
+      scatter_tile(out, os, r0, g, gt);
+    });
+    return;
+  }
+  for_rows(gs.nrows, threads_for(gs.nrows, len), [&](int64_t r, int) {
+    row(grad_y + gs.offset(r), gs.step, y_soft + ss.offset(r), ss.step, out + os.offset(r),
+        os.step);
   });
 }
 
+void set_short_rows(bool on) { g_short_rows.store(on, std::memory_order_relaxed); }
+
 void fill_table(KernelTable& t) {
+  t.set_short_rows = &set_short_rows;
   t.gumbel_f32 = &gumbel_rows<float>;
   t.gumbel_f64 = &gumbel_rows<double>;
   t.forward_f32 = &forward_rows<float>;

@@ -96,13 +96,20 @@ def main(argv=None):
         prog="python -m gumbel_softmax",
         description="Demo of gumbel_softmax: samples at several temperatures on built-in "
         "logits (Jang et al. 2016, Figure 1, as a table), then a quick timing of the "
-        "forward pass against the NumPy composition (and PyTorch when installed).",
+        "forward pass against the NumPy composition (and PyTorch when installed). "
+        "`bench` runs the benchmark suite instead.",
     )
-    parser.add_argument("command", nargs="?", default="demo", choices=["demo"],
-                        help="what to run (default: demo)")
+    parser.add_argument("command", nargs="?", default="demo", choices=["demo", "bench"],
+                        help="demo (default) or bench: the benchmark suite against NumPy, "
+                        "PyTorch and JAX (see `python -m gumbel_softmax bench --help`)")
     parser.add_argument("--draws", type=int, default=100_000,
                         help="samples per temperature for the table (default 100000)")
     parser.add_argument("--no-timing", action="store_true", help="skip the timing")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:
+        from . import _bench
+
+        return _bench.main(argv[1:])
     args = parser.parse_args(argv)
 
     print(f"gumbel_softmax {gs.__version__}: y = softmax((logits + g) / tau), g ~ Gumbel(0, 1)\n")

@@ -20,6 +20,7 @@ import json
 import math
 import os
 import platform
+import shlex
 import statistics
 import sys
 import time
@@ -388,6 +389,22 @@ def _versions() -> dict:
 # Running
 
 
+def _load_average() -> Optional[list]:
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
+def warm_up(seconds: float = 0.3) -> None:
+    """Start the OpenMP thread pool and let the CPU clock settle before the first timing."""
+    x = np.zeros((256, 1000), np.float32)
+    out, rng = np.empty_like(x), gs.Philox(0)
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        gs.gumbel_softmax(x, TAU, rng=rng, out=out)
+
+
 def _timing_record(t: Timing, size: int) -> dict:
     return {"per_call_s": t.per_call, "samples_s": t.samples, "loops": t.loops,
             "repeats": len(t.samples), "melem_per_s": size / t.per_call / 1e6}
@@ -448,6 +465,10 @@ def fmt_time(s: Optional[float]) -> str:
     return f"{s / 1e-9:.3g} ns"
 
 
+def _fmt_rate(melem_per_s: float) -> str:
+    return f"{melem_per_s:,.0f}" if melem_per_s >= 100 else f"{melem_per_s:.3g}"
+
+
 def _fmt_ratio(r: Optional[float]) -> str:
     return "" if r is None else f"{r:.2f}x"
 
@@ -458,7 +479,7 @@ def _row(r: dict, labels: dict) -> list:
     one = r.get("one_thread") or {}
     vs = r.get("vs_ours")
     vs_text = f"{vs:.2f}x ({labels[r['compare_to']]})" if vs is not None else ""
-    return [r["label"], fmt_time(r["per_call_s"]), f"{r['melem_per_s']:,.0f}",
+    return [r["label"], fmt_time(r["per_call_s"]), _fmt_rate(r["melem_per_s"]),
             fmt_time(one.get("per_call_s")), _fmt_ratio(r.get("thread_speedup")), vs_text]
 
 
@@ -508,13 +529,13 @@ def summary_markdown(results: list, threads: int) -> list:
     peers = list(PEER_NAMES)
     header = ["dtype", "shape", "axis", "ours soft", "M elem/s"]
     header += [f"{PEER_NAMES[p]} / ours" for p in peers]
-    header += [f"ours {threads} vs 1 thread", "ours / copy"]
+    header += [f"ours {threads} vs 1 thread", "ours / np.copyto"]
     rows = []
     for res in results:
         soft = _case(res, "ours.soft")
         row = [res["dtype"], str(tuple(res["shape"])), str(res["axis"]),
                fmt_time(soft and soft["per_call_s"]),
-               f"{soft['melem_per_s']:,.0f}" if soft else ""]
+               _fmt_rate(soft["melem_per_s"]) if soft else ""]
         for peer in peers:
             r = next(r for r in res["cases"] if r["key"] == f"{peer}.soft")
             row.append(_fmt_ratio(r.get("vs_ours")) or r["status"])
@@ -535,7 +556,9 @@ def report_markdown(report: dict) -> str:
         f"(compiled and supported: {', '.join(m['cpu_targets'])}), {threads} threads; "
         f"NumPy {m['versions']['numpy']}, torch {m['versions']['torch']}, "
         f"JAX {m['versions']['jax']}. Mode: {report['mode']}; median over repeats, each "
-        f"repeat a loop of calls lasting >= {report['config']['min_time'] * 1e3:g} ms.",
+        f"repeat a loop of calls lasting >= {report['config']['min_time'] * 1e3:g} ms. "
+        f"Load average (1, 5, 15 min) at start {report['load_average_start']}, at end "
+        f"{report['load_average_end']}: other processes on the machine make timings noisy.",
         "",
         "Soft forward (tau=0.5), peer time / our time (> 1: ours is faster):",
         "",
@@ -581,7 +604,7 @@ def default_out_dir(cwd: Path) -> Path:
     """bench/results when run from the repository root (or from bench/), else the cwd."""
     if (cwd / "bench").is_dir():
         return cwd / "bench" / "results"
-    if cwd.name == "bench" and (cwd.parent / "bench").is_dir():
+    if cwd.name == "bench" and (cwd / "run.py").is_file():
         return cwd / "results"
     return cwd
 
@@ -608,8 +631,11 @@ def plot(report: dict, path: Path) -> str:
         import matplotlib.pyplot as plt
     except ImportError:
         return "matplotlib not installed, no plot"
-    keys = ["ours.soft", "numpy.soft", "torch.soft", "jax.soft", "bound.copy"]
-    names = ["ours", "NumPy", "torch", "JAX", "np.copyto"]
+    bars = {"ours.soft": "ours", "numpy.soft": "NumPy", "torch.soft": "torch",
+            "jax.soft": "JAX", "bound.copy": "np.copyto"}
+    bars = {k: v for k, v in bars.items()
+            if any(_case(r, k) for r in report["results"])}  # drop peers not installed
+    keys, names = list(bars), list(bars.values())
     dtypes = sorted({r["dtype"] for r in report["results"]})
     fig, axes = plt.subplots(len(dtypes), 1, figsize=(11, 4.5 * len(dtypes)), squeeze=False)
     for ax, dtype in zip(axes[:, 0], dtypes):
@@ -701,16 +727,18 @@ def main(argv=None) -> int:
     dtypes = ["float32", "float64"] if args.dtype == "both" else [args.dtype]
     report = {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "command": [sys.executable] + sys.argv,
+        "command": shlex.join([sys.executable] + sys.argv),
         "argv": list(sys.argv[1:] if argv is None else argv),
         "mode": "quick" if quick else "full",
         "config": {**vars(cfg), "tau": TAU},
         "machine": machine_info(),
+        "load_average_start": _load_average(),
         "notes": OUT_NOTE,
         "results": [],
     }
     progress = _progress(True)
     start = time.perf_counter()
+    warm_up()
     for dtype in dtypes:
         for shape, axis in shapes:
             problem = Problem.make(shape, axis, dtype)
@@ -718,6 +746,7 @@ def main(argv=None) -> int:
             del problem
             gc.collect()
     report["elapsed_s"] = time.perf_counter() - start
+    report["load_average_end"] = _load_average()
     if sys.stderr.isatty():
         print("\r\033[K", end="", file=sys.stderr)
     markdown = report_markdown(report)

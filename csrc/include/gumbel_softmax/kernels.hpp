@@ -66,6 +66,8 @@ struct KernelTable {
                        const RowSpec&, float) = nullptr;
   void (*backward_f64)(const double*, const RowSpec&, const double*, const RowSpec&,
                        double*, const RowSpec&, double) = nullptr;
+  // Testing aid: turns the across-rows path for short rows on or off (default on).
+  void (*set_short_rows)(bool) = nullptr;
 };
 namespace baseline { void fill_table(KernelTable&); }
 namespace avx2 { void fill_table(KernelTable&); }
@@ -77,6 +79,7 @@ namespace avx512 { void fill_table(KernelTable&); }
 const char* cpu_target();
 std::vector<std::string> cpu_targets();
 const std::string& target_warning();
+void set_short_rows(bool on);  // testing aid, see KernelTable
 
 // out[i] = philox4x32_10(counters[i], key) for n blocks of 4 words.
 void philox_blocks(const uint32_t* counters, int64_t n, PhiloxKey key, uint32_t* out);
