@@ -367,6 +367,18 @@ struct ShortNoise {
   }
 };
 
+// Runs body(r0, n) over groups of kW<T> rows (n <= kW<T> rows each), statically split
+// over threads.
+template <class T, class Body>
+void for_groups(int64_t nrows, int64_t len, Body&& body) {
+  const int64_t ngroups = (nrows + kW<T> - 1) / kW<T>;
+  const int nthreads = static_cast<int>(std::min<int64_t>(threads_for(nrows, len), ngroups));
+  for_rows(ngroups, nthreads, [&](int64_t grp, int) {
+    const int64_t r0 = grp * kW<T>;
+    body(r0, std::min<int64_t>(kW<T>, nrows - r0));
+  });
+}
+
 template <class T>
 void forward_short_group(const T* x, const RowSpec& xs, T* y, const RowSpec& ys, T* soft,
                          const RowSpec& ss, bool hard, T inv_tau, PhiloxKey key,
@@ -400,9 +412,7 @@ void forward_short_group(const T* x, const RowSpec& xs, T* y, const RowSpec& ys,
       v[c] = vmath::exp((v[c] - vmax) * inv_tau);
       acc[c % kLanes] = acc[c % kLanes] + v[c];
     }
-    for (int w = kLanes / 2; w >= 1; w /= 2)
-      for (int j = 0; j < w; ++j) acc[j] = acc[j] + acc[j + w];
-    const V inv_sum = T(1) / acc[0];
+    const V inv_sum = T(1) / tree_sum(acc);
     for (int64_t c = 0; c < len; ++c) v[c] = v[c] * inv_sum;
   }
   for (int i = 0; i < nrows; ++i) {
@@ -480,11 +490,7 @@ template <class T>
 void gumbel_rows(T* out, const RowSpec& o, PhiloxKey key, uint64_t first_row) {
 #ifdef GS_HAVE_VECTOR_EXT
   if (use_short_rows<T>(o.len)) {
-    const int64_t ngroups = (o.nrows + kW<T> - 1) / kW<T>;
-    const int nthreads = static_cast<int>(std::min<int64_t>(threads_for(o.nrows, o.len), ngroups));
-    for_rows(ngroups, nthreads, [&](int64_t grp, int) {
-      const int64_t r0 = grp * kW<T>;
-      const int64_t n = std::min<int64_t>(kW<T>, o.nrows - r0);
+    for_groups<T>(o.nrows, o.len, [&](int64_t r0, int64_t n) {
       ShortNoise<T> noise;
       const int64_t gs = noise.fill(key, first_row, r0, n, o.len);
       for (int64_t i = 0; i < n; ++i) {
@@ -532,12 +538,8 @@ void forward_rows(const T* x, const RowSpec& xs, T* y, const RowSpec& ys, T* y_s
   const RowSpec& soft_spec = hard ? ss : ys;
 #ifdef GS_HAVE_VECTOR_EXT
   if (use_short_rows<T>(len)) {
-    const int64_t ngroups = (xs.nrows + kW<T> - 1) / kW<T>;
-    const int nthreads = static_cast<int>(std::min<int64_t>(threads_for(xs.nrows, len), ngroups));
-    for_rows(ngroups, nthreads, [&](int64_t grp, int) {
-      const int64_t r0 = grp * kW<T>;
-      forward_short_group(x, xs, y, ys, soft, soft_spec, hard, inv_tau, key, first_row, r0,
-                          std::min<int64_t>(kW<T>, xs.nrows - r0));
+    for_groups<T>(xs.nrows, len, [&](int64_t r0, int64_t n) {
+      forward_short_group(x, xs, y, ys, soft, soft_spec, hard, inv_tau, key, first_row, r0, n);
     });
     return;
   }
