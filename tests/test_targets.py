@@ -3,8 +3,10 @@
 Each target is forced with GUMBEL_SOFTMAX_TARGET in a subprocess that computes forward
 (soft, hard, return_soft), backward and noise over many shapes, dtypes, axes and layouts
 (row lengths that are and are not multiples of the vector widths, strided and negative
-strides, rows long enough to span several chunks) and saves the raw bytes; the results
-of all targets must be equal byte for byte.  With a single supported target the test
+strides, rows long enough to span several chunks), and every math primitive over dense
+sweeps, and saves the raw bytes; the results of all targets must be equal byte for byte.
+(So the error bounds that tests/test_vmath.py proves on the default target hold on every
+target.)  With a single supported target the test
 still checks that forcing it works and that the subprocess equals this process.
 """
 
@@ -42,6 +44,18 @@ SCRIPT = textwrap.dedent(
                     g = gs.gumbel(shape, dtype=dt, rng=n)
                     for name, a in dict(y=y, h=h, s=s, y0=y0, b=b, b0=b0, g=g).items():
                         out[key + name] = a
+    # the math primitives on dense sweeps (their error bounds: tests/test_vmath.py)
+    gen = np.random.default_rng(99)
+    for dt, ev, bits, ubits in ((np.float32, gs._core._eval_f32, 32, np.uint32),
+                                (np.float64, gs._core._eval_f64, 64, np.uint64)):
+        lo = 0x00800000 if bits == 32 else 0x0010000000000000
+        hi = 0x7F800000 if bits == 32 else 0x7FF0000000000000
+        normals = gen.integers(lo, hi, 200_000, dtype=ubits).view(dt)
+        out[f"log{bits}"] = ev("log", np.concatenate([normals, np.linspace(0.5, 2, 100_001, dtype=dt)]))
+        out[f"exp{bits}"] = ev("exp", np.linspace(-750, 720, 300_001, dtype=dt))
+        out[f"log1p{bits}"] = ev("log1p_reduced", np.linspace(-0.3, 0.42, 100_001, dtype=dt))
+    out["noise32"] = gs._core._noise_f32(gen.integers(0, 2**32, 1_000_000, dtype=np.uint32))
+    out["noise64"] = gs._core._noise_f64(gen.integers(0, 2**64, 200_000, dtype=np.uint64))
     np.savez(sys.argv[1], **out)
     """
 )
@@ -85,23 +99,8 @@ def test_every_target_bitwise_equal(tmp_path):
             assert a.tobytes() == b.tobytes(), f"{first} and {t} differ in {k}"
 
 
-def test_unsupported_target_warns_and_falls_back():
-    env = dict(os.environ, GUMBEL_SOFTMAX_TARGET="no-such-target")
-    proc = subprocess.run(
-        [sys.executable, "-W", "always", "-c", "import gumbel_softmax as gs; print(gs.cpu_target())"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert "GUMBEL_SOFTMAX_TARGET=no-such-target" in proc.stderr
-    assert proc.stdout.strip() == gs.cpu_targets()[-1]
-
-
-@pytest.mark.parametrize("target", ["baseline", "avx2", "avx512"])
-def test_forcing_each_target(target):
-    """A supported target is used when forced; an unsupported one warns and falls back."""
+def import_with_target(target):
+    """(active target, stderr) of a fresh interpreter with GUMBEL_SOFTMAX_TARGET=target."""
     env = dict(os.environ, GUMBEL_SOFTMAX_TARGET=target)
     proc = subprocess.run(
         [sys.executable, "-W", "always", "-c", "import gumbel_softmax as gs; print(gs.cpu_target())"],
@@ -111,12 +110,25 @@ def test_forcing_each_target(target):
         timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip(), proc.stderr
+
+
+def test_unsupported_target_warns_and_falls_back():
+    active, stderr = import_with_target("no-such-target")
+    assert "GUMBEL_SOFTMAX_TARGET=no-such-target" in stderr
+    assert active == gs.cpu_targets()[-1]
+
+
+@pytest.mark.parametrize("target", ["baseline", "avx2", "avx512"])
+def test_forcing_each_target(target):
+    """A supported target is used when forced; an unsupported one warns and falls back."""
+    active, stderr = import_with_target(target)
     if target in gs.cpu_targets():
-        assert proc.stdout.strip() == target
-        assert "GUMBEL_SOFTMAX_TARGET" not in proc.stderr
+        assert active == target
+        assert "GUMBEL_SOFTMAX_TARGET" not in stderr
     else:
-        assert f"GUMBEL_SOFTMAX_TARGET={target}" in proc.stderr
-        assert proc.stdout.strip() == gs.cpu_targets()[-1]
+        assert f"GUMBEL_SOFTMAX_TARGET={target}" in stderr
+        assert active == gs.cpu_targets()[-1]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

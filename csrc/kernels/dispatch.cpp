@@ -93,6 +93,12 @@ const char* cpu_target() { return active().name; }
 const std::string& target_warning() { return active().warning; }
 
 void set_short_rows(bool on) { active().table.set_short_rows(on); }
+void eval_primitive(int which, const float* in, float* out, int64_t n) {
+  active().table.eval_f32(which, in, out, n);
+}
+void eval_primitive(int which, const double* in, double* out, int64_t n) {
+  active().table.eval_f64(which, in, out, n);
+}
 
 std::vector<std::string> cpu_targets() {
   std::vector<std::string> names;

@@ -630,8 +630,36 @@ void backward_rows(const T* grad_y, const RowSpec& gs, const T* y_soft, const Ro
 
 void set_short_rows(bool on) { g_short_rows.store(on, std::memory_order_relaxed); }
 
+// Elementwise evaluation of one math primitive on this target's lanes (tests bound their
+// error and compare targets): 0 = log, 1 = exp, 2 = log1p_reduced, 3 = bits_to_gumbel
+// (input: the bits, as float32 / float64 of the same width).
+template <class T>
+void eval_primitive(int which, const T* in, T* out, int64_t n) {
+  auto one = [which](auto x) {
+    using V = decltype(x);
+    switch (which) {
+      case 0:
+        return vmath::log(x);
+      case 1:
+        return vmath::exp(x);
+      case 2:
+        return vmath::log1p_reduced(x);
+      default:
+        return bits_to_gumbel<V>(lanes::as_bits(x));
+    }
+  };
+  int64_t i = 0;
+#ifdef GS_HAVE_VECTOR_EXT
+  using V = Vec<T>;
+  for (; i + kW<T> <= n; i += kW<T>) lanes::store(out + i, one(lanes::load<V>(in + i)));
+#endif
+  for (; i < n; ++i) out[i] = one(in[i]);
+}
+
 void fill_table(KernelTable& t) {
   t.set_short_rows = &set_short_rows;
+  t.eval_f32 = &eval_primitive<float>;
+  t.eval_f64 = &eval_primitive<double>;
   t.gumbel_f32 = &gumbel_rows<float>;
   t.gumbel_f64 = &gumbel_rows<double>;
   t.forward_f32 = &forward_rows<float>;

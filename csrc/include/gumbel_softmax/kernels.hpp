@@ -68,6 +68,9 @@ struct KernelTable {
                        double*, const RowSpec&, double) = nullptr;
   // Testing aid: turns the across-rows path for short rows on or off (default on).
   void (*set_short_rows)(bool) = nullptr;
+  // Testing aid: a math primitive elementwise on the target's lanes (see kernels.cpp).
+  void (*eval_f32)(int, const float*, float*, int64_t) = nullptr;
+  void (*eval_f64)(int, const double*, double*, int64_t) = nullptr;
 };
 namespace baseline { void fill_table(KernelTable&); }
 namespace avx2 { void fill_table(KernelTable&); }
@@ -80,6 +83,8 @@ const char* cpu_target();
 std::vector<std::string> cpu_targets();
 const std::string& target_warning();
 void set_short_rows(bool on);  // testing aid, see KernelTable
+void eval_primitive(int which, const float* in, float* out, int64_t n);   // testing aid
+void eval_primitive(int which, const double* in, double* out, int64_t n);  // testing aid
 
 // out[i] = philox4x32_10(counters[i], key) for n blocks of 4 words.
 void philox_blocks(const uint32_t* counters, int64_t n, PhiloxKey key, uint32_t* out);
