@@ -57,6 +57,11 @@ int threads_for(int64_t nrows, int64_t len) {
   return big ? static_cast<int>(std::min<int64_t>(max_threads(), nrows)) : 1;
 }
 
+// Rows are split into their segments over the threads (see kSegment) when there are
+// fewer rows than threads and each row has at least two segments.  The arithmetic is
+// the same either way; only the schedule changes.
+bool split_rows(int64_t nrows, int64_t len);
+
 // Runs body(r, tid) for r in [0, nrows) on nthreads threads, rows split statically;
 // tid < nthreads indexes per-thread scratch.
 template <class Body>
@@ -151,6 +156,20 @@ struct RowStats {
   bool defined() const { return !nan && std::isfinite(max); }
 };
 
+// The stats of a row from those of its consecutive segments.
+template <class T>
+RowStats<T> combine(const RowStats<T>* seg, int64_t nseg) {
+  RowStats<T> st;
+  for (int64_t k = 0; k < nseg; ++k) {
+    st.nan = st.nan || seg[k].nan;
+    if (seg[k].max > st.max) {  // strict: the earliest segment holding the max wins
+      st.max = seg[k].max;
+      st.argmax = seg[k].argmax;
+    }
+  }
+  return st;
+}
+
 // Chunk buffers of one row pass, aligned for vector loads; padded by one vector.
 template <class T>
 struct ChunkBuffers {
@@ -160,11 +179,13 @@ struct ChunkBuffers {
   alignas(64) T v[kChunk + kLanes];
 };
 
-// Pass 1: v = x + g, with its max, first argmax and NaN flag.  Writes v to v_out
-// (contiguous, len elements) when it is non-null.
+// Pass 1 over elements [begin, end) of a row (begin a multiple of kChunk): v = x + g,
+// with its max, first argmax and NaN flag.  x and v_out point at the row's element 0;
+// v is written to v_out (contiguous) when it is non-null.
 template <class T>
-RowStats<T> noisy_logits(const T* x, int64_t step, int64_t len, PhiloxKey key, uint64_t q,
-                         T* v_out) {
+RowStats<T> noisy_logits(const T* x, int64_t step, int64_t begin, int64_t end, PhiloxKey key,
+                         uint64_t q, T* v_out) {
+  const int64_t len = end;
   ChunkBuffers<T> buf;
   RowStats<T> st;
 #ifdef GS_HAVE_VECTOR_EXT
@@ -177,7 +198,7 @@ RowStats<T> noisy_logits(const T* x, int64_t step, int64_t len, PhiloxKey key, u
   I vnan{};
   I iota;
   for (int j = 0; j < W; ++j) iota[j] = j;
-  for (int64_t c0 = 0; c0 < len; c0 += kChunk) {
+  for (int64_t c0 = begin; c0 < len; c0 += kChunk) {
     const int64_t n = std::min(kChunk, len - c0);
     noise_chunk(key, q, c0, n, buf.words, buf.g);
     // x of the chunk: read in place when contiguous and whole, else gathered and padded.
@@ -204,10 +225,11 @@ RowStats<T> noisy_logits(const T* x, int64_t step, int64_t len, PhiloxKey key, u
   st.argmax = len;
   for (int j = 0; j < W; ++j)
     if (vmax[j] == st.max) st.argmax = std::min<int64_t>(st.argmax, vidx[j]);
-  if (st.argmax == len) st.argmax = 0;  // all -inf: undefined row, any index
+  if (st.argmax == len) st.argmax = begin;  // all -inf: undefined row, any index
   st.nan = lanes::any(vnan);
 #else
-  for (int64_t c0 = 0; c0 < len; c0 += kChunk) {
+  st.argmax = begin;
+  for (int64_t c0 = begin; c0 < len; c0 += kChunk) {
     const int64_t n = std::min(kChunk, len - c0);
     noise_chunk(key, q, c0, n, buf.words, buf.g);
     T* v = v_out ? v_out + c0 : buf.v;
@@ -224,28 +246,42 @@ RowStats<T> noisy_logits(const T* x, int64_t step, int64_t len, PhiloxKey key, u
   return st;
 }
 
-// Passes 2 and 3 of the soft sample, in place on v (contiguous): e = exp((v - max) /
-// tau) with its sum, then y = e / sum written to y (y may be v itself, step 1).
-// Element c is added to partial sum c % 16 (vector lane c % 16).
+// Rows are summed in segments of kSegment elements: the sum of a row is
+// ((s_0 + s_1) + s_2) + ..., s_k the sum of segment k in 16 interleaved partial sums
+// combined pairwise.  Fixed segments let a long row be split over threads without
+// changing a bit; rows of up to kSegment elements are one segment.
+constexpr int64_t kSegment = int64_t{1} << 15;
+
 template <class T>
-void softmax_from_noisy(T* v, int64_t len, T max, T inv_tau, T* y, int64_t ystep) {
-  int64_t c = 0;
+int64_t segments(int64_t len) {
+  return std::max<int64_t>(1, (len + kSegment - 1) / kSegment);
+}
+
+bool split_rows(int64_t nrows, int64_t len) {
+  return len >= 2 * kSegment && nrows < max_threads() && max_threads() > 1;
+}
+
+// Pass 2 on v[begin, end) in place (contiguous): e = exp((v - max) / tau); returns the
+// segment's sum, element c in partial sum (c - begin) % 16.
+template <class T>
+T exp_sum(T* v, int64_t begin, int64_t end, T max, T inv_tau) {
+  int64_t c = begin;
 #ifdef GS_HAVE_VECTOR_EXT
   using V = Vec<T>;
   V vacc[kSub<T>] = {};
-  for (; c + kLanes <= len; c += kLanes)
+  for (; c + kLanes <= end; c += kLanes)
     for (int k = 0; k < kSub<T>; ++k) {
       T* p = v + c + k * kW<T>;
       const V e = vmath::exp((lanes::load<V>(p) - max) * inv_tau);
       lanes::store(p, e);
       vacc[k] = vacc[k] + e;
     }
-  if (c < len) {
+  if (c < end) {
     // The last, partial step of 16, on a copy padded with -inf: exp(-inf) = +0 adds
     // nothing to a partial sum (which is +0 or positive), so the sums are those of the
     // scalar loop below, element for element.
     alignas(64) T tail[kLanes];
-    const int64_t rem = len - c;
+    const int64_t rem = end - c;
     for (int64_t j = 0; j < kLanes; ++j)
       tail[j] = j < rem ? v[c + j] : -std::numeric_limits<T>::infinity();
     for (int k = 0; k < kSub<T>; ++k) {
@@ -255,43 +291,60 @@ void softmax_from_noisy(T* v, int64_t len, T max, T inv_tau, T* y, int64_t ystep
       vacc[k] = vacc[k] + e;
     }
     std::memcpy(v + c, tail, static_cast<size_t>(rem) * sizeof(T));
-    c = len;
+    c = end;
   }
   T acc[kLanes];
   spill<T>(vacc, acc);
 #else
   T acc[kLanes] = {};
-  for (; c + kLanes <= len; c += kLanes)
+  for (; c + kLanes <= end; c += kLanes)
     for (int j = 0; j < kLanes; ++j) {
       const T e = vmath::exp((v[c + j] - max) * inv_tau);
       v[c + j] = e;
       acc[j] = acc[j] + e;
     }
 #endif
-  for (int j = 0; c + j < len; ++j) {
+  for (int j = 0; c + j < end; ++j) {
     const T e = vmath::exp((v[c + j] - max) * inv_tau);
     v[c + j] = e;
     acc[j] = acc[j] + e;
   }
-  const T inv_sum = T(1) / tree_sum(acc);
-  int64_t i = 0;
-#ifdef GS_HAVE_VECTOR_EXT
-  if (ystep == 1)
-    for (; i + kW<T> <= len; i += kW<T>) lanes::store(y + i, lanes::load<V>(v + i) * inv_sum);
-#endif
-  for (; i < len; ++i) y[i * ystep] = v[i] * inv_sum;
+  return tree_sum(acc);
 }
 
-// dot = sum(grad_y * y_soft) of one row, in the order of the forward sums.
+// Pass 3 on [begin, end): y = e * inv_sum (y may be v itself, step 1).
 template <class T>
-T row_dot(const T* g, int64_t gst, const T* s, int64_t sst, int64_t len) {
-  int64_t c = 0;
+void scale(const T* v, int64_t begin, int64_t end, T inv_sum, T* y, int64_t ystep) {
+  int64_t i = begin;
+#ifdef GS_HAVE_VECTOR_EXT
+  if (ystep == 1)
+    for (; i + kW<T> <= end; i += kW<T>)
+      lanes::store(y + i, lanes::load<Vec<T>>(v + i) * inv_sum);
+#endif
+  for (; i < end; ++i) y[i * ystep] = v[i] * inv_sum;
+}
+
+// Passes 2 and 3 of the soft sample of one row, in place on v (contiguous), written to
+// y (y may be v itself, step 1).
+template <class T>
+void softmax_from_noisy(T* v, int64_t len, T max, T inv_tau, T* y, int64_t ystep) {
+  T sum = exp_sum(v, 0, std::min(len, kSegment), max, inv_tau);
+  for (int64_t b = kSegment; b < len; b += kSegment)
+    sum = sum + exp_sum(v, b, std::min(len, b + kSegment), max, inv_tau);
+  scale(v, 0, len, T(1) / sum, y, ystep);
+}
+
+// dot = sum(grad_y * y_soft) over elements [begin, end) of a row, in the order of the
+// forward sums (partial sum (c - begin) % 16, combined pairwise).
+template <class T>
+T segment_dot(const T* g, int64_t gst, const T* s, int64_t sst, int64_t begin, int64_t end) {
+  int64_t c = begin;
   T acc[kLanes] = {};
 #ifdef GS_HAVE_VECTOR_EXT
   if (gst == 1 && sst == 1) {
     using V = Vec<T>;
     V vacc[kSub<T>] = {};
-    for (; c + kLanes <= len; c += kLanes)
+    for (; c + kLanes <= end; c += kLanes)
       for (int k = 0; k < kSub<T>; ++k) {
         const int64_t o = c + k * kW<T>;
         vacc[k] = lanes::fma(lanes::load<V>(g + o), lanes::load<V>(s + o), vacc[k]);
@@ -299,10 +352,19 @@ T row_dot(const T* g, int64_t gst, const T* s, int64_t sst, int64_t len) {
     spill<T>(vacc, acc);
   }
 #endif
-  for (; c + kLanes <= len; c += kLanes)
+  for (; c + kLanes <= end; c += kLanes)
     for (int j = 0; j < kLanes; ++j) acc[j] = lanes::fma(g[(c + j) * gst], s[(c + j) * sst], acc[j]);
-  for (int j = 0; c + j < len; ++j) acc[j] = lanes::fma(g[(c + j) * gst], s[(c + j) * sst], acc[j]);
+  for (int j = 0; c + j < end; ++j) acc[j] = lanes::fma(g[(c + j) * gst], s[(c + j) * sst], acc[j]);
   return tree_sum(acc);
+}
+
+// dot of a whole row, segment by segment like the forward sums.
+template <class T>
+T row_dot(const T* g, int64_t gst, const T* s, int64_t sst, int64_t len) {
+  T dot = segment_dot(g, gst, s, sst, 0, std::min(len, kSegment));
+  for (int64_t b = kSegment; b < len; b += kSegment)
+    dot = dot + segment_dot(g, gst, s, sst, b, std::min(len, b + kSegment));
+  return dot;
 }
 
 // The one-hot of a row (or NaN when the row has no defined sample).
@@ -544,6 +606,42 @@ void forward_rows(const T* x, const RowSpec& xs, T* y, const RowSpec& ys, T* y_s
     return;
   }
 #endif
+  if (split_rows(xs.nrows, len)) {
+    // Few long rows: one row at a time, its segments over the threads.
+    const int64_t nseg = segments<T>(len);
+    const int nthreads = static_cast<int>(std::min<int64_t>(max_threads(), nseg));
+    std::vector<RowStats<T>> seg_st(static_cast<size_t>(nseg));
+    std::vector<T> seg_sum(static_cast<size_t>(nseg));
+    std::vector<T> staged;  // a strided soft destination is staged in one row buffer
+    if (soft && soft_spec.step != 1) staged.resize(static_cast<size_t>(len));
+    for (int64_t r = 0; r < xs.nrows; ++r) {
+      const T* xr = x + xs.offset(r);
+      const uint64_t q = first_row + static_cast<uint64_t>(r);
+      T* soft_row = soft ? soft + soft_spec.offset(r) : nullptr;
+      T* v = soft ? (staged.empty() ? soft_row : staged.data()) : nullptr;
+      for_rows(nseg, nthreads, [&](int64_t k, int) {
+        seg_st[k] = noisy_logits(xr, xs.step, k * kSegment, std::min(len, (k + 1) * kSegment),
+                                 key, q, v);
+      });
+      const RowStats<T> st = combine(seg_st.data(), nseg);
+      if (soft && st.defined()) {
+        for_rows(nseg, nthreads, [&](int64_t k, int) {
+          seg_sum[k] = exp_sum(v, k * kSegment, std::min(len, (k + 1) * kSegment), st.max, inv_tau);
+        });
+        T sum = seg_sum[0];
+        for (int64_t k = 1; k < nseg; ++k) sum = sum + seg_sum[k];
+        const T inv_sum = T(1) / sum;
+        for_rows(nseg, nthreads, [&](int64_t k, int) {
+          scale(v, k * kSegment, std::min(len, (k + 1) * kSegment), inv_sum, soft_row,
+                soft_spec.step);
+        });
+      } else if (soft) {
+        fill_nan(soft_row, soft_spec.step, len);
+      }
+      if (hard) write_hard(y + ys.offset(r), ys.step, len, st);
+    }
+    return;
+  }
   const bool strided = xs.step != 1 || ys.step != 1 || (soft && soft_spec.step != 1);
   if (use_tiles<T>(strided, len)) {
     for_tiles<T>(xs.nrows, len, kTileRows * len, [&](int64_t r0, int64_t g, T* tile) {
@@ -551,7 +649,7 @@ void forward_rows(const T* x, const RowSpec& xs, T* y, const RowSpec& ys, T* y_s
       gather_tile(x, xs, r0, g, tile);
       for (int64_t i = 0; i < g; ++i) {
         T* row = tile + i * len;  // x, then v = x + g, then the soft sample, in place
-        st[i] = noisy_logits(row, 1, len, key, first_row + static_cast<uint64_t>(r0 + i),
+        st[i] = noisy_logits(row, 1, 0, len, key, first_row + static_cast<uint64_t>(r0 + i),
                              soft ? row : nullptr);
         if (soft) {
           if (st[i].defined())
@@ -581,7 +679,7 @@ void forward_rows(const T* x, const RowSpec& xs, T* y, const RowSpec& ys, T* y_s
     T* soft_row = soft ? soft + soft_spec.offset(r) : nullptr;
     T* v = soft ? (staged ? scratch.data() + static_cast<int64_t>(tid) * len : soft_row)
                 : nullptr;
-    const RowStats<T> st = noisy_logits(xr, xs.step, len, key, q, v);
+    const RowStats<T> st = noisy_logits(xr, xs.step, 0, len, key, q, v);
     if (soft) {
       if (st.defined())
         softmax_from_noisy(v, len, st.max, inv_tau, soft_row, soft_spec.step);
@@ -597,20 +695,44 @@ void backward_rows(const T* grad_y, const RowSpec& gs, const T* y_soft, const Ro
                    T* out, const RowSpec& os, T tau) {
   const int64_t len = gs.len;
   const T inv_tau = T(1) / tau;
-  // One row: dot = sum(grad_y * y_soft), then out = y_soft * (grad_y - dot) / tau.
-  // Element c is read before it is written, so out may be grad_y or y_soft itself.
-  auto row = [&](const T* g, int64_t gst, const T* s, int64_t sst, T* o, int64_t ost) {
-    const T dot = row_dot(g, gst, s, sst, len);
-    int64_t i = 0;
+  // out = y_soft * (grad_y - dot) / tau on elements [begin, end).  Element c is read
+  // before it is written, so out may be grad_y or y_soft itself.
+  auto apply = [&](const T* g, int64_t gst, const T* s, int64_t sst, T* o, int64_t ost,
+                   int64_t begin, int64_t end, T dot) {
+    int64_t i = begin;
 #ifdef GS_HAVE_VECTOR_EXT
     if (gst == 1 && sst == 1 && ost == 1) {
       using V = Vec<T>;
-      for (; i + kW<T> <= len; i += kW<T>)
+      for (; i + kW<T> <= end; i += kW<T>)
         lanes::store(o + i, (lanes::load<V>(s + i) * (lanes::load<V>(g + i) - dot)) * inv_tau);
     }
 #endif
-    for (; i < len; ++i) o[i * ost] = (s[i * sst] * (g[i * gst] - dot)) * inv_tau;
+    for (; i < end; ++i) o[i * ost] = (s[i * sst] * (g[i * gst] - dot)) * inv_tau;
   };
+  auto row = [&](const T* g, int64_t gst, const T* s, int64_t sst, T* o, int64_t ost) {
+    apply(g, gst, s, sst, o, ost, 0, len, row_dot(g, gst, s, sst, len));
+  };
+  if (split_rows(gs.nrows, len)) {
+    const int64_t nseg = segments<T>(len);
+    const int nthreads = static_cast<int>(std::min<int64_t>(max_threads(), nseg));
+    std::vector<T> seg_dot(static_cast<size_t>(nseg));
+    for (int64_t r = 0; r < gs.nrows; ++r) {
+      const T* g = grad_y + gs.offset(r);
+      const T* s = y_soft + ss.offset(r);
+      T* o = out + os.offset(r);
+      for_rows(nseg, nthreads, [&](int64_t k, int) {
+        seg_dot[k] = segment_dot(g, gs.step, s, ss.step, k * kSegment,
+                                 std::min(len, (k + 1) * kSegment));
+      });
+      T dot = seg_dot[0];
+      for (int64_t k = 1; k < nseg; ++k) dot = dot + seg_dot[k];
+      for_rows(nseg, nthreads, [&](int64_t k, int) {
+        apply(g, gs.step, s, ss.step, o, os.step, k * kSegment,
+              std::min(len, (k + 1) * kSegment), dot);
+      });
+    }
+    return;
+  }
   if (use_tiles<T>(gs.step != 1 || ss.step != 1 || os.step != 1, len)) {
     for_tiles<T>(gs.nrows, len, 2 * kTileRows * len, [&](int64_t r0, int64_t g, T* tile) {
       T* gt = tile;
