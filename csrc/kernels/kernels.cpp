@@ -576,18 +576,29 @@ void gumbel_rows(T* out, const RowSpec& o, PhiloxKey key, uint64_t first_row) {
     });
     return;
   }
-  for_rows(o.nrows, threads_for(o.nrows, o.len), [&](int64_t r, int) {
+  // Elements [begin, end) of row r (begin a multiple of kChunk).
+  auto fill = [&](int64_t r, int64_t begin, int64_t end) {
     ChunkBuffers<T> buf;
     T* row = out + o.offset(r);
-    for (int64_t c0 = 0; c0 < o.len; c0 += kChunk) {
-      const int64_t n = std::min(kChunk, o.len - c0);
+    for (int64_t c0 = begin; c0 < end; c0 += kChunk) {
+      const int64_t n = std::min(kChunk, end - c0);
       noise_chunk(key, first_row + static_cast<uint64_t>(r), c0, n, buf.words, buf.g);
       if (o.step == 1)
         std::memcpy(row + c0, buf.g, static_cast<size_t>(n) * sizeof(T));
       else
         for (int64_t i = 0; i < n; ++i) row[(c0 + i) * o.step] = buf.g[i];
     }
-  });
+  };
+  if (split_rows(o.nrows, o.len)) {
+    const int64_t nseg = segments<T>(o.len);
+    const int nthreads = static_cast<int>(std::min<int64_t>(max_threads(), nseg));
+    for (int64_t r = 0; r < o.nrows; ++r)
+      for_rows(nseg, nthreads, [&](int64_t k, int) {
+        fill(r, k * kSegment, std::min(o.len, (k + 1) * kSegment));
+      });
+    return;
+  }
+  for_rows(o.nrows, threads_for(o.nrows, o.len), [&](int64_t r, int) { fill(r, 0, o.len); });
 }
 
 template <class T>
