@@ -7,7 +7,6 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
-#include <new>
 #include <vector>
 
 #ifdef GUMBEL_SOFTMAX_HAVE_OPENMP

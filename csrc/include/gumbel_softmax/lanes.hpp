@@ -12,7 +12,9 @@
 #include <cstdint>
 #include <cstring>
 
-#if defined(__GNUC__) || defined(__clang__)
+// GS_NO_VECTOR_EXT builds the scalar fallback (what compilers without vector extensions
+// get) on GCC/Clang too, so that it can be tested.
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(GS_NO_VECTOR_EXT)
 #define GS_HAVE_VECTOR_EXT 1
 #if defined(__SSE2__)
 #include <immintrin.h>
