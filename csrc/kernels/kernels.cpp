@@ -251,9 +251,17 @@ RowStats<T> noisy_logits(const T* x, int64_t step, int64_t begin, int64_t end, P
 // changing a bit; rows of up to kSegment elements are one segment.
 constexpr int64_t kSegment = int64_t{1} << 15;
 
-template <class T>
-int64_t segments(int64_t len) {
-  return std::max<int64_t>(1, (len + kSegment - 1) / kSegment);
+int64_t segments(int64_t len) { return std::max<int64_t>(1, (len + kSegment - 1) / kSegment); }
+
+// Runs body(k, begin, end) for the segments k = [begin, end) of a row of len elements,
+// spread over the threads.
+template <class Body>
+void for_segments(int64_t len, Body&& body) {
+  const int64_t nseg = segments(len);
+  const int nthreads = static_cast<int>(std::min<int64_t>(max_threads(), nseg));
+  for_rows(nseg, nthreads, [&](int64_t k, int) {
+    body(k, k * kSegment, std::min(len, (k + 1) * kSegment));
+  });
 }
 
 bool split_rows(int64_t nrows, int64_t len) {
@@ -589,12 +597,8 @@ void gumbel_rows(T* out, const RowSpec& o, PhiloxKey key, uint64_t first_row) {
     }
   };
   if (split_rows(o.nrows, o.len)) {
-    const int64_t nseg = segments<T>(o.len);
-    const int nthreads = static_cast<int>(std::min<int64_t>(max_threads(), nseg));
     for (int64_t r = 0; r < o.nrows; ++r)
-      for_rows(nseg, nthreads, [&](int64_t k, int) {
-        fill(r, k * kSegment, std::min(o.len, (k + 1) * kSegment));
-      });
+      for_segments(o.len, [&](int64_t, int64_t begin, int64_t end) { fill(r, begin, end); });
     return;
   }
   for_rows(o.nrows, threads_for(o.nrows, o.len), [&](int64_t r, int) { fill(r, 0, o.len); });
@@ -618,8 +622,7 @@ void forward_rows(const T* x, const RowSpec& xs, T* y, const RowSpec& ys, T* y_s
 #endif
   if (split_rows(xs.nrows, len)) {
     // Few long rows: one row at a time, its segments over the threads.
-    const int64_t nseg = segments<T>(len);
-    const int nthreads = static_cast<int>(std::min<int64_t>(max_threads(), nseg));
+    const int64_t nseg = segments(len);
     std::vector<RowStats<T>> seg_st(static_cast<size_t>(nseg));
     std::vector<T> seg_sum(static_cast<size_t>(nseg));
     std::vector<T> staged;  // a strided soft destination is staged in one row buffer
@@ -629,21 +632,19 @@ void forward_rows(const T* x, const RowSpec& xs, T* y, const RowSpec& ys, T* y_s
       const uint64_t q = first_row + static_cast<uint64_t>(r);
       T* soft_row = soft ? soft + soft_spec.offset(r) : nullptr;
       T* v = soft ? (staged.empty() ? soft_row : staged.data()) : nullptr;
-      for_rows(nseg, nthreads, [&](int64_t k, int) {
-        seg_st[k] = noisy_logits(xr, xs.step, k * kSegment, std::min(len, (k + 1) * kSegment),
-                                 key, q, v);
+      for_segments(len, [&](int64_t k, int64_t begin, int64_t end) {
+        seg_st[k] = noisy_logits(xr, xs.step, begin, end, key, q, v);
       });
       const RowStats<T> st = combine(seg_st.data(), nseg);
       if (soft && st.defined()) {
-        for_rows(nseg, nthreads, [&](int64_t k, int) {
-          seg_sum[k] = exp_sum(v, k * kSegment, std::min(len, (k + 1) * kSegment), st.max, inv_tau);
+        for_segments(len, [&](int64_t k, int64_t begin, int64_t end) {
+          seg_sum[k] = exp_sum(v, begin, end, st.max, inv_tau);
         });
         T sum = seg_sum[0];
         for (int64_t k = 1; k < nseg; ++k) sum = sum + seg_sum[k];
         const T inv_sum = T(1) / sum;
-        for_rows(nseg, nthreads, [&](int64_t k, int) {
-          scale(v, k * kSegment, std::min(len, (k + 1) * kSegment), inv_sum, soft_row,
-                soft_spec.step);
+        for_segments(len, [&](int64_t, int64_t begin, int64_t end) {
+          scale(v, begin, end, inv_sum, soft_row, soft_spec.step);
         });
       } else if (soft) {
         fill_nan(soft_row, soft_spec.step, len);
@@ -723,22 +724,19 @@ void backward_rows(const T* grad_y, const RowSpec& gs, const T* y_soft, const Ro
     apply(g, gst, s, sst, o, ost, 0, len, row_dot(g, gst, s, sst, len));
   };
   if (split_rows(gs.nrows, len)) {
-    const int64_t nseg = segments<T>(len);
-    const int nthreads = static_cast<int>(std::min<int64_t>(max_threads(), nseg));
+    const int64_t nseg = segments(len);
     std::vector<T> seg_dot(static_cast<size_t>(nseg));
     for (int64_t r = 0; r < gs.nrows; ++r) {
       const T* g = grad_y + gs.offset(r);
       const T* s = y_soft + ss.offset(r);
       T* o = out + os.offset(r);
-      for_rows(nseg, nthreads, [&](int64_t k, int) {
-        seg_dot[k] = segment_dot(g, gs.step, s, ss.step, k * kSegment,
-                                 std::min(len, (k + 1) * kSegment));
+      for_segments(len, [&](int64_t k, int64_t begin, int64_t end) {
+        seg_dot[k] = segment_dot(g, gs.step, s, ss.step, begin, end);
       });
       T dot = seg_dot[0];
       for (int64_t k = 1; k < nseg; ++k) dot = dot + seg_dot[k];
-      for_rows(nseg, nthreads, [&](int64_t k, int) {
-        apply(g, gs.step, s, ss.step, o, os.step, k * kSegment,
-              std::min(len, (k + 1) * kSegment), dot);
+      for_segments(len, [&](int64_t, int64_t begin, int64_t end) {
+        apply(g, gs.step, s, ss.step, o, os.step, begin, end, dot);
       });
     }
     return;

@@ -29,11 +29,9 @@ struct Consts;
 
 template <>
 struct Consts<float> {
-  using Int = int32_t;
-  using UInt = uint32_t;
   static constexpr int mant_bits = 23;
-  static constexpr UInt mant_mask = 0x007fffffu;
-  static constexpr UInt sqrt_half_bits = 0x3f3504f3u;  // RN(sqrt(1/2))
+  static constexpr uint32_t mant_mask = 0x007fffffu;
+  static constexpr uint32_t sqrt_half_bits = 0x3f3504f3u;  // RN(sqrt(1/2))
   static constexpr float ln2_hi = 0x1.62e4p-1f;        // ln 2 to 17 bits
   static constexpr float ln2_lo = 0x1.7f7d1cp-20f;     // RN(ln 2 - ln2_hi)
   static constexpr float log2e = 0x1.715476p+0f;       // RN(1/ln 2)
@@ -46,11 +44,9 @@ struct Consts<float> {
 
 template <>
 struct Consts<double> {
-  using Int = int64_t;
-  using UInt = uint64_t;
   static constexpr int mant_bits = 52;
-  static constexpr UInt mant_mask = 0x000fffffffffffffull;
-  static constexpr UInt sqrt_half_bits = 0x3fe6a09e667f3bcdull;
+  static constexpr uint64_t mant_mask = 0x000fffffffffffffull;
+  static constexpr uint64_t sqrt_half_bits = 0x3fe6a09e667f3bcdull;
   static constexpr double ln2_hi = 0x1.62e42fefa38p-1;     // ln 2 to 42 bits
   static constexpr double ln2_lo = 0x1.ef35793c7673p-45;   // RN(ln 2 - ln2_hi)
   static constexpr double log2e = 0x1.71547652b82fep+0;
