@@ -296,3 +296,18 @@ def test_matches_torch_softmax(gs, moved_noise, dtype, axis, tau):
     # And both agree with the float64 reference.
     ref = softmax_ref((x.astype(np.float64) + g.astype(np.float64)) / tau, axis=axis)
     assert np.all(np.abs(y - ref) <= rtol * ref + tiny_atol(dtype))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("tau", [1e-39, 1e-300, 5e-324])
+def test_tiny_tau_gives_the_one_hot_limit(gs, tau, dtype):
+    """For tau below 1/max(dtype), 1/tau is capped at the dtype's largest finite value,
+    so the soft sample is the tau -> 0 limit (the one-hot at the argmax of x + g), never
+    NaN; the backward stays finite."""
+    gen = np.random.default_rng(3)
+    x = gen.standard_normal((50, 7)).astype(dtype)
+    y = gs.gumbel_softmax(x, tau, rng=gs.Philox(8))
+    h = gs.gumbel_softmax(x, 0.5, hard=True, rng=gs.Philox(8))
+    np.testing.assert_array_equal(y, h)
+    b = gs.gumbel_softmax_backward(gen.standard_normal(x.shape).astype(dtype), y, tau)
+    assert np.isfinite(b).all()

@@ -42,7 +42,7 @@ py::object forward_impl(const py::array& logits, double tau, bool hard, int axis
   {
     // Safe without the GIL: raw pointers only; x, y and y_soft are held by this frame.
     py::gil_scoped_release release;
-    forward_rows<T>(xp, xs, yp, ys, sp, ss, static_cast<T>(tau), hard, key, first);
+    forward_rows<T>(xp, xs, yp, ys, sp, ss, inverse_tau<T>(tau), hard, key, first);
   }
   if (!return_soft) return std::move(y);
   if (!hard) return py::make_tuple(y, y);
@@ -61,7 +61,7 @@ py::object backward_impl(const py::array& grad_y, const py::array& y_soft, doubl
   T* op = o.mutable_data();
   {
     py::gil_scoped_release release;  // raw pointers only; arrays held by this frame
-    backward_rows<T>(gp, gsp, sp, ssp, op, osp, static_cast<T>(tau));
+    backward_rows<T>(gp, gsp, sp, ssp, op, osp, inverse_tau<T>(tau));
   }
   return std::move(o);
 }

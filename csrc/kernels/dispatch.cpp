@@ -117,25 +117,25 @@ void gumbel_rows<double>(double* out, const RowSpec& o, PhiloxKey key, uint64_t 
 }
 template <>
 void forward_rows<float>(const float* x, const RowSpec& xs, float* y, const RowSpec& ys,
-                         float* s, const RowSpec& ss, float tau, bool hard, PhiloxKey key,
+                         float* s, const RowSpec& ss, float inv_tau, bool hard, PhiloxKey key,
                          uint64_t first_row) {
-  active().table.forward_f32(x, xs, y, ys, s, ss, tau, hard, key, first_row);
+  active().table.forward_f32(x, xs, y, ys, s, ss, inv_tau, hard, key, first_row);
 }
 template <>
 void forward_rows<double>(const double* x, const RowSpec& xs, double* y, const RowSpec& ys,
-                          double* s, const RowSpec& ss, double tau, bool hard, PhiloxKey key,
+                          double* s, const RowSpec& ss, double inv_tau, bool hard, PhiloxKey key,
                           uint64_t first_row) {
-  active().table.forward_f64(x, xs, y, ys, s, ss, tau, hard, key, first_row);
+  active().table.forward_f64(x, xs, y, ys, s, ss, inv_tau, hard, key, first_row);
 }
 template <>
 void backward_rows<float>(const float* g, const RowSpec& gs, const float* s, const RowSpec& ss,
-                          float* o, const RowSpec& os, float tau) {
-  active().table.backward_f32(g, gs, s, ss, o, os, tau);
+                          float* o, const RowSpec& os, float inv_tau) {
+  active().table.backward_f32(g, gs, s, ss, o, os, inv_tau);
 }
 template <>
 void backward_rows<double>(const double* g, const RowSpec& gs, const double* s,
-                           const RowSpec& ss, double* o, const RowSpec& os, double tau) {
-  active().table.backward_f64(g, gs, s, ss, o, os, tau);
+                           const RowSpec& ss, double* o, const RowSpec& os, double inv_tau) {
+  active().table.backward_f64(g, gs, s, ss, o, os, inv_tau);
 }
 
 RowSpec make_rowspec(int ndim, const int64_t* shape, const int64_t* strides, int axis) {

@@ -606,9 +606,8 @@ void gumbel_rows(T* out, const RowSpec& o, PhiloxKey key, uint64_t first_row) {
 
 template <class T>
 void forward_rows(const T* x, const RowSpec& xs, T* y, const RowSpec& ys, T* y_soft,
-                  const RowSpec& ss, T tau, bool hard, PhiloxKey key, uint64_t first_row) {
+                  const RowSpec& ss, T inv_tau, bool hard, PhiloxKey key, uint64_t first_row) {
   const int64_t len = xs.len;
-  const T inv_tau = T(1) / tau;
   // Where the soft sample goes (null: hard without return_soft, no soft sample).
   T* soft = hard ? y_soft : y;
   const RowSpec& soft_spec = hard ? ss : ys;
@@ -703,9 +702,8 @@ void forward_rows(const T* x, const RowSpec& xs, T* y, const RowSpec& ys, T* y_s
 
 template <class T>
 void backward_rows(const T* grad_y, const RowSpec& gs, const T* y_soft, const RowSpec& ss,
-                   T* out, const RowSpec& os, T tau) {
+                   T* out, const RowSpec& os, T inv_tau) {
   const int64_t len = gs.len;
-  const T inv_tau = T(1) / tau;
   // out = y_soft * (grad_y - dot) / tau on elements [begin, end).  Element c is read
   // before it is written, so out may be grad_y or y_soft itself.
   auto apply = [&](const T* g, int64_t gst, const T* s, int64_t sst, T* o, int64_t ost,

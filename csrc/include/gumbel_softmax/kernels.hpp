@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -43,16 +44,28 @@ RowSpec make_rowspec(int ndim, const int64_t* shape, const int64_t* strides, int
 template <class T>
 void gumbel_rows(T* out, const RowSpec& o, PhiloxKey key, uint64_t first_row);
 
+// Temperatures arrive as inv_tau = 1/tau rounded to T (see inverse_tau).
+//
 // y = softmax((x + g) / tau) or its one-hot (hard).  With hard and a non-null y_soft,
 // the relaxed sample is written there too.  All specs have the same nrows and len.
 template <class T>
 void forward_rows(const T* x, const RowSpec& xs, T* y, const RowSpec& ys, T* y_soft,
-                  const RowSpec& ss, T tau, bool hard, PhiloxKey key, uint64_t first_row);
+                  const RowSpec& ss, T inv_tau, bool hard, PhiloxKey key, uint64_t first_row);
 
 // grad = y_soft * (grad_y - sum(grad_y * y_soft)) / tau, row by row.
 template <class T>
 void backward_rows(const T* grad_y, const RowSpec& gs, const T* y_soft, const RowSpec& ss,
-                   T* out, const RowSpec& os, T tau);
+                   T* out, const RowSpec& os, T inv_tau);
+
+// 1/tau for a positive finite tau, rounded to T and capped at T's largest finite value
+// (a tau below 1/max would otherwise give inf, and 0 * inf = NaN at the row's maximum;
+// the cap keeps the tau -> 0 limit, the one-hot).
+template <class T>
+T inverse_tau(double tau) {
+  const double inv = 1.0 / tau;
+  const double top = static_cast<double>(std::numeric_limits<T>::max());
+  return static_cast<T>(inv < top ? inv : top);
+}
 
 // The SIMD targets: kernels.cpp is compiled once per target, each copy fills one table.
 struct KernelTable {
