@@ -1,7 +1,12 @@
-// The fused row kernels.  Each row is handled by one thread from start to end, in
-// chunks of kChunk elements whose random words and noise stay in L1; the order of every
-// floating-point operation within a row is fixed, so results do not depend on the
-// thread count or on how the rows are split into calls.
+// The fused row kernels.  A row is processed in chunks of kChunk elements whose random
+// words and noise stay in L1.  The order of every floating-point operation within a row
+// is fixed (elementwise math, then sums in fixed lanes and fixed segments), so results do
+// not depend on the thread count, on how rows are split into calls, or on which of the
+// paths below a row takes:
+//   - short rows (<= 32 elements): several rows at once, one per vector lane;
+//   - few long rows: each row's segments spread over the threads;
+//   - strided rows: gathered into tiles of 16 contiguous rows;
+//   - otherwise: one row per thread, rows spread over the threads.
 #include <algorithm>
 #include <atomic>
 #include <cmath>
