@@ -96,48 +96,33 @@ def _assert_exact_cover(intervals, total):
     assert pos == total
 
 
-def test_threads_share_one_philox():
+@pytest.mark.parametrize(
+    "n_threads, calls, sizes, seed",
+    [
+        (N_THREADS, CALLS, (1, 21), 1000),  # many small calls
+        # fewer, larger calls, so that OpenMP runs inside concurrently running Python threads
+        (4, 4, (500, 3000), 2000),
+    ],
+    ids=["small-calls", "large-calls"],
+)
+def test_threads_share_one_philox(n_threads, calls, sizes, seed):
     rng = gs.Philox(SEED, counter=START)
     records = []
     lock = threading.Lock()
     kinds = list(KINDS)
 
     def work(tid):
-        choose = np.random.default_rng(1000 + tid)
+        choose = np.random.default_rng(seed + tid)
         mine = []
-        for seq in range(CALLS):
-            n = int(choose.integers(1, 21))
+        for seq in range(calls):
+            n = int(choose.integers(*sizes))
             kind = kinds[(seq + tid) % len(kinds)]
             mine.append((tid, seq, kind, n, KINDS[kind](rng, n)))
         with lock:
             records.extend(mine)
 
-    _run_threads(work, N_THREADS)
-    assert len(records) == N_THREADS * CALLS
-    total = sum(r[3] for r in records)
-    assert rng.counter == START + total
-    intervals = _identify(records, START, total)
-    _assert_exact_cover(intervals, total)
-
-
-def test_threads_share_one_philox_large_calls():
-    # fewer, larger calls, so that OpenMP runs inside concurrently running Python threads
-    rng = gs.Philox(SEED, counter=START)
-    records = []
-    lock = threading.Lock()
-    kinds = list(KINDS)
-
-    def work(tid):
-        choose = np.random.default_rng(2000 + tid)
-        mine = []
-        for seq in range(4):
-            n = int(choose.integers(500, 3000))
-            kind = kinds[(seq + tid) % len(kinds)]
-            mine.append((tid, seq, kind, n, KINDS[kind](rng, n)))
-        with lock:
-            records.extend(mine)
-
-    _run_threads(work, 4)
+    _run_threads(work, n_threads)
+    assert len(records) == n_threads * calls
     total = sum(r[3] for r in records)
     assert rng.counter == START + total
     _assert_exact_cover(_identify(records, START, total), total)

@@ -562,6 +562,19 @@ void for_tiles(int64_t nrows, int64_t len, int64_t per_thread, Body&& body) {
 
 template <class T>
 void gumbel_rows(T* out, const RowSpec& o, PhiloxKey key, uint64_t first_row) {
+  // Elements [begin, end) of absolute row q into dst (begin a multiple of kChunk).
+  auto fill = [&](uint64_t q, int64_t begin, int64_t end, T* dst, int64_t step) {
+    ChunkBuffers<T> buf;
+    for (int64_t c0 = begin; c0 < end; c0 += kChunk) {
+      const int64_t n = std::min(kChunk, end - c0);
+      noise_chunk(key, q, c0, n, buf.words, buf.g);
+      if (step == 1)
+        std::memcpy(dst + c0, buf.g, static_cast<size_t>(n) * sizeof(T));
+      else
+        for (int64_t i = 0; i < n; ++i) dst[(c0 + i) * step] = buf.g[i];
+    }
+  };
+  auto row_q = [&](int64_t r) { return first_row + static_cast<uint64_t>(r); };
 #ifdef GS_HAVE_VECTOR_EXT
   if (use_short_rows<T>(o.len)) {
     for_groups<T>(o.nrows, o.len, [&](int64_t r0, int64_t n) {
@@ -577,36 +590,21 @@ void gumbel_rows(T* out, const RowSpec& o, PhiloxKey key, uint64_t first_row) {
 #endif
   if (use_tiles<T>(o.step != 1, o.len)) {
     for_tiles<T>(o.nrows, o.len, kTileRows * o.len, [&](int64_t r0, int64_t g, T* tile) {
-      ChunkBuffers<T> buf;
-      for (int64_t i = 0; i < g; ++i)
-        for (int64_t c0 = 0; c0 < o.len; c0 += kChunk) {
-          const int64_t n = std::min(kChunk, o.len - c0);
-          noise_chunk(key, first_row + static_cast<uint64_t>(r0 + i), c0, n, buf.words, buf.g);
-          std::memcpy(tile + i * o.len + c0, buf.g, static_cast<size_t>(n) * sizeof(T));
-        }
+      for (int64_t i = 0; i < g; ++i) fill(row_q(r0 + i), 0, o.len, tile + i * o.len, 1);
       scatter_tile(out, o, r0, g, tile);
     });
     return;
   }
-  // Elements [begin, end) of row r (begin a multiple of kChunk).
-  auto fill = [&](int64_t r, int64_t begin, int64_t end) {
-    ChunkBuffers<T> buf;
-    T* row = out + o.offset(r);
-    for (int64_t c0 = begin; c0 < end; c0 += kChunk) {
-      const int64_t n = std::min(kChunk, end - c0);
-      noise_chunk(key, first_row + static_cast<uint64_t>(r), c0, n, buf.words, buf.g);
-      if (o.step == 1)
-        std::memcpy(row + c0, buf.g, static_cast<size_t>(n) * sizeof(T));
-      else
-        for (int64_t i = 0; i < n; ++i) row[(c0 + i) * o.step] = buf.g[i];
-    }
-  };
   if (split_rows(o.nrows, o.len)) {
     for (int64_t r = 0; r < o.nrows; ++r)
-      for_segments(o.len, [&](int64_t, int64_t begin, int64_t end) { fill(r, begin, end); });
+      for_segments(o.len, [&](int64_t, int64_t begin, int64_t end) {
+        fill(row_q(r), begin, end, out + o.offset(r), o.step);
+      });
     return;
   }
-  for_rows(o.nrows, threads_for(o.nrows, o.len), [&](int64_t r, int) { fill(r, 0, o.len); });
+  for_rows(o.nrows, threads_for(o.nrows, o.len), [&](int64_t r, int) {
+    fill(row_q(r), 0, o.len, out + o.offset(r), o.step);
+  });
 }
 
 template <class T>
