@@ -311,8 +311,9 @@ def test_gumbel_is_the_noise_of_the_sampler():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("tau", [0.7, 1.0])  # 1.0: the tau = 1 arithmetic
 @pytest.mark.parametrize("shape", [(1, 3 * 2**15 + 77), (1, 2**16), (2, 70_001)])
-def test_long_rows_split_over_threads_bitwise(shape, dtype, restore_threads):
+def test_long_rows_split_over_threads_bitwise(shape, dtype, tau, restore_threads):
     """Few long rows are split into fixed segments of 2**15 elements over the threads;
     forward (soft, hard), backward and their sums must not depend on the thread count,
     and the soft sample must match the NumPy reference."""
@@ -324,15 +325,15 @@ def test_long_rows_split_over_threads_bitwise(shape, dtype, restore_threads):
     results = []
     for nthreads in (1, 2):
         gs.set_num_threads(nthreads)
-        y = gs.gumbel_softmax(x, 0.7, rng=gs.Philox(4, counter=2**32 - 1))
-        h, s = gs.gumbel_softmax(x, 0.7, hard=True, return_soft=True, rng=4)
-        b = gs.gumbel_softmax_backward(w, s, 0.7)
-        bt = gs.gumbel_softmax_backward(w.T, s.T, 0.7, axis=0)  # strided rows
+        y = gs.gumbel_softmax(x, tau, rng=gs.Philox(4, counter=2**32 - 1))
+        h, s = gs.gumbel_softmax(x, tau, hard=True, return_soft=True, rng=4)
+        b = gs.gumbel_softmax_backward(w, s, tau)
+        bt = gs.gumbel_softmax_backward(w.T, s.T, tau, axis=0)  # strided rows
         results.append((y, h, s, b, bt))
     for a, b in zip(*results):
         assert_bitwise_equal(a, b)
     g = gs.gumbel(shape, dtype=dtype, rng=gs.Philox(4, counter=2**32 - 1))
-    check_forward(results[0][0], x, g, 0.7)
+    check_forward(results[0][0], x, g, tau)
     assert_bitwise_equal(results[0][3], results[0][4].T)
-    np.testing.assert_allclose(results[0][3], backward_ref(w, results[0][2], 0.7), rtol=1e-4,
+    np.testing.assert_allclose(results[0][3], backward_ref(w, results[0][2], tau), rtol=1e-4,
                                atol=1e-6 if dtype == np.float32 else 1e-12)

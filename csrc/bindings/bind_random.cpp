@@ -95,7 +95,9 @@ void bind_random(py::module_& m) {
           "reserve",
           [](PhiloxState& s, py::object n) {
             const uint64_t rows = to_u64(n, "n");
-            return reserve_rows(s, static_cast<int64_t>(rows));
+            // n = 0 reserves nothing and returns the counter, which may be 2**64.
+            if (rows == 0) return counter_of(s);
+            return py::int_(reserve_rows(s, rows));
           },
           py::arg("n"),
           "Atomically reserve n rows; returns the first. OverflowError past 2**64.")

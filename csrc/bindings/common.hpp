@@ -29,9 +29,9 @@ inline RowSpec rowspec_of(const py::array& a, int axis) {
 }
 
 // Reserves nrows rows of the stream, or raises OverflowError naming the counter.
-inline uint64_t reserve_rows(PhiloxState& rng, int64_t nrows) {
+inline uint64_t reserve_rows(PhiloxState& rng, uint64_t nrows) {
   uint64_t start = 0;
-  if (!rng.reserve(static_cast<uint64_t>(nrows), start)) {
+  if (!rng.reserve(nrows, start)) {
     uint64_t low;
     bool at_end;
     rng.counter(low, at_end);

@@ -324,16 +324,18 @@ T exp_sum(T* v, int64_t begin, int64_t end, T max, T inv_tau) {
   return tree_sum(acc);
 }
 
-// Pass 3 on [begin, end): y = e * inv_sum (y may be v itself, step 1).
-template <class T>
-void scale(const T* v, int64_t begin, int64_t end, T inv_sum, T* y, int64_t ystep) {
+// Pass 3 on [begin, end): y = e * s, or y = e / s when kDivide (y may be v itself, step 1).
+template <bool kDivide = false, class T>
+void scale(const T* v, int64_t begin, int64_t end, T s, T* y, int64_t ystep) {
   int64_t i = begin;
 #ifdef GS_HAVE_VECTOR_EXT
   if (ystep == 1)
-    for (; i + kW<T> <= end; i += kW<T>)
-      lanes::store(y + i, lanes::load<Vec<T>>(v + i) * inv_sum);
+    for (; i + kW<T> <= end; i += kW<T>) {
+      const auto e = lanes::load<Vec<T>>(v + i);
+      lanes::store(y + i, kDivide ? e / s : e * s);
+    }
 #endif
-  for (; i < end; ++i) y[i * ystep] = v[i] * inv_sum;
+  for (; i < end; ++i) y[i * ystep] = kDivide ? v[i] / s : v[i] * s;
 }
 
 // Passes 2 and 3 of the soft sample of one row, in place on v (contiguous), written to
@@ -344,6 +346,106 @@ void softmax_from_noisy(T* v, int64_t len, T max, T inv_tau, T* y, int64_t ystep
   for (int64_t b = kSegment; b < len; b += kSegment)
     sum = sum + exp_sum(v, b, std::min(len, b + kSegment), max, inv_tau);
   scale(v, 0, len, T(1) / sum, y, ystep);
+}
+
+// ----- tau = 1 --------------------------------------------------------------------
+// When 1/tau is exactly 1 the soft sample skips the second log and the maximum of x + g,
+// since e^(x + g) = e^x / E:
+//   y_c = a_c / sum(a),   a_c = exp(x_c - max(x)) * 2^N / E_c,   E_c = -log(U_c),
+// with N = kUnitScale (62 for float32, 512 for float64), applied inside exp_scaled so
+// nothing rounds twice.  Bounds (1/E <= 2^33 resp. 2^65, E <= 23 resp. 46, rows of at
+// most 2^31 - 1 elements): every a_c and the sum stay finite, and an a_c that underflows
+// belongs to a y_c below half the smallest subnormal, so tiny y_c keep their relative
+// accuracy as in the general path.  y_c = a_c / sum is a division, so a row with one
+// nonzero a_c gives exactly 1.  Sums: the same 16 partial sums and segments; rows with
+// NaN, +inf or only -inf give a NaN sum and a NaN row.
+template <class T>
+constexpr int kUnitScale = sizeof(T) == 4 ? 62 : 512;
+
+// max of x over elements [begin, end) of a row (NaN ignored; exact in any order).
+template <class T>
+T row_max(const T* x, int64_t step, int64_t begin, int64_t end) {
+  T m = -std::numeric_limits<T>::infinity();
+  int64_t c = begin;
+#ifdef GS_HAVE_VECTOR_EXT
+  if (step == 1) {
+    using V = Vec<T>;
+    V vm = lanes::splat<V>(m);
+    for (; c + kW<T> <= end; c += kW<T>) {
+      const V v = lanes::load<V>(x + c);
+      vm = lanes::select(v > vm, v, vm);
+    }
+    for (int j = 0; j < kW<T>; ++j)
+      if (vm[j] > m) m = vm[j];
+  }
+#endif
+  for (; c < end; ++c)
+    if (x[c * step] > m) m = x[c * step];
+  return m;
+}
+
+// a_c for elements [begin, end) of row q (begin a multiple of kChunk) into a (the row's
+// element 0, contiguous); returns the segment's sum, element c in partial (c - begin) % 16.
+template <class T>
+T unit_exp_sum(const T* x, int64_t step, int64_t begin, int64_t end, T xmax, PhiloxKey key,
+               uint64_t q, T* a) {
+  constexpr int N = kUnitScale<T>;
+  constexpr int wpe = words_per_element<T>();
+  ChunkBuffers<T> buf;
+#ifdef GS_HAVE_VECTOR_EXT
+  using V = Vec<T>;
+  using U = lanes::UInt<V>;
+  constexpr int W = kW<T>;
+  V vacc[kSub<T>] = {};
+  for (int64_t c0 = begin; c0 < end; c0 += kChunk) {
+    const int64_t n = std::min(kChunk, end - c0);
+    chunk_words<T>(key, q, c0, n, buf.words);
+    // x of the chunk, padded with -inf to whole steps of 16: exp gives +0 there, which
+    // leaves the partial sums as the scalar loop leaves them.
+    const T* xc = x + c0 * step;
+    if (step != 1 || n % kLanes != 0) {
+      for (int64_t i = 0; i < n; ++i) buf.x[i] = xc[i * step];
+      for (int64_t i = n; i < n + kLanes; ++i) buf.x[i] = -std::numeric_limits<T>::infinity();
+      xc = buf.x;
+    }
+    for (int64_t i = 0; i < n; i += kLanes)
+      for (int k = 0; k < kSub<T>; ++k) {
+        const int64_t o = i + k * W;
+        const V E = bits_to_exponential<V>(lanes::load_bits<U>(buf.words + o * wpe));
+        const V e = vmath::exp_scaled<N>(lanes::load<V>(xc + o) - xmax) / E;
+        lanes::store(buf.v + o, e);
+        vacc[k] = vacc[k] + e;
+      }
+    std::memcpy(a + c0, buf.v, static_cast<size_t>(n) * sizeof(T));
+  }
+  T acc[kLanes];
+  spill<T>(vacc, acc);
+#else
+  T acc[kLanes] = {};
+  for (int64_t c0 = begin; c0 < end; c0 += kChunk) {
+    const int64_t n = std::min(kChunk, end - c0);
+    chunk_words<T>(key, q, c0, n, buf.words);
+    for (int64_t i = 0; i < n; ++i) {
+      const T E = bits_to_exponential<T>(element_bits(buf.words, i, T()));
+      const T e = vmath::exp_scaled<N>(x[(c0 + i) * step] - xmax) / E;
+      a[c0 + i] = e;
+      acc[(c0 + i - begin) % kLanes] = acc[(c0 + i - begin) % kLanes] + e;
+    }
+  }
+#endif
+  return tree_sum(acc);
+}
+
+// The tau = 1 soft sample of one row: a in v (contiguous), then y (y may be v itself).
+template <class T>
+void unit_softmax_row(const T* x, int64_t step, int64_t len, PhiloxKey key, uint64_t q, T* v,
+                      T* y, int64_t ystep) {
+  const T xmax = row_max(x, step, 0, len);
+  T sum = unit_exp_sum(x, step, 0, std::min(len, kSegment), xmax, key, q, v);
+  for (int64_t b = kSegment; b < len; b += kSegment)
+    sum = sum + unit_exp_sum(x, step, b, std::min(len, b + kSegment), xmax, key, q, v);
+  if (sum != sum) return fill_nan(y, ystep, len);
+  scale<true>(v, 0, len, sum, y, ystep);
 }
 
 // dot = sum(grad_y * y_soft) over elements [begin, end) of a row, in the order of the
@@ -404,8 +506,9 @@ bool use_short_rows(int64_t len) {
 }
 
 // Noise of rows r0 .. r0 + g - 1 (g <= kW<T>) of length len <= kShortMax: the Philox
-// blocks of all rows are computed together (lane = (row, block)); gflat holds row i at
-// gflat + i * stride.  Returns stride (elements).
+// blocks of all rows are computed together (lane = (row, block)); g holds row i at
+// g + i * stride, the Gumbel noise, or E = -log(U) when exponential is set.  Returns
+// stride (elements).
 template <class T>
 struct ShortNoise {
   static constexpr int64_t kMaxWords = kShortMax * words_per_element<T>();
@@ -414,19 +517,25 @@ struct ShortNoise {
   alignas(64) uint32_t words[kWords];
   alignas(64) T g[kWords / words_per_element<T>() + kW<T>];
 
-  int64_t fill(PhiloxKey key, uint64_t first_row, int64_t r0, int64_t nrows, int64_t len) {
+  int64_t fill(PhiloxKey key, uint64_t first_row, int64_t r0, int64_t nrows, int64_t len,
+               bool exponential = false) {
     constexpr int wpe = words_per_element<T>();
     constexpr int BL = philox::kBlockLanes;
     const int64_t nb = (len * wpe + 3) / 4;  // blocks per row
     const int64_t nblocks = nrows * nb;
+    // Lane l = (row l / nb, block l % nb), walked with two counters instead of divisions.
+    uint32_t blk = 0;
+    uint64_t q = first_row + static_cast<uint64_t>(r0);
     for (int64_t l0 = 0; l0 < nblocks; l0 += BL) {
       philox::VU32 c0, c2, c3;
       for (int j = 0; j < BL; ++j) {
-        const int64_t l = std::min(l0 + j, nblocks - 1);  // spare lanes repeat the last
-        const uint64_t q = first_row + static_cast<uint64_t>(r0 + l / nb);
-        c0[j] = static_cast<uint32_t>(l % nb);
+        c0[j] = blk;
         c2[j] = static_cast<uint32_t>(q);
         c3[j] = static_cast<uint32_t>(q >> 32);
+        if (l0 + j + 1 < nblocks && ++blk == nb) {  // spare lanes repeat the last block
+          blk = 0;
+          ++q;
+        }
       }
       philox::VU32 c1 = philox::VU32{};
       philox::block_lanes(c0, c1, c2, c3, key);
@@ -435,8 +544,10 @@ struct ShortNoise {
     using V = Vec<T>;
     using U = lanes::UInt<V>;
     const int64_t nelem = nblocks * 4 / wpe;
-    for (int64_t i = 0; i < nelem; i += kW<T>)
-      lanes::store(g + i, bits_to_gumbel<V>(lanes::load_bits<U>(words + i * wpe)));
+    for (int64_t i = 0; i < nelem; i += kW<T>) {
+      const U b = lanes::load_bits<U>(words + i * wpe);
+      lanes::store(g + i, exponential ? bits_to_exponential<V>(b) : bits_to_gumbel<V>(b));
+    }
     return nb * 4 / wpe;
   }
 };
@@ -462,32 +573,52 @@ void forward_short_group(const T* x, const RowSpec& xs, T* y, const RowSpec& ys,
   constexpr int W = kW<T>;
   constexpr T ninf = -std::numeric_limits<T>::infinity();
   const int64_t len = xs.len;
+  const bool unit = soft && inv_tau == T(1);  // the tau = 1 soft sample, see unit_exp_sum
   ShortNoise<T> noise;
-  const int64_t gs = noise.fill(key, first_row, r0, nrows, len);
+  const int64_t gs = noise.fill(key, first_row, r0, nrows, len, unit);
   int64_t xoff[W];
   for (int i = 0; i < W; ++i) xoff[i] = i < nrows ? xs.offset(r0 + i) : 0;
-  // v[c] holds element c of every row; pass 1 (max, first argmax, NaN) as in noisy_logits.
+  // v[c] holds element c of every row (x, then the soft sample).
   V v[kShortMax];
+  for (int64_t c = 0; c < len; ++c)
+    for (int i = 0; i < W; ++i) v[c][i] = i < nrows ? x[xoff[i] + c * xs.step] : ninf;
+  // Pass 1 on x + g (max, first argmax, NaN) as in noisy_logits; for tau = 1 only when
+  // hard, with g = -log(E) exactly as bits_to_gumbel computes it.
   V vmax = lanes::splat<V>(ninf);
   I vidx{}, vnan{};
-  for (int64_t c = 0; c < len; ++c) {
-    V vc;
-    for (int i = 0; i < W; ++i)
-      vc[i] = i < nrows ? x[xoff[i] + c * xs.step] + noise.g[i * gs + c] : ninf;
-    v[c] = vc;
-    const I greater = vc > vmax;
-    vmax = lanes::select(greater, vc, vmax);
-    vidx = greater ? (I{} + static_cast<int>(c)) : vidx;
-    vnan |= (vc != vc);
-  }
-  if (soft) {
+  if (!unit || hard)
+    for (int64_t c = 0; c < len; ++c) {
+      V gc;
+      for (int i = 0; i < W; ++i) gc[i] = i < nrows ? noise.g[i * gs + c] : T(1);
+      if (unit) gc = -vmath::log(gc);
+      const V vc = v[c] + gc;
+      if (!unit) v[c] = vc;
+      const I greater = vc > vmax;
+      vmax = lanes::select(greater, vc, vmax);
+      vidx = greater ? (I{} + static_cast<int>(c)) : vidx;
+      vnan |= (vc != vc);
+    }
+  V norm{};  // the sum (tau = 1) or its inverse: NaN exactly for rows with no sample
+  if (unit) {
+    V xmax = lanes::splat<V>(ninf);
+    for (int64_t c = 0; c < len; ++c) xmax = lanes::select(v[c] > xmax, v[c], xmax);
+    V acc[kLanes] = {};
+    for (int64_t c = 0; c < len; ++c) {
+      V Ec;
+      for (int i = 0; i < W; ++i) Ec[i] = i < nrows ? noise.g[i * gs + c] : T(1);
+      v[c] = vmath::exp_scaled<kUnitScale<T>>(v[c] - xmax) / Ec;
+      acc[c % kLanes] = acc[c % kLanes] + v[c];
+    }
+    norm = tree_sum(acc);
+    for (int64_t c = 0; c < len; ++c) v[c] = v[c] / norm;
+  } else if (soft) {
     V acc[kLanes] = {};
     for (int64_t c = 0; c < len; ++c) {
       v[c] = vmath::exp((v[c] - vmax) * inv_tau);
       acc[c % kLanes] = acc[c % kLanes] + v[c];
     }
-    const V inv_sum = T(1) / tree_sum(acc);
-    for (int64_t c = 0; c < len; ++c) v[c] = v[c] * inv_sum;
+    norm = T(1) / tree_sum(acc);
+    for (int64_t c = 0; c < len; ++c) v[c] = v[c] * norm;
   }
   for (int i = 0; i < nrows; ++i) {
     RowStats<T> st;
@@ -496,7 +627,7 @@ void forward_short_group(const T* x, const RowSpec& xs, T* y, const RowSpec& ys,
     st.nan = vnan[i] != 0;
     if (soft) {
       T* sr = soft + ss.offset(r0 + i);
-      if (st.defined())
+      if (unit ? norm[i] == norm[i] : st.defined())
         for (int64_t c = 0; c < len; ++c) sr[c * ss.step] = v[c][i];
       else
         fill_nan(sr, ss.step, len);
@@ -614,6 +745,7 @@ void forward_rows(const T* x, const RowSpec& xs, T* y, const RowSpec& ys, T* y_s
   // Where the soft sample goes (null: hard without return_soft, no soft sample).
   T* soft = hard ? y_soft : y;
   const RowSpec& soft_spec = hard ? ss : ys;
+  const bool unit = inv_tau == T(1);  // the tau = 1 soft sample (see unit_exp_sum)
 #ifdef GS_HAVE_VECTOR_EXT
   if (use_short_rows<T>(len)) {
     for_groups<T>(xs.nrows, len, [&](int64_t r0, int64_t n) {
@@ -634,11 +766,32 @@ void forward_rows(const T* x, const RowSpec& xs, T* y, const RowSpec& ys, T* y_s
       const uint64_t q = first_row + static_cast<uint64_t>(r);
       T* soft_row = soft ? soft + soft_spec.offset(r) : nullptr;
       T* v = soft ? (staged.empty() ? soft_row : staged.data()) : nullptr;
-      for_segments(len, [&](int64_t k, int64_t begin, int64_t end) {
-        seg_st[k] = noisy_logits(xr, xs.step, begin, end, key, q, v);
-      });
-      const RowStats<T> st = combine(seg_st.data(), nseg);
-      if (soft && st.defined()) {
+      RowStats<T> st;
+      if (hard || !unit) {
+        for_segments(len, [&](int64_t k, int64_t begin, int64_t end) {
+          seg_st[k] = noisy_logits(xr, xs.step, begin, end, key, q, unit ? nullptr : v);
+        });
+        st = combine(seg_st.data(), nseg);
+      }
+      if (soft && unit) {
+        for_segments(len, [&](int64_t k, int64_t begin, int64_t end) {
+          seg_sum[k] = row_max(xr, xs.step, begin, end);
+        });
+        T xmax = seg_sum[0];
+        for (int64_t k = 1; k < nseg; ++k) xmax = std::max(xmax, seg_sum[k]);
+        for_segments(len, [&](int64_t k, int64_t begin, int64_t end) {
+          seg_sum[k] = unit_exp_sum(xr, xs.step, begin, end, xmax, key, q, v);
+        });
+        T sum = seg_sum[0];
+        for (int64_t k = 1; k < nseg; ++k) sum = sum + seg_sum[k];
+        if (sum == sum) {
+          for_segments(len, [&](int64_t, int64_t begin, int64_t end) {
+            scale<true>(v, begin, end, sum, soft_row, soft_spec.step);
+          });
+        } else {
+          fill_nan(soft_row, soft_spec.step, len);
+        }
+      } else if (soft && st.defined()) {
         for_segments(len, [&](int64_t k, int64_t begin, int64_t end) {
           seg_sum[k] = exp_sum(v, begin, end, st.max, inv_tau);
         });
@@ -662,8 +815,13 @@ void forward_rows(const T* x, const RowSpec& xs, T* y, const RowSpec& ys, T* y_s
       gather_tile(x, xs, r0, g, tile);
       for (int64_t i = 0; i < g; ++i) {
         T* row = tile + i * len;  // x, then v = x + g, then the soft sample, in place
-        st[i] = noisy_logits(row, 1, 0, len, key, first_row + static_cast<uint64_t>(r0 + i),
-                             soft ? row : nullptr);
+        const uint64_t q = first_row + static_cast<uint64_t>(r0 + i);
+        if (soft && unit) {
+          if (hard) st[i] = noisy_logits(row, 1, 0, len, key, q, static_cast<T*>(nullptr));
+          unit_softmax_row(row, 1, len, key, q, row, row, 1);
+          continue;
+        }
+        st[i] = noisy_logits(row, 1, 0, len, key, q, soft ? row : nullptr);
         if (soft) {
           if (st[i].defined())
             softmax_from_noisy(row, len, st[i].max, inv_tau, row, 1);
@@ -692,6 +850,13 @@ void forward_rows(const T* x, const RowSpec& xs, T* y, const RowSpec& ys, T* y_s
     T* soft_row = soft ? soft + soft_spec.offset(r) : nullptr;
     T* v = soft ? (staged ? scratch.data() + static_cast<int64_t>(tid) * len : soft_row)
                 : nullptr;
+    if (soft && unit) {
+      RowStats<T> st;
+      if (hard) st = noisy_logits(xr, xs.step, 0, len, key, q, static_cast<T*>(nullptr));
+      unit_softmax_row(xr, xs.step, len, key, q, v, soft_row, soft_spec.step);
+      if (hard) write_hard(y + ys.offset(r), ys.step, len, st);
+      return;
+    }
     const RowStats<T> st = noisy_logits(xr, xs.step, 0, len, key, q, v);
     if (soft) {
       if (st.defined())

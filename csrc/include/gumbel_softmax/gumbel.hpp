@@ -62,8 +62,9 @@ constexpr S one_minus_sqrt_half() {
   return static_cast<S>(0.29289321881345247);
 }
 
+// E = -log(U), the standard exponential variate of the bits (the first log above).
 template <class V>
-GS_INLINE V bits_to_gumbel(lanes::UInt<V> b) {
+GS_INLINE V bits_to_exponential(lanes::UInt<V> b) {
   using S = typename lanes::Traits<V>::Scalar;
   using lanes::select;
   using lanes::splat;
@@ -75,8 +76,13 @@ GS_INLINE V bits_to_gumbel(lanes::UInt<V> b) {
   const lanes::Mask<V> near_one = t <= one_minus_sqrt_half<S>();
   const V e = select(upper, select(near_one, splat<V>(S(0)), splat<V>(S(-1))), e_low);
   const V f = select(upper, select(near_one, -t, S(1) - S(2) * t), f_low);
-  const V E = -vmath::log_combine(e, f);
-  return -vmath::log(E);
+  return -vmath::log_combine(e, f);
+}
+
+// g = -log(E).
+template <class V>
+GS_INLINE V bits_to_gumbel(lanes::UInt<V> b) {
+  return -vmath::log(bits_to_exponential<V>(b));
 }
 
 // Words per element of each dtype in the stream.

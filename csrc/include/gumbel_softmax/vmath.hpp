@@ -172,8 +172,12 @@ GS_INLINE V exp_poly(V r) {
   }
 }
 
-template <class V>
-GS_INLINE V exp(V z) {
+// exp_scaled<N>(z) = e^z * 2^N, rounded once like exp (the scaling is folded into the
+// exponent, so no rounding of z + N ln2 and no intermediate underflow); exp = N = 0.
+//   range:  as exp, with the clamps moved down by N ln2
+//   error:  as exp
+template <int N, class V>
+GS_INLINE V exp_scaled(V z) {
   using S = typename lanes::Traits<V>::Scalar;
   using C = Consts<S>;
   using UInt = lanes::UInt<V>;
@@ -181,14 +185,17 @@ GS_INLINE V exp(V z) {
   using lanes::fma;
   using lanes::select;
   using lanes::splat;
+  constexpr S z_min = static_cast<S>(C::exp_z_min - N * 0.6931471805599453);
+  constexpr S z_max = static_cast<S>(C::exp_z_max - N * 0.6931471805599453);
   // Clamp; NaN passes through (both comparisons are false for NaN).
-  z = select(z < C::exp_z_min, splat<V>(C::exp_z_min), z);
-  z = select(z > C::exp_z_max, splat<V>(C::exp_z_max), z);
+  z = select(z < z_min, splat<V>(z_min), z);
+  z = select(z > z_max, splat<V>(z_max), z);
   // k = round-to-nearest-even(z / ln2) by the magic-number addition; the integer k is
   // the difference of the bit patterns, which avoids converting NaN to an integer.
   const V biased = z * C::log2e + C::round_magic;
   const V k = biased - C::round_magic;
-  const Int ki = (Int)(lanes::as_bits(biased) - lanes::as_bits(C::round_magic));
+  Int ki = (Int)(lanes::as_bits(biased) - lanes::as_bits(C::round_magic));
+  if constexpr (N != 0) ki = ki + N;
   V r = fma(-k, splat<V>(C::ln2_hi), z);
   r = fma(-k, splat<V>(C::ln2_lo), r);
   const V p = exp_poly(r);
@@ -200,6 +207,11 @@ GS_INLINE V exp(V z) {
   const V s1 = lanes::from_bits((UInt)((UInt)(k1 + C::exp_bias) << C::mant_bits));
   const V s2 = lanes::from_bits((UInt)((UInt)(k2 + C::exp_bias) << C::mant_bits));
   return (p * s1) * s2;
+}
+
+template <class V>
+GS_INLINE V exp(V z) {
+  return exp_scaled<0>(z);
 }
 
 }  // namespace vmath
