@@ -66,7 +66,9 @@ py::object backward_impl(const py::array& grad_y, const py::array& y_soft, doubl
   return std::move(o);
 }
 
-bool is_double(const py::array& a) { return a.dtype().is(py::dtype::of<double>()); }
+// The Python layer passes native float32 or float64 arrays only; compare by kind and size,
+// since an equivalent descriptor need not be the very object dtype::of returns.
+bool is_double(const py::array& a) { return a.dtype().kind() == 'f' && a.itemsize() == 8; }
 
 }  // namespace
 

@@ -82,7 +82,9 @@ def _as_float_array(a, name):
             f"{name} must be a float32 or float64 array (integer and bool arrays are "
             f"converted to float64), got dtype {arr.dtype}"
         )
-    if not arr.flags.aligned:
+    if not arr.dtype.isnative:  # byte-swapped: the kernels read native bytes
+        arr = arr.astype(arr.dtype.newbyteorder("="))
+    elif not arr.flags.aligned:
         arr = arr.copy()
     return arr
 
@@ -132,6 +134,8 @@ def _check_out(out, shape, dtype, inputs=()):
         raise ValueError(f"out must have shape {tuple(shape)}, got {out.shape}")
     if out.dtype != dtype:
         raise ValueError(f"out must have dtype {np.dtype(dtype)}, got {out.dtype}")
+    if not out.dtype.isnative:
+        raise ValueError(f"out must have native byte order, got dtype {out.dtype.str}")
     if not out.flags.writeable:
         raise ValueError("out is read-only")
     if not out.flags.aligned:
@@ -306,7 +310,7 @@ def gumbel(shape, *, dtype=None, rng=None, out=None):
         raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from None
     if dtype.type not in _FLOAT_TYPES:
         raise TypeError(f"dtype must be float32 or float64, got {dtype}")
-    out = _check_out(out, shape, dtype)
+    out = _check_out(out, shape, dtype)  # a byte-swapped out raises
     rng = _as_rng(rng)
     return _core.gumbel(list(shape), dtype.type is np.float64, rng, out)
 
