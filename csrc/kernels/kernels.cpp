@@ -523,21 +523,25 @@ struct ShortNoise {
     constexpr int BL = philox::kBlockLanes;
     const int64_t nb = (len * wpe + 3) / 4;  // blocks per row
     const int64_t nblocks = nrows * nb;
-    // Lane l = (row l / nb, block l % nb), walked with two counters instead of divisions.
-    uint32_t blk = 0;
-    uint64_t q = first_row + static_cast<uint64_t>(r0);
+    // Lane l = (row l / nb, block l % nb); spare lanes repeat the last block.  l / nb
+    // is a multiply and shift, exact since l * (ceil(2^16 / nb) * nb - 2^16) < 2^16
+    // (l < 8 * 16 here).
+    using philox::VU32;
+    VU32 iota;
+    for (int j = 0; j < BL; ++j) iota[j] = static_cast<uint32_t>(j);
+    const uint32_t nb32 = static_cast<uint32_t>(nb);
+    const uint32_t inv = (65536u + nb32 - 1) / nb32;
+    const uint32_t last = static_cast<uint32_t>(nblocks - 1);
+    const uint64_t q0 = first_row + static_cast<uint64_t>(r0);
+    const uint32_t q0_lo = static_cast<uint32_t>(q0), q0_hi = static_cast<uint32_t>(q0 >> 32);
     for (int64_t l0 = 0; l0 < nblocks; l0 += BL) {
-      philox::VU32 c0, c2, c3;
-      for (int j = 0; j < BL; ++j) {
-        c0[j] = blk;
-        c2[j] = static_cast<uint32_t>(q);
-        c3[j] = static_cast<uint32_t>(q >> 32);
-        if (l0 + j + 1 < nblocks && ++blk == nb) {  // spare lanes repeat the last block
-          blk = 0;
-          ++q;
-        }
-      }
-      philox::VU32 c1 = philox::VU32{};
+      VU32 l = iota + static_cast<uint32_t>(l0);
+      l = (VU32)(l > last ? (VU32{} + last) : l);
+      const VU32 row = (l * inv) >> 16;
+      VU32 c0 = l - row * nb32;
+      VU32 c2 = row + q0_lo;                         // low word of the row number ...
+      VU32 c3 = (VU32{} + q0_hi) - (VU32)(c2 < row);  // ... and the high word, with carry
+      VU32 c1 = VU32{};
       philox::block_lanes(c0, c1, c2, c3, key);
       philox::store_blocks(c0, c1, c2, c3, words + 4 * l0);
     }
@@ -576,20 +580,35 @@ void forward_short_group(const T* x, const RowSpec& xs, T* y, const RowSpec& ys,
   const bool unit = soft && inv_tau == T(1);  // the tau = 1 soft sample, see unit_exp_sum
   ShortNoise<T> noise;
   const int64_t gs = noise.fill(key, first_row, r0, nrows, len, unit);
-  int64_t xoff[W];
-  for (int i = 0; i < W; ++i) xoff[i] = i < nrows ? xs.offset(r0 + i) : 0;
+  // Transposed copies: xt[c * W + i] = element c of row i, the same for the noise;
+  // lanes past the last row get x = -inf and noise 1 (finite, never written out).
+  alignas(64) T xt[kShortMax * W];
+  alignas(64) T gt[kShortMax * W];
+  for (int i = 0; i < W; ++i) {
+    if (i < nrows) {
+      const T* xr = x + xs.offset(r0 + i);
+      const T* gr = noise.g + i * gs;
+      for (int64_t c = 0; c < len; ++c) {
+        xt[c * W + i] = xr[c * xs.step];
+        gt[c * W + i] = gr[c];
+      }
+    } else {
+      for (int64_t c = 0; c < len; ++c) {
+        xt[c * W + i] = ninf;
+        gt[c * W + i] = T(1);
+      }
+    }
+  }
   // v[c] holds element c of every row (x, then the soft sample).
   V v[kShortMax];
-  for (int64_t c = 0; c < len; ++c)
-    for (int i = 0; i < W; ++i) v[c][i] = i < nrows ? x[xoff[i] + c * xs.step] : ninf;
+  for (int64_t c = 0; c < len; ++c) v[c] = lanes::load<V>(xt + c * W);
   // Pass 1 on x + g (max, first argmax, NaN) as in noisy_logits; for tau = 1 only when
   // hard, with g = -log(E) exactly as bits_to_gumbel computes it.
   V vmax = lanes::splat<V>(ninf);
   I vidx{}, vnan{};
   if (!unit || hard)
     for (int64_t c = 0; c < len; ++c) {
-      V gc;
-      for (int i = 0; i < W; ++i) gc[i] = i < nrows ? noise.g[i * gs + c] : T(1);
+      V gc = lanes::load<V>(gt + c * W);
       if (unit) gc = -vmath::log(gc);
       const V vc = v[c] + gc;
       if (!unit) v[c] = vc;
@@ -604,9 +623,7 @@ void forward_short_group(const T* x, const RowSpec& xs, T* y, const RowSpec& ys,
     for (int64_t c = 0; c < len; ++c) xmax = lanes::select(v[c] > xmax, v[c], xmax);
     V acc[kLanes] = {};
     for (int64_t c = 0; c < len; ++c) {
-      V Ec;
-      for (int i = 0; i < W; ++i) Ec[i] = i < nrows ? noise.g[i * gs + c] : T(1);
-      v[c] = vmath::exp_scaled<kUnitScale<T>>(v[c] - xmax) / Ec;
+      v[c] = vmath::exp_scaled<kUnitScale<T>>(v[c] - xmax) / lanes::load<V>(gt + c * W);
       acc[c % kLanes] = acc[c % kLanes] + v[c];
     }
     norm = tree_sum(acc);
@@ -620,6 +637,8 @@ void forward_short_group(const T* x, const RowSpec& xs, T* y, const RowSpec& ys,
     norm = T(1) / tree_sum(acc);
     for (int64_t c = 0; c < len; ++c) v[c] = v[c] * norm;
   }
+  if (soft)
+    for (int64_t c = 0; c < len; ++c) lanes::store(xt + c * W, v[c]);
   for (int i = 0; i < nrows; ++i) {
     RowStats<T> st;
     st.max = vmax[i];
@@ -628,7 +647,7 @@ void forward_short_group(const T* x, const RowSpec& xs, T* y, const RowSpec& ys,
     if (soft) {
       T* sr = soft + ss.offset(r0 + i);
       if (unit ? norm[i] == norm[i] : st.defined())
-        for (int64_t c = 0; c < len; ++c) sr[c * ss.step] = v[c][i];
+        for (int64_t c = 0; c < len; ++c) sr[c * ss.step] = xt[c * W + i];
       else
         fill_nan(sr, ss.step, len);
     }
