@@ -8,7 +8,7 @@
 //
 // t carries the full resolution of the bits at both ends of (0, 1), so E keeps it in
 // both tails, E lies in [2^-(n+1)(1 - 2^-(n+1)), (n+1) ln 2] and g is always finite:
-// float32 g in [-3.13, 22.87], float64 g in [-3.81, 45.05].
+// float32 g in [-3.13, 22.88], float64 g in [-3.81, 45.06] (the top: (n + 1) ln 2, n = 32, 64).
 //
 // log(U) is evaluated as e*ln2 + log(1+f) with (e, f) exact in all three cases:
 //   s = 0:               t = 2^e (1+f) from the bits of t;
