@@ -390,9 +390,9 @@ template <class T>
 T unit_exp_sum(const T* x, int64_t step, int64_t begin, int64_t end, T xmax, PhiloxKey key,
                uint64_t q, T* a) {
   constexpr int N = kUnitScale<T>;
-  constexpr int wpe = words_per_element<T>();
   ChunkBuffers<T> buf;
 #ifdef GS_HAVE_VECTOR_EXT
+  constexpr int wpe = words_per_element<T>();
   using V = Vec<T>;
   using U = lanes::UInt<V>;
   constexpr int W = kW<T>;
