@@ -421,3 +421,27 @@ def test_long_single_row_nan_and_mask(dtype):
             assert_bitwise_equal(y, expect, f"pos {pos}")
     x = np.full((1, LONG), -INF, dtype=dtype)
     assert np.all(np.isnan(gs.gumbel_softmax(x, rng=gs.Philox(80))))
+
+
+# --------------------------------------------------------------------------------------
+# rows of length 0 and NaN with the sign bit set
+# --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("shape", [(0,), (3, 0), (2, 0, 0)])
+@pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
+def test_gumbel_rows_of_length_zero(shape, dtype):
+    """gs.gumbel of rows with no element: an empty array; the rows still count."""
+    rng = gs.Philox(3, counter=10)
+    g = gs.gumbel(shape, dtype=dtype, rng=rng)
+    assert g.shape == shape and g.dtype == dtype
+    assert rng.counter == 10 + int(np.prod(shape[:-1]))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
+def test_exp_of_negative_nan_is_nan(dtype):
+    """exp of a NaN with the sign bit set (what -inf - (-inf) gives on x86) is NaN, not
+    a number made of the NaN's bits (the sanitizer build checks the integer steps)."""
+    evaluate = gs._core._eval_f32 if dtype == np.float32 else gs._core._eval_f64
+    z = np.array([np.copysign(np.nan, -1.0), np.nan, -np.inf, 0.0] * 8, dtype=dtype)
+    e = evaluate("exp", z)
+    assert np.all(np.isnan(e[0::4])) and np.all(np.isnan(e[1::4]))
+    assert np.all(e[2::4] == 0.0) and np.all(e[3::4] == 1.0)

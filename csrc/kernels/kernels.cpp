@@ -522,6 +522,7 @@ struct ShortNoise {
     constexpr int wpe = words_per_element<T>();
     constexpr int BL = philox::kBlockLanes;
     const int64_t nb = (len * wpe + 3) / 4;  // blocks per row
+    if (nb == 0) return 0;                   // rows of length 0: no noise
     const int64_t nblocks = nrows * nb;
     // Lane l = (row l / nb, block l % nb); spare lanes repeat the last block.  l / nb
     // is a multiply and shift, exact since l * (ceil(2^16 / nb) * nb - 2^16) < 2^16

@@ -195,17 +195,20 @@ GS_INLINE V exp_scaled(V z) {
   const V biased = z * C::log2e + C::round_magic;
   const V k = biased - C::round_magic;
   Int ki = (Int)(lanes::as_bits(biased) - lanes::as_bits(C::round_magic));
-  if constexpr (N != 0) ki = ki + N;
+  if constexpr (N != 0) ki = (Int)((UInt)ki + static_cast<unsigned>(N));
   V r = fma(-k, splat<V>(C::ln2_hi), z);
   r = fma(-k, splat<V>(C::ln2_lo), r);
   const V p = exp_poly(r);
   // 2^k as 2^k1 * 2^k2 with both halves normal: p * 2^k1 is exact, the second product
   // rounds once even when the result is subnormal.
   // k1 = floor(k / 2) for k >= -2048 (always, for non-NaN z), with a logical shift.
-  const Int k1 = (Int)(((UInt)ki + 2048u) >> 1) - 1024;
-  const Int k2 = ki - k1;
-  const V s1 = lanes::from_bits((UInt)((UInt)(k1 + C::exp_bias) << C::mant_bits));
-  const V s2 = lanes::from_bits((UInt)((UInt)(k2 + C::exp_bias) << C::mant_bits));
+  // In unsigned (wrapping) arithmetic, which gives the bits of the signed formulas: for
+  // NaN z, ki is arbitrary, and signed arithmetic could overflow (undefined behaviour).
+  const UInt k1 = (((UInt)ki + 2048u) >> 1) - 1024u;
+  const UInt k2 = (UInt)ki - k1;
+  constexpr unsigned bias = static_cast<unsigned>(C::exp_bias);
+  const V s1 = lanes::from_bits((UInt)((k1 + bias) << C::mant_bits));
+  const V s2 = lanes::from_bits((UInt)((k2 + bias) << C::mant_bits));
   return (p * s1) * s2;
 }
 
