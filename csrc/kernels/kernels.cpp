@@ -183,6 +183,18 @@ struct ChunkBuffers {
   alignas(64) T v[kChunk + kLanes];
 };
 
+// The n elements of a row from c0 on, contiguous: read in place when the row is
+// contiguous and n is a whole number of 16-element steps, else gathered into buf
+// (kChunk + kLanes elements) and padded with -inf to the next whole step.
+template <class T>
+const T* chunk_x(const T* x, int64_t step, int64_t c0, int64_t n, T* buf) {
+  const T* xc = x + c0 * step;
+  if (step == 1 && n % kLanes == 0) return xc;
+  for (int64_t i = 0; i < n; ++i) buf[i] = xc[i * step];
+  for (int64_t i = n; i < n + kLanes; ++i) buf[i] = -std::numeric_limits<T>::infinity();
+  return buf;
+}
+
 // Pass 1 over elements [begin, end) of a row (begin a multiple of kChunk): v = x + g,
 // with its max, first argmax and NaN flag.  x and v_out point at the row's element 0;
 // v is written to v_out (contiguous) when it is non-null.
@@ -205,13 +217,7 @@ RowStats<T> noisy_logits(const T* x, int64_t step, int64_t begin, int64_t end, P
   for (int64_t c0 = begin; c0 < len; c0 += kChunk) {
     const int64_t n = std::min(kChunk, len - c0);
     noise_chunk(key, q, c0, n, buf.words, buf.g);
-    // x of the chunk: read in place when contiguous and whole, else gathered and padded.
-    const T* xc = x + c0 * step;
-    if (step != 1 || n % W != 0) {
-      for (int64_t i = 0; i < n; ++i) buf.x[i] = xc[i * step];
-      for (int64_t i = n; i < n + W; ++i) buf.x[i] = ninf;
-      xc = buf.x;
-    }
+    const T* xc = chunk_x(x, step, c0, n, buf.x);
     for (int64_t i = 0; i < n; i += W) {
       // padded lanes are -inf + g = -inf: they change neither max, argmax nor NaN flag
       const V v = lanes::load<V>(xc + i) + lanes::load<V>(buf.g + i);
@@ -400,14 +406,8 @@ T unit_exp_sum(const T* x, int64_t step, int64_t begin, int64_t end, T xmax, Phi
   for (int64_t c0 = begin; c0 < end; c0 += kChunk) {
     const int64_t n = std::min(kChunk, end - c0);
     chunk_words<T>(key, q, c0, n, buf.words);
-    // x of the chunk, padded with -inf to whole steps of 16: exp gives +0 there, which
-    // leaves the partial sums as the scalar loop leaves them.
-    const T* xc = x + c0 * step;
-    if (step != 1 || n % kLanes != 0) {
-      for (int64_t i = 0; i < n; ++i) buf.x[i] = xc[i * step];
-      for (int64_t i = n; i < n + kLanes; ++i) buf.x[i] = -std::numeric_limits<T>::infinity();
-      xc = buf.x;
-    }
+    // padded lanes: exp(-inf) = +0 leaves the partial sums as the scalar loop leaves them
+    const T* xc = chunk_x(x, step, c0, n, buf.x);
     for (int64_t i = 0; i < n; i += kLanes)
       for (int k = 0; k < kSub<T>; ++k) {
         const int64_t o = i + k * W;
