@@ -207,12 +207,16 @@ FWD_CASES = {
     "tau=str": (TypeError, "tau", _fwd(tau="0.5")),
     "tau=complex": (TypeError, "tau", _fwd(tau=0.5 + 0j)),
     "tau=bool": (TypeError, "tau", _fwd(tau=True)),
-    "tau=array": (TypeError, "tau", _fwd(tau=np.array([0.5]))),
+    "tau=array-shape": (ValueError, "tau", _fwd(tau=np.array([0.5, 0.5]))),
+    "tau=array-zero": (ValueError, "tau", _fwd(tau=np.array([0.5, 0.5, 0.0, 0.5, 0.5]))),
+    "tau=array-str": (TypeError, "tau", _fwd(tau=np.array(["0.5"] * 5))),
+    "mask=int": (TypeError, "mask", _fwd(mask=np.ones(SHAPE, dtype=np.int8))),
+    "mask=shape": (ValueError, "mask", _fwd(mask=np.ones((5, 6), dtype=bool))),
     "tau=None": (TypeError, "tau", _fwd(tau=None)),
     "logits=complex": (TypeError, "logits",
                        _fwd_logits(lambda dt: _logits(SHAPE, dt).astype(np.complex128))),
-    "logits=float16": (TypeError, "logits",
-                       _fwd_logits(lambda dt: _logits(SHAPE, dt).astype(np.float16))),
+    "logits=complex64": (TypeError, "logits",
+                         _fwd_logits(lambda dt: _logits(SHAPE, dt).astype(np.complex64))),
     "logits=object": (TypeError, "logits",
                       _fwd_logits(lambda dt: _logits(SHAPE, dt).astype(object))),
     "logits=str": (TypeError, "logits",
@@ -344,8 +348,8 @@ BWD_CASES = {
         lambda dt: _logits(SHAPE, dt).astype(np.complex64), lambda dt: _logits(SHAPE, dt))),
     "y_soft=object": (TypeError, "y_soft", _bwd_inputs(
         lambda dt: _logits(SHAPE, dt), lambda dt: _logits(SHAPE, dt).astype(object))),
-    "y_soft=float16": (TypeError, "y_soft", _bwd_inputs(
-        lambda dt: _logits(SHAPE, dt), lambda dt: _logits(SHAPE, dt).astype(np.float16))),
+    "y_soft=complex64": (TypeError, "y_soft", _bwd_inputs(
+        lambda dt: _logits(SHAPE, dt), lambda dt: _logits(SHAPE, dt).astype(np.complex64))),
     "grad_y=array-raises": (RuntimeError, "boom", _bwd_inputs(
         lambda dt: _ArrayBoom(), lambda dt: _logits(SHAPE, dt))),
     "shapes-differ": (ValueError, "y_soft", _bwd_inputs(
@@ -411,7 +415,7 @@ GUMBEL_CASES = {
     "shape=None": (TypeError, "shape", _gum(shape=None)),
     "shape=row>2**31-1": (ValueError, "shape", _gum_long_row),
     "dtype=int32": (TypeError, "dtype", _gum(dtype=np.int32, out_dtype=np.int32)),
-    "dtype=float16": (TypeError, "dtype", _gum(dtype=np.float16, out_dtype=np.float16)),
+    "dtype=complex64": (TypeError, "dtype", _gum(dtype=np.complex64, out_dtype=np.complex64)),
     "dtype=str": (TypeError, "dtype", _gum(dtype="U4")),
     "dtype=bogus": (TypeError, "dtype", _gum(dtype="not-a-dtype")),
     "out=shape": (ValueError, "out", _gum(out_shape=(7, 5))),

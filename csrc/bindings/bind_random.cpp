@@ -51,7 +51,7 @@ uint64_t os_entropy_seed() {
 }
 
 template <class T>
-py::array gumbel_impl(const std::vector<int64_t>& shape, PhiloxState& rng, py::object out) {
+py::array noise_impl(const std::vector<int64_t>& shape, Noise kind, PhiloxState& rng, py::object out) {
   py::array_t<T> result;
   if (out.is_none()) {
     result = py::array_t<T>(shape);
@@ -67,7 +67,7 @@ py::array gumbel_impl(const std::vector<int64_t>& shape, PhiloxState& rng, py::o
     // Safe without the GIL: the kernel sees raw pointers only, and `result` (held by
     // this frame) keeps the buffer alive.
     py::gil_scoped_release release;
-    gumbel_rows<T>(data, spec, key, first);
+    noise_rows<T>(data, spec, kind, key, first);
   }
   return std::move(result);
 }
@@ -150,11 +150,15 @@ void bind_random(py::module_& m) {
       py::arg("counters"), py::arg("k0"), py::arg("k1"));
 
   m.def(
-      "gumbel",
-      [](std::vector<int64_t> shape, bool is_double, PhiloxState& rng, py::object out) {
-        return is_double ? gumbel_impl<double>(shape, rng, out) : gumbel_impl<float>(shape, rng, out);
+      "noise",
+      [](std::vector<int64_t> shape, bool is_double, bool logistic, PhiloxState& rng,
+         py::object out) {
+        const Noise kind = logistic ? Noise::logistic : Noise::gumbel;
+        return is_double ? noise_impl<double>(shape, kind, rng, out)
+                         : noise_impl<float>(shape, kind, rng, out);
       },
-      py::arg("shape"), py::arg("is_double"), py::arg("rng"), py::arg("out"));
+      py::arg("shape"), py::arg("is_double"), py::arg("logistic"), py::arg("rng"),
+      py::arg("out"));
 }
 
 }  // namespace gumbel_softmax

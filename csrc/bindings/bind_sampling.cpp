@@ -1,6 +1,6 @@
-// gs.gumbel_softmax and gs.gumbel_softmax_backward.  The Python layer has already
-// normalised the arguments (dtype, tau, axis, out); here: allocate the results, reserve
-// the rows, release the GIL and run the kernel.
+// The samplers and their gradients.  The Python layer has already normalised the
+// arguments (dtype, tau, axis, out, mask); here: allocate the results, reserve the rows,
+// release the GIL and run the kernel.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
@@ -21,28 +21,51 @@ py::array_t<T> result_like(const py::array& a, const py::object& out) {
   return py::array_t<T>(std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim()));
 }
 
+// The per-row 1/tau values (None: the scalar tau for every row): a contiguous array of
+// T with one value per row, already rounded by the Python layer as inverse_tau rounds.
 template <class T>
-py::object forward_impl(const py::array& logits, double tau, bool hard, int axis,
-                        PhiloxState& rng, const py::object& out, bool return_soft) {
+const T* per_row(const py::object& inv_taus) {
+  if (inv_taus.is_none()) return nullptr;
+  return py::reinterpret_borrow<py::array_t<T>>(inv_taus).data();
+}
+
+// The shape of a without `axis`.
+std::vector<py::ssize_t> batch_shape(const py::array& a, int axis) {
+  std::vector<py::ssize_t> shape;
+  for (int d = 0; d < a.ndim(); ++d)
+    if (d != axis) shape.push_back(a.shape(d));
+  return shape;
+}
+
+template <class T>
+py::object forward_impl(const py::array& logits, double tau, const py::object& inv_taus,
+                        bool hard, bool log, int axis, PhiloxState& rng, const py::object& out,
+                        bool return_soft) {
   auto x = py::reinterpret_borrow<py::array_t<T>>(logits);
   py::array_t<T> y = result_like<T>(logits, out);
   py::array_t<T> y_soft;
   const bool separate_soft = hard && return_soft;
   if (separate_soft) y_soft = result_like<T>(logits, py::none());
 
-  const RowSpec xs = rowspec_of(x, axis);
-  const RowSpec ys = rowspec_of(y, axis);
-  const RowSpec ss = separate_soft ? rowspec_of(y_soft, axis) : RowSpec{};
-  const T* xp = x.data();
-  T* yp = y.mutable_data();
-  T* sp = separate_soft ? y_soft.mutable_data() : nullptr;
-  const PhiloxKey key = rng.key();
+  ForwardArgs<T> a;
+  a.xs = rowspec_of(x, axis);
+  a.ys = rowspec_of(y, axis);
+  if (separate_soft) a.ss = rowspec_of(y_soft, axis);
+  a.x = x.data();
+  a.y = y.mutable_data();
+  a.y_soft = separate_soft ? y_soft.mutable_data() : nullptr;
+  a.inv_tau = inverse_tau<T>(tau);
+  a.inv_taus = per_row<T>(inv_taus);
+  a.hard = hard;
+  a.log = log;
+  a.key = rng.key();
   // Reserve only once everything else has succeeded: a failed call consumes no rows.
-  const uint64_t first = reserve_rows(rng, xs.nrows);
+  a.first_row = reserve_rows(rng, a.xs.nrows);
   {
-    // Safe without the GIL: raw pointers only; x, y and y_soft are held by this frame.
+    // Safe without the GIL: raw pointers only; the arrays are held by this frame and
+    // the caller.
     py::gil_scoped_release release;
-    forward_rows<T>(xp, xs, yp, ys, sp, ss, inverse_tau<T>(tau), hard, key, first);
+    forward_rows<T>(a);
   }
   if (!return_soft) return std::move(y);
   if (!hard) return py::make_tuple(y, y);
@@ -50,8 +73,43 @@ py::object forward_impl(const py::array& logits, double tau, bool hard, int axis
 }
 
 template <class T>
+py::object categorical_impl(const py::array& logits, int axis, PhiloxState& rng) {
+  auto x = py::reinterpret_borrow<py::array_t<T>>(logits);
+  py::array_t<int64_t> idx(batch_shape(logits, axis));
+  ForwardArgs<T> a;
+  a.xs = rowspec_of(x, axis);
+  a.x = x.data();
+  a.index = idx.mutable_data();
+  a.key = rng.key();
+  a.first_row = reserve_rows(rng, a.xs.nrows);
+  {
+    py::gil_scoped_release release;  // raw pointers only; arrays held by this frame
+    forward_rows<T>(a);
+  }
+  return std::move(idx);
+}
+
+template <class T>
+py::object top_k_impl(const py::array& logits, int64_t k, int axis, PhiloxState& rng) {
+  auto x = py::reinterpret_borrow<py::array_t<T>>(logits);
+  std::vector<py::ssize_t> shape = batch_shape(logits, axis);
+  shape.push_back(static_cast<py::ssize_t>(k));
+  py::array_t<int64_t> idx(shape);
+  const RowSpec xs = rowspec_of(x, axis);
+  const T* xp = x.data();
+  int64_t* ip = idx.mutable_data();
+  const PhiloxKey key = rng.key();
+  const uint64_t first = reserve_rows(rng, xs.nrows);
+  {
+    py::gil_scoped_release release;  // raw pointers only; arrays held by this frame
+    top_k_rows<T>(xp, xs, ip, k, key, first);
+  }
+  return std::move(idx);
+}
+
+template <class T>
 py::object backward_impl(const py::array& grad_y, const py::array& y_soft, double tau,
-                         int axis, const py::object& out) {
+                         const py::object& inv_taus, int axis, const py::object& out) {
   auto g = py::reinterpret_borrow<py::array_t<T>>(grad_y);
   auto s = py::reinterpret_borrow<py::array_t<T>>(y_soft);
   py::array_t<T> o = result_like<T>(grad_y, out);
@@ -59,9 +117,63 @@ py::object backward_impl(const py::array& grad_y, const py::array& y_soft, doubl
   const T* gp = g.data();
   const T* sp = s.data();
   T* op = o.mutable_data();
+  const T* taus = per_row<T>(inv_taus);
   {
     py::gil_scoped_release release;  // raw pointers only; arrays held by this frame
-    backward_rows<T>(gp, gsp, sp, ssp, op, osp, inverse_tau<T>(tau));
+    backward_rows<T>(gp, gsp, sp, ssp, op, osp, inverse_tau<T>(tau), taus);
+  }
+  return std::move(o);
+}
+
+// inv_tau: 1/tau per element, an array of T of logits' shape (a broadcast view).
+template <class T>
+py::object bernoulli_impl(const py::array& logits, const py::array& inv_tau, bool hard,
+                          PhiloxState& rng, const py::object& out, bool return_soft) {
+  auto x = py::reinterpret_borrow<py::array_t<T>>(logits);
+  auto t = py::reinterpret_borrow<py::array_t<T>>(inv_tau);
+  py::array_t<T> y = result_like<T>(logits, out);
+  py::array_t<T> y_soft;
+  const bool separate_soft = hard && return_soft;
+  if (separate_soft) y_soft = result_like<T>(logits, py::none());
+  const int axis = static_cast<int>(x.ndim()) - 1;
+  BernoulliArgs<T> a;
+  a.xs = rowspec_of(x, axis);
+  a.ys = rowspec_of(y, axis);
+  a.ts = rowspec_of(t, axis);
+  if (separate_soft) a.ss = rowspec_of(y_soft, axis);
+  a.x = x.data();
+  a.y = y.mutable_data();
+  a.y_soft = separate_soft ? y_soft.mutable_data() : nullptr;
+  a.inv_tau = t.data();
+  a.hard = hard;
+  a.key = rng.key();
+  a.first_row = reserve_rows(rng, a.xs.nrows);
+  {
+    py::gil_scoped_release release;  // raw pointers only; arrays held by this frame
+    bernoulli_rows<T>(a);
+  }
+  if (!return_soft) return std::move(y);
+  if (!hard) return py::make_tuple(y, y);
+  return py::make_tuple(y, y_soft);
+}
+
+template <class T>
+py::object bernoulli_backward_impl(const py::array& grad_y, const py::array& y_soft,
+                                   const py::array& inv_tau, const py::object& out) {
+  auto g = py::reinterpret_borrow<py::array_t<T>>(grad_y);
+  auto s = py::reinterpret_borrow<py::array_t<T>>(y_soft);
+  auto t = py::reinterpret_borrow<py::array_t<T>>(inv_tau);
+  py::array_t<T> o = result_like<T>(grad_y, out);
+  const int axis = static_cast<int>(g.ndim()) - 1;
+  const RowSpec gsp = rowspec_of(g, axis), ssp = rowspec_of(s, axis),
+                osp = rowspec_of(o, axis), tsp = rowspec_of(t, axis);
+  const T* gp = g.data();
+  const T* sp = s.data();
+  const T* tp = t.data();
+  T* op = o.mutable_data();
+  {
+    py::gil_scoped_release release;  // raw pointers only; arrays held by this frame
+    bernoulli_backward_rows<T>(gp, gsp, sp, ssp, op, osp, tp, tsp);
   }
   return std::move(o);
 }
@@ -75,22 +187,55 @@ bool is_double(const py::array& a) { return a.dtype().kind() == 'f' && a.itemsiz
 void bind_sampling(py::module_& m) {
   m.def(
       "gumbel_softmax",
-      [](const py::array& logits, double tau, bool hard, int axis, PhiloxState& rng,
-         const py::object& out, bool return_soft) {
+      [](const py::array& logits, double tau, const py::object& inv_taus, bool hard, bool log,
+         int axis, PhiloxState& rng, const py::object& out, bool return_soft) {
         return is_double(logits)
-                   ? forward_impl<double>(logits, tau, hard, axis, rng, out, return_soft)
-                   : forward_impl<float>(logits, tau, hard, axis, rng, out, return_soft);
+                   ? forward_impl<double>(logits, tau, inv_taus, hard, log, axis, rng, out, return_soft)
+                   : forward_impl<float>(logits, tau, inv_taus, hard, log, axis, rng, out, return_soft);
       },
-      py::arg("logits"), py::arg("tau"), py::arg("hard"), py::arg("axis"), py::arg("rng"),
-      py::arg("out"), py::arg("return_soft"));
+      py::arg("logits"), py::arg("tau"), py::arg("inv_taus"), py::arg("hard"), py::arg("log"),
+      py::arg("axis"), py::arg("rng"), py::arg("out"), py::arg("return_soft"));
+  m.def(
+      "categorical",
+      [](const py::array& logits, int axis, PhiloxState& rng) {
+        return is_double(logits) ? categorical_impl<double>(logits, axis, rng)
+                                 : categorical_impl<float>(logits, axis, rng);
+      },
+      py::arg("logits"), py::arg("axis"), py::arg("rng"));
+  m.def(
+      "top_k",
+      [](const py::array& logits, int64_t k, int axis, PhiloxState& rng) {
+        return is_double(logits) ? top_k_impl<double>(logits, k, axis, rng)
+                                 : top_k_impl<float>(logits, k, axis, rng);
+      },
+      py::arg("logits"), py::arg("k"), py::arg("axis"), py::arg("rng"));
   m.def(
       "gumbel_softmax_backward",
-      [](const py::array& grad_y, const py::array& y_soft, double tau, int axis,
-         const py::object& out) {
-        return is_double(grad_y) ? backward_impl<double>(grad_y, y_soft, tau, axis, out)
-                                 : backward_impl<float>(grad_y, y_soft, tau, axis, out);
+      [](const py::array& grad_y, const py::array& y_soft, double tau, const py::object& inv_taus,
+         int axis, const py::object& out) {
+        return is_double(grad_y) ? backward_impl<double>(grad_y, y_soft, tau, inv_taus, axis, out)
+                                 : backward_impl<float>(grad_y, y_soft, tau, inv_taus, axis, out);
       },
-      py::arg("grad_y"), py::arg("y_soft"), py::arg("tau"), py::arg("axis"), py::arg("out"));
+      py::arg("grad_y"), py::arg("y_soft"), py::arg("tau"), py::arg("inv_taus"), py::arg("axis"),
+      py::arg("out"));
+  m.def(
+      "relaxed_bernoulli",
+      [](const py::array& logits, const py::array& inv_tau, bool hard, PhiloxState& rng,
+         const py::object& out, bool return_soft) {
+        return is_double(logits)
+                   ? bernoulli_impl<double>(logits, inv_tau, hard, rng, out, return_soft)
+                   : bernoulli_impl<float>(logits, inv_tau, hard, rng, out, return_soft);
+      },
+      py::arg("logits"), py::arg("inv_tau"), py::arg("hard"), py::arg("rng"), py::arg("out"),
+      py::arg("return_soft"));
+  m.def(
+      "relaxed_bernoulli_backward",
+      [](const py::array& grad_y, const py::array& y_soft, const py::array& inv_tau,
+         const py::object& out) {
+        return is_double(grad_y) ? bernoulli_backward_impl<double>(grad_y, y_soft, inv_tau, out)
+                                 : bernoulli_backward_impl<float>(grad_y, y_soft, inv_tau, out);
+      },
+      py::arg("grad_y"), py::arg("y_soft"), py::arg("inv_tau"), py::arg("out"));
 }
 
 }  // namespace gumbel_softmax

@@ -107,36 +107,45 @@ std::vector<std::string> cpu_targets() {
   return names;
 }
 
-template <>
-void gumbel_rows<float>(float* out, const RowSpec& o, PhiloxKey key, uint64_t first_row) {
-  active().table.gumbel_f32(out, o, key, first_row);
-}
-template <>
-void gumbel_rows<double>(double* out, const RowSpec& o, PhiloxKey key, uint64_t first_row) {
-  active().table.gumbel_f64(out, o, key, first_row);
-}
-template <>
-void forward_rows<float>(const float* x, const RowSpec& xs, float* y, const RowSpec& ys,
-                         float* s, const RowSpec& ss, float inv_tau, bool hard, PhiloxKey key,
-                         uint64_t first_row) {
-  active().table.forward_f32(x, xs, y, ys, s, ss, inv_tau, hard, key, first_row);
-}
-template <>
-void forward_rows<double>(const double* x, const RowSpec& xs, double* y, const RowSpec& ys,
-                          double* s, const RowSpec& ss, double inv_tau, bool hard, PhiloxKey key,
-                          uint64_t first_row) {
-  active().table.forward_f64(x, xs, y, ys, s, ss, inv_tau, hard, key, first_row);
-}
-template <>
-void backward_rows<float>(const float* g, const RowSpec& gs, const float* s, const RowSpec& ss,
-                          float* o, const RowSpec& os, float inv_tau) {
-  active().table.backward_f32(g, gs, s, ss, o, os, inv_tau);
-}
-template <>
-void backward_rows<double>(const double* g, const RowSpec& gs, const double* s,
-                           const RowSpec& ss, double* o, const RowSpec& os, double inv_tau) {
-  active().table.backward_f64(g, gs, s, ss, o, os, inv_tau);
-}
+// The public entry points forward to the active target's table.
+#define GS_FORWARD_BOTH(F32, F64, DECL, CALL)   \
+  template <>                                   \
+  DECL(float) {                                 \
+    active().table.F32 CALL;                    \
+  }                                             \
+  template <>                                   \
+  DECL(double) {                                \
+    active().table.F64 CALL;                    \
+  }
+
+#define GS_DECL(T) void noise_rows<T>(T* out, const RowSpec& o, Noise kind, PhiloxKey key, \
+                                      uint64_t first)
+GS_FORWARD_BOTH(noise_f32, noise_f64, GS_DECL, (out, o, kind, key, first))
+#undef GS_DECL
+#define GS_DECL(T) void forward_rows<T>(const ForwardArgs<T>& a)
+GS_FORWARD_BOTH(forward_f32, forward_f64, GS_DECL, (a))
+#undef GS_DECL
+#define GS_DECL(T)                                                                       \
+  void backward_rows<T>(const T* g, const RowSpec& gs, const T* s, const RowSpec& ss, T* o, \
+                        const RowSpec& os, T inv_tau, const T* inv_taus)
+GS_FORWARD_BOTH(backward_f32, backward_f64, GS_DECL, (g, gs, s, ss, o, os, inv_tau, inv_taus))
+#undef GS_DECL
+#define GS_DECL(T)                                                                    \
+  void top_k_rows<T>(const T* x, const RowSpec& xs, int64_t* out, int64_t k, PhiloxKey key, \
+                     uint64_t first)
+GS_FORWARD_BOTH(top_k_f32, top_k_f64, GS_DECL, (x, xs, out, k, key, first))
+#undef GS_DECL
+#define GS_DECL(T) void bernoulli_rows<T>(const BernoulliArgs<T>& a)
+GS_FORWARD_BOTH(bernoulli_f32, bernoulli_f64, GS_DECL, (a))
+#undef GS_DECL
+#define GS_DECL(T)                                                                        \
+  void bernoulli_backward_rows<T>(const T* g, const RowSpec& gs, const T* s,               \
+                                  const RowSpec& ss, T* o, const RowSpec& os, const T* t, \
+                                  const RowSpec& ts)
+GS_FORWARD_BOTH(bernoulli_backward_f32, bernoulli_backward_f64, GS_DECL,
+                (g, gs, s, ss, o, os, t, ts))
+#undef GS_DECL
+#undef GS_FORWARD_BOTH
 
 RowSpec make_rowspec(int ndim, const int64_t* shape, const int64_t* strides, int axis) {
   RowSpec s;

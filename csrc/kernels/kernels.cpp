@@ -125,22 +125,33 @@ GS_INLINE void chunk_words(PhiloxKey key, uint64_t q, int64_t c0, int64_t n, uin
 #endif
 }
 
+// The noise of one element's bits (lanes V or a scalar) of the given kind.
+template <class V, class B>
+GS_INLINE V noise_of(B bits, Noise kind) {
+  return kind == Noise::logistic ? bits_to_logistic<V>(bits) : bits_to_gumbel<V>(bits);
+}
+
 // One chunk of noise: g[i] for elements c0 .. c0 + n - 1 of absolute row q (vectorised:
 // g is filled up to n rounded up to the vector width; the extra lanes are noise of
 // later elements).
 template <class T>
 GS_INLINE void noise_chunk(PhiloxKey key, uint64_t q, int64_t c0, int64_t n, uint32_t* words,
-                           T* g) {
+                           T* g, Noise kind = Noise::gumbel) {
   chunk_words<T>(key, q, c0, n, words);
 #ifdef GS_HAVE_VECTOR_EXT
   using V = Vec<T>;
   using U = lanes::UInt<V>;
+  if (kind == Noise::logistic) {
+    for (int64_t i = 0; i < n; i += kW<T>)
+      lanes::store(g + i, bits_to_logistic<V>(lanes::load_bits<U>(words + i * words_per_element<T>())));
+    return;
+  }
   for (int64_t i = 0; i < n; i += kW<T>) {
     const U b = lanes::load_bits<U>(words + i * words_per_element<T>());
     lanes::store(g + i, bits_to_gumbel<V>(b));
   }
 #else
-  for (int64_t i = 0; i < n; ++i) g[i] = bits_to_gumbel<T>(element_bits(words, i, T()));
+  for (int64_t i = 0; i < n; ++i) g[i] = noise_of<T>(element_bits(words, i, T()), kind);
 #endif
 }
 
@@ -279,9 +290,9 @@ bool split_rows(int64_t nrows, int64_t len) {
   return len >= 2 * kSegment && nrows < max_threads() && max_threads() > 1;
 }
 
-// Pass 2 on v[begin, end) in place (contiguous): e = exp((v - max) / tau); returns the
-// segment's sum, element c in partial sum (c - begin) % 16.
-template <class T>
+// Pass 2 on v[begin, end) in place (contiguous): e = exp((v - max) / tau) (stored when
+// kStore); returns the segment's sum, element c in partial sum (c - begin) % 16.
+template <bool kStore = true, class T>
 T exp_sum(T* v, int64_t begin, int64_t end, T max, T inv_tau) {
   int64_t c = begin;
 #ifdef GS_HAVE_VECTOR_EXT
@@ -291,7 +302,7 @@ T exp_sum(T* v, int64_t begin, int64_t end, T max, T inv_tau) {
     for (int k = 0; k < kSub<T>; ++k) {
       T* p = v + c + k * kW<T>;
       const V e = vmath::exp((lanes::load<V>(p) - max) * inv_tau);
-      lanes::store(p, e);
+      if (kStore) lanes::store(p, e);
       vacc[k] = vacc[k] + e;
     }
   if (c < end) {
@@ -305,10 +316,10 @@ T exp_sum(T* v, int64_t begin, int64_t end, T max, T inv_tau) {
     for (int k = 0; k < kSub<T>; ++k) {
       T* p = tail + k * kW<T>;
       const V e = vmath::exp((lanes::load<V>(p) - max) * inv_tau);
-      lanes::store(p, e);
+      if (kStore) lanes::store(p, e);
       vacc[k] = vacc[k] + e;
     }
-    std::memcpy(v + c, tail, static_cast<size_t>(rem) * sizeof(T));
+    if (kStore) std::memcpy(v + c, tail, static_cast<size_t>(rem) * sizeof(T));
     c = end;
   }
   T acc[kLanes];
@@ -318,13 +329,13 @@ T exp_sum(T* v, int64_t begin, int64_t end, T max, T inv_tau) {
   for (; c + kLanes <= end; c += kLanes)
     for (int j = 0; j < kLanes; ++j) {
       const T e = vmath::exp((v[c + j] - max) * inv_tau);
-      v[c + j] = e;
+      if (kStore) v[c + j] = e;
       acc[j] = acc[j] + e;
     }
 #endif
   for (int j = 0; c + j < end; ++j) {
     const T e = vmath::exp((v[c + j] - max) * inv_tau);
-    v[c + j] = e;
+    if (kStore) v[c + j] = e;
     acc[j] = acc[j] + e;
   }
   return tree_sum(acc);
@@ -344,10 +355,30 @@ void scale(const T* v, int64_t begin, int64_t end, T s, T* y, int64_t ystep) {
   for (; i < end; ++i) y[i * ystep] = kDivide ? v[i] / s : v[i] * s;
 }
 
-// Passes 2 and 3 of the soft sample of one row, in place on v (contiguous), written to
-// y (y may be v itself, step 1).
+// Pass 3 of the log-space sample on [begin, end): y = (v - max) / tau - lse, the same
+// (v - max) / tau as exp_sum's.
 template <class T>
-void softmax_from_noisy(T* v, int64_t len, T max, T inv_tau, T* y, int64_t ystep) {
+void log_scale(const T* v, int64_t begin, int64_t end, T max, T inv_tau, T lse, T* y,
+               int64_t ystep) {
+  int64_t i = begin;
+#ifdef GS_HAVE_VECTOR_EXT
+  if (ystep == 1)
+    for (; i + kW<T> <= end; i += kW<T>)
+      lanes::store(y + i, (lanes::load<Vec<T>>(v + i) - max) * inv_tau - lse);
+#endif
+  for (; i < end; ++i) y[i * ystep] = (v[i] - max) * inv_tau - lse;
+}
+
+// Passes 2 and 3 of the soft sample (or its log) of one row, in place on v
+// (contiguous), written to y (y may be v itself, step 1).
+template <class T>
+void softmax_from_noisy(T* v, int64_t len, T max, T inv_tau, bool log, T* y, int64_t ystep) {
+  if (log) {
+    T sum = exp_sum<false>(v, 0, std::min(len, kSegment), max, inv_tau);
+    for (int64_t b = kSegment; b < len; b += kSegment)
+      sum = sum + exp_sum<false>(v, b, std::min(len, b + kSegment), max, inv_tau);
+    return log_scale(v, 0, len, max, inv_tau, vmath::log(sum), y, ystep);
+  }
   T sum = exp_sum(v, 0, std::min(len, kSegment), max, inv_tau);
   for (int64_t b = kSegment; b < len; b += kSegment)
     sum = sum + exp_sum(v, b, std::min(len, b + kSegment), max, inv_tau);
@@ -489,6 +520,27 @@ void write_hard(T* yr, int64_t step, int64_t len, const RowStats<T>& st) {
   yr[st.argmax * step] = T(1);
 }
 
+// What a forward call needs per row, from its ForwardArgs.
+template <class T>
+struct Fwd {
+  const ForwardArgs<T>& a;
+  T* soft;                  // where the soft sample goes (null: none)
+  const RowSpec* soft_spec;
+  explicit Fwd(const ForwardArgs<T>& args)
+      : a(args),
+        soft(args.hard ? args.y_soft : args.y),
+        soft_spec(args.hard ? &args.ss : &args.ys) {}
+  T itau(int64_t r) const { return a.inv_taus ? a.inv_taus[r] : a.inv_tau; }
+  // The row's soft sample takes the tau = 1 path (see unit_exp_sum).
+  bool unit(int64_t r) const { return soft && !a.log && itau(r) == T(1); }
+  // After pass 1: the one-hot, or the index for categorical.
+  void finish(int64_t r, const RowStats<T>& st) const {
+    if (a.index) a.index[r] = st.defined() ? st.argmax : -1;
+    if (a.hard) write_hard(a.y + a.ys.offset(r), a.ys.step, a.xs.len, st);
+  }
+  bool needs_stats() const { return a.hard || a.index; }
+};
+
 // ----- short rows, vectorised across rows -----------------------------------------
 // Rows of at most kShortMax elements are computed kW rows at a time with one row per
 // vector lane, so that per-row overhead and the unused lanes of a short row cost
@@ -507,8 +559,10 @@ bool use_short_rows(int64_t len) {
 
 // Noise of rows r0 .. r0 + g - 1 (g <= kW<T>) of length len <= kShortMax: the Philox
 // blocks of all rows are computed together (lane = (row, block)); g holds row i at
-// g + i * stride, the Gumbel noise, or E = -log(U) when exponential is set.  Returns
-// stride (elements).
+// g + i * stride: the Gumbel noise, E = -log(U) (exponential: for tau = 1) or the
+// logistic noise.  Returns stride (elements).
+enum class Draw { gumbel, exponential, logistic };
+
 template <class T>
 struct ShortNoise {
   static constexpr int64_t kMaxWords = kShortMax * words_per_element<T>();
@@ -518,7 +572,7 @@ struct ShortNoise {
   alignas(64) T g[kWords / words_per_element<T>() + kW<T>];
 
   int64_t fill(PhiloxKey key, uint64_t first_row, int64_t r0, int64_t nrows, int64_t len,
-               bool exponential = false) {
+               Draw draw = Draw::gumbel) {
     constexpr int wpe = words_per_element<T>();
     constexpr int BL = philox::kBlockLanes;
     const int64_t nb = (len * wpe + 3) / 4;  // blocks per row
@@ -551,7 +605,9 @@ struct ShortNoise {
     const int64_t nelem = nblocks * 4 / wpe;
     for (int64_t i = 0; i < nelem; i += kW<T>) {
       const U b = lanes::load_bits<U>(words + i * wpe);
-      lanes::store(g + i, exponential ? bits_to_exponential<V>(b) : bits_to_gumbel<V>(b));
+      lanes::store(g + i, draw == Draw::exponential ? bits_to_exponential<V>(b)
+                          : draw == Draw::logistic  ? bits_to_logistic<V>(b)
+                                                    : bits_to_gumbel<V>(b));
     }
     return nb * 4 / wpe;
   }
@@ -570,27 +626,39 @@ void for_groups(int64_t nrows, int64_t len, Body&& body) {
 }
 
 template <class T>
-void forward_short_group(const T* x, const RowSpec& xs, T* y, const RowSpec& ys, T* soft,
-                         const RowSpec& ss, bool hard, T inv_tau, PhiloxKey key,
-                         uint64_t first_row, int64_t r0, int64_t nrows) {
+void forward_short_group(const Fwd<T>& f, int64_t r0, int64_t nrows) {
   using V = Vec<T>;
   using I = lanes::Int<V>;
   constexpr int W = kW<T>;
   constexpr T ninf = -std::numeric_limits<T>::infinity();
-  const int64_t len = xs.len;
-  const bool unit = soft && inv_tau == T(1);  // the tau = 1 soft sample, see unit_exp_sum
+  const ForwardArgs<T>& a = f.a;
+  const int64_t len = a.xs.len;
+  // Per lane: 1/tau and whether the row takes the tau = 1 path (see unit_exp_sum); a
+  // group may mix both when tau is per row.  Lanes past the last row: 1/tau = 1,
+  // general path, never written out.
+  V itau = lanes::splat<V>(T(1));
+  I unit{};
+  bool any_unit = false, any_general = false;
+  for (int i = 0; i < nrows; ++i) {
+    itau[i] = f.itau(r0 + i);
+    const bool u = f.unit(r0 + i);
+    unit[i] = u ? -1 : 0;
+    any_unit = any_unit || u;
+    any_general = any_general || !u;
+  }
   ShortNoise<T> noise;
-  const int64_t gs = noise.fill(key, first_row, r0, nrows, len, unit);
+  const int64_t gs = noise.fill(a.key, a.first_row, r0, nrows, len,
+                                any_unit ? Draw::exponential : Draw::gumbel);
   // Transposed copies: xt[c * W + i] = element c of row i, the same for the noise;
   // lanes past the last row get x = -inf and noise 1 (finite, never written out).
   alignas(64) T xt[kShortMax * W];
   alignas(64) T gt[kShortMax * W];
   for (int i = 0; i < W; ++i) {
     if (i < nrows) {
-      const T* xr = x + xs.offset(r0 + i);
+      const T* xr = a.x + a.xs.offset(r0 + i);
       const T* gr = noise.g + i * gs;
       for (int64_t c = 0; c < len; ++c) {
-        xt[c * W + i] = xr[c * xs.step];
+        xt[c * W + i] = xr[c * a.xs.step];
         gt[c * W + i] = gr[c];
       }
     } else {
@@ -600,59 +668,75 @@ void forward_short_group(const T* x, const RowSpec& xs, T* y, const RowSpec& ys,
       }
     }
   }
-  // v[c] holds element c of every row (x, then the soft sample).
+  // Pass 1 on v = x + g (max, first argmax, NaN) as in noisy_logits, for the rows of the
+  // general path and for the one-hot; g = -log(E) exactly as bits_to_gumbel computes it
+  // when the noise was drawn as E.
   V v[kShortMax];
-  for (int64_t c = 0; c < len; ++c) v[c] = lanes::load<V>(xt + c * W);
-  // Pass 1 on x + g (max, first argmax, NaN) as in noisy_logits; for tau = 1 only when
-  // hard, with g = -log(E) exactly as bits_to_gumbel computes it.
   V vmax = lanes::splat<V>(ninf);
   I vidx{}, vnan{};
-  if (!unit || hard)
+  if (any_general || a.hard)
     for (int64_t c = 0; c < len; ++c) {
       V gc = lanes::load<V>(gt + c * W);
-      if (unit) gc = -vmath::log(gc);
-      const V vc = v[c] + gc;
-      if (!unit) v[c] = vc;
+      if (any_unit) gc = -vmath::log(gc);
+      const V vc = lanes::load<V>(xt + c * W) + gc;
+      v[c] = vc;
       const I greater = vc > vmax;
       vmax = lanes::select(greater, vc, vmax);
       vidx = greater ? (I{} + static_cast<int>(c)) : vidx;
       vnan |= (vc != vc);
     }
-  V norm{};  // the sum (tau = 1) or its inverse: NaN exactly for rows with no sample
-  if (unit) {
+  T* soft = f.soft;
+  V res[kShortMax];  // the soft sample (or its log) of every lane
+  V unit_sum{};      // tau = 1 lanes: the sum, NaN exactly for rows with no sample
+  if (soft && any_general) {
+    V acc[kLanes] = {};
+    for (int64_t c = 0; c < len; ++c) {
+      v[c] = (v[c] - vmax) * itau;
+      res[c] = vmath::exp(v[c]);
+      acc[c % kLanes] = acc[c % kLanes] + res[c];
+    }
+    const V sum = tree_sum(acc);
+    if (a.log) {
+      const V lse = vmath::log(sum);
+      for (int64_t c = 0; c < len; ++c) res[c] = v[c] - lse;
+    } else {
+      const V inv_sum = T(1) / sum;
+      for (int64_t c = 0; c < len; ++c) res[c] = res[c] * inv_sum;
+    }
+  }
+  if (soft && any_unit) {
     V xmax = lanes::splat<V>(ninf);
-    for (int64_t c = 0; c < len; ++c) xmax = lanes::select(v[c] > xmax, v[c], xmax);
-    V acc[kLanes] = {};
     for (int64_t c = 0; c < len; ++c) {
-      v[c] = vmath::exp_scaled<kUnitScale<T>>(v[c] - xmax) / lanes::load<V>(gt + c * W);
-      acc[c % kLanes] = acc[c % kLanes] + v[c];
+      const V xc = lanes::load<V>(xt + c * W);
+      xmax = lanes::select(xc > xmax, xc, xmax);
     }
-    norm = tree_sum(acc);
-    for (int64_t c = 0; c < len; ++c) v[c] = v[c] / norm;
-  } else if (soft) {
     V acc[kLanes] = {};
+    V u[kShortMax];
     for (int64_t c = 0; c < len; ++c) {
-      v[c] = vmath::exp((v[c] - vmax) * inv_tau);
-      acc[c % kLanes] = acc[c % kLanes] + v[c];
+      u[c] = vmath::exp_scaled<kUnitScale<T>>(lanes::load<V>(xt + c * W) - xmax) /
+             lanes::load<V>(gt + c * W);
+      acc[c % kLanes] = acc[c % kLanes] + u[c];
     }
-    norm = T(1) / tree_sum(acc);
-    for (int64_t c = 0; c < len; ++c) v[c] = v[c] * norm;
+    unit_sum = tree_sum(acc);
+    for (int64_t c = 0; c < len; ++c)
+      res[c] = any_general ? lanes::select(unit, u[c] / unit_sum, res[c]) : u[c] / unit_sum;
   }
   if (soft)
-    for (int64_t c = 0; c < len; ++c) lanes::store(xt + c * W, v[c]);
+    for (int64_t c = 0; c < len; ++c) lanes::store(xt + c * W, res[c]);
   for (int i = 0; i < nrows; ++i) {
     RowStats<T> st;
     st.max = vmax[i];
     st.argmax = vidx[i];
     st.nan = vnan[i] != 0;
     if (soft) {
-      T* sr = soft + ss.offset(r0 + i);
-      if (unit ? norm[i] == norm[i] : st.defined())
-        for (int64_t c = 0; c < len; ++c) sr[c * ss.step] = xt[c * W + i];
+      T* sr = soft + f.soft_spec->offset(r0 + i);
+      const int64_t step = f.soft_spec->step;
+      if (unit[i] ? unit_sum[i] == unit_sum[i] : st.defined())
+        for (int64_t c = 0; c < len; ++c) sr[c * step] = xt[c * W + i];
       else
-        fill_nan(sr, ss.step, len);
+        fill_nan(sr, step, len);
     }
-    if (hard) write_hard(y + ys.offset(r0 + i), ys.step, len, st);
+    f.finish(r0 + i, st);
   }
 }
 #else
@@ -712,13 +796,13 @@ void for_tiles(int64_t nrows, int64_t len, int64_t per_thread, Body&& body) {
 }  // namespace
 
 template <class T>
-void gumbel_rows(T* out, const RowSpec& o, PhiloxKey key, uint64_t first_row) {
+void noise_rows(T* out, const RowSpec& o, Noise kind, PhiloxKey key, uint64_t first_row) {
   // Elements [begin, end) of absolute row q into dst (begin a multiple of kChunk).
   auto fill = [&](uint64_t q, int64_t begin, int64_t end, T* dst, int64_t step) {
     ChunkBuffers<T> buf;
     for (int64_t c0 = begin; c0 < end; c0 += kChunk) {
       const int64_t n = std::min(kChunk, end - c0);
-      noise_chunk(key, q, c0, n, buf.words, buf.g);
+      noise_chunk(key, q, c0, n, buf.words, buf.g, kind);
       if (step == 1)
         std::memcpy(dst + c0, buf.g, static_cast<size_t>(n) * sizeof(T));
       else
@@ -730,7 +814,8 @@ void gumbel_rows(T* out, const RowSpec& o, PhiloxKey key, uint64_t first_row) {
   if (use_short_rows<T>(o.len)) {
     for_groups<T>(o.nrows, o.len, [&](int64_t r0, int64_t n) {
       ShortNoise<T> noise;
-      const int64_t gs = noise.fill(key, first_row, r0, n, o.len);
+      const int64_t gs = noise.fill(key, first_row, r0, n, o.len,
+                                    kind == Noise::logistic ? Draw::logistic : Draw::gumbel);
       for (int64_t i = 0; i < n; ++i) {
         T* row = out + o.offset(r0 + i);
         for (int64_t c = 0; c < o.len; ++c) row[c * o.step] = noise.g[i * gs + c];
@@ -759,18 +844,17 @@ void gumbel_rows(T* out, const RowSpec& o, PhiloxKey key, uint64_t first_row) {
 }
 
 template <class T>
-void forward_rows(const T* x, const RowSpec& xs, T* y, const RowSpec& ys, T* y_soft,
-                  const RowSpec& ss, T inv_tau, bool hard, PhiloxKey key, uint64_t first_row) {
-  const int64_t len = xs.len;
-  // Where the soft sample goes (null: hard without return_soft, no soft sample).
-  T* soft = hard ? y_soft : y;
-  const RowSpec& soft_spec = hard ? ss : ys;
-  const bool unit = inv_tau == T(1);  // the tau = 1 soft sample (see unit_exp_sum)
+void forward_rows(const ForwardArgs<T>& a) {
+  const Fwd<T> f(a);
+  const int64_t len = a.xs.len;
+  const RowSpec& xs = a.xs;
+  T* const soft = f.soft;
+  const RowSpec& soft_spec = *f.soft_spec;
+  const PhiloxKey key = a.key;
+  auto row_q = [&](int64_t r) { return a.first_row + static_cast<uint64_t>(r); };
 #ifdef GS_HAVE_VECTOR_EXT
   if (use_short_rows<T>(len)) {
-    for_groups<T>(xs.nrows, len, [&](int64_t r0, int64_t n) {
-      forward_short_group(x, xs, y, ys, soft, soft_spec, hard, inv_tau, key, first_row, r0, n);
-    });
+    for_groups<T>(xs.nrows, len, [&](int64_t r0, int64_t n) { forward_short_group(f, r0, n); });
     return;
   }
 #endif
@@ -781,19 +865,26 @@ void forward_rows(const T* x, const RowSpec& xs, T* y, const RowSpec& ys, T* y_s
     std::vector<T> seg_sum(static_cast<size_t>(nseg));
     std::vector<T> staged;  // a strided soft destination is staged in one row buffer
     if (soft && soft_spec.step != 1) staged.resize(static_cast<size_t>(len));
+    auto total = [&] {
+      T sum = seg_sum[0];
+      for (int64_t k = 1; k < nseg; ++k) sum = sum + seg_sum[k];
+      return sum;
+    };
     for (int64_t r = 0; r < xs.nrows; ++r) {
-      const T* xr = x + xs.offset(r);
-      const uint64_t q = first_row + static_cast<uint64_t>(r);
+      const T* xr = a.x + xs.offset(r);
+      const uint64_t q = row_q(r);
+      const T itau = f.itau(r);
+      const bool unit = f.unit(r);
       T* soft_row = soft ? soft + soft_spec.offset(r) : nullptr;
       T* v = soft ? (staged.empty() ? soft_row : staged.data()) : nullptr;
       RowStats<T> st;
-      if (hard || !unit) {
+      if (f.needs_stats() || !unit) {
         for_segments(len, [&](int64_t k, int64_t begin, int64_t end) {
           seg_st[k] = noisy_logits(xr, xs.step, begin, end, key, q, unit ? nullptr : v);
         });
         st = combine(seg_st.data(), nseg);
       }
-      if (soft && unit) {
+      if (unit) {
         for_segments(len, [&](int64_t k, int64_t begin, int64_t end) {
           seg_sum[k] = row_max(xr, xs.step, begin, end);
         });
@@ -802,8 +893,7 @@ void forward_rows(const T* x, const RowSpec& xs, T* y, const RowSpec& ys, T* y_s
         for_segments(len, [&](int64_t k, int64_t begin, int64_t end) {
           seg_sum[k] = unit_exp_sum(xr, xs.step, begin, end, xmax, key, q, v);
         });
-        T sum = seg_sum[0];
-        for (int64_t k = 1; k < nseg; ++k) sum = sum + seg_sum[k];
+        const T sum = total();
         if (sum == sum) {
           for_segments(len, [&](int64_t, int64_t begin, int64_t end) {
             scale<true>(v, begin, end, sum, soft_row, soft_spec.step);
@@ -813,46 +903,52 @@ void forward_rows(const T* x, const RowSpec& xs, T* y, const RowSpec& ys, T* y_s
         }
       } else if (soft && st.defined()) {
         for_segments(len, [&](int64_t k, int64_t begin, int64_t end) {
-          seg_sum[k] = exp_sum(v, begin, end, st.max, inv_tau);
+          seg_sum[k] = a.log ? exp_sum<false>(v, begin, end, st.max, itau)
+                             : exp_sum(v, begin, end, st.max, itau);
         });
-        T sum = seg_sum[0];
-        for (int64_t k = 1; k < nseg; ++k) sum = sum + seg_sum[k];
+        const T sum = total();
+        const T lse = a.log ? vmath::log(sum) : T(0);
         const T inv_sum = T(1) / sum;
         for_segments(len, [&](int64_t, int64_t begin, int64_t end) {
-          scale(v, begin, end, inv_sum, soft_row, soft_spec.step);
+          if (a.log)
+            log_scale(v, begin, end, st.max, itau, lse, soft_row, soft_spec.step);
+          else
+            scale(v, begin, end, inv_sum, soft_row, soft_spec.step);
         });
       } else if (soft) {
         fill_nan(soft_row, soft_spec.step, len);
       }
-      if (hard) write_hard(y + ys.offset(r), ys.step, len, st);
+      f.finish(r, st);
     }
     return;
   }
-  const bool strided = xs.step != 1 || ys.step != 1 || (soft && soft_spec.step != 1);
+  const bool strided = xs.step != 1 || (a.y && a.ys.step != 1) || (soft && soft_spec.step != 1);
   if (use_tiles<T>(strided, len)) {
     for_tiles<T>(xs.nrows, len, kTileRows * len, [&](int64_t r0, int64_t g, T* tile) {
       RowStats<T> st[kTileRows];
-      gather_tile(x, xs, r0, g, tile);
+      gather_tile(a.x, xs, r0, g, tile);
       for (int64_t i = 0; i < g; ++i) {
         T* row = tile + i * len;  // x, then v = x + g, then the soft sample, in place
-        const uint64_t q = first_row + static_cast<uint64_t>(r0 + i);
-        if (soft && unit) {
-          if (hard) st[i] = noisy_logits(row, 1, 0, len, key, q, static_cast<T*>(nullptr));
-          unit_softmax_row(row, 1, len, key, q, row, row, 1);
+        const int64_t r = r0 + i;
+        if (f.unit(r)) {
+          if (f.needs_stats()) st[i] = noisy_logits(row, 1, 0, len, key, row_q(r), static_cast<T*>(nullptr));
+          unit_softmax_row(row, 1, len, key, row_q(r), row, row, 1);
           continue;
         }
-        st[i] = noisy_logits(row, 1, 0, len, key, q, soft ? row : nullptr);
+        st[i] = noisy_logits(row, 1, 0, len, key, row_q(r), soft ? row : nullptr);
         if (soft) {
           if (st[i].defined())
-            softmax_from_noisy(row, len, st[i].max, inv_tau, row, 1);
+            softmax_from_noisy(row, len, st[i].max, f.itau(r), a.log, row, 1);
           else
             fill_nan(row, 1, len);
         }
       }
       if (soft) scatter_tile(soft, soft_spec, r0, g, tile);
-      if (hard) {
+      if (a.index)
+        for (int64_t i = 0; i < g; ++i) a.index[r0 + i] = st[i].defined() ? st[i].argmax : -1;
+      if (a.hard) {
         for (int64_t i = 0; i < g; ++i) write_hard(tile + i * len, 1, len, st[i]);
-        scatter_tile(y, ys, r0, g, tile);
+        scatter_tile(a.y, a.ys, r0, g, tile);
       }
     });
     return;
@@ -865,37 +961,38 @@ void forward_rows(const T* x, const RowSpec& xs, T* y, const RowSpec& ys, T* y_s
   if (staged) scratch.resize(static_cast<size_t>(nthreads) * static_cast<size_t>(len));
 
   for_rows(xs.nrows, nthreads, [&](int64_t r, int tid) {
-    const T* xr = x + xs.offset(r);
-    const uint64_t q = first_row + static_cast<uint64_t>(r);
+    const T* xr = a.x + xs.offset(r);
+    const uint64_t q = row_q(r);
     T* soft_row = soft ? soft + soft_spec.offset(r) : nullptr;
     T* v = soft ? (staged ? scratch.data() + static_cast<int64_t>(tid) * len : soft_row)
                 : nullptr;
-    if (soft && unit) {
+    if (f.unit(r)) {
       RowStats<T> st;
-      if (hard) st = noisy_logits(xr, xs.step, 0, len, key, q, static_cast<T*>(nullptr));
+      if (f.needs_stats()) st = noisy_logits(xr, xs.step, 0, len, key, q, static_cast<T*>(nullptr));
       unit_softmax_row(xr, xs.step, len, key, q, v, soft_row, soft_spec.step);
-      if (hard) write_hard(y + ys.offset(r), ys.step, len, st);
+      f.finish(r, st);
       return;
     }
     const RowStats<T> st = noisy_logits(xr, xs.step, 0, len, key, q, v);
     if (soft) {
       if (st.defined())
-        softmax_from_noisy(v, len, st.max, inv_tau, soft_row, soft_spec.step);
+        softmax_from_noisy(v, len, st.max, f.itau(r), a.log, soft_row, soft_spec.step);
       else
         fill_nan(soft_row, soft_spec.step, len);
     }
-    if (hard) write_hard(y + ys.offset(r), ys.step, len, st);
+    f.finish(r, st);
   });
 }
 
 template <class T>
 void backward_rows(const T* grad_y, const RowSpec& gs, const T* y_soft, const RowSpec& ss,
-                   T* out, const RowSpec& os, T inv_tau) {
+                   T* out, const RowSpec& os, T inv_tau, const T* inv_taus) {
   const int64_t len = gs.len;
+  auto itau = [&](int64_t r) { return inv_taus ? inv_taus[r] : inv_tau; };
   // out = y_soft * (grad_y - dot) / tau on elements [begin, end).  Element c is read
   // before it is written, so out may be grad_y or y_soft itself.
   auto apply = [&](const T* g, int64_t gst, const T* s, int64_t sst, T* o, int64_t ost,
-                   int64_t begin, int64_t end, T dot) {
+                   int64_t begin, int64_t end, T dot, T inv_tau) {
     int64_t i = begin;
 #ifdef GS_HAVE_VECTOR_EXT
     if (gst == 1 && sst == 1 && ost == 1) {
@@ -906,8 +1003,9 @@ void backward_rows(const T* grad_y, const RowSpec& gs, const T* y_soft, const Ro
 #endif
     for (; i < end; ++i) o[i * ost] = (s[i * sst] * (g[i * gst] - dot)) * inv_tau;
   };
-  auto row = [&](const T* g, int64_t gst, const T* s, int64_t sst, T* o, int64_t ost) {
-    apply(g, gst, s, sst, o, ost, 0, len, row_dot(g, gst, s, sst, len));
+  auto row = [&](const T* g, int64_t gst, const T* s, int64_t sst, T* o, int64_t ost,
+                 T inv_tau) {
+    apply(g, gst, s, sst, o, ost, 0, len, row_dot(g, gst, s, sst, len), inv_tau);
   };
   if (split_rows(gs.nrows, len)) {
     const int64_t nseg = segments(len);
@@ -922,7 +1020,7 @@ void backward_rows(const T* grad_y, const RowSpec& gs, const T* y_soft, const Ro
       T dot = seg_dot[0];
       for (int64_t k = 1; k < nseg; ++k) dot = dot + seg_dot[k];
       for_segments(len, [&](int64_t, int64_t begin, int64_t end) {
-        apply(g, gs.step, s, ss.step, o, os.step, begin, end, dot);
+        apply(g, gs.step, s, ss.step, o, os.step, begin, end, dot, itau(r));
       });
     }
     return;
@@ -933,14 +1031,210 @@ void backward_rows(const T* grad_y, const RowSpec& gs, const T* y_soft, const Ro
       T* st = tile + kTileRows * len;
       gather_tile(grad_y, gs, r0, g, gt);
       gather_tile(y_soft, ss, r0, g, st);
-      for (int64_t i = 0; i < g; ++i) row(gt + i * len, 1, st + i * len, 1, gt + i * len, 1);
+      for (int64_t i = 0; i < g; ++i)
+        row(gt + i * len, 1, st + i * len, 1, gt + i * len, 1, itau(r0 + i));
       scatter_tile(out, os, r0, g, gt);
     });
     return;
   }
   for_rows(gs.nrows, threads_for(gs.nrows, len), [&](int64_t r, int) {
     row(grad_y + gs.offset(r), gs.step, y_soft + ss.offset(r), ss.step, out + os.offset(r),
-        os.step);
+        os.step, itau(r));
+  });
+}
+
+// ----- top k ---------------------------------------------------------------------
+// k up to this keeps a sorted buffer while scanning v once (about one comparison per
+// element); larger k select with nth_element and sort the first k.
+constexpr int64_t kInsertK = 32;
+
+template <class T>
+void top_k_rows(const T* x, const RowSpec& xs, int64_t* out, int64_t k, PhiloxKey key,
+                uint64_t first_row) {
+  const int64_t len = xs.len;
+  if (xs.nrows == 0 || k == 0) return;
+  struct Item {
+    T v;
+    int64_t i;
+  };
+  // The k best of v (a row with a defined sample: no NaN, no +inf) into o.
+  auto select = [&](const T* v, int64_t* o, Item* items, int64_t* idx) {
+    constexpr T ninf = -std::numeric_limits<T>::infinity();
+    if (k <= kInsertK) {
+      // Elements come in index order, so an equal value never displaces an earlier one.
+      int64_t m = 0;
+      for (int64_t c = 0; c < len; ++c) {
+        const T val = v[c];
+        int64_t pos;
+        if (m == k) {
+          if (!(val > items[k - 1].v)) continue;
+          pos = k - 1;
+        } else {
+          pos = m++;
+        }
+        for (; pos > 0 && val > items[pos - 1].v; --pos) items[pos] = items[pos - 1];
+        items[pos] = Item{val, c};
+      }
+      for (int64_t j = 0; j < k; ++j) o[j] = items[j].v == ninf ? -1 : items[j].i;
+      return;
+    }
+    for (int64_t c = 0; c < len; ++c) idx[c] = c;
+    auto better = [v](int64_t p, int64_t q) { return v[p] > v[q] || (v[p] == v[q] && p < q); };
+    if (k < len) std::nth_element(idx, idx + k, idx + len, better);
+    std::sort(idx, idx + k, better);
+    for (int64_t j = 0; j < k; ++j) o[j] = v[idx[j]] == ninf ? -1 : idx[j];
+  };
+  auto finish = [&](int64_t r, const RowStats<T>& st, const T* v, Item* items, int64_t* idx) {
+    int64_t* o = out + r * k;
+    if (!st.defined()) return std::fill(o, o + k, int64_t{-1});
+    select(v, o, items, idx);
+  };
+  const bool big_k = k > kInsertK;
+  if (split_rows(xs.nrows, len)) {
+    const int64_t nseg = segments(len);
+    std::vector<RowStats<T>> seg_st(static_cast<size_t>(nseg));
+    std::vector<T> v(static_cast<size_t>(len));
+    std::vector<int64_t> idx(big_k ? static_cast<size_t>(len) : 0);
+    std::vector<Item> items(static_cast<size_t>(std::min(k, kInsertK)));
+    for (int64_t r = 0; r < xs.nrows; ++r) {
+      const T* xr = x + xs.offset(r);
+      const uint64_t q = first_row + static_cast<uint64_t>(r);
+      for_segments(len, [&](int64_t j, int64_t begin, int64_t end) {
+        seg_st[j] = noisy_logits(xr, xs.step, begin, end, key, q, v.data());
+      });
+      finish(r, combine(seg_st.data(), nseg), v.data(), items.data(), idx.data());
+    }
+    return;
+  }
+  // Scratch per thread, allocated before anything is written.
+  const int nthreads = threads_for(xs.nrows, len);
+  const int64_t per_thread = len + (big_k ? len : 0);
+  std::vector<T> vbuf(static_cast<size_t>(nthreads) * static_cast<size_t>(len));
+  std::vector<int64_t> ibuf(big_k ? static_cast<size_t>(nthreads) * static_cast<size_t>(len) : 0);
+  std::vector<Item> items(static_cast<size_t>(nthreads) * static_cast<size_t>(std::min(k, kInsertK)));
+  (void)per_thread;
+  for_rows(xs.nrows, nthreads, [&](int64_t r, int tid) {
+    T* v = vbuf.data() + static_cast<int64_t>(tid) * len;
+    const RowStats<T> st = noisy_logits(x + xs.offset(r), xs.step, 0, len, key,
+                                        first_row + static_cast<uint64_t>(r), v);
+    finish(r, st, v, items.data() + tid * std::min(k, kInsertK),
+           big_k ? ibuf.data() + static_cast<int64_t>(tid) * len : nullptr);
+  });
+}
+
+// ----- relaxed Bernoulli ------------------------------------------------------------
+// Runs body(r, begin, end) over all rows, each whole or (few long rows) in segments
+// spread over the threads; for elementwise work, where any split gives the same bits.
+template <class Body>
+void for_row_parts(int64_t nrows, int64_t len, Body&& body) {
+  if (split_rows(nrows, len)) {
+    for (int64_t r = 0; r < nrows; ++r)
+      for_segments(len, [&](int64_t, int64_t begin, int64_t end) { body(r, begin, end); });
+    return;
+  }
+  for_rows(nrows, threads_for(nrows, len), [&](int64_t r, int) { body(r, 0, len); });
+}
+
+// One element (lanes V or a scalar): v = x + L, z = v / tau,
+// soft = sigmoid(z) = 1 / (1 + e) for z >= 0 and e / (1 + e) otherwise, e = exp(-|z|)
+// (accurate in both tails, exact 0 and 1 at -inf and +inf); hard = 1 where v > 0,
+// 0 where v <= 0, NaN where v is NaN.
+template <class V, class S = typename lanes::Traits<V>::Scalar>
+GS_INLINE void bernoulli_element(V x, V noise, V inv_tau, V& soft, V& hard) {
+  using lanes::select;
+  using lanes::splat;
+  const V v = x + noise;
+  const V z = v * inv_tau;
+  const V e = vmath::exp(select(z > S(0), -z, z));
+  const V d = S(1) + e;
+  soft = select(z >= S(0), S(1) / d, e / d);
+  hard = select(v > S(0), splat<V>(S(1)), select(v == v, splat<V>(S(0)), v));
+}
+
+template <class T>
+void bernoulli_rows(const BernoulliArgs<T>& a) {
+  const int64_t len = a.xs.len;
+  auto write = [&](int64_t r, int64_t c, T soft, T hard) {
+    if (a.hard) {
+      a.y[a.ys.offset(r) + c * a.ys.step] = hard;
+      if (a.y_soft) a.y_soft[a.ss.offset(r) + c * a.ss.step] = soft;
+    } else {
+      a.y[a.ys.offset(r) + c * a.ys.step] = soft;
+    }
+  };
+#ifdef GS_HAVE_VECTOR_EXT
+  if (use_short_rows<T>(len)) {
+    for_groups<T>(a.xs.nrows, len, [&](int64_t r0, int64_t n) {
+      ShortNoise<T> noise;
+      const int64_t gs = noise.fill(a.key, a.first_row, r0, n, len, Draw::logistic);
+      for (int64_t i = 0; i < n; ++i) {
+        const T* xr = a.x + a.xs.offset(r0 + i);
+        const T* tr = a.inv_tau + a.ts.offset(r0 + i);
+        for (int64_t c = 0; c < len; ++c) {
+          T soft, hard;
+          bernoulli_element<T>(xr[c * a.xs.step], noise.g[i * gs + c], tr[c * a.ts.step], soft, hard);
+          write(r0 + i, c, soft, hard);
+        }
+      }
+    });
+    return;
+  }
+#endif
+  for_row_parts(a.xs.nrows, len, [&](int64_t r, int64_t begin, int64_t end) {
+    ChunkBuffers<T> buf;  // g: the noise, x: the logits, v: the soft sample
+    alignas(64) T tb[kChunk + kLanes];
+    alignas(64) T hb[kChunk + kLanes];
+    const T* xr = a.x + a.xs.offset(r);
+    const T* tr = a.inv_tau + a.ts.offset(r);
+    const uint64_t q = a.first_row + static_cast<uint64_t>(r);
+    for (int64_t c0 = begin; c0 < end; c0 += kChunk) {
+      const int64_t n = std::min(kChunk, end - c0);
+      noise_chunk(a.key, q, c0, n, buf.words, buf.g, Noise::logistic);
+      const T* xc = chunk_x(xr, a.xs.step, c0, n, buf.x);
+      const T* tc = chunk_x(tr, a.ts.step, c0, n, tb);
+      int64_t i = 0;
+#ifdef GS_HAVE_VECTOR_EXT
+      using V = Vec<T>;
+      for (; i < n; i += kW<T>) {
+        V soft, hard;
+        bernoulli_element<V>(lanes::load<V>(xc + i), lanes::load<V>(buf.g + i),
+                             lanes::load<V>(tc + i), soft, hard);
+        lanes::store(buf.v + i, soft);
+        lanes::store(hb + i, hard);
+      }
+#endif
+      for (; i < n; ++i) bernoulli_element<T>(xc[i], buf.g[i], tc[i], buf.v[i], hb[i]);
+      for (int64_t j = 0; j < n; ++j) write(r, c0 + j, buf.v[j], hb[j]);
+    }
+  });
+}
+
+template <class T>
+void bernoulli_backward_rows(const T* grad_y, const RowSpec& gs, const T* y_soft,
+                             const RowSpec& ss, T* out, const RowSpec& os, const T* inv_tau,
+                             const RowSpec& ts) {
+  // out = ((grad_y * s) * (1 - s)) / tau; element c is read before it is written, so out
+  // may be grad_y or y_soft itself.
+  for_row_parts(gs.nrows, gs.len, [&](int64_t r, int64_t begin, int64_t end) {
+    const T* g = grad_y + gs.offset(r);
+    const T* s = y_soft + ss.offset(r);
+    const T* t = inv_tau + ts.offset(r);
+    T* o = out + os.offset(r);
+    int64_t c = begin;
+#ifdef GS_HAVE_VECTOR_EXT
+    if (gs.step == 1 && ss.step == 1 && os.step == 1 && (ts.step == 1 || ts.step == 0)) {
+      using V = Vec<T>;
+      for (; c + kW<T> <= end; c += kW<T>) {
+        const V sv = lanes::load<V>(s + c);
+        const V tv = ts.step ? lanes::load<V>(t + c) : lanes::splat<V>(t[0]);
+        lanes::store(o + c, ((lanes::load<V>(g + c) * sv) * (T(1) - sv)) * tv);
+      }
+    }
+#endif
+    for (; c < end; ++c) {
+      const T sv = s[c * ss.step];
+      o[c * os.step] = ((g[c * gs.step] * sv) * (T(1) - sv)) * t[c * ts.step];
+    }
   });
 }
 
@@ -976,8 +1270,14 @@ void fill_table(KernelTable& t) {
   t.set_short_rows = &set_short_rows;
   t.eval_f32 = &eval_primitive<float>;
   t.eval_f64 = &eval_primitive<double>;
-  t.gumbel_f32 = &gumbel_rows<float>;
-  t.gumbel_f64 = &gumbel_rows<double>;
+  t.noise_f32 = &noise_rows<float>;
+  t.noise_f64 = &noise_rows<double>;
+  t.top_k_f32 = &top_k_rows<float>;
+  t.top_k_f64 = &top_k_rows<double>;
+  t.bernoulli_f32 = &bernoulli_rows<float>;
+  t.bernoulli_f64 = &bernoulli_rows<double>;
+  t.bernoulli_backward_f32 = &bernoulli_backward_rows<float>;
+  t.bernoulli_backward_f64 = &bernoulli_backward_rows<double>;
   t.forward_f32 = &forward_rows<float>;
   t.forward_f64 = &forward_rows<double>;
   t.backward_f32 = &backward_rows<float>;

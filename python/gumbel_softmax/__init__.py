@@ -16,15 +16,23 @@ except ImportError as exc:  # pragma: no cover - only without a built extension
 
 from ._api import (
     Philox,
+    categorical,
+    concrete_log_prob,
     cpu_target,
     cpu_targets,
     get_num_threads,
     gumbel,
     gumbel_softmax,
     gumbel_softmax_backward,
+    log_gumbel_softmax,
+    logistic,
     philox4x32,
+    relaxed_bernoulli,
+    relaxed_bernoulli_backward,
     set_num_threads,
+    top_k,
 )
+from ._layer import GumbelSoftmax, anneal_tau
 
 __version__ = "0.1.0"
 
@@ -34,14 +42,23 @@ if _core.target_warning():
     warnings.warn(_core.target_warning(), RuntimeWarning, stacklevel=2)
 
 __all__ = [
+    "GumbelSoftmax",
     "Philox",
     "__version__",
+    "anneal_tau",
+    "categorical",
+    "concrete_log_prob",
     "cpu_target",
     "cpu_targets",
     "get_num_threads",
     "gumbel",
     "gumbel_softmax",
     "gumbel_softmax_backward",
+    "log_gumbel_softmax",
+    "logistic",
     "philox4x32",
+    "relaxed_bernoulli",
+    "relaxed_bernoulli_backward",
     "set_num_threads",
+    "top_k",
 ]

@@ -6,6 +6,7 @@ nothing written and no row of the random stream consumed.
 
 from __future__ import annotations
 
+import copy
 import math
 import numbers
 import operator
@@ -21,14 +22,21 @@ except ImportError:  # pragma: no cover - NumPy 1.x
 
 __all__ = [
     "Philox",
+    "categorical",
+    "concrete_log_prob",
     "cpu_target",
     "cpu_targets",
     "get_num_threads",
     "gumbel",
     "gumbel_softmax",
     "gumbel_softmax_backward",
+    "log_gumbel_softmax",
+    "logistic",
     "philox4x32",
+    "relaxed_bernoulli",
+    "relaxed_bernoulli_backward",
     "set_num_threads",
+    "top_k",
 ]
 
 Philox = _core.Philox
@@ -63,30 +71,139 @@ _TooHardError = getattr(getattr(np, "exceptions", np), "TooHardError")
 
 def _check_tau(tau):
     if type(tau) is not float:  # fast path for the common case
+        if isinstance(tau, np.ndarray) and tau.ndim == 0 and tau.dtype.kind in "fiu":
+            tau = tau.item()
         if isinstance(tau, (bool, np.bool_)) or not isinstance(tau, numbers.Real):
-            raise TypeError(f"tau must be a real scalar, got {type(tau).__name__}")
+            raise TypeError(f"tau must be a real scalar or array, got {type(tau).__name__}")
         tau = float(tau)
     if not (0.0 < tau < math.inf):
         raise ValueError(f"tau must be positive and finite, got {tau!r}")
     return tau
 
 
-def _as_float_array(a, name):
-    """An aligned float32/float64 ndarray; integer and bool arrays become float64."""
+def _is_scalar_tau(tau):
+    return type(tau) is float or np.ndim(tau) == 0
+
+
+def _tau_values(tau):
+    """An array tau as float64, every element positive and finite."""
+    arr = np.asarray(tau)
+    if arr.dtype.kind not in "fiu":
+        raise TypeError(f"tau must be a real scalar or array, got dtype {arr.dtype}")
+    arr = arr.astype(np.float64)
+    if not np.all((arr > 0) & (arr < math.inf)):
+        bad = arr[~((arr > 0) & (arr < math.inf))].flat[0]
+        raise ValueError(f"tau must be positive and finite everywhere, got an element {bad!r}")
+    return arr
+
+
+def _inverse_tau(tau64, dtype):
+    """1/tau rounded to dtype and capped at its largest finite value, exactly as the
+    kernels round a scalar tau (see README, "Arithmetic")."""
+    with np.errstate(over="ignore", divide="ignore"):
+        inv = np.minimum(1.0 / tau64, np.finfo(dtype).max)
+    return inv.astype(dtype)
+
+
+def _row_taus(tau, x, axis):
+    """(scalar tau, None) or (1.0, 1/tau per row as a contiguous array of x's dtype).
+
+    An array tau broadcasts to the batch shape (x.shape without axis), or has x.ndim
+    dimensions with length 1 along axis (keepdims)."""
+    if _is_scalar_tau(tau):
+        return _check_tau(tau), None
+    arr = _tau_values(tau)
+    if arr.ndim == x.ndim and arr.shape[axis] == 1:
+        arr = arr.squeeze(axis)
+    batch = x.shape[:axis] + x.shape[axis + 1 :]
+    try:
+        arr = np.broadcast_to(arr, batch)
+    except ValueError:
+        raise ValueError(
+            f"tau of shape {np.shape(tau)} does not broadcast to the batch shape {batch} "
+            f"(logits' shape without axis {axis})"
+        ) from None
+    return 1.0, np.ascontiguousarray(_inverse_tau(arr, x.dtype)).reshape(-1)
+
+
+def _elementwise_taus(tau, shape, dtype):
+    """1/tau for every element of an array of `shape` (a broadcast view)."""
+    if _is_scalar_tau(tau):
+        arr = np.array(_check_tau(tau))
+    else:
+        arr = _tau_values(tau)
+    try:
+        return np.broadcast_to(_inverse_tau(arr, dtype), shape)
+    except ValueError:
+        raise ValueError(f"tau of shape {arr.shape} does not broadcast to {shape}") from None
+
+
+def _half_types():
+    types = {np.dtype(np.float16)}
+    try:
+        import ml_dtypes  # optional: bfloat16
+    except ImportError:
+        pass
+    else:
+        types.add(np.dtype(ml_dtypes.bfloat16))
+    return types
+
+
+_HALF_NAMES = ("float16", "bfloat16")
+
+
+def _is_half(dtype):
+    return dtype.name in _HALF_NAMES and dtype in _half_types()
+
+
+def _as_float_array(a, name, half=False):
+    """An aligned float32/float64 ndarray; integer and bool arrays become float64.
+
+    With half=True returns (array, half dtype or None): float16 and bfloat16 (with
+    ml_dtypes) become float32, the dtype they are computed in."""
     arr = np.asarray(a)
     kind = arr.dtype.kind
+    low = None
     if kind in "biu":
         arr = arr.astype(np.float64)
+    elif half and _is_half(arr.dtype):
+        low = arr.dtype
+        arr = arr.astype(np.float32)
     elif arr.dtype.type not in _FLOAT_TYPES:
+        extra = ", float16 or bfloat16" if half else ""
         raise TypeError(
-            f"{name} must be a float32 or float64 array (integer and bool arrays are "
+            f"{name} must be a float32 or float64{extra} array (integer and bool arrays are "
             f"converted to float64), got dtype {arr.dtype}"
         )
     if not arr.dtype.isnative:  # byte-swapped: the kernels read native bytes
         arr = arr.astype(arr.dtype.newbyteorder("="))
     elif not arr.flags.aligned:
         arr = arr.copy()
-    return arr
+    return (arr, low) if half else arr
+
+
+def _to_low(result, low, out):
+    """A float32 result rounded to the half dtype `low` (into out when given)."""
+    if out is not None:
+        np.copyto(out, result, casting="unsafe")
+        return out
+    return result.astype(low)
+
+
+def _apply_mask(x, mask):
+    """x with -inf where the boolean mask (broadcastable to x.shape) is False."""
+    if mask is None:
+        return x
+    m = np.asarray(mask)
+    if m.dtype != np.bool_:
+        raise TypeError(f"mask must be a boolean array, got dtype {m.dtype}")
+    try:
+        shape = np.broadcast_shapes(m.shape, x.shape)
+    except ValueError:
+        shape = None
+    if shape != x.shape:
+        raise ValueError(f"mask of shape {m.shape} does not broadcast to logits' shape {x.shape}")
+    return np.where(m, x, np.array(-np.inf, dtype=x.dtype))
 
 
 # Row lengths are limited to 2**31 - 1 elements: the kernels index elements of a row in
@@ -165,17 +282,55 @@ def _same_memory(a, b):
     )
 
 
-def gumbel_softmax(logits, tau=1.0, *, hard=False, axis=-1, rng=None, out=None, return_soft=False):
+def _sample_setup(logits, axis, out, mask):
+    """Checks shared by the categorical samplers; returns (x, half dtype, axis, out)."""
+    x, low = _as_float_array(logits, "logits", half=True)
+    if x.ndim == 0:
+        raise ValueError("logits must have at least one dimension, got a 0-d array")
+    axis = _check_axis(axis, x.ndim)
+    _check_row_length(x, axis, "logits")
+    if x.shape[axis] == 0:
+        raise ValueError(f"axis {axis} of logits has length 0: there is no category to sample")
+    if out is not None:
+        # the overlap test is against what the caller passed (x may be a converted copy)
+        src = logits if isinstance(logits, np.ndarray) else x
+        out = _check_out(out, x.shape, low or x.dtype, (("logits", src),))
+    x = _apply_mask(x, mask)
+    return x, low, axis, out
+
+
+def _forward(logits, tau, hard, log, axis, rng, out, return_soft, mask):
+    x, low, axis, out = _sample_setup(logits, axis, out, mask)
+    tau, inv_taus = _row_taus(tau, x, axis)
+    rng = _as_rng(rng)
+    res = _core.gumbel_softmax(
+        x, tau, inv_taus, bool(hard), bool(log), axis, rng, None if low else out, bool(return_soft)
+    )
+    if low is None:
+        return res
+    if not return_soft:
+        return _to_low(res, low, out)
+    y = _to_low(res[0], low, out)
+    return (y, y) if res[0] is res[1] else (y, res[1].astype(low))
+
+
+def gumbel_softmax(
+    logits, tau=1.0, *, hard=False, axis=-1, rng=None, out=None, return_soft=False, mask=None
+):
     """Draw a Gumbel-Softmax sample ``softmax((logits + g) / tau)`` along ``axis``.
 
     Parameters
     ----------
     logits : array_like
         Unnormalised log-probabilities, float32 or float64 (integer and bool arrays
-        are converted to float64), any shape with ``ndim >= 1`` and any strides.
+        are converted to float64; float16 and bfloat16 are computed in float32 and
+        rounded back), any shape with ``ndim >= 1`` and any strides.
         ``-inf`` masks a category (probability exactly 0).
-    tau : float
+    tau : float or array_like
         Temperature, positive and finite.  Small values give near one-hot samples.
+        An array gives each row its own temperature: it broadcasts to the batch shape
+        (``logits.shape`` without ``axis``), or has ``logits.ndim`` dimensions with
+        length 1 along ``axis``.
     hard : bool
         Return the exact one-hot (0.0 and 1.0) at the first argmax of ``logits + g``.
     axis : int
@@ -188,6 +343,9 @@ def gumbel_softmax(logits, tau=1.0, *, hard=False, axis=-1, rng=None, out=None, 
         ``logits`` itself.
     return_soft : bool
         Also return the relaxed sample (what :func:`gumbel_softmax_backward` needs).
+    mask : array_like of bool, optional
+        Broadcastable to ``logits.shape``; ``False`` excludes a category exactly as a
+        ``-inf`` logit does (probability and gradient exactly 0, never the one-hot).
 
     Returns
     -------
@@ -204,44 +362,153 @@ def gumbel_softmax(logits, tau=1.0, *, hard=False, axis=-1, rng=None, out=None, 
     ((1, 3), True)
     >>> gs.gumbel_softmax(logits, hard=True, rng=0).sum()
     np.float64(1.0)
+    >>> gs.gumbel_softmax(logits, hard=True, rng=0, mask=[True, False, True])[0, 1]
+    np.float64(0.0)
     """
-    tau = _check_tau(tau)
-    x = _as_float_array(logits, "logits")
-    if x.ndim == 0:
-        raise ValueError("logits must have at least one dimension, got a 0-d array")
-    axis = _check_axis(axis, x.ndim)
-    _check_row_length(x, axis, "logits")
-    if x.shape[axis] == 0:
-        raise ValueError(f"axis {axis} of logits has length 0: there is no category to sample")
-    out = _check_out(out, x.shape, x.dtype, (("logits", x),))
+    return _forward(logits, tau, hard, False, axis, rng, out, return_soft, mask)
+
+
+def log_gumbel_softmax(logits, tau=1.0, *, axis=-1, rng=None, out=None, mask=None):
+    """The log of a Gumbel-Softmax sample, computed in log space.
+
+    ``z - log(sum(exp(z)))`` with ``z = (logits + g - max(logits + g)) / tau``: the
+    same noise ``g`` and rows as :func:`gumbel_softmax`, so that ``exp`` of the result
+    is that sample up to rounding, but finite wherever the logit is finite, even when
+    a small ``tau`` makes the sample itself underflow to 0 (TensorFlow Probability's
+    ``ExpRelaxedOneHotCategorical``).  ``-inf`` where the logit is ``-inf`` or masked.
+
+    Parameters are those of :func:`gumbel_softmax` (no ``hard``, no ``return_soft``).
+
+    Examples
+    --------
+    >>> import numpy as np, gumbel_softmax as gs
+    >>> x = np.array([0.0, 1.0, 2.0])
+    >>> bool(np.isfinite(gs.log_gumbel_softmax(x, tau=1e-3, rng=3)).all())
+    True
+    >>> bool(np.isneginf(np.log(gs.gumbel_softmax(x, tau=1e-3, rng=3))).any())
+    True
+    """
+    return _forward(logits, tau, False, True, axis, rng, out, False, mask)
+
+
+def categorical(logits, *, axis=-1, rng=None, mask=None):
+    """Draw category indices with the Gumbel-max trick: ``argmax(logits + g, axis)``.
+
+    The same noise and rows as :func:`gumbel_softmax`, so the result is the position
+    of the one-hot that ``gumbel_softmax(logits, hard=True)`` draws from the same
+    state (ties go to the lowest index); it skips the one-hot and writes one integer
+    per row.  Index ``i`` has probability ``softmax(logits)[i]``.
+
+    Parameters
+    ----------
+    logits : array_like
+        As for :func:`gumbel_softmax`.
+    axis : int
+        The category axis.
+    rng : None, int, Philox or numpy.random.Generator
+        A ``Philox`` advances by the number of rows.
+    mask : array_like of bool, optional
+        ``False`` excludes a category (never drawn).
+
+    Returns
+    -------
+    ndarray of int64
+        ``logits.shape`` without ``axis``; ``-1`` for rows with no defined sample (a
+        NaN or ``+inf`` logit, or every category ``-inf`` or masked).
+
+    Examples
+    --------
+    >>> import numpy as np, gumbel_softmax as gs
+    >>> x = np.log(np.array([[0.1, 0.9], [0.9, 0.1]]))
+    >>> gs.categorical(x, rng=1).shape
+    (2,)
+    >>> int(gs.categorical(np.array([0.0, -np.inf, 0.0]), rng=1, mask=[False, True, True]))
+    2
+    """
+    x, _, axis, _ = _sample_setup(logits, axis, None, mask)
     rng = _as_rng(rng)
-    return _core.gumbel_softmax(x, tau, bool(hard), axis, rng, out, bool(return_soft))
+    return _core.categorical(x, axis, rng)
 
 
-def gumbel_softmax_backward(grad_y, y_soft, tau=1.0, *, axis=-1, out=None):
+def top_k(logits, k, *, axis=-1, rng=None, mask=None):
+    """Sample ``k`` categories without replacement (Gumbel-top-k, Kool et al. 2019).
+
+    The indices of the ``k`` largest ``logits + g`` in decreasing order of that
+    perturbed value (ties: lower index first), with the noise and rows of
+    :func:`gumbel_softmax`.  The ordered draw follows the Plackett-Luce model: the
+    first index has probability ``softmax(logits)``, each next one is drawn from the
+    remaining categories renormalised.  ``top_k(x, 1)`` equals ``categorical(x)``.
+
+    Parameters
+    ----------
+    logits : array_like
+        As for :func:`gumbel_softmax`.
+    k : int
+        ``0 <= k <= logits.shape[axis]``.
+    axis : int
+        The category axis; the result has ``k`` along it.
+    rng, mask
+        As for :func:`categorical`.
+
+    Returns
+    -------
+    ndarray of int64
+        ``logits.shape`` with ``k`` along ``axis``.  Slots past the categories that can
+        be drawn (``-inf`` or masked) are ``-1``; a row with no defined sample is all
+        ``-1``.
+
+    Examples
+    --------
+    >>> import numpy as np, gumbel_softmax as gs
+    >>> idx = gs.top_k(np.zeros(5), 3, rng=2)
+    >>> idx.shape, len(set(idx.tolist()))
+    ((3,), 3)
+    """
+    try:
+        k = operator.index(k)
+    except TypeError:
+        raise TypeError(f"k must be an integer, got {type(k).__name__}") from None
+    x, _, axis, _ = _sample_setup(logits, axis, None, mask)
+    if not 0 <= k <= x.shape[axis]:
+        raise ValueError(f"k must be in [0, {x.shape[axis]}] (the length of axis {axis}), got {k}")
+    rng = _as_rng(rng)
+    return np.moveaxis(_core.top_k(x, k, axis, rng), -1, axis)
+
+
+def gumbel_softmax_backward(
+    grad_y, y_soft=None, tau=1.0, *, axis=-1, out=None, logits=None, rng=None, mask=None
+):
     """Gradient of a Gumbel-Softmax sample with respect to ``logits``.
 
     ``grad_logits = y_soft * (grad_y - sum(grad_y * y_soft, axis)) / tau``: the
     gradient of the soft sample, which is also the straight-through gradient of the
     ``hard=True`` sample.
 
+    Memory-saving form: instead of ``y_soft``, pass the forward's ``logits`` (and
+    ``mask``) with ``rng`` in the state it had *before* the forward (its int seed, a
+    ``Philox`` at the forward's counter, or a ``Generator`` in the same state); the soft
+    sample is recomputed, bitwise equal to the stored one, and ``rng`` is not advanced.
+
     Parameters
     ----------
     grad_y : array_like
         Gradient of the loss with respect to the sample ``y``.
-    y_soft : array_like
+    y_soft : array_like, optional
         The relaxed sample (``return_soft=True`` of :func:`gumbel_softmax`), same shape.
-    tau : float
-        The temperature of the forward call.
+    tau : float or array_like
+        The temperature(s) of the forward call.
     axis : int
         The category axis of the forward call.
     out : ndarray, optional
         Destination; may be ``grad_y`` or ``y_soft`` itself.
+    logits, rng, mask : optional
+        The forward's inputs, to recompute ``y_soft`` (give ``y_soft`` or these).
 
     Returns
     -------
     ndarray
-        float32 when both inputs are float32, else float64.
+        float32 when both inputs are float32 (float16 / bfloat16 inputs give their own
+        dtype, computed in float32), else float64.
 
     Examples
     --------
@@ -249,46 +516,65 @@ def gumbel_softmax_backward(grad_y, y_soft, tau=1.0, *, axis=-1, out=None):
     >>> y = np.array([[0.25, 0.75]])
     >>> gs.gumbel_softmax_backward(np.array([[1.0, 0.0]]), y)
     array([[ 0.1875, -0.1875]])
+    >>> x, g = np.array([[0.0, 1.0]]), np.array([[1.0, 0.0]])
+    >>> _, ys = gs.gumbel_softmax(x, rng=5, return_soft=True)
+    >>> bool((gs.gumbel_softmax_backward(g, logits=x, rng=5) == gs.gumbel_softmax_backward(g, ys)).all())
+    True
     """
-    tau = _check_tau(tau)
-    g = _as_float_array(grad_y, "grad_y")
-    s = _as_float_array(y_soft, "y_soft")
+    if (y_soft is None) == (logits is None):
+        raise ValueError(
+            "give y_soft (the forward's relaxed sample), or logits and rng to recompute it, "
+            "but not both" if y_soft is not None else
+            "give y_soft (the forward's relaxed sample), or logits and rng to recompute it"
+        )
+    if y_soft is None:
+        return _recompute_backward(grad_y, logits, tau, axis, out, rng, mask)
+    if mask is not None or rng is not None:
+        raise ValueError("mask and rng are for recomputing y_soft from logits; y_soft was given")
+    g, glow = _as_float_array(grad_y, "grad_y", half=True)
+    s, slow = _as_float_array(y_soft, "y_soft", half=True)
     if g.shape != s.shape:
         raise ValueError(f"y_soft must have the shape of grad_y {g.shape}, got {s.shape}")
     if g.ndim == 0:
         raise ValueError("grad_y must have at least one dimension, got a 0-d array")
+    low = None
+    if glow is not None or slow is not None:
+        low = np.result_type(np.asarray(grad_y).dtype, np.asarray(y_soft).dtype)
+        if not _is_half(low):
+            low = None
     dtype = np.result_type(g.dtype, s.dtype)
     g = g.astype(dtype, copy=False)
     s = s.astype(dtype, copy=False)
     axis = _check_axis(axis, g.ndim)
     _check_row_length(g, axis, "grad_y")
+    tau, inv_taus = _row_taus(tau, g, axis)
+    if low is not None:
+        out = _check_out(out, g.shape, low)
+        return _to_low(_core.gumbel_softmax_backward(g, s, tau, inv_taus, axis, None), low, out)
     out = _check_out(out, g.shape, dtype, (("grad_y", g), ("y_soft", s)))
-    return _core.gumbel_softmax_backward(g, s, tau, axis, out)
+    return _core.gumbel_softmax_backward(g, s, tau, inv_taus, axis, out)
 
 
-def gumbel(shape, *, dtype=None, rng=None, out=None):
-    """Standard Gumbel noise from the documented stream: exactly what the samplers add.
+def _recompute_backward(grad_y, logits, tau, axis, out, rng, mask):
+    if rng is None:
+        raise ValueError(
+            "rng must be the generator's state before the forward call to recompute y_soft "
+            "(None would draw fresh noise)"
+        )
+    if isinstance(rng, Philox):
+        rng = copy.copy(rng)  # reads the forward's rows, leaves the caller's rng as it is
+    g_shape = np.shape(grad_y)
+    if g_shape != np.shape(logits):
+        raise ValueError(f"logits must have the shape of grad_y {g_shape}, got {np.shape(logits)}")
+    x, low, ax, _ = _sample_setup(logits, axis, None, mask)
+    # the dtype of the stored-y_soft call: y_soft has logits' dtype
+    y_soft = _forward(x, tau, False, False, ax, rng, None, False, None)
+    if low is not None:
+        y_soft = y_soft.astype(low)
+    return gumbel_softmax_backward(grad_y, y_soft, tau, axis=ax, out=out)
 
-    ``gumbel_softmax(x, rng=Philox(s, counter=p))`` adds ``gumbel(x.shape,
-    dtype=x.dtype, rng=Philox(s, counter=p))`` to ``x`` (``axis=-1``).  Rows are all
-    dimensions but the last; every value is finite.
 
-    Parameters
-    ----------
-    shape : int or tuple of int
-        At least one dimension.
-    dtype : float32 or float64, optional
-        Default: ``out.dtype`` when ``out`` is given, else float32.
-    rng : None, int, Philox or numpy.random.Generator
-    out : ndarray, optional
-
-    Examples
-    --------
-    >>> import gumbel_softmax as gs
-    >>> g = gs.gumbel((2, 4), rng=gs.Philox(1))
-    >>> g.dtype, g.shape
-    (dtype('float32'), (2, 4))
-    """
+def _noise(shape, dtype, rng, out, logistic):
     try:
         shape = (operator.index(shape),)
     except TypeError:
@@ -308,11 +594,230 @@ def gumbel(shape, *, dtype=None, rng=None, out=None):
         dtype = np.dtype(dtype)
     except TypeError:
         raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from None
-    if dtype.type not in _FLOAT_TYPES:
-        raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+    low = dtype if _is_half(dtype) else None
+    if dtype.type not in _FLOAT_TYPES and low is None:
+        raise TypeError(f"dtype must be float32 or float64 (or float16, bfloat16), got {dtype}")
     out = _check_out(out, shape, dtype)  # a byte-swapped out raises
     rng = _as_rng(rng)
-    return _core.gumbel(list(shape), dtype.type is np.float64, rng, out)
+    if low is not None:
+        return _to_low(_core.noise(list(shape), False, logistic, rng, None), low, out)
+    return _core.noise(list(shape), dtype.type is np.float64, logistic, rng, out)
+
+
+def gumbel(shape, *, dtype=None, rng=None, out=None):
+    """Standard Gumbel noise from the documented stream: exactly what the samplers add.
+
+    ``gumbel_softmax(x, rng=Philox(s, counter=p))`` adds ``gumbel(x.shape,
+    dtype=x.dtype, rng=Philox(s, counter=p))`` to ``x`` (``axis=-1``).  Rows are all
+    dimensions but the last; every value is finite.
+
+    Parameters
+    ----------
+    shape : int or tuple of int
+        At least one dimension.
+    dtype : float32 or float64, optional
+        Default: ``out.dtype`` when ``out`` is given, else float32.  float16 and
+        bfloat16 give the float32 noise rounded.
+    rng : None, int, Philox or numpy.random.Generator
+    out : ndarray, optional
+
+    Examples
+    --------
+    >>> import gumbel_softmax as gs
+    >>> g = gs.gumbel((2, 4), rng=gs.Philox(1))
+    >>> g.dtype, g.shape
+    (dtype('float32'), (2, 4))
+    """
+    return _noise(shape, dtype, rng, out, False)
+
+
+def logistic(shape, *, dtype=None, rng=None, out=None):
+    """Standard logistic noise ``log(U) - log(1 - U)`` from the documented stream.
+
+    The same words as :func:`gumbel` (element ``c`` of a row uses word ``c``, or words
+    ``2c`` and ``2c + 1`` for float64); what :func:`relaxed_bernoulli` adds.  Always
+    finite, ``|L| <= 22.9`` (float32) or ``45.1`` (float64), and exactly antisymmetric
+    in the top bit.  Parameters as for :func:`gumbel`.
+
+    Examples
+    --------
+    >>> import gumbel_softmax as gs
+    >>> gs.logistic((2, 3), rng=0).shape
+    (2, 3)
+    """
+    return _noise(shape, dtype, rng, out, True)
+
+
+def _flat_rows(a):
+    """A 0-d array as shape (1,) (one row of one element); others unchanged."""
+    return a.reshape(1) if a.ndim == 0 else a
+
+
+def relaxed_bernoulli(logits, tau=1.0, *, hard=False, rng=None, out=None, return_soft=False):
+    """Draw relaxed Bernoulli (binary Concrete) samples ``sigmoid((logits + L) / tau)``.
+
+    ``L`` is standard logistic noise, :func:`logistic` of ``logits.shape`` from the
+    same state: elementwise, rows are all dimensions but the last.  ``hard=True``
+    returns exactly 1.0 where ``logits + L > 0`` and 0.0 elsewhere (an exact Bernoulli
+    draw with probability ``sigmoid(logits)``); :func:`relaxed_bernoulli_backward`
+    with ``y_soft`` gives its straight-through gradient.
+
+    Parameters
+    ----------
+    logits : array_like
+        Log-odds, any shape (a 0-d array is one row of one element); dtypes as for
+        :func:`gumbel_softmax`.  NaN gives NaN there only.
+    tau : float or array_like
+        Positive, finite temperature, or an array broadcastable to ``logits.shape``.
+    hard, rng, out, return_soft
+        As for :func:`gumbel_softmax`.
+
+    Examples
+    --------
+    >>> import numpy as np, gumbel_softmax as gs
+    >>> y = gs.relaxed_bernoulli(np.zeros((2, 3)), tau=0.5, rng=4)
+    >>> bool(((y > 0) & (y < 1)).all())
+    True
+    >>> sorted(set(gs.relaxed_bernoulli(np.zeros(8), hard=True, rng=4).tolist())) in ([0.0, 1.0], [0.0], [1.0])
+    True
+    """
+    x, low = _as_float_array(logits, "logits", half=True)
+    if out is not None:
+        src = logits if isinstance(logits, np.ndarray) else x
+        out = _check_out(out, x.shape, low or x.dtype, (("logits", src),))
+    inv = _elementwise_taus(tau, x.shape, x.dtype)
+    rng = _as_rng(rng)
+    kout = None if (low is not None or out is None) else _flat_rows(out)
+    res = _core.relaxed_bernoulli(
+        _flat_rows(x), _flat_rows(inv), bool(hard), rng, kout, bool(return_soft)
+    )
+
+    def finish(r, dest):
+        r = r.reshape(x.shape)
+        if low is not None:
+            return _to_low(r, low, dest)
+        return dest if dest is not None else r
+
+    if not return_soft:
+        return finish(res, out)
+    y = finish(res[0], out)
+    return (y, y) if res[0] is res[1] else (y, finish(res[1], None))
+
+
+def relaxed_bernoulli_backward(grad_y, y_soft, tau=1.0, *, out=None):
+    """Gradient of a relaxed Bernoulli sample: ``grad_y * y_soft * (1 - y_soft) / tau``.
+
+    Also the straight-through gradient of ``hard=True`` samples (pass the soft sample
+    from ``return_soft=True``).  ``tau`` as in the forward call; ``out`` may be
+    ``grad_y`` or ``y_soft``.
+
+    Examples
+    --------
+    >>> import numpy as np, gumbel_softmax as gs
+    >>> gs.relaxed_bernoulli_backward(np.array([1.0]), np.array([0.5]), tau=0.5)
+    array([0.5])
+    """
+    g, glow = _as_float_array(grad_y, "grad_y", half=True)
+    s, slow = _as_float_array(y_soft, "y_soft", half=True)
+    if g.shape != s.shape:
+        raise ValueError(f"y_soft must have the shape of grad_y {g.shape}, got {s.shape}")
+    low = None
+    if glow is not None or slow is not None:
+        low = np.result_type(np.asarray(grad_y).dtype, np.asarray(y_soft).dtype)
+        if not _is_half(low):
+            low = None
+    dtype = np.result_type(g.dtype, s.dtype)
+    g = g.astype(dtype, copy=False)
+    s = s.astype(dtype, copy=False)
+    inv = _elementwise_taus(tau, g.shape, dtype)
+    if low is not None:
+        out = _check_out(out, g.shape, low)
+        res = _core.relaxed_bernoulli_backward(_flat_rows(g), _flat_rows(s), _flat_rows(inv), None)
+        return _to_low(res.reshape(g.shape), low, out)
+    out = _check_out(out, g.shape, dtype, (("grad_y", g), ("y_soft", s)))
+    res = _core.relaxed_bernoulli_backward(
+        _flat_rows(g), _flat_rows(s), _flat_rows(inv), None if out is None else _flat_rows(out)
+    )
+    return out if out is not None else res.reshape(g.shape)
+
+
+def concrete_log_prob(y, logits, tau=1.0, *, axis=-1, log_space=False):
+    """Log density of the Concrete (relaxed one-hot categorical) distribution at ``y``.
+
+    Maddison, Mnih and Teh (2017), with ``K`` categories:
+    ``log p(y) = lgamma(K) + (K - 1) log(tau) + sum(x - (tau + 1) log y)
+    - K logsumexp(x - tau log y)``, the density of the first ``K - 1`` coordinates of
+    a point ``y`` of the simplex (as ``torch.distributions.RelaxedOneHotCategorical``).
+    With ``log_space=True``, ``y`` is the log-space sample ``l`` of
+    :func:`log_gumbel_softmax` and the result is the density of ``l``
+    (``ExpRelaxedOneHotCategorical``): ``... + sum(x - tau l) - K logsumexp(x - tau l)``.
+
+    Parameters
+    ----------
+    y : array_like
+        Points of the simplex along ``axis`` (or their logs with ``log_space``).
+    logits : array_like
+        Broadcastable against ``y``; any additive constant per row cancels.
+    tau : float or array_like
+        As for :func:`gumbel_softmax` (per-row arrays broadcast to the batch shape).
+    axis : int
+    log_space : bool
+
+    Returns
+    -------
+    ndarray
+        The broadcast shape of ``y`` and ``logits`` without ``axis``; float64 unless
+        both inputs are float32 (or half, computed in float32).
+
+    Examples
+    --------
+    >>> import numpy as np, gumbel_softmax as gs
+    >>> float(np.exp(gs.concrete_log_prob(np.array([0.5, 0.5]), np.zeros(2))))  # K=2, tau=1
+    1.0
+    """
+    yv, ylow = _as_float_array(y, "y", half=True)
+    x, xlow = _as_float_array(logits, "logits", half=True)
+    try:
+        shape = np.broadcast_shapes(yv.shape, x.shape)
+    except ValueError:
+        raise ValueError(f"y of shape {yv.shape} and logits of shape {x.shape} do not broadcast") from None
+    if len(shape) == 0:
+        raise ValueError("y must have at least one dimension, got a 0-d array")
+    axis = _check_axis(axis, len(shape))
+    K = shape[axis]
+    if K == 0:
+        raise ValueError(f"axis {axis} has length 0: there is no category")
+    dtype = np.result_type(yv.dtype, x.dtype)
+    yv = np.broadcast_to(yv.astype(dtype, copy=False), shape)
+    x = np.broadcast_to(x.astype(dtype, copy=False), shape)
+    if _is_scalar_tau(tau):
+        t = np.asarray(_check_tau(tau), dtype=dtype)
+    else:
+        arr = _tau_values(tau)
+        if arr.ndim == len(shape) and arr.shape[axis] == 1:
+            arr = arr.squeeze(axis)
+        batch = shape[:axis] + shape[axis + 1 :]
+        try:
+            arr = np.broadcast_to(arr, batch)
+        except ValueError:
+            raise ValueError(f"tau of shape {np.shape(tau)} does not broadcast to the batch shape {batch}") from None
+        t = np.expand_dims(arr, axis).astype(dtype)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lv = yv if log_space else np.log(yv)
+        score = x - t * lv
+        m = np.max(score, axis=axis, keepdims=True)
+        m = np.where(np.isfinite(m), m, 0)
+        lse = np.log(np.sum(np.exp(score - m), axis=axis)) + np.squeeze(m, axis)
+        res = np.sum(score, axis=axis) - K * lse
+        if not log_space:
+            res = res - np.sum(lv, axis=axis)
+        tt = np.squeeze(t, axis) if t.ndim else t
+        res = res + (math.lgamma(K) + (K - 1) * np.log(tt))
+    res = np.asarray(res, dtype=dtype)
+    low = ylow if ylow is not None else xlow
+    if low is not None and dtype == np.float32:
+        return res.astype(low)
+    return res
 
 
 def philox4x32(counters, key):

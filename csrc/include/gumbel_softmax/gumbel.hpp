@@ -85,6 +85,27 @@ GS_INLINE V bits_to_gumbel(lanes::UInt<V> b) {
   return -vmath::log(bits_to_exponential<V>(b));
 }
 
+// L = log(U) - log(1 - U), standard logistic noise from the same bits (relaxed
+// Bernoulli).  With t and the top bit s as above, logit(1 - t) = -logit(t), so
+//   L = log(t) - log1p(-t)  (s = 0),   L = -(log(t) - log1p(-t))  (s = 1):
+// both logs take exact reduced arguments (log1p(-t) as in the s = 1 case of E), L is
+// exactly antisymmetric in s, always finite, |L| <= (n + 1) ln 2.
+template <class V>
+GS_INLINE V bits_to_logistic(lanes::UInt<V> b) {
+  using S = typename lanes::Traits<V>::Scalar;
+  using lanes::select;
+  using lanes::splat;
+  lanes::Mask<V> upper;
+  const V t = uniform_half<V>(b, upper);
+  V e_t, f_t;
+  vmath::log_reduce(t, e_t, f_t);
+  const lanes::Mask<V> near_one = t <= one_minus_sqrt_half<S>();
+  const V e_c = select(near_one, splat<V>(S(0)), splat<V>(S(-1)));
+  const V f_c = select(near_one, -t, S(1) - S(2) * t);
+  const V d = vmath::log_combine(e_t, f_t) - vmath::log_combine(e_c, f_c);
+  return select(upper, -d, d);
+}
+
 // Words per element of each dtype in the stream.
 template <class S>
 constexpr int words_per_element() {

@@ -40,22 +40,77 @@ struct RowSpec {
 // Builds a RowSpec from a shape and element strides with `axis` as the row axis.
 RowSpec make_rowspec(int ndim, const int64_t* shape, const int64_t* strides, int axis);
 
-// Standard Gumbel noise, rows first_row, first_row + 1, ... of the stream.
+// The noise of the stream: standard Gumbel (what the samplers add) or standard logistic
+// (what relaxed_bernoulli adds), from the same words.
+enum class Noise { gumbel, logistic };
+
+// Noise, rows first_row, first_row + 1, ... of the stream.
 template <class T>
-void gumbel_rows(T* out, const RowSpec& o, PhiloxKey key, uint64_t first_row);
+void noise_rows(T* out, const RowSpec& o, Noise kind, PhiloxKey key, uint64_t first_row);
 
 // Temperatures arrive as inv_tau = 1/tau rounded to T (see inverse_tau).
 //
-// y = softmax((x + g) / tau) or its one-hot (hard).  With hard and a non-null y_soft,
-// the relaxed sample is written there too.  All specs have the same nrows and len.
+// One forward call over the rows of x.  y = softmax((x + g) / tau), its log (log), its
+// one-hot (hard; with a non-null y_soft the relaxed sample goes there too), or only the
+// index of the one-hot (index non-null, y null: categorical).  All specs have the same
+// nrows and len.
 template <class T>
-void forward_rows(const T* x, const RowSpec& xs, T* y, const RowSpec& ys, T* y_soft,
-                  const RowSpec& ss, T inv_tau, bool hard, PhiloxKey key, uint64_t first_row);
+struct ForwardArgs {
+  const T* x = nullptr;
+  RowSpec xs;
+  T* y = nullptr;
+  RowSpec ys;
+  T* y_soft = nullptr;
+  RowSpec ss;
+  int64_t* index = nullptr;      // per row, contiguous: the argmax of x + g, or -1
+  T inv_tau = 1;                 // for every row, unless
+  const T* inv_taus = nullptr;   // one per row, contiguous
+  bool hard = false;
+  bool log = false;
+  PhiloxKey key{};
+  uint64_t first_row = 0;
+};
+template <class T>
+void forward_rows(const ForwardArgs<T>& a);
 
-// grad = y_soft * (grad_y - sum(grad_y * y_soft)) / tau, row by row.
+// grad = y_soft * (grad_y - sum(grad_y * y_soft)) / tau, row by row (inv_taus: one per
+// row, contiguous, or null for inv_tau everywhere).
 template <class T>
 void backward_rows(const T* grad_y, const RowSpec& gs, const T* y_soft, const RowSpec& ss,
-                   T* out, const RowSpec& os, T inv_tau);
+                   T* out, const RowSpec& os, T inv_tau, const T* inv_taus);
+
+// The indices of the k largest x + g of each row in decreasing order (ties: lower index
+// first) into out (nrows x k, contiguous); -1 for slots past the row's finite values and
+// for rows with no defined sample.
+template <class T>
+void top_k_rows(const T* x, const RowSpec& xs, int64_t* out, int64_t k, PhiloxKey key,
+                uint64_t first_row);
+
+// Relaxed Bernoulli, elementwise over rows of the last axis: v = x + L (logistic noise),
+// y_soft = sigmoid(v / tau), y = [v > 0] (hard) or y_soft.  inv_tau: per element, with
+// its own (broadcasting) spec.
+template <class T>
+struct BernoulliArgs {
+  const T* x = nullptr;
+  RowSpec xs;
+  T* y = nullptr;
+  RowSpec ys;
+  T* y_soft = nullptr;  // hard only, or null
+  RowSpec ss;
+  const T* inv_tau = nullptr;
+  RowSpec ts;
+  bool hard = false;
+  PhiloxKey key{};
+  uint64_t first_row = 0;
+};
+template <class T>
+void bernoulli_rows(const BernoulliArgs<T>& a);
+
+// grad = grad_y * y_soft * (1 - y_soft) / tau, elementwise (inv_tau per element).
+template <class T>
+void bernoulli_backward_rows(const T* grad_y, const RowSpec& gs, const T* y_soft,
+                             const RowSpec& ss, T* out, const RowSpec& os, const T* inv_tau,
+                             const RowSpec& ts);
 
 // 1/tau for a positive finite tau, rounded to T and capped at T's largest finite value
 // (a tau below 1/max would otherwise give inf, and 0 * inf = NaN at the row's maximum;
@@ -69,16 +124,26 @@ T inverse_tau(double tau) {
 
 // The SIMD targets: kernels.cpp is compiled once per target, each copy fills one table.
 struct KernelTable {
-  void (*gumbel_f32)(float*, const RowSpec&, PhiloxKey, uint64_t) = nullptr;
-  void (*gumbel_f64)(double*, const RowSpec&, PhiloxKey, uint64_t) = nullptr;
-  void (*forward_f32)(const float*, const RowSpec&, float*, const RowSpec&, float*,
-                      const RowSpec&, float, bool, PhiloxKey, uint64_t) = nullptr;
-  void (*forward_f64)(const double*, const RowSpec&, double*, const RowSpec&, double*,
-                      const RowSpec&, double, bool, PhiloxKey, uint64_t) = nullptr;
+  void (*noise_f32)(float*, const RowSpec&, Noise, PhiloxKey, uint64_t) = nullptr;
+  void (*noise_f64)(double*, const RowSpec&, Noise, PhiloxKey, uint64_t) = nullptr;
+  void (*forward_f32)(const ForwardArgs<float>&) = nullptr;
+  void (*forward_f64)(const ForwardArgs<double>&) = nullptr;
   void (*backward_f32)(const float*, const RowSpec&, const float*, const RowSpec&, float*,
-                       const RowSpec&, float) = nullptr;
+                       const RowSpec&, float, const float*) = nullptr;
   void (*backward_f64)(const double*, const RowSpec&, const double*, const RowSpec&,
-                       double*, const RowSpec&, double) = nullptr;
+                       double*, const RowSpec&, double, const double*) = nullptr;
+  void (*top_k_f32)(const float*, const RowSpec&, int64_t*, int64_t, PhiloxKey,
+                    uint64_t) = nullptr;
+  void (*top_k_f64)(const double*, const RowSpec&, int64_t*, int64_t, PhiloxKey,
+                    uint64_t) = nullptr;
+  void (*bernoulli_f32)(const BernoulliArgs<float>&) = nullptr;
+  void (*bernoulli_f64)(const BernoulliArgs<double>&) = nullptr;
+  void (*bernoulli_backward_f32)(const float*, const RowSpec&, const float*, const RowSpec&,
+                                 float*, const RowSpec&, const float*,
+                                 const RowSpec&) = nullptr;
+  void (*bernoulli_backward_f64)(const double*, const RowSpec&, const double*,
+                                 const RowSpec&, double*, const RowSpec&, const double*,
+                                 const RowSpec&) = nullptr;
   // Testing aid: turns the across-rows path for short rows on or off (default on).
   void (*set_short_rows)(bool) = nullptr;
   // Testing aid: a math primitive elementwise on the target's lanes (see kernels.cpp).

@@ -1,0 +1,149 @@
+"""A Gumbel-Softmax layer for NumPy training loops, and the temperature schedule."""
+
+from __future__ import annotations
+
+import copy
+import math
+import numbers
+import operator
+
+import numpy as np
+
+from ._api import Philox, _as_rng, _check_axis, gumbel_softmax, gumbel_softmax_backward
+
+__all__ = ["GumbelSoftmax", "anneal_tau"]
+
+
+class GumbelSoftmax:
+    """Gumbel-Softmax as a layer with ``forward`` and ``backward`` for NumPy training loops.
+
+    Parameters
+    ----------
+    tau : float or array_like
+        Temperature (per row when an array, see :func:`gumbel_softmax`).  The attribute
+        ``tau`` may be reassigned between steps, for example from :func:`anneal_tau`.
+    hard : bool
+        Straight-through: ``forward`` returns exact one-hots, ``backward`` the gradient
+        of the soft sample.
+    axis : int
+        The category axis.
+    rng : None, int, Philox or numpy.random.Generator
+        Turned into a ``Philox`` once; every ``forward`` draws the next rows from it.
+    recompute : bool
+        Memory-saving backward: ``forward`` keeps a reference to ``logits`` (and
+        ``mask``) and the generator's position instead of the soft sample, and
+        ``backward`` recomputes the soft sample (bitwise the stored one).  The caller
+        must not modify ``logits`` in place between ``forward`` and ``backward``.
+
+    Examples
+    --------
+    >>> import numpy as np, gumbel_softmax as gs
+    >>> layer = gs.GumbelSoftmax(tau=0.5, hard=True, rng=0, recompute=True)
+    >>> x = np.zeros((4, 3))
+    >>> y = layer.forward(x)
+    >>> g = layer.backward(np.ones_like(y))
+    >>> y.shape, g.shape
+    ((4, 3), (4, 3))
+    """
+
+    def __init__(self, tau=1.0, hard=False, axis=-1, rng=None, recompute=False):
+        self.tau = tau
+        self.hard = bool(hard)
+        self.axis = operator.index(axis)
+        self.rng = _as_rng(rng)
+        self.recompute = bool(recompute)
+        self._saved = None
+
+    def forward(self, logits, mask=None):
+        """Draw ``gumbel_softmax(logits, self.tau, hard=self.hard, ...)`` and keep what
+        ``backward`` needs."""
+        tau = self.tau
+        if self.recompute:
+            before = copy.copy(self.rng)
+            y = gumbel_softmax(logits, tau, hard=self.hard, axis=self.axis, rng=self.rng, mask=mask)
+            self._saved = (True, logits, mask, tau, before)
+        else:
+            y, y_soft = gumbel_softmax(
+                logits, tau, hard=self.hard, axis=self.axis, rng=self.rng, mask=mask,
+                return_soft=True,
+            )
+            self._saved = (False, y_soft, None, tau, None)
+        return y
+
+    __call__ = forward
+
+    def backward(self, grad_y):
+        """The gradient with respect to the logits of the last ``forward``."""
+        if self._saved is None:
+            raise RuntimeError("GumbelSoftmax.backward called before forward")
+        recompute, saved, mask, tau, before = self._saved
+        if recompute:
+            return gumbel_softmax_backward(
+                grad_y, tau=tau, axis=self.axis, logits=saved, rng=before, mask=mask
+            )
+        return gumbel_softmax_backward(grad_y, saved, tau, axis=self.axis)
+
+    def __repr__(self):
+        return (
+            f"GumbelSoftmax(tau={self.tau!r}, hard={self.hard}, axis={self.axis}, "
+            f"rng={self.rng!r}, recompute={self.recompute})"
+        )
+
+
+def _positive(value, name, allow_zero=False):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    value = float(value)
+    ok = (value >= 0.0 if allow_zero else value > 0.0) and value < math.inf
+    if not ok:
+        raise ValueError(f"{name} must be {'non-negative' if allow_zero else 'positive'} and finite, got {value!r}")
+    return value
+
+
+def anneal_tau(step, tau0=1.0, rate=1e-4, min_tau=0.5, every=1):
+    """The exponential temperature schedule of Jang, Gu and Poole (2016).
+
+    ``max(min_tau, tau0 * exp(-rate * t))`` with ``t = (step // every) * every``: the
+    paper uses ``tau = max(0.5, exp(-r t))`` with ``r`` in {1e-5, 1e-4}, updated every
+    ``N`` in {500, 1000} steps (``every=N``).
+
+    Parameters
+    ----------
+    step : int or array_like of int
+        Training step(s), ``>= 0``.
+    tau0, rate, min_tau : float
+        Start temperature (positive), decay rate (``>= 0``), floor (positive).
+    every : int
+        Update the temperature every ``every`` steps (``>= 1``).
+
+    Returns
+    -------
+    float, or ndarray of float64 for an array ``step``.
+
+    Examples
+    --------
+    >>> import gumbel_softmax as gs
+    >>> gs.anneal_tau(0), gs.anneal_tau(10**6)
+    (1.0, 0.5)
+    >>> round(gs.anneal_tau(1000, rate=1e-4), 6)
+    0.904837
+    >>> gs.anneal_tau(999, rate=1e-4, every=1000)
+    1.0
+    """
+    tau0 = _positive(tau0, "tau0")
+    rate = _positive(rate, "rate", allow_zero=True)
+    min_tau = _positive(min_tau, "min_tau")
+    try:
+        every = operator.index(every)
+    except TypeError:
+        raise TypeError(f"every must be an integer, got {type(every).__name__}") from None
+    if every < 1:
+        raise ValueError(f"every must be >= 1, got {every}")
+    s = np.asarray(step)
+    if s.dtype.kind not in "iu":
+        raise TypeError(f"step must be an integer or an integer array, got dtype {s.dtype}")
+    if s.size and s.min() < 0:
+        raise ValueError("step must be >= 0")
+    t = (s // every) * every
+    tau = np.maximum(min_tau, tau0 * np.exp(-rate * t.astype(np.float64)))
+    return float(tau) if tau.ndim == 0 else tau
