@@ -42,7 +42,20 @@ SCRIPT = textwrap.dedent(
                     b = gs.gumbel_softmax_backward(w, s, tau)
                     b0 = gs.gumbel_softmax_backward(w[::-1], y0, tau, axis=0)
                     g = gs.gumbel(shape, dtype=dt, rng=n)
-                    for name, a in dict(y=y, h=h, s=s, y0=y0, b=b, b0=b0, g=g).items():
+                    # issue 5: the other samplers, per-row tau (mixing in tau = 1), log space
+                    taus = np.where(np.arange(shape[0]) % 2 == 0, 1.0, tau)
+                    more = dict(
+                        c=gs.categorical(view, rng=n), c0=gs.categorical(view, axis=0, rng=n),
+                        k=gs.top_k(view, min(3, shape[1]), rng=n),
+                        l=gs.log_gumbel_softmax(view, tau, rng=n),
+                        t=gs.gumbel_softmax(view, taus, rng=n),
+                        tb=gs.gumbel_softmax_backward(w, s, taus),
+                        rb=gs.relaxed_bernoulli(view, tau, rng=n),
+                        rh=gs.relaxed_bernoulli(view, tau, hard=True, rng=n),
+                        rbb=gs.relaxed_bernoulli_backward(w, s, tau),
+                        lg=gs.logistic(shape, dtype=dt, rng=n),
+                    )
+                    for name, a in dict(y=y, h=h, s=s, y0=y0, b=b, b0=b0, g=g, **more).items():
                         out[key + name] = a
     # the math primitives on dense sweeps (their error bounds: tests/test_vmath.py)
     gen = np.random.default_rng(99)
@@ -153,7 +166,14 @@ def test_short_rows_path_equals_row_path(dtype):
                 out.append(gs.gumbel_softmax(x, tau, rng=gs.Philox(n, counter=2**32 - 9)))
                 out.extend(gs.gumbel_softmax(x, tau, hard=True, return_soft=True, rng=n))
                 out.append(gs.gumbel_softmax(x, tau, hard=True, rng=n))
+                out.append(gs.log_gumbel_softmax(x, tau, rng=n))
+                out.append(gs.relaxed_bernoulli(x, tau, rng=n))
+            # per-row tau mixing the tau = 1 path with the general one inside a group
+            taus = np.resize([1.0, 0.3, 1.0, 1.0, 2.5], x.shape[0])
+            out.extend(gs.gumbel_softmax(x, taus, hard=True, return_soft=True, rng=n))
+            out.append(gs.categorical(x, rng=n))
             out.append(gs.gumbel(x.shape, dtype=dtype, rng=n))
+            out.append(gs.logistic(x.shape, dtype=dtype, rng=n))
         return out
 
     try:

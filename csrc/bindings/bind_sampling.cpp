@@ -185,6 +185,35 @@ bool is_double(const py::array& a) { return a.dtype().kind() == 'f' && a.itemsiz
 }  // namespace
 
 void bind_sampling(py::module_& m) {
+  // float16 / bfloat16 bits (uint16, C-contiguous) <-> float32, as NumPy / ml_dtypes cast.
+  m.def(
+      "half_to_float",
+      [](py::array_t<uint16_t, py::array::c_style> src, bool bf16) {
+        py::array_t<float> dst(std::vector<py::ssize_t>(src.shape(), src.shape() + src.ndim()));
+        const uint16_t* s = src.data();
+        float* d = dst.mutable_data();
+        const int64_t n = static_cast<int64_t>(src.size());
+        {
+          py::gil_scoped_release release;  // raw pointers only; arrays held by this frame
+          half_to_float(s, d, n, bf16);
+        }
+        return dst;
+      },
+      py::arg("src"), py::arg("bf16"));
+  m.def(
+      "float_to_half",
+      [](py::array_t<float, py::array::c_style> src, bool bf16) {
+        py::array_t<uint16_t> dst(std::vector<py::ssize_t>(src.shape(), src.shape() + src.ndim()));
+        const float* s = src.data();
+        uint16_t* d = dst.mutable_data();
+        const int64_t n = static_cast<int64_t>(src.size());
+        {
+          py::gil_scoped_release release;  // raw pointers only; arrays held by this frame
+          float_to_half(s, d, n, bf16);
+        }
+        return dst;
+      },
+      py::arg("src"), py::arg("bf16"));
   m.def(
       "gumbel_softmax",
       [](const py::array& logits, double tau, const py::object& inv_taus, bool hard, bool log,

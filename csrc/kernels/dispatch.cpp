@@ -147,6 +147,13 @@ GS_FORWARD_BOTH(bernoulli_backward_f32, bernoulli_backward_f64, GS_DECL,
 #undef GS_DECL
 #undef GS_FORWARD_BOTH
 
+void half_to_float(const uint16_t* src, float* dst, int64_t n, bool bf16) {
+  active().table.half_to_float(src, dst, n, bf16);
+}
+void float_to_half(const float* src, uint16_t* dst, int64_t n, bool bf16) {
+  active().table.float_to_half(src, dst, n, bf16);
+}
+
 RowSpec make_rowspec(int ndim, const int64_t* shape, const int64_t* strides, int axis) {
   RowSpec s;
   s.len = shape[axis];

@@ -19,6 +19,7 @@
 #endif
 
 #include "gumbel_softmax/gumbel.hpp"
+#include "gumbel_softmax/half.hpp"
 #include "gumbel_softmax/kernels.hpp"
 #include "gumbel_softmax/lanes.hpp"
 #include "gumbel_softmax/philox.hpp"
@@ -1154,27 +1155,62 @@ GS_INLINE void bernoulli_element(V x, V noise, V inv_tau, V& soft, V& hard) {
 template <class T>
 void bernoulli_rows(const BernoulliArgs<T>& a) {
   const int64_t len = a.xs.len;
-  auto write = [&](int64_t r, int64_t c, T soft, T hard) {
+  // Where row r's results go: y gets the hard or the soft sample, y_soft (hard with
+  // return_soft) the soft one.
+  struct Dest {
+    T* hard = nullptr;
+    int64_t hstep = 0;
+    T* soft = nullptr;
+    int64_t sstep = 0;
+  };
+  auto dest = [&](int64_t r) {
+    Dest d;
+    T* y = a.y + a.ys.offset(r);
     if (a.hard) {
-      a.y[a.ys.offset(r) + c * a.ys.step] = hard;
-      if (a.y_soft) a.y_soft[a.ss.offset(r) + c * a.ss.step] = soft;
+      d.hard = y;
+      d.hstep = a.ys.step;
+      if (a.y_soft) {
+        d.soft = a.y_soft + a.ss.offset(r);
+        d.sstep = a.ss.step;
+      }
     } else {
-      a.y[a.ys.offset(r) + c * a.ys.step] = soft;
+      d.soft = y;
+      d.sstep = a.ys.step;
     }
+    return d;
+  };
+  // n results from element c0 on, contiguous in src, to dst (step).
+  auto put = [](const T* src, T* dst, int64_t step, int64_t c0, int64_t n) {
+    if (!dst) return;
+    if (step == 1) return (void)std::memcpy(dst + c0, src, static_cast<size_t>(n) * sizeof(T));
+    for (int64_t j = 0; j < n; ++j) dst[(c0 + j) * step] = src[j];
   };
 #ifdef GS_HAVE_VECTOR_EXT
   if (use_short_rows<T>(len)) {
     for_groups<T>(a.xs.nrows, len, [&](int64_t r0, int64_t n) {
       ShortNoise<T> noise;
       const int64_t gs = noise.fill(a.key, a.first_row, r0, n, len, Draw::logistic);
+      using V = Vec<T>;
+      constexpr int W = kW<T>;
+      // One row at a time on whole vectors: x and 1/tau gathered and padded (0 and 1),
+      // the noise read past the row's end (the next row's values: finite, never written).
+      alignas(64) T xb[kShortMax + W], tb[kShortMax + W], soft[kShortMax + W], hard[kShortMax + W];
+      for (int64_t c = len; c < kShortMax + W; ++c) xb[c] = T(0), tb[c] = T(1);
       for (int64_t i = 0; i < n; ++i) {
         const T* xr = a.x + a.xs.offset(r0 + i);
         const T* tr = a.inv_tau + a.ts.offset(r0 + i);
-        for (int64_t c = 0; c < len; ++c) {
-          T soft, hard;
-          bernoulli_element<T>(xr[c * a.xs.step], noise.g[i * gs + c], tr[c * a.ts.step], soft, hard);
-          write(r0 + i, c, soft, hard);
+        for (int64_t c = 0; c < len; ++c) xb[c] = xr[c * a.xs.step], tb[c] = tr[c * a.ts.step];
+        const T* g = noise.g + i * gs;
+        for (int64_t c = 0; c < len; c += W) {
+          V sv, hv;
+          bernoulli_element<V>(lanes::load<V>(xb + c), lanes::load<V>(g + c),
+                               lanes::load<V>(tb + c), sv, hv);
+          lanes::store(soft + c, sv);
+          lanes::store(hard + c, hv);
         }
+        const Dest d = dest(r0 + i);
+        put(hard, d.hard, d.hstep, 0, len);
+        put(soft, d.soft, d.sstep, 0, len);
       }
     });
     return;
@@ -1186,25 +1222,29 @@ void bernoulli_rows(const BernoulliArgs<T>& a) {
     alignas(64) T hb[kChunk + kLanes];
     const T* xr = a.x + a.xs.offset(r);
     const T* tr = a.inv_tau + a.ts.offset(r);
+    const Dest d = dest(r);
     const uint64_t q = a.first_row + static_cast<uint64_t>(r);
     for (int64_t c0 = begin; c0 < end; c0 += kChunk) {
       const int64_t n = std::min(kChunk, end - c0);
       noise_chunk(a.key, q, c0, n, buf.words, buf.g, Noise::logistic);
       const T* xc = chunk_x(xr, a.xs.step, c0, n, buf.x);
-      const T* tc = chunk_x(tr, a.ts.step, c0, n, tb);
+      const T* tc = a.ts.step == 0 ? nullptr : chunk_x(tr, a.ts.step, c0, n, tb);
       int64_t i = 0;
 #ifdef GS_HAVE_VECTOR_EXT
       using V = Vec<T>;
+      const V t0 = lanes::splat<V>(tr[0]);
       for (; i < n; i += kW<T>) {
         V soft, hard;
         bernoulli_element<V>(lanes::load<V>(xc + i), lanes::load<V>(buf.g + i),
-                             lanes::load<V>(tc + i), soft, hard);
+                             tc ? lanes::load<V>(tc + i) : t0, soft, hard);
         lanes::store(buf.v + i, soft);
         lanes::store(hb + i, hard);
       }
 #endif
-      for (; i < n; ++i) bernoulli_element<T>(xc[i], buf.g[i], tc[i], buf.v[i], hb[i]);
-      for (int64_t j = 0; j < n; ++j) write(r, c0 + j, buf.v[j], hb[j]);
+      for (; i < n; ++i)
+        bernoulli_element<T>(xc[i], buf.g[i], tc ? tc[i] : tr[0], buf.v[i], hb[i]);
+      put(hb, d.hard, d.hstep, c0, n);
+      put(buf.v, d.soft, d.sstep, c0, n);
     }
   });
 }
@@ -1234,6 +1274,57 @@ void bernoulli_backward_rows(const T* grad_y, const RowSpec& gs, const T* y_soft
     for (; c < end; ++c) {
       const T sv = s[c * ss.step];
       o[c * os.step] = ((g[c * gs.step] * sv) * (T(1) - sv)) * t[c * ts.step];
+    }
+  });
+}
+
+// ----- float16 / bfloat16 ---------------------------------------------------------
+// Elements per block of a conversion (blocks are spread over the threads).
+constexpr int64_t kConvertBlock = int64_t{1} << 16;
+
+template <class Body>
+void for_blocks(int64_t n, Body&& body) {
+  const int64_t nblocks = (n + kConvertBlock - 1) / kConvertBlock;
+  for_rows(nblocks, threads_for(nblocks, std::min(n, kConvertBlock)), [&](int64_t b, int) {
+    body(b * kConvertBlock, std::min(n, (b + 1) * kConvertBlock));
+  });
+}
+
+void half_to_float(const uint16_t* src, float* dst, int64_t n, bool bf16) {
+  for_blocks(n, [&](int64_t begin, int64_t end) {
+    int64_t i = begin;
+#ifdef GS_HAVE_VECTOR_EXT
+    using U = lanes::VU32;
+    constexpr int W = lanes::width<lanes::VF32>();
+    for (; i + W <= end; i += W) {
+      U h;
+      for (int j = 0; j < W; ++j) h[j] = src[i + j];
+      const U f = bf16 ? half::bf16_to_f32_bits(h) : half::f16_to_f32_bits(h);
+      std::memcpy(dst + i, &f, sizeof f);
+    }
+#endif
+    for (; i < end; ++i) {
+      const uint32_t h = src[i];
+      dst[i] = lanes::from_bits(bf16 ? half::bf16_to_f32_bits(h) : half::f16_to_f32_bits(h));
+    }
+  });
+}
+
+void float_to_half(const float* src, uint16_t* dst, int64_t n, bool bf16) {
+  for_blocks(n, [&](int64_t begin, int64_t end) {
+    int64_t i = begin;
+#ifdef GS_HAVE_VECTOR_EXT
+    using U = lanes::VU32;
+    constexpr int W = lanes::width<lanes::VF32>();
+    for (; i + W <= end; i += W) {
+      const U u = lanes::load_bits<U>(src + i);
+      const U h = bf16 ? half::f32_to_bf16_bits(u) : half::f32_to_f16_bits(u);
+      for (int j = 0; j < W; ++j) dst[i + j] = static_cast<uint16_t>(h[j]);
+    }
+#endif
+    for (; i < end; ++i) {
+      const uint32_t u = lanes::as_bits(src[i]);
+      dst[i] = static_cast<uint16_t>(bf16 ? half::f32_to_bf16_bits(u) : half::f32_to_f16_bits(u));
     }
   });
 }
@@ -1270,6 +1361,8 @@ void fill_table(KernelTable& t) {
   t.set_short_rows = &set_short_rows;
   t.eval_f32 = &eval_primitive<float>;
   t.eval_f64 = &eval_primitive<double>;
+  t.half_to_float = &half_to_float;
+  t.float_to_half = &float_to_half;
   t.noise_f32 = &noise_rows<float>;
   t.noise_f64 = &noise_rows<double>;
   t.top_k_f32 = &top_k_rows<float>;

@@ -168,7 +168,10 @@ def _as_float_array(a, name, half=False):
         arr = arr.astype(np.float64)
     elif half and _is_half(arr.dtype):
         low = arr.dtype
-        arr = arr.astype(np.float32)
+        if not arr.dtype.isnative:
+            arr = arr.astype(arr.dtype.newbyteorder("="))
+        bits = np.ascontiguousarray(arr).view(np.uint16)
+        arr = _core.half_to_float(bits, low.name == "bfloat16")
     elif arr.dtype.type not in _FLOAT_TYPES:
         extra = ", float16 or bfloat16" if half else ""
         raise TypeError(
@@ -183,11 +186,14 @@ def _as_float_array(a, name, half=False):
 
 
 def _to_low(result, low, out):
-    """A float32 result rounded to the half dtype `low` (into out when given)."""
+    """A float32 result rounded to the half dtype `low` (into out when given), bit for
+    bit as ``result.astype(low)`` but without NumPy's slow path for subnormals."""
+    bits = _core.float_to_half(np.ascontiguousarray(result, dtype=np.float32), low.name == "bfloat16")
+    h = bits.view(low)
     if out is not None:
-        np.copyto(out, result, casting="unsafe")
+        np.copyto(out, h)
         return out
-    return result.astype(low)
+    return h
 
 
 def _apply_mask(x, mask):
@@ -311,7 +317,7 @@ def _forward(logits, tau, hard, log, axis, rng, out, return_soft, mask):
     if not return_soft:
         return _to_low(res, low, out)
     y = _to_low(res[0], low, out)
-    return (y, y) if res[0] is res[1] else (y, res[1].astype(low))
+    return (y, y) if res[0] is res[1] else (y, _to_low(res[1], low, None))
 
 
 def gumbel_softmax(
@@ -570,7 +576,7 @@ def _recompute_backward(grad_y, logits, tau, axis, out, rng, mask):
     # the dtype of the stored-y_soft call: y_soft has logits' dtype
     y_soft = _forward(x, tau, False, False, ax, rng, None, False, None)
     if low is not None:
-        y_soft = y_soft.astype(low)
+        y_soft = _to_low(y_soft, low, None)
     return gumbel_softmax_backward(grad_y, y_soft, tau, axis=ax, out=out)
 
 
@@ -816,7 +822,7 @@ def concrete_log_prob(y, logits, tau=1.0, *, axis=-1, log_space=False):
     res = np.asarray(res, dtype=dtype)
     low = ylow if ylow is not None else xlow
     if low is not None and dtype == np.float32:
-        return res.astype(low)
+        return _to_low(res, low, None)
     return res
 
 

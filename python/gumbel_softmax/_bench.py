@@ -155,6 +155,7 @@ class Case:
     peer: str  # "ours", "numpy", "torch", "jax" or "bound"
     make: Callable[[Problem], Callable[[], object]]  # builds the call to time
     compare_to: Optional[str] = None  # key of our case this row is compared with
+    requires: Optional[str] = None  # a module the row needs beyond its peer (ml_dtypes)
 
     @property
     def ours(self) -> bool:
@@ -339,6 +340,441 @@ OUT_NOTE = (
 
 
 # ---------------------------------------------------------------------------------------
+# The second section, "beyond gumbel_softmax": the other samplers and options of the
+# package (categorical, top_k, log_gumbel_softmax, concrete_log_prob, relaxed_bernoulli,
+# mask=, per-row tau, float16/bfloat16, the memory-saving backward), each against the
+# peers that have the same computation, and our options against our plain call.
+
+EXTRA_SHAPES = (
+    ((4096, 1000), -1),
+    ((65536, 10), -1),
+)
+TOP_K = 10  # k of the top_k rows (min(TOP_K, K) on shorter rows)
+
+
+def _top_k(p) -> int:
+    return min(TOP_K, p.shape[p.axis])
+
+
+def _batch_shape(p) -> tuple:
+    return tuple(d for i, d in enumerate(p.shape) if i != p.axis % len(p.shape))
+
+
+def _mask(p) -> np.ndarray:
+    """A (K,) boolean mask (shaped to broadcast along the axis), about 90% True."""
+    k = p.shape[p.axis]
+    mask = np.random.default_rng(2).random(k) < 0.9
+    mask[0] = True
+    dims = [1] * len(p.shape)
+    dims[p.axis] = k
+    return mask.reshape(dims)
+
+
+def _row_tau(p) -> np.ndarray:
+    """One tau per row, in [0.3, 1)."""
+    return np.random.default_rng(3).uniform(0.3, 1.0, _batch_shape(p)).astype(np.float64)
+
+
+# Ours.
+
+
+def _ours_categorical(p):
+    rng = gs.Philox(1)
+    return lambda: gs.categorical(p.x, axis=p.axis, rng=rng)
+
+
+def _ours_top_k(p):
+    rng, k = gs.Philox(1), _top_k(p)
+    return lambda: gs.top_k(p.x, k, axis=p.axis, rng=rng)
+
+
+def _ours_log_forward(p):
+    rng, out = gs.Philox(1), np.empty_like(p.x)
+    return lambda: gs.log_gumbel_softmax(p.x, TAU, axis=p.axis, rng=rng, out=out)
+
+
+def _ours_concrete(log_space):
+    def make(p):
+        y = _log_y_soft(p) if log_space else p.y_soft
+        return lambda: gs.concrete_log_prob(y, p.x, TAU, axis=p.axis, log_space=log_space)
+
+    return make
+
+
+def _log_y_soft(p):
+    return gs.log_gumbel_softmax(p.x, TAU, axis=p.axis, rng=gs.Philox(0))
+
+
+def _ours_bernoulli(hard):
+    def make(p):
+        rng, out = gs.Philox(1), np.empty_like(p.x)
+        return lambda: gs.relaxed_bernoulli(p.x, TAU, hard=hard, rng=rng, out=out)
+
+    return make
+
+
+def _bernoulli_y_soft(p):
+    return gs.relaxed_bernoulli(p.x, TAU, rng=gs.Philox(0))
+
+
+def _ours_bernoulli_backward(p):
+    y, out = _bernoulli_y_soft(p), np.empty_like(p.x)
+    return lambda: gs.relaxed_bernoulli_backward(p.grad_y, y, TAU, out=out)
+
+
+def _ours_masked(p):
+    rng, out, mask = gs.Philox(1), np.empty_like(p.x), _mask(p)
+    return lambda: gs.gumbel_softmax(p.x, TAU, axis=p.axis, rng=rng, out=out, mask=mask)
+
+
+def _ours_row_tau(p):
+    rng, out, tau = gs.Philox(1), np.empty_like(p.x), _row_tau(p)
+    return lambda: gs.gumbel_softmax(p.x, tau, axis=p.axis, rng=rng, out=out)
+
+
+def _ours_low_precision(dtype_name):
+    def make(p):
+        if dtype_name == "bfloat16":
+            import ml_dtypes
+
+            dtype = ml_dtypes.bfloat16
+        else:
+            dtype = np.dtype(dtype_name)
+        x = p.x.astype(dtype)
+        rng, out = gs.Philox(1), np.empty_like(x)
+        return lambda: gs.gumbel_softmax(x, TAU, axis=p.axis, rng=rng, out=out)
+
+    return make
+
+
+def _ours_backward_recompute(p):
+    """Memory-saving backward: y_soft recomputed from the logits and the forward's seed."""
+    out = np.empty_like(p.x)
+    return lambda: gs.gumbel_softmax_backward(p.grad_y, tau=TAU, axis=p.axis, out=out,
+                                              logits=p.x, rng=1)
+
+
+def _ours_forward_backward_recompute(p):
+    """hard=True forward (no y_soft kept), then the backward recomputing y_soft."""
+    y, grad = np.empty_like(p.x), np.empty_like(p.x)
+
+    def call():
+        gs.gumbel_softmax(p.x, TAU, hard=True, axis=p.axis, rng=1, out=y)
+        return gs.gumbel_softmax_backward(p.grad_y, tau=TAU, axis=p.axis, out=grad,
+                                          logits=p.x, rng=1)
+
+    return call
+
+
+# NumPy.
+
+
+def _numpy_noisy(p, gen):
+    return p.x + gen.gumbel(size=p.shape).astype(p.dtype)
+
+
+def _numpy_categorical(p):
+    gen = np.random.default_rng(1)
+    return lambda: np.argmax(_numpy_noisy(p, gen), axis=p.axis)
+
+
+def _numpy_top_k(full_sort):
+    def make(p):
+        gen, k = np.random.default_rng(1), _top_k(p)
+
+        def call():
+            v = np.moveaxis(_numpy_noisy(p, gen), p.axis, -1)
+            if full_sort or k == v.shape[-1]:
+                idx = np.argsort(-v, axis=-1, kind="stable")[..., :k]
+            else:
+                part = np.argpartition(-v, k - 1, axis=-1)[..., :k]
+                order = np.argsort(-np.take_along_axis(v, part, -1), axis=-1, kind="stable")
+                idx = np.take_along_axis(part, order, -1)
+            return np.moveaxis(idx, -1, p.axis)
+
+        return call
+
+    return make
+
+
+def _numpy_log_forward(p):
+    gen = np.random.default_rng(1)
+
+    def call():
+        z = (_numpy_noisy(p, gen)) / TAU
+        z = z - z.max(axis=p.axis, keepdims=True)
+        return z - np.log(np.exp(z).sum(axis=p.axis, keepdims=True))
+
+    return call
+
+
+def _numpy_concrete(p):
+    y, x, axis, k = p.y_soft, p.x, p.axis, p.shape[p.axis]
+    const = math.lgamma(k) + (k - 1) * math.log(TAU)
+
+    def call():
+        log_y = np.log(y)
+        t = x - TAU * log_y
+        m = t.max(axis=axis, keepdims=True)
+        lse = np.log(np.exp(t - m).sum(axis=axis)) + np.squeeze(m, axis)
+        return const + (t - log_y).sum(axis=axis) - k * lse
+
+    return call
+
+
+def _numpy_bernoulli(hard):
+    def make(p):
+        gen = np.random.default_rng(1)
+
+        def call():
+            v = p.x + gen.logistic(size=p.shape).astype(p.dtype)
+            if hard:
+                return (v > 0).astype(p.dtype)
+            return 1.0 / (1.0 + np.exp(-v / TAU))
+
+        return call
+
+    return make
+
+
+def _numpy_bernoulli_backward(p):
+    y, g = _bernoulli_y_soft(p), p.grad_y
+    return lambda: g * y * (1 - y) / TAU
+
+
+# PyTorch.
+
+
+def _last(t, axis):
+    return t if axis in (-1, t.dim() - 1) else t.movedim(axis, -1)
+
+
+def _torch_gumbel_noisy(xt):
+    import torch
+
+    return xt - torch.empty_like(xt).exponential_().log()
+
+
+def _torch_temperature(p):
+    import torch
+
+    return torch.tensor(TAU, dtype=_tensor(p.x[:0]).dtype)
+
+
+def _torch_categorical(p):
+    from torch.distributions import Categorical
+
+    xt = _last(_tensor(p.x), p.axis)
+    return lambda: Categorical(logits=xt, validate_args=False).sample()
+
+
+def _torch_categorical_argmax(p):
+    xt = _tensor(p.x)
+    return lambda: _torch_gumbel_noisy(xt).argmax(dim=p.axis)
+
+
+def _torch_top_k(p):
+    import torch
+
+    xt, k = _tensor(p.x), _top_k(p)
+    return lambda: torch.topk(_torch_gumbel_noisy(xt), k, dim=p.axis).indices
+
+
+def _torch_log_forward(p):
+    import torch
+
+    xt = _tensor(p.x)
+    return lambda: torch.log_softmax(_torch_gumbel_noisy(xt) / TAU, dim=p.axis)
+
+
+def _torch_exp_relaxed(p):
+    from torch.distributions.relaxed_categorical import ExpRelaxedCategorical
+
+    xt, tau = _last(_tensor(p.x), p.axis), _torch_temperature(p)
+    return lambda: ExpRelaxedCategorical(tau, logits=xt, validate_args=False).rsample()
+
+
+def _torch_concrete(log_space):
+    def make(p):
+        from torch.distributions import RelaxedOneHotCategorical
+        from torch.distributions.relaxed_categorical import ExpRelaxedCategorical
+
+        dist = ExpRelaxedCategorical if log_space else RelaxedOneHotCategorical
+        y = _log_y_soft(p) if log_space else p.y_soft
+        xt, yt = _last(_tensor(p.x), p.axis), _last(_tensor(y), p.axis)
+        tau = _torch_temperature(p)
+        return lambda: dist(tau, logits=xt, validate_args=False).log_prob(yt)
+
+    return make
+
+
+def _torch_bernoulli(p):
+    from torch.distributions import RelaxedBernoulli
+
+    xt, tau = _tensor(p.x), _torch_temperature(p)
+    return lambda: RelaxedBernoulli(tau, logits=xt, validate_args=False).rsample()
+
+
+def _torch_bernoulli_backward(p):
+    """Backward only: autograd.grad through RelaxedBernoulli.rsample() drawn once."""
+    import torch
+    from torch.distributions import RelaxedBernoulli
+
+    xt = _tensor(p.x).requires_grad_(True)
+    y = RelaxedBernoulli(_torch_temperature(p), logits=xt, validate_args=False).rsample()
+    w = _tensor(p.grad_y)
+    return lambda: torch.autograd.grad(y, xt, grad_outputs=w, retain_graph=True)
+
+
+# JAX: one jitted call per draw (the key is split inside), waited for.
+
+
+def _jax_call(body):
+    """body(x, key, p) -> array, traced once per problem."""
+
+    def make(p):
+        import jax
+
+        if p.dtype == np.float64:
+            jax.config.update("jax_enable_x64", True)
+
+        @jax.jit
+        def step(x, key):
+            key, sub = jax.random.split(key)
+            return body(x, sub, p), key
+
+        x, state = jax.device_put(p.x), [jax.random.PRNGKey(1)]
+
+        def call():
+            y, state[0] = step(x, state[0])
+            y.block_until_ready()
+
+        return call
+
+    return make
+
+
+def _jax_categorical_body(x, key, p):
+    import jax
+
+    return jax.random.categorical(key, x, axis=p.axis)
+
+
+def _jax_top_k_body(x, key, p):
+    """k draws without replacement: shape (k, *batch), k first (JAX's layout)."""
+    import jax
+    import jax.numpy as jnp
+
+    x = jnp.moveaxis(x, p.axis, -1)
+    return jax.random.categorical(key, x, axis=-1, shape=(_top_k(p),) + x.shape[:-1],
+                                  replace=False)
+
+
+def _jax_log_forward_body(x, key, p):
+    import jax
+
+    g = jax.random.gumbel(key, x.shape, p.dtype)
+    return jax.nn.log_softmax((x + g) / TAU, axis=p.axis)
+
+
+def _jax_bernoulli_body(x, key, p):
+    import jax
+
+    return jax.nn.sigmoid((x + jax.random.logistic(key, x.shape, p.dtype)) / TAU)
+
+
+EXTRA_CASES = (
+    # reference rows for the option rows below
+    Case("ours.soft", "ours soft, tau=0.5", "ours", _ours_forward(TAU)),
+    # categorical (Gumbel-max)
+    Case("ours.categorical", "ours categorical", "ours", _ours_categorical),
+    Case("ours.hard", "ours gumbel_softmax hard=True, out=", "ours",
+         _ours_forward(TAU, hard=True), "ours.categorical"),
+    Case("numpy.categorical", "NumPy argmax(x + rng.gumbel)", "numpy", _numpy_categorical,
+         "ours.categorical"),
+    Case("torch.categorical", "torch Categorical(logits).sample()", "torch",
+         _torch_categorical, "ours.categorical"),
+    Case("torch.categorical_argmax", "torch argmax(x - log(exponential_()))", "torch",
+         _torch_categorical_argmax, "ours.categorical"),
+    Case("jax.categorical", "JAX jit random.categorical", "jax",
+         _jax_call(_jax_categorical_body), "ours.categorical"),
+    # top_k (Gumbel-top-k: k draws without replacement)
+    Case("ours.top_k", f"ours top_k, k={TOP_K}", "ours", _ours_top_k),
+    Case("numpy.top_k", "NumPy argpartition + sort of x + gumbel", "numpy",
+         _numpy_top_k(False), "ours.top_k"),
+    Case("numpy.top_k_argsort", "NumPy argsort(x + gumbel)[:k]", "numpy", _numpy_top_k(True),
+         "ours.top_k"),
+    Case("torch.top_k", "torch topk(x + gumbel, k)", "torch", _torch_top_k, "ours.top_k"),
+    Case("jax.top_k", "JAX jit categorical(shape=(k, B), replace=False)", "jax",
+         _jax_call(_jax_top_k_body), "ours.top_k"),
+    # log_gumbel_softmax
+    Case("ours.log_soft", "ours log_gumbel_softmax, out=", "ours", _ours_log_forward),
+    Case("numpy.log_soft", "NumPy log_softmax((x + g) / tau)", "numpy", _numpy_log_forward,
+         "ours.log_soft"),
+    Case("torch.log_soft", "torch log_softmax((x + g) / tau)", "torch", _torch_log_forward,
+         "ours.log_soft"),
+    Case("torch.exp_relaxed", "torch ExpRelaxedCategorical.rsample()", "torch",
+         _torch_exp_relaxed, "ours.log_soft"),
+    Case("jax.log_soft", "JAX jit log_softmax((x + gumbel) / tau)", "jax",
+         _jax_call(_jax_log_forward_body), "ours.log_soft"),
+    # concrete_log_prob
+    Case("ours.concrete", "ours concrete_log_prob(y)", "ours", _ours_concrete(False)),
+    Case("ours.concrete_log", "ours concrete_log_prob(log y, log_space=True)", "ours",
+         _ours_concrete(True)),
+    Case("numpy.concrete", "NumPy Concrete log-density formula", "numpy", _numpy_concrete,
+         "ours.concrete"),
+    Case("torch.concrete", "torch RelaxedOneHotCategorical.log_prob", "torch",
+         _torch_concrete(False), "ours.concrete"),
+    Case("torch.concrete_log", "torch ExpRelaxedCategorical.log_prob", "torch",
+         _torch_concrete(True), "ours.concrete_log"),
+    # relaxed_bernoulli
+    Case("ours.bernoulli", "ours relaxed_bernoulli, out=", "ours", _ours_bernoulli(False)),
+    Case("ours.bernoulli_hard", "ours relaxed_bernoulli hard=True, out=", "ours",
+         _ours_bernoulli(True)),
+    Case("ours.bernoulli_backward", "ours relaxed_bernoulli_backward, out=", "ours",
+         _ours_bernoulli_backward),
+    Case("numpy.bernoulli", "NumPy sigmoid((x + rng.logistic) / tau)", "numpy",
+         _numpy_bernoulli(False), "ours.bernoulli"),
+    Case("numpy.bernoulli_hard", "NumPy x + rng.logistic > 0", "numpy",
+         _numpy_bernoulli(True), "ours.bernoulli_hard"),
+    Case("numpy.bernoulli_backward", "NumPy g * y * (1 - y) / tau", "numpy",
+         _numpy_bernoulli_backward, "ours.bernoulli_backward"),
+    Case("torch.bernoulli", "torch RelaxedBernoulli.rsample()", "torch", _torch_bernoulli,
+         "ours.bernoulli"),
+    Case("torch.bernoulli_backward", "torch autograd.grad of RelaxedBernoulli", "torch",
+         _torch_bernoulli_backward, "ours.bernoulli_backward"),
+    Case("jax.bernoulli", "JAX jit sigmoid((x + logistic) / tau)", "jax",
+         _jax_call(_jax_bernoulli_body), "ours.bernoulli"),
+    # options of gumbel_softmax, against the plain call (ratio = the option's cost)
+    Case("ours.soft_mask", "ours soft, mask= (K,) bool", "ours", _ours_masked, "ours.soft"),
+    Case("ours.soft_row_tau", "ours soft, per-row tau array", "ours", _ours_row_tau,
+         "ours.soft"),
+    Case("ours.soft_float16", "ours soft, float16 in and out", "ours",
+         _ours_low_precision("float16"), "ours.soft"),
+    Case("ours.soft_bfloat16", "ours soft, bfloat16 in and out", "ours",
+         _ours_low_precision("bfloat16"), "ours.soft", requires="ml_dtypes"),
+    # memory-saving backward
+    Case("ours.backward", "ours backward, stored y_soft", "ours", _ours_backward),
+    Case("ours.backward_recompute", "ours backward, recomputed (logits=, rng=)", "ours",
+         _ours_backward_recompute, "ours.backward"),
+    Case("ours.fwd_bwd", "ours hard+return_soft, stored backward", "ours",
+         _ours_forward_backward),
+    Case("ours.fwd_bwd_recompute", "ours hard, recomputing backward", "ours",
+         _ours_forward_backward_recompute, "ours.fwd_bwd"),
+)
+EXTRA_NOTE = (
+    "'vs' = row time / time of the row named. For a peer row, > 1: ours is faster. For our "
+    "rows against our rows, it is the relative cost: 'hard=True vs categorical' > 1 means "
+    "categorical is faster; mask=, per-row tau, float16/bfloat16 and the recomputing "
+    "backward against the plain call > 1 is their overhead. top_k uses k = "
+    f"min({TOP_K}, K); JAX's top_k returns (k, B). torch distributions are built inside "
+    "the timed call (validate_args=False), as a user builds them. Our rows pass out= where "
+    "the API takes one; categorical, top_k and concrete_log_prob allocate their (small) "
+    "results."
+)
+SECTIONS = ("main", "extra")
+
+# ---------------------------------------------------------------------------------------
 # Peers
 
 
@@ -372,10 +808,26 @@ def _import_peer(peer: str) -> Optional[str]:
     return _peer_status[peer]
 
 
+def _import_module(name: Optional[str]) -> Optional[str]:
+    """None when the module a row requires imports (or none is required), else why not."""
+    if name is None:
+        return None
+    key = f"module:{name}"
+    if key not in _peer_status:
+        try:
+            __import__(name)
+            _peer_status[key] = None
+        except ImportError:
+            _peer_status[key] = NOT_INSTALLED
+        except Exception as exc:
+            _peer_status[key] = f"import failed: {type(exc).__name__}: {exc}"
+    return _peer_status[key]
+
+
 def _versions() -> dict:
     versions = {"python": platform.python_version(), "numpy": np.__version__,
                 "gumbel_softmax": getattr(gs, "__version__", "?")}
-    for peer in ("torch", "jax", "matplotlib"):
+    for peer in ("torch", "jax", "matplotlib", "ml_dtypes"):
         try:
             versions[peer] = __import__(peer).__version__
         except ImportError:
@@ -413,9 +865,11 @@ def _timing_record(t: Timing, size: int) -> dict:
 def run_case(case: Case, p: Problem, cfg: TimingConfig) -> dict:
     """Time one case on one problem (ours also on one thread); never raises."""
     record = {"key": case.key, "label": case.label, "peer": case.peer,
-              "compare_to": case.compare_to, "status": _import_peer(case.peer)}
+              "compare_to": case.compare_to,
+              "status": _import_peer(case.peer) or _import_module(case.requires)}
     if record["status"] is not None:
         return record
+    fn = None
     try:
         fn = case.make(p)
         record.update(_timing_record(measure(fn, cfg), p.size))
@@ -442,14 +896,15 @@ def _add_ratios(records: list) -> None:
             r["thread_speedup"] = r["one_thread"]["per_call_s"] / r["per_call_s"]
 
 
-def run_problem(p: Problem, cfg: TimingConfig, progress: Callable[[str], None]) -> dict:
+def run_problem(p: Problem, cfg: TimingConfig, progress: Callable[[str], None],
+                cases: tuple = CASES, section: str = "main") -> dict:
     records = []
-    for case in CASES:
-        progress(f"{p.title}: {case.label}")
+    for case in cases:
+        progress(f"{section}: {p.title}: {case.label}")
         records.append(run_case(case, p, cfg))
     _add_ratios(records)
     return {"dtype": p.dtype.name, "shape": list(p.shape), "axis": p.axis, "size": p.size,
-            "cases": records}
+            "section": section, "cases": records}
 
 
 # ---------------------------------------------------------------------------------------
@@ -490,14 +945,16 @@ def _markdown_table(header: list, rows: list) -> list:
 
 
 def problem_markdown(result: dict, threads: int) -> list:
-    labels = {c.key: c.label for c in CASES}
+    extra = result.get("section") == "extra"
+    labels = {c.key: c.label for c in (EXTRA_CASES if extra else CASES)}
     shape = tuple(result["shape"])
-    lines = [f"### {result['dtype']} {shape}, axis={result['axis']} "
-             f"({result['size']:,} elements)", ""]
-    header = ["case", "time/call", "M elem/s", "1 thread",
-              f"{threads} vs 1 thread", "vs ours (> 1: ours faster)"]
+    lines = [f"### {'beyond gumbel_softmax: ' if extra else ''}{result['dtype']} {shape}, "
+             f"axis={result['axis']} ({result['size']:,} elements)", ""]
+    header = ["case", "time/call", "M elem/s", "1 thread", f"{threads} vs 1 thread",
+              "vs (time / time of the row named)" if extra else "vs ours (> 1: ours faster)"]
     lines += _markdown_table(header, [_row(r, labels) for r in result["cases"]])
-    lines += [""] + [f"- {s}" for s in problem_notes(result)] + [""]
+    notes = [] if extra else problem_notes(result)
+    lines += [""] + [f"- {s}" for s in notes] + ([""] if notes else [])
     return lines
 
 
@@ -546,6 +1003,29 @@ def summary_markdown(results: list, threads: int) -> list:
     return _markdown_table(header, rows)
 
 
+def extra_summary_markdown(results: list) -> list:
+    """One line per compared row of the extra section, one column per problem:
+    the row's time / the time of the row it is compared with."""
+    header = ["row / row compared with"]
+    header += [f"{r['dtype']} {tuple(r['shape'])}" + (f" axis={r['axis']}" if r["axis"] != -1
+                                                     else "") for r in results]
+    labels = {c.key: c.label for c in EXTRA_CASES}
+    rows = []
+    for case in EXTRA_CASES:
+        if case.compare_to is None:
+            continue
+        row = [f"{case.label} / {labels[case.compare_to]}"]
+        for res in results:
+            r = next((r for r in res["cases"] if r["key"] == case.key), None)
+            if r is None:
+                row.append("")
+            else:
+                row.append(_fmt_ratio(r.get("vs_ours")) or
+                           (r["status"] if r["status"] != "ok" else "base failed"))
+        rows.append(row)
+    return _markdown_table(header, rows)
+
+
 def report_markdown(report: dict) -> str:
     m = report["machine"]
     threads = m["gs_num_threads"]
@@ -560,13 +1040,23 @@ def report_markdown(report: dict) -> str:
         f"Load average (1, 5, 15 min) at start {report['load_average_start']}, at end "
         f"{report['load_average_end']}: other processes on the machine make timings noisy.",
         "",
-        "Soft forward (tau=0.5), peer time / our time (> 1: ours is faster):",
-        "",
     ]
-    lines += summary_markdown(report["results"], threads)
-    lines += ["", OUT_NOTE, ""]
-    for res in report["results"]:
-        lines += problem_markdown(res, threads)
+    if report["results"]:
+        lines += ["Soft forward (tau=0.5), peer time / our time (> 1: ours is faster):", ""]
+        lines += summary_markdown(report["results"], threads)
+        lines += ["", OUT_NOTE, ""]
+        for res in report["results"]:
+            lines += problem_markdown(res, threads)
+    extra = report.get("extra_results") or []
+    if extra:
+        lines += ["## Beyond gumbel_softmax: categorical, top_k, log space, Concrete density, "
+                  "relaxed Bernoulli, options", "",
+                  "Time of each row / time of the row it is compared with (for peers: "
+                  "> 1 means ours is faster):", ""]
+        lines += extra_summary_markdown(extra)
+        lines += ["", EXTRA_NOTE, ""]
+        for res in extra:
+            lines += problem_markdown(res, threads)
     return "\n".join(lines)
 
 
@@ -613,12 +1103,15 @@ def save(report: dict, markdown: str, out_dir: Path) -> list:
     """Write <date>-<target>[-quick].json, .md and (with matplotlib) .png; return notes."""
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = f"{report['date'][:10]}-{report['machine']['cpu_target']}"
+    suites = report.get("suites", list(SECTIONS))
+    stem += "" if len(suites) != 1 else f"-{suites[0]}"
     stem += "-quick" if report["mode"] == "quick" else ""
     base = out_dir / stem
     base.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
     base.with_suffix(".md").write_text(markdown + "\n")
     notes = [f"saved {base.with_suffix('.json')}", f"saved {base.with_suffix('.md')}"]
-    notes.append(plot(report, base.with_suffix(".png")))
+    if report["results"]:
+        notes.append(plot(report, base.with_suffix(".png")))
     return notes
 
 
@@ -689,12 +1182,18 @@ def parse_args(argv) -> argparse.Namespace:
         "(those installed) and np.copyto; print a markdown table and save JSON + markdown "
         "(+ PNG with matplotlib). Set GUMBEL_SOFTMAX_TARGET to pick the SIMD target.",
     )
+    parser.add_argument("--suite", choices=["all", *SECTIONS], default="all",
+                        help="'main': gumbel_softmax against the peers; 'extra': categorical, "
+                        "top_k, log_gumbel_softmax, concrete_log_prob, relaxed_bernoulli, "
+                        "mask=, per-row tau, float16/bfloat16, recomputing backward; "
+                        "'all' (default): both")
     parser.add_argument("--quick", action="store_true",
                         help=f"fewer repeats, skip {sorted(QUICK_SKIPPED_SHAPES)} (~2 min)")
     parser.add_argument("--dtype", choices=["float32", "float64", "both"], default="float32")
     parser.add_argument("--shapes", type=parse_shapes, default=None,
                         help="comma-separated, e.g. 4096x1000,64x10,1000x1000:0 "
-                        "(':0' = softmax over axis 0; default: the built-in list)")
+                        "(':0' = softmax over axis 0; default: the built-in lists); "
+                        "replaces the shapes of every section run")
     parser.add_argument("--out-dir", type=Path, default=None,
                         help="where to save results (default: bench/results when run from "
                         "the repository root, else the current directory)")
@@ -722,36 +1221,47 @@ def main(argv=None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     quick = args.quick
     cfg = QUICK if quick else FULL
+    suites = list(SECTIONS) if args.suite == "all" else [args.suite]
     shapes = args.shapes or [(s, a) for s, a in DEFAULT_SHAPES
                              if not (quick and s in QUICK_SKIPPED_SHAPES)]
+    extra_shapes = args.shapes or list(EXTRA_SHAPES)
     dtypes = ["float32", "float64"] if args.dtype == "both" else [args.dtype]
     report = {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "command": shlex.join([sys.executable] + sys.argv),
         "argv": list(sys.argv[1:] if argv is None else argv),
         "mode": "quick" if quick else "full",
+        "suites": suites,
         "config": {**vars(cfg), "tau": TAU},
         "machine": machine_info(),
         "load_average_start": _load_average(),
         "notes": OUT_NOTE,
+        "extra_notes": EXTRA_NOTE,
         "results": [],
+        "extra_results": [],
     }
     progress = _progress(True)
     start = time.perf_counter()
     warm_up()
-    for dtype in dtypes:
-        for shape, axis in shapes:
-            problem = Problem.make(shape, axis, dtype)
-            report["results"].append(run_problem(problem, cfg, progress))
-            del problem
-            gc.collect()
+    plan = [("main", CASES, shapes, report["results"]),
+            ("extra", EXTRA_CASES, extra_shapes, report["extra_results"])]
+    for section, cases, section_shapes, results in plan:
+        if section not in suites:
+            continue
+        for dtype in dtypes:
+            for shape, axis in section_shapes:
+                problem = Problem.make(shape, axis, dtype)
+                results.append(run_problem(problem, cfg, progress, cases, section))
+                del problem
+                gc.collect()
     report["elapsed_s"] = time.perf_counter() - start
     report["load_average_end"] = _load_average()
     if sys.stderr.isatty():
         print("\r\033[K", end="", file=sys.stderr)
     markdown = report_markdown(report)
     print(markdown)
-    print(f"\n{len(report['results'])} problem(s) in {report['elapsed_s']:.0f} s")
+    count = len(report["results"]) + len(report["extra_results"])
+    print(f"\n{count} problem(s) in {report['elapsed_s']:.0f} s")
     if not args.no_save:
         out_dir = args.out_dir or default_out_dir(Path.cwd())
         for note in save(report, markdown, out_dir):

@@ -20,18 +20,40 @@ class Philox:
     def __eq__(self, other: object) -> bool: ...
 
 def philox4x32(counters: npt.NDArray[np.uint32], k0: int, k1: int) -> npt.NDArray[np.uint32]: ...
-def gumbel(shape: list[int], is_double: bool, rng: Philox, out: np.ndarray | None) -> np.ndarray: ...
+def noise(
+    shape: list[int], is_double: bool, logistic: bool, rng: Philox, out: np.ndarray | None
+) -> np.ndarray: ...
 def gumbel_softmax(
     logits: np.ndarray,
     tau: float,
+    inv_taus: np.ndarray | None,
     hard: bool,
+    log: bool,
     axis: int,
     rng: Philox,
     out: np.ndarray | None,
     return_soft: bool,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]: ...
+def categorical(logits: np.ndarray, axis: int, rng: Philox) -> npt.NDArray[np.int64]: ...
+def top_k(logits: np.ndarray, k: int, axis: int, rng: Philox) -> npt.NDArray[np.int64]: ...
 def gumbel_softmax_backward(
-    grad_y: np.ndarray, y_soft: np.ndarray, tau: float, axis: int, out: np.ndarray | None
+    grad_y: np.ndarray,
+    y_soft: np.ndarray,
+    tau: float,
+    inv_taus: np.ndarray | None,
+    axis: int,
+    out: np.ndarray | None,
+) -> np.ndarray: ...
+def relaxed_bernoulli(
+    logits: np.ndarray,
+    inv_tau: np.ndarray,
+    hard: bool,
+    rng: Philox,
+    out: np.ndarray | None,
+    return_soft: bool,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]: ...
+def relaxed_bernoulli_backward(
+    grad_y: np.ndarray, y_soft: np.ndarray, inv_tau: np.ndarray, out: np.ndarray | None
 ) -> np.ndarray: ...
 def get_num_threads() -> int: ...
 def set_num_threads(n: int) -> None: ...

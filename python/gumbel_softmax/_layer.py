@@ -9,7 +9,7 @@ import operator
 
 import numpy as np
 
-from ._api import Philox, _as_rng, _check_axis, gumbel_softmax, gumbel_softmax_backward
+from ._api import _as_rng, gumbel_softmax, gumbel_softmax_backward
 
 __all__ = ["GumbelSoftmax", "anneal_tau"]
 

@@ -112,6 +112,10 @@ void bernoulli_backward_rows(const T* grad_y, const RowSpec& gs, const T* y_soft
                              const RowSpec& ss, T* out, const RowSpec& os, const T* inv_tau,
                              const RowSpec& ts);
 
+// float16 / bfloat16 (bits) <-> float32 for n contiguous elements (see half.hpp).
+void half_to_float(const uint16_t* src, float* dst, int64_t n, bool bf16);
+void float_to_half(const float* src, uint16_t* dst, int64_t n, bool bf16);
+
 // 1/tau for a positive finite tau, rounded to T and capped at T's largest finite value
 // (a tau below 1/max would otherwise give inf, and 0 * inf = NaN at the row's maximum;
 // the cap keeps the tau -> 0 limit, the one-hot).
@@ -144,6 +148,8 @@ struct KernelTable {
   void (*bernoulli_backward_f64)(const double*, const RowSpec&, const double*,
                                  const RowSpec&, double*, const RowSpec&, const double*,
                                  const RowSpec&) = nullptr;
+  void (*half_to_float)(const uint16_t*, float*, int64_t, bool) = nullptr;
+  void (*float_to_half)(const float*, uint16_t*, int64_t, bool) = nullptr;
   // Testing aid: turns the across-rows path for short rows on or off (default on).
   void (*set_short_rows)(bool) = nullptr;
   // Testing aid: a math primitive elementwise on the target's lanes (see kernels.cpp).

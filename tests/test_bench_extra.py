@@ -1,0 +1,113 @@
+"""The benchmark suite's second section (``python bench/run.py --suite extra``).
+
+Loads the suite from this checkout (python/gumbel_softmax/_bench.py), builds every case of
+the extra section on a small problem, calls it, and runs ``main`` with a tiny timing
+configuration so that the test takes seconds.
+"""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import gumbel_softmax  # noqa: F401  (the package under test must import here too)
+
+SOURCE = Path(__file__).resolve().parent.parent / "python" / "gumbel_softmax" / "_bench.py"
+pytestmark = pytest.mark.skipif(not SOURCE.is_file(), reason="no _bench.py in this checkout")
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("gumbel_softmax_bench_test", SOURCE)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop(spec.name, None)
+
+
+TINY = dict(min_time=1e-4, budget=1e-3, min_repeats=1, max_repeats=1)
+
+
+@pytest.fixture
+def fast(bench, monkeypatch):
+    """A tiny timing configuration, no warm-up and no gc.collect between rows (which takes
+    0.1 s or more once torch and JAX are imported)."""
+    monkeypatch.setattr(bench, "QUICK", bench.TimingConfig(**TINY))
+    monkeypatch.setattr(bench, "warm_up", lambda seconds=0.0: None)
+    monkeypatch.setattr(bench, "gc", type("NoGC", (), {"collect": staticmethod(lambda: 0)}))
+    monkeypatch.setattr(bench, "plot", lambda report, path: "no plot in tests")
+    return bench
+
+
+def test_extra_cases_unique_and_compared_with_existing_rows(bench):
+    keys = [c.key for c in bench.EXTRA_CASES]
+    assert len(keys) == len(set(keys))
+    for case in bench.EXTRA_CASES:
+        assert case.compare_to is None or case.compare_to in keys, case.key
+        assert case.peer in ("ours", "numpy", "torch", "jax", "bound")
+
+
+@pytest.mark.parametrize("shape,axis", [((6, 12), -1), ((12, 5), 0), ((7, 3), -1)])
+def test_every_extra_case_runs(bench, shape, axis):
+    p = bench.Problem.make(shape, axis, "float32")
+    for case in bench.EXTRA_CASES:
+        if bench._import_peer(case.peer) or bench._import_module(case.requires):
+            continue
+        case.make(p)()  # builds and calls without raising
+
+
+def test_extra_peers_match_ours(bench):
+    """The NumPy rows compute what ours computes (up to the noise): same shapes, and the
+    formula rows (same inputs, no noise) the same values."""
+    p = bench.Problem.make((5, 9), -1, "float64")
+    np.testing.assert_allclose(bench._numpy_concrete(p)(), bench._ours_concrete(False)(p)(),
+                               rtol=1e-10)
+    np.testing.assert_allclose(bench._numpy_bernoulli_backward(p)(),
+                               bench._ours_bernoulli_backward(p)(), rtol=1e-12)
+    k = min(bench.TOP_K, 9)
+    assert bench._numpy_top_k(False)(p)().shape == bench._ours_top_k(p)().shape == (5, k)
+    assert bench._numpy_categorical(p)().shape == bench._ours_categorical(p)().shape == (5,)
+
+
+def test_numpy_top_k_is_ordered(bench):
+    p = bench.Problem.make((4, 30), -1, "float32")
+    gen = np.random.default_rng(1)
+    v = bench._numpy_noisy(p, gen)
+    idx = bench._numpy_top_k(False)(p)()  # same generator seed: the same noise
+    np.testing.assert_array_equal(idx, np.argsort(-v, axis=-1, kind="stable")[:, :bench.TOP_K])
+
+
+def test_main_extra_suite(fast, tmp_path, capsys):
+    bench = fast
+    rc = bench.main(["--suite", "extra", "--quick", "--shapes", "8x12,16x4",
+                     "--out-dir", str(tmp_path)])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "Beyond gumbel_softmax" in out
+    assert "ours categorical" in out and "Soft forward (tau=0.5)" not in out
+    report = json.loads(next(tmp_path.glob("*-extra-quick.json")).read_text())
+    assert report["suites"] == ["extra"] and report["results"] == []
+    assert len(report["extra_results"]) == 2
+    for res in report["extra_results"]:
+        assert res["section"] == "extra"
+        by_key = {r["key"]: r for r in res["cases"]}
+        assert by_key["ours.categorical"]["status"] == "ok"
+        assert "vs_ours" in by_key["ours.hard"]  # hard=True / categorical, measured
+        assert by_key["ours.soft_mask"]["status"] == "ok"
+        for r in res["cases"]:
+            assert r["status"] == "ok" or r["status"] == bench.NOT_INSTALLED, r
+
+
+def test_main_default_runs_both_sections(fast, tmp_path, capsys):
+    bench = fast
+    assert bench.main(["--quick", "--shapes", "8x12", "--out-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "Soft forward (tau=0.5)" in out and "Beyond gumbel_softmax" in out
+    report = json.loads(next(tmp_path.glob("*-quick.json")).read_text())
+    assert report["suites"] == ["main", "extra"]
+    assert len(report["results"]) == 1 and len(report["extra_results"]) == 1
+    assert report["results"][0]["section"] == "main"

@@ -1,0 +1,254 @@
+"""float16 and bfloat16 inputs (issue 5).
+
+Half-precision logits (and out) are computed in float32 from the float32 stream (one
+word per element) and the result is rounded to the input dtype, so every entry point
+must be bitwise equal to the float32 call on the upcast input followed by
+``.astype(half)`` (NumPy / ml_dtypes round to nearest even), from the same state.
+bfloat16 needs ml_dtypes (skipped otherwise).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import gumbel_softmax as gs
+
+F32 = np.float32
+
+
+@pytest.fixture(params=["float16", "bfloat16"])
+def hdt(request):
+    if request.param == "float16":
+        return np.dtype(np.float16)
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    return np.dtype(ml_dtypes.bfloat16)
+
+
+def _bits(a):
+    a = np.ascontiguousarray(a)
+    return a.view({1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}[a.dtype.itemsize])
+
+
+def assert_bitwise_equal(a, b, what=""):
+    a, b = np.asarray(a), np.asarray(b)
+    assert a.dtype == b.dtype and a.shape == b.shape, (what, a.dtype, b.dtype, a.shape, b.shape)
+    if a.dtype.kind != "i":
+        na = np.isnan(a.astype(F32))
+        nb = np.isnan(b.astype(F32))
+        np.testing.assert_array_equal(na, nb, err_msg=f"{what}: NaN positions differ")
+        a = np.where(na, np.zeros((), a.dtype), a).astype(a.dtype)
+        b = np.where(nb, np.zeros((), b.dtype), b).astype(b.dtype)
+    ba, bb = _bits(a), _bits(b)
+    if not np.array_equal(ba, bb):
+        bad = np.argwhere(ba != bb)
+        i = tuple(bad[0])
+        raise AssertionError(f"{what}: {len(bad)} of {a.size} differ, e.g. at {i}: "
+                             f"{a[i]!r} vs {b[i]!r}")
+
+
+def make_x(shape, hdt, seed, scale=3.0):
+    x = (scale * np.random.default_rng(seed).standard_normal(shape)).astype(hdt)
+    assert x.dtype == hdt
+    return x
+
+
+def up(a):
+    return np.asarray(a).astype(F32)
+
+
+def shape_for(axis, K, B=9):
+    return (B, K) if axis in (-1, 1) else (K, B)
+
+
+# --------------------------------------------------------------------- forward
+@pytest.mark.parametrize("K", [5, 40])
+@pytest.mark.parametrize("axis", [-1, 0])
+@pytest.mark.parametrize("tau", [0.3, 1.0, 2.0])
+def test_soft_equals_float32_rounded(hdt, tau, axis, K):
+    shape = shape_for(axis, K)
+    x = make_x(shape, hdt, seed=K)
+    seed, p = 321, 2**32 - 4
+    rng = gs.Philox(seed, counter=p)
+    y = gs.gumbel_softmax(x, tau, axis=axis, rng=rng)
+    assert y.dtype == hdt and y.shape == shape
+    assert rng.counter == p + x.size // K
+    ref = gs.gumbel_softmax(up(x), tau, axis=axis, rng=gs.Philox(seed, counter=p)).astype(hdt)
+    assert_bitwise_equal(y, ref)
+
+
+@pytest.mark.parametrize("axis", [-1, 0])
+@pytest.mark.parametrize("tau", [0.3, 1.0])
+def test_hard_and_return_soft(hdt, tau, axis):
+    shape = shape_for(axis, 12)
+    x = make_x(shape, hdt, seed=2)
+    seed, p = 5, 17
+    yh = gs.gumbel_softmax(x, tau, hard=True, axis=axis, rng=gs.Philox(seed, counter=p))
+    ref_h, ref_s = gs.gumbel_softmax(up(x), tau, hard=True, axis=axis, return_soft=True,
+                                     rng=gs.Philox(seed, counter=p))
+    assert_bitwise_equal(yh, ref_h.astype(hdt))
+    h, s = gs.gumbel_softmax(x, tau, hard=True, axis=axis, return_soft=True,
+                             rng=gs.Philox(seed, counter=p))
+    assert h.dtype == hdt and s.dtype == hdt
+    assert_bitwise_equal(h, ref_h.astype(hdt))
+    assert_bitwise_equal(s, ref_s.astype(hdt))
+    y, s2 = gs.gumbel_softmax(x, tau, axis=axis, return_soft=True, rng=gs.Philox(seed, counter=p))
+    assert s2 is y
+    assert_bitwise_equal(y, ref_s.astype(hdt))
+
+
+@pytest.mark.parametrize("hard", [False, True])
+def test_out_and_in_place(hdt, hard):
+    x = make_x((7, 10), hdt, seed=3)
+    ref = gs.gumbel_softmax(up(x), 0.5, hard=hard, rng=gs.Philox(2)).astype(hdt)
+    out = np.zeros(x.shape, dtype=hdt)
+    assert gs.gumbel_softmax(x, 0.5, hard=hard, rng=gs.Philox(2), out=out) is out
+    assert_bitwise_equal(out, ref)
+    big = np.full((7, 20), 5.0, dtype=hdt)
+    view = big[:, ::2]
+    assert gs.gumbel_softmax(x, 0.5, hard=hard, rng=gs.Philox(2), out=view) is view
+    assert_bitwise_equal(view, ref)
+    assert np.all(big[:, 1::2].astype(F32) == 5.0)
+    xi = x.copy()
+    assert gs.gumbel_softmax(xi, 0.5, hard=hard, rng=gs.Philox(2), out=xi) is xi
+    assert_bitwise_equal(xi, ref)
+
+
+def test_out_of_other_dtype_rejected(hdt):
+    x = make_x((4, 6), hdt, seed=4)
+    rng = gs.Philox(1, counter=3)
+    with pytest.raises(ValueError, match="out"):
+        gs.gumbel_softmax(x, 0.5, rng=rng, out=np.empty((4, 6), dtype=F32))
+    assert rng.counter == 3
+
+
+def test_strided_and_special_values(hdt):
+    base = make_x((8, 30), hdt, seed=5)
+    base[2, 4] = np.nan  # row 2 (of the ::2 view) -> NaN
+    base[3, 0] = -np.inf  # a masked category
+    base[5, ::2] = -np.inf  # an all -inf row
+    x = base[:, ::2]
+    y = gs.gumbel_softmax(x, 0.7, rng=gs.Philox(6))
+    ref = gs.gumbel_softmax(up(x), 0.7, rng=gs.Philox(6)).astype(hdt)
+    assert_bitwise_equal(y, ref)
+    assert np.isnan(y[2].astype(F32)).all() and np.isnan(y[5].astype(F32)).all()
+    assert y[3, 0] == 0
+
+
+@pytest.mark.parametrize("tau", [0.5, 1.0])
+def test_threaded_call(hdt, tau):
+    x = make_x((30, 1100), hdt, seed=23)  # above 2**14 elements
+    y, s = gs.gumbel_softmax(x, tau, hard=True, return_soft=True, rng=gs.Philox(24))
+    ry, rs = gs.gumbel_softmax(up(x), tau, hard=True, return_soft=True, rng=gs.Philox(24))
+    assert_bitwise_equal(y, ry.astype(hdt))
+    assert_bitwise_equal(s, rs.astype(hdt))
+    b = gs.relaxed_bernoulli(x, tau, rng=gs.Philox(25))
+    assert_bitwise_equal(b, gs.relaxed_bernoulli(up(x), tau, rng=gs.Philox(25)).astype(hdt))
+
+
+def test_wide_range_small_probabilities(hdt):
+    # probabilities down to and below the half types' subnormals: the rounding to the
+    # half dtype must be the correctly rounded one of the float32 result
+    x = np.linspace(-30.0, 4.0, 64).astype(hdt)[None, :].repeat(6, axis=0)
+    for tau in (0.25, 1.0, 3.0):
+        y = gs.gumbel_softmax(x, tau, rng=gs.Philox(7, counter=1))
+        ref = gs.gumbel_softmax(up(x), tau, rng=gs.Philox(7, counter=1)).astype(hdt)
+        assert_bitwise_equal(y, ref)
+
+
+def test_per_row_tau_and_mask(hdt):
+    x = make_x((11, 9), hdt, seed=8)
+    tau = np.array([1.0, 0.5, 2.0, 1.0, 0.1, 3.0, 1.0, 0.7, 1.0, 0.2, 5.0])
+    m = np.random.default_rng(9).random((11, 9)) < 0.7
+    m[:, 0] = True
+    y = gs.gumbel_softmax(x, tau, rng=gs.Philox(10), mask=m)
+    ref = gs.gumbel_softmax(up(x), tau, rng=gs.Philox(10), mask=m).astype(hdt)
+    assert_bitwise_equal(y, ref)
+    ly = gs.log_gumbel_softmax(x, tau[:, None], rng=gs.Philox(10), mask=m)
+    lref = gs.log_gumbel_softmax(up(x), tau[:, None], rng=gs.Philox(10), mask=m).astype(hdt)
+    assert_bitwise_equal(ly, lref)
+
+
+# -------------------------------------------------------------------- backward
+@pytest.mark.parametrize("axis", [-1, 0])
+@pytest.mark.parametrize("tau", [0.4, 1.0, "per_row"])
+def test_backward_equals_float32_rounded(hdt, tau, axis):
+    shape = shape_for(axis, 10)
+    x = make_x(shape, hdt, seed=11)
+    gy = make_x(shape, hdt, seed=12, scale=1.0)
+    if tau == "per_row":
+        tau = np.array([0.4, 1.0, 2.0, 1.0, 0.1, 3.0, 1.0, 0.7, 0.25])
+    _, ys = gs.gumbel_softmax(x, tau, hard=True, axis=axis, return_soft=True,
+                              rng=gs.Philox(13, counter=5))
+    assert ys.dtype == hdt
+    g = gs.gumbel_softmax_backward(gy, ys, tau, axis=axis)
+    assert g.dtype == hdt and g.shape == shape
+    ref = gs.gumbel_softmax_backward(up(gy), up(ys), tau, axis=axis).astype(hdt)
+    assert_bitwise_equal(g, ref)
+    out = np.empty(shape, dtype=hdt)
+    assert gs.gumbel_softmax_backward(gy, ys, tau, axis=axis, out=out) is out
+    assert_bitwise_equal(out, ref)
+    # the memory-saving backward recomputes the same (half) y_soft
+    rng = gs.Philox(13, counter=5)
+    gr = gs.gumbel_softmax_backward(gy, logits=x, tau=tau, axis=axis, rng=rng)
+    assert rng.counter == 5
+    assert_bitwise_equal(gr, g)
+
+
+# ------------------------------------------------------------- other entry points
+@pytest.mark.parametrize("tau", [0.05, 1.0, 2.0])
+def test_log_gumbel_softmax(hdt, tau):
+    x = make_x((9, 33), hdt, seed=14)
+    y = gs.log_gumbel_softmax(x, tau, rng=gs.Philox(15, counter=2))
+    assert y.dtype == hdt
+    ref = gs.log_gumbel_softmax(up(x), tau, rng=gs.Philox(15, counter=2)).astype(hdt)
+    assert_bitwise_equal(y, ref)
+
+
+@pytest.mark.parametrize("tau", [0.2, 1.0, "array"])
+def test_relaxed_bernoulli(hdt, tau):
+    x = make_x((6, 13), hdt, seed=16)
+    if tau == "array":
+        tau = np.exp(np.random.default_rng(17).uniform(-2, 1, 13))
+    rng = gs.Philox(18, counter=9)
+    y = gs.relaxed_bernoulli(x, tau, rng=rng)
+    assert rng.counter == 9 + 6
+    assert y.dtype == hdt
+    ref = gs.relaxed_bernoulli(up(x), tau, rng=gs.Philox(18, counter=9)).astype(hdt)
+    assert_bitwise_equal(y, ref)
+    h, s = gs.relaxed_bernoulli(x, tau, hard=True, return_soft=True, rng=gs.Philox(18, counter=9))
+    rh, rs = gs.relaxed_bernoulli(up(x), tau, hard=True, return_soft=True,
+                                  rng=gs.Philox(18, counter=9))
+    assert_bitwise_equal(h, rh.astype(hdt))
+    assert_bitwise_equal(s, rs.astype(hdt))
+    out = np.empty(x.shape, dtype=hdt)
+    assert gs.relaxed_bernoulli(x, tau, rng=gs.Philox(18, counter=9), out=out) is out
+    assert_bitwise_equal(out, ref)
+
+
+@pytest.mark.parametrize("shape", [(50,), (7, 33)], ids=str)
+def test_gumbel_noise(hdt, shape):
+    rng = gs.Philox(19, counter=2**32 - 1)
+    g = gs.gumbel(shape, dtype=hdt, rng=rng)
+    assert g.dtype == hdt and g.shape == shape
+    assert rng.counter == 2**32 - 1 + int(np.prod(shape[:-1]))
+    ref = gs.gumbel(shape, dtype=F32, rng=gs.Philox(19, counter=2**32 - 1)).astype(hdt)
+    assert_bitwise_equal(g, ref)
+    out = np.empty(shape, dtype=hdt)
+    assert gs.gumbel(shape, rng=gs.Philox(19, counter=2**32 - 1), out=out) is out
+    assert_bitwise_equal(out, ref)
+
+
+@pytest.mark.parametrize("axis", [-1, 0])
+def test_categorical_and_top_k(hdt, axis):
+    # coarse half logits produce ties in x; the float32 stream decides as for float32
+    shape = shape_for(axis, 16, B=40)
+    x = make_x(shape, hdt, seed=20, scale=1.0)
+    c = gs.categorical(x, axis=axis, rng=gs.Philox(21))
+    assert c.dtype == np.int64
+    assert_bitwise_equal(c, gs.categorical(up(x), axis=axis, rng=gs.Philox(21)))
+    t = gs.top_k(x, 4, axis=axis, rng=gs.Philox(21))
+    assert_bitwise_equal(t, gs.top_k(up(x), 4, axis=axis, rng=gs.Philox(21)))
+    m = np.random.default_rng(22).random(shape) < 0.5
+    assert_bitwise_equal(gs.categorical(x, axis=axis, rng=gs.Philox(21), mask=m),
+                         gs.categorical(up(x), axis=axis, rng=gs.Philox(21), mask=m))
