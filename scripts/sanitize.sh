@@ -10,7 +10,8 @@
 # Environment (all optional):
 #   SANITIZE_VENV   virtual environment to use (default .venv-sanitize; kept between
 #                   runs, with build/sanitize, so a second run rebuilds only what changed)
-#   SANITIZE_TORCH  1 (default): install torch's CPU build so the parity tests run too;
+#   SANITIZE_TORCH  1 (default): install torch's CPU build and ml_dtypes so the parity
+#                   and bfloat16 tests run too;
 #                   0: leave it out (those tests then skip)
 #
 # What is checked:
@@ -54,7 +55,7 @@ py=$venv/bin/python
 # extension itself is built without isolation so that build/sanitize stays valid.
 "$py" -m pip install -q "scikit-build-core>=0.10" "pybind11>=2.12"
 if [ "${SANITIZE_TORCH:-1}" = 1 ]; then
-  "$py" -m pip install -q "torch==2.13.0"  # the CPU build, as in .ci/run
+  "$py" -m pip install -q "torch==2.13.0" "ml_dtypes>=0.2"  # the CPU build, as in .ci/run
 fi
 san="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
 "$py" -m pip install -q --no-build-isolation ".[test]" \

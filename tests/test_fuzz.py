@@ -21,6 +21,12 @@ test_fuzz_gumbel_softmax_soft   noise = gumbel_ref within noise_tol; y = softmax
 test_fuzz_gumbel_softmax_hard   exact one-hot (+0.0 / 1.0) at the first argmax of
                                 logits + noise in the dtype; y_soft = the soft sample
                                 bitwise and within check_forward; as above otherwise
+test_fuzz_issue5_samplers       on the same calls: categorical = the hard one-hot's
+                                position (-1 on NaN rows), counter + rows; top_k =
+                                stable sort of -(logits + g), -1 slots; log space =
+                                float64 log-softmax of the rounded v / tau within
+                                8 eps (2 + |log y| + log K), finite, -inf exactly at
+                                -inf logits; relaxed_bernoulli hard = [x + L > 0]
 test_fuzz_backward              check_backward against backward_ref; result dtype;
                                 ``out`` / in place on grad_y or y_soft; inputs
                                 untouched; bitwise equal to the contiguous moveaxis call
@@ -512,6 +518,85 @@ def test_fuzz_gumbel_softmax_hard(gs, moved_noise, case):
         soft = gs.gumbel_softmax(x0, tau, axis=case.axis,
                                  rng=gs.Philox(case.seed, counter=case.counter))
         np.testing.assert_array_equal(y_soft, soft)
+
+
+@FUZZ
+@given(case=forward_cases())
+def test_fuzz_issue5_samplers(gs, moved_noise, case):
+    """categorical, top_k, log_gumbel_softmax and relaxed_bernoulli on the same drawn
+    calls: categorical = the position of the hard one-hot (-1 for its NaN rows) and
+    advances the counter by the rows; top_k = a stable sort of -(logits + g) in the
+    dtype, -1 past the finite values and on undefined rows; exp(log_gumbel_softmax) =
+    the soft sample within 8 eps (1 + |log y|) relative, finite wherever the row is
+    defined and the logit finite; relaxed_bernoulli hard = [x + L > 0] exactly with L =
+    gs.logistic, NaN exactly where x is NaN."""
+    shape, axis, seed, p = case.shape, case.axis, case.seed, case.counter
+    tau = float(case.tau)
+    x, _ = place(case.values.make(shape, case.dtype), case.layout, case.dtype)
+    x0 = np.array(x, dtype=np.float64 if x.dtype.kind in "biu" else x.dtype)
+    dt = x0.dtype
+    R = n_rows(shape, axis)
+    note_call(shape, axis, R, p, tau)
+    axis = axis % len(shape)
+    K = shape[axis]
+
+    def philox():
+        return gs.Philox(seed, counter=p)
+
+    hard = gs.gumbel_softmax(x, tau, hard=True, axis=axis, rng=philox())
+    soft = gs.gumbel_softmax(x, tau, axis=axis, rng=philox())
+    undefined = np.any(np.isnan(hard), axis=axis)
+    rng = philox()
+    c = gs.categorical(x, axis=axis, rng=rng)
+    assert rng.counter == p + R
+    assert c.dtype == np.int64 and c.shape == shape[:axis] + shape[axis + 1:]
+    expect = np.where(undefined, -1, np.argmax(np.nan_to_num(hard), axis=axis))
+    np.testing.assert_array_equal(c, expect)
+
+    k = min(K, 3)
+    t = gs.top_k(x, k, axis=axis, rng=philox())
+    g = moved_noise(shape, dt, seed, p, axis)
+    v = np.moveaxis(x0 + g.astype(dt), axis, -1)  # rounded in the dtype, as documented
+    order = np.argsort(-v, axis=-1, kind="stable")[..., :k]
+    chosen = np.take_along_axis(v, order, axis=-1)
+    ref = np.where(np.isneginf(chosen), -1, order)
+    ref = np.where(undefined[..., None], -1, ref)
+    np.testing.assert_array_equal(np.moveaxis(t, axis, -1), ref)
+    if k:
+        np.testing.assert_array_equal(np.take(t, 0, axis=axis), c)
+
+    lg = gs.log_gumbel_softmax(x, tau, axis=axis, rng=philox())
+    assert lg.dtype == dt and lg.shape == shape
+    defined = np.broadcast_to(~np.expand_dims(undefined, axis), shape)
+    ok = defined & np.isfinite(x0)
+    assert np.all(np.isfinite(lg[ok]))
+    assert np.all(np.isneginf(lg[defined & np.isneginf(x0)]))
+    assert np.all(np.isnan(lg[~defined]))
+    if np.any(ok):
+        # float64 log-softmax of v / tau, v = x + g rounded in the dtype (README)
+        vd = (x0 + g.astype(dt)).astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            m = np.max(np.where(defined, vd, -np.inf), axis=axis, keepdims=True)
+            z = (vd - m) / tau
+            ref_log = z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))
+        r = np.broadcast_to(ref_log, shape)[ok]
+        err = np.abs(lg[ok].astype(np.float64) - r)
+        tol = 8 * eps_of(dt) * (2 + np.abs(r) + np.log(K))
+        assert np.all(err <= tol), float(np.max(err / tol))
+        if tau != 1.0:  # tau = 1 takes its own soft formula (README "tau = 1")
+            e = np.exp(lg[ok].astype(np.float64))
+            close = np.abs(e - soft[ok]) <= 2 * tol * e + 2 * np.finfo(dt).smallest_subnormal
+            assert np.all(close)
+
+    # relaxed_bernoulli's rows are all dimensions but the last, whatever the axis
+    rows_b = int(np.prod(shape[:-1]))
+    pb = min(p, END - rows_b)
+    rng = gs.Philox(seed, counter=pb)
+    b = gs.relaxed_bernoulli(x, tau, hard=True, rng=rng)
+    assert rng.counter == pb + rows_b
+    L = gs.logistic(shape, dtype=dt, rng=gs.Philox(seed, counter=pb))
+    vb = x0 + L
+    np.testing.assert_array_equal(b, np.where(np.isnan(vb), np.nan, (vb > 0).astype(dt)))
 
 
 # ---------------------------------------------------------------------------- backward

@@ -1091,6 +1091,30 @@ void top_k_rows(const T* x, const RowSpec& xs, int64_t* out, int64_t k, PhiloxKe
     select(v, o, items, idx);
   };
   const bool big_k = k > kInsertK;
+#ifdef GS_HAVE_VECTOR_EXT
+  if (use_short_rows<T>(len)) {
+    // The noise of kW rows at once (ShortNoise), then v = x + g and the selection row by
+    // row: the same sums as noisy_logits, so the same bits.
+    for_groups<T>(xs.nrows, len, [&](int64_t r0, int64_t n) {
+      ShortNoise<T> noise;
+      const int64_t gs = noise.fill(key, first_row, r0, n, len);
+      T v[kShortMax];
+      Item items[kShortMax];
+      int64_t idx[kShortMax];
+      for (int64_t i = 0; i < n; ++i) {
+        const T* xr = x + xs.offset(r0 + i);
+        RowStats<T> st;
+        for (int64_t c = 0; c < len; ++c) {
+          v[c] = xr[c * xs.step] + noise.g[i * gs + c];
+          st.nan = st.nan || v[c] != v[c];
+          if (v[c] > st.max) st.max = v[c];
+        }
+        finish(r0 + i, st, v, items, idx);
+      }
+    });
+    return;
+  }
+#endif
   if (split_rows(xs.nrows, len)) {
     const int64_t nseg = segments(len);
     std::vector<RowStats<T>> seg_st(static_cast<size_t>(nseg));

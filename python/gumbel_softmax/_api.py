@@ -741,9 +741,19 @@ def relaxed_bernoulli_backward(grad_y, y_soft, tau=1.0, *, out=None):
         res = _core.relaxed_bernoulli_backward(_flat_rows(g), _flat_rows(s), _flat_rows(inv), None)
         return _to_low(res.reshape(g.shape), low, out)
     out = _check_out(out, g.shape, dtype, (("grad_y", g), ("y_soft", s)))
-    res = _core.relaxed_bernoulli_backward(
-        _flat_rows(g), _flat_rows(s), _flat_rows(inv), None if out is None else _flat_rows(out)
-    )
+    # Elementwise and without noise: C-contiguous operands run as one flat row (no
+    # per-row overhead for short rows); anything else row by row.
+    flat = g.flags.c_contiguous and s.flags.c_contiguous and (out is None or out.flags.c_contiguous)
+    if flat and (inv.flags.c_contiguous or not any(inv.strides)):
+        view = (g.size,)
+        res = _core.relaxed_bernoulli_backward(
+            g.reshape(view), s.reshape(view), np.broadcast_to(inv.reshape(-1)[:1], view)
+            if not any(inv.strides) else inv.reshape(view),
+            None if out is None else out.reshape(view))
+    else:
+        res = _core.relaxed_bernoulli_backward(
+            _flat_rows(g), _flat_rows(s), _flat_rows(inv), None if out is None else _flat_rows(out)
+        )
     return out if out is not None else res.reshape(g.shape)
 
 

@@ -6,6 +6,11 @@ memory-bandwidth bound, for several shapes and dtypes.  Prints a markdown table 
 the raw timings with machine information as JSON (plus the table as ``.md`` and, when
 matplotlib is installed, a PNG plot).  See ``bench/README.md`` for how to read it.
 
+A second section (``--suite extra``) times the other functions and options of the package
+(categorical, top_k, log_gumbel_softmax, concrete_log_prob, relaxed_bernoulli and its
+backward, mask=, per-row tau, float16/bfloat16, the recomputing backward) against the
+peers that compute the same thing, and our options against our plain call.
+
 Every measurement is a median over repeats; a repeat times a loop of calls long enough
 to be measured reliably, and reports the time per call.  The SIMD target is chosen by
 ``GUMBEL_SOFTMAX_TARGET`` before the package is imported.
@@ -766,7 +771,8 @@ EXTRA_NOTE = (
     "'vs' = row time / time of the row named. For a peer row, > 1: ours is faster. For our "
     "rows against our rows, it is the relative cost: 'hard=True vs categorical' > 1 means "
     "categorical is faster; mask=, per-row tau, float16/bfloat16 and the recomputing "
-    "backward against the plain call > 1 is their overhead. top_k uses k = "
+    "backward against the plain call > 1 is their overhead; these also show the ratio "
+    "of the one-thread times. top_k uses k = "
     f"min({TOP_K}, K); JAX's top_k returns (k, B). torch distributions are built inside "
     "the timed call (validate_args=False), as a user builds them. Our rows pass out= where "
     "the API takes one; categorical, top_k and concrete_log_prob allocate their (small) "
@@ -892,6 +898,9 @@ def _add_ratios(records: list) -> None:
         base = by_key.get(r["compare_to"] or "")
         if r["status"] == "ok" and base and base["status"] == "ok":
             r["vs_ours"] = r["per_call_s"] / base["per_call_s"]
+            if r.get("one_thread") and base.get("one_thread"):  # ours against ours
+                r["vs_ours_one_thread"] = (r["one_thread"]["per_call_s"]
+                                           / base["one_thread"]["per_call_s"])
         if r.get("one_thread"):
             r["thread_speedup"] = r["one_thread"]["per_call_s"] / r["per_call_s"]
 
@@ -1019,9 +1028,13 @@ def extra_summary_markdown(results: list) -> list:
             r = next((r for r in res["cases"] if r["key"] == case.key), None)
             if r is None:
                 row.append("")
+            elif r.get("vs_ours") is None:
+                row.append(r["status"] if r["status"] != "ok" else "base failed")
+            elif r.get("vs_ours_one_thread") is not None:
+                row.append(f"{_fmt_ratio(r['vs_ours'])} (1 thread: "
+                           f"{_fmt_ratio(r['vs_ours_one_thread'])})")
             else:
-                row.append(_fmt_ratio(r.get("vs_ours")) or
-                           (r["status"] if r["status"] != "ok" else "base failed"))
+                row.append(_fmt_ratio(r["vs_ours"]))
         rows.append(row)
     return _markdown_table(header, rows)
 
@@ -1188,7 +1201,8 @@ def parse_args(argv) -> argparse.Namespace:
                         "mask=, per-row tau, float16/bfloat16, recomputing backward; "
                         "'all' (default): both")
     parser.add_argument("--quick", action="store_true",
-                        help=f"fewer repeats, skip {sorted(QUICK_SKIPPED_SHAPES)} (~2 min)")
+                        help=f"fewer repeats, skip {sorted(QUICK_SKIPPED_SHAPES)} (~2 min, "
+                        "+ ~1 min for the extra section)")
     parser.add_argument("--dtype", choices=["float32", "float64", "both"], default="float32")
     parser.add_argument("--shapes", type=parse_shapes, default=None,
                         help="comma-separated, e.g. 4096x1000,64x10,1000x1000:0 "
