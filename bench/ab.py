@@ -9,7 +9,9 @@ slow drifts cancel; the median over the blocks is reported with its interquartil
     python bench/ab.py --shape 16384x4096 --blocks 15
 
 Pairs: tau=1 vs tau=0.5 (soft), hard vs soft, 2 threads vs 1 (soft), backward vs
-np.copyto.  Ratios are "speed of A / speed of B" (> 1: A is faster).
+np.copyto; and for issue 5: categorical vs hard, per-row tau vs scalar tau, mask= vs
+none, float16 vs float32, recomputing backward vs stored backward (forward included on
+both sides).  Ratios are "speed of A / speed of B" (> 1: A is faster).
 """
 
 from __future__ import annotations
@@ -72,10 +74,31 @@ def main(argv=None):
     loops = max(1, int(args.seconds / t))
     print(f"gumbel_softmax A/B, float32 {shape}, {threads} threads, target "
           f"{gs.cpu_target()}, {args.blocks} blocks of {loops} calls per side")
+    taus = np.full(shape[0], 0.5)
+    mask = np.ones(shape[-1], dtype=bool)
+    x16 = x.astype(np.float16)
+    out16 = np.empty_like(x16)
+
+    def stored():
+        y, ys = gs.gumbel_softmax(x, 0.5, hard=True, rng=1, out=out, return_soft=True)
+        return gs.gumbel_softmax_backward(grad, ys, 0.5)
+
+    def recomputed():
+        gs.gumbel_softmax(x, 0.5, hard=True, rng=1, out=out)
+        return gs.gumbel_softmax_backward(grad, logits=x, tau=0.5, rng=1)
+
     rows = [
         ("tau=1 vs tau=0.5 (soft)", soft(1.0), soft(0.5), None, None),
         ("hard vs soft (tau=0.5)", hard, soft(0.5), None, None),
         (f"{threads} threads vs 1 (soft)", soft(0.5), soft(0.5), all_, one),
+        ("categorical vs hard", lambda: gs.categorical(x, rng=rng), hard, None, None),
+        ("per-row tau vs scalar (soft)",
+         lambda: gs.gumbel_softmax(x, taus, rng=rng, out=out), soft(0.5), None, None),
+        ("mask= (K,) vs none (soft)",
+         lambda: gs.gumbel_softmax(x, 0.5, rng=rng, out=out, mask=mask), soft(0.5), None, None),
+        ("float16 vs float32 (soft)",
+         lambda: gs.gumbel_softmax(x16, 0.5, rng=rng, out=out16), soft(0.5), None, None),
+        ("recompute vs stored (fwd+bwd)", recomputed, stored, None, None),
     ]
     try:
         for name, a, b, sa, sb in rows:

@@ -665,3 +665,31 @@ def test_concrete_k3_integrates_to_one(gs, case):
     py = np.asarray(gs.concrete_log_prob(y, xb, tau))
     total_y = float(np.sum(np.exp(py + np.sum(l, axis=-1)))) * h1 * h2
     assert abs(total_y - 1.0) < 1e-6, total_y
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("log_space", [False, True])
+def test_concrete_long_rows_and_strided_views(gs, dtype, log_space):
+    """The fused kernel sums a row in 2**15-element segments: rows of 70,000 (three
+    segments) and strided, negative-stride and broadcast operands match the formula."""
+    rng = np.random.default_rng(11)
+    eps = np.finfo(dtype).eps
+    for shape, axis in (((2, 70_000), -1), ((70, 3, 9), 0)):
+        z = rng.standard_normal(shape) * 2
+        l = z - special.logsumexp(z, axis=axis, keepdims=True)
+        y = np.exp(l)
+        x = rng.standard_normal(shape)
+        arg = (l if log_space else y).astype(dtype)
+        for view in (lambda a: a, lambda a: a[::-1], lambda a: np.asfortranarray(a)):
+            a, xv = view(arg), view(x.astype(dtype))
+            got = gs.concrete_log_prob(a, xv, 0.7, axis=axis, log_space=log_space)
+            ref = concrete_ref(a, xv, 0.7, axis=axis, log_space=log_space)
+            tol = concrete_tol(a, xv, 0.7, axis, log_space, eps)
+            assert got.dtype == dtype
+            assert np.all(np.abs(got - ref) <= tol), float(np.max(np.abs(got - ref) / tol))
+        # a stride-0 operand: one logit repeated along the axis
+        xb = x.astype(dtype)[(slice(None),) * (axis % len(shape)) + (slice(0, 1),)]
+        got = gs.concrete_log_prob(arg, xb, 0.7, axis=axis, log_space=log_space)
+        ref = concrete_ref(arg, np.broadcast_to(xb, shape), 0.7, axis=axis, log_space=log_space)
+        tol = concrete_tol(arg, np.broadcast_to(xb, shape), 0.7, axis, log_space, eps)
+        assert np.all(np.abs(got - ref) <= tol)

@@ -54,6 +54,8 @@ SCRIPT = textwrap.dedent(
                         rh=gs.relaxed_bernoulli(view, tau, hard=True, rng=n),
                         rbb=gs.relaxed_bernoulli_backward(w, s, tau),
                         lg=gs.logistic(shape, dtype=dt, rng=n),
+                        cl=gs.concrete_log_prob(s, view, tau),
+                        cll=gs.concrete_log_prob(np.log(s), view, taus, log_space=True),
                     )
                     for name, a in dict(y=y, h=h, s=s, y0=y0, b=b, b0=b0, g=g, **more).items():
                         out[key + name] = a

@@ -178,6 +178,27 @@ py::object bernoulli_backward_impl(const py::array& grad_y, const py::array& y_s
   return std::move(o);
 }
 
+// y and logits: arrays of one shape (broadcast views); tau: one per row, or one value
+// (tau_step 0).  Returns one log-density per row, of the batch shape.
+template <class T>
+py::object concrete_impl(const py::array& y, const py::array& logits, const py::array& tau,
+                         int64_t tau_step, bool log_space, int axis) {
+  auto yy = py::reinterpret_borrow<py::array_t<T>>(y);
+  auto x = py::reinterpret_borrow<py::array_t<T>>(logits);
+  auto t = py::reinterpret_borrow<py::array_t<T>>(tau);
+  py::array_t<T> out(batch_shape(y, axis));
+  const RowSpec ysp = rowspec_of(yy, axis), xsp = rowspec_of(x, axis);
+  const T* yp = yy.data();
+  const T* xp = x.data();
+  const T* tp = t.data();
+  T* op = out.mutable_data();
+  {
+    py::gil_scoped_release release;  // raw pointers only; arrays held by this frame
+    concrete_rows<T>(yp, ysp, xp, xsp, tp, tau_step, log_space, op);
+  }
+  return std::move(out);
+}
+
 // The Python layer passes native float32 or float64 arrays only; compare by kind and size,
 // since an equivalent descriptor need not be the very object dtype::of returns.
 bool is_double(const py::array& a) { return a.dtype().kind() == 'f' && a.itemsize() == 8; }
@@ -247,6 +268,15 @@ void bind_sampling(py::module_& m) {
       },
       py::arg("grad_y"), py::arg("y_soft"), py::arg("tau"), py::arg("inv_taus"), py::arg("axis"),
       py::arg("out"));
+  m.def(
+      "concrete_log_prob",
+      [](const py::array& y, const py::array& logits, const py::array& tau, int64_t tau_step,
+         bool log_space, int axis) {
+        return is_double(y) ? concrete_impl<double>(y, logits, tau, tau_step, log_space, axis)
+                            : concrete_impl<float>(y, logits, tau, tau_step, log_space, axis);
+      },
+      py::arg("y"), py::arg("logits"), py::arg("tau"), py::arg("tau_step"), py::arg("log_space"),
+      py::arg("axis"));
   m.def(
       "relaxed_bernoulli",
       [](const py::array& logits, const py::array& inv_tau, bool hard, PhiloxState& rng,

@@ -1302,6 +1302,82 @@ void bernoulli_backward_rows(const T* grad_y, const RowSpec& gs, const T* y_soft
   });
 }
 
+// ----- Concrete log-density ------------------------------------------------------
+// Pass 1 over elements [begin, end) of a row: s = x - tau l (l = log y, or y), stored
+// contiguously in s_out (the row's element 0); the max of s; returns sum(s) and sets
+// sum_l, each in 16 partial sums (element c in partial (c - begin) % 16).
+template <class T>
+T concrete_pass1(const T* y, int64_t ystep, const T* x, int64_t xstep, T tau, bool log_space,
+                 int64_t begin, int64_t end, T* s_out, T& max, T& sum_l) {
+  T acc_s[kLanes] = {}, acc_l[kLanes] = {};
+  auto one = [&](auto yv, auto xv, auto& ss, auto& ll, auto& mx) {
+    const auto l = log_space ? yv : vmath::log(yv);
+    const auto sv = xv - tau * l;
+    ss = ss + sv;
+    ll = ll + l;
+    mx = lanes::select(sv > mx, sv, mx);
+    return sv;
+  };
+  int64_t c = begin;
+  T m = -std::numeric_limits<T>::infinity();
+#ifdef GS_HAVE_VECTOR_EXT
+  if (ystep == 1 && xstep == 1) {
+    using V = Vec<T>;
+    V vs[kSub<T>] = {}, vl[kSub<T>] = {};
+    V vm = lanes::splat<V>(m);
+    for (; c + kLanes <= end; c += kLanes)
+      for (int k = 0; k < kSub<T>; ++k) {
+        const int64_t o = c + k * kW<T>;
+        lanes::store(s_out + o, one(lanes::load<V>(y + o), lanes::load<V>(x + o), vs[k], vl[k], vm));
+      }
+    spill<T>(vs, acc_s);
+    spill<T>(vl, acc_l);
+    for (int j = 0; j < kW<T>; ++j) m = std::max(m, vm[j]);  // NaN: caught by the sum
+  }
+#endif
+  for (; c < end; ++c) {
+    const int64_t j = (c - begin) % kLanes;
+    s_out[c] = one(y[c * ystep], x[c * xstep], acc_s[j], acc_l[j], m);
+  }
+  max = m;
+  sum_l = tree_sum(acc_l);
+  return tree_sum(acc_s);
+}
+
+template <class T>
+void concrete_rows(const T* y, const RowSpec& ys, const T* x, const RowSpec& xs, const T* tau,
+                   int64_t tau_step, bool log_space, T* out) {
+  const int64_t len = ys.len;
+  const int nthreads = threads_for(ys.nrows, len);
+  std::vector<T> scratch(static_cast<size_t>(nthreads) * static_cast<size_t>(len));
+  const T lgamma_k = static_cast<T>(std::lgamma(static_cast<double>(len)));
+  for_rows(ys.nrows, nthreads, [&](int64_t r, int tid) {
+    T* s = scratch.data() + static_cast<int64_t>(tid) * len;
+    const T* yr = y + ys.offset(r);
+    const T* xr = x + xs.offset(r);
+    const T t = tau[r * tau_step];
+    T sum_s = T(0), sum_l = T(0), max = -std::numeric_limits<T>::infinity();
+    for (int64_t b = 0; b < len; b += kSegment) {
+      T mx, sl;
+      const T ss = concrete_pass1(yr, ys.step, xr, xs.step, t, log_space, b,
+                                  std::min(len, b + kSegment), s, mx, sl);
+      sum_s = b == 0 ? ss : sum_s + ss;
+      sum_l = b == 0 ? sl : sum_l + sl;
+      max = std::max(max, mx);
+    }
+    // logsumexp(s) = max + log(sum(exp(s - max))); a max of +-inf (or NaN) leaves the
+    // sums to say what the result is (NaN or -inf), as NumPy's formula does.
+    const T shift = std::isfinite(max) ? max : T(0);
+    T sum_e = exp_sum<false>(s, 0, std::min(len, kSegment), shift, T(1));
+    for (int64_t b = kSegment; b < len; b += kSegment)
+      sum_e = sum_e + exp_sum<false>(s, b, std::min(len, b + kSegment), shift, T(1));
+    const T lse = shift + vmath::log(sum_e);
+    T res = lgamma_k + T(len - 1) * vmath::log(t) + sum_s - T(len) * lse;
+    if (!log_space) res = res - sum_l;
+    out[r] = res;
+  });
+}
+
 // ----- float16 / bfloat16 ---------------------------------------------------------
 // Elements per block of a conversion (blocks are spread over the threads).
 constexpr int64_t kConvertBlock = int64_t{1} << 16;
@@ -1385,6 +1461,8 @@ void fill_table(KernelTable& t) {
   t.set_short_rows = &set_short_rows;
   t.eval_f32 = &eval_primitive<float>;
   t.eval_f64 = &eval_primitive<double>;
+  t.concrete_f32 = &concrete_rows<float>;
+  t.concrete_f64 = &concrete_rows<double>;
   t.half_to_float = &half_to_float;
   t.float_to_half = &float_to_half;
   t.noise_f32 = &noise_rows<float>;

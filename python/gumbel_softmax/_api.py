@@ -806,8 +806,9 @@ def concrete_log_prob(y, logits, tau=1.0, *, axis=-1, log_space=False):
     dtype = np.result_type(yv.dtype, x.dtype)
     yv = np.broadcast_to(yv.astype(dtype, copy=False), shape)
     x = np.broadcast_to(x.astype(dtype, copy=False), shape)
+    _check_row_length(yv, axis, "y")
     if _is_scalar_tau(tau):
-        t = np.asarray(_check_tau(tau), dtype=dtype)
+        taus, step = np.array([_check_tau(tau)], dtype=dtype), 0
     else:
         arr = _tau_values(tau)
         if arr.ndim == len(shape) and arr.shape[axis] == 1:
@@ -817,19 +818,10 @@ def concrete_log_prob(y, logits, tau=1.0, *, axis=-1, log_space=False):
             arr = np.broadcast_to(arr, batch)
         except ValueError:
             raise ValueError(f"tau of shape {np.shape(tau)} does not broadcast to the batch shape {batch}") from None
-        t = np.expand_dims(arr, axis).astype(dtype)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        lv = yv if log_space else np.log(yv)
-        score = x - t * lv
-        m = np.max(score, axis=axis, keepdims=True)
-        m = np.where(np.isfinite(m), m, 0)
-        lse = np.log(np.sum(np.exp(score - m), axis=axis)) + np.squeeze(m, axis)
-        res = np.sum(score, axis=axis) - K * lse
-        if not log_space:
-            res = res - np.sum(lv, axis=axis)
-        tt = np.squeeze(t, axis) if t.ndim else t
-        res = res + (math.lgamma(K) + (K - 1) * np.log(tt))
-    res = np.asarray(res, dtype=dtype)
+        taus, step = np.ascontiguousarray(arr, dtype=dtype).reshape(-1), 1
+        if taus.size == 0:
+            taus, step = np.ones(1, dtype=dtype), 0
+    res = _core.concrete_log_prob(yv, x, taus, step, bool(log_space), axis)
     low = ylow if ylow is not None else xlow
     if low is not None and dtype == np.float32:
         return _to_low(res, low, None)
