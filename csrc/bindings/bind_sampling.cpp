@@ -37,10 +37,21 @@ std::vector<py::ssize_t> batch_shape(const py::array& a, int axis) {
   return shape;
 }
 
+// A mask (None, or a uint8 array of logits' shape, any strides) into a.
+template <class T>
+void set_mask(ForwardArgs<T>& a, const py::object& mask, int axis) {
+  if (mask.is_none()) return;
+  auto m = py::reinterpret_borrow<py::array_t<uint8_t>>(mask);
+  if (a.xs.len > masked_row_limit(static_cast<int>(sizeof(T))))
+    throw py::value_error("mask: rows too long for the kernel's mask (mask the logits first)");
+  a.ms = rowspec_of(m, axis);
+  a.mask = m.data();
+}
+
 template <class T>
 py::object forward_impl(const py::array& logits, double tau, const py::object& inv_taus,
                         bool hard, bool log, int axis, PhiloxState& rng, const py::object& out,
-                        bool return_soft) {
+                        bool return_soft, const py::object& mask) {
   auto x = py::reinterpret_borrow<py::array_t<T>>(logits);
   py::array_t<T> y = result_like<T>(logits, out);
   py::array_t<T> y_soft;
@@ -58,6 +69,7 @@ py::object forward_impl(const py::array& logits, double tau, const py::object& i
   a.inv_taus = per_row<T>(inv_taus);
   a.hard = hard;
   a.log = log;
+  set_mask(a, mask, axis);
   a.key = rng.key();
   // Reserve only once everything else has succeeded: a failed call consumes no rows.
   a.first_row = reserve_rows(rng, a.xs.nrows);
@@ -73,13 +85,15 @@ py::object forward_impl(const py::array& logits, double tau, const py::object& i
 }
 
 template <class T>
-py::object categorical_impl(const py::array& logits, int axis, PhiloxState& rng) {
+py::object categorical_impl(const py::array& logits, int axis, PhiloxState& rng,
+                            const py::object& mask) {
   auto x = py::reinterpret_borrow<py::array_t<T>>(logits);
   py::array_t<int64_t> idx(batch_shape(logits, axis));
   ForwardArgs<T> a;
   a.xs = rowspec_of(x, axis);
   a.x = x.data();
   a.index = idx.mutable_data();
+  set_mask(a, mask, axis);
   a.key = rng.key();
   a.first_row = reserve_rows(rng, a.xs.nrows);
   {
@@ -238,20 +252,25 @@ void bind_sampling(py::module_& m) {
   m.def(
       "gumbel_softmax",
       [](const py::array& logits, double tau, const py::object& inv_taus, bool hard, bool log,
-         int axis, PhiloxState& rng, const py::object& out, bool return_soft) {
-        return is_double(logits)
-                   ? forward_impl<double>(logits, tau, inv_taus, hard, log, axis, rng, out, return_soft)
-                   : forward_impl<float>(logits, tau, inv_taus, hard, log, axis, rng, out, return_soft);
+         int axis, PhiloxState& rng, const py::object& out, bool return_soft,
+         const py::object& mask) {
+        return is_double(logits) ? forward_impl<double>(logits, tau, inv_taus, hard, log, axis,
+                                                        rng, out, return_soft, mask)
+                                 : forward_impl<float>(logits, tau, inv_taus, hard, log, axis,
+                                                       rng, out, return_soft, mask);
       },
       py::arg("logits"), py::arg("tau"), py::arg("inv_taus"), py::arg("hard"), py::arg("log"),
-      py::arg("axis"), py::arg("rng"), py::arg("out"), py::arg("return_soft"));
+      py::arg("axis"), py::arg("rng"), py::arg("out"), py::arg("return_soft"),
+      py::arg("mask") = py::none());
+  m.def("masked_row_limit", &masked_row_limit, py::arg("itemsize"),
+        "The longest rows whose mask the kernels apply themselves.");
   m.def(
       "categorical",
-      [](const py::array& logits, int axis, PhiloxState& rng) {
-        return is_double(logits) ? categorical_impl<double>(logits, axis, rng)
-                                 : categorical_impl<float>(logits, axis, rng);
+      [](const py::array& logits, int axis, PhiloxState& rng, const py::object& mask) {
+        return is_double(logits) ? categorical_impl<double>(logits, axis, rng, mask)
+                                 : categorical_impl<float>(logits, axis, rng, mask);
       },
-      py::arg("logits"), py::arg("axis"), py::arg("rng"));
+      py::arg("logits"), py::arg("axis"), py::arg("rng"), py::arg("mask") = py::none());
   m.def(
       "top_k",
       [](const py::array& logits, int64_t k, int axis, PhiloxState& rng) {

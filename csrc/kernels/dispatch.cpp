@@ -152,6 +152,8 @@ GS_FORWARD_BOTH(concrete_f32, concrete_f64, GS_DECL, (y, ys, x, xs, tau, tau_ste
 #undef GS_DECL
 #undef GS_FORWARD_BOTH
 
+int64_t masked_row_limit(int itemsize) { return (int64_t{4} << 20) / (16 * itemsize); }
+
 void half_to_float(const uint16_t* src, float* dst, int64_t n, bool bf16) {
   active().table.half_to_float(src, dst, n, bf16);
 }

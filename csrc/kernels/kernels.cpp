@@ -662,6 +662,11 @@ void forward_short_group(const Fwd<T>& f, int64_t r0, int64_t nrows) {
         xt[c * W + i] = xr[c * a.xs.step];
         gt[c * W + i] = gr[c];
       }
+      if (a.mask) {
+        const uint8_t* mr = a.mask + a.ms.offset(r0 + i);
+        for (int64_t c = 0; c < len; ++c)
+          if (!mr[c * a.ms.step]) xt[c * W + i] = ninf;
+      }
     } else {
       for (int64_t c = 0; c < len; ++c) {
         xt[c * W + i] = ninf;
@@ -771,6 +776,18 @@ void gather_tile(const T* base, const RowSpec& sp, int64_t r0, int64_t g, T* til
     for (int64_t i = 0; i < g; ++i) tile[i * sp.len + k] = base[off[i] + k * sp.step];
 }
 
+// gather_tile with a mask: elements whose mask byte is 0 become -inf.
+template <class T>
+void gather_tile_masked(const T* base, const RowSpec& sp, const uint8_t* mask,
+                        const RowSpec& ms, int64_t r0, int64_t g, T* tile) {
+  int64_t off[kTileRows], moff[kTileRows];
+  for (int64_t i = 0; i < g; ++i) off[i] = sp.offset(r0 + i), moff[i] = ms.offset(r0 + i);
+  constexpr T ninf = -std::numeric_limits<T>::infinity();
+  for (int64_t k = 0; k < sp.len; ++k)
+    for (int64_t i = 0; i < g; ++i)
+      tile[i * sp.len + k] = mask[moff[i] + k * ms.step] ? base[off[i] + k * sp.step] : ninf;
+}
+
 template <class T>
 void scatter_tile(T* base, const RowSpec& sp, int64_t r0, int64_t g, const T* tile) {
   int64_t off[kTileRows];
@@ -859,7 +876,7 @@ void forward_rows(const ForwardArgs<T>& a) {
     return;
   }
 #endif
-  if (split_rows(xs.nrows, len)) {
+  if (!a.mask && split_rows(xs.nrows, len)) {
     // Few long rows: one row at a time, its segments over the threads.
     const int64_t nseg = segments(len);
     std::vector<RowStats<T>> seg_st(static_cast<size_t>(nseg));
@@ -924,10 +941,16 @@ void forward_rows(const ForwardArgs<T>& a) {
     return;
   }
   const bool strided = xs.step != 1 || (a.y && a.ys.step != 1) || (soft && soft_spec.step != 1);
-  if (use_tiles<T>(strided, len)) {
+  // A mask is applied as strided rows are gathered into tiles, and as contiguous rows
+  // are copied into a row buffer below (rows of up to masked_row_limit elements; the
+  // Python layer masks longer ones itself).
+  if (use_tiles<T>(strided || (a.mask && a.ms.step != 1), len)) {
     for_tiles<T>(xs.nrows, len, kTileRows * len, [&](int64_t r0, int64_t g, T* tile) {
       RowStats<T> st[kTileRows];
-      gather_tile(a.x, xs, r0, g, tile);
+      if (a.mask)
+        gather_tile_masked(a.x, xs, a.mask, a.ms, r0, g, tile);
+      else
+        gather_tile(a.x, xs, r0, g, tile);
       for (int64_t i = 0; i < g; ++i) {
         T* row = tile + i * len;  // x, then v = x + g, then the soft sample, in place
         const int64_t r = r0 + i;
@@ -958,11 +981,29 @@ void forward_rows(const ForwardArgs<T>& a) {
   // before any output is written, so that a failed allocation leaves `out` untouched.
   const bool staged = soft != nullptr && soft_spec.step != 1;
   const int nthreads = threads_for(xs.nrows, len);
-  std::vector<T> scratch;
+  std::vector<T> scratch, masked;
   if (staged) scratch.resize(static_cast<size_t>(nthreads) * static_cast<size_t>(len));
+  if (a.mask) masked.resize(static_cast<size_t>(nthreads) * static_cast<size_t>(len));
 
   for_rows(xs.nrows, nthreads, [&](int64_t r, int tid) {
     const T* xr = a.x + xs.offset(r);
+    if (a.mask) {  // contiguous rows here: x and mask both step 1
+      T* xm = masked.data() + static_cast<int64_t>(tid) * len;
+      const uint8_t* mr = a.mask + a.ms.offset(r);
+      constexpr T ninf = -std::numeric_limits<T>::infinity();
+      int64_t c = 0;
+#ifdef GS_HAVE_VECTOR_EXT
+      using V = Vec<T>;
+      using I = lanes::Int<V>;
+      for (; c + kW<T> <= len; c += kW<T>) {
+        I mv;
+        for (int j = 0; j < kW<T>; ++j) mv[j] = mr[c + j];
+        lanes::store(xm + c, lanes::select(mv != 0, lanes::load<V>(xr + c), lanes::splat<V>(ninf)));
+      }
+#endif
+      for (; c < len; ++c) xm[c] = mr[c] ? xr[c] : ninf;
+      xr = xm;
+    }
     const uint64_t q = row_q(r);
     T* soft_row = soft ? soft + soft_spec.offset(r) : nullptr;
     T* v = soft ? (staged ? scratch.data() + static_cast<int64_t>(tid) * len : soft_row)

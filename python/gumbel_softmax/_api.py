@@ -196,20 +196,38 @@ def _to_low(result, low, out):
     return h
 
 
-def _apply_mask(x, mask):
-    """x with -inf where the boolean mask (broadcastable to x.shape) is False."""
-    if mask is None:
-        return x
+def _check_mask(mask, shape):
+    """A boolean mask broadcastable to shape, as a broadcast view of that shape."""
     m = np.asarray(mask)
     if m.dtype != np.bool_:
         raise TypeError(f"mask must be a boolean array, got dtype {m.dtype}")
     try:
-        shape = np.broadcast_shapes(m.shape, x.shape)
+        full = np.broadcast_shapes(m.shape, shape)
     except ValueError:
-        shape = None
-    if shape != x.shape:
-        raise ValueError(f"mask of shape {m.shape} does not broadcast to logits' shape {x.shape}")
-    return np.where(m, x, np.array(-np.inf, dtype=x.dtype))
+        full = None
+    if full != shape:
+        raise ValueError(f"mask of shape {m.shape} does not broadcast to logits' shape {shape}")
+    return np.broadcast_to(m, shape)
+
+
+def _apply_mask(x, mask):
+    """x with -inf where the boolean mask (broadcastable to x.shape) is False."""
+    if mask is None:
+        return x
+    return np.where(_check_mask(mask, x.shape), x, np.array(-np.inf, dtype=x.dtype))
+
+
+def _kernel_mask(x, mask, axis):
+    """(x, mask for the kernel): the kernels apply a mask themselves while gathering
+    rows of up to _core.masked_row_limit elements; longer rows are masked here."""
+    if mask is None:
+        return x, None
+    if x.shape[axis] > _core.masked_row_limit(x.dtype.itemsize):
+        return _apply_mask(x, mask), None
+    m = _check_mask(mask, x.shape)
+    if not m.flags.aligned:  # pragma: no cover - bool arrays are always aligned
+        m = m.copy()
+    return x, m.view(np.uint8)
 
 
 # Row lengths are limited to 2**31 - 1 elements: the kernels index elements of a row in
@@ -288,7 +306,7 @@ def _same_memory(a, b):
     )
 
 
-def _sample_setup(logits, axis, out, mask):
+def _sample_setup(logits, axis, out):
     """Checks shared by the categorical samplers; returns (x, half dtype, axis, out)."""
     x, low = _as_float_array(logits, "logits", half=True)
     if x.ndim == 0:
@@ -301,16 +319,17 @@ def _sample_setup(logits, axis, out, mask):
         # the overlap test is against what the caller passed (x may be a converted copy)
         src = logits if isinstance(logits, np.ndarray) else x
         out = _check_out(out, x.shape, low or x.dtype, (("logits", src),))
-    x = _apply_mask(x, mask)
     return x, low, axis, out
 
 
 def _forward(logits, tau, hard, log, axis, rng, out, return_soft, mask):
-    x, low, axis, out = _sample_setup(logits, axis, out, mask)
+    x, low, axis, out = _sample_setup(logits, axis, out)
+    x, kmask = _kernel_mask(x, mask, axis)
     tau, inv_taus = _row_taus(tau, x, axis)
     rng = _as_rng(rng)
     res = _core.gumbel_softmax(
-        x, tau, inv_taus, bool(hard), bool(log), axis, rng, None if low else out, bool(return_soft)
+        x, tau, inv_taus, bool(hard), bool(log), axis, rng, None if low else out,
+        bool(return_soft), kmask,
     )
     if low is None:
         return res
@@ -431,9 +450,10 @@ def categorical(logits, *, axis=-1, rng=None, mask=None):
     >>> int(gs.categorical(np.array([0.0, -np.inf, 0.0]), rng=1, mask=[False, True, True]))
     2
     """
-    x, _, axis, _ = _sample_setup(logits, axis, None, mask)
+    x, _, axis, _ = _sample_setup(logits, axis, None)
+    x, kmask = _kernel_mask(x, mask, axis)
     rng = _as_rng(rng)
-    return _core.categorical(x, axis, rng)
+    return _core.categorical(x, axis, rng, kmask)
 
 
 def top_k(logits, k, *, axis=-1, rng=None, mask=None):
@@ -474,7 +494,8 @@ def top_k(logits, k, *, axis=-1, rng=None, mask=None):
         k = operator.index(k)
     except TypeError:
         raise TypeError(f"k must be an integer, got {type(k).__name__}") from None
-    x, _, axis, _ = _sample_setup(logits, axis, None, mask)
+    x, _, axis, _ = _sample_setup(logits, axis, None)
+    x = _apply_mask(x, mask)
     if not 0 <= k <= x.shape[axis]:
         raise ValueError(f"k must be in [0, {x.shape[axis]}] (the length of axis {axis}), got {k}")
     rng = _as_rng(rng)
@@ -572,9 +593,9 @@ def _recompute_backward(grad_y, logits, tau, axis, out, rng, mask):
     g_shape = np.shape(grad_y)
     if g_shape != np.shape(logits):
         raise ValueError(f"logits must have the shape of grad_y {g_shape}, got {np.shape(logits)}")
-    x, low, ax, _ = _sample_setup(logits, axis, None, mask)
+    x, low, ax, _ = _sample_setup(logits, axis, None)
     # the dtype of the stored-y_soft call: y_soft has logits' dtype
-    y_soft = _forward(x, tau, False, False, ax, rng, None, False, None)
+    y_soft = _forward(x, tau, False, False, ax, rng, None, False, mask)
     if low is not None:
         y_soft = _to_low(y_soft, low, None)
     return gumbel_softmax_backward(grad_y, y_soft, tau, axis=ax, out=out)

@@ -63,6 +63,8 @@ struct ForwardArgs {
   T* y_soft = nullptr;
   RowSpec ss;
   int64_t* index = nullptr;      // per row, contiguous: the argmax of x + g, or -1
+  const uint8_t* mask = nullptr; // or: 0 makes that x -inf (rows of at most
+  RowSpec ms;                    //   masked_row_limit elements)
   T inv_tau = 1;                 // for every row, unless
   const T* inv_taus = nullptr;   // one per row, contiguous
   bool hard = false;
@@ -72,6 +74,9 @@ struct ForwardArgs {
 };
 template <class T>
 void forward_rows(const ForwardArgs<T>& a);
+// The longest rows forward_rows applies a mask to itself (longer ones: mask the logits
+// first): rows are masked while gathered into tiles (see kernels.cpp).
+int64_t masked_row_limit(int itemsize);
 
 // grad = y_soft * (grad_y - sum(grad_y * y_soft)) / tau, row by row (inv_taus: one per
 // row, contiguous, or null for inv_tau everywhere).
