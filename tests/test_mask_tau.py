@@ -519,3 +519,31 @@ def test_mask_not_broadcastable_is_value_error(call):
         with pytest.raises(ValueError, match="mask"):
             f(np.ones(shape, dtype=bool))
     assert rng.counter == 10
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("K", [40_000, 70_000])
+def test_mask_long_rows_equal_neg_inf_logits(dtype, K):
+    """The kernels apply a mask themselves for rows of up to 4 MiB / 16 (65,536 float32,
+    32,768 float64 elements) and the Python layer masks longer rows first: both sides of
+    that limit, contiguous rows, a column mask broadcast over rows (axis 0, strided) and
+    the hard, categorical and log-space samplers, bitwise against -inf logits."""
+    rng = np.random.default_rng(K)
+    x = rng.standard_normal((3, K)).astype(dtype)
+    mask = rng.random(K) < 0.7
+    xm = np.where(mask, x, -np.inf).astype(dtype)
+    for tau in (0.5, 1.0):
+        a = gs.gumbel_softmax(x, tau, rng=gs.Philox(4), mask=mask)
+        b = gs.gumbel_softmax(xm, tau, rng=gs.Philox(4))
+        assert a.tobytes() == b.tobytes()
+        assert np.all(a[:, ~mask] == 0)
+    h = gs.gumbel_softmax(x, 0.5, hard=True, rng=gs.Philox(4), mask=mask)
+    assert h.tobytes() == gs.gumbel_softmax(xm, 0.5, hard=True, rng=gs.Philox(4)).tobytes()
+    c = gs.categorical(x, rng=gs.Philox(4), mask=mask)
+    assert np.array_equal(c, gs.categorical(xm, rng=gs.Philox(4))) and mask[c].all()
+    lg = gs.log_gumbel_softmax(x, 0.5, rng=gs.Philox(4), mask=mask)
+    assert lg.tobytes() == gs.log_gumbel_softmax(xm, 0.5, rng=gs.Philox(4)).tobytes()
+    # axis 0: rows are the columns of x.T (strided), the mask varies along the rows
+    xt, mt, xmt = x.T, mask[:, None], xm.T
+    a = gs.gumbel_softmax(xt, 0.5, axis=0, rng=gs.Philox(9), mask=mt)
+    assert a.tobytes() == gs.gumbel_softmax(xmt, 0.5, axis=0, rng=gs.Philox(9)).tobytes()
