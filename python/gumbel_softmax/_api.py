@@ -138,22 +138,25 @@ def _elementwise_taus(tau, shape, dtype):
         raise ValueError(f"tau of shape {arr.shape} does not broadcast to {shape}") from None
 
 
-def _half_types():
-    types = {np.dtype(np.float16)}
-    try:
-        import ml_dtypes  # optional: bfloat16
-    except ImportError:
-        pass
-    else:
-        types.add(np.dtype(ml_dtypes.bfloat16))
-    return types
-
-
-_HALF_NAMES = ("float16", "bfloat16")
+_BFLOAT16 = []  # [ml_dtypes.bfloat16's dtype, or None], filled on first use
 
 
 def _is_half(dtype):
-    return dtype.name in _HALF_NAMES and dtype in _half_types()
+    """float16, or bfloat16 when ml_dtypes is installed (imported lazily)."""
+    if dtype.type is np.float16:
+        return True
+    if not _BFLOAT16:
+        try:
+            import ml_dtypes  # optional: bfloat16
+        except ImportError:
+            _BFLOAT16.append(None)
+        else:
+            _BFLOAT16.append(np.dtype(ml_dtypes.bfloat16))
+    return _BFLOAT16[0] is not None and dtype == _BFLOAT16[0]
+
+
+def _is_bfloat16(dtype):
+    return dtype.type is not np.float16
 
 
 def _as_float_array(a, name, half=False):
@@ -162,17 +165,18 @@ def _as_float_array(a, name, half=False):
     With half=True returns (array, half dtype or None): float16 and bfloat16 (with
     ml_dtypes) become float32, the dtype they are computed in."""
     arr = np.asarray(a)
-    kind = arr.dtype.kind
     low = None
-    if kind in "biu":
+    if arr.dtype.type in _FLOAT_TYPES:  # the common case first
+        pass
+    elif arr.dtype.kind in "biu":
         arr = arr.astype(np.float64)
     elif half and _is_half(arr.dtype):
         low = arr.dtype
         if not arr.dtype.isnative:
             arr = arr.astype(arr.dtype.newbyteorder("="))
         bits = np.ascontiguousarray(arr).view(np.uint16)
-        arr = _core.half_to_float(bits, low.name == "bfloat16")
-    elif arr.dtype.type not in _FLOAT_TYPES:
+        arr = _core.half_to_float(bits, _is_bfloat16(low))
+    else:
         extra = ", float16 or bfloat16" if half else ""
         raise TypeError(
             f"{name} must be a float32 or float64{extra} array (integer and bool arrays are "
@@ -188,7 +192,7 @@ def _as_float_array(a, name, half=False):
 def _to_low(result, low, out):
     """A float32 result rounded to the half dtype `low` (into out when given), bit for
     bit as ``result.astype(low)`` but without NumPy's slow path for subnormals."""
-    bits = _core.float_to_half(np.ascontiguousarray(result, dtype=np.float32), low.name == "bfloat16")
+    bits = _core.float_to_half(np.ascontiguousarray(result, dtype=np.float32), _is_bfloat16(low))
     h = bits.view(low)
     if out is not None:
         np.copyto(out, h)
