@@ -214,6 +214,12 @@ def _check_mask(mask, shape):
     return np.broadcast_to(m, shape)
 
 
+def _half_result(a_low, b_low):
+    """The half dtype of a two-input result: only when both inputs have it (a half
+    with float32 or float64 promotes to that, as in NumPy)."""
+    return a_low if a_low is not None and a_low == b_low else None
+
+
 def _apply_mask(x, mask):
     """x with -inf where the boolean mask (broadcastable to x.shape) is False."""
     if mask is None:
@@ -568,11 +574,7 @@ def gumbel_softmax_backward(
         raise ValueError(f"y_soft must have the shape of grad_y {g.shape}, got {s.shape}")
     if g.ndim == 0:
         raise ValueError("grad_y must have at least one dimension, got a 0-d array")
-    low = None
-    if glow is not None or slow is not None:
-        low = np.result_type(np.asarray(grad_y).dtype, np.asarray(y_soft).dtype)
-        if not _is_half(low):
-            low = None
+    low = _half_result(glow, slow)
     dtype = np.result_type(g.dtype, s.dtype)
     g = g.astype(dtype, copy=False)
     s = s.astype(dtype, copy=False)
@@ -752,11 +754,7 @@ def relaxed_bernoulli_backward(grad_y, y_soft, tau=1.0, *, out=None):
     s, slow = _as_float_array(y_soft, "y_soft", half=True)
     if g.shape != s.shape:
         raise ValueError(f"y_soft must have the shape of grad_y {g.shape}, got {s.shape}")
-    low = None
-    if glow is not None or slow is not None:
-        low = np.result_type(np.asarray(grad_y).dtype, np.asarray(y_soft).dtype)
-        if not _is_half(low):
-            low = None
+    low = _half_result(glow, slow)
     dtype = np.result_type(g.dtype, s.dtype)
     g = g.astype(dtype, copy=False)
     s = s.astype(dtype, copy=False)
@@ -847,9 +845,10 @@ def concrete_log_prob(y, logits, tau=1.0, *, axis=-1, log_space=False):
         if taus.size == 0:
             taus, step = np.ones(1, dtype=dtype), 0
     res = _core.concrete_log_prob(yv, x, taus, step, bool(log_space), axis)
-    low = ylow if ylow is not None else xlow
-    if low is not None and dtype == np.float32:
-        return _to_low(res, low, None)
+    # A half result only when both inputs are of that half type (float16 with float32
+    # promotes to float32, as in NumPy).
+    if ylow is not None and ylow == xlow:
+        return _to_low(res, ylow, None)
     return res
 
 
