@@ -62,21 +62,26 @@ constexpr S one_minus_sqrt_half() {
   return static_cast<S>(0.29289321881345247);
 }
 
+// (e, f) with 1 - t = 2^e (1 + f), both exact, for t in (0, 1/2] (the s = 1 cases above).
+template <class V>
+GS_INLINE void reduce_one_minus(V t, V& e, V& f) {
+  using S = typename lanes::Traits<V>::Scalar;
+  const lanes::Mask<V> near_one = t <= one_minus_sqrt_half<S>();
+  e = lanes::select(near_one, lanes::splat<V>(S(0)), lanes::splat<V>(S(-1)));
+  f = lanes::select(near_one, -t, S(1) - S(2) * t);
+}
+
 // E = -log(U), the standard exponential variate of the bits (the first log above).
 template <class V>
 GS_INLINE V bits_to_exponential(lanes::UInt<V> b) {
-  using S = typename lanes::Traits<V>::Scalar;
   using lanes::select;
-  using lanes::splat;
   lanes::Mask<V> upper;
   const V t = uniform_half<V>(b, upper);
   // (e, f) with U = 2^e (1 + f) for each case, chosen without branches.
-  V e_low, f_low;
+  V e_low, f_low, e_high, f_high;
   vmath::log_reduce(t, e_low, f_low);
-  const lanes::Mask<V> near_one = t <= one_minus_sqrt_half<S>();
-  const V e = select(upper, select(near_one, splat<V>(S(0)), splat<V>(S(-1))), e_low);
-  const V f = select(upper, select(near_one, -t, S(1) - S(2) * t), f_low);
-  return -vmath::log_combine(e, f);
+  reduce_one_minus(t, e_high, f_high);
+  return -vmath::log_combine(select(upper, e_high, e_low), select(upper, f_high, f_low));
 }
 
 // g = -log(E).
@@ -92,18 +97,13 @@ GS_INLINE V bits_to_gumbel(lanes::UInt<V> b) {
 // exactly antisymmetric in s, always finite, |L| <= (n + 1) ln 2.
 template <class V>
 GS_INLINE V bits_to_logistic(lanes::UInt<V> b) {
-  using S = typename lanes::Traits<V>::Scalar;
-  using lanes::select;
-  using lanes::splat;
   lanes::Mask<V> upper;
   const V t = uniform_half<V>(b, upper);
-  V e_t, f_t;
+  V e_t, f_t, e_c, f_c;
   vmath::log_reduce(t, e_t, f_t);
-  const lanes::Mask<V> near_one = t <= one_minus_sqrt_half<S>();
-  const V e_c = select(near_one, splat<V>(S(0)), splat<V>(S(-1)));
-  const V f_c = select(near_one, -t, S(1) - S(2) * t);
+  reduce_one_minus(t, e_c, f_c);
   const V d = vmath::log_combine(e_t, f_t) - vmath::log_combine(e_c, f_c);
-  return select(upper, -d, d);
+  return lanes::select(upper, -d, d);
 }
 
 // Words per element of each dtype in the stream.
