@@ -196,10 +196,12 @@ py::object bernoulli_backward_impl(const py::array& grad_y, const py::array& y_s
 // (tau_step 0).  Returns one log-density per row, of the batch shape.
 template <class T>
 py::object concrete_impl(const py::array& y, const py::array& logits, const py::array& tau,
-                         int64_t tau_step, bool log_space, int axis) {
+                         const py::array& cst, int64_t tau_step, bool log_space, int axis) {
   auto yy = py::reinterpret_borrow<py::array_t<T>>(y);
   auto x = py::reinterpret_borrow<py::array_t<T>>(logits);
   auto t = py::reinterpret_borrow<py::array_t<T>>(tau);
+  auto c = py::reinterpret_borrow<py::array_t<T>>(cst);
+  const T* cp = c.data();
   py::array_t<T> out(batch_shape(y, axis));
   const RowSpec ysp = rowspec_of(yy, axis), xsp = rowspec_of(x, axis);
   const T* yp = yy.data();
@@ -208,7 +210,7 @@ py::object concrete_impl(const py::array& y, const py::array& logits, const py::
   T* op = out.mutable_data();
   {
     py::gil_scoped_release release;  // raw pointers only; arrays held by this frame
-    concrete_rows<T>(yp, ysp, xp, xsp, tp, tau_step, log_space, op);
+    concrete_rows<T>(yp, ysp, xp, xsp, tp, cp, tau_step, log_space, op);
   }
   return std::move(out);
 }
@@ -289,13 +291,14 @@ void bind_sampling(py::module_& m) {
       py::arg("out"));
   m.def(
       "concrete_log_prob",
-      [](const py::array& y, const py::array& logits, const py::array& tau, int64_t tau_step,
-         bool log_space, int axis) {
-        return is_double(y) ? concrete_impl<double>(y, logits, tau, tau_step, log_space, axis)
-                            : concrete_impl<float>(y, logits, tau, tau_step, log_space, axis);
+      [](const py::array& y, const py::array& logits, const py::array& tau,
+         const py::array& cst, int64_t tau_step, bool log_space, int axis) {
+        return is_double(y)
+                   ? concrete_impl<double>(y, logits, tau, cst, tau_step, log_space, axis)
+                   : concrete_impl<float>(y, logits, tau, cst, tau_step, log_space, axis);
       },
-      py::arg("y"), py::arg("logits"), py::arg("tau"), py::arg("tau_step"), py::arg("log_space"),
-      py::arg("axis"));
+      py::arg("y"), py::arg("logits"), py::arg("tau"), py::arg("cst"), py::arg("tau_step"),
+      py::arg("log_space"), py::arg("axis"));
   m.def(
       "relaxed_bernoulli",
       [](const py::array& logits, const py::array& inv_tau, bool hard, PhiloxState& rng,

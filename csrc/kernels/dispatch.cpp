@@ -147,8 +147,9 @@ GS_FORWARD_BOTH(bernoulli_backward_f32, bernoulli_backward_f64, GS_DECL,
 #undef GS_DECL
 #define GS_DECL(T)                                                                   \
   void concrete_rows<T>(const T* y, const RowSpec& ys, const T* x, const RowSpec& xs,   \
-                        const T* tau, int64_t tau_step, bool log_space, T* out)
-GS_FORWARD_BOTH(concrete_f32, concrete_f64, GS_DECL, (y, ys, x, xs, tau, tau_step, log_space, out))
+                        const T* tau, const T* cst, int64_t tau_step, bool log_space, T* out)
+GS_FORWARD_BOTH(concrete_f32, concrete_f64, GS_DECL,
+                (y, ys, x, xs, tau, cst, tau_step, log_space, out))
 #undef GS_DECL
 #undef GS_FORWARD_BOTH
 

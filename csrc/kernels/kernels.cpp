@@ -1257,15 +1257,19 @@ void bernoulli_rows(const BernoulliArgs<T>& a) {
       const int64_t gs = noise.fill(a.key, a.first_row, r0, n, len, Draw::logistic);
       using V = Vec<T>;
       constexpr int W = kW<T>;
-      // One row at a time on whole vectors: x and 1/tau gathered and padded (0 and 1),
-      // the noise read past the row's end (the next row's values: finite, never written).
-      alignas(64) T xb[kShortMax + W], tb[kShortMax + W], soft[kShortMax + W], hard[kShortMax + W];
-      for (int64_t c = len; c < kShortMax + W; ++c) xb[c] = T(0), tb[c] = T(1);
+      // One row at a time on whole vectors: x, 1/tau and the noise gathered and padded
+      // (0, 1 and 0; the padded lanes are never written out).
+      alignas(64) T xb[kShortMax + W], tb[kShortMax + W], g[kShortMax + W];
+      alignas(64) T soft[kShortMax + W], hard[kShortMax + W];
+      for (int64_t c = len; c < kShortMax + W; ++c) xb[c] = T(0), tb[c] = T(1), g[c] = T(0);
       for (int64_t i = 0; i < n; ++i) {
         const T* xr = a.x + a.xs.offset(r0 + i);
         const T* tr = a.inv_tau + a.ts.offset(r0 + i);
-        for (int64_t c = 0; c < len; ++c) xb[c] = xr[c * a.xs.step], tb[c] = tr[c * a.ts.step];
-        const T* g = noise.g + i * gs;
+        for (int64_t c = 0; c < len; ++c) {
+          xb[c] = xr[c * a.xs.step];
+          tb[c] = tr[c * a.ts.step];
+          g[c] = noise.g[i * gs + c];
+        }
         for (int64_t c = 0; c < len; c += W) {
           V sv, hv;
           bernoulli_element<V>(lanes::load<V>(xb + c), lanes::load<V>(g + c),
@@ -1344,6 +1348,25 @@ void bernoulli_backward_rows(const T* grad_y, const RowSpec& gs, const T* y_soft
 }
 
 // ----- Concrete log-density ------------------------------------------------------
+// log(y) for any y (user data): vmath::log takes positive normal numbers only, so
+// subnormals are scaled by 2^k first (k = 24 / 54, which makes them normal) and k ln 2
+// taken off after; 0 gives -inf, +inf gives +inf, negatives and NaN give NaN.
+template <class V>
+GS_INLINE V log_any(V y) {
+  using S = typename lanes::Traits<V>::Scalar;
+  using lanes::select;
+  using lanes::splat;
+  constexpr S kScale = sizeof(S) == 4 ? S(0x1p24) : S(0x1p54);
+  constexpr S kLogScale = sizeof(S) == 4 ? S(16.635532333438687) : S(37.42994775023705);
+  constexpr S inf = std::numeric_limits<S>::infinity();
+  const auto small = y < std::numeric_limits<S>::min();
+  V l = vmath::log(select(small, y * kScale, y));
+  l = select(small, l - kLogScale, l);
+  l = select(y == S(0), splat<V>(-inf), l);
+  l = select(y == inf, splat<V>(inf), l);
+  return select((y < S(0)) | (y != y), splat<V>(std::numeric_limits<S>::quiet_NaN()), l);
+}
+
 // Pass 1 over elements [begin, end) of a row: s = x - tau l (l = log y, or y), stored
 // contiguously in s_out (the row's element 0); the max of s; returns sum(s) and sets
 // sum_l, each in 16 partial sums (element c in partial (c - begin) % 16).
@@ -1352,7 +1375,7 @@ T concrete_pass1(const T* y, int64_t ystep, const T* x, int64_t xstep, T tau, bo
                  int64_t begin, int64_t end, T* s_out, T& max, T& sum_l) {
   T acc_s[kLanes] = {}, acc_l[kLanes] = {};
   auto one = [&](auto yv, auto xv, auto& ss, auto& ll, auto& mx) {
-    const auto l = log_space ? yv : vmath::log(yv);
+    const auto l = log_space ? yv : log_any(yv);
     const auto sv = xv - tau * l;
     ss = ss + sv;
     ll = ll + l;
@@ -1387,11 +1410,10 @@ T concrete_pass1(const T* y, int64_t ystep, const T* x, int64_t xstep, T tau, bo
 
 template <class T>
 void concrete_rows(const T* y, const RowSpec& ys, const T* x, const RowSpec& xs, const T* tau,
-                   int64_t tau_step, bool log_space, T* out) {
+                   const T* cst, int64_t tau_step, bool log_space, T* out) {
   const int64_t len = ys.len;
   const int nthreads = threads_for(ys.nrows, len);
   std::vector<T> scratch(static_cast<size_t>(nthreads) * static_cast<size_t>(len));
-  const T lgamma_k = static_cast<T>(std::lgamma(static_cast<double>(len)));
   for_rows(ys.nrows, nthreads, [&](int64_t r, int tid) {
     T* s = scratch.data() + static_cast<int64_t>(tid) * len;
     const T* yr = y + ys.offset(r);
@@ -1406,14 +1428,18 @@ void concrete_rows(const T* y, const RowSpec& ys, const T* x, const RowSpec& xs,
       sum_l = b == 0 ? sl : sum_l + sl;
       max = std::max(max, mx);
     }
-    // logsumexp(s) = max + log(sum(exp(s - max))); a max of +-inf (or NaN) leaves the
-    // sums to say what the result is (NaN or -inf), as NumPy's formula does.
-    const T shift = std::isfinite(max) ? max : T(0);
-    T sum_e = exp_sum<false>(s, 0, std::min(len, kSegment), shift, T(1));
+    // A +inf s (a zero y: the boundary of the simplex, where the density's limit depends
+    // on tau) or only -inf s has no value, like NumPy's formula's inf - inf: NaN.
+    if (!std::isfinite(max)) {
+      out[r] = std::numeric_limits<T>::quiet_NaN();
+      return;
+    }
+    // logsumexp(s) = max + log(sum(exp(s - max)))
+    T sum_e = exp_sum<false>(s, 0, std::min(len, kSegment), max, T(1));
     for (int64_t b = kSegment; b < len; b += kSegment)
-      sum_e = sum_e + exp_sum<false>(s, b, std::min(len, b + kSegment), shift, T(1));
-    const T lse = shift + vmath::log(sum_e);
-    T res = lgamma_k + T(len - 1) * vmath::log(t) + sum_s - T(len) * lse;
+      sum_e = sum_e + exp_sum<false>(s, b, std::min(len, b + kSegment), max, T(1));
+    const T lse = max + vmath::log(sum_e);
+    T res = cst[r * tau_step] + sum_s - T(len) * lse;
     if (!log_space) res = res - sum_l;
     out[r] = res;
   });

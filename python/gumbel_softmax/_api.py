@@ -174,7 +174,7 @@ def _as_float_array(a, name, half=False):
         low = arr.dtype
         if not arr.dtype.isnative:
             arr = arr.astype(arr.dtype.newbyteorder("="))
-        bits = np.ascontiguousarray(arr).view(np.uint16)
+        bits = np.ascontiguousarray(arr).view(np.uint16).reshape(arr.shape)  # 0-d stays 0-d
         arr = _core.half_to_float(bits, _is_bfloat16(low))
     else:
         extra = ", float16 or bfloat16" if half else ""
@@ -192,8 +192,8 @@ def _as_float_array(a, name, half=False):
 def _to_low(result, low, out):
     """A float32 result rounded to the half dtype `low` (into out when given), bit for
     bit as ``result.astype(low)`` but without NumPy's slow path for subnormals."""
-    bits = _core.float_to_half(np.ascontiguousarray(result, dtype=np.float32), _is_bfloat16(low))
-    h = bits.view(low)
+    src = np.ascontiguousarray(result, dtype=np.float32).reshape(np.shape(result))
+    h = _core.float_to_half(src, _is_bfloat16(low)).view(low).reshape(np.shape(result))
     if out is not None:
         np.copyto(out, h)
         return out
@@ -473,7 +473,8 @@ def top_k(logits, k, *, axis=-1, rng=None, mask=None):
     perturbed value (ties: lower index first), with the noise and rows of
     :func:`gumbel_softmax`.  The ordered draw follows the Plackett-Luce model: the
     first index has probability ``softmax(logits)``, each next one is drawn from the
-    remaining categories renormalised.  ``top_k(x, 1)`` equals ``categorical(x)``.
+    remaining categories renormalised.  ``top_k(x, 1)`` equals ``categorical(x)`` with
+    a length-1 ``axis`` added.
 
     Parameters
     ----------
@@ -501,6 +502,8 @@ def top_k(logits, k, *, axis=-1, rng=None, mask=None):
     ((3,), 3)
     """
     try:
+        if isinstance(k, (bool, np.bool_)):
+            raise TypeError
         k = operator.index(k)
     except TypeError:
         raise TypeError(f"k must be an integer, got {type(k).__name__}") from None
@@ -596,11 +599,19 @@ def _recompute_backward(grad_y, logits, tau, axis, out, rng, mask):
         )
     if isinstance(rng, Philox):
         rng = copy.copy(rng)  # reads the forward's rows, leaves the caller's rng as it is
-    g_shape = np.shape(grad_y)
-    if g_shape != np.shape(logits):
-        raise ValueError(f"logits must have the shape of grad_y {g_shape}, got {np.shape(logits)}")
+    g, glow = _as_float_array(grad_y, "grad_y", half=True)
     x, low, ax, _ = _sample_setup(logits, axis, None)
-    # the dtype of the stored-y_soft call: y_soft has logits' dtype
+    if g.shape != x.shape:
+        raise ValueError(f"logits must have the shape of grad_y {g.shape}, got {x.shape}")
+    # Everything the backward checks, before the forward draws from rng: a failing call
+    # consumes nothing.  y_soft will have logits' dtype (float32 for half logits).
+    dtype = np.result_type(g.dtype, x.dtype)
+    out_low = _half_result(glow, low)
+    _check_out(out, g.shape, out_low or dtype,
+               (("grad_y", grad_y if isinstance(grad_y, np.ndarray) else g),))
+    _row_taus(tau, x, ax)
+    if mask is not None:
+        _check_mask(mask, x.shape)
     y_soft = _forward(x, tau, False, False, ax, rng, None, False, mask)
     if low is not None:
         y_soft = _to_low(y_soft, low, None)
@@ -831,7 +842,7 @@ def concrete_log_prob(y, logits, tau=1.0, *, axis=-1, log_space=False):
     x = np.broadcast_to(x.astype(dtype, copy=False), shape)
     _check_row_length(yv, axis, "y")
     if _is_scalar_tau(tau):
-        taus, step = np.array([_check_tau(tau)], dtype=dtype), 0
+        t64, step = np.array([_check_tau(tau)]), 0
     else:
         arr = _tau_values(tau)
         if arr.ndim == len(shape) and arr.shape[axis] == 1:
@@ -841,10 +852,17 @@ def concrete_log_prob(y, logits, tau=1.0, *, axis=-1, log_space=False):
             arr = np.broadcast_to(arr, batch)
         except ValueError:
             raise ValueError(f"tau of shape {np.shape(tau)} does not broadcast to the batch shape {batch}") from None
-        taus, step = np.ascontiguousarray(arr, dtype=dtype).reshape(-1), 1
-        if taus.size == 0:
-            taus, step = np.ones(1, dtype=dtype), 0
-    res = _core.concrete_log_prob(yv, x, taus, step, bool(log_space), axis)
+        t64, step = np.ascontiguousarray(arr).reshape(-1), 1
+        if t64.size == 0:
+            t64, step = np.ones(1), 0
+    info = np.finfo(dtype)
+    if not np.all((t64 >= info.tiny) & (t64 <= info.max)):
+        raise ValueError(
+            f"tau must be a normal {dtype} number for {dtype} data (in [{info.tiny}, {info.max}])"
+        )
+    # lgamma(K) + (K - 1) log(tau) in float64, rounded once to the data's dtype
+    cst = (math.lgamma(K) + (K - 1) * np.log(t64)).astype(dtype)
+    res = _core.concrete_log_prob(yv, x, t64.astype(dtype), cst, step, bool(log_space), axis)
     # A half result only when both inputs are of that half type (float16 with float32
     # promotes to float32, as in NumPy).
     if ylow is not None and ylow == xlow:

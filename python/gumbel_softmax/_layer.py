@@ -139,11 +139,19 @@ def anneal_tau(step, tau0=1.0, rate=1e-4, min_tau=0.5, every=1):
         raise TypeError(f"every must be an integer, got {type(every).__name__}") from None
     if every < 1:
         raise ValueError(f"every must be >= 1, got {every}")
+    if isinstance(step, numbers.Integral) and not isinstance(step, (bool, np.bool_)):
+        step = operator.index(step)  # any Python int, exactly
+        if step < 0:
+            raise ValueError(f"step must be >= 0, got {step}")
+        return max(min_tau, tau0 * math.exp(-rate * float((step // every) * every)))
     s = np.asarray(step)
     if s.dtype.kind not in "iu":
         raise TypeError(f"step must be an integer or an integer array, got dtype {s.dtype}")
     if s.size and s.min() < 0:
         raise ValueError("step must be >= 0")
-    t = (s // every) * every
-    tau = np.maximum(min_tau, tau0 * np.exp(-rate * t.astype(np.float64)))
+    if every > np.iinfo(np.int64).max:  # larger than any step: the schedule never moves
+        t = np.zeros(s.shape)
+    else:
+        t = ((s // every) * every).astype(np.float64)
+    tau = np.maximum(min_tau, tau0 * np.exp(-rate * t))
     return float(tau) if tau.ndim == 0 else tau

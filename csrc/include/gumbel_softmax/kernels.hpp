@@ -118,12 +118,13 @@ void bernoulli_backward_rows(const T* grad_y, const RowSpec& gs, const T* y_soft
                              const RowSpec& ts);
 
 // The Concrete log-density of each row (see README): with l = log y (or y itself when
-// log_space) and s = x - tau l,  out[r] = lgamma(K) + (K-1) log tau + sum(s)
-// - K logsumexp(s) - (log_space ? 0 : sum(l)).  tau: one per row (tau_step 1) or one
-// for all (tau_step 0); out: one per row, contiguous.
+// log_space) and s = x - tau l,  out[r] = cst + sum(s) - K logsumexp(s)
+// - (log_space ? 0 : sum(l)), cst = lgamma(K) + (K-1) log tau (computed by the caller
+// in float64).  tau and cst: one per row (tau_step 1) or one for all (tau_step 0);
+// out: one per row, contiguous.
 template <class T>
 void concrete_rows(const T* y, const RowSpec& ys, const T* x, const RowSpec& xs,
-                   const T* tau, int64_t tau_step, bool log_space, T* out);
+                   const T* tau, const T* cst, int64_t tau_step, bool log_space, T* out);
 
 // float16 / bfloat16 (bits) <-> float32 for n contiguous elements (see half.hpp).
 void half_to_float(const uint16_t* src, float* dst, int64_t n, bool bf16);
@@ -162,9 +163,9 @@ struct KernelTable {
                                  const RowSpec&, double*, const RowSpec&, const double*,
                                  const RowSpec&) = nullptr;
   void (*concrete_f32)(const float*, const RowSpec&, const float*, const RowSpec&,
-                       const float*, int64_t, bool, float*) = nullptr;
+                       const float*, const float*, int64_t, bool, float*) = nullptr;
   void (*concrete_f64)(const double*, const RowSpec&, const double*, const RowSpec&,
-                       const double*, int64_t, bool, double*) = nullptr;
+                       const double*, const double*, int64_t, bool, double*) = nullptr;
   void (*half_to_float)(const uint16_t*, float*, int64_t, bool) = nullptr;
   void (*float_to_half)(const float*, uint16_t*, int64_t, bool) = nullptr;
   // Testing aid: turns the across-rows path for short rows on or off (default on).
