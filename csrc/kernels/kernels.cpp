@@ -1174,11 +1174,9 @@ void top_k_rows(const T* x, const RowSpec& xs, int64_t* out, int64_t k, PhiloxKe
   }
   // Scratch per thread, allocated before anything is written.
   const int nthreads = threads_for(xs.nrows, len);
-  const int64_t per_thread = len + (big_k ? len : 0);
   std::vector<T> vbuf(static_cast<size_t>(nthreads) * static_cast<size_t>(len));
   std::vector<int64_t> ibuf(big_k ? static_cast<size_t>(nthreads) * static_cast<size_t>(len) : 0);
   std::vector<Item> items(static_cast<size_t>(nthreads) * static_cast<size_t>(std::min(k, kInsertK)));
-  (void)per_thread;
   for_rows(xs.nrows, nthreads, [&](int64_t r, int tid) {
     T* v = vbuf.data() + static_cast<int64_t>(tid) * len;
     const RowStats<T> st = noisy_logits(x + xs.offset(r), xs.step, 0, len, key,

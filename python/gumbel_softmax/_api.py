@@ -105,24 +105,28 @@ def _inverse_tau(tau64, dtype):
     return inv.astype(dtype)
 
 
-def _row_taus(tau, x, axis):
-    """(scalar tau, None) or (1.0, 1/tau per row as a contiguous array of x's dtype).
-
-    An array tau broadcasts to the batch shape (x.shape without axis), or has x.ndim
-    dimensions with length 1 along axis (keepdims)."""
-    if _is_scalar_tau(tau):
-        return _check_tau(tau), None
+def _batch_taus(tau, shape, axis):
+    """An array tau as float64 values of the batch shape (shape without axis): it
+    broadcasts to that shape, or has len(shape) dimensions with length 1 along axis
+    (keepdims)."""
     arr = _tau_values(tau)
-    if arr.ndim == x.ndim and arr.shape[axis] == 1:
+    if arr.ndim == len(shape) and arr.shape[axis] == 1:
         arr = arr.squeeze(axis)
-    batch = x.shape[:axis] + x.shape[axis + 1 :]
+    batch = shape[:axis] + shape[axis + 1 :]
     try:
-        arr = np.broadcast_to(arr, batch)
+        return np.broadcast_to(arr, batch)
     except ValueError:
         raise ValueError(
             f"tau of shape {np.shape(tau)} does not broadcast to the batch shape {batch} "
-            f"(logits' shape without axis {axis})"
+            f"(the shape without axis {axis})"
         ) from None
+
+
+def _row_taus(tau, x, axis):
+    """(scalar tau, None) or (1.0, 1/tau per row as a contiguous array of x's dtype)."""
+    if _is_scalar_tau(tau):
+        return _check_tau(tau), None
+    arr = _batch_taus(tau, x.shape, axis)
     return 1.0, np.ascontiguousarray(_inverse_tau(arr, x.dtype)).reshape(-1)
 
 
@@ -781,8 +785,7 @@ def relaxed_bernoulli_backward(grad_y, y_soft, tau=1.0, *, out=None):
     if flat and (inv.flags.c_contiguous or not any(inv.strides)):
         view = (g.size,)
         res = _core.relaxed_bernoulli_backward(
-            g.reshape(view), s.reshape(view), np.broadcast_to(inv.reshape(-1)[:1], view)
-            if not any(inv.strides) else inv.reshape(view),
+            g.reshape(view), s.reshape(view), inv.reshape(view),  # a stride-0 view stays one
             None if out is None else out.reshape(view))
     else:
         res = _core.relaxed_bernoulli_backward(
@@ -844,15 +847,7 @@ def concrete_log_prob(y, logits, tau=1.0, *, axis=-1, log_space=False):
     if _is_scalar_tau(tau):
         t64, step = np.array([_check_tau(tau)]), 0
     else:
-        arr = _tau_values(tau)
-        if arr.ndim == len(shape) and arr.shape[axis] == 1:
-            arr = arr.squeeze(axis)
-        batch = shape[:axis] + shape[axis + 1 :]
-        try:
-            arr = np.broadcast_to(arr, batch)
-        except ValueError:
-            raise ValueError(f"tau of shape {np.shape(tau)} does not broadcast to the batch shape {batch}") from None
-        t64, step = np.ascontiguousarray(arr).reshape(-1), 1
+        t64, step = np.ascontiguousarray(_batch_taus(tau, shape, axis)).reshape(-1), 1
         if t64.size == 0:
             t64, step = np.ones(1), 0
     info = np.finfo(dtype)
