@@ -284,9 +284,8 @@ def serial_replay():
     """Replays run on one thread (results never depend on the thread count, so this
     also checks that; and it keeps the replay fast on a loaded machine, where every
     parallel call waits for a time slice).  Call the fixture's value to switch."""
-    n = gs.get_num_threads()
     yield lambda: gs.set_num_threads(1)
-    gs.set_num_threads(n)
+    gs.set_num_threads(0)  # follow OpenMP's setting again, as at import
 
 
 # --------------------------------------------------------------------------------------

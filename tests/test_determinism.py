@@ -114,18 +114,12 @@ def _run_child(tmp_path, nthreads):
 
 @pytest.fixture
 def restore_threads():
-    n = gs.get_num_threads()
     yield
-    gs.set_num_threads(n)
+    gs.set_num_threads(0)  # follow OpenMP's setting again, as at import
 
 
 def _have_openmp():
-    n = gs.get_num_threads()
-    try:
-        gs.set_num_threads(2)
-        return gs.get_num_threads() == 2
-    finally:
-        gs.set_num_threads(n)
+    return gs._core.have_openmp
 
 
 def test_omp_num_threads_1_vs_2_bitwise(tmp_path):

@@ -19,6 +19,7 @@ PYBIND11_MODULE(_core, m) {
   gumbel_softmax::bind_math(m);
   m.def("get_num_threads", &gumbel_softmax::max_threads);
   m.def("set_num_threads", &gumbel_softmax::set_max_threads, py::arg("n"));
+  m.def("_last_team_size", &gumbel_softmax::last_team_size);
   m.attr("have_openmp") = gumbel_softmax::have_openmp();
   m.def("cpu_target", [] { return std::string(gumbel_softmax::cpu_target()); });
   m.def("cpu_targets", &gumbel_softmax::cpu_targets);

@@ -86,6 +86,7 @@ const Active& active() {
 // Process-wide thread count set by set_max_threads; 0 follows OpenMP's own setting
 // (OMP_NUM_THREADS, threadpoolctl) of the calling thread.
 std::atomic<int> g_num_threads{0};
+std::atomic<int> g_last_team{0};
 
 }  // namespace
 
@@ -197,6 +198,9 @@ int max_threads() {
   return 1;
 #endif
 }
+
+void note_team_size(int n) { g_last_team.store(n, std::memory_order_relaxed); }
+int last_team_size() { return g_last_team.load(std::memory_order_relaxed); }
 
 void set_max_threads(int n) { g_num_threads.store(n > 0 ? n : 0, std::memory_order_relaxed); }
 

@@ -73,12 +73,17 @@ template <class Body>
 void for_rows(int64_t nrows, int nthreads, Body&& body) {
 #ifdef GUMBEL_SOFTMAX_HAVE_OPENMP
   if (nthreads > 1) {
-#pragma omp parallel for num_threads(nthreads) schedule(static)
-    for (int64_t r = 0; r < nrows; ++r) body(r, omp_get_thread_num());
+#pragma omp parallel num_threads(nthreads)
+    {
+      if (omp_get_thread_num() == 0) note_team_size(omp_get_num_threads());
+#pragma omp for schedule(static)
+      for (int64_t r = 0; r < nrows; ++r) body(r, omp_get_thread_num());
+    }
     return;
   }
 #endif
   (void)nthreads;
+  note_team_size(1);
   for (int64_t r = 0; r < nrows; ++r) body(r, 0);
 }
 

@@ -196,5 +196,9 @@ void philox_blocks(const uint32_t* counters, int64_t n, PhiloxKey key, uint32_t*
 int max_threads();
 void set_max_threads(int n);
 bool have_openmp();
+// The number of threads that ran the last parallel-or-serial loop over rows (for tests
+// of the thread controls: what a call really used, not what was asked for).
+void note_team_size(int n);
+int last_team_size();
 
 }  // namespace gumbel_softmax
