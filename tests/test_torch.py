@@ -359,3 +359,11 @@ def test_a_failed_call_draws_nothing():
     with pytest.raises(ValueError):
         gumbel_softmax(torch.zeros(2, 3, device="meta"), generator=rng)
     assert rng.counter == 0
+
+
+def test_double_backward_raises_instead_of_a_wrong_answer():
+    x = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    y = gumbel_softmax(x, 0.5, generator=1)
+    (g,) = torch.autograd.grad((y * y).sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="differentiate twice"):
+        g.sum().backward()

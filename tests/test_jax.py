@@ -1,0 +1,367 @@
+"""gumbel_softmax.jax: the NumPy kernels behind jax.pure_callback and jax.custom_vjp.
+
+Samples are compared bit for bit with the NumPy API (the forward *is* that call).  The
+gradients of ``sum(w * y)`` are compared bit for bit with ``gs.gumbel_softmax_backward``
+too: the cotangent reaching our backward is exactly ``w`` (``w * 1.0``) and the backward
+is that very NumPy call on the same ``y_soft``.  The tau gradient (our own formula) is
+checked by central finite differences in float64.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+jax = pytest.importorskip("jax", reason="JAX is not installed: pip install 'gumbel-softmax[jax]'")
+import jax.numpy as jnp  # noqa: E402
+
+import gumbel_softmax as gs  # noqa: E402
+import gumbel_softmax.jax as gsj  # noqa: E402
+
+
+@pytest.fixture
+def x64():
+    """float64 in JAX for one test; the previous setting comes back afterwards."""
+    with jax.enable_x64(True):
+        yield
+
+
+def _normal(shape, dtype=np.float32, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+def _ref(x, tau, seed, hard=False, axis=-1):
+    return gs.gumbel_softmax(np.asarray(x), tau, hard=hard, axis=axis, rng=gs.Philox(seed))
+
+
+def _ref_grad(w, x, tau, seed, hard=False, axis=-1):
+    """The NumPy API's gradient of sum(w * y): the soft one, also for hard=True."""
+    _, y_soft = gs.gumbel_softmax(np.asarray(x), tau, hard=hard, axis=axis,
+                                  rng=gs.Philox(seed), return_soft=True)
+    return gs.gumbel_softmax_backward(np.asarray(w), y_soft, tau, axis=axis)
+
+
+def _same_bits(a, b):
+    a, b = np.asarray(a), np.asarray(b)
+    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+_jit = jax.jit(gsj.gumbel_softmax, static_argnames=("hard", "axis"))
+
+
+# ---------------------------------------------------------------------------------------
+# Import
+
+
+def _run_python(code):
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_import_gumbel_softmax_does_not_import_jax():
+    r = _run_python("import sys, gumbel_softmax; print('jax' in sys.modules)")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "False"
+
+
+def test_missing_jax_gives_clear_import_error():
+    code = (
+        "import sys; sys.modules['jax'] = None\n"
+        "try:\n"
+        "    import gumbel_softmax.jax\n"
+        "except ImportError as e:\n"
+        "    print(e)\n"
+    )
+    r = _run_python(code)
+    assert r.returncode == 0, r.stderr
+    assert "gumbel_softmax.jax needs JAX: pip install 'gumbel-softmax[jax]'" in r.stdout
+
+
+# ---------------------------------------------------------------------------------------
+# Forward: bitwise the NumPy API
+
+
+@pytest.mark.parametrize("shape,axis", [((7,), -1), ((5, 9), -1), ((5, 9), 0),
+                                        ((3, 4, 6), 1), ((2, 3, 33), -1), ((64, 10), -1)])
+@pytest.mark.parametrize("hard", [False, True])
+def test_forward_bitwise_eager_and_jit(shape, axis, hard):
+    x = _normal(shape, seed=len(shape))
+    for tau in (0.5, 1.0, 2.3):
+        ref = _ref(x, tau, 1234, hard, axis)
+        assert _same_bits(gsj.gumbel_softmax(1234, x, tau, hard=hard, axis=axis), ref)
+        # tau closed over: a constant, its exact float64 value
+        f = jax.jit(lambda k, x: gsj.gumbel_softmax(k, x, tau, hard=hard, axis=axis))
+        assert _same_bits(f(1234, x), ref)
+        # tau a jit argument: traced, float32 without x64
+        ref32 = _ref(x, np.float32(tau), 1234, hard, axis)
+        assert _same_bits(_jit(1234, x, tau, hard=hard, axis=axis), ref32)
+
+
+@pytest.mark.parametrize("seed", [0, 42, 2**31 + 5, 2**32 - 1])
+def test_int_seed_prngkey_and_typed_key_agree(seed):
+    x = _normal((6, 11))
+    ref = _ref(x, 0.7, seed)
+    assert gsj.seed_of(jax.random.PRNGKey(seed)) == seed
+    assert gsj.seed_of(jax.random.key(seed)) == seed
+    for key in (seed, np.uint64(seed), jax.random.PRNGKey(seed), jax.random.key(seed),
+                np.asarray(jax.random.PRNGKey(seed))):
+        assert _same_bits(gsj.gumbel_softmax(key, x, 0.7), ref)
+    f = jax.jit(lambda k, x: gsj.gumbel_softmax(k, x, 0.7))
+    for key in (jax.random.PRNGKey(seed), jax.random.key(seed)):
+        assert _same_bits(f(key, x), ref)  # a traced key
+    # an int passed through jit is a traced int32 (JAX refuses ints >= 2**31 there);
+    # as a static argument any seed works
+    if seed < 2**31:
+        assert _same_bits(f(seed, x), ref)
+    g = jax.jit(lambda x, k: gsj.gumbel_softmax(k, x, 0.7), static_argnums=1)
+    assert _same_bits(g(x, seed), ref)
+
+
+def test_jax_threefry_seeding_layout():
+    """The key mapping rests on this: PRNGKey(s) stores (s >> 32, s & 0xffffffff)."""
+    assert np.asarray(jax.random.PRNGKey(42)).tolist() == [0, 42]
+    assert np.asarray(jax.random.key_data(jax.random.key(42))).tolist() == [0, 42]
+
+
+def test_64_bit_seeds(x64):
+    seed = 2**40 + 7
+    x = _normal((4, 5))
+    ref = _ref(x, 0.5, seed)
+    for key in (seed, jax.random.PRNGKey(seed), jax.random.key(seed)):
+        assert _same_bits(gsj.gumbel_softmax(key, x, 0.5), ref)
+    top = 2**64 - 1
+    assert _same_bits(gsj.gumbel_softmax(top, x, 0.5), _ref(x, 0.5, top))
+    assert gsj.seed_of(np.array([0xFFFFFFFF, 0xFFFFFFFF], np.uint32)) == top
+
+
+def test_traced_seed_and_key_under_jit():
+    x = _normal((3, 8))
+
+    @jax.jit
+    def f(k, x):
+        return gsj.gumbel_softmax(k, x, 0.5, hard=True)
+
+    assert _same_bits(f(17, x), _ref(x, 0.5, 17, hard=True))  # a traced int32 scalar
+    assert _same_bits(f(jax.random.PRNGKey(17), x), _ref(x, 0.5, 17, hard=True))
+    assert _same_bits(f(jax.random.key(17), x), _ref(x, 0.5, 17, hard=True))
+
+
+def test_traced_tau_is_used_at_its_dtype():
+    x = _normal((4, 9))
+    f = jax.jit(lambda t: gsj.gumbel_softmax(5, x, t))
+    assert _same_bits(f(0.3), _ref(x, np.float32(0.3), 5))  # float32 without x64
+    # a concrete JAX scalar is its exact value, eagerly
+    assert _same_bits(gsj.gumbel_softmax(5, x, jnp.float32(0.3)), _ref(x, np.float32(0.3), 5))
+    assert _same_bits(gsj.gumbel_softmax(5, x, 0.3), _ref(x, 0.3, 5))
+
+
+# ---------------------------------------------------------------------------------------
+# Gradients
+
+
+@pytest.mark.parametrize("shape,axis", [((5, 9), -1), ((5, 9), 0), ((2, 3, 4), 1)])
+@pytest.mark.parametrize("hard", [False, True])
+def test_grad_bitwise_equals_numpy_backward(shape, axis, hard):
+    x, w = _normal(shape, seed=1), _normal(shape, seed=2)
+
+    def loss(x):
+        return (w * gsj.gumbel_softmax(9, x, 0.6, hard=hard, axis=axis)).sum()
+
+    ref = _ref_grad(w, x, 0.6, 9, hard, axis)
+    assert _same_bits(jax.grad(loss)(x), ref)
+    assert _same_bits(jax.jit(jax.grad(loss))(x), ref)
+    # the value of the loss comes from the same sample
+    value, _ = jax.value_and_grad(loss)(x)
+    assert np.isclose(float(value), float((w * _ref(x, 0.6, 9, hard, axis)).sum()), rtol=1e-5)
+
+
+def test_straight_through_gradient_is_the_soft_gradient():
+    x, w = _normal((6, 7), seed=3), _normal((6, 7), seed=4)
+
+    def grads(hard):
+        def loss(x, t):
+            return (w * gsj.gumbel_softmax(jax.random.PRNGKey(2), x, t, hard=hard)).sum()
+        return jax.jit(jax.grad(loss, argnums=(0, 1)))(x, 0.8)
+
+    (gx_h, gt_h), (gx_s, gt_s) = grads(True), grads(False)
+    assert _same_bits(gx_h, gx_s)
+    assert _same_bits(gt_h, gt_s)
+
+
+@pytest.mark.parametrize("shape,axis", [((4, 6), -1), ((3, 5, 2), 1), ((8,), 0)])
+@pytest.mark.parametrize("tau", [0.3, 1.0, 2.5])
+def test_grad_matches_finite_differences_float64(x64, shape, axis, tau):
+    x, w = _normal(shape, np.float64, 5), _normal(shape, np.float64, 6)
+
+    def loss(x, t):
+        return (w * gsj.gumbel_softmax(11, x, t, axis=axis)).sum()
+
+    gx, gt = jax.grad(loss, argnums=(0, 1))(jnp.asarray(x), jnp.asarray(tau))
+    assert gx.dtype == jnp.float64 and gt.dtype == jnp.float64
+
+    def num(x, t):  # the same fixed draw, through the NumPy API
+        return float((w * _ref(x, t, 11, axis=axis)).sum())
+
+    h = 1e-6
+    fd_tau = (num(x, tau + h) - num(x, tau - h)) / (2 * h)
+    fd_x = np.zeros_like(x)
+    for i in np.ndindex(shape):
+        e = np.zeros_like(x)
+        e[i] = h
+        fd_x[i] = (num(x + e, tau) - num(x - e, tau)) / (2 * h)
+    np.testing.assert_allclose(float(gt), fd_tau, rtol=1e-7, atol=1e-8)
+    np.testing.assert_allclose(np.asarray(gx), fd_x, rtol=1e-7, atol=1e-8)
+
+
+def test_tau_gradient_with_masked_category(x64):
+    """-inf logits: y_soft == 0 there, and they add 0 (not NaN) to the tau gradient."""
+    x = np.array([[0.0, -np.inf, 1.0, 2.0], [-np.inf, 0.5, 0.0, -1.0]])
+    w = np.array([[1.0, 2.0, -1.0, 0.5], [0.3, -0.2, 1.0, 2.0]])
+    gx, gt = jax.grad(lambda x, t: (w * gsj.gumbel_softmax(1, x, t)).sum(),
+                      argnums=(0, 1))(jnp.asarray(x), jnp.asarray(0.5))
+    assert np.isfinite(float(gt)) and np.all(np.asarray(gx)[np.isinf(x)] == 0)
+    h = 1e-6
+    fd = (float((w * _ref(x, 0.5 + h, 1)).sum()) - float((w * _ref(x, 0.5 - h, 1)).sum())) / (2 * h)
+    np.testing.assert_allclose(float(gt), fd, rtol=1e-7)
+
+
+def test_no_gradient_for_a_concrete_tau_and_the_key():
+    x = _normal((3, 4))
+    g = jax.grad(lambda x: gsj.gumbel_softmax(jax.random.key(1), x, 2.0)[:, 0].sum())(x)
+    assert g.shape == x.shape and g.dtype == jnp.float32
+
+
+# ---------------------------------------------------------------------------------------
+# vmap
+
+
+def test_vmap_over_keys_and_seeds_equals_separate_calls():
+    x = _normal((4, 10))
+    keys = jax.random.split(jax.random.PRNGKey(0), 3)
+    typed = jax.random.split(jax.random.key(0), 3)
+    seeds = jnp.arange(3)
+    f = jax.jit(jax.vmap(lambda k: gsj.gumbel_softmax(k, x, 0.5, hard=True)))
+    for batch in (keys, typed):
+        out = f(batch)
+        for i in range(3):
+            assert _same_bits(out[i], gsj.gumbel_softmax(batch[i], x, 0.5, hard=True))
+    out = f(seeds)
+    for i in range(3):
+        assert _same_bits(out[i], _ref(x, 0.5, i, hard=True))
+
+
+def test_vmap_over_logits_and_grad():
+    xs, w = _normal((3, 4, 6)), _normal((4, 6), seed=1)
+    out = jax.vmap(lambda x: gsj.gumbel_softmax(8, x, 0.9))(xs)
+    for i in range(3):
+        assert _same_bits(out[i], _ref(xs[i], 0.9, 8))  # one key: each element as a call
+
+    def loss(k, x, t):
+        return (w * gsj.gumbel_softmax(k, x, t)).sum()
+
+    keys = jnp.arange(3)
+    taus = jnp.array([0.5, 1.0, 2.0])
+    gx, gt = jax.jit(jax.vmap(jax.grad(loss, argnums=(1, 2))))(keys, xs, taus)
+    for i in range(3):
+        gxi, gti = jax.grad(loss, argnums=(1, 2))(i, xs[i], taus[i])
+        assert _same_bits(gx[i], gxi) and _same_bits(gt[i], gti)
+        assert _same_bits(gx[i], _ref_grad(w, xs[i], float(taus[i]), i))
+
+
+# ---------------------------------------------------------------------------------------
+# dtypes
+
+
+def test_float64(x64):
+    x, w = _normal((5, 6), np.float64), _normal((5, 6), np.float64, 1)
+    y = _jit(3, x, 0.4, hard=True)
+    assert y.dtype == jnp.float64 and _same_bits(y, _ref(x, 0.4, 3, True))
+    g = jax.grad(lambda x: (w * gsj.gumbel_softmax(3, x, 0.4)).sum())(x)
+    assert _same_bits(g, _ref_grad(w, x, 0.4, 3))
+
+
+def test_float64_input_without_x64_is_float32():
+    x = _normal((3, 4), np.float64)
+    y = gsj.gumbel_softmax(0, x)
+    assert y.dtype == jnp.float32 and _same_bits(y, _ref(x.astype(np.float32), 1.0, 0))
+
+
+@pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16])
+@pytest.mark.parametrize("hard", [False, True])
+def test_half_dtypes(dtype, hard):
+    x = jnp.asarray(_normal((5, 7)), dtype)
+    w = jnp.asarray(_normal((5, 7), seed=1), dtype)
+    y = _jit(3, x, 0.5, hard=hard)
+    assert y.dtype == dtype and _same_bits(y, _ref(x, 0.5, 3, hard))
+
+    def loss(x, t):
+        return (w * gsj.gumbel_softmax(3, x, t, hard=hard)).sum()
+
+    gx, gt = jax.jit(jax.grad(loss, argnums=(0, 1)))(x, jnp.asarray(0.5, dtype))
+    assert gx.dtype == dtype and gt.dtype == dtype
+    assert _same_bits(gx, _ref_grad(w, x, 0.5, 3, hard))
+    assert np.isfinite(float(gt))
+
+
+# ---------------------------------------------------------------------------------------
+# Errors
+
+
+@pytest.mark.parametrize("tau,exc", [(0.0, ValueError), (-1.0, ValueError),
+                                     (float("inf"), ValueError), (float("nan"), ValueError),
+                                     ("a", TypeError), (True, TypeError),
+                                     (np.ones(2), ValueError), (1 + 2j, TypeError)])
+def test_bad_tau(tau, exc):
+    with pytest.raises(exc, match="tau"):
+        gsj.gumbel_softmax(0, np.zeros((2, 3), np.float32), tau)
+
+
+def test_bad_traced_tau_raises_from_the_callback():
+    f = jax.jit(lambda t: gsj.gumbel_softmax(0, jnp.zeros((2, 3)), t))
+    with pytest.raises(jax.errors.JaxRuntimeError, match="tau must be positive and finite"):
+        f(-1.0).block_until_ready()
+
+
+@pytest.mark.parametrize("key,exc", [
+    (jax.random.key(0, impl="rbg"), ValueError),           # 4-word key data
+    (jnp.zeros(4, jnp.uint32), ValueError),
+    (jnp.zeros((3, 2), jnp.uint32), ValueError),           # a batch outside vmap
+    (jax.random.split(jax.random.key(0), 2), ValueError),
+    (np.array([0, 1], np.int64), TypeError),
+    (-1, ValueError), (2**64, ValueError), (np.int64(-5), ValueError),
+    (0.5, TypeError), (True, TypeError), ("seed", TypeError),
+    (jnp.zeros(2, jnp.float32), TypeError),
+])
+def test_bad_key(key, exc):
+    with pytest.raises(exc, match="key_or_seed"):
+        gsj.gumbel_softmax(key, np.zeros((2, 3), np.float32))
+
+
+def test_negative_traced_seed_raises_from_the_callback():
+    f = jax.jit(lambda s: gsj.gumbel_softmax(s, jnp.zeros((2, 3))))
+    with pytest.raises(jax.errors.JaxRuntimeError, match="key_or_seed"):
+        f(-3).block_until_ready()
+
+
+@pytest.mark.parametrize("logits", [np.arange(6).reshape(2, 3), np.ones(3, bool),
+                                    jnp.ones((2, 3), jnp.int32), np.ones(3, np.complex64)])
+def test_non_float_logits(logits):
+    with pytest.raises(TypeError, match="logits"):
+        gsj.gumbel_softmax(0, logits)
+
+
+def test_bad_shapes_and_axis():
+    x = np.zeros((2, 3), np.float32)
+    with pytest.raises(ValueError, match="axis 2"):
+        gsj.gumbel_softmax(0, x, axis=2)
+    with pytest.raises(TypeError, match="axis"):
+        gsj.gumbel_softmax(0, x, axis=1.0)
+    with pytest.raises(ValueError, match="0-d"):
+        gsj.gumbel_softmax(0, np.float32(1.0))
+    with pytest.raises(ValueError, match="length 0"):
+        gsj.gumbel_softmax(0, np.zeros((2, 0), np.float32))
+    with pytest.raises(TypeError, match="hard"):
+        jax.jit(lambda h: gsj.gumbel_softmax(0, x, hard=h))(True)
