@@ -622,7 +622,9 @@ def _recompute_backward(grad_y, logits, tau, axis, out, rng, mask):
     return gumbel_softmax_backward(grad_y, y_soft, tau, axis=ax, out=out)
 
 
-def _noise(shape, dtype, rng, out, logistic):
+def _noise_args(shape, dtype):
+    """Checks of gumbel()/logistic()'s shape and dtype: (shape tuple, dtype, half dtype
+    or None).  Shared with gumbel_softmax.dask."""
     try:
         shape = (operator.index(shape),)
     except TypeError:
@@ -636,8 +638,6 @@ def _noise(shape, dtype, rng, out, logistic):
         raise ValueError(f"shape must not have negative dimensions, got {shape}")
     if shape[-1] > _MAX_ROW:
         raise ValueError(f"shape rows have {shape[-1]} elements; at most 2**31 - 1 are supported")
-    if dtype is None:
-        dtype = out.dtype if isinstance(out, np.ndarray) else np.float32
     try:
         dtype = np.dtype(dtype)
     except TypeError:
@@ -645,6 +645,13 @@ def _noise(shape, dtype, rng, out, logistic):
     low = dtype if _is_half(dtype) else None
     if dtype.type not in _FLOAT_TYPES and low is None:
         raise TypeError(f"dtype must be float32 or float64 (or float16, bfloat16), got {dtype}")
+    return shape, dtype, low
+
+
+def _noise(shape, dtype, rng, out, logistic):
+    if dtype is None:
+        dtype = out.dtype if isinstance(out, np.ndarray) else np.float32
+    shape, dtype, low = _noise_args(shape, dtype)
     out = _check_out(out, shape, dtype)  # a byte-swapped out raises
     rng = _as_rng(rng)
     if low is not None:

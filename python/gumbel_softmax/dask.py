@@ -480,27 +480,7 @@ def relaxed_bernoulli(logits, tau=1.0, *, hard=False, rng=None, return_soft=Fals
 
 
 def _noise(shape, chunks, dtype, rng, logistic):
-    try:
-        shape = (operator.index(shape),)
-    except TypeError:
-        try:
-            shape = tuple(operator.index(n) for n in shape)
-        except TypeError:
-            raise TypeError(f"shape must be an int or a tuple of ints, got {shape!r}") from None
-    if len(shape) == 0:
-        raise ValueError("shape must have at least one dimension")
-    if any(n < 0 for n in shape):
-        raise ValueError(f"shape must not have negative dimensions, got {shape}")
-    if shape[-1] > _api._MAX_ROW:
-        raise ValueError(f"shape rows have {shape[-1]} elements; at most 2**31 - 1 are supported")
-    if dtype is None:
-        dtype = np.float32
-    try:
-        dtype = np.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from None
-    if dtype.type not in _api._FLOAT_TYPES and not _api._is_half(dtype):
-        raise TypeError(f"dtype must be float32 or float64 (or float16, bfloat16), got {dtype}")
+    shape, dtype, _ = _api._noise_args(shape, np.float32 if dtype is None else dtype)
     if isinstance(chunks, str):
         chunks = (chunks,) * (len(shape) - 1) + (-1,)
     chunks = da.core.normalize_chunks(chunks, shape, dtype=dtype)

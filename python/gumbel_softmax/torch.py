@@ -111,19 +111,19 @@ def _tau_arg(tau):
     return _api._check_tau(tau), None
 
 
-def _tau_grad(grad_logits, y_soft, tau_t, dim, ndim):
+def _tau_grad(grad_logits, y_soft, tau_shape, tau_dtype, dim):
     """d loss / d tau for each tau element: -sum(grad_logits * log(y_soft)) over a row
     (s = logits + g = tau * log(y_soft) + const per row, and grad_logits sums to 0)."""
     with np.errstate(divide="ignore"):
         term = np.where(y_soft > 0, grad_logits * np.log(np.where(y_soft > 0, y_soft, 1)), 0)
     rows = _torch.from_numpy(-term.sum(axis=dim, keepdims=True, dtype=np.float64))
-    if tau_t.dim() == 0:
+    if len(tau_shape) == 0:
         g = rows.sum()
-    elif tau_t.dim() == ndim and tau_t.shape[dim] == 1:
-        g = rows.sum_to_size(tau_t.shape)
+    elif len(tau_shape) == y_soft.ndim and tau_shape[dim] == 1:
+        g = rows.sum_to_size(tau_shape)
     else:
-        g = rows.squeeze(dim).sum_to_size(tau_t.shape)
-    return g.to(tau_t.dtype)
+        g = rows.squeeze(dim).sum_to_size(tau_shape)
+    return g.to(tau_dtype)
 
 
 class _GumbelSoftmax(_torch.autograd.Function):
@@ -155,8 +155,7 @@ class _GumbelSoftmax(_torch.autograd.Function):
         grad = _api.gumbel_softmax_backward(g, y_soft, ctx.tau, axis=ctx.dim)
         grad_tau = None
         if ctx.needs_input_grad[1]:
-            tau_t = _torch.empty(ctx.tau_t_info[0], dtype=ctx.tau_t_info[1])
-            grad_tau = _tau_grad(grad, y_soft, tau_t, ctx.dim, y_soft.ndim)
+            grad_tau = _tau_grad(grad, y_soft, *ctx.tau_t_info, ctx.dim)
         grad_logits = _torch.from_numpy(grad) if ctx.needs_input_grad[0] else None
         return grad_logits, grad_tau, None, None, None, None
 
