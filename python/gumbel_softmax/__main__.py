@@ -2,7 +2,9 @@
 
 Shows samples and the sample mean at several temperatures next to softmax(logits)
 (the temperature experiment of Jang et al. 2016, Figure 1, as a text table), then times
-our forward pass against the same computation composed from NumPy operations.
+our forward pass against the same computation composed from NumPy operations (and
+PyTorch's ``F.gumbel_softmax`` and a jitted JAX composition when those are installed).
+``--plot out.png`` draws the figure (matplotlib); ``bench`` runs the benchmark suite.
 """
 
 from __future__ import annotations
@@ -29,17 +31,71 @@ def _fmt(row):
     return " ".join(f"{v:5.3f}" for v in row)
 
 
-def temperature_table(n_draws=100_000, taus=(0.1, 0.5, 1.0, 5.0), seed=0):
-    """Lines of text: one sample and the sample mean per tau, next to softmax(logits)."""
+TAUS = (0.1, 0.5, 1.0, 5.0)
+
+
+def temperature_samples(n_draws=100_000, taus=TAUS, seed=0):
+    """{tau: (n_draws, 5) float32 samples} on the demo logits, from one Philox stream."""
     logits = np.log(DEMO_PROBS).astype(np.float32)
-    lines = [f"{'':>22}{'categories':^34}", f"{'softmax(logits)':>22}  {_fmt(_softmax(logits))}"]
     rng = gs.Philox(seed)
     batch = np.broadcast_to(logits, (n_draws, logits.size))
-    for tau in taus:
-        y = gs.gumbel_softmax(batch, tau=tau, rng=rng)
+    return {tau: gs.gumbel_softmax(batch, tau=tau, rng=rng) for tau in taus}
+
+
+def plot_temperatures(path, n_draws=100_000, taus=TAUS, seed=0):
+    """Jang et al. Figure 1 for the demo logits: the expected sample (top row, next to
+    softmax(logits)) and the density of each category's sample value (bottom row)."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise SystemExit("--plot needs matplotlib: pip install 'gumbel-softmax[plot]'") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    samples = temperature_samples(n_draws, taus, seed)
+    k = DEMO_PROBS.size
+    cats = np.arange(1, k + 1)
+    colors = plt.get_cmap("viridis")(np.linspace(0.1, 0.9, k))
+    fig, axes = plt.subplots(2, len(taus) + 1, figsize=(3.0 * (len(taus) + 1), 5.5),
+                             constrained_layout=True)
+    axes[0, 0].bar(cats, DEMO_PROBS, color=colors)
+    axes[0, 0].set_title("softmax(logits)")
+    axes[1, 0].axis("off")
+    axes[1, 0].text(0.0, 0.5, f"{n_draws:,} samples per tau\n"
+                    f"y = softmax((logits + g) / tau)\n"
+                    f"g ~ Gumbel(0, 1), gs.Philox({seed})", va="center", fontsize=9)
+    bins = np.linspace(0.0, 1.0, 41)
+    for j, tau in enumerate(taus, start=1):
+        y = samples[tau]
+        axes[0, j].bar(cats, y.mean(axis=0), color=colors)
+        axes[0, j].set_title(f"E[y], tau = {tau:g}")
+        for c in range(k):
+            axes[1, j].hist(y[:, c], bins=bins, density=True, histtype="step",
+                            color=colors[c], label=f"y[{c + 1}]")
+        axes[1, j].set_yscale("log")
+        axes[1, j].set_title(f"density of y[i], tau = {tau:g}")
+        axes[1, j].set_xlabel("sample value")
+    for ax in axes[0]:
+        ax.set_ylim(0, 1)
+        ax.set_xticks(cats)
+        ax.set_xlabel("category")
+    axes[1, 1].legend(fontsize=7)
+    fig.suptitle("Gumbel-Softmax samples at several temperatures (cf. Jang et al. 2016, Fig. 1)")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def temperature_table(n_draws=100_000, taus=TAUS, seed=0):
+    """Lines of text: one sample and the sample mean per tau, next to softmax(logits),
+    then the frequencies of hard one-hot draws (the rows after those of the taus)."""
+    logits = np.log(DEMO_PROBS).astype(np.float32)
+    lines = [f"{'':>22}{'categories':^34}", f"{'softmax(logits)':>22}  {_fmt(_softmax(logits))}"]
+    for tau, y in temperature_samples(n_draws, taus, seed).items():
         lines.append(f"{'tau = %g  one sample' % tau:>22}  {_fmt(y[0])}")
         lines.append(f"{'mean of %d' % n_draws:>22}  {_fmt(y.mean(axis=0))}")
-    hard = gs.gumbel_softmax(batch, hard=True, rng=rng)
+    batch = np.broadcast_to(logits, (n_draws, logits.size))
+    hard = gs.gumbel_softmax(batch, hard=True, rng=gs.Philox(seed, counter=len(taus) * n_draws))
     lines.append(f"{'hard one-hot freq.':>22}  {_fmt(hard.mean(axis=0))}")
     return lines
 
@@ -47,6 +103,29 @@ def temperature_table(n_draws=100_000, taus=(0.1, 0.5, 1.0, 5.0), seed=0):
 def _numpy_gumbel_softmax(x, tau, gen):
     g = gen.gumbel(size=x.shape).astype(x.dtype, copy=False)
     return _softmax((x + g) / tau)
+
+
+def _jax_candidate(x):
+    """A jitted JAX composition with a fresh key per call, or None without JAX."""
+    try:
+        import jax
+    except ImportError:
+        return None
+
+    @jax.jit
+    def sample(key, x):
+        key, sub = jax.random.split(key)
+        g = jax.random.gumbel(sub, x.shape, x.dtype)
+        return key, jax.nn.softmax((x + g) / 0.5, axis=-1)
+
+    state = {"key": jax.random.PRNGKey(1)}
+    xj = jax.numpy.asarray(x)
+
+    def call():
+        state["key"], y = sample(state["key"], xj)
+        y.block_until_ready()
+
+    return call
 
 
 def _median_time(fn, repeats):
@@ -74,6 +153,9 @@ def timing_lines(shape=(1024, 1000), repeats=7, progress=True):
         candidates.append(("torch F.gumbel_softmax", lambda: F.gumbel_softmax(xt, tau=0.5)))
     except ImportError:
         pass
+    jax_fn = _jax_candidate(x)
+    if jax_fn is not None:
+        candidates.append(("JAX jit(softmax(x + gumbel))", jax_fn))
     results = []
     for i, (name, fn) in enumerate(candidates):
         if progress:
@@ -96,8 +178,14 @@ def main(argv=None):
         prog="python -m gumbel_softmax",
         description="Demo of gumbel_softmax: samples at several temperatures on built-in "
         "logits (Jang et al. 2016, Figure 1, as a table), then a quick timing of the "
-        "forward pass against the NumPy composition (and PyTorch when installed). "
-        "`bench` runs the benchmark suite instead.",
+        "forward pass against the NumPy composition (and PyTorch and JAX when installed), "
+        "in well under 30 seconds. `bench` runs the benchmark suite instead.",
+        epilog="examples:\n"
+        "  python -m gumbel_softmax                    the demo\n"
+        "  python -m gumbel_softmax --plot tau.png     also draw the figure (needs matplotlib)\n"
+        "  python -m gumbel_softmax bench --quick      a short benchmark run\n"
+        "  python -m gumbel_softmax bench --help       the benchmark's options",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("command", nargs="?", default="demo", choices=["demo", "bench"],
                         help="demo (default) or bench: the benchmark suite against NumPy, "
@@ -105,6 +193,9 @@ def main(argv=None):
     parser.add_argument("--draws", type=int, default=100_000,
                         help="samples per temperature for the table (default 100000)")
     parser.add_argument("--no-timing", action="store_true", help="skip the timing")
+    parser.add_argument("--plot", metavar="OUT.png",
+                        help="also draw the temperature figure (expected sample and sample "
+                        "densities per tau) to this file; needs matplotlib")
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["bench"]:
         from . import _bench
@@ -118,6 +209,8 @@ def main(argv=None):
         print(line)
     print("Small tau: samples are near one-hot and their mean matches softmax(logits);")
     print("large tau: samples are near uniform.\n")
+    if args.plot:
+        print(f"figure written to {plot_temperatures(args.plot, args.draws)}\n")
     if not args.no_timing:
         for line in timing_lines():
             print(line)
