@@ -417,7 +417,15 @@ def log_gumbel_softmax(logits, tau=1.0, *, axis=-1, rng=None, out=None, mask=Non
     a small ``tau`` makes the sample itself underflow to 0 (TensorFlow Probability's
     ``ExpRelaxedOneHotCategorical``).  ``-inf`` where the logit is ``-inf`` or masked.
 
-    Parameters are those of :func:`gumbel_softmax` (no ``hard``, no ``return_soft``).
+    Parameters
+    ----------
+    logits, tau, axis, rng, out, mask
+        As for :func:`gumbel_softmax` (there is no ``hard`` or ``return_soft``).
+
+    Returns
+    -------
+    ndarray
+        ``log(y)`` of ``logits``' shape and dtype.
 
     Examples
     --------
@@ -675,7 +683,14 @@ def gumbel(shape, *, dtype=None, rng=None, out=None):
         Default: ``out.dtype`` when ``out`` is given, else float32.  float16 and
         bfloat16 give the float32 noise rounded.
     rng : None, int, Philox or numpy.random.Generator
+        A ``Philox`` advances by the number of rows.
     out : ndarray, optional
+        Destination, of ``shape``; writable.
+
+    Returns
+    -------
+    ndarray
+        Of ``shape`` and ``dtype`` (``out`` itself when given).
 
     Examples
     --------
@@ -693,7 +708,17 @@ def logistic(shape, *, dtype=None, rng=None, out=None):
     The same words as :func:`gumbel` (element ``c`` of a row uses word ``c``, or words
     ``2c`` and ``2c + 1`` for float64); what :func:`relaxed_bernoulli` adds.  Always
     finite, ``|L| <= 22.9`` (float32) or ``45.1`` (float64), and exactly antisymmetric
-    in the top bit.  Parameters as for :func:`gumbel`.
+    in the top bit.
+
+    Parameters
+    ----------
+    shape, dtype, rng, out
+        As for :func:`gumbel`.
+
+    Returns
+    -------
+    ndarray
+        Of ``shape`` and ``dtype`` (``out`` itself when given).
 
     Examples
     --------
@@ -728,13 +753,20 @@ def relaxed_bernoulli(logits, tau=1.0, *, hard=False, rng=None, out=None, return
     hard, rng, out, return_soft
         As for :func:`gumbel_softmax`.
 
+    Returns
+    -------
+    y : ndarray
+        Of ``logits``' shape; or ``(y, y_soft)`` when ``return_soft``.
+
     Examples
     --------
     >>> import numpy as np, gumbel_softmax as gs
-    >>> y = gs.relaxed_bernoulli(np.zeros((2, 3)), tau=0.5, rng=4)
+    >>> x = np.array([-1.0, 0.0, 2.0])
+    >>> y = gs.relaxed_bernoulli(x, tau=0.5, rng=4)
     >>> bool(((y > 0) & (y < 1)).all())
     True
-    >>> sorted(set(gs.relaxed_bernoulli(np.zeros(8), hard=True, rng=4).tolist())) in ([0.0, 1.0], [0.0], [1.0])
+    >>> hard = gs.relaxed_bernoulli(x, hard=True, rng=4)  # the same noise, thresholded
+    >>> bool((hard == (x + gs.logistic(x.shape, dtype=x.dtype, rng=4) > 0)).all())
     True
     """
     x, low = _as_float_array(logits, "logits", half=True)
@@ -764,8 +796,24 @@ def relaxed_bernoulli_backward(grad_y, y_soft, tau=1.0, *, out=None):
     """Gradient of a relaxed Bernoulli sample: ``grad_y * y_soft * (1 - y_soft) / tau``.
 
     Also the straight-through gradient of ``hard=True`` samples (pass the soft sample
-    from ``return_soft=True``).  ``tau`` as in the forward call; ``out`` may be
-    ``grad_y`` or ``y_soft``.
+    from ``return_soft=True``).
+
+    Parameters
+    ----------
+    grad_y : array_like
+        Gradient of the loss with respect to the sample.
+    y_soft : array_like
+        The relaxed sample, of ``grad_y``'s shape.
+    tau : float or array_like
+        As in the forward call.
+    out : ndarray, optional
+        Destination; may be ``grad_y`` or ``y_soft``.
+
+    Returns
+    -------
+    ndarray
+        The gradient with respect to ``logits``; dtypes as for
+        :func:`gumbel_softmax_backward`.
 
     Examples
     --------
@@ -917,6 +965,10 @@ def cpu_target():
     Chosen once per process from CPUID; ``GUMBEL_SOFTMAX_TARGET`` forces one (an
     unsupported choice warns and falls back).  Every target gives identical bits.
 
+    Returns
+    -------
+    str
+
     Examples
     --------
     >>> import gumbel_softmax as gs
@@ -929,6 +981,10 @@ def cpu_target():
 def cpu_targets():
     """The targets compiled into this build that this CPU supports, best last.
 
+    Returns
+    -------
+    list of str
+
     Examples
     --------
     >>> import gumbel_softmax as gs
@@ -940,6 +996,10 @@ def cpu_targets():
 
 def get_num_threads():
     """Threads the kernels use for large calls (1 without OpenMP).
+
+    Returns
+    -------
+    int
 
     Examples
     --------
@@ -954,6 +1014,11 @@ def set_num_threads(n):
     """Use ``n`` threads for large calls in the whole process; ``0`` or ``None`` follows
     OpenMP's setting (``OMP_NUM_THREADS``, ``threadpoolctl``) again.  Results never
     depend on the thread count.
+
+    Parameters
+    ----------
+    n : int or None
+        Threads, ``>= 0``; ``0`` or ``None`` resets.
 
     Examples
     --------
