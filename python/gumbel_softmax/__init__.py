@@ -6,6 +6,20 @@
 (2, 5)
 """
 
+import os as _os
+
+# GNU OpenMP (libgomp) reads GOMP_SPINCOUNT once, when the library loads, which is when
+# _core is imported (the wheel bundles its own copy).  Its default lets an idle worker
+# spin for about 300,000 iterations after each parallel call; interleaved with NumPy's
+# multithreaded BLAS on a machine with few cores, the spinning workers of both take the
+# cores from each other and a training step of small calls runs 10-100x slower (README,
+# "Threads and SIMD targets").  1000 iterations keep back-to-back calls of ours as fast
+# and let the cores go between calls.  A user's OMP_WAIT_POLICY or GOMP_SPINCOUNT wins,
+# and the variable is removed again, so that other libraries' runtimes are unaffected.
+_SPIN_ENV = "GOMP_SPINCOUNT"
+_set_spin = not ({_SPIN_ENV, "OMP_WAIT_POLICY"} & set(_os.environ))
+if _set_spin:
+    _os.environ[_SPIN_ENV] = "1000"
 try:
     from . import _core  # noqa: F401
 except ImportError as exc:  # pragma: no cover - only without a built extension
@@ -13,6 +27,9 @@ except ImportError as exc:  # pragma: no cover - only without a built extension
         "gumbel_softmax._core could not be imported: was the extension built? "
         "Install the package with `pip install .` from the source tree."
     ) from exc
+finally:
+    if _set_spin:
+        del _os.environ[_SPIN_ENV]
 
 from ._api import (
     Philox,
