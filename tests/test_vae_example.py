@@ -81,21 +81,27 @@ def test_two_epochs_reduce_the_loss(vae, data, one_thread, hard):
 # Gradients against central finite differences (float64, fixed noise)
 
 
-def _check_entries(name, param, grad, f, rng, n_random=4, h=1e-6):
+def _central_difference(param, i, f, h=1e-6):
+    """(f(p + h e_i) - f(p - h e_i)) / 2h for flat entry i of param (perturbed in place
+    and restored)."""
+    flat = param.reshape(-1)
+    old = flat[i]
+    flat[i] = old + h
+    up = f()
+    flat[i] = old - h
+    down = f()
+    flat[i] = old
+    return (up - down) / (2 * h)
+
+
+def _check_entries(name, param, grad, f, rng, n_random=4):
     """Compare ``grad`` with central differences of ``f`` at the entry of the largest
-    ``|grad|`` and ``n_random`` random entries of ``param`` (perturbed in place and
-    restored)."""
-    flat, gflat = param.reshape(-1), grad.reshape(-1)
-    picks = [int(np.argmax(np.abs(gflat)))] + rng.choice(flat.size, n_random).tolist()
+    ``|grad|`` and ``n_random`` random entries of ``param``."""
+    gflat = grad.reshape(-1)
+    picks = [int(np.argmax(np.abs(gflat)))] + rng.choice(gflat.size, n_random).tolist()
     assert abs(gflat[picks[0]]) > 1e-3, name  # a gradient worth checking
     for i in picks:
-        old = flat[i]
-        flat[i] = old + h
-        up = f()
-        flat[i] = old - h
-        down = f()
-        flat[i] = old
-        fd = (up - down) / (2 * h)
+        fd = _central_difference(param, i, f)
         assert gflat[i] == pytest.approx(fd, rel=1e-4, abs=1e-6), (name, i)
 
 
@@ -182,14 +188,8 @@ def test_hard_gradient_is_straight_through(vae, data):
     kl_grad = (h1.T @ d_logits.reshape(len(x), -1)).reshape(-1)
     i = int(np.argmax(np.abs(grads["W2"].reshape(-1) - kl_grad)))
     assert abs(grads["W2"].reshape(-1)[i] - kl_grad[i]) > 1e-3  # straight-through differs
-    flat, h = params["W2"].reshape(-1), 1e-6
-    old = flat[i]
-    flat[i] = old + h
-    up = true_loss()
-    flat[i] = old - h
-    down = true_loss()
-    flat[i] = old
-    assert (up - down) / (2 * h) == pytest.approx(kl_grad[i], rel=1e-4, abs=1e-6)
+    fd = _central_difference(params["W2"], i, true_loss)
+    assert fd == pytest.approx(kl_grad[i], rel=1e-4, abs=1e-6)
 
 
 # --------------------------------------------------------------------------------------
