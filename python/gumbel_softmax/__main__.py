@@ -176,10 +176,10 @@ def timing_lines(shape=(1024, 1000), repeats=7, progress=True):
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m gumbel_softmax",
-        description="Demo of gumbel_softmax: samples at several temperatures on built-in "
-        "logits (Jang et al. 2016, Figure 1, as a table), then a quick timing of the "
-        "forward pass against the NumPy composition (and PyTorch and JAX when installed), "
-        "in well under 30 seconds. `bench` runs the benchmark suite instead.",
+        description="Demo of gumbel_softmax: samples at several temperatures on built-in\n"
+        "logits (Jang et al. 2016, Figure 1, as a table), then a quick timing of the\n"
+        "forward pass against the NumPy composition (and PyTorch and JAX when\n"
+        "installed), in well under 30 seconds. `bench` runs the benchmark suite instead.",
         epilog="examples:\n"
         "  python -m gumbel_softmax                    the demo\n"
         "  python -m gumbel_softmax --plot tau.png     also draw the figure (needs matplotlib)\n"
