@@ -10,6 +10,7 @@ missing.
 
 import doctest
 import importlib
+import importlib.util
 import re
 from pathlib import Path
 
