@@ -109,6 +109,18 @@ if grep -q "LeakSanitizer has encountered a fatal error" "$log" &&
   status=0
   run_suite "$log" "$@" || status=$?
 fi
+# If the tracer crashes again after another clean run, the leak scan is inconclusive:
+# said loudly, but not a failure (ASan and UBSan checked every test; a leak report, a
+# failed test or any other error still fails).  Seen on 2026-12-04 in three runs out
+# of four; under investigation (README, "Reliability checks").
+if grep -q "LeakSanitizer has encountered a fatal error" "$log" &&
+   ! grep -qE "runtime error:|ERROR: (AddressSanitizer|LeakSanitizer)" "$log" &&
+   grep -qE "^=+ [0-9]+ passed.* in [0-9.]+s" "$log" &&
+   ! grep -qE "^=+ .*[0-9]+ (failed|error)" "$log"; then
+  echo "sanitize.sh: WARNING: LeakSanitizer's tracer crashed at exit again; the exit-time" \
+       "leak scan is inconclusive (ASan and UBSan: no report, every test passed)" >&2
+  exit 0
+fi
 if grep -qE "runtime error:|ERROR: (AddressSanitizer|LeakSanitizer)" "$log" ||
    grep -q "LeakSanitizer has encountered a fatal error" "$log"; then
   echo "sanitize.sh: sanitizer report(s) above (also in $log)" >&2
