@@ -91,6 +91,15 @@ run_suite() {  # run_suite LOG [pytest arguments]: the suite under the sanitizer
     "$py" -m pytest -s -p no:cacheprovider "$@" 2>&1 | tee "$log"
 }
 
+# tracer_crash_only LOG: the suite passed with no sanitizer report, and LeakSanitizer's
+# tracer crashed at exit (below).
+tracer_crash_only() {
+  grep -q "LeakSanitizer has encountered a fatal error" "$1" &&
+    ! grep -qE "runtime error:|ERROR: (AddressSanitizer|LeakSanitizer)" "$1" &&
+    grep -qE "^=+ [0-9]+ passed.* in [0-9.]+s" "$1" &&
+    ! grep -qE "^=+ .*[0-9]+ (failed|error)" "$1"
+}
+
 log=$build_dir/pytest.log
 status=0
 run_suite "$log" "$@" || status=$?
@@ -99,10 +108,7 @@ run_suite "$log" "$@" || status=$?
 # a failure of the tool, seen once in CI after a clean run of the whole suite, not a
 # report.  Then, and only when nothing else went wrong (the suite passed, no sanitizer
 # report), the whole run is repeated once, leak check included; its result stands.
-if grep -q "LeakSanitizer has encountered a fatal error" "$log" &&
-   ! grep -qE "runtime error:|ERROR: (AddressSanitizer|LeakSanitizer)" "$log" &&
-   grep -qE "^=+ [0-9]+ passed.* in [0-9.]+s" "$log" &&
-   ! grep -qE "^=+ .*[0-9]+ (failed|error)" "$log"; then
+if tracer_crash_only "$log"; then
   echo "sanitize.sh: LeakSanitizer's tracer crashed at exit (a tool failure, no report);" \
        "running the suite once more" >&2
   log=$build_dir/pytest-retry.log
@@ -113,10 +119,7 @@ fi
 # said loudly, but not a failure (ASan and UBSan checked every test; a leak report, a
 # failed test or any other error still fails).  Seen on 2026-12-04 in three runs out
 # of four; under investigation (README, "Reliability checks").
-if grep -q "LeakSanitizer has encountered a fatal error" "$log" &&
-   ! grep -qE "runtime error:|ERROR: (AddressSanitizer|LeakSanitizer)" "$log" &&
-   grep -qE "^=+ [0-9]+ passed.* in [0-9.]+s" "$log" &&
-   ! grep -qE "^=+ .*[0-9]+ (failed|error)" "$log"; then
+if tracer_crash_only "$log"; then
   echo "sanitize.sh: WARNING: LeakSanitizer's tracer crashed at exit again; the exit-time" \
        "leak scan is inconclusive (ASan and UBSan: no report, every test passed)" >&2
   exit 0

@@ -574,12 +574,7 @@ def gumbel_softmax_backward(
     >>> bool((gs.gumbel_softmax_backward(g, logits=x, rng=5) == gs.gumbel_softmax_backward(g, ys)).all())
     True
     """
-    if (y_soft is None) == (logits is None):
-        raise ValueError(
-            "give y_soft (the forward's relaxed sample), or logits and rng to recompute it, "
-            "but not both" if y_soft is not None else
-            "give y_soft (the forward's relaxed sample), or logits and rng to recompute it"
-        )
+    _check_backward_inputs(y_soft, logits)
     if y_soft is None:
         return _recompute_backward(grad_y, logits, tau, axis, out, rng, mask)
     if mask is not None or rng is not None:
@@ -602,6 +597,16 @@ def gumbel_softmax_backward(
         return _to_low(_core.gumbel_softmax_backward(g, s, tau, inv_taus, axis, None), low, out)
     out = _check_out(out, g.shape, dtype, (("grad_y", g), ("y_soft", s)))
     return _core.gumbel_softmax_backward(g, s, tau, inv_taus, axis, out)
+
+
+def _check_backward_inputs(y_soft, logits):
+    """Exactly one of y_soft and logits (shared with gumbel_softmax.dask)."""
+    if (y_soft is None) == (logits is None):
+        raise ValueError(
+            "give y_soft (the forward's relaxed sample), or logits and rng to recompute it, "
+            "but not both" if y_soft is not None else
+            "give y_soft (the forward's relaxed sample), or logits and rng to recompute it"
+        )
 
 
 def _recompute_backward(grad_y, logits, tau, axis, out, rng, mask):

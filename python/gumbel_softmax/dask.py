@@ -520,12 +520,7 @@ def gumbel_softmax_backward(grad_y, y_soft=None, tau=1.0, *, axis=-1, logits=Non
     a ``Philox`` is not advanced).  ``tau`` may be one per row as in the forward.  The
     two inputs are rechunked to one chunk along ``axis`` and to common batch chunks.
     """
-    if (y_soft is None) == (logits is None):
-        raise ValueError(
-            "give y_soft (the forward's relaxed sample), or logits and rng to recompute it, "
-            "but not both" if y_soft is not None else
-            "give y_soft (the forward's relaxed sample), or logits and rng to recompute it"
-        )
+    _api._check_backward_inputs(y_soft, logits)
     if y_soft is None:
         if rng is None:
             raise ValueError(
