@@ -690,3 +690,179 @@ def test_rows_longer_than_2_31_minus_1_are_rejected():
     with pytest.raises(ValueError, match="shape"):
         gs.gumbel((1, n), rng=rng)
     assert rng.counter == 0
+
+
+# --------------------------------------------------------------------------------------
+# Odd but legal-looking arguments (issue "trust": each names its argument, out untouched)
+# --------------------------------------------------------------------------------------
+AXIS_ERROR = getattr(getattr(np, "exceptions", np), "AxisError")
+HUGE_INT = 10**400  # a real number, but not a float64
+
+
+def _with_out(make):
+    """make(out) for a float64 out of _logits()' shape, pre-filled; returns (call, out)."""
+    out = _filled((6, 5))
+    return (lambda: make(out)), out
+
+
+TAU_TAKERS = {
+    "gumbel_softmax": lambda tau, out: gs.gumbel_softmax(_logits(), tau, rng=0, out=out),
+    "log_gumbel_softmax": lambda tau, out: gs.log_gumbel_softmax(_logits(), tau, rng=0, out=out),
+    "backward": lambda tau, out: gs.gumbel_softmax_backward(_logits(seed=1), _logits(seed=2), tau, out=out),
+    "recompute": lambda tau, out: gs.gumbel_softmax_backward(_logits(seed=1), tau=tau, logits=_logits(), rng=0, out=out),
+    "relaxed_bernoulli": lambda tau, out: gs.relaxed_bernoulli(_logits(), tau, rng=0, out=out),
+    "relaxed_bernoulli_backward": lambda tau, out: gs.relaxed_bernoulli_backward(_logits(seed=1), _logits(seed=2), tau, out=out),
+    "concrete_log_prob": lambda tau, out: gs.concrete_log_prob(np.full((6, 5), 0.2), _logits(), tau),
+    "GumbelSoftmax": lambda tau, out: gs.GumbelSoftmax(tau=tau),
+}
+
+
+@pytest.mark.parametrize("fn", sorted(TAU_TAKERS))
+@pytest.mark.parametrize("tau", [HUGE_INT, -HUGE_INT, [1.0, 2.0, HUGE_INT, 1.0, 1.0, 1.0]], ids=["big", "-big", "list"])
+def test_tau_too_large_for_a_float_names_tau(fn, tau):
+    if isinstance(tau, list) and fn.startswith("relaxed"):
+        tau = [tau[2]] * 5  # broadcasts against the last axis
+    call, out = _with_out(lambda o: TAU_TAKERS[fn](tau, o))
+    rng = None
+    assert_rejected((ValueError, TypeError), "tau", call, guard=[out], rng=rng)
+
+
+@pytest.mark.parametrize("arg", ["tau0", "min_tau", "rate"])
+def test_anneal_tau_huge_ints(arg):
+    with pytest.raises(ValueError, match=arg):
+        gs.anneal_tau(10, **{arg: HUGE_INT})
+    # a huge step is a step: the schedule has reached its floor
+    assert gs.anneal_tau(HUGE_INT, rate=1e-4, min_tau=0.25) == 0.25
+    assert gs.anneal_tau(HUGE_INT, rate=0.0, tau0=2.0, min_tau=0.25) == 2.0
+
+
+AXIS_TAKERS = {
+    "gumbel_softmax": lambda ax, out: gs.gumbel_softmax(_logits(), axis=ax, rng=0, out=out),
+    "log_gumbel_softmax": lambda ax, out: gs.log_gumbel_softmax(_logits(), axis=ax, rng=0, out=out),
+    "categorical": lambda ax, out: gs.categorical(_logits(), axis=ax, rng=0),
+    "top_k": lambda ax, out: gs.top_k(_logits(), 1, axis=ax, rng=0),
+    "backward": lambda ax, out: gs.gumbel_softmax_backward(_logits(seed=1), _logits(seed=2), axis=ax, out=out),
+    "recompute": lambda ax, out: gs.gumbel_softmax_backward(_logits(seed=1), logits=_logits(), axis=ax, rng=0, out=out),
+    "concrete_log_prob": lambda ax, out: gs.concrete_log_prob(np.full((6, 5), 0.2), _logits(), axis=ax),
+    "GumbelSoftmax": lambda ax, out: gs.GumbelSoftmax(axis=ax).forward(_logits()),
+}
+
+
+@pytest.mark.parametrize("fn", sorted(AXIS_TAKERS))
+@pytest.mark.parametrize("axis", [2**63, -(2**63) - 1, np.uint64(2**64 - 1), 2**100, 2, -3],
+                         ids=["2**63", "-2**63-1", "uint64max", "2**100", "2", "-3"])
+def test_axis_out_of_range_is_an_axis_error(fn, axis):
+    call, out = _with_out(lambda o: AXIS_TAKERS[fn](axis, o))
+    assert_rejected(AXIS_ERROR, "axis", call, guard=[out])
+
+
+@pytest.mark.parametrize("fn", sorted(AXIS_TAKERS))
+@pytest.mark.parametrize("axis", [True, False, np.bool_(True), 1.0, "1"], ids=repr)
+def test_axis_must_be_an_integer_not_a_bool(fn, axis):
+    call, out = _with_out(lambda o: AXIS_TAKERS[fn](axis, o))
+    assert_rejected(TypeError, "axis", call, guard=[out])
+
+
+FLAG_TAKERS = {
+    ("gumbel_softmax", "hard"): lambda v, out: gs.gumbel_softmax(_logits(), hard=v, rng=0, out=out),
+    ("gumbel_softmax", "return_soft"): lambda v, out: gs.gumbel_softmax(_logits(), return_soft=v, rng=0, out=out),
+    ("relaxed_bernoulli", "hard"): lambda v, out: gs.relaxed_bernoulli(_logits(), hard=v, rng=0, out=out),
+    ("relaxed_bernoulli", "return_soft"): lambda v, out: gs.relaxed_bernoulli(_logits(), return_soft=v, rng=0, out=out),
+    ("concrete_log_prob", "log_space"): lambda v, out: gs.concrete_log_prob(np.full((6, 5), 0.2), _logits(), log_space=v),
+    ("GumbelSoftmax", "hard"): lambda v, out: gs.GumbelSoftmax(hard=v),
+    ("GumbelSoftmax", "recompute"): lambda v, out: gs.GumbelSoftmax(recompute=v),
+}
+
+
+@pytest.mark.parametrize("fn,flag", sorted(FLAG_TAKERS), ids=lambda p: str(p))
+@pytest.mark.parametrize("value", ["no", "", 1, 0, None, 1.0, np.array([1, 0]), [True]], ids=repr)
+def test_flags_must_be_bools(fn, flag, value):
+    """Any truthy object used to count as True ('no' drew a one-hot)."""
+    call, out = _with_out(lambda o: FLAG_TAKERS[(fn, flag)](value, o))
+    rng = gs.Philox(0)
+    assert_rejected(TypeError, flag, call, guard=[out], rng=rng)
+
+
+def test_numpy_bools_are_bools():
+    x = _logits()
+    assert (gs.gumbel_softmax(x, hard=np.bool_(True), rng=3) == gs.gumbel_softmax(x, hard=True, rng=3)).all()
+
+
+ARRAY_TAKERS = {
+    "logits": lambda a: gs.gumbel_softmax(a, rng=0),
+    "mask": lambda a: gs.gumbel_softmax(_logits(), rng=0, mask=a),
+    "tau": lambda a: gs.gumbel_softmax(_logits(), a, rng=0),
+    "grad_y": lambda a: gs.gumbel_softmax_backward(a, _logits()),
+    "y_soft": lambda a: gs.gumbel_softmax_backward(_logits(), a),
+    "y": lambda a: gs.concrete_log_prob(a, _logits()),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ARRAY_TAKERS))
+def test_ragged_lists_name_the_argument(name):
+    with pytest.raises(ValueError, match=name):
+        ARRAY_TAKERS[name]([[1.0, 2.0], [3.0]])
+
+
+@pytest.mark.parametrize("name", sorted(ARRAY_TAKERS))
+def test_masked_arrays_are_rejected(name):
+    """np.ma's mask used to be dropped silently."""
+    base = np.ones((6, 5), bool) if name == "mask" else np.full((6, 5), 0.5)
+    if name == "tau":
+        base = np.ones(6)
+    with pytest.raises(TypeError, match=f"{name} is a numpy.ma.MaskedArray"):
+        ARRAY_TAKERS[name](np.ma.array(base, mask=np.zeros(base.shape, bool)))
+
+
+def test_masked_array_out_is_rejected():
+    out = np.ma.array(_filled((6, 5)))
+    with pytest.raises(TypeError, match="out"):
+        gs.gumbel_softmax(_logits(), rng=0, out=out)
+
+
+@pytest.mark.parametrize("ndim", [33, 40, 64])
+def test_mask_with_many_dimensions_names_mask(ndim):
+    with pytest.raises(ValueError, match="mask"):
+        gs.gumbel_softmax(_logits(), rng=0, mask=np.ones((1,) * ndim, bool))
+
+
+@pytest.mark.parametrize("fn", ["gumbel", "logistic"])
+@pytest.mark.parametrize("shape", [(2**40, 2**30), (2**64, 2), (2**62, 2, 2)], ids=str)
+def test_noise_shape_too_large_names_shape(fn, shape):
+    rng = gs.Philox(1)
+    assert_rejected(ValueError, "shape", lambda: getattr(gs, fn)(shape, rng=rng), rng=rng)
+
+
+@pytest.mark.parametrize("call", [
+    lambda big: gs.relaxed_bernoulli(big, rng=0),
+    lambda big: gs.relaxed_bernoulli_backward(big, big),
+], ids=["relaxed_bernoulli", "relaxed_bernoulli_backward"])
+def test_relaxed_bernoulli_rows_over_the_limit(call):
+    """Rows of more than 2**31 - 1 elements, as every other function rejects."""
+    big = np.broadcast_to(np.float32(0.5), (2**31,))
+    with pytest.raises(ValueError, match="2\\*\\*31 - 1"):
+        call(big)
+
+
+def test_thread_count_has_a_maximum():
+    limit = gs._core.thread_limit()
+    assert limit >= 4
+    before = gs.get_num_threads()
+    for n in (limit + 1, 5000, 2**63, 2**100):
+        with pytest.raises(ValueError, match="n must be at most"):
+            gs.set_num_threads(n)
+    with pytest.raises(TypeError, match="n must be an integer"):
+        gs.set_num_threads(True)
+    assert gs.get_num_threads() == before
+    gs.set_num_threads(limit)
+    try:
+        assert gs.get_num_threads() == (limit if gs._core.have_openmp else 1)
+    finally:
+        gs.set_num_threads(0)
+
+
+@pytest.mark.parametrize("kw", [dict(tau=0), dict(tau=-1.0), dict(tau=np.array([1.0, -1.0])),
+                                dict(tau="1"), dict(axis=1.5)], ids=repr)
+def test_layer_checks_its_arguments_when_made(kw):
+    with pytest.raises((ValueError, TypeError), match=next(iter(kw))):
+        gs.GumbelSoftmax(**kw)

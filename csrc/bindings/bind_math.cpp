@@ -8,6 +8,7 @@
 #include <cstring>
 #include <string>
 
+#include "common.hpp"
 #include "gumbel_softmax/kernels.hpp"
 
 namespace gumbel_softmax {
@@ -28,10 +29,7 @@ py::array_t<T> eval(int which, py::array_t<T, py::array::c_style | py::array::fo
   const T* in = x.data();
   T* o = out.mutable_data();
   const int64_t n = static_cast<int64_t>(x.size());
-  {
-    py::gil_scoped_release release;  // raw pointers only; arrays held by this frame
-    eval_primitive(which, in, o, n);
-  }
+  run_kernel([&] { eval_primitive(which, in, o, n); });
   return out;
 }
 

@@ -51,7 +51,8 @@ uint64_t os_entropy_seed() {
 }
 
 template <class T>
-py::array noise_impl(const std::vector<int64_t>& shape, Noise kind, PhiloxState& rng, py::object out) {
+py::array noise_impl(const std::vector<int64_t>& shape, Noise kind, const py::object& rng,
+                     py::object out) {
   py::array_t<T> result;
   if (out.is_none()) {
     result = py::array_t<T>(shape);
@@ -60,15 +61,9 @@ py::array noise_impl(const std::vector<int64_t>& shape, Noise kind, PhiloxState&
   }
   const int nd = static_cast<int>(shape.size());
   const RowSpec spec = rowspec_of(result, nd - 1);
-  const uint64_t first = reserve_rows(rng, spec.nrows);
   T* data = result.mutable_data();
-  const PhiloxKey key = rng.key();
-  {
-    // Safe without the GIL: the kernel sees raw pointers only, and `result` (held by
-    // this frame) keeps the buffer alive.
-    py::gil_scoped_release release;
-    noise_rows<T>(data, spec, kind, key, first);
-  }
+  const Rows rows = take_rows(rng, spec.nrows);  // last: a failed call takes none
+  run_kernel([&] { noise_rows<T>(data, spec, kind, rows.key, rows.first); });
   return std::move(result);
 }
 
@@ -141,17 +136,14 @@ void bind_random(py::module_& m) {
         const int64_t n = static_cast<int64_t>(counters.size() / 4);
         const uint32_t* c = counters.data();
         uint32_t* o = out.mutable_data();
-        {
-          py::gil_scoped_release release;  // raw pointers only; both arrays held above
-          philox_blocks(c, n, PhiloxKey{k0, k1}, o);
-        }
+        run_kernel([&] { philox_blocks(c, n, PhiloxKey{k0, k1}, o); });
         return out;
       },
       py::arg("counters"), py::arg("k0"), py::arg("k1"));
 
   m.def(
       "noise",
-      [](std::vector<int64_t> shape, bool is_double, bool logistic, PhiloxState& rng,
+      [](std::vector<int64_t> shape, bool is_double, bool logistic, const py::object& rng,
          py::object out) {
         const Noise kind = logistic ? Noise::logistic : Noise::gumbel;
         return is_double ? noise_impl<double>(shape, kind, rng, out)

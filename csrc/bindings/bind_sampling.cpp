@@ -50,7 +50,7 @@ void set_mask(ForwardArgs<T>& a, const py::object& mask, int axis) {
 
 template <class T>
 py::object forward_impl(const py::array& logits, double tau, const py::object& inv_taus,
-                        bool hard, bool log, int axis, PhiloxState& rng, const py::object& out,
+                        bool hard, bool log, int axis, const py::object& rng, const py::object& out,
                         bool return_soft, const py::object& mask) {
   auto x = py::reinterpret_borrow<py::array_t<T>>(logits);
   py::array_t<T> y = result_like<T>(logits, out);
@@ -70,22 +70,18 @@ py::object forward_impl(const py::array& logits, double tau, const py::object& i
   a.hard = hard;
   a.log = log;
   set_mask(a, mask, axis);
-  a.key = rng.key();
-  // Reserve only once everything else has succeeded: a failed call consumes no rows.
-  a.first_row = reserve_rows(rng, a.xs.nrows);
-  {
-    // Safe without the GIL: raw pointers only; the arrays are held by this frame and
-    // the caller.
-    py::gil_scoped_release release;
-    forward_rows<T>(a);
-  }
+  // Rows only once everything else has succeeded: a failed call consumes none.
+  const Rows rows = take_rows(rng, a.xs.nrows);
+  a.key = rows.key;
+  a.first_row = rows.first;
+  run_kernel([&] { forward_rows<T>(a); });
   if (!return_soft) return std::move(y);
   if (!hard) return py::make_tuple(y, y);
   return py::make_tuple(y, y_soft);
 }
 
 template <class T>
-py::object categorical_impl(const py::array& logits, int axis, PhiloxState& rng,
+py::object categorical_impl(const py::array& logits, int axis, const py::object& rng,
                             const py::object& mask) {
   auto x = py::reinterpret_borrow<py::array_t<T>>(logits);
   py::array_t<int64_t> idx(batch_shape(logits, axis));
@@ -94,17 +90,15 @@ py::object categorical_impl(const py::array& logits, int axis, PhiloxState& rng,
   a.x = x.data();
   a.index = idx.mutable_data();
   set_mask(a, mask, axis);
-  a.key = rng.key();
-  a.first_row = reserve_rows(rng, a.xs.nrows);
-  {
-    py::gil_scoped_release release;  // raw pointers only; arrays held by this frame
-    forward_rows<T>(a);
-  }
+  const Rows rows = take_rows(rng, a.xs.nrows);
+  a.key = rows.key;
+  a.first_row = rows.first;
+  run_kernel([&] { forward_rows<T>(a); });
   return std::move(idx);
 }
 
 template <class T>
-py::object top_k_impl(const py::array& logits, int64_t k, int axis, PhiloxState& rng) {
+py::object top_k_impl(const py::array& logits, int64_t k, int axis, const py::object& rng) {
   auto x = py::reinterpret_borrow<py::array_t<T>>(logits);
   std::vector<py::ssize_t> shape = batch_shape(logits, axis);
   shape.push_back(static_cast<py::ssize_t>(k));
@@ -112,12 +106,8 @@ py::object top_k_impl(const py::array& logits, int64_t k, int axis, PhiloxState&
   const RowSpec xs = rowspec_of(x, axis);
   const T* xp = x.data();
   int64_t* ip = idx.mutable_data();
-  const PhiloxKey key = rng.key();
-  const uint64_t first = reserve_rows(rng, xs.nrows);
-  {
-    py::gil_scoped_release release;  // raw pointers only; arrays held by this frame
-    top_k_rows<T>(xp, xs, ip, k, key, first);
-  }
+  const Rows rows = take_rows(rng, xs.nrows);
+  run_kernel([&] { top_k_rows<T>(xp, xs, ip, k, rows.key, rows.first); });
   return std::move(idx);
 }
 
@@ -132,17 +122,14 @@ py::object backward_impl(const py::array& grad_y, const py::array& y_soft, doubl
   const T* sp = s.data();
   T* op = o.mutable_data();
   const T* taus = per_row<T>(inv_taus);
-  {
-    py::gil_scoped_release release;  // raw pointers only; arrays held by this frame
-    backward_rows<T>(gp, gsp, sp, ssp, op, osp, inverse_tau<T>(tau), taus);
-  }
+  run_kernel([&] { backward_rows<T>(gp, gsp, sp, ssp, op, osp, inverse_tau<T>(tau), taus); });
   return std::move(o);
 }
 
 // inv_tau: 1/tau per element, an array of T of logits' shape (a broadcast view).
 template <class T>
 py::object bernoulli_impl(const py::array& logits, const py::array& inv_tau, bool hard,
-                          PhiloxState& rng, const py::object& out, bool return_soft) {
+                          const py::object& rng, const py::object& out, bool return_soft) {
   auto x = py::reinterpret_borrow<py::array_t<T>>(logits);
   auto t = py::reinterpret_borrow<py::array_t<T>>(inv_tau);
   py::array_t<T> y = result_like<T>(logits, out);
@@ -160,12 +147,10 @@ py::object bernoulli_impl(const py::array& logits, const py::array& inv_tau, boo
   a.y_soft = separate_soft ? y_soft.mutable_data() : nullptr;
   a.inv_tau = t.data();
   a.hard = hard;
-  a.key = rng.key();
-  a.first_row = reserve_rows(rng, a.xs.nrows);
-  {
-    py::gil_scoped_release release;  // raw pointers only; arrays held by this frame
-    bernoulli_rows<T>(a);
-  }
+  const Rows rows = take_rows(rng, a.xs.nrows);
+  a.key = rows.key;
+  a.first_row = rows.first;
+  run_kernel([&] { bernoulli_rows<T>(a); });
   if (!return_soft) return std::move(y);
   if (!hard) return py::make_tuple(y, y);
   return py::make_tuple(y, y_soft);
@@ -185,10 +170,7 @@ py::object bernoulli_backward_impl(const py::array& grad_y, const py::array& y_s
   const T* sp = s.data();
   const T* tp = t.data();
   T* op = o.mutable_data();
-  {
-    py::gil_scoped_release release;  // raw pointers only; arrays held by this frame
-    bernoulli_backward_rows<T>(gp, gsp, sp, ssp, op, osp, tp, tsp);
-  }
+  run_kernel([&] { bernoulli_backward_rows<T>(gp, gsp, sp, ssp, op, osp, tp, tsp); });
   return std::move(o);
 }
 
@@ -208,10 +190,7 @@ py::object concrete_impl(const py::array& y, const py::array& logits, const py::
   const T* xp = x.data();
   const T* tp = t.data();
   T* op = out.mutable_data();
-  {
-    py::gil_scoped_release release;  // raw pointers only; arrays held by this frame
-    concrete_rows<T>(yp, ysp, xp, xsp, tp, cp, tau_step, log_space, op);
-  }
+  run_kernel([&] { concrete_rows<T>(yp, ysp, xp, xsp, tp, cp, tau_step, log_space, op); });
   return std::move(out);
 }
 
@@ -230,31 +209,32 @@ void bind_sampling(py::module_& m) {
         const uint16_t* s = src.data();
         float* d = dst.mutable_data();
         const int64_t n = static_cast<int64_t>(src.size());
-        {
-          py::gil_scoped_release release;  // raw pointers only; arrays held by this frame
-          half_to_float(s, d, n, bf16);
-        }
+        run_kernel([&] { half_to_float(s, d, n, bf16); });
         return dst;
       },
       py::arg("src"), py::arg("bf16"));
   m.def(
       "float_to_half",
-      [](py::array_t<float, py::array::c_style> src, bool bf16) {
-        py::array_t<uint16_t> dst(std::vector<py::ssize_t>(src.shape(), src.shape() + src.ndim()));
+      [](py::array_t<float, py::array::c_style> src, bool bf16, const py::object& out) {
+        // out: None, or a C-contiguous uint16 array of src's size, allocated by a caller
+        // that must not allocate after its kernel has taken rows.
+        py::array_t<uint16_t> dst =
+            out.is_none()
+                ? py::array_t<uint16_t>(std::vector<py::ssize_t>(src.shape(), src.shape() + src.ndim()))
+                : py::reinterpret_borrow<py::array_t<uint16_t>>(out);
+        if (dst.size() != src.size() || !(dst.flags() & py::array::c_style))
+          throw py::value_error("float_to_half: out must be C-contiguous uint16 of src's size");
         const float* s = src.data();
         uint16_t* d = dst.mutable_data();
         const int64_t n = static_cast<int64_t>(src.size());
-        {
-          py::gil_scoped_release release;  // raw pointers only; arrays held by this frame
-          float_to_half(s, d, n, bf16);
-        }
+        run_kernel([&] { float_to_half(s, d, n, bf16); });
         return dst;
       },
-      py::arg("src"), py::arg("bf16"));
+      py::arg("src"), py::arg("bf16"), py::arg("out") = py::none());
   m.def(
       "gumbel_softmax",
       [](const py::array& logits, double tau, const py::object& inv_taus, bool hard, bool log,
-         int axis, PhiloxState& rng, const py::object& out, bool return_soft,
+         int axis, const py::object& rng, const py::object& out, bool return_soft,
          const py::object& mask) {
         return is_double(logits) ? forward_impl<double>(logits, tau, inv_taus, hard, log, axis,
                                                         rng, out, return_soft, mask)
@@ -268,14 +248,14 @@ void bind_sampling(py::module_& m) {
         "The longest rows whose mask the kernels apply themselves.");
   m.def(
       "categorical",
-      [](const py::array& logits, int axis, PhiloxState& rng, const py::object& mask) {
+      [](const py::array& logits, int axis, const py::object& rng, const py::object& mask) {
         return is_double(logits) ? categorical_impl<double>(logits, axis, rng, mask)
                                  : categorical_impl<float>(logits, axis, rng, mask);
       },
       py::arg("logits"), py::arg("axis"), py::arg("rng"), py::arg("mask") = py::none());
   m.def(
       "top_k",
-      [](const py::array& logits, int64_t k, int axis, PhiloxState& rng) {
+      [](const py::array& logits, int64_t k, int axis, const py::object& rng) {
         return is_double(logits) ? top_k_impl<double>(logits, k, axis, rng)
                                  : top_k_impl<float>(logits, k, axis, rng);
       },
@@ -301,7 +281,7 @@ void bind_sampling(py::module_& m) {
       py::arg("log_space"), py::arg("axis"));
   m.def(
       "relaxed_bernoulli",
-      [](const py::array& logits, const py::array& inv_tau, bool hard, PhiloxState& rng,
+      [](const py::array& logits, const py::array& inv_tau, bool hard, const py::object& rng,
          const py::object& out, bool return_soft) {
         return is_double(logits)
                    ? bernoulli_impl<double>(logits, inv_tau, hard, rng, out, return_soft)

@@ -45,4 +45,43 @@ inline uint64_t reserve_rows(PhiloxState& rng, uint64_t nrows) {
   return start;
 }
 
+// The rows of one call: a key and the first row of the stream.
+struct Rows {
+  PhiloxKey key;
+  uint64_t first = 0;
+};
+
+// Takes nrows rows from `rng`: a gs.Philox (reserved atomically, advancing it), or a
+// numpy.random.Generator, from which one 64-bit seed is drawn for a fresh Philox at
+// counter 0 (rng.integers(0, 2**64, dtype=uint64), as gs.Philox(seed) of that draw).
+// Called last, after every allocation of the call: a call that fails before it leaves
+// either kind of generator as it was.
+inline Rows take_rows(const py::object& rng, uint64_t nrows) {
+  if (py::isinstance<PhiloxState>(rng)) {
+    PhiloxState& s = rng.cast<PhiloxState&>();
+    return {s.key(), reserve_rows(s, nrows)};
+  }
+  const py::object np = py::module_::import("numpy");
+  const py::object top = py::reinterpret_steal<py::object>(
+      PyNumber_Lshift(py::int_(1).ptr(), py::int_(64).ptr()));
+  const uint64_t seed = py::int_(rng.attr("integers")(0, top, py::arg("dtype") = np.attr("uint64")))
+                            .cast<uint64_t>();
+  return {PhiloxState(seed, 0).key(), 0};
+}
+
+// Runs a kernel with the GIL released.  Ctrl-C stops it (see poll_interrupt): then the
+// exception that the signal handler raised (KeyboardInterrupt) propagates from here;
+// the rows were taken and the outputs may be partly written.
+template <class Kernel>
+void run_kernel(Kernel&& kernel) {
+  begin_call();
+  {
+    // Safe without the GIL: kernels see raw pointers only, into arrays that the caller's
+    // frame holds.
+    py::gil_scoped_release release;
+    kernel();
+  }
+  if (interrupted()) throw py::error_already_set();
+}
+
 }  // namespace gumbel_softmax

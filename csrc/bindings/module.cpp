@@ -10,6 +10,19 @@ namespace gumbel_softmax {
 void bind_random(py::module_& m);
 void bind_sampling(py::module_& m);
 void bind_math(py::module_& m);
+
+namespace {
+// Python runs signal handlers in the main thread only; a call made there asks it about
+// every 25 ms (poll_interrupt) whether a handler raised, e.g. KeyboardInterrupt on
+// Ctrl-C.  Calls on other threads are not polled (their handlers never run there).
+unsigned long g_main_thread = 0;
+
+bool signals_raised() {
+  if (PyThread_get_thread_ident() != g_main_thread) return false;
+  py::gil_scoped_acquire gil;
+  return PyErr_CheckSignals() != 0;
+}
+}  // namespace
 }  // namespace gumbel_softmax
 
 PYBIND11_MODULE(_core, m) {
@@ -17,7 +30,15 @@ PYBIND11_MODULE(_core, m) {
   gumbel_softmax::bind_random(m);
   gumbel_softmax::bind_sampling(m);
   gumbel_softmax::bind_math(m);
+  gumbel_softmax::g_main_thread =
+      py::module_::import("threading").attr("main_thread")().attr("ident").cast<unsigned long>();
+  gumbel_softmax::set_interrupt_hook(&gumbel_softmax::signals_raised);
+  gumbel_softmax::install_fork_handler();
   m.def("get_num_threads", &gumbel_softmax::max_threads);
+  m.def("thread_limit", &gumbel_softmax::thread_limit,
+        "The most threads a call uses: 4 per processor available to the process.");
+  m.def("_in_fork_child", &gumbel_softmax::in_fork_child,
+        "True in a child process made by fork(): calls run on one thread there.");
   m.def("set_num_threads", &gumbel_softmax::set_max_threads, py::arg("n"));
   m.def("_last_team_size", &gumbel_softmax::last_team_size);
   m.attr("have_openmp") = gumbel_softmax::have_openmp();

@@ -1,12 +1,17 @@
 // Target-independent parts of the kernels: the run-time choice of SIMD target, the
 // public entry points that forward to it, row layouts and thread settings.
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <string>
 #include <vector>
 
 #ifdef GUMBEL_SOFTMAX_HAVE_OPENMP
 #include <omp.h>
+#endif
+#if !defined(_WIN32)
+#include <pthread.h>
 #endif
 
 #include "gumbel_softmax/kernels.hpp"
@@ -87,6 +92,26 @@ const Active& active() {
 // (OMP_NUM_THREADS, threadpoolctl) of the calling thread.
 std::atomic<int> g_num_threads{0};
 std::atomic<int> g_last_team{0};
+
+// The most threads a call uses, per processor available to the process (OpenMP's
+// omp_get_num_procs, which follows the CPU affinity mask): more would only queue on
+// the same cores, and a count in the thousands can exceed the process limit, where
+// GNU OpenMP ends the process ("Thread creation failed") instead of reporting it.
+constexpr int kThreadsPerProcessor = 4;
+
+// Set in the child of a fork() (any fork of a process that has loaded the module): GNU
+// OpenMP's pool belongs to the parent, whose workers do not exist in the child, so a
+// parallel region in the child would wait for them forever.  The child runs every
+// call on its calling thread instead (same results: they never depend on threads).
+std::atomic<bool> g_forked{false};
+void after_fork_child() { g_forked.store(true, std::memory_order_relaxed); }
+
+std::atomic<InterruptHook> g_interrupt_hook{nullptr};
+// The interrupt state of the call running on this thread (see begin_call).
+using PollClock = std::chrono::steady_clock;
+constexpr std::chrono::milliseconds kPollPeriod{25};
+thread_local PollClock::time_point t_next_poll{};
+thread_local bool t_interrupted = false;
 
 }  // namespace
 
@@ -190,14 +215,51 @@ void philox_blocks(const uint32_t* counters, int64_t n, PhiloxKey key, uint32_t*
   for (int64_t i = 0; i < n; ++i) philox::block(counters + 4 * i, key, out + 4 * i);
 }
 
-int max_threads() {
+int thread_limit() {
 #ifdef GUMBEL_SOFTMAX_HAVE_OPENMP
-  const int n = g_num_threads.load(std::memory_order_relaxed);
-  return n > 0 ? n : omp_get_max_threads();
+  return kThreadsPerProcessor * std::max(1, omp_get_num_procs());
 #else
   return 1;
 #endif
 }
+
+int max_threads() {
+#ifdef GUMBEL_SOFTMAX_HAVE_OPENMP
+  if (g_forked.load(std::memory_order_relaxed)) return 1;
+  const int n = g_num_threads.load(std::memory_order_relaxed);
+  return std::min(n > 0 ? n : omp_get_max_threads(), thread_limit());
+#else
+  return 1;
+#endif
+}
+
+void install_fork_handler() {
+#if !defined(_WIN32)
+  static const int registered = pthread_atfork(nullptr, nullptr, &after_fork_child);
+  (void)registered;
+#endif
+}
+
+bool in_fork_child() { return g_forked.load(std::memory_order_relaxed); }
+
+void set_interrupt_hook(InterruptHook hook) { g_interrupt_hook.store(hook); }
+
+void begin_call() {
+  t_interrupted = false;
+  t_next_poll = PollClock::now() + kPollPeriod;
+}
+
+bool poll_interrupt() {
+  if (t_interrupted) return true;
+  const auto now = PollClock::now();
+  if (now < t_next_poll) return false;
+  t_next_poll = now + kPollPeriod;
+  const InterruptHook hook = g_interrupt_hook.load(std::memory_order_relaxed);
+  t_interrupted = hook != nullptr && hook();
+  return t_interrupted;
+}
+
+bool interrupted() { return t_interrupted; }
 
 void note_team_size(int n) { g_last_team.store(n, std::memory_order_relaxed); }
 int last_team_size() { return g_last_team.load(std::memory_order_relaxed); }

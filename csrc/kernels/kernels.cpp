@@ -9,6 +9,7 @@
 //   - otherwise: one row per thread, rows spread over the threads.
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -63,28 +64,72 @@ int threads_for(int64_t nrows, int64_t len) {
 }
 
 // Rows are split into their segments over the threads (see kSegment) when there are
-// fewer rows than threads and each row has at least two segments.  The arithmetic is
-// the same either way; only the schedule changes.
+// fewer rows than threads and each row has at least two segments, and always when a
+// row has at least kLongRow elements (milliseconds of work: a row is one step of the
+// loop that polls for Ctrl-C, a segment is one step of the split loop).  The
+// arithmetic is the same either way; only the schedule changes.
+constexpr int64_t kLongRow = int64_t{1} << 22;
 bool split_rows(int64_t nrows, int64_t len);
 
-// Runs body(r, tid) for r in [0, nrows) on nthreads threads, rows split statically;
-// tid < nthreads indexes per-thread scratch.
+// Calls poll_interrupt() on the calling thread of a loop over rows about every 0.1-1 ms
+// of work: every `stride` bodies, a stride that adapts to what a body costs.
+class InterruptPoller {
+ public:
+  // After each body: true once the call must stop.
+  bool after_body() {
+    if (--countdown_ > 0) return false;
+    const auto now = Clock::now();
+    const auto since = now - last_read_;
+    last_read_ = now;
+    if (since < std::chrono::microseconds(100)) {
+      stride_ = std::min<int64_t>(stride_ * 2, int64_t{1} << 20);
+    } else if (since > std::chrono::milliseconds(1) && stride_ > 1) {
+      stride_ /= 2;
+    }
+    countdown_ = stride_;
+    return poll_interrupt();
+  }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  Clock::time_point last_read_ = Clock::now();
+  int64_t stride_ = 1;
+  int64_t countdown_ = 1;
+};
+
+// Runs body(r, tid) for r in [0, nrows) on nthreads threads, rows split statically
+// (thread t takes a contiguous block, as OpenMP's schedule(static) does); tid <
+// nthreads indexes per-thread scratch.  The calling thread polls for an interrupt;
+// once one is pending, every thread skips the rows it has not started.
 template <class Body>
 void for_rows(int64_t nrows, int nthreads, Body&& body) {
+  if (interrupted()) return;  // an earlier loop of this call was interrupted
 #ifdef GUMBEL_SOFTMAX_HAVE_OPENMP
   if (nthreads > 1) {
+    std::atomic<bool> stop{false};
 #pragma omp parallel num_threads(nthreads)
     {
-      if (omp_get_thread_num() == 0) note_team_size(omp_get_num_threads());
-#pragma omp for schedule(static)
-      for (int64_t r = 0; r < nrows; ++r) body(r, omp_get_thread_num());
+      const int tid = omp_get_thread_num(), team = omp_get_num_threads();
+      if (tid == 0) note_team_size(team);
+      const int64_t per = nrows / team, extra = nrows % team;
+      const int64_t lo = tid * per + std::min<int64_t>(tid, extra);
+      const int64_t hi = lo + per + (tid < extra ? 1 : 0);
+      InterruptPoller poller;  // used by the calling thread (tid 0) only
+      for (int64_t r = lo; r < hi && !stop.load(std::memory_order_relaxed); ++r) {
+        body(r, tid);
+        if (tid == 0 && poller.after_body()) stop.store(true, std::memory_order_relaxed);
+      }
     }
     return;
   }
 #endif
   (void)nthreads;
   note_team_size(1);
-  for (int64_t r = 0; r < nrows; ++r) body(r, 0);
+  InterruptPoller poller;
+  for (int64_t r = 0; r < nrows; ++r) {
+    body(r, 0);
+    if (poller.after_body()) return;
+  }
 }
 
 #ifdef GS_HAVE_VECTOR_EXT
@@ -293,6 +338,7 @@ void for_segments(int64_t len, Body&& body) {
 }
 
 bool split_rows(int64_t nrows, int64_t len) {
+  if (len >= kLongRow) return true;
   return len >= 2 * kSegment && nrows < max_threads() && max_threads() > 1;
 }
 

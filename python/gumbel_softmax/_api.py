@@ -67,27 +67,70 @@ True
 
 _FLOAT_TYPES = (np.float32, np.float64)
 _TooHardError = getattr(getattr(np, "exceptions", np), "TooHardError")
+_AxisError = getattr(getattr(np, "exceptions", np), "AxisError")
 
 
-def _check_tau(tau):
+def _check_tau(tau, name="tau"):
     if type(tau) is not float:  # fast path for the common case
         if isinstance(tau, np.ndarray) and tau.ndim == 0 and tau.dtype.kind in "fiu":
             tau = tau.item()
         if isinstance(tau, (bool, np.bool_)) or not isinstance(tau, numbers.Real):
-            raise TypeError(f"tau must be a real scalar or array, got {type(tau).__name__}")
-        tau = float(tau)
+            raise TypeError(f"{name} must be a real scalar or array, got {type(tau).__name__}")
+        tau = _as_float(tau, name)
     if not (0.0 < tau < math.inf):
-        raise ValueError(f"tau must be positive and finite, got {tau!r}")
+        raise ValueError(f"{name} must be positive and finite, got {tau!r}")
     return tau
 
 
+def _as_float(value, name):
+    """float(value) for a real number; ValueError naming it when it is too large for a
+    float64 (an int such as 10**400)."""
+    try:
+        return float(value)
+    except OverflowError:
+        raise ValueError(
+            f"{name} must be finite as a float64, got an integer of {value.bit_length()} bits"
+            if isinstance(value, numbers.Integral) else f"{name} is too large for a float64"
+        ) from None
+
+
+def _check_flag(value, name):
+    """A bool argument (hard, return_soft, log_space, ...): True, False or a NumPy bool;
+    anything else, truthy or not, raises TypeError rather than being read as True."""
+    if value is True or value is False:
+        return value
+    if isinstance(value, np.bool_):
+        return bool(value)
+    raise TypeError(f"{name} must be a bool (True or False), got {type(value).__name__} {value!r}")
+
+
+def _asarray(a, name):
+    """np.asarray(a) for an input argument: a NumPy masked array raises (its mask would be
+    dropped silently), and NumPy's conversion errors (ragged lists, ...) name `name`."""
+    if isinstance(a, np.ma.MaskedArray):
+        hint = f" (for logits: {name}.data with mask=~{name}.mask)" if name == "logits" else ""
+        raise TypeError(
+            f"{name} is a numpy.ma.MaskedArray, whose mask would be ignored: pass "
+            f"{name}.filled(value){hint}"
+        )
+    try:
+        return np.asarray(a)
+    except (ValueError, TypeError) as exc:
+        raise type(exc)(f"{name} could not be converted to an array: {exc}") from None
+
+
 def _is_scalar_tau(tau):
-    return type(tau) is float or np.ndim(tau) == 0
+    if type(tau) is float or isinstance(tau, numbers.Real):
+        return True
+    try:
+        return np.ndim(tau) == 0
+    except (ValueError, TypeError):  # a ragged list: _tau_values raises naming tau
+        return False
 
 
 def _tau_values(tau):
     """An array tau as float64, every element positive and finite."""
-    arr = np.asarray(tau)
+    arr = _asarray(tau, "tau")
     if arr.dtype.kind not in "fiu":
         raise TypeError(f"tau must be a real scalar or array, got dtype {arr.dtype}")
     arr = arr.astype(np.float64)
@@ -168,7 +211,7 @@ def _as_float_array(a, name, half=False):
 
     With half=True returns (array, half dtype or None): float16 and bfloat16 (with
     ml_dtypes) become float32, the dtype they are computed in."""
-    arr = np.asarray(a)
+    arr = _asarray(a, name)
     low = None
     if arr.dtype.type in _FLOAT_TYPES:  # the common case first
         pass
@@ -206,12 +249,12 @@ def _to_low(result, low, out):
 
 def _check_mask(mask, shape):
     """A boolean mask broadcastable to shape, as a broadcast view of that shape."""
-    m = np.asarray(mask)
+    m = _asarray(mask, "mask")
     if m.dtype != np.bool_:
         raise TypeError(f"mask must be a boolean array, got dtype {m.dtype}")
     try:
         full = np.broadcast_shapes(m.shape, shape)
-    except ValueError:
+    except (ValueError, RuntimeError):  # RuntimeError: more dimensions than it supports
         full = None
     if full != shape:
         raise ValueError(f"mask of shape {m.shape} does not broadcast to logits' shape {shape}")
@@ -247,6 +290,19 @@ def _kernel_mask(x, mask, axis):
 # Row lengths are limited to 2**31 - 1 elements: the kernels index elements of a row in
 # 32-bit vector lanes.
 _MAX_ROW = 2**31 - 1
+# NumPy's own limit on dimensions (32 before NumPy 2, 64 since).
+_MAX_DIMS = getattr(np, "MAXDIMS", None) or (64 if np.lib.NumpyVersion(np.__version__) >= "2.0.0" else 32)
+
+
+def _check_result_bytes(shape, itemsize, name):
+    """ValueError naming the argument when a result of `shape` cannot even be addressed
+    (NumPy's own "array is too big" names nothing); math.prod of ints cannot overflow."""
+    nbytes = math.prod(shape) * itemsize
+    if nbytes > np.iinfo(np.intp).max:
+        what = f"shape {tuple(shape)}" if name == "shape" else f"{name} of shape {tuple(shape)}"
+        raise ValueError(
+            f"{what} is too large: a result of {nbytes} bytes exceeds the address space"
+        )
 
 
 def _check_row_length(a, axis, name):
@@ -255,22 +311,39 @@ def _check_row_length(a, axis, name):
         raise ValueError(f"{name} rows along axis {axis} have {n} elements; at most 2**31 - 1 are supported")
 
 
-def _check_axis(axis, ndim):
+def _check_axis_arg(axis, name="axis"):
+    """An integer axis (not a bool), before the array's ndim is known."""
     try:
-        axis = operator.index(axis)
+        if isinstance(axis, (bool, np.bool_)):
+            raise TypeError
+        return operator.index(axis)
     except TypeError:
-        raise TypeError(f"axis must be an integer, got {type(axis).__name__}") from None
+        raise TypeError(f"{name} must be an integer (not a bool), got {type(axis).__name__}") from None
+
+
+def _check_axis(axis, ndim, name="axis"):
+    axis = _check_axis_arg(axis, name)
+    if not -ndim <= axis < ndim:  # also any value too large for a C long
+        raise _AxisError(axis, ndim)
     return _normalize_axis_index(axis, ndim)
 
 
 def _as_rng(rng):
     """SPEC 7: None, int seed, gs.Philox or numpy.random.Generator -> gs.Philox."""
-    if isinstance(rng, Philox):
+    rng = _kernel_rng(rng)
+    if isinstance(rng, np.random.Generator):
+        return Philox(int(rng.integers(0, 2**64, dtype=np.uint64)))
+    return rng
+
+
+def _kernel_rng(rng):
+    """SPEC 7 for the kernels: a gs.Philox, or the numpy.random.Generator itself.  The
+    kernel draws a Generator's seed (as _as_rng does) only after every allocation of
+    the call, so that a failed call leaves the Generator as it was."""
+    if isinstance(rng, (Philox, np.random.Generator)):
         return rng
     if rng is None:
         return Philox()
-    if isinstance(rng, np.random.Generator):
-        return Philox(int(rng.integers(0, 2**64, dtype=np.uint64)))
     if isinstance(rng, (numbers.Integral, np.integer)) and not isinstance(rng, (bool, np.bool_)):
         return Philox(int(rng))
     raise TypeError(
@@ -279,11 +352,14 @@ def _as_rng(rng):
     )
 
 
-def _check_out(out, shape, dtype, inputs=()):
-    """Validate a user `out`: ndarray, shape, dtype, writable, aligned, no partial overlap."""
+def _check_out(out, shape, dtype, inputs=(), in_place=()):
+    """Validate a user `out`: ndarray, shape, dtype, writable, aligned, and sharing no
+    memory with any of `inputs` ((name, array) pairs, as the caller passed them; None
+    and non-arrays are skipped), except that it may be exactly an input named in
+    `in_place` (the documented in-place uses)."""
     if out is None:
         return None
-    if not isinstance(out, np.ndarray):
+    if not isinstance(out, np.ndarray) or isinstance(out, np.ma.MaskedArray):
         raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
     if out.shape != tuple(shape):
         raise ValueError(f"out must have shape {tuple(shape)}, got {out.shape}")
@@ -296,8 +372,10 @@ def _check_out(out, shape, dtype, inputs=()):
     if not out.flags.aligned:
         raise ValueError("out must be aligned")
     for name, a in inputs:
-        if not np.may_share_memory(out, a) or _same_memory(out, a):
-            continue  # disjoint memory bounds (cheap test), or exactly in place
+        if not isinstance(a, np.ndarray) or not np.may_share_memory(out, a):
+            continue  # not an array, or disjoint memory bounds (cheap test)
+        if name in in_place and _same_memory(out, a):
+            continue  # exactly in place
         try:
             overlap = np.shares_memory(out, a, max_work=10**6)
         except _TooHardError:  # undecided within max_work: treat as overlapping
@@ -305,6 +383,7 @@ def _check_out(out, shape, dtype, inputs=()):
         if overlap:
             raise ValueError(
                 f"out overlaps {name}; it may be {name} itself (in place) but no other view of it"
+                if name in in_place else f"out shares memory with {name}; they must not overlap"
             )
     return out
 
@@ -320,37 +399,62 @@ def _same_memory(a, b):
     )
 
 
-def _sample_setup(logits, axis, out):
-    """Checks shared by the categorical samplers; returns (x, half dtype, axis, out)."""
+def _sample_setup(logits, axis, out, inputs=()):
+    """Checks shared by the categorical samplers; returns (x, half dtype, axis, out).
+    `inputs`: the call's other (name, argument) pairs that out must not overlap."""
     x, low = _as_float_array(logits, "logits", half=True)
     if x.ndim == 0:
         raise ValueError("logits must have at least one dimension, got a 0-d array")
     axis = _check_axis(axis, x.ndim)
     _check_row_length(x, axis, "logits")
+    _check_result_bytes(x.shape, x.dtype.itemsize, "logits")
     if x.shape[axis] == 0:
         raise ValueError(f"axis {axis} of logits has length 0: there is no category to sample")
     if out is not None:
         # the overlap test is against what the caller passed (x may be a converted copy)
-        src = logits if isinstance(logits, np.ndarray) else x
-        out = _check_out(out, x.shape, low or x.dtype, (("logits", src),))
+        out = _check_out(out, x.shape, low or x.dtype, (("logits", logits),) + inputs,
+                         in_place=("logits",))
     return x, low, axis, out
 
 
+class _HalfDest:
+    """Where a float16 / bfloat16 result goes (`out`, or a new array), and the uint16
+    bits the rounding writes, allocated before the kernel takes rows, so that a
+    MemoryError leaves every generator as it was."""
+
+    __slots__ = ("dest", "bits", "bf16", "staged")
+
+    def __init__(self, shape, low, out=None):
+        self.bf16 = _is_bfloat16(low)
+        self.dest = np.empty(shape, low) if out is None else out
+        self.staged = not self.dest.flags.c_contiguous
+        self.bits = np.empty(shape, np.uint16) if self.staged else self.dest.view(np.uint16)
+
+    def fill(self, result):
+        """The float32 kernel result rounded into dest (bitwise as _to_low); allocates
+        nothing (result is the kernel's own C-contiguous array)."""
+        _core.float_to_half(result, self.bf16, self.bits)
+        if self.staged:
+            np.copyto(self.dest, self.bits.view(self.dest.dtype))
+        return self.dest
+
+
 def _forward(logits, tau, hard, log, axis, rng, out, return_soft, mask):
-    x, low, axis, out = _sample_setup(logits, axis, out)
+    hard = _check_flag(hard, "hard")
+    return_soft = _check_flag(return_soft, "return_soft")
+    x, low, axis, out = _sample_setup(logits, axis, out, (("mask", mask), ("tau", tau)))
     x, kmask = _kernel_mask(x, mask, axis)
     tau, inv_taus = _row_taus(tau, x, axis)
-    rng = _as_rng(rng)
-    res = _core.gumbel_softmax(
-        x, tau, inv_taus, bool(hard), bool(log), axis, rng, None if low else out,
-        bool(return_soft), kmask,
-    )
+    rng = _kernel_rng(rng)
     if low is None:
-        return res
+        return _core.gumbel_softmax(x, tau, inv_taus, hard, log, axis, rng, out, return_soft, kmask)
+    y = _HalfDest(x.shape, low, out)
+    soft = _HalfDest(x.shape, low) if hard and return_soft else None
+    res = _core.gumbel_softmax(x, tau, inv_taus, hard, log, axis, rng, None, return_soft, kmask)
     if not return_soft:
-        return _to_low(res, low, out)
-    y = _to_low(res[0], low, out)
-    return (y, y) if res[0] is res[1] else (y, _to_low(res[1], low, None))
+        return y.fill(res)
+    y.fill(res[0])
+    return (y.dest, y.dest) if soft is None else (y.dest, soft.fill(res[1]))
 
 
 def gumbel_softmax(
@@ -475,8 +579,7 @@ def categorical(logits, *, axis=-1, rng=None, mask=None):
     """
     x, _, axis, _ = _sample_setup(logits, axis, None)
     x, kmask = _kernel_mask(x, mask, axis)
-    rng = _as_rng(rng)
-    return _core.categorical(x, axis, rng, kmask)
+    return _core.categorical(x, axis, _kernel_rng(rng), kmask)
 
 
 def top_k(logits, k, *, axis=-1, rng=None, mask=None):
@@ -524,8 +627,7 @@ def top_k(logits, k, *, axis=-1, rng=None, mask=None):
     x = _apply_mask(x, mask)
     if not 0 <= k <= x.shape[axis]:
         raise ValueError(f"k must be in [0, {x.shape[axis]}] (the length of axis {axis}), got {k}")
-    rng = _as_rng(rng)
-    return np.moveaxis(_core.top_k(x, k, axis, rng), -1, axis)
+    return np.moveaxis(_core.top_k(x, k, axis, _kernel_rng(rng)), -1, axis)
 
 
 def gumbel_softmax_backward(
@@ -591,11 +693,13 @@ def gumbel_softmax_backward(
     s = s.astype(dtype, copy=False)
     axis = _check_axis(axis, g.ndim)
     _check_row_length(g, axis, "grad_y")
+    _check_result_bytes(g.shape, dtype.itemsize, "grad_y")
+    out = _check_out(out, g.shape, low or dtype,
+                     (("grad_y", grad_y), ("y_soft", y_soft), ("tau", tau)),
+                     in_place=("grad_y", "y_soft"))
     tau, inv_taus = _row_taus(tau, g, axis)
     if low is not None:
-        out = _check_out(out, g.shape, low)
         return _to_low(_core.gumbel_softmax_backward(g, s, tau, inv_taus, axis, None), low, out)
-    out = _check_out(out, g.shape, dtype, (("grad_y", g), ("y_soft", s)))
     return _core.gumbel_softmax_backward(g, s, tau, inv_taus, axis, out)
 
 
@@ -615,8 +719,9 @@ def _recompute_backward(grad_y, logits, tau, axis, out, rng, mask):
             "rng must be the generator's state before the forward call to recompute y_soft "
             "(None would draw fresh noise)"
         )
-    if isinstance(rng, Philox):
-        rng = copy.copy(rng)  # reads the forward's rows, leaves the caller's rng as it is
+    if isinstance(rng, (Philox, np.random.Generator)):
+        # reads the forward's rows (or seed), leaving the caller's generator as it is
+        rng = copy.deepcopy(rng) if isinstance(rng, np.random.Generator) else copy.copy(rng)
     g, glow = _as_float_array(grad_y, "grad_y", half=True)
     x, low, ax, _ = _sample_setup(logits, axis, None)
     if g.shape != x.shape:
@@ -626,7 +731,8 @@ def _recompute_backward(grad_y, logits, tau, axis, out, rng, mask):
     dtype = np.result_type(g.dtype, x.dtype)
     out_low = _half_result(glow, low)
     _check_out(out, g.shape, out_low or dtype,
-               (("grad_y", grad_y if isinstance(grad_y, np.ndarray) else g),))
+               (("grad_y", grad_y), ("logits", logits), ("mask", mask), ("tau", tau)),
+               in_place=("grad_y",))
     _row_taus(tau, x, ax)
     if mask is not None:
         _check_mask(mask, x.shape)
@@ -650,6 +756,8 @@ def _noise_args(shape, dtype):
         raise ValueError("shape must have at least one dimension")
     if any(n < 0 for n in shape):
         raise ValueError(f"shape must not have negative dimensions, got {shape}")
+    if len(shape) > _MAX_DIMS:
+        raise ValueError(f"shape has {len(shape)} dimensions; at most {_MAX_DIMS} are supported")
     if shape[-1] > _MAX_ROW:
         raise ValueError(f"shape rows have {shape[-1]} elements; at most 2**31 - 1 are supported")
     try:
@@ -659,6 +767,8 @@ def _noise_args(shape, dtype):
     low = dtype if _is_half(dtype) else None
     if dtype.type not in _FLOAT_TYPES and low is None:
         raise TypeError(f"dtype must be float32 or float64 (or float16, bfloat16), got {dtype}")
+    # float32 for a half dtype, which is computed in float32
+    _check_result_bytes(shape, max(dtype.itemsize, 4), "shape")
     return shape, dtype, low
 
 
@@ -667,9 +777,10 @@ def _noise(shape, dtype, rng, out, logistic):
         dtype = out.dtype if isinstance(out, np.ndarray) else np.float32
     shape, dtype, low = _noise_args(shape, dtype)
     out = _check_out(out, shape, dtype)  # a byte-swapped out raises
-    rng = _as_rng(rng)
+    rng = _kernel_rng(rng)
     if low is not None:
-        return _to_low(_core.noise(list(shape), False, logistic, rng, None), low, out)
+        dest = _HalfDest(shape, low, out)
+        return dest.fill(_core.noise(list(shape), False, logistic, rng, None))
     return _core.noise(list(shape), dtype.type is np.float64, logistic, rng, out)
 
 
@@ -774,27 +885,31 @@ def relaxed_bernoulli(logits, tau=1.0, *, hard=False, rng=None, out=None, return
     >>> bool((hard == (x + gs.logistic(x.shape, dtype=x.dtype, rng=4) > 0)).all())
     True
     """
+    hard = _check_flag(hard, "hard")
+    return_soft = _check_flag(return_soft, "return_soft")
     x, low = _as_float_array(logits, "logits", half=True)
+    if x.ndim:
+        _check_row_length(x, -1, "logits")
+    _check_result_bytes(x.shape, x.dtype.itemsize, "logits")
     if out is not None:
-        src = logits if isinstance(logits, np.ndarray) else x
-        out = _check_out(out, x.shape, low or x.dtype, (("logits", src),))
+        out = _check_out(out, x.shape, low or x.dtype, (("logits", logits), ("tau", tau)),
+                         in_place=("logits",))
     inv = _elementwise_taus(tau, x.shape, x.dtype)
-    rng = _as_rng(rng)
-    kout = None if (low is not None or out is None) else _flat_rows(out)
-    res = _core.relaxed_bernoulli(
-        _flat_rows(x), _flat_rows(inv), bool(hard), rng, kout, bool(return_soft)
-    )
-
-    def finish(r, dest):
-        r = r.reshape(x.shape)
-        if low is not None:
-            return _to_low(r, low, dest)
-        return dest if dest is not None else r
-
+    rng = _kernel_rng(rng)
+    if low is None:
+        kout = None if out is None else _flat_rows(out)
+        res = _core.relaxed_bernoulli(_flat_rows(x), _flat_rows(inv), hard, rng, kout, return_soft)
+        if not return_soft:
+            return out if out is not None else res.reshape(x.shape)
+        y = out if out is not None else res[0].reshape(x.shape)
+        return (y, y) if res[0] is res[1] else (y, res[1].reshape(x.shape))
+    y = _HalfDest(x.shape, low, out)
+    soft = _HalfDest(x.shape, low) if hard and return_soft else None
+    res = _core.relaxed_bernoulli(_flat_rows(x), _flat_rows(inv), hard, rng, None, return_soft)
     if not return_soft:
-        return finish(res, out)
-    y = finish(res[0], out)
-    return (y, y) if res[0] is res[1] else (y, finish(res[1], None))
+        return y.fill(res)
+    y.fill(res[0])
+    return (y.dest, y.dest) if soft is None else (y.dest, soft.fill(res[1]))
 
 
 def relaxed_bernoulli_backward(grad_y, y_soft, tau=1.0, *, out=None):
@@ -830,19 +945,25 @@ def relaxed_bernoulli_backward(grad_y, y_soft, tau=1.0, *, out=None):
     s, slow = _as_float_array(y_soft, "y_soft", half=True)
     if g.shape != s.shape:
         raise ValueError(f"y_soft must have the shape of grad_y {g.shape}, got {s.shape}")
+    if g.ndim:
+        _check_row_length(g, -1, "grad_y")
+    _check_result_bytes(g.shape, 8, "grad_y")
     low = _half_result(glow, slow)
     dtype = np.result_type(g.dtype, s.dtype)
     g = g.astype(dtype, copy=False)
     s = s.astype(dtype, copy=False)
+    out = _check_out(out, g.shape, low or dtype,
+                     (("grad_y", grad_y), ("y_soft", y_soft), ("tau", tau)),
+                     in_place=("grad_y", "y_soft"))
     inv = _elementwise_taus(tau, g.shape, dtype)
     if low is not None:
-        out = _check_out(out, g.shape, low)
         res = _core.relaxed_bernoulli_backward(_flat_rows(g), _flat_rows(s), _flat_rows(inv), None)
         return _to_low(res.reshape(g.shape), low, out)
-    out = _check_out(out, g.shape, dtype, (("grad_y", g), ("y_soft", s)))
     # Elementwise and without noise: C-contiguous operands run as one flat row (no
-    # per-row overhead for short rows); anything else row by row.
+    # per-row overhead for short rows) when that row is not over the row limit; anything
+    # else row by row.
     flat = g.flags.c_contiguous and s.flags.c_contiguous and (out is None or out.flags.c_contiguous)
+    flat = flat and g.size <= _MAX_ROW
     if flat and (inv.flags.c_contiguous or not any(inv.strides)):
         view = (g.size,)
         res = _core.relaxed_bernoulli_backward(
@@ -889,6 +1010,7 @@ def concrete_log_prob(y, logits, tau=1.0, *, axis=-1, log_space=False):
     >>> float(np.exp(gs.concrete_log_prob(np.array([0.5, 0.5]), np.zeros(2))))  # K=2, tau=1
     1.0
     """
+    log_space = _check_flag(log_space, "log_space")
     yv, ylow = _as_float_array(y, "y", half=True)
     x, xlow = _as_float_array(logits, "logits", half=True)
     try:
@@ -918,7 +1040,7 @@ def concrete_log_prob(y, logits, tau=1.0, *, axis=-1, log_space=False):
         )
     # lgamma(K) + (K - 1) log(tau) in float64, rounded once to the data's dtype
     cst = (math.lgamma(K) + (K - 1) * np.log(t64)).astype(dtype)
-    res = _core.concrete_log_prob(yv, x, t64.astype(dtype), cst, step, bool(log_space), axis)
+    res = _core.concrete_log_prob(yv, x, t64.astype(dtype), cst, step, log_space, axis)
     # A half result only when both inputs are of that half type (float16 with float32
     # promotes to float32, as in NumPy).
     if ylow is not None and ylow == xlow:
@@ -1038,9 +1160,16 @@ def set_num_threads(n):
     if n is None:
         n = 0
     try:
+        if isinstance(n, (bool, np.bool_)):
+            raise TypeError
         n = operator.index(n)
     except TypeError:
         raise TypeError(f"n must be an integer, got {type(n).__name__}") from None
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
+    limit = _core.thread_limit()
+    if n > limit:
+        raise ValueError(
+            f"n must be at most {limit} (4 per processor available to this process), got {n}"
+        )
     _core.set_num_threads(n)

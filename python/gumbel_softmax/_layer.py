@@ -9,7 +9,17 @@ import operator
 
 import numpy as np
 
-from ._api import _as_rng, gumbel_softmax, gumbel_softmax_backward
+from ._api import (
+    _as_float,
+    _as_rng,
+    _check_axis_arg,
+    _check_flag,
+    _check_tau,
+    _is_scalar_tau,
+    _tau_values,
+    gumbel_softmax,
+    gumbel_softmax_backward,
+)
 
 __all__ = ["GumbelSoftmax", "anneal_tau"]
 
@@ -47,11 +57,17 @@ class GumbelSoftmax:
     """
 
     def __init__(self, tau=1.0, hard=False, axis=-1, rng=None, recompute=False):
+        # Checked here, as each call checks them, so that a bad layer fails where it is
+        # made rather than at its first forward.
+        if _is_scalar_tau(tau):
+            _check_tau(tau)
+        else:
+            _tau_values(tau)
         self.tau = tau
-        self.hard = bool(hard)
-        self.axis = operator.index(axis)
+        self.hard = _check_flag(hard, "hard")
+        self.axis = _check_axis_arg(axis)
+        self.recompute = _check_flag(recompute, "recompute")
         self.rng = _as_rng(rng)
-        self.recompute = bool(recompute)
         self._saved = None
 
     def forward(self, logits, mask=None):
@@ -93,7 +109,7 @@ class GumbelSoftmax:
 def _positive(value, name, allow_zero=False):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    value = float(value)
+    value = _as_float(value, name)
     ok = (value >= 0.0 if allow_zero else value > 0.0) and value < math.inf
     if not ok:
         raise ValueError(f"{name} must be {'non-negative' if allow_zero else 'positive'} and finite, got {value!r}")
@@ -143,7 +159,12 @@ def anneal_tau(step, tau0=1.0, rate=1e-4, min_tau=0.5, every=1):
         step = operator.index(step)  # any Python int, exactly
         if step < 0:
             raise ValueError(f"step must be >= 0, got {step}")
-        return max(min_tau, tau0 * math.exp(-rate * float((step // every) * every)))
+        t = (step // every) * every
+        try:
+            decay = rate * float(t) if rate else 0.0
+        except OverflowError:  # a step past float64's range: the schedule is at its floor
+            decay = math.inf
+        return max(min_tau, tau0 * math.exp(-decay))
     s = np.asarray(step)
     if s.dtype.kind not in "iu":
         raise TypeError(f"step must be an integer or an integer array, got dtype {s.dtype}")

@@ -364,6 +364,8 @@ def _bernoulli_backward_block(g, s, *tau_block, tau):
 
 
 def _sampler(kind, logits, tau, hard, return_soft, k, axis, rng):
+    hard = _api._check_flag(hard, "hard")
+    return_soft = _api._check_flag(return_soft, "return_soft")
     x, dtype, axis = _setup(logits, axis)
     if kind == "top_k" and not 0 <= k <= x.shape[axis]:
         raise ValueError(f"k must be in [0, {x.shape[axis]}] (the length of axis {axis}), got {k}")
@@ -372,7 +374,6 @@ def _sampler(kind, logits, tau, hard, return_soft, k, axis, rng):
     if kind in ("soft", "log"):
         tau, tau_arr = _row_tau(tau, x.shape, x.chunks, axis)
     seed, counter = _rng_state(rng, math.prod(_batch(x.shape, axis)))
-    hard, return_soft = bool(hard), bool(return_soft)
     pair = kind == "soft" and hard and return_soft
     token = tokenize(x.name, None if tau_arr is None else tau_arr.name, tau, hard, return_soft,
                      k, axis, seed, counter, str(dtype))
@@ -455,13 +456,15 @@ def relaxed_bernoulli(logits, tau=1.0, *, hard=False, rng=None, return_soft=Fals
     ``tau``: a scalar, or a NumPy or Dask array broadcastable to ``logits.shape``.
     ``return_soft=True`` returns ``(y, y_soft)`` from one sampler call per block.
     """
+    hard = _api._check_flag(hard, "hard")
+    return_soft = _api._check_flag(return_soft, "return_soft")
     x, dtype = _as_dask(logits, "logits")
     _check_known(x, "logits")
     if x.ndim:
+        _api._check_row_length(x, -1, "logits")
         x = _one_chunk(x, x.ndim - 1)
     tau, tau_arr = _elementwise_tau(tau, x.shape, x.chunks)
     seed, counter = _rng_state(rng, math.prod(x.shape[:-1]))
-    hard, return_soft = bool(hard), bool(return_soft)
     token = tokenize(x.name, None if tau_arr is None else tau_arr.name, tau, hard, return_soft,
                      seed, counter, str(dtype))
     prefix = "gumbel_softmax-relaxed_bernoulli"
@@ -532,8 +535,9 @@ def gumbel_softmax_backward(grad_y, y_soft=None, tau=1.0, *, axis=-1, logits=Non
         if g.shape != x.shape:
             raise ValueError(f"logits must have the shape of grad_y {g.shape}, got {x.shape}")
         _row_tau(tau, x.shape, x.chunks, ax)  # checks tau before anything is drawn
-        if isinstance(rng, Philox):
-            rng = copy.copy(rng)  # the forward's rows: the caller's rng is not advanced
+        if isinstance(rng, (Philox, np.random.Generator)):
+            # the forward's rows (or seed): the caller's generator is not advanced
+            rng = copy.deepcopy(rng) if isinstance(rng, np.random.Generator) else copy.copy(rng)
         y_soft = gumbel_softmax(x, tau, axis=ax, rng=rng)
         return gumbel_softmax_backward(g, y_soft, tau, axis=ax)
     if rng is not None:

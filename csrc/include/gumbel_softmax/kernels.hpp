@@ -192,10 +192,29 @@ void eval_primitive(int which, const double* in, double* out, int64_t n);  // te
 void philox_blocks(const uint32_t* counters, int64_t n, PhiloxKey key, uint32_t* out);
 
 // Threads (OpenMP when built with it, else always 1).  set_max_threads(n > 0) fixes the
-// count for the whole process; set_max_threads(0) follows OpenMP's setting again.
+// count for the whole process; set_max_threads(0) follows OpenMP's setting again.  The
+// count in effect is at most thread_limit(), and 1 in a child process made by fork()
+// (GNU OpenMP's thread pool does not survive fork: a parallel region there waits
+// forever for the parent's workers), see after_fork_child.
 int max_threads();
 void set_max_threads(int n);
+int thread_limit();
 bool have_openmp();
+// Registers the fork handler (pthread_atfork; nothing on Windows).  Called once, when
+// the extension module loads.
+void install_fork_handler();
+bool in_fork_child();
+
+// Interruption of long calls (Ctrl-C).  A call's loops over rows call poll_interrupt()
+// on the calling thread about every millisecond of work; at most every 25 ms it asks the
+// hook set by the bindings, which returns true when the call must stop (a signal
+// handler raised, e.g. KeyboardInterrupt).  Then the rows not yet started are skipped,
+// and interrupted() stays true on that thread until the next begin_call().
+using InterruptHook = bool (*)();
+void set_interrupt_hook(InterruptHook hook);
+void begin_call();
+bool poll_interrupt();
+bool interrupted();
 // The number of threads that ran the last parallel-or-serial loop over rows (for tests
 // of the thread controls: what a call really used, not what was asked for).
 void note_team_size(int n);

@@ -1,0 +1,127 @@
+"""A call that raises consumes nothing from any kind of generator.
+
+Every sampler takes ``rng`` as a ``gs.Philox`` (whose counter must not move) or a
+``numpy.random.Generator`` (whose ``bit_generator.state`` must not move: its seed is
+drawn by the kernel only after every check and allocation of the call).  Each failing
+call below is tried with both, for every entry point that takes ``rng``, including
+MemoryError from results too large to allocate (broadcast inputs of 2**40 elements and
+more).  The torch drop-in's generators are checked in ``test_torch.py``.
+"""
+
+import numpy as np
+import pytest
+
+import gumbel_softmax as gs
+
+X = np.random.default_rng(0).standard_normal((6, 5))
+G = np.random.default_rng(1).standard_normal((6, 5))
+HUGE = np.broadcast_to(np.float32(0.0), (2**21, 2**21))  # 2**42 elements, 16 TiB as float32
+HUGE_HALF = np.broadcast_to(np.float16(0.0), HUGE.shape)
+
+
+def _cases():
+    """(id, exception, message fragment or None, call(rng))."""
+    yield "tau0", ValueError, "tau", lambda r: gs.gumbel_softmax(X, 0.0, rng=r)
+    yield "tau_nan_row", ValueError, "tau", lambda r: gs.gumbel_softmax(X, np.array([1, 1, 1, 1, 1, np.nan]), rng=r)
+    yield "tau_shape", ValueError, "tau", lambda r: gs.gumbel_softmax(X, np.ones(4), rng=r)
+    yield "tau_huge_int", ValueError, "tau", lambda r: gs.gumbel_softmax(X, 10**400, rng=r)
+    yield "hard_str", TypeError, "hard", lambda r: gs.gumbel_softmax(X, hard="no", rng=r)
+    yield "axis", np.exceptions.AxisError if hasattr(np, "exceptions") else ValueError, None, \
+        lambda r: gs.gumbel_softmax(X, axis=2**63, rng=r)
+    yield "mask_dtype", TypeError, "mask", lambda r: gs.gumbel_softmax(X, rng=r, mask=np.ones(5))
+    yield "out_overlap_mask", ValueError, "mask", _out_overlaps_mask
+    yield "out_shape", ValueError, "out", lambda r: gs.gumbel_softmax(X, rng=r, out=np.empty((6, 4)))
+    yield "memory_soft", MemoryError, None, lambda r: gs.gumbel_softmax(HUGE, rng=r)
+    yield "memory_soft_half", MemoryError, None, lambda r: gs.gumbel_softmax(HUGE_HALF, rng=r)
+    yield "memory_hard_soft", MemoryError, None, lambda r: gs.gumbel_softmax(HUGE, hard=True, return_soft=True, rng=r)
+    yield "log_tau", ValueError, "tau", lambda r: gs.log_gumbel_softmax(X, -1.0, rng=r)
+    yield "memory_log", MemoryError, None, lambda r: gs.log_gumbel_softmax(HUGE, rng=r)
+    yield "categorical_axis", TypeError, "axis", lambda r: gs.categorical(X, axis=True, rng=r)
+    yield "memory_categorical", MemoryError, None, \
+        lambda r: gs.categorical(np.broadcast_to(np.float32(0.0), (2**42, 2)), rng=r)
+    yield "top_k_k", ValueError, "k", lambda r: gs.top_k(X, 6, rng=r)
+    yield "memory_top_k", MemoryError, None, \
+        lambda r: gs.top_k(np.broadcast_to(np.float32(0.0), (2**42, 4)), 4, rng=r)
+    yield "recompute_shape", ValueError, "logits", \
+        lambda r: gs.gumbel_softmax_backward(G[:3], logits=X, rng=r)
+    yield "recompute_memory", MemoryError, None, \
+        lambda r: gs.gumbel_softmax_backward(HUGE, logits=HUGE, rng=r)
+    yield "bernoulli_tau", ValueError, "tau", lambda r: gs.relaxed_bernoulli(X, np.inf, rng=r)
+    yield "bernoulli_hard", TypeError, "hard", lambda r: gs.relaxed_bernoulli(X, hard=1, rng=r)
+    yield "memory_bernoulli", MemoryError, None, lambda r: gs.relaxed_bernoulli(HUGE, rng=r)
+    yield "memory_bernoulli_half", MemoryError, None, \
+        lambda r: gs.relaxed_bernoulli(HUGE_HALF, hard=True, return_soft=True, rng=r)
+    yield "gumbel_shape", ValueError, "shape", lambda r: gs.gumbel((2**40, 2**30), rng=r)
+    yield "gumbel_shape_64", ValueError, "shape", lambda r: gs.gumbel((2**64, 2), rng=r)
+    yield "gumbel_dtype", TypeError, "dtype", lambda r: gs.gumbel((3, 4), dtype=np.int32, rng=r)
+    yield "memory_gumbel", MemoryError, None, lambda r: gs.gumbel((2**21, 2**21), rng=r)
+    yield "memory_gumbel_half", MemoryError, None, \
+        lambda r: gs.gumbel((2**21, 2**21), dtype=np.float16, rng=r)
+    yield "memory_logistic", MemoryError, None, \
+        lambda r: gs.logistic((2**21, 2**21), dtype=np.float64, rng=r)
+
+
+def _out_overlaps_mask(rng):
+    buf = np.ones(6 * 5 * 8, bool)
+    return gs.gumbel_softmax(X, rng=rng, out=buf.view(np.float64).reshape(6, 5), mask=buf[:5])
+
+
+CASES = list(_cases())
+
+
+@pytest.mark.parametrize("exc,match,call", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+@pytest.mark.parametrize("kind", ["Philox", "Generator"])
+def test_failed_call_consumes_nothing(kind, exc, match, call):
+    if kind == "Philox":
+        rng = gs.Philox(11, counter=3)
+        before = rng.counter
+        state = lambda: rng.counter  # noqa: E731
+    else:
+        rng = np.random.default_rng(11)
+        rng.random()  # a state with a buffered word, too
+        before = rng.bit_generator.state
+        state = lambda: rng.bit_generator.state  # noqa: E731
+    with pytest.raises(exc) as info:
+        call(rng)
+    if match is not None:
+        assert match in str(info.value), str(info.value)
+    assert state() == before
+
+
+def test_generator_draw_is_the_documented_seed():
+    """The deferred draw is the same one as before: gs.Philox(rng.integers(0, 2**64,
+    dtype=uint64)), so results for a Generator are unchanged."""
+    for fn in (lambda r: gs.gumbel_softmax(X, 0.5, rng=r),
+               lambda r: gs.gumbel((6, 5), rng=r),
+               lambda r: gs.relaxed_bernoulli(X, rng=r),
+               lambda r: gs.top_k(X, 2, rng=r)):
+        a = fn(np.random.default_rng(5))
+        seed = int(np.random.default_rng(5).integers(0, 2**64, dtype=np.uint64))
+        b = fn(gs.Philox(seed))
+        assert a.tobytes() == b.tobytes()
+
+
+def test_recompute_backward_leaves_a_generator_as_it_was():
+    """The memory-saving backward replays the forward's draw from a Generator in the
+    forward's state, and leaves it there (as it leaves a Philox)."""
+    rng = np.random.default_rng(9)
+    before = rng.bit_generator.state
+    _, soft = gs.gumbel_softmax(X, 0.5, rng=np.random.default_rng(9), return_soft=True)
+    got = gs.gumbel_softmax_backward(G, tau=0.5, logits=X, rng=rng)
+    assert rng.bit_generator.state == before
+    assert got.tobytes() == gs.gumbel_softmax_backward(G, soft, 0.5).tobytes()
+
+
+@pytest.mark.parametrize("rng", [3, gs.Philox(3, counter=7), np.random.default_rng(3)], ids=repr)
+def test_failed_layer_forward_consumes_nothing(rng):
+    """GumbelSoftmax turns its rng into a Philox once (documented); a forward that
+    raises leaves that Philox's counter where it was."""
+    layer = gs.GumbelSoftmax(tau=1.0, rng=rng)
+    before = layer.rng.counter
+    layer.tau = -1.0  # reassigned between steps, as anneal_tau does, but wrong
+    with pytest.raises(ValueError, match="tau"):
+        layer.forward(X)
+    layer.tau = 1.0
+    with pytest.raises(ValueError, match="mask"):
+        layer.forward(X, mask=np.ones(4, bool))
+    assert layer.rng.counter == before

@@ -1,0 +1,100 @@
+"""Ctrl-C: a long call raises KeyboardInterrupt within 0.2 s of SIGINT.
+
+The kernels run with the GIL released, where Python cannot run its signal handler; the
+calling thread asks Python every 25 ms whether a handler raised (README, "Processes,
+threads and fork").  Each case runs in a fresh interpreter: it starts a call that takes
+seconds, the test sends SIGINT once the call has run for 0.5 s, and the child reports
+when the KeyboardInterrupt reached Python.  CLOCK_MONOTONIC is shared by the processes.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+import gumbel_softmax as gs
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child: POSIX")
+
+LATENCY = 0.2  # seconds from SIGINT to KeyboardInterrupt in Python
+
+# Each call takes seconds here (10**9 - 4 * 10**9 elements; broadcast inputs keep the
+# memory small).  `out` is made before the clock starts and kept afterwards: freeing
+# gigabytes of touched pages takes a good part of 0.2 s by itself.
+CALLS = {
+    "categorical": "gs.categorical(np.broadcast_to(np.zeros(2**16, np.float32), (2**16, 2**16)), rng=1)",
+    "top_k": "gs.top_k(np.broadcast_to(np.zeros(2**15, np.float32), (2**16, 2**15)), 2, rng=1)",
+    "soft": "gs.gumbel_softmax(np.broadcast_to(np.zeros(2**14, np.float32), (2**14, 2**14)), rng=1, out=out)",
+    "one_long_row": "gs.categorical(np.broadcast_to(np.float32(0), (2**31 - 1,)), rng=1)",
+    "gumbel": "gs.gumbel((2**14, 2**14), rng=1, out=out)",
+    "backward": "gs.gumbel_softmax_backward(np.broadcast_to(np.float32(1), (2**14, 2**14)), np.broadcast_to(np.float32(0.5), (2**14, 2**14)), out=out)",
+}
+
+CHILD = textwrap.dedent(
+    """
+    import sys, time
+    import numpy as np
+    import gumbel_softmax as gs
+    gs.set_num_threads({threads})
+    out = np.zeros((2**14, 2**14), np.float32)  # touched: no page faults in the call
+    print("start", time.monotonic(), flush=True)
+    try:
+        for _ in range(20):  # long enough whatever the machine
+            {call}
+    except KeyboardInterrupt:
+        print("interrupted", time.monotonic(), flush=True)
+        sys.exit(0)
+    print("finished", time.monotonic(), flush=True)
+    """
+)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("kind", sorted(CALLS))
+def test_sigint_interrupts_a_long_call(kind, threads):
+    if threads > 1 and not gs._core.have_openmp:
+        pytest.skip("a build without OpenMP has one thread")
+    code = CHILD.format(threads=threads, call=CALLS[kind])
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        word, started = proc.stdout.readline().split()
+        assert word == "start"
+        time.sleep(max(0.0, float(started) + 0.5 - time.monotonic()))
+        sent = time.monotonic()
+        os.kill(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:  # pragma: no cover - only when the test fails
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    word, when = out.split()
+    assert word == "interrupted", f"the call ended before the signal: {out} {err}"
+    assert float(when) - sent < LATENCY, f"KeyboardInterrupt {float(when) - sent:.3f} s after SIGINT"
+
+
+def test_uninterrupted_calls_are_unchanged_and_keep_going():
+    """A signal handler that does not raise lets the call finish with the usual result."""
+    code = textwrap.dedent(
+        """
+        import signal, os, threading
+        import numpy as np
+        import gumbel_softmax as gs
+        seen = []
+        signal.signal(signal.SIGUSR1, lambda *a: seen.append(1))
+        x = np.broadcast_to(np.zeros(2**14, np.float32), (2**14, 2**14))
+        threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGUSR1)).start()
+        a = gs.categorical(x, rng=gs.Philox(3))
+        b = gs.categorical(x, rng=gs.Philox(3))
+        assert seen and (a == b).all()
+        print("ok")
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
