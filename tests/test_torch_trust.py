@@ -171,6 +171,27 @@ def test_hessian_and_vectorized_jacobian():
     assert torch.allclose(J, Jr, rtol=1e-9, atol=1e-12)
 
 
+def test_batched_gradients():
+    """vmap over the backward: gradcheck's check_batched_grad and autograd.grad's
+    is_grads_batched (the batched gradients are those of the reference's Jacobian)."""
+    gen = torch.Generator().manual_seed(11)
+    x = torch.randn(3, 4, dtype=torch.float64, generator=gen).requires_grad_()
+    t = (torch.rand(3, dtype=torch.float64, generator=gen) + 0.3).requires_grad_()
+
+    def f(x, t):
+        return gumbel_softmax(x, t, generator=3)
+
+    assert torch.autograd.gradcheck(f, (x, t), check_batched_grad=True)
+    assert torch.autograd.gradgradcheck(f, (x, t), check_batched_grad=True)
+    basis = torch.eye(12, dtype=torch.float64).reshape(12, 3, 4)
+    jx, jt = torch.autograd.grad(f(x, t), (x, t), basis, is_grads_batched=True)
+    noise = _noise(x.shape, x.dtype, 3)
+    rx, rt = torch.autograd.functional.jacobian(
+        lambda x, t: _reference(x, t.unsqueeze(-1), False, noise), (x, t))
+    assert torch.allclose(jx.reshape(12, 12), rx.reshape(12, 12), rtol=1e-9, atol=1e-12)
+    assert torch.allclose(jt, rt.reshape(12, 3), rtol=1e-9, atol=1e-12)
+
+
 # --------------------------------------------------------------------------------------
 # Tracing, torch.func, torch.compile
 
@@ -260,51 +281,154 @@ def _huge(dtype=torch.float32):
 
 BAD_CALLS = {
     # tau
-    "tau nan tensor": (lambda gen: gumbel_softmax(torch.zeros(3, 4), torch.tensor([1.0, float("nan"), 1.0]), generator=gen), ValueError, "tau"),
-    "tau negative element": (lambda gen: gumbel_softmax(torch.zeros(3, 4), torch.tensor([1.0, -1.0, 1.0]), generator=gen), ValueError, "tau"),
-    "tau wrong shape": (lambda gen: gumbel_softmax(torch.zeros(3, 4), torch.ones(5), generator=gen), ValueError, "tau"),
-    "tau wrong shape keepdims": (lambda gen: gumbel_softmax(torch.zeros(3, 4), torch.ones(3, 4), generator=gen), ValueError, "tau"),
-    "tau ndarray wrong shape": (lambda gen: gumbel_softmax(torch.zeros(3, 4), np.ones(5), generator=gen), ValueError, "tau"),
-    "tau ndarray nan": (lambda gen: gumbel_softmax(torch.zeros(3, 4), np.array([1.0, np.nan, 1.0]), generator=gen), ValueError, "tau"),
-    "tau ndarray str": (lambda gen: gumbel_softmax(torch.zeros(3, 4), np.array(["a", "b", "c"]), generator=gen), TypeError, "tau"),
-    "tau zero": (lambda gen: gumbel_softmax(torch.zeros(3, 4), 0.0, generator=gen), ValueError, "tau"),
-    "tau inf": (lambda gen: gumbel_softmax(torch.zeros(3, 4), float("inf"), generator=gen), ValueError, "tau"),
-    "tau huge int": (lambda gen: gumbel_softmax(torch.zeros(3, 4), 10**400, generator=gen), ValueError, "tau"),
-    "tau str": (lambda gen: gumbel_softmax(torch.zeros(3, 4), "1", generator=gen), TypeError, "tau"),
-    "tau bool": (lambda gen: gumbel_softmax(torch.zeros(3, 4), True, generator=gen), TypeError, "tau"),
-    "tau complex tensor": (lambda gen: gumbel_softmax(torch.zeros(3, 4), torch.ones(3, dtype=torch.complex64), generator=gen), TypeError, "tau"),
-    "tau bool tensor": (lambda gen: gumbel_softmax(torch.zeros(3, 4), torch.ones(3, dtype=torch.bool), generator=gen), TypeError, "tau"),
-    "tau meta tensor": (lambda gen: gumbel_softmax(torch.zeros(3, 4), torch.ones(3, device="meta"), generator=gen), ValueError, "tau"),
-    "tau sparse tensor": (lambda gen: gumbel_softmax(torch.zeros(3, 4), torch.ones(3).to_sparse(), generator=gen), TypeError, "tau"),
-    "tau 0-d nan": (lambda gen: gumbel_softmax(torch.zeros(3, 4), torch.tensor(float("nan")), generator=gen), ValueError, "tau"),
+    "tau nan tensor": (
+        lambda gen: gumbel_softmax(
+            torch.zeros(3, 4), torch.tensor([1.0, float("nan"), 1.0]), generator=gen),
+        ValueError, "tau"),
+    "tau negative element": (
+        lambda gen: gumbel_softmax(
+            torch.zeros(3, 4), torch.tensor([1.0, -1.0, 1.0]), generator=gen),
+        ValueError, "tau"),
+    "tau wrong shape": (
+        lambda gen: gumbel_softmax(torch.zeros(3, 4), torch.ones(5), generator=gen),
+        ValueError, "tau"),
+    "tau wrong shape keepdims": (
+        lambda gen: gumbel_softmax(torch.zeros(3, 4), torch.ones(3, 4), generator=gen),
+        ValueError, "tau"),
+    "tau ndarray wrong shape": (
+        lambda gen: gumbel_softmax(torch.zeros(3, 4), np.ones(5), generator=gen),
+        ValueError, "tau"),
+    "tau ndarray nan": (
+        lambda gen: gumbel_softmax(torch.zeros(3, 4), np.array([1.0, np.nan, 1.0]), generator=gen),
+        ValueError, "tau"),
+    "tau ndarray str": (
+        lambda gen: gumbel_softmax(torch.zeros(3, 4), np.array(["a", "b", "c"]), generator=gen),
+        TypeError, "tau"),
+    "tau zero": (
+        lambda gen: gumbel_softmax(torch.zeros(3, 4), 0.0, generator=gen),
+        ValueError, "tau"),
+    "tau inf": (
+        lambda gen: gumbel_softmax(torch.zeros(3, 4), float("inf"), generator=gen),
+        ValueError, "tau"),
+    "tau huge int": (
+        lambda gen: gumbel_softmax(torch.zeros(3, 4), 10**400, generator=gen),
+        ValueError, "tau"),
+    "tau str": (
+        lambda gen: gumbel_softmax(torch.zeros(3, 4), "1", generator=gen),
+        TypeError, "tau"),
+    "tau bool": (
+        lambda gen: gumbel_softmax(torch.zeros(3, 4), True, generator=gen),
+        TypeError, "tau"),
+    "tau complex tensor": (
+        lambda gen: gumbel_softmax(
+            torch.zeros(3, 4), torch.ones(3, dtype=torch.complex64), generator=gen),
+        TypeError, "tau"),
+    "tau bool tensor": (
+        lambda gen: gumbel_softmax(
+            torch.zeros(3, 4), torch.ones(3, dtype=torch.bool), generator=gen),
+        TypeError, "tau"),
+    "tau meta tensor": (
+        lambda gen: gumbel_softmax(torch.zeros(3, 4), torch.ones(3, device="meta"), generator=gen),
+        ValueError, "tau"),
+    "tau sparse tensor": (
+        lambda gen: gumbel_softmax(torch.zeros(3, 4), torch.ones(3).to_sparse(), generator=gen),
+        TypeError, "tau"),
+    "tau 0-d nan": (
+        lambda gen: gumbel_softmax(torch.zeros(3, 4), torch.tensor(float("nan")), generator=gen),
+        ValueError, "tau"),
     # logits
-    "logits ndarray": (lambda gen: gumbel_softmax(np.zeros((3, 4)), generator=gen), TypeError, "logits"),
-    "logits int64": (lambda gen: gumbel_softmax(torch.zeros(3, 4, dtype=torch.int64), generator=gen), TypeError, "logits"),
-    "logits bfloat16": (lambda gen: gumbel_softmax(torch.zeros(3, 4, dtype=torch.bfloat16), generator=gen), TypeError, "logits"),
-    "logits complex": (lambda gen: gumbel_softmax(torch.zeros(3, 4, dtype=torch.complex64), generator=gen), TypeError, "logits"),
-    "logits meta": (lambda gen: gumbel_softmax(torch.zeros(3, 4, device="meta"), generator=gen), ValueError, "logits"),
-    "logits sparse": (lambda gen: gumbel_softmax(torch.zeros(3, 4).to_sparse(), generator=gen), TypeError, "logits"),
-    "logits 0-d": (lambda gen: gumbel_softmax(torch.tensor(1.0), generator=gen), ValueError, "logits"),
-    "logits empty row": (lambda gen: gumbel_softmax(torch.zeros(3, 0), generator=gen), ValueError, "length 0"),
-    "logits 65 dims": (lambda gen: gumbel_softmax(torch.zeros([1] * 65), generator=gen), ValueError, "logits"),
-    "logits row too long": (lambda gen: gumbel_softmax(torch.zeros(1).expand(2**31), generator=gen), ValueError, "logits"),
-    "logits too big (MemoryError)": (lambda gen: gumbel_softmax(_huge(), generator=gen), MemoryError, ""),
-    "logits too big, hard (MemoryError)": (lambda gen: gumbel_softmax(_huge(), hard=True, generator=gen), MemoryError, ""),
-    "logits too big, float16 (MemoryError)": (lambda gen: gumbel_softmax(_huge(torch.float16), generator=gen), MemoryError, ""),
+    "logits ndarray": (
+        lambda gen: gumbel_softmax(np.zeros((3, 4)), generator=gen),
+        TypeError, "logits"),
+    "logits int64": (
+        lambda gen: gumbel_softmax(torch.zeros(3, 4, dtype=torch.int64), generator=gen),
+        TypeError, "logits"),
+    "logits bfloat16": (
+        lambda gen: gumbel_softmax(torch.zeros(3, 4, dtype=torch.bfloat16), generator=gen),
+        TypeError, "logits"),
+    "logits complex": (
+        lambda gen: gumbel_softmax(torch.zeros(3, 4, dtype=torch.complex64), generator=gen),
+        TypeError, "logits"),
+    "logits meta": (
+        lambda gen: gumbel_softmax(torch.zeros(3, 4, device="meta"), generator=gen),
+        ValueError, "logits"),
+    "logits sparse": (
+        lambda gen: gumbel_softmax(torch.zeros(3, 4).to_sparse(), generator=gen),
+        TypeError, "logits"),
+    "logits 0-d": (
+        lambda gen: gumbel_softmax(torch.tensor(1.0), generator=gen),
+        ValueError, "logits"),
+    "logits empty row": (
+        lambda gen: gumbel_softmax(torch.zeros(3, 0), generator=gen),
+        ValueError, "length 0"),
+    "logits 65 dims": (
+        lambda gen: gumbel_softmax(torch.zeros([1] * 65), generator=gen),
+        ValueError, "logits"),
+    "logits row too long": (
+        lambda gen: gumbel_softmax(torch.zeros(1).expand(2**31), generator=gen),
+        ValueError, "logits"),
+    "logits too big (MemoryError)": (
+        lambda gen: gumbel_softmax(_huge(), generator=gen),
+        MemoryError, ""),
+    "logits too big, hard (MemoryError)": (
+        lambda gen: gumbel_softmax(_huge(), hard=True, generator=gen),
+        MemoryError, ""),
+    "logits too big, float16 (MemoryError)": (
+        lambda gen: gumbel_softmax(_huge(torch.float16), generator=gen),
+        MemoryError, ""),
     # dim
-    "dim out of range": (lambda gen: gumbel_softmax(torch.zeros(3, 4), dim=2, generator=gen), IndexError, "dim 2 is out of range"),
-    "dim negative out of range": (lambda gen: gumbel_softmax(torch.zeros(3, 4), dim=-3, generator=gen), IndexError, "dim -3 is out of range"),
-    "dim 2**63": (lambda gen: gumbel_softmax(torch.zeros(3, 4), dim=2**63, generator=gen), IndexError, f"dim {2**63} is out of range"),
-    "dim float": (lambda gen: gumbel_softmax(torch.zeros(3, 4), dim=1.0, generator=gen), TypeError, "dim"),
-    "dim bool": (lambda gen: gumbel_softmax(torch.zeros(3, 4), dim=True, generator=gen), TypeError, "dim"),
-    "dim str": (lambda gen: gumbel_softmax(torch.zeros(3, 4), dim="1", generator=gen), TypeError, "dim"),
+    "dim out of range": (
+        lambda gen: gumbel_softmax(torch.zeros(3, 4), dim=2, generator=gen),
+        IndexError, "dim 2 is out of range"),
+    "dim negative out of range": (
+        lambda gen: gumbel_softmax(torch.zeros(3, 4), dim=-3, generator=gen),
+        IndexError, "dim -3 is out of range"),
+    "dim 2**63": (
+        lambda gen: gumbel_softmax(torch.zeros(3, 4), dim=2**63, generator=gen),
+        IndexError, f"dim {2**63} is out of range"),
+    "dim float": (
+        lambda gen: gumbel_softmax(torch.zeros(3, 4), dim=1.0, generator=gen),
+        TypeError, "dim"),
+    "dim bool": (
+        lambda gen: gumbel_softmax(torch.zeros(3, 4), dim=True, generator=gen),
+        TypeError, "dim"),
+    "dim str": (
+        lambda gen: gumbel_softmax(torch.zeros(3, 4), dim="1", generator=gen),
+        TypeError, "dim"),
     # hard
-    "hard str": (lambda gen: gumbel_softmax(torch.zeros(3, 4), hard="no", generator=gen), TypeError, "hard"),
-    "hard float": (lambda gen: gumbel_softmax(torch.zeros(3, 4), hard=0.5, generator=gen), TypeError, "hard"),
-    "hard tensor of 2": (lambda gen: gumbel_softmax(torch.zeros(3, 4), hard=torch.ones(2), generator=gen), ValueError, "hard"),
-    "hard meta tensor": (lambda gen: gumbel_softmax(torch.zeros(3, 4), hard=torch.ones((), device="meta"), generator=gen), ValueError, "hard"),
+    "hard str": (
+        lambda gen: gumbel_softmax(torch.zeros(3, 4), hard="no", generator=gen),
+        TypeError, "hard"),
+    "hard float": (
+        lambda gen: gumbel_softmax(torch.zeros(3, 4), hard=0.5, generator=gen),
+        TypeError, "hard"),
+    "hard tensor of 2": (
+        lambda gen: gumbel_softmax(torch.zeros(3, 4), hard=torch.ones(2), generator=gen),
+        ValueError, "hard"),
+    "hard meta tensor": (
+        lambda gen: gumbel_softmax(
+            torch.zeros(3, 4), hard=torch.ones((), device="meta"), generator=gen),
+        ValueError, "hard"),
+    # generator
+    "generator negative seed": (
+        lambda gen: gumbel_softmax(torch.zeros(3, 4), generator=-1),
+        ValueError, "generator: seed must be in [0, 2**64)"),
+    "generator seed 2**64": (
+        lambda gen: gumbel_softmax(torch.zeros(3, 4), generator=2**64),
+        ValueError, "generator: seed must be in [0, 2**64)"),
+    "generator str": (
+        lambda gen: gumbel_softmax(torch.zeros(3, 4), generator="seed"),
+        TypeError, "generator must be"),
+    "generator bool": (
+        lambda gen: gumbel_softmax(torch.zeros(3, 4), generator=True),
+        TypeError, "generator must be"),
+    "Philox counter overflow": (
+        lambda gen: gumbel_softmax(torch.zeros(3, 4), generator=gs.Philox(1, counter=2**64 - 2)),
+        OverflowError, "counter"),
     # eps (compared like torch; an array has no truth value)
-    "eps array": (lambda gen: gumbel_softmax(torch.zeros(3, 4), eps=np.ones(2), generator=gen), TypeError, "eps"),
+    "eps array": (
+        lambda gen: gumbel_softmax(torch.zeros(3, 4), eps=np.ones(2), generator=gen),
+        TypeError, "eps"),
 }
 
 
@@ -429,3 +553,47 @@ def test_a_failure_does_not_undo_another_draw(monkeypatch):
     with pytest.raises(MemoryError, match="simulated"):
         gumbel_softmax(torch.zeros(2, 3))
     assert torch.equal(torch.get_rng_state(), expected)
+
+
+def test_tau_with_the_negative_bit():
+    """A real view with torch's lazy negation bit (the imaginary part of a conjugate)."""
+    c = torch.tensor([1 - 0.5j, 1 - 2j, 1 - 1j], dtype=torch.complex128).conj()
+    assert c.imag.is_neg()
+    x = torch.randn(3, 4, dtype=torch.float64)
+    assert torch.equal(gumbel_softmax(x, c.imag, generator=1),
+                       gumbel_softmax(x, c.imag.clone(), generator=1))
+
+
+@pytest.mark.parametrize("use_reentrant", [False, True])
+@pytest.mark.parametrize("kind", ["default", "int", "torch.Generator", "Philox", "numpy"])
+def test_checkpoint_recomputation_same_noise_or_raises(kind, use_reentrant):
+    """torch.utils.checkpoint runs the forward again in the backward.  It restores
+    torch's default generator, so generator=None (and an int seed) give the gradients of
+    the same noise; a stateful generator was already advanced, and a recomputation would
+    silently differentiate other noise: that raises, changing no generator."""
+    from torch.utils.checkpoint import checkpoint
+
+    x0 = torch.randn(4, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(9))
+    w = torch.randn(4, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(10))
+
+    def make():
+        return {"default": None, "int": 3, "torch.Generator": torch.Generator().manual_seed(1),
+                "Philox": gs.Philox(1), "numpy": np.random.default_rng(1)}[kind]
+
+    torch.manual_seed(0)
+    x = x0.clone().requires_grad_()
+    (gumbel_softmax(x * 1, 0.5, generator=make()) * w).sum().backward()
+    reference = x.grad
+    torch.manual_seed(0)
+    gen = make()
+    x = x0.clone().requires_grad_()
+    y = checkpoint(lambda v: gumbel_softmax(v * 1, 0.5, generator=gen), x,
+                   use_reentrant=use_reentrant)
+    if kind in ("default", "int"):
+        (y * w).sum().backward()
+        assert torch.equal(x.grad, reference)
+        return
+    after_forward = _state(gen)
+    with pytest.raises(RuntimeError, match="checkpoint"):
+        (y * w).sum().backward()
+    assert _same(_state(gen), after_forward)

@@ -41,6 +41,12 @@ What differs from ``F.gumbel_softmax`` (see the README's migration table):
   transforms (``grad``, ``vmap``, ``jvp``, ...: their tensors have no memory for the
   kernels) raise ``RuntimeError`` naming them.  ``torch.autograd.functional.jacobian`` and
   ``hessian`` work, ``vectorize=True`` included;
+- ``torch.utils.checkpoint`` recomputes the forward in the backward: with
+  ``generator=None`` (checkpoint restores torch's default generator) or an int seed the
+  recomputation draws the same noise; with a stateful generator (``torch.Generator``,
+  ``Philox``, ``numpy.random.Generator``), already advanced by the first forward, a call
+  made during a backward pass raises ``RuntimeError`` instead of differentiating other
+  noise;
 - a bad argument raises an exception naming it, of torch's type for ``dim``: a bool or
   non-integer ``dim`` is a ``TypeError``, one out of range an ``AxisError`` (both
   torch's ``IndexError`` and a ``ValueError``).
@@ -96,6 +102,28 @@ _TRACING = (
     "draw the same noise. Call it outside the traced code (or use "
     "torch.nn.functional.gumbel_softmax there); torch.compile is supported"
 )
+
+
+_RECOMPUTE = (
+    "gumbel_softmax.torch.gumbel_softmax was called during a backward pass (torch.utils."
+    "checkpoint recomputing its forward?) with a {kind} as generator: the forward's call "
+    "already advanced it, so a recomputation would draw other noise and the gradients "
+    "would be silently wrong. Under checkpoint pass generator=None (checkpoint restores "
+    "torch's default generator for the recomputation) or an int seed"
+)
+_graph_task_id = getattr(_torch._C, "_current_graph_task_id", lambda: -1)
+
+
+def _check_not_recomputing(generator):
+    """A stateful generator inside a backward pass: refuse, rather than give gradients of
+    noise other than the forward's."""
+    if generator is None or (
+        isinstance(generator, (numbers.Integral, np.integer))
+        and not isinstance(generator, (bool, np.bool_))
+    ):
+        return
+    if _graph_task_id() != -1:
+        raise RuntimeError(_RECOMPUTE.format(kind=type(generator).__name__))
 
 
 def _check_untransformed(t, name):
@@ -203,7 +231,7 @@ def _tau_arg(tau, shape, dim):
             raise TypeError(f"tau must be a real scalar or tensor, got {tau.dtype}")
         # float64 holds every value of the other real dtypes (bfloat16 included) exactly,
         # and is what the NumPy API converts an array tau to
-        values = tau.detach().to(_torch.float64).numpy()
+        values = tau.detach().resolve_neg().to(_torch.float64).numpy()
         if values.ndim == 0:
             return _scalar_tau(values.item()), tau
         _api._batch_taus(values, shape, dim)
@@ -261,6 +289,8 @@ def _draw(generator):
     try:
         # a Philox: the kernels reserve its rows only once their results are allocated
         return _api._as_rng(generator), None
+    except ValueError as exc:  # an int seed out of range
+        raise ValueError(f"generator: {exc}") from None
     except TypeError:
         raise TypeError(
             "generator must be None, an int seed, a gumbel_softmax.Philox, a "
@@ -316,8 +346,8 @@ class _GumbelSoftmax(_torch.autograd.Function):
     it carries higher-order gradients back through this Function."""
 
     @staticmethod
-    def forward(ctx, logits, tau_t, tau, hard, dim, rng):
-        x = logits.detach().resolve_neg().resolve_conj().numpy()  # checked by the caller
+    def forward(ctx, logits, tau_t, x, tau, hard, dim, rng):
+        # x: the checked NumPy view of logits; tau: its value for the NumPy API
         need_soft = hard and (
             ctx.needs_input_grad[0] or (tau_t is not None and ctx.needs_input_grad[1])
         )
@@ -338,12 +368,12 @@ class _GumbelSoftmax(_torch.autograd.Function):
         g = grad_y if grad_soft is None else grad_soft if grad_y is None else grad_y + grad_soft
         need_x, need_tau = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         if g is None or not (need_x or need_tau):
-            return None, None, None, None, None, None
+            return None, None, None, None, None, None, None
         if _is_transformed(g):
             # vmap over the backward (torch.autograd.functional.jacobian(vectorize=True)):
             # torch ops, which vmap batches
             gx, gt = _graph_backward(g, y_soft_t, ctx.tau, tau_t, ctx.dim, need_tau)
-            return gx if need_x else None, gt, None, None, None, None
+            return gx if need_x else None, gt, None, None, None, None, None
         y_soft = y_soft_t.detach().numpy()
         ga = _as_array(g, "grad_y")
         if ga.dtype != y_soft.dtype:
@@ -364,7 +394,7 @@ class _GumbelSoftmax(_torch.autograd.Function):
                 grad_x = grad_x + (gx - gx.detach())
             if need_tau:
                 grad_tau = grad_tau + (gt - gt.detach())
-        return grad_x, grad_tau, None, None, None, None
+        return grad_x, grad_tau, None, None, None, None, None
 
 
 def _gumbel_softmax(logits, tau, hard, eps, dim, generator):
@@ -384,11 +414,12 @@ def _gumbel_softmax(logits, tau, hard, eps, dim, generator):
     dim = _dim_arg(dim, x.ndim)
     _check_rows(x.shape, dim)
     tau, tau_t = _tau_arg(tau, x.shape, dim)
+    _check_not_recomputing(generator)
     # Everything is checked: only now is the seed drawn.  What can still fail (the
     # allocation of the results) puts the caller's generator back as it was.
     rng, undo = _draw(generator)
     try:
-        out = _GumbelSoftmax.apply(logits, tau_t, tau, hard, dim, rng)
+        out = _GumbelSoftmax.apply(logits, tau_t, x, tau, hard, dim, rng)
     except BaseException:
         if undo is not None:
             undo()
@@ -440,7 +471,8 @@ def gumbel_softmax(logits, tau=1, hard=False, eps=1e-10, dim=-1, generator=None)
         For a bad argument, naming it (``dim`` out of range: an ``AxisError``, both an
         ``IndexError`` as in torch and a ``ValueError``); ``MemoryError`` when the
         results cannot be allocated; ``RuntimeError`` under ``torch.jit.trace`` and
-        ``torch.func`` transforms.  A call that raises draws nothing: every generator
+        ``torch.func`` transforms, and for a stateful ``generator`` during a backward
+        pass (``torch.utils.checkpoint``'s recomputation).  A call that raises draws nothing: every generator
         (torch's default one included) is left as it was.
 
     Examples
