@@ -83,7 +83,7 @@ def test_gradgradcheck_with_masked_entries():
 
 
 @pytest.mark.parametrize("hard", [False, True])
-@pytest.mark.parametrize("tau_kind", ["float", "scalar tensor", "row tensor"])
+@pytest.mark.parametrize("tau_kind", ["float", "scalar tensor", "row tensor", "row ndarray"])
 def test_gradient_penalty_equals_the_reference_on_the_same_noise(hard, tau_kind):
     """The issue's example: loss + 10 |d loss / d x|^2.  Before, g did not require grad
     and x.grad silently lost the penalty's term."""
@@ -91,7 +91,8 @@ def test_gradient_penalty_equals_the_reference_on_the_same_noise(hard, tau_kind)
     x0 = torch.randn(6, 5, dtype=torch.float64, generator=gen)
     w = torch.randn(6, 5, dtype=torch.float64, generator=gen)
     t0 = {"float": 0.5, "scalar tensor": torch.tensor(0.5, dtype=torch.float64),
-          "row tensor": torch.rand(6, dtype=torch.float64, generator=gen) + 0.3}[tau_kind]
+          "row tensor": torch.rand(6, dtype=torch.float64, generator=gen) + 0.3,
+          "row ndarray": np.linspace(0.3, 1.3, 6)}[tau_kind]
     noise = _noise(x0.shape, x0.dtype, 9)
     grads = []
     for ours in (True, False):
@@ -100,7 +101,8 @@ def test_gradient_penalty_equals_the_reference_on_the_same_noise(hard, tau_kind)
         if ours:
             y = gumbel_softmax(x, tau, hard=hard, generator=9)
         else:
-            t = tau.unsqueeze(-1) if isinstance(tau, torch.Tensor) and tau.dim() else tau
+            t = torch.from_numpy(tau) if isinstance(tau, np.ndarray) else tau
+            t = t.unsqueeze(-1) if isinstance(t, torch.Tensor) and t.dim() else t
             y = _reference(x, t, hard, noise)
         inputs = (x, tau) if isinstance(tau, torch.Tensor) else (x,)
         first = torch.autograd.grad((y * w).sum(), inputs, create_graph=True)

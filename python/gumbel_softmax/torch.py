@@ -238,7 +238,9 @@ def _tau_arg(tau, shape, dim):
         return values, tau
     if isinstance(tau, np.ndarray) and tau.ndim:
         _api._batch_taus(tau, shape, dim)
-        return tau, None
+        values = np.asarray(tau, dtype=np.float64)
+        # as a tensor too (that needs no gradient), for the backward in torch ops
+        return values, _torch.from_numpy(values)
     return _scalar_tau(tau), None
 
 
