@@ -5,8 +5,12 @@
   penalty equal to that of ``softmax((logits + g) / tau)`` in torch ops on the same
   noise ``g`` (``gumbel_softmax.gumbel``), soft and straight-through hard; the
   first-order values stay bitwise those of the backward kernel;
+- batched gradients (vmap over the backward: ``check_batched_grad``,
+  ``is_grads_batched``, ``jacobian(vectorize=True)``) equal the reference's;
 - ``torch.jit.trace`` raises instead of storing the seed as a constant; ``torch.func``
   transforms raise naming them; ``torch.compile`` calls draw fresh noise per call;
+- ``torch.utils.checkpoint``: the recomputation draws the same noise (``None``, int
+  seed) or raises (a stateful generator), never differentiates other noise;
 - every error of the drop-in leaves torch's default generator, a ``torch.Generator``, a
   ``numpy.random.Generator`` and a ``gumbel_softmax.Philox`` as they were (MemoryError
   included), and names its argument.
