@@ -519,9 +519,9 @@ def test_dim_out_of_range_is_an_index_error_like_torch():
 
 
 def test_tau_overflow_names_tau():
-    with pytest.raises(ValueError, match="tau must be positive and finite"):
+    with pytest.raises(ValueError, match="tau must be .*finite"):
         gumbel_softmax(torch.zeros(2, 3), 10**400, generator=1)
-    with pytest.raises(ValueError, match="tau must be positive and finite"):
+    with pytest.raises(ValueError, match="tau must be .*finite"):
         gumbel_softmax(torch.zeros(2, 3), -(10**400), generator=1)
 
 
