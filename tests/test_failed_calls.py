@@ -125,3 +125,36 @@ def test_failed_layer_forward_consumes_nothing(rng):
     with pytest.raises(ValueError, match="mask"):
         layer.forward(X, mask=np.ones(4, bool))
     assert layer.rng.counter == before
+
+
+def test_dask_recompute_backward_leaves_a_generator_as_it_was():
+    da = pytest.importorskip("dask.array")
+    import gumbel_softmax.dask as gsd
+
+    rng = np.random.default_rng(9)
+    before = rng.bit_generator.state
+    got = gsd.gumbel_softmax_backward(da.from_array(G, chunks=3), tau=0.5,
+                                      logits=da.from_array(X, chunks=3), rng=rng).compute()
+    assert rng.bit_generator.state == before
+    _, soft = gs.gumbel_softmax(X, 0.5, rng=np.random.default_rng(9), return_soft=True)
+    assert got.tobytes() == gs.gumbel_softmax_backward(G, soft, 0.5).tobytes()
+
+
+@pytest.mark.parametrize("flag", ["hard", "return_soft"])
+@pytest.mark.parametrize("fn", ["gumbel_softmax", "relaxed_bernoulli"])
+def test_dask_flags_are_checked_before_the_draw(fn, flag):
+    pytest.importorskip("dask.array")
+    import gumbel_softmax.dask as gsd
+
+    rng = gs.Philox(2, counter=4)
+    with pytest.raises(TypeError, match=flag):
+        getattr(gsd, fn)(X, rng=rng, **{flag: "no"})
+    assert rng.counter == 4
+
+
+def test_jax_hard_must_be_a_bool():
+    pytest.importorskip("jax")
+    import gumbel_softmax.jax as gsj
+
+    with pytest.raises(TypeError, match="hard"):
+        gsj.gumbel_softmax(0, X, 0.5, hard="no")

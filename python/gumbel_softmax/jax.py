@@ -335,7 +335,7 @@ def gumbel_softmax(key_or_seed, logits, tau=1.0, hard=False, axis=-1):
     """
     if _is_traced(hard):
         raise TypeError("hard must be a Python bool (a static argument), got a traced value")
-    hard = bool(hard)
+    hard = _api._check_flag(hard, "hard")
     kind, key = _key_operand(key_or_seed)
     x = _check_logits(logits)
     if _is_traced(axis):
