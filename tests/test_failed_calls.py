@@ -8,6 +8,9 @@ MemoryError from results too large to allocate (broadcast inputs of 2**40 elemen
 more).  The torch drop-in's generators are checked in ``test_torch.py``.
 """
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -158,3 +161,37 @@ def test_jax_hard_must_be_a_bool():
 
     with pytest.raises(TypeError, match="hard"):
         gsj.gumbel_softmax(0, X, 0.5, hard="no")
+
+
+SCRATCH_CHILD = """
+import resource, sys
+import numpy as np
+import gumbel_softmax as gs
+gs.set_num_threads(1)  # no thread to create under the limit
+x = np.broadcast_to(np.float64(0.0), (2, 2**28))  # top_k keeps a 2 GiB row buffer
+philox, gen = gs.Philox(5, counter=3), np.random.default_rng(5)
+state = gen.bit_generator.state
+with open("/proc/self/statm") as f:
+    used = int(f.read().split()[0]) * resource.getpagesize()
+resource.setrlimit(resource.RLIMIT_AS, (used + 2**30, resource.RLIM_INFINITY))
+for rng in (philox, gen):
+    try:
+        gs.top_k(x, 1, rng=rng)
+    except MemoryError:
+        pass
+    else:
+        sys.exit("no MemoryError")
+resource.setrlimit(resource.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+assert philox.counter == 3, philox.counter
+assert gen.bit_generator.state == state
+print("ok")
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS and /proc: Linux")
+def test_kernel_scratch_memory_error_gives_the_rows_back():
+    """The results fit but the kernel's own row buffer does not (an address-space
+    limit): MemoryError, and the rows taken for the call are given back."""
+    proc = subprocess.run([sys.executable, "-c", SCRATCH_CHILD], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stdout + proc.stderr

@@ -63,7 +63,7 @@ py::array noise_impl(const std::vector<int64_t>& shape, Noise kind, const py::ob
   const RowSpec spec = rowspec_of(result, nd - 1);
   T* data = result.mutable_data();
   const Rows rows = take_rows(rng, spec.nrows);  // last: a failed call takes none
-  run_kernel([&] { noise_rows<T>(data, spec, kind, rows.key, rows.first); });
+  run_kernel([&] { noise_rows<T>(data, spec, kind, rows.key, rows.first); }, &rows);
   return std::move(result);
 }
 

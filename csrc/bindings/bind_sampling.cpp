@@ -74,7 +74,7 @@ py::object forward_impl(const py::array& logits, double tau, const py::object& i
   const Rows rows = take_rows(rng, a.xs.nrows);
   a.key = rows.key;
   a.first_row = rows.first;
-  run_kernel([&] { forward_rows<T>(a); });
+  run_kernel([&] { forward_rows<T>(a); }, &rows);
   if (!return_soft) return std::move(y);
   if (!hard) return py::make_tuple(y, y);
   return py::make_tuple(y, y_soft);
@@ -93,7 +93,7 @@ py::object categorical_impl(const py::array& logits, int axis, const py::object&
   const Rows rows = take_rows(rng, a.xs.nrows);
   a.key = rows.key;
   a.first_row = rows.first;
-  run_kernel([&] { forward_rows<T>(a); });
+  run_kernel([&] { forward_rows<T>(a); }, &rows);
   return std::move(idx);
 }
 
@@ -107,7 +107,7 @@ py::object top_k_impl(const py::array& logits, int64_t k, int axis, const py::ob
   const T* xp = x.data();
   int64_t* ip = idx.mutable_data();
   const Rows rows = take_rows(rng, xs.nrows);
-  run_kernel([&] { top_k_rows<T>(xp, xs, ip, k, rows.key, rows.first); });
+  run_kernel([&] { top_k_rows<T>(xp, xs, ip, k, rows.key, rows.first); }, &rows);
   return std::move(idx);
 }
 
@@ -150,7 +150,7 @@ py::object bernoulli_impl(const py::array& logits, const py::array& inv_tau, boo
   const Rows rows = take_rows(rng, a.xs.nrows);
   a.key = rows.key;
   a.first_row = rows.first;
-  run_kernel([&] { bernoulli_rows<T>(a); });
+  run_kernel([&] { bernoulli_rows<T>(a); }, &rows);
   if (!return_soft) return std::move(y);
   if (!hard) return py::make_tuple(y, y);
   return py::make_tuple(y, y_soft);

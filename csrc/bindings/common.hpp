@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -45,10 +46,22 @@ inline uint64_t reserve_rows(PhiloxState& rng, uint64_t nrows) {
   return start;
 }
 
-// The rows of one call: a key and the first row of the stream.
+// The rows of one call: a key and the first row of the stream, and how to give them
+// back when the kernel fails (std::bad_alloc of its scratch buffers).
 struct Rows {
   PhiloxKey key;
   uint64_t first = 0;
+  uint64_t count = 0;
+  PhiloxState* philox = nullptr;  // the reserving Philox, or
+  py::object generator, state;    // the Generator and its state before the draw
+
+  void give_back() const {
+    if (philox != nullptr) {
+      philox->unreserve(first, count);
+    } else if (generator) {
+      generator.attr("bit_generator").attr("state") = state;
+    }
+  }
 };
 
 // Takes nrows rows from `rng`: a gs.Philox (reserved atomically, advancing it), or a
@@ -57,29 +70,41 @@ struct Rows {
 // Called last, after every allocation of the call: a call that fails before it leaves
 // either kind of generator as it was.
 inline Rows take_rows(const py::object& rng, uint64_t nrows) {
+  Rows rows;
+  rows.count = nrows;
   if (py::isinstance<PhiloxState>(rng)) {
-    PhiloxState& s = rng.cast<PhiloxState&>();
-    return {s.key(), reserve_rows(s, nrows)};
+    rows.philox = &rng.cast<PhiloxState&>();
+    rows.key = rows.philox->key();
+    rows.first = reserve_rows(*rows.philox, nrows);
+    return rows;
   }
   const py::object np = py::module_::import("numpy");
   const py::object top = py::reinterpret_steal<py::object>(
       PyNumber_Lshift(py::int_(1).ptr(), py::int_(64).ptr()));
+  rows.generator = rng;
+  rows.state = rng.attr("bit_generator").attr("state");
   const uint64_t seed = py::int_(rng.attr("integers")(0, top, py::arg("dtype") = np.attr("uint64")))
                             .cast<uint64_t>();
-  return {PhiloxState(seed, 0).key(), 0};
+  rows.key = PhiloxState(seed, 0).key();
+  return rows;
 }
 
 // Runs a kernel with the GIL released.  Ctrl-C stops it (see poll_interrupt): then the
 // exception that the signal handler raised (KeyboardInterrupt) propagates from here;
-// the rows were taken and the outputs may be partly written.
+// the rows were taken and the outputs may be partly written.  A kernel that cannot
+// allocate its scratch buffers (MemoryError) has written nothing: its rows are given
+// back first.
 template <class Kernel>
-void run_kernel(Kernel&& kernel) {
+void run_kernel(Kernel&& kernel, const Rows* rows = nullptr) {
   begin_call();
-  {
+  try {
     // Safe without the GIL: kernels see raw pointers only, into arrays that the caller's
     // frame holds.
     py::gil_scoped_release release;
     kernel();
+  } catch (const std::bad_alloc&) {
+    if (rows != nullptr) rows->give_back();
+    throw;
   }
   if (interrupted()) throw py::error_already_set();
 }

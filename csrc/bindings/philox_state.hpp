@@ -49,6 +49,19 @@ class PhiloxState {
     return true;
   }
 
+  // Gives back rows [start, start + n) of a reserve() whose call then failed, if no
+  // other reservation followed it (another thread's rows are never given out twice);
+  // returns whether it did.
+  bool unreserve(uint64_t start, uint64_t n) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (n == 0) return true;
+    const bool to_end = start + n == 0;  // wrapped: the reservation ended at 2**64
+    if (exhausted_ ? !to_end : next_ != start + n) return false;
+    exhausted_ = false;
+    next_ = start;
+    return true;
+  }
+
  private:
   const uint64_t seed_;
   mutable std::mutex mutex_;
