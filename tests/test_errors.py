@@ -866,3 +866,11 @@ def test_thread_count_has_a_maximum():
 def test_layer_checks_its_arguments_when_made(kw):
     with pytest.raises((ValueError, TypeError), match=next(iter(kw))):
         gs.GumbelSoftmax(**kw)
+
+
+@pytest.mark.parametrize("name", ["counters", "key"])
+def test_philox4x32_ragged_names_the_argument(name):
+    args = {"counters": [[0, 0, 0, 0]], "key": [0, 0]}
+    args[name] = [[1, 2], [3]]
+    with pytest.raises(ValueError, match=name):
+        gs.philox4x32(args["counters"], args["key"])

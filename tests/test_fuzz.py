@@ -486,9 +486,18 @@ def check_sample(y, x0, g, tau, axis):
     moves exponents by 5) the exact-sum centre is off by more than any first-order
     bound, by design. So the sample is checked against softmax(v / tau) with v rounded
     as documented (always), and against softmax((x + g) / tau) where the first-order
-    bound holds (eps * max|v| / tau <= 1e-3, most examples)."""
+    bound holds (eps * max|v| / tau <= 1e-3, most examples).  At tau = 1 the kernel
+    takes its own path (README), checked against the exact x + g."""
     dt = y.dtype
     v = x0.astype(dt) + g.astype(dt)
+    m = np.max(x0, axis=axis, keepdims=True) if x0.size else None
+    if dt.type(1.0) / dt.type(tau) == 1 and x0.size and np.all(np.isfinite(m)):
+        # README, "tau = 1": that path computes exp(x - max(x)) / E, the softmax of
+        # x + g without rounding x + g (which moves float64 logits of 1e17 by 16); the
+        # reference shifts by max(x) first, as the kernel does, then adds g.
+        event("forward at tau = 1 checked against (x - max x) + g")
+        check_forward(y, x0.astype(np.float64) - m, g, tau, axis=axis)
+        return
     check_forward(y, v, np.zeros_like(v), tau, axis=axis)
     if not v.size or eps_of(dt) * float(np.max(np.abs(v))) / tau <= 1e-3:
         check_forward(y, x0, g, tau, axis=axis)

@@ -68,6 +68,7 @@ True
 _FLOAT_TYPES = (np.float32, np.float64)
 _TooHardError = getattr(getattr(np, "exceptions", np), "TooHardError")
 _AxisError = getattr(getattr(np, "exceptions", np), "AxisError")
+_Generator = np.random.Generator  # imported now, not inside a first call
 
 
 def _check_tau(tau, name="tau"):
@@ -340,7 +341,7 @@ def _kernel_rng(rng):
     """SPEC 7 for the kernels: a gs.Philox, or the numpy.random.Generator itself.  The
     kernel draws a Generator's seed (as _as_rng does) only after every allocation of
     the call, so that a failed call leaves the Generator as it was."""
-    if isinstance(rng, (Philox, np.random.Generator)):
+    if isinstance(rng, (Philox, _Generator)):
         return rng
     if rng is None:
         return Philox()
@@ -1078,7 +1079,7 @@ def philox4x32(counters, key):
 
 
 def _as_words(a, name):
-    arr = np.asarray(a)
+    arr = _asarray(a, name)
     if arr.dtype.kind not in "iu":
         raise TypeError(f"{name} must be an integer array, got dtype {arr.dtype}")
     if arr.size and (arr.min() < 0 or arr.max() > 0xFFFFFFFF):
