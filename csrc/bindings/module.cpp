@@ -13,7 +13,7 @@ void bind_math(py::module_& m);
 
 namespace {
 // Python runs signal handlers in the main thread only; a call made there asks it about
-// every 25 ms (poll_interrupt) whether a handler raised, e.g. KeyboardInterrupt on
+// every 50 ms (poll_interrupt) whether a handler raised, e.g. KeyboardInterrupt on
 // Ctrl-C.  Calls on other threads are not polled (their handlers never run there).
 unsigned long g_main_thread = 0;
 

@@ -109,7 +109,7 @@ void after_fork_child() { g_forked.store(true, std::memory_order_relaxed); }
 std::atomic<InterruptHook> g_interrupt_hook{nullptr};
 // The interrupt state of the call running on this thread (see begin_call).
 using PollClock = std::chrono::steady_clock;
-constexpr std::chrono::milliseconds kPollPeriod{25};
+constexpr std::chrono::milliseconds kPollPeriod{50};
 thread_local PollClock::time_point t_next_poll{};
 thread_local bool t_interrupted = false;
 

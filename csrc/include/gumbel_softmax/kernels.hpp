@@ -206,7 +206,7 @@ void install_fork_handler();
 bool in_fork_child();
 
 // Interruption of long calls (Ctrl-C).  A call's loops over rows call poll_interrupt()
-// on the calling thread about every millisecond of work; at most every 25 ms it asks the
+// on the calling thread about every millisecond of work; at most every 50 ms it asks the
 // hook set by the bindings, which returns true when the call must stop (a signal
 // handler raised, e.g. KeyboardInterrupt).  Then the rows not yet started are skipped,
 // and interrupted() stays true on that thread until the next begin_call().
