@@ -161,9 +161,40 @@ GS_INLINE void noise_chunk(PhiloxKey key, uint64_t q, int64_t c0, int64_t n, uin
 #endif
 }
 
+// The one NaN every kernel writes: the positive quiet NaN without payload (NumPy's
+// np.nan: 0x7FC00000 / 0x7FF8000000000000).  NaN results of arithmetic carry the sign
+// and payload of whichever NaN operand the instruction picked (or x86's negative
+// "default NaN"), which differs between targets and compilers, so every output that can
+// be NaN is either written as kNaN or passed through canonical() at the store.
+// (quiet_NaN() is __builtin_nan("") in GCC and Clang: exactly those bits;
+// tests/test_targets.py checks the bits of every NaN the functions return.)
+template <class T>
+constexpr T kNaN = std::numeric_limits<T>::quiet_NaN();
+
+// x, or kNaN where x is NaN (a compare and a blend per vector).
+template <class V>
+GS_INLINE V canonical(V x) {
+  using S = typename lanes::Traits<V>::Scalar;
+  return lanes::select(x == x, x, lanes::splat<V>(kNaN<S>));
+}
+
 template <class T>
 void fill_nan(T* p, int64_t step, int64_t len) {
-  for (int64_t c = 0; c < len; ++c) p[c * step] = std::numeric_limits<T>::quiet_NaN();
+  for (int64_t c = 0; c < len; ++c) p[c * step] = kNaN<T>;
+}
+
+// tau -> infinity.  When 1/tau rounds to 0, (v - max) * (1/tau) is NaN at v = -inf
+// (-inf * 0), and the row would be NaN.  The limit is the uniform distribution over the
+// finite entries: a defined row (max finite, no NaN, no +inf) calls this on its v
+// before pass 2 and then uses 1/tau = 1, so (v - max) * 1 is exactly 0 (e = 1, log
+// y = -log S) at every finite entry and -inf (e = 0, log y = -inf) at every -inf entry:
+// the bits that 1/tau tiny but nonzero gives where (v - max) / tau rounds to a zero or
+// subnormal, with S the count of finite entries summed in the usual order.  Only rows
+// with 1/tau == 0 pay for this pass.
+template <class T>
+void flatten_row(T* v, int64_t begin, int64_t end, T max) {
+  constexpr T ninf = -std::numeric_limits<T>::infinity();
+  for (int64_t c = begin; c < end; ++c) v[c] = v[c] == ninf ? ninf : max;
 }
 
 // What pass 1 learns about v = x + g: its maximum, the first index holding it, and
@@ -379,6 +410,10 @@ void log_scale(const T* v, int64_t begin, int64_t end, T max, T inv_tau, T lse, 
 // (contiguous), written to y (y may be v itself, step 1).
 template <class T>
 void softmax_from_noisy(T* v, int64_t len, T max, T inv_tau, bool log, T* y, int64_t ystep) {
+  if (inv_tau == T(0)) {  // tau -> infinity: see flatten_row
+    flatten_row(v, 0, len, max);
+    inv_tau = T(1);
+  }
   if (log) {
     T sum = exp_sum<false>(v, 0, std::min(len, kSegment), max, inv_tau);
     for (int64_t b = kSegment; b < len; b += kSegment)
@@ -644,9 +679,15 @@ void forward_short_group(const Fwd<T>& f, int64_t r0, int64_t nrows) {
   // general path, never written out.
   V itau = lanes::splat<V>(T(1));
   I unit{};
-  bool any_unit = false, any_general = false;
+  I flat{};  // lanes whose 1/tau is 0 (tau -> infinity, see flatten_row): 1/tau = 1 here
+  bool any_unit = false, any_general = false, any_flat = false;
   for (int i = 0; i < nrows; ++i) {
     itau[i] = f.itau(r0 + i);
+    if (itau[i] == T(0)) {
+      itau[i] = T(1);
+      flat[i] = -1;
+      any_flat = true;
+    }
     const bool u = f.unit(r0 + i);
     unit[i] = u ? -1 : 0;
     any_unit = any_unit || u;
@@ -700,6 +741,9 @@ void forward_short_group(const Fwd<T>& f, int64_t r0, int64_t nrows) {
   V res[kShortMax];  // the soft sample (or its log) of every lane
   V unit_sum{};      // tau = 1 lanes: the sum, NaN exactly for rows with no sample
   if (soft && any_general) {
+    if (any_flat)  // as flatten_row, on the flat lanes only
+      for (int64_t c = 0; c < len; ++c)
+        v[c] = lanes::select(flat & (v[c] != ninf), vmax, v[c]);
     V acc[kLanes] = {};
     for (int64_t c = 0; c < len; ++c) {
       v[c] = (v[c] - vmax) * itau;
@@ -925,16 +969,19 @@ void forward_rows(const ForwardArgs<T>& a) {
           fill_nan(soft_row, soft_spec.step, len);
         }
       } else if (soft && st.defined()) {
+        const bool flat = itau == T(0);  // tau -> infinity: see flatten_row
+        const T it = flat ? T(1) : itau;
         for_segments(len, [&](int64_t k, int64_t begin, int64_t end) {
-          seg_sum[k] = a.log ? exp_sum<false>(v, begin, end, st.max, itau)
-                             : exp_sum(v, begin, end, st.max, itau);
+          if (flat) flatten_row(v, begin, end, st.max);
+          seg_sum[k] = a.log ? exp_sum<false>(v, begin, end, st.max, it)
+                             : exp_sum(v, begin, end, st.max, it);
         });
         const T sum = total();
         const T lse = a.log ? vmath::log(sum) : T(0);
         const T inv_sum = T(1) / sum;
         for_segments(len, [&](int64_t, int64_t begin, int64_t end) {
           if (a.log)
-            log_scale(v, begin, end, st.max, itau, lse, soft_row, soft_spec.step);
+            log_scale(v, begin, end, st.max, it, lse, soft_row, soft_spec.step);
           else
             scale(v, begin, end, inv_sum, soft_row, soft_spec.step);
         });
@@ -1038,17 +1085,29 @@ void backward_rows(const T* grad_y, const RowSpec& gs, const T* y_soft, const Ro
   auto itau = [&](int64_t r) { return inv_taus ? inv_taus[r] : inv_tau; };
   // out = y_soft * (grad_y - dot) / tau on elements [begin, end).  Element c is read
   // before it is written, so out may be grad_y or y_soft itself.
+  // A NaN result becomes `nan_as`: with a finite dot every grad_y and y_soft of the row is
+  // finite (a NaN or infinite one makes the fused sum NaN or infinite), and a NaN can
+  // only come from 0 * inf where the inf is an overflow of a finite value (y_soft = 0
+  // and grad_y - dot overflowing, or 1/tau rounded to 0 and the product overflowing):
+  // the exact value is 0, so nan_as = +0.  Otherwise nan_as is the canonical NaN.
   auto apply = [&](const T* g, int64_t gst, const T* s, int64_t sst, T* o, int64_t ost,
                    int64_t begin, int64_t end, T dot, T inv_tau) {
+    const T nan_as = dot - dot == T(0) ? T(0) : kNaN<T>;
     int64_t i = begin;
 #ifdef GS_HAVE_VECTOR_EXT
     if (gst == 1 && sst == 1 && ost == 1) {
       using V = Vec<T>;
-      for (; i + kW<T> <= end; i += kW<T>)
-        lanes::store(o + i, (lanes::load<V>(s + i) * (lanes::load<V>(g + i) - dot)) * inv_tau);
+      const V repl = lanes::splat<V>(nan_as);
+      for (; i + kW<T> <= end; i += kW<T>) {
+        const V r = (lanes::load<V>(s + i) * (lanes::load<V>(g + i) - dot)) * inv_tau;
+        lanes::store(o + i, lanes::select(r == r, r, repl));
+      }
     }
 #endif
-    for (; i < end; ++i) o[i * ost] = (s[i * sst] * (g[i * gst] - dot)) * inv_tau;
+    for (; i < end; ++i) {
+      const T r = (s[i * sst] * (g[i * gst] - dot)) * inv_tau;
+      o[i * ost] = r == r ? r : nan_as;
+    }
   };
   auto row = [&](const T* g, int64_t gst, const T* s, int64_t sst, T* o, int64_t ost,
                  T inv_tau) {
@@ -1207,7 +1266,9 @@ void for_row_parts(int64_t nrows, int64_t len, Body&& body) {
 // One element (lanes V or a scalar): v = x + L, z = v / tau,
 // soft = sigmoid(z) = 1 / (1 + e) for z >= 0 and e / (1 + e) otherwise, e = exp(-|z|)
 // (accurate in both tails, exact 0 and 1 at -inf and +inf); hard = 1 where v > 0,
-// 0 where v <= 0, NaN where v is NaN.
+// 0 where v <= 0, the canonical NaN where v is NaN.  z is NaN exactly where v is NaN or
+// where v is +-inf and 1/tau rounded to 0 (inf * 0); there the soft sample is the hard
+// one: NaN, or the tau -> infinity limit of sigmoid(+-inf / tau), 1 and 0.
 template <class V, class S = typename lanes::Traits<V>::Scalar>
 GS_INLINE void bernoulli_element(V x, V noise, V inv_tau, V& soft, V& hard) {
   using lanes::select;
@@ -1216,8 +1277,8 @@ GS_INLINE void bernoulli_element(V x, V noise, V inv_tau, V& soft, V& hard) {
   const V z = v * inv_tau;
   const V e = vmath::exp(select(z > S(0), -z, z));
   const V d = S(1) + e;
-  soft = select(z >= S(0), S(1) / d, e / d);
-  hard = select(v > S(0), splat<V>(S(1)), select(v == v, splat<V>(S(0)), v));
+  hard = select(v > S(0), splat<V>(S(1)), select(v == v, splat<V>(S(0)), splat<V>(kNaN<S>)));
+  soft = select(z == z, select(z >= S(0), S(1) / d, e / d), hard);
 }
 
 template <class T>
@@ -1339,13 +1400,13 @@ void bernoulli_backward_rows(const T* grad_y, const RowSpec& gs, const T* y_soft
       for (; c + kW<T> <= end; c += kW<T>) {
         const V sv = lanes::load<V>(s + c);
         const V tv = ts.step ? lanes::load<V>(t + c) : lanes::splat<V>(t[0]);
-        lanes::store(o + c, ((lanes::load<V>(g + c) * sv) * (T(1) - sv)) * tv);
+        lanes::store(o + c, canonical(((lanes::load<V>(g + c) * sv) * (T(1) - sv)) * tv));
       }
     }
 #endif
     for (; c < end; ++c) {
       const T sv = s[c * ss.step];
-      o[c * os.step] = ((g[c * gs.step] * sv) * (T(1) - sv)) * t[c * ts.step];
+      o[c * os.step] = canonical(((g[c * gs.step] * sv) * (T(1) - sv)) * t[c * ts.step]);
     }
   });
 }
@@ -1434,7 +1495,7 @@ void concrete_rows(const T* y, const RowSpec& ys, const T* x, const RowSpec& xs,
     // A +inf s (a zero y: the boundary of the simplex, where the density's limit depends
     // on tau) or only -inf s has no value, like NumPy's formula's inf - inf: NaN.
     if (!std::isfinite(max)) {
-      out[r] = std::numeric_limits<T>::quiet_NaN();
+      out[r] = kNaN<T>;
       return;
     }
     // logsumexp(s) = max + log(sum(exp(s - max)))
@@ -1444,7 +1505,7 @@ void concrete_rows(const T* y, const RowSpec& ys, const T* x, const RowSpec& xs,
     const T lse = max + vmath::log(sum_e);
     T res = cst[r * tau_step] + sum_s - T(len) * lse;
     if (!log_space) res = res - sum_l;
-    out[r] = res;
+    out[r] = canonical(res);
   });
 }
 

@@ -132,7 +132,9 @@ void float_to_half(const float* src, uint16_t* dst, int64_t n, bool bf16);
 
 // 1/tau for a positive finite tau, rounded to T and capped at T's largest finite value
 // (a tau below 1/max would otherwise give inf, and 0 * inf = NaN at the row's maximum;
-// the cap keeps the tau -> 0 limit, the one-hot).
+// the cap keeps the tau -> 0 limit, the one-hot).  A tau above about 2 / (T's smallest
+// subnormal), 1.4e45 for float, gives 0: the kernels treat 1/tau == 0 as the
+// tau -> infinity limit (uniform over the finite entries, see flatten_row in kernels.cpp).
 template <class T>
 T inverse_tau(double tau) {
   const double inv = 1.0 / tau;
