@@ -76,6 +76,7 @@ def against_cases(shape):
         "relaxed_bernoulli": lambda: gs.relaxed_bernoulli(x, 0.5, rng=rng, out=out),
         "relaxed_bernoulli_backward":
             lambda: gs.relaxed_bernoulli_backward(grad, y_soft, 0.5, out=out),
+        "concrete_log_prob": lambda: gs.concrete_log_prob(y_soft, x, 0.5),
     }
 
 
@@ -157,7 +158,8 @@ def main(argv=None):
     ap.add_argument("--only", metavar="NAMES",
                     help="with --against: only these comma-separated cases (soft-tau0.5 "
                          "soft-tau1 soft-tau0.5-float64 hard per-row-tau log_gumbel_softmax "
-                         "backward relaxed_bernoulli relaxed_bernoulli_backward)")
+                         "backward relaxed_bernoulli relaxed_bernoulli_backward "
+                         "concrete_log_prob)")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     shape = tuple(int(n) for n in args.shape.split("x"))

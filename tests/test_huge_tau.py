@@ -13,6 +13,9 @@ the tau -> 0 limit where 1/tau is capped:
 - relaxed_bernoulli: sigmoid(+-inf / tau) = 1 and 0 for every tau, 1/2 at finite logits;
 - the backwards: 0 (the gradient carries a factor 1/tau), never NaN for finite inputs.
 
+concrete_log_prob takes tau itself (a normal number of the dtype); at huge tau its
+terms tau log y are huge and cancel, and it must stay finite and accurate there.
+
 The boundary taus are found here from NumPy's own rounding of 1/tau (float64 division,
 then the cast), not from the package: tau_lo is the largest tau whose 1/tau is nonzero
 in float32, tau_hi the next double up.  float64 1/tau cannot underflow for a finite tau;
@@ -252,3 +255,75 @@ def test_concrete_log_prob_rejects_tau_beyond_the_dtype(dtype):
     for tau in (TAU_LO, TAU_HI):
         with pytest.raises(ValueError, match="tau"):
             gs.concrete_log_prob(y, np.zeros(3, dtype), tau)
+
+
+def _uniform_log_prob(x, tau):
+    """log p(y) at the uniform y = 1/K, in closed form: with l = -log K every
+    x - tau l is x + tau log K, and the tau log K cancel between sum(s) and K lse(s):
+    lgamma(K) + (K-1) log tau + sum(x) - K logsumexp(x) + K log K."""
+    x = np.asarray(x, np.float64)
+    K = x.size
+    m = x.max()
+    lse = m + math.log(np.exp(x - m).sum())
+    return math.lgamma(K) + (K - 1) * math.log(tau) + x.sum() - K * lse + K * math.log(K)
+
+
+@pytest.mark.parametrize("K", [2, 3, 4, 17, 100])
+@pytest.mark.parametrize("dtype,tau", [
+    (np.float64, 1e20), (np.float64, 1e300), (np.float64, 1.7e308),
+    (np.float64, float(np.finfo(np.float64).max)), (np.float32, 1e30), (np.float32, 3e38)])
+def test_concrete_log_prob_uniform_y_huge_tau(dtype, tau, K):
+    """Finite and accurate where tau l alone overflows or rounds x away (the exact value
+    is moderate: the huge terms cancel)."""
+    x = np.random.default_rng(K).standard_normal(K).astype(dtype)
+    y = np.full(K, 1 / K, dtype)
+    want = _uniform_log_prob(x, tau)
+    eps = np.finfo(dtype).eps
+    tol = 64 * K * eps * (abs(want) + np.abs(x.astype(np.float64)).sum() + K * math.log(K))
+    got = gs.concrete_log_prob(y, x, tau)
+    assert got.dtype == dtype and abs(float(got) - want) <= tol
+    # log space: the density of l = log y, without the -sum(l) = K log K term
+    got = gs.concrete_log_prob(np.log(y), x, tau, log_space=True)
+    assert abs(float(got) - (want - K * math.log(K))) <= tol
+
+
+@pytest.mark.parametrize("tau", [1e5, 1e20, 1e300, 1.7e308])
+def test_concrete_log_prob_huge_tau_against_exact(tau):
+    """float64, log space, l spread over a few ulps: against the formula evaluated with
+    exact rational s = x - tau l (only the exp and log of logsumexp in floating point)."""
+    from fractions import Fraction
+
+    K = 6
+    gen = np.random.default_rng(int(math.log10(tau)))
+    x = gen.standard_normal(K)
+    for spread in (0, 1, 4):
+        l = -1.7 + gen.integers(0, spread + 1, K) * 2.0 ** -52
+        s = [Fraction(float(xc)) - Fraction(tau) * Fraction(float(lc)) for xc, lc in zip(x, l)]
+        m = max(s)
+        sum_e = math.fsum(math.exp(float(sc - m)) for sc in s)
+        want = (math.lgamma(K) + (K - 1) * math.log(tau) + float(sum(s) - K * m)
+                - K * math.log(sum_e))
+        spread_s = float(tau * (l.max() - l.min()))
+        tol = 64 * K * 2.0 ** -52 * (abs(want) + spread_s + np.abs(x).sum() + K)
+        got = float(gs.concrete_log_prob(l, x, tau, log_space=True))
+        assert abs(got - want) <= tol, (spread, got, want)
+
+
+@pytest.mark.parametrize("dtype,tau", [(np.float64, 1.7e308), (np.float32, 3e38),
+                                       (np.float64, 0.5)])
+def test_concrete_log_prob_huge_tau_keeps_the_contract(dtype, tau):
+    """A zero y, a NaN y or logit, or a +inf logit: NaN; a -inf logit where y > 0: -inf
+    (a density of 0); other rows unaffected."""
+    K = 4
+    y = np.full((6, K), 1 / K, dtype)
+    x = np.zeros((6, K), dtype)
+    y[0, 1] = 0
+    y[1, 2] = np.nan
+    x[2, 0] = np.nan
+    x[3, 3] = np.inf
+    x[4, 1] = -np.inf
+    out = gs.concrete_log_prob(y, x, tau)
+    assert np.all(np.isnan(out[:4]))
+    assert out[4] == -np.inf
+    assert np.isfinite(out[5])
+    assert float(out[5]) == pytest.approx(_uniform_log_prob(x[5], tau), rel=1e-5)

@@ -1078,6 +1078,19 @@ void forward_rows(const ForwardArgs<T>& a) {
   });
 }
 
+// The NaN of a backward row [begin, end) (out = y_soft * (grad_y - dot) / tau) made
+// canonical.  With a finite dot every grad_y and y_soft of the row is finite (a NaN or
+// infinite one makes the fused sum NaN or infinite), and a NaN can only come from
+// 0 * inf where the inf is an overflow of a finite value (y_soft = 0 and grad_y - dot
+// overflowing, or 1/tau rounded to 0 and the product overflowing): the exact value is 0,
+// which it becomes.  Otherwise it becomes the canonical NaN.
+template <class T>
+GS_COLD void fix_nan(T* o, int64_t ost, int64_t begin, int64_t end, T dot) {
+  const T nan_as = dot - dot == T(0) ? T(0) : kNaN<T>;
+  for (int64_t i = begin; i < end; ++i)
+    if (o[i * ost] != o[i * ost]) o[i * ost] = nan_as;
+}
+
 template <class T>
 void backward_rows(const T* grad_y, const RowSpec& gs, const T* y_soft, const RowSpec& ss,
                    T* out, const RowSpec& os, T inv_tau, const T* inv_taus) {
@@ -1085,29 +1098,42 @@ void backward_rows(const T* grad_y, const RowSpec& gs, const T* y_soft, const Ro
   auto itau = [&](int64_t r) { return inv_taus ? inv_taus[r] : inv_tau; };
   // out = y_soft * (grad_y - dot) / tau on elements [begin, end).  Element c is read
   // before it is written, so out may be grad_y or y_soft itself.
-  // A NaN result becomes `nan_as`: with a finite dot every grad_y and y_soft of the row is
-  // finite (a NaN or infinite one makes the fused sum NaN or infinite), and a NaN can
-  // only come from 0 * inf where the inf is an overflow of a finite value (y_soft = 0
-  // and grad_y - dot overflowing, or 1/tau rounded to 0 and the product overflowing):
-  // the exact value is 0, so nan_as = +0.  Otherwise nan_as is the canonical NaN.
+  // NaN results are then made canonical by fix_nan, in a second pass over the rows
+  // where one came out (the first only tests for them).
   auto apply = [&](const T* g, int64_t gst, const T* s, int64_t sst, T* o, int64_t ost,
                    int64_t begin, int64_t end, T dot, T inv_tau) {
-    const T nan_as = dot - dot == T(0) ? T(0) : kNaN<T>;
     int64_t i = begin;
+    bool nan = false;
 #ifdef GS_HAVE_VECTOR_EXT
     if (gst == 1 && sst == 1 && ost == 1) {
       using V = Vec<T>;
-      const V repl = lanes::splat<V>(nan_as);
+      lanes::Mask<V> vnan{};
       for (; i + kW<T> <= end; i += kW<T>) {
         const V r = (lanes::load<V>(s + i) * (lanes::load<V>(g + i) - dot)) * inv_tau;
-        lanes::store(o + i, lanes::select(r == r, r, repl));
+        lanes::store(o + i, r);
+        vnan |= r != r;
       }
+#ifdef GS_HAVE_PARTIAL
+      // The last, partial vector (short rows: all of it).  Its masked-off lanes compute
+      // (0 * (0 - dot)) / tau, NaN only where dot is not finite (fix_nan's test below
+      // then runs on a row that may well need it; it only changes NaN elements).
+      if (i < end) {
+        const int64_t n = end - i;
+        const V r = (lanes::load_first(s + i, n) * (lanes::load_first(g + i, n) - dot)) * inv_tau;
+        lanes::store_first(o + i, r, n);
+        vnan |= r != r;
+        i = end;
+      }
+#endif
+      nan = lanes::any_set(vnan);
     }
 #endif
     for (; i < end; ++i) {
       const T r = (s[i * sst] * (g[i * gst] - dot)) * inv_tau;
-      o[i * ost] = r == r ? r : nan_as;
+      o[i * ost] = r;
+      nan = nan || r != r;
     }
+    if (nan) fix_nan(o, ost, begin, end, dot);
   };
   auto row = [&](const T* g, int64_t gst, const T* s, int64_t sst, T* o, int64_t ost,
                  T inv_tau) {
@@ -1431,16 +1457,17 @@ GS_INLINE V log_any(V y) {
   return select((y < S(0)) | (y != y), splat<V>(std::numeric_limits<S>::quiet_NaN()), l);
 }
 
-// Pass 1 over elements [begin, end) of a row: s = x - tau l (l = log y, or y), stored
-// contiguously in s_out (the row's element 0); the max of s; returns sum(s) and sets
-// sum_l, each in 16 partial sums (element c in partial (c - begin) % 16).
-template <class T>
+// Pass 1 over elements [begin, end) of a row: s = x - tau l (l = log y, or y), or
+// s = x - tau (l - lmin) when kShift (see concrete_shifted), stored contiguously in s_out
+// (the row's element 0); the max of s; returns sum(s) and sets sum_l, each in 16 partial
+// sums (element c in partial (c - begin) % 16).
+template <bool kShift, class T>
 T concrete_pass1(const T* y, int64_t ystep, const T* x, int64_t xstep, T tau, bool log_space,
-                 int64_t begin, int64_t end, T* s_out, T& max, T& sum_l) {
+                 int64_t begin, int64_t end, T* s_out, T& max, T& sum_l, T lmin) {
   T acc_s[kLanes] = {}, acc_l[kLanes] = {};
   auto one = [&](auto yv, auto xv, auto& ss, auto& ll, auto& mx) {
     const auto l = log_space ? yv : log_any(yv);
-    const auto sv = xv - tau * l;
+    const auto sv = kShift ? xv - tau * (l - lmin) : xv - tau * l;
     ss = ss + sv;
     ll = ll + l;
     mx = lanes::select(sv > mx, sv, mx);
@@ -1472,6 +1499,64 @@ T concrete_pass1(const T* y, int64_t ystep, const T* x, int64_t xstep, T tau, bo
   return tree_sum(acc_s);
 }
 
+// The value of one row: cst + sum(s) - K logsumexp(s) - (log_space ? 0 : sum(l)), with
+// s as concrete_pass1 computes it; s is the row's scratch, max gets the max of s.
+template <bool kShift, class T>
+T concrete_row(const T* yr, int64_t ystep, const T* xr, int64_t xstep, int64_t len, T t,
+               T cst, bool log_space, T* s, T& max, T lmin = T(0)) {
+  T sum_s = T(0), sum_l = T(0);
+  max = -std::numeric_limits<T>::infinity();
+  for (int64_t b = 0; b < len; b += kSegment) {
+    T mx, sl;
+    const T ss = concrete_pass1<kShift>(yr, ystep, xr, xstep, t, log_space, b,
+                                        std::min(len, b + kSegment), s, mx, sl, lmin);
+    sum_s = b == 0 ? ss : sum_s + ss;
+    sum_l = b == 0 ? sl : sum_l + sl;
+    max = std::max(max, mx);
+  }
+  // A +inf s (a zero y: the boundary of the simplex, where the density's limit depends
+  // on tau) or only -inf s has no value, like NumPy's formula's inf - inf: NaN.
+  if (!std::isfinite(max)) return kNaN<T>;
+  // logsumexp(s) = max + log(sum(exp(s - max)))
+  T sum_e = exp_sum<false>(s, 0, std::min(len, kSegment), max, T(1));
+  for (int64_t b = kSegment; b < len; b += kSegment)
+    sum_e = sum_e + exp_sum<false>(s, b, std::min(len, b + kSegment), max, T(1));
+  const T lse = max + vmath::log(sum_e);
+  T res = cst + sum_s - T(len) * lse;
+  if (!log_space) res = res - sum_l;
+  return canonical(res);
+}
+
+// Large s.  With a large tau (or tiny y), s = x - tau l is dominated by -tau l: x and cst
+// are rounded away next to it, and the huge terms of sum(s) and K logsumexp(s), which
+// cancel where y is near uniform, leave only their rounding errors; at a huge tau, tau l
+// overflows (s = +inf) or the sums do (inf - inf), and the row is NaN although every y is
+// positive and finite and the density is finite.  sum(s) - K logsumexp(s) does not
+// change when every s is shifted by the same amount, so such a row (max s above
+// kConcreteBig, or a NaN value) is computed again with s = x - tau (l - lmin), lmin the
+// least log y: s <= x cannot overflow upwards (overflowing downwards gives -inf, a
+// density below the smallest number), and is near x where y is near uniform.  Rows whose
+// NaN is the contract's (a zero or NaN y, a NaN or +inf logit, only -inf s) stay NaN.
+// Other rows are computed as before, bit for bit, at no extra cost.
+template <class T>
+constexpr T kConcreteBig = T(64);
+
+template <class T>
+T concrete_shifted(const T* yr, int64_t ystep, const T* xr, int64_t xstep, int64_t len, T t,
+                   T cst, bool log_space, T* s) {
+  constexpr T inf = std::numeric_limits<T>::infinity();
+  T lmin = inf;
+  for (int64_t c = 0; c < len; ++c) {
+    const T l = log_space ? yr[c * ystep] : log_any(yr[c * ystep]);
+    const T xc = xr[c * xstep];
+    if (l != l || l == -inf || xc != xc || xc == inf) return kNaN<T>;
+    lmin = std::min(lmin, l);
+  }
+  if (lmin == inf) return kNaN<T>;  // every l is +inf: no s is finite
+  T max;
+  return concrete_row<true>(yr, ystep, xr, xstep, len, t, cst, log_space, s, max, lmin);
+}
+
 template <class T>
 void concrete_rows(const T* y, const RowSpec& ys, const T* x, const RowSpec& xs, const T* tau,
                    const T* cst, int64_t tau_step, bool log_space, T* out) {
@@ -1483,29 +1568,12 @@ void concrete_rows(const T* y, const RowSpec& ys, const T* x, const RowSpec& xs,
     const T* yr = y + ys.offset(r);
     const T* xr = x + xs.offset(r);
     const T t = tau[r * tau_step];
-    T sum_s = T(0), sum_l = T(0), max = -std::numeric_limits<T>::infinity();
-    for (int64_t b = 0; b < len; b += kSegment) {
-      T mx, sl;
-      const T ss = concrete_pass1(yr, ys.step, xr, xs.step, t, log_space, b,
-                                  std::min(len, b + kSegment), s, mx, sl);
-      sum_s = b == 0 ? ss : sum_s + ss;
-      sum_l = b == 0 ? sl : sum_l + sl;
-      max = std::max(max, mx);
-    }
-    // A +inf s (a zero y: the boundary of the simplex, where the density's limit depends
-    // on tau) or only -inf s has no value, like NumPy's formula's inf - inf: NaN.
-    if (!std::isfinite(max)) {
-      out[r] = kNaN<T>;
-      return;
-    }
-    // logsumexp(s) = max + log(sum(exp(s - max)))
-    T sum_e = exp_sum<false>(s, 0, std::min(len, kSegment), max, T(1));
-    for (int64_t b = kSegment; b < len; b += kSegment)
-      sum_e = sum_e + exp_sum<false>(s, b, std::min(len, b + kSegment), max, T(1));
-    const T lse = max + vmath::log(sum_e);
-    T res = cst[r * tau_step] + sum_s - T(len) * lse;
-    if (!log_space) res = res - sum_l;
-    out[r] = canonical(res);
+    const T c = cst[r * tau_step];
+    T max;
+    T res = concrete_row<false>(yr, ys.step, xr, xs.step, len, t, c, log_space, s, max);
+    if (res != res || max > kConcreteBig<T>)
+      res = concrete_shifted(yr, ys.step, xr, xs.step, len, t, c, log_space, s);
+    out[r] = res;
   });
 }
 

@@ -121,7 +121,8 @@ void bernoulli_backward_rows(const T* grad_y, const RowSpec& gs, const T* y_soft
 // log_space) and s = x - tau l,  out[r] = cst + sum(s) - K logsumexp(s)
 // - (log_space ? 0 : sum(l)), cst = lgamma(K) + (K-1) log tau (computed by the caller
 // in float64).  tau and cst: one per row (tau_step 1) or one for all (tau_step 0);
-// out: one per row, contiguous.
+// out: one per row, contiguous.  (Rows with large s are computed again with s shifted
+// by a constant, which leaves the value unchanged; see concrete_shifted.)
 template <class T>
 void concrete_rows(const T* y, const RowSpec& ys, const T* x, const RowSpec& xs,
                    const T* tau, const T* cst, int64_t tau_step, bool log_space, T* out);
