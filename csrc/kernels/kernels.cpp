@@ -1107,11 +1107,11 @@ void backward_rows(const T* grad_y, const RowSpec& gs, const T* y_soft, const Ro
 #ifdef GS_HAVE_VECTOR_EXT
     if (gst == 1 && sst == 1 && ost == 1) {
       using V = Vec<T>;
-      lanes::Mask<V> vnan{};
+      lanes::NanTest<V> vnan;
       for (; i + kW<T> <= end; i += kW<T>) {
         const V r = (lanes::load<V>(s + i) * (lanes::load<V>(g + i) - dot)) * inv_tau;
         lanes::store(o + i, r);
-        vnan |= r != r;
+        vnan.add(r);
       }
 #ifdef GS_HAVE_PARTIAL
       // The last, partial vector (short rows: all of it).  Its masked-off lanes compute
@@ -1121,11 +1121,11 @@ void backward_rows(const T* grad_y, const RowSpec& gs, const T* y_soft, const Ro
         const int64_t n = end - i;
         const V r = (lanes::load_first(s + i, n) * (lanes::load_first(g + i, n) - dot)) * inv_tau;
         lanes::store_first(o + i, r, n);
-        vnan |= r != r;
+        vnan.add(r);
         i = end;
       }
 #endif
-      nan = lanes::any_set(vnan);
+      nan = vnan.any();
     }
 #endif
     for (; i < end; ++i) {
@@ -1542,8 +1542,8 @@ template <class T>
 constexpr T kConcreteBig = T(64);
 
 template <class T>
-T concrete_shifted(const T* yr, int64_t ystep, const T* xr, int64_t xstep, int64_t len, T t,
-                   T cst, bool log_space, T* s) {
+GS_COLD T concrete_shifted(const T* yr, int64_t ystep, const T* xr, int64_t xstep,
+                           int64_t len, T t, T cst, bool log_space, T* s) {
   constexpr T inf = std::numeric_limits<T>::infinity();
   T lmin = inf;
   for (int64_t c = 0; c < len; ++c) {

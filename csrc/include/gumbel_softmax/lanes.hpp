@@ -218,6 +218,26 @@ GS_INLINE bool any_set(M m) {
 #endif
 }
 
+// Accumulates whether any lane of the vectors it is given was NaN: an unordered compare
+// and an OR per vector (on AVX-512 into a mask register, with no conversion).
+template <class V>
+struct NanTest {
+#if defined(__AVX512F__)
+  unsigned m = 0;
+  GS_INLINE void add(V r) {
+    if constexpr (sizeof(r[0]) == 4)
+      m |= _mm512_cmp_ps_mask((__m512)r, (__m512)r, _CMP_UNORD_Q);
+    else
+      m |= _mm512_cmp_pd_mask((__m512d)r, (__m512d)r, _CMP_UNORD_Q);
+  }
+  GS_INLINE bool any() const { return m != 0; }
+#else
+  typename Traits<V>::Mask m{};
+  GS_INLINE void add(V r) { m |= r != r; }
+  GS_INLINE bool any() const { return any_set(m); }
+#endif
+};
+
 // The first n lanes (0 < n < width) from p, the others 0, and the first n lanes of v to
 // p, the memory past them untouched and never accessed (masked loads and stores do not
 // fault on masked-off lanes): a row's last partial vector in one vector operation, on
