@@ -12,12 +12,21 @@ Pairs: tau=1 vs tau=0.5 (soft), hard vs soft, 2 threads vs 1 (soft), backward vs
 np.copyto; and for issue 5: categorical vs hard, per-row tau vs scalar tau, mask= vs
 none, float16 vs float32, recomputing backward vs stored backward (forward included on
 both sides).  Ratios are "speed of A / speed of B" (> 1: A is faster).
+
+Two builds: ``--against DIR`` pairs each call of this build (A) with the same call of
+the package installed in DIR (B), for example another commit installed with
+``pip install --no-deps --target DIR .``; both run in this process, alternately.
+
+    python bench/ab.py --against /tmp/main-build
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -47,13 +56,117 @@ def paired(a, b, blocks, loops, setup_a=None, setup_b=None):
     return statistics.median(ratios), q[0], q[2]
 
 
+def against_cases(shape):
+    """The calls --against compares, on this process's gumbel_softmax."""
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    x64 = x.astype(np.float64)
+    grad = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
+    y_soft = gs.gumbel_softmax(x, 0.5, rng=1)
+    taus = np.full(shape[0], 0.5)
+    rng = gs.Philox(1)
+    out, out64 = np.empty_like(x), np.empty_like(x64)
+    return {
+        "soft-tau0.5": lambda: gs.gumbel_softmax(x, 0.5, rng=rng, out=out),
+        "soft-tau1": lambda: gs.gumbel_softmax(x, 1.0, rng=rng, out=out),
+        "soft-tau0.5-float64": lambda: gs.gumbel_softmax(x64, 0.5, rng=rng, out=out64),
+        "hard": lambda: gs.gumbel_softmax(x, 0.5, hard=True, rng=rng, out=out),
+        "per-row-tau": lambda: gs.gumbel_softmax(x, taus, rng=rng, out=out),
+        "log_gumbel_softmax": lambda: gs.log_gumbel_softmax(x, 0.5, rng=rng, out=out),
+        "backward": lambda: gs.gumbel_softmax_backward(grad, y_soft, 0.5, out=out),
+        "relaxed_bernoulli": lambda: gs.relaxed_bernoulli(x, 0.5, rng=rng, out=out),
+        "relaxed_bernoulli_backward":
+            lambda: gs.relaxed_bernoulli_backward(grad, y_soft, 0.5, out=out),
+        "concrete_log_prob": lambda: gs.concrete_log_prob(y_soft, x, 0.5),
+    }
+
+
+def worker(shape):
+    """--worker: reads "case loops" lines, answers the seconds per call."""
+    cases = against_cases(shape)
+    print("READY", gs.cpu_target(), gs.__file__, flush=True)
+    for line in sys.stdin:
+        name, loops = line.split()
+        print(repr(_per_call(cases[name], int(loops))), flush=True)
+    return 0
+
+
+class Worker:
+    """A --worker subprocess; with directory, on the package installed there (run with
+    -S, so that no .pth hook, an editable install's included, can supply another copy)."""
+
+    def __init__(self, shape_arg, directory=None):
+        cmd = [sys.executable, __file__, "--worker", "--shape", shape_arg]
+        env = dict(os.environ)
+        if directory:
+            cmd.insert(1, "-S")
+            env["PYTHONPATH"] = os.pathsep.join([directory] + [p for p in sys.path if p])
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     env=env, text=True)
+        line = ""
+        while not line.startswith("READY "):  # skip what an editable install's rebuild says
+            line = self.proc.stdout.readline()
+            if not line:
+                raise SystemExit(f"--worker failed: {' '.join(cmd)}")
+        _, self.target, self.path = line.split(maxsplit=2)
+        self.path = self.path.strip()
+
+    def __call__(self, name, loops):
+        self.proc.stdin.write(f"{name} {loops}\n")
+        self.proc.stdin.flush()
+        return float(self.proc.stdout.readline())
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def against(args):
+    """This build (A) against the one installed in args.against (B), alternately block by
+    block, each in its own process (the same inputs and calls)."""
+    a, b = Worker(args.shape), Worker(args.shape, args.against)
+    try:
+        names = list(against_cases((2, 16)))
+        if args.only:
+            names = [n for n in names if any(w == n for w in args.only.split(","))]
+        print(f"A: {a.path} ({a.target})\nB: {b.path} ({b.target})\nfloat32 {args.shape}, "
+              f"{gs.get_num_threads()} threads, {args.blocks} blocks; ratio = speed of A / "
+              f"speed of B (> 1: A faster), median (quartiles); per-call medians")
+        for name in names:
+            loops = max(1, int(args.seconds / a(name, 2)))
+            b(name, 2)
+            ratios, ta, tb = [], [], []
+            for _ in range(args.blocks):
+                ta.append(a(name, loops))
+                tb.append(b(name, loops))
+                ratios.append(tb[-1] / ta[-1])
+            q = statistics.quantiles(ratios, n=4)
+            print(f"  {name:28s} {statistics.median(ratios):6.3f}x ({q[0]:.3f} - {q[2]:.3f})"
+                  f"   A {statistics.median(ta) * 1e3:8.3f} ms   B {statistics.median(tb) * 1e3:8.3f} ms")
+    finally:
+        a.close()
+        b.close()
+    return 0
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shape", default="4096x1000")
     ap.add_argument("--blocks", type=int, default=21)
     ap.add_argument("--seconds", type=float, default=0.15, help="per block and side")
+    ap.add_argument("--against", metavar="DIR",
+                    help="pair this build with the gumbel_softmax installed in DIR")
+    ap.add_argument("--only", metavar="NAMES",
+                    help="with --against: only these comma-separated cases (soft-tau0.5 "
+                         "soft-tau1 soft-tau0.5-float64 hard per-row-tau log_gumbel_softmax "
+                         "backward relaxed_bernoulli relaxed_bernoulli_backward "
+                         "concrete_log_prob)")
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     shape = tuple(int(n) for n in args.shape.split("x"))
+    if args.worker:
+        return worker(shape)
+    if args.against:
+        return against(args)
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     out = np.empty_like(x)
     grad = np.random.default_rng(1).standard_normal(shape).astype(np.float32)

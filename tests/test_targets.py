@@ -8,6 +8,9 @@ sweeps, and saves the raw bytes; the results of all targets must be equal byte f
 (So the error bounds that tests/test_vmath.py proves on the default target hold on every
 target.)  With a single supported target the test
 still checks that forcing it works and that the subprocess equals this process.
+A second script feeds every function NaN of both signs and with payloads, +-inf, +-0,
+subnormals and +-max, and compares sha256 digests of every output across the targets;
+every NaN written must be the canonical one (np.nan's bits).
 """
 
 import os
@@ -187,3 +190,153 @@ def test_short_rows_path_equals_row_path(dtype):
     assert len(fast) == len(slow)
     for a, b in zip(fast, slow):
         assert a.tobytes() == b.tobytes()
+
+
+# --------------------------------------------------------------------------------------
+# special values (issue 13, point 6): NaN of both signs and with payloads, +-inf, +-0,
+# subnormals and the largest finite values, through every function, on every target
+# --------------------------------------------------------------------------------------
+# The NaN every kernel writes: NumPy's np.nan (positive, quiet, no payload) in each dtype.
+CANONICAL_NAN_BITS = {"float32": 0x7FC00000, "float64": 0x7FF8000000000000,
+                      "float16": 0x7E00, "bfloat16": 0x7FC0}
+
+SPECIAL_SCRIPT = textwrap.dedent(
+    """
+    import hashlib, json, sys, warnings
+    import numpy as np, gumbel_softmax as gs
+    warnings.simplefilter("error")
+    try:
+        import ml_dtypes
+        halves = (np.float16, ml_dtypes.bfloat16)
+    except ImportError:
+        halves = (np.float16,)
+    specials = {
+        np.float32: np.array([0x7FC00000, 0xFFC00000, 0x7FC12345, 0xFFD00001, 0x7F800001,
+                              0xFF812345, 0x7F800000, 0xFF800000, 0, 0x80000000, 1,
+                              0x80000001, 0x007FFFFF, 0x00800000, 0x7F7FFFFF, 0xFF7FFFFF],
+                             np.uint32).view(np.float32),
+        np.float64: np.array([0x7FF8000000000000, 0xFFF8000000000000, 0x7FF8000012345678,
+                              0xFFFC000000000001, 0x7FF0000000000001, 0xFFF0000000012345,
+                              0x7FF0000000000000, 0xFFF0000000000000, 0, 0x8000000000000000,
+                              1, 0x8000000000000001, 0x000FFFFFFFFFFFFF,
+                              0x0010000000000000, 0x7FEFFFFFFFFFFFFF, 0xFFEFFFFFFFFFFFFF],
+                             np.uint64).view(np.float64),
+    }
+    NAN, INF, FIN = slice(0, 6), slice(6, 8), slice(8, 16)
+
+    def special_rows(dt, shape, seed):
+        # rows of: finite values only; finite specials and -inf (a defined row); a NaN;
+        # a +inf; only -inf; anything.  About a quarter of each row is special.
+        gen = np.random.default_rng(seed)
+        sp = specials[dt]
+        x = (3 * gen.standard_normal(shape)).astype(dt)
+        for r in range(shape[0]):
+            kind = r % 6
+            pool = {0: sp[FIN], 1: np.concatenate([sp[FIN], sp[7:8]]), 2: sp[NAN],
+                    3: sp[6:7], 4: sp[7:8], 5: sp}[kind]
+            n = shape[1] if kind == 4 else max(1, shape[1] // 4)
+            cols = gen.choice(shape[1], n, replace=False)
+            x[r, cols] = pool[gen.integers(0, len(pool), n)]
+        return x
+
+    digests, nan_bits, calls = {}, {}, [0]
+
+    def record(name, a):
+        a = np.asarray(a)
+        digests[name] = hashlib.sha256(a.tobytes()).hexdigest()
+        if a.dtype.kind == "f" or a.dtype.name == "bfloat16":
+            bits = a.reshape(-1).view({2: np.uint16, 4: np.uint32, 8: np.uint64}[a.itemsize])
+            with np.errstate(all="ignore"):
+                isnan = np.isnan(a.astype(np.float64)).reshape(-1)
+            nan_bits.setdefault(a.dtype.name, set()).update(int(b) for b in np.unique(bits[isnan]))
+        calls[0] += 1
+
+    for dt in (np.float32, np.float64):
+        sp = specials[dt]
+        for shape in ((24, 5), (12, 17), (6, 100), (6, 1000), (1, 70000)):
+            x = special_rows(dt, shape, shape[1])
+            w = special_rows(dt, shape, shape[1] + 1)  # grad_y
+            ys = np.abs(special_rows(dt, shape, shape[1] + 2))  # a y_soft with specials
+            with np.errstate(all="ignore"):
+                ys[::3] = np.where(np.isfinite(ys[::3]), ys[::3] / (1 + ys[::3]), ys[::3])
+            mask = np.random.default_rng(3).random(shape) < 0.8
+            taus = np.resize([0.5, 1.0, 1e46, 3.0], shape[0])
+            # 1e46: 1/tau rounds to 0 in float32 (tau -> infinity); 1.7e308: 1/tau subnormal
+            for tau in (0.5, 1.0, 1e46, 1.7e308):
+                key = f"{np.dtype(dt).name}{shape}tau{tau}"
+                views, soft = {"": x, "T": np.ascontiguousarray(x.T)}, None
+                for vn, v in views.items():
+                    ax = 0 if vn else -1
+                    k = key + vn
+                    record(k + "soft", gs.gumbel_softmax(v, tau, axis=ax, rng=5))
+                    h, s = gs.gumbel_softmax(v, tau, hard=True, return_soft=True, axis=ax, rng=5)
+                    record(k + "hard", h)
+                    record(k + "rsoft", s)
+                    soft = soft if vn else s
+                    record(k + "log", gs.log_gumbel_softmax(v, tau, axis=ax, rng=5))
+                    record(k + "cat", gs.categorical(v, axis=ax, rng=5))
+                    record(k + "topk", gs.top_k(v, min(3, shape[1]), axis=ax, rng=5))
+                record(key + "mask", gs.gumbel_softmax(x, tau, mask=mask, rng=6))
+                record(key + "logmask", gs.log_gumbel_softmax(x, tau, mask=mask, rng=6))
+                record(key + "rowtau", gs.gumbel_softmax(x, taus, hard=True, return_soft=True, rng=7))
+                record(key + "bw", gs.gumbel_softmax_backward(w, ys, tau))
+                record(key + "bwsoft", gs.gumbel_softmax_backward(w, soft, tau))
+                record(key + "bwrow", gs.gumbel_softmax_backward(w, ys, taus))
+                record(key + "bwT", gs.gumbel_softmax_backward(w.T, ys.T, tau, axis=0))
+                record(key + "bwre", gs.gumbel_softmax_backward(w, logits=x, tau=tau, rng=5, mask=mask))
+                record(key + "rb", gs.relaxed_bernoulli(x, tau, rng=8))
+                record(key + "rbh", gs.relaxed_bernoulli(x, tau, hard=True, return_soft=True, rng=8))
+                record(key + "rbt", gs.relaxed_bernoulli(x, np.resize(taus, shape), rng=8))
+                record(key + "rbb", gs.relaxed_bernoulli_backward(w, ys, tau))
+                record(key + "rbbT", gs.relaxed_bernoulli_backward(w.T, ys.T, tau))
+                ctau = min(tau, float(np.finfo(dt).max))
+                record(key + "cl", gs.concrete_log_prob(ys, x, ctau))
+                record(key + "cll", gs.concrete_log_prob(w, x, ctau, log_space=True))
+                for lo in halves:
+                    hn = np.dtype(lo).name
+                    with np.errstate(all="ignore"):
+                        xl, wl, yl = x.astype(lo), w.astype(lo), ys.astype(lo)
+                    record(key + hn + "soft", gs.gumbel_softmax(xl, tau, rng=5))
+                    record(key + hn + "hard", gs.gumbel_softmax(xl, tau, hard=True, rng=5))
+                    record(key + hn + "log", gs.log_gumbel_softmax(xl, tau, rng=5))
+                    record(key + hn + "bw", gs.gumbel_softmax_backward(wl, yl, tau))
+                    record(key + hn + "rb", gs.relaxed_bernoulli(xl, tau, rng=8))
+                    record(key + hn + "rbb", gs.relaxed_bernoulli_backward(wl, yl, tau))
+                    record(key + hn + "cl", gs.concrete_log_prob(yl, xl, min(tau, 6e4)))
+    json.dump({"target": gs.cpu_target(), "calls": calls[0], "digests": digests,
+               "nan_bits": {k: sorted(v) for k, v in nan_bits.items()}}, open(sys.argv[1], "w"))
+    """
+)
+
+
+def test_special_values_bitwise_equal_and_canonical_nan(tmp_path):
+    """Every function on NaN (both signs, with payloads, signalling), +-inf, +-0,
+    subnormals and +-max, float32 and float64 (and float16 / bfloat16): the sha256 of
+    every output's bytes is the same on every supported target, and every NaN written is
+    the canonical one (np.nan's bits in the output's dtype)."""
+    import json
+
+    results = {}
+    for t in gs.cpu_targets():
+        path = tmp_path / f"{t}.json"
+        env = dict(os.environ, GUMBEL_SOFTMAX_TARGET=t)
+        proc = subprocess.run([sys.executable, "-c", SPECIAL_SCRIPT, str(path)], env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        results[t] = json.loads(path.read_text())
+        assert results[t]["target"] == t
+    first, *rest = results
+    ref = results[first]
+    assert ref["calls"] > 1000 and len(ref["digests"]) == ref["calls"]
+    for t in rest:
+        differ = sorted(k for k in ref["digests"] if ref["digests"][k] != results[t]["digests"][k])
+        assert not differ, f"{first} and {t} differ in {len(differ)} outputs, e.g. {differ[:8]}"
+    for t, r in results.items():
+        have = {"float32", "float64", "float16"}
+        assert have <= set(r["nan_bits"])  # NaNs were written in every dtype
+        for dt, bits in r["nan_bits"].items():
+            assert bits == [CANONICAL_NAN_BITS[dt]], (t, dt, [hex(b) for b in bits])
+    # the canonical bits are NumPy's NaN (and ml_dtypes' bfloat16 NaN)
+    assert int(np.array(np.nan, np.float32).view(np.uint32)) == CANONICAL_NAN_BITS["float32"]
+    assert int(np.array(np.nan, np.float64).view(np.uint64)) == CANONICAL_NAN_BITS["float64"]
+    assert int(np.array(np.nan, np.float16).view(np.uint16)) == CANONICAL_NAN_BITS["float16"]

@@ -206,9 +206,40 @@ GS_INLINE void noise_chunk(PhiloxKey key, uint64_t q, int64_t c0, int64_t n, uin
 #endif
 }
 
+// The one NaN every kernel writes: the positive quiet NaN without payload (NumPy's
+// np.nan: 0x7FC00000 / 0x7FF8000000000000).  NaN results of arithmetic carry the sign
+// and payload of whichever NaN operand the instruction picked (or x86's negative
+// "default NaN"), which differs between targets and compilers, so every output that can
+// be NaN is either written as kNaN or passed through canonical() at the store.
+// (quiet_NaN() is __builtin_nan("") in GCC and Clang: exactly those bits;
+// tests/test_targets.py checks the bits of every NaN the functions return.)
+template <class T>
+constexpr T kNaN = std::numeric_limits<T>::quiet_NaN();
+
+// x, or kNaN where x is NaN (a compare and a blend per vector).
+template <class V>
+GS_INLINE V canonical(V x) {
+  using S = typename lanes::Traits<V>::Scalar;
+  return lanes::select(x == x, x, lanes::splat<V>(kNaN<S>));
+}
+
 template <class T>
 void fill_nan(T* p, int64_t step, int64_t len) {
-  for (int64_t c = 0; c < len; ++c) p[c * step] = std::numeric_limits<T>::quiet_NaN();
+  for (int64_t c = 0; c < len; ++c) p[c * step] = kNaN<T>;
+}
+
+// tau -> infinity.  When 1/tau rounds to 0, (v - max) * (1/tau) is NaN at v = -inf
+// (-inf * 0), and the row would be NaN.  The limit is the uniform distribution over the
+// finite entries: a defined row (max finite, no NaN, no +inf) calls this on its v
+// before pass 2 and then uses 1/tau = 1, so (v - max) * 1 is exactly 0 (e = 1, log
+// y = -log S) at every finite entry and -inf (e = 0, log y = -inf) at every -inf entry:
+// the bits that 1/tau tiny but nonzero gives where (v - max) / tau rounds to a zero or
+// subnormal, with S the count of finite entries summed in the usual order.  Only rows
+// with 1/tau == 0 pay for this pass.
+template <class T>
+void flatten_row(T* v, int64_t begin, int64_t end, T max) {
+  constexpr T ninf = -std::numeric_limits<T>::infinity();
+  for (int64_t c = begin; c < end; ++c) v[c] = v[c] == ninf ? ninf : max;
 }
 
 // What pass 1 learns about v = x + g: its maximum, the first index holding it, and
@@ -425,6 +456,10 @@ void log_scale(const T* v, int64_t begin, int64_t end, T max, T inv_tau, T lse, 
 // (contiguous), written to y (y may be v itself, step 1).
 template <class T>
 void softmax_from_noisy(T* v, int64_t len, T max, T inv_tau, bool log, T* y, int64_t ystep) {
+  if (inv_tau == T(0)) {  // tau -> infinity: see flatten_row
+    flatten_row(v, 0, len, max);
+    inv_tau = T(1);
+  }
   if (log) {
     T sum = exp_sum<false>(v, 0, std::min(len, kSegment), max, inv_tau);
     for (int64_t b = kSegment; b < len; b += kSegment)
@@ -690,9 +725,15 @@ void forward_short_group(const Fwd<T>& f, int64_t r0, int64_t nrows) {
   // general path, never written out.
   V itau = lanes::splat<V>(T(1));
   I unit{};
-  bool any_unit = false, any_general = false;
+  I flat{};  // lanes whose 1/tau is 0 (tau -> infinity, see flatten_row): 1/tau = 1 here
+  bool any_unit = false, any_general = false, any_flat = false;
   for (int i = 0; i < nrows; ++i) {
     itau[i] = f.itau(r0 + i);
+    if (itau[i] == T(0)) {
+      itau[i] = T(1);
+      flat[i] = -1;
+      any_flat = true;
+    }
     const bool u = f.unit(r0 + i);
     unit[i] = u ? -1 : 0;
     any_unit = any_unit || u;
@@ -746,6 +787,9 @@ void forward_short_group(const Fwd<T>& f, int64_t r0, int64_t nrows) {
   V res[kShortMax];  // the soft sample (or its log) of every lane
   V unit_sum{};      // tau = 1 lanes: the sum, NaN exactly for rows with no sample
   if (soft && any_general) {
+    if (any_flat)  // as flatten_row, on the flat lanes only
+      for (int64_t c = 0; c < len; ++c)
+        v[c] = lanes::select(flat & (v[c] != ninf), vmax, v[c]);
     V acc[kLanes] = {};
     for (int64_t c = 0; c < len; ++c) {
       v[c] = (v[c] - vmax) * itau;
@@ -971,16 +1015,19 @@ void forward_rows(const ForwardArgs<T>& a) {
           fill_nan(soft_row, soft_spec.step, len);
         }
       } else if (soft && st.defined()) {
+        const bool flat = itau == T(0);  // tau -> infinity: see flatten_row
+        const T it = flat ? T(1) : itau;
         for_segments(len, [&](int64_t k, int64_t begin, int64_t end) {
-          seg_sum[k] = a.log ? exp_sum<false>(v, begin, end, st.max, itau)
-                             : exp_sum(v, begin, end, st.max, itau);
+          if (flat) flatten_row(v, begin, end, st.max);
+          seg_sum[k] = a.log ? exp_sum<false>(v, begin, end, st.max, it)
+                             : exp_sum(v, begin, end, st.max, it);
         });
         const T sum = total();
         const T lse = a.log ? vmath::log(sum) : T(0);
         const T inv_sum = T(1) / sum;
         for_segments(len, [&](int64_t, int64_t begin, int64_t end) {
           if (a.log)
-            log_scale(v, begin, end, st.max, itau, lse, soft_row, soft_spec.step);
+            log_scale(v, begin, end, st.max, it, lse, soft_row, soft_spec.step);
           else
             scale(v, begin, end, inv_sum, soft_row, soft_spec.step);
         });
@@ -1077,6 +1124,19 @@ void forward_rows(const ForwardArgs<T>& a) {
   });
 }
 
+// The NaN of a backward row [begin, end) (out = y_soft * (grad_y - dot) / tau) made
+// canonical.  With a finite dot every grad_y and y_soft of the row is finite (a NaN or
+// infinite one makes the fused sum NaN or infinite), and a NaN can only come from
+// 0 * inf where the inf is an overflow of a finite value (y_soft = 0 and grad_y - dot
+// overflowing, or 1/tau rounded to 0 and the product overflowing): the exact value is 0,
+// which it becomes.  Otherwise it becomes the canonical NaN.
+template <class T>
+GS_COLD void fix_nan(T* o, int64_t ost, int64_t begin, int64_t end, T dot) {
+  const T nan_as = dot - dot == T(0) ? T(0) : kNaN<T>;
+  for (int64_t i = begin; i < end; ++i)
+    if (o[i * ost] != o[i * ost]) o[i * ost] = nan_as;
+}
+
 template <class T>
 void backward_rows(const T* grad_y, const RowSpec& gs, const T* y_soft, const RowSpec& ss,
                    T* out, const RowSpec& os, T inv_tau, const T* inv_taus) {
@@ -1084,17 +1144,42 @@ void backward_rows(const T* grad_y, const RowSpec& gs, const T* y_soft, const Ro
   auto itau = [&](int64_t r) { return inv_taus ? inv_taus[r] : inv_tau; };
   // out = y_soft * (grad_y - dot) / tau on elements [begin, end).  Element c is read
   // before it is written, so out may be grad_y or y_soft itself.
+  // NaN results are then made canonical by fix_nan, in a second pass over the rows
+  // where one came out (the first only tests for them).
   auto apply = [&](const T* g, int64_t gst, const T* s, int64_t sst, T* o, int64_t ost,
                    int64_t begin, int64_t end, T dot, T inv_tau) {
     int64_t i = begin;
+    bool nan = false;
 #ifdef GS_HAVE_VECTOR_EXT
     if (gst == 1 && sst == 1 && ost == 1) {
       using V = Vec<T>;
-      for (; i + kW<T> <= end; i += kW<T>)
-        lanes::store(o + i, (lanes::load<V>(s + i) * (lanes::load<V>(g + i) - dot)) * inv_tau);
+      lanes::NanTest<V> vnan;
+      for (; i + kW<T> <= end; i += kW<T>) {
+        const V r = (lanes::load<V>(s + i) * (lanes::load<V>(g + i) - dot)) * inv_tau;
+        lanes::store(o + i, r);
+        vnan.add(r);
+      }
+#ifdef GS_HAVE_PARTIAL
+      // The last, partial vector (short rows: all of it).  Its masked-off lanes compute
+      // (0 * (0 - dot)) / tau, NaN only where dot is not finite (fix_nan's test below
+      // then runs on a row that may well need it; it only changes NaN elements).
+      if (i < end) {
+        const int64_t n = end - i;
+        const V r = (lanes::load_first(s + i, n) * (lanes::load_first(g + i, n) - dot)) * inv_tau;
+        lanes::store_first(o + i, r, n);
+        vnan.add(r);
+        i = end;
+      }
+#endif
+      nan = vnan.any();
     }
 #endif
-    for (; i < end; ++i) o[i * ost] = (s[i * sst] * (g[i * gst] - dot)) * inv_tau;
+    for (; i < end; ++i) {
+      const T r = (s[i * sst] * (g[i * gst] - dot)) * inv_tau;
+      o[i * ost] = r;
+      nan = nan || r != r;
+    }
+    if (nan) fix_nan(o, ost, begin, end, dot);
   };
   auto row = [&](const T* g, int64_t gst, const T* s, int64_t sst, T* o, int64_t ost,
                  T inv_tau) {
@@ -1253,7 +1338,9 @@ void for_row_parts(int64_t nrows, int64_t len, Body&& body) {
 // One element (lanes V or a scalar): v = x + L, z = v / tau,
 // soft = sigmoid(z) = 1 / (1 + e) for z >= 0 and e / (1 + e) otherwise, e = exp(-|z|)
 // (accurate in both tails, exact 0 and 1 at -inf and +inf); hard = 1 where v > 0,
-// 0 where v <= 0, NaN where v is NaN.
+// 0 where v <= 0, the canonical NaN where v is NaN.  z is NaN exactly where v is NaN or
+// where v is +-inf and 1/tau rounded to 0 (inf * 0); there the soft sample is the hard
+// one: NaN, or the tau -> infinity limit of sigmoid(+-inf / tau), 1 and 0.
 template <class V, class S = typename lanes::Traits<V>::Scalar>
 GS_INLINE void bernoulli_element(V x, V noise, V inv_tau, V& soft, V& hard) {
   using lanes::select;
@@ -1262,8 +1349,8 @@ GS_INLINE void bernoulli_element(V x, V noise, V inv_tau, V& soft, V& hard) {
   const V z = v * inv_tau;
   const V e = vmath::exp(select(z > S(0), -z, z));
   const V d = S(1) + e;
-  soft = select(z >= S(0), S(1) / d, e / d);
-  hard = select(v > S(0), splat<V>(S(1)), select(v == v, splat<V>(S(0)), v));
+  hard = select(v > S(0), splat<V>(S(1)), select(v == v, splat<V>(S(0)), splat<V>(kNaN<S>)));
+  soft = select(z == z, select(z >= S(0), S(1) / d, e / d), hard);
 }
 
 template <class T>
@@ -1385,13 +1472,13 @@ void bernoulli_backward_rows(const T* grad_y, const RowSpec& gs, const T* y_soft
       for (; c + kW<T> <= end; c += kW<T>) {
         const V sv = lanes::load<V>(s + c);
         const V tv = ts.step ? lanes::load<V>(t + c) : lanes::splat<V>(t[0]);
-        lanes::store(o + c, ((lanes::load<V>(g + c) * sv) * (T(1) - sv)) * tv);
+        lanes::store(o + c, canonical(((lanes::load<V>(g + c) * sv) * (T(1) - sv)) * tv));
       }
     }
 #endif
     for (; c < end; ++c) {
       const T sv = s[c * ss.step];
-      o[c * os.step] = ((g[c * gs.step] * sv) * (T(1) - sv)) * t[c * ts.step];
+      o[c * os.step] = canonical(((g[c * gs.step] * sv) * (T(1) - sv)) * t[c * ts.step]);
     }
   });
 }
@@ -1416,16 +1503,17 @@ GS_INLINE V log_any(V y) {
   return select((y < S(0)) | (y != y), splat<V>(std::numeric_limits<S>::quiet_NaN()), l);
 }
 
-// Pass 1 over elements [begin, end) of a row: s = x - tau l (l = log y, or y), stored
-// contiguously in s_out (the row's element 0); the max of s; returns sum(s) and sets
-// sum_l, each in 16 partial sums (element c in partial (c - begin) % 16).
-template <class T>
+// Pass 1 over elements [begin, end) of a row: s = x - tau l (l = log y, or y), or
+// s = x - tau (l - lmin) when kShift (see concrete_shifted), stored contiguously in s_out
+// (the row's element 0); the max of s; returns sum(s) and sets sum_l, each in 16 partial
+// sums (element c in partial (c - begin) % 16).
+template <bool kShift, class T>
 T concrete_pass1(const T* y, int64_t ystep, const T* x, int64_t xstep, T tau, bool log_space,
-                 int64_t begin, int64_t end, T* s_out, T& max, T& sum_l) {
+                 int64_t begin, int64_t end, T* s_out, T& max, T& sum_l, T lmin) {
   T acc_s[kLanes] = {}, acc_l[kLanes] = {};
   auto one = [&](auto yv, auto xv, auto& ss, auto& ll, auto& mx) {
     const auto l = log_space ? yv : log_any(yv);
-    const auto sv = xv - tau * l;
+    const auto sv = kShift ? xv - tau * (l - lmin) : xv - tau * l;
     ss = ss + sv;
     ll = ll + l;
     mx = lanes::select(sv > mx, sv, mx);
@@ -1457,6 +1545,64 @@ T concrete_pass1(const T* y, int64_t ystep, const T* x, int64_t xstep, T tau, bo
   return tree_sum(acc_s);
 }
 
+// The value of one row: cst + sum(s) - K logsumexp(s) - (log_space ? 0 : sum(l)), with
+// s as concrete_pass1 computes it; s is the row's scratch, max gets the max of s.
+template <bool kShift, class T>
+T concrete_row(const T* yr, int64_t ystep, const T* xr, int64_t xstep, int64_t len, T t,
+               T cst, bool log_space, T* s, T& max, T lmin = T(0)) {
+  T sum_s = T(0), sum_l = T(0);
+  max = -std::numeric_limits<T>::infinity();
+  for (int64_t b = 0; b < len; b += kSegment) {
+    T mx, sl;
+    const T ss = concrete_pass1<kShift>(yr, ystep, xr, xstep, t, log_space, b,
+                                        std::min(len, b + kSegment), s, mx, sl, lmin);
+    sum_s = b == 0 ? ss : sum_s + ss;
+    sum_l = b == 0 ? sl : sum_l + sl;
+    max = std::max(max, mx);
+  }
+  // A +inf s (a zero y: the boundary of the simplex, where the density's limit depends
+  // on tau) or only -inf s has no value, like NumPy's formula's inf - inf: NaN.
+  if (!std::isfinite(max)) return kNaN<T>;
+  // logsumexp(s) = max + log(sum(exp(s - max)))
+  T sum_e = exp_sum<false>(s, 0, std::min(len, kSegment), max, T(1));
+  for (int64_t b = kSegment; b < len; b += kSegment)
+    sum_e = sum_e + exp_sum<false>(s, b, std::min(len, b + kSegment), max, T(1));
+  const T lse = max + vmath::log(sum_e);
+  T res = cst + sum_s - T(len) * lse;
+  if (!log_space) res = res - sum_l;
+  return canonical(res);
+}
+
+// Large s.  With a large tau (or tiny y), s = x - tau l is dominated by -tau l: x and cst
+// are rounded away next to it, and the huge terms of sum(s) and K logsumexp(s), which
+// cancel where y is near uniform, leave only their rounding errors; at a huge tau, tau l
+// overflows (s = +inf) or the sums do (inf - inf), and the row is NaN although every y is
+// positive and finite and the density is finite.  sum(s) - K logsumexp(s) does not
+// change when every s is shifted by the same amount, so such a row (max s above
+// kConcreteBig, or a NaN value) is computed again with s = x - tau (l - lmin), lmin the
+// least log y: s <= x cannot overflow upwards (overflowing downwards gives -inf, a
+// density below the smallest number), and is near x where y is near uniform.  Rows whose
+// NaN is the contract's (a zero or NaN y, a NaN or +inf logit, only -inf s) stay NaN.
+// Other rows are computed as before, bit for bit, at no extra cost.
+template <class T>
+constexpr T kConcreteBig = T(64);
+
+template <class T>
+GS_COLD T concrete_shifted(const T* yr, int64_t ystep, const T* xr, int64_t xstep,
+                           int64_t len, T t, T cst, bool log_space, T* s) {
+  constexpr T inf = std::numeric_limits<T>::infinity();
+  T lmin = inf;
+  for (int64_t c = 0; c < len; ++c) {
+    const T l = log_space ? yr[c * ystep] : log_any(yr[c * ystep]);
+    const T xc = xr[c * xstep];
+    if (l != l || l == -inf || xc != xc || xc == inf) return kNaN<T>;
+    lmin = std::min(lmin, l);
+  }
+  if (lmin == inf) return kNaN<T>;  // every l is +inf: no s is finite
+  T max;
+  return concrete_row<true>(yr, ystep, xr, xstep, len, t, cst, log_space, s, max, lmin);
+}
+
 template <class T>
 void concrete_rows(const T* y, const RowSpec& ys, const T* x, const RowSpec& xs, const T* tau,
                    const T* cst, int64_t tau_step, bool log_space, T* out) {
@@ -1468,28 +1614,11 @@ void concrete_rows(const T* y, const RowSpec& ys, const T* x, const RowSpec& xs,
     const T* yr = y + ys.offset(r);
     const T* xr = x + xs.offset(r);
     const T t = tau[r * tau_step];
-    T sum_s = T(0), sum_l = T(0), max = -std::numeric_limits<T>::infinity();
-    for (int64_t b = 0; b < len; b += kSegment) {
-      T mx, sl;
-      const T ss = concrete_pass1(yr, ys.step, xr, xs.step, t, log_space, b,
-                                  std::min(len, b + kSegment), s, mx, sl);
-      sum_s = b == 0 ? ss : sum_s + ss;
-      sum_l = b == 0 ? sl : sum_l + sl;
-      max = std::max(max, mx);
-    }
-    // A +inf s (a zero y: the boundary of the simplex, where the density's limit depends
-    // on tau) or only -inf s has no value, like NumPy's formula's inf - inf: NaN.
-    if (!std::isfinite(max)) {
-      out[r] = std::numeric_limits<T>::quiet_NaN();
-      return;
-    }
-    // logsumexp(s) = max + log(sum(exp(s - max)))
-    T sum_e = exp_sum<false>(s, 0, std::min(len, kSegment), max, T(1));
-    for (int64_t b = kSegment; b < len; b += kSegment)
-      sum_e = sum_e + exp_sum<false>(s, b, std::min(len, b + kSegment), max, T(1));
-    const T lse = max + vmath::log(sum_e);
-    T res = cst[r * tau_step] + sum_s - T(len) * lse;
-    if (!log_space) res = res - sum_l;
+    const T c = cst[r * tau_step];
+    T max;
+    T res = concrete_row<false>(yr, ys.step, xr, xs.step, len, t, c, log_space, s, max);
+    if (res != res || max > kConcreteBig<T>)
+      res = concrete_shifted(yr, ys.step, xr, xs.step, len, t, c, log_space, s);
     out[r] = res;
   });
 }

@@ -121,7 +121,8 @@ void bernoulli_backward_rows(const T* grad_y, const RowSpec& gs, const T* y_soft
 // log_space) and s = x - tau l,  out[r] = cst + sum(s) - K logsumexp(s)
 // - (log_space ? 0 : sum(l)), cst = lgamma(K) + (K-1) log tau (computed by the caller
 // in float64).  tau and cst: one per row (tau_step 1) or one for all (tau_step 0);
-// out: one per row, contiguous.
+// out: one per row, contiguous.  (Rows with large s are computed again with s shifted
+// by a constant, which leaves the value unchanged; see concrete_shifted.)
 template <class T>
 void concrete_rows(const T* y, const RowSpec& ys, const T* x, const RowSpec& xs,
                    const T* tau, const T* cst, int64_t tau_step, bool log_space, T* out);
@@ -132,7 +133,9 @@ void float_to_half(const float* src, uint16_t* dst, int64_t n, bool bf16);
 
 // 1/tau for a positive finite tau, rounded to T and capped at T's largest finite value
 // (a tau below 1/max would otherwise give inf, and 0 * inf = NaN at the row's maximum;
-// the cap keeps the tau -> 0 limit, the one-hot).
+// the cap keeps the tau -> 0 limit, the one-hot).  A tau above about 2 / (T's smallest
+// subnormal), 1.4e45 for float, gives 0: the kernels treat 1/tau == 0 as the
+// tau -> infinity limit (uniform over the finite entries, see flatten_row in kernels.cpp).
 template <class T>
 T inverse_tau(double tau) {
   const double inv = 1.0 / tau;

@@ -23,8 +23,10 @@
 
 #if defined(__GNUC__) || defined(__clang__)
 #define GS_INLINE inline __attribute__((always_inline))
+#define GS_COLD __attribute__((noinline, cold))  // rarely run: kept out of the hot code
 #else
 #define GS_INLINE inline
+#define GS_COLD
 #endif
 
 namespace gumbel_softmax {
@@ -201,6 +203,81 @@ GS_INLINE U load_bits(const S* p) {
   std::memcpy(&v, p, sizeof v);
   return v;
 }
+
+// Whether any lane of a comparison result is set, in one test of the register.
+template <class M>
+GS_INLINE bool any_set(M m) {
+#if defined(__AVX512F__)
+  return _mm512_test_epi32_mask((__m512i)m, (__m512i)m) != 0;
+#elif defined(__AVX2__)
+  return !_mm256_testz_si256((__m256i)m, (__m256i)m);
+#elif defined(__SSE2__)
+  return _mm_movemask_epi8((__m128i)m) != 0;
+#else
+  return any(m);
+#endif
+}
+
+// Accumulates whether any lane of the vectors it is given was NaN: an unordered compare
+// and an OR per vector (on AVX-512 into a mask register, with no conversion).
+template <class V>
+struct NanTest {
+#if defined(__AVX512F__)
+  unsigned m = 0;
+  GS_INLINE void add(V r) {
+    if constexpr (sizeof(r[0]) == 4)
+      m |= _mm512_cmp_ps_mask((__m512)r, (__m512)r, _CMP_UNORD_Q);
+    else
+      m |= _mm512_cmp_pd_mask((__m512d)r, (__m512d)r, _CMP_UNORD_Q);
+  }
+  GS_INLINE bool any() const { return m != 0; }
+#else
+  typename Traits<V>::Mask m{};
+  GS_INLINE void add(V r) { m |= r != r; }
+  GS_INLINE bool any() const { return any_set(m); }
+#endif
+};
+
+// The first n lanes (0 < n < width) from p, the others 0, and the first n lanes of v to
+// p, the memory past them untouched and never accessed (masked loads and stores do not
+// fault on masked-off lanes): a row's last partial vector in one vector operation, on
+// the targets that have masked memory operations (GS_HAVE_PARTIAL).
+#if defined(__AVX512F__)
+#define GS_HAVE_PARTIAL 1
+GS_INLINE VF32 load_first(const float* p, int64_t n) {
+  return (VF32)_mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << n) - 1), p);
+}
+GS_INLINE VF64 load_first(const double* p, int64_t n) {
+  return (VF64)_mm512_maskz_loadu_pd(static_cast<__mmask8>((1u << n) - 1), p);
+}
+GS_INLINE void store_first(float* p, VF32 v, int64_t n) {
+  _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << n) - 1), (__m512)v);
+}
+GS_INLINE void store_first(double* p, VF64 v, int64_t n) {
+  _mm512_mask_storeu_pd(p, static_cast<__mmask8>((1u << n) - 1), (__m512d)v);
+}
+#elif defined(__AVX2__)
+#define GS_HAVE_PARTIAL 1
+GS_INLINE __m256i first_lanes32(int64_t n) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)),
+                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+GS_INLINE __m256i first_lanes64(int64_t n) {
+  return _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3));
+}
+GS_INLINE VF32 load_first(const float* p, int64_t n) {
+  return (VF32)_mm256_maskload_ps(p, first_lanes32(n));
+}
+GS_INLINE VF64 load_first(const double* p, int64_t n) {
+  return (VF64)_mm256_maskload_pd(p, first_lanes64(n));
+}
+GS_INLINE void store_first(float* p, VF32 v, int64_t n) {
+  _mm256_maskstore_ps(p, first_lanes32(n), (__m256)v);
+}
+GS_INLINE void store_first(double* p, VF64 v, int64_t n) {
+  _mm256_maskstore_pd(p, first_lanes64(n), (__m256d)v);
+}
+#endif
 #endif  // GS_HAVE_VECTOR_EXT
 
 }  // namespace lanes
