@@ -8,6 +8,7 @@ MemoryError from results too large to allocate (broadcast inputs of 2**40 elemen
 more).  The torch drop-in's generators are checked in ``test_torch.py``.
 """
 
+import os
 import subprocess
 import sys
 
@@ -189,6 +190,9 @@ print("ok")
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS and /proc: Linux")
+@pytest.mark.skipif("libasan" in os.environ.get("LD_PRELOAD", ""),
+                    reason="AddressSanitizer reserves terabytes of address space and aborts "
+                           "on a failed allocation; the build without it runs this test")
 def test_kernel_scratch_memory_error_gives_the_rows_back():
     """The results fit but the kernel's own row buffer does not (an address-space
     limit): MemoryError, and the rows taken for the call are given back."""

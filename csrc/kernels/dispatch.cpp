@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <string>
+#include <thread>
 #include <vector>
 
 #ifdef GUMBEL_SOFTMAX_HAVE_OPENMP
@@ -219,7 +220,8 @@ int thread_limit() {
 #ifdef GUMBEL_SOFTMAX_HAVE_OPENMP
   return kThreadsPerProcessor * std::max(1, omp_get_num_procs());
 #else
-  return 1;
+  // set_num_threads is accepted and has no effect: the same limit on what it accepts
+  return kThreadsPerProcessor * std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
 #endif
 }
 
@@ -246,12 +248,12 @@ void set_interrupt_hook(InterruptHook hook) { g_interrupt_hook.store(hook); }
 
 void begin_call() {
   t_interrupted = false;
-  t_next_poll = PollClock::now() + kPollPeriod;
+  t_next_poll = PollClock::time_point{};  // set at the call's first clock read
 }
 
-bool poll_interrupt() {
+bool poll_interrupt(PollClock::time_point now) {
   if (t_interrupted) return true;
-  const auto now = PollClock::now();
+  if (t_next_poll == PollClock::time_point{}) t_next_poll = now + kPollPeriod;
   if (now < t_next_poll) return false;
   t_next_poll = now + kPollPeriod;
   const InterruptHook hook = g_interrupt_hook.load(std::memory_order_relaxed);

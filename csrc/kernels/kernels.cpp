@@ -72,29 +72,35 @@ constexpr int64_t kLongRow = int64_t{1} << 22;
 bool split_rows(int64_t nrows, int64_t len);
 
 // Calls poll_interrupt() on the calling thread of a loop over rows about every 0.1-1 ms
-// of work: every `stride` bodies, a stride that adapts to what a body costs.
+// of work: every `stride` bodies, a stride that adapts to what a body costs.  The first
+// clock read comes after kFirstCheck bodies, so that short calls never read the clock.
 class InterruptPoller {
  public:
   // After each body: true once the call must stop.
   bool after_body() {
     if (--countdown_ > 0) return false;
     const auto now = Clock::now();
-    const auto since = now - last_read_;
-    last_read_ = now;
-    if (since < std::chrono::microseconds(100)) {
-      stride_ = std::min<int64_t>(stride_ * 2, int64_t{1} << 20);
-    } else if (since > std::chrono::milliseconds(1) && stride_ > 1) {
-      stride_ /= 2;
+    if (started_) {
+      const auto since = now - last_read_;
+      if (since < std::chrono::microseconds(100)) {
+        stride_ = std::min<int64_t>(stride_ * 2, int64_t{1} << 20);
+      } else if (since > std::chrono::milliseconds(1) && stride_ > 1) {
+        stride_ /= 2;
+      }
     }
+    started_ = true;
+    last_read_ = now;
     countdown_ = stride_;
-    return poll_interrupt();
+    return poll_interrupt(now);
   }
 
  private:
   using Clock = std::chrono::steady_clock;
-  Clock::time_point last_read_ = Clock::now();
-  int64_t stride_ = 1;
-  int64_t countdown_ = 1;
+  static constexpr int64_t kFirstCheck = 8;
+  Clock::time_point last_read_{};
+  bool started_ = false;
+  int64_t stride_ = kFirstCheck;
+  int64_t countdown_ = kFirstCheck;
 };
 
 // Runs body(r, tid) for r in [0, nrows) on nthreads threads, rows split statically

@@ -108,6 +108,8 @@ def _check_flag(value, name):
 def _asarray(a, name):
     """np.asarray(a) for an input argument: a NumPy masked array raises (its mask would be
     dropped silently), and NumPy's conversion errors (ragged lists, ...) name `name`."""
+    if type(a) is np.ndarray:  # the common case first
+        return a
     if isinstance(a, np.ma.MaskedArray):
         hint = f" (for logits: {name}.data with mask=~{name}.mask)" if name == "logits" else ""
         raise TypeError(
@@ -291,15 +293,18 @@ def _kernel_mask(x, mask, axis):
 # Row lengths are limited to 2**31 - 1 elements: the kernels index elements of a row in
 # 32-bit vector lanes.
 _MAX_ROW = 2**31 - 1
+_MAX_BYTES = int(np.iinfo(np.intp).max)  # the largest array NumPy can address
 # NumPy's own limit on dimensions (32 before NumPy 2, 64 since).
 _MAX_DIMS = getattr(np, "MAXDIMS", None) or (64 if np.lib.NumpyVersion(np.__version__) >= "2.0.0" else 32)
 
 
 def _check_result_bytes(shape, itemsize, name):
     """ValueError naming the argument when a result of `shape` cannot even be addressed
-    (NumPy's own "array is too big" names nothing); math.prod of ints cannot overflow."""
+    (NumPy's own "array is too big" names nothing); math.prod of ints cannot overflow.
+    Only for shapes given as numbers: a result shaped like an existing array of the
+    same item size always fits."""
     nbytes = math.prod(shape) * itemsize
-    if nbytes > np.iinfo(np.intp).max:
+    if nbytes > _MAX_BYTES:
         what = f"shape {tuple(shape)}" if name == "shape" else f"{name} of shape {tuple(shape)}"
         raise ValueError(
             f"{what} is too large: a result of {nbytes} bytes exceeds the address space"
@@ -323,6 +328,8 @@ def _check_axis_arg(axis, name="axis"):
 
 
 def _check_axis(axis, ndim, name="axis"):
+    if type(axis) is int and -ndim <= axis < ndim:  # the common case first
+        return axis + ndim if axis < 0 else axis
     axis = _check_axis_arg(axis, name)
     if not -ndim <= axis < ndim:  # also any value too large for a C long
         raise _AxisError(axis, ndim)
@@ -408,7 +415,6 @@ def _sample_setup(logits, axis, out, inputs=()):
         raise ValueError("logits must have at least one dimension, got a 0-d array")
     axis = _check_axis(axis, x.ndim)
     _check_row_length(x, axis, "logits")
-    _check_result_bytes(x.shape, x.dtype.itemsize, "logits")
     if x.shape[axis] == 0:
         raise ValueError(f"axis {axis} of logits has length 0: there is no category to sample")
     if out is not None:
@@ -694,7 +700,6 @@ def gumbel_softmax_backward(
     s = s.astype(dtype, copy=False)
     axis = _check_axis(axis, g.ndim)
     _check_row_length(g, axis, "grad_y")
-    _check_result_bytes(g.shape, dtype.itemsize, "grad_y")
     out = _check_out(out, g.shape, low or dtype,
                      (("grad_y", grad_y), ("y_soft", y_soft), ("tau", tau)),
                      in_place=("grad_y", "y_soft"))
@@ -891,7 +896,6 @@ def relaxed_bernoulli(logits, tau=1.0, *, hard=False, rng=None, out=None, return
     x, low = _as_float_array(logits, "logits", half=True)
     if x.ndim:
         _check_row_length(x, -1, "logits")
-    _check_result_bytes(x.shape, x.dtype.itemsize, "logits")
     if out is not None:
         out = _check_out(out, x.shape, low or x.dtype, (("logits", logits), ("tau", tau)),
                          in_place=("logits",))
@@ -948,7 +952,6 @@ def relaxed_bernoulli_backward(grad_y, y_soft, tau=1.0, *, out=None):
         raise ValueError(f"y_soft must have the shape of grad_y {g.shape}, got {s.shape}")
     if g.ndim:
         _check_row_length(g, -1, "grad_y")
-    _check_result_bytes(g.shape, 8, "grad_y")
     low = _half_result(glow, slow)
     dtype = np.result_type(g.dtype, s.dtype)
     g = g.astype(dtype, copy=False)

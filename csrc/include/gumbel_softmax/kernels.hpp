@@ -3,6 +3,7 @@
 // may run with the GIL released.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <limits>
 #include <string>
@@ -216,7 +217,7 @@ bool in_fork_child();
 using InterruptHook = bool (*)();
 void set_interrupt_hook(InterruptHook hook);
 void begin_call();
-bool poll_interrupt();
+bool poll_interrupt(std::chrono::steady_clock::time_point now);
 bool interrupted();
 // The number of threads that ran the last parallel-or-serial loop over rows (for tests
 // of the thread controls: what a call really used, not what was asked for).
