@@ -1,0 +1,63 @@
+"""Time from SIGINT to KeyboardInterrupt in a long call (README, "Processes, threads
+and fork"): a child process draws `categorical` over 2**32 broadcast elements (seconds
+of work), the parent sends SIGINT 0.3-0.75 s into the call, and the child reports when
+the KeyboardInterrupt reached Python (CLOCK_MONOTONIC is shared by the processes).
+
+    python bench/interrupt_latency.py [--runs 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+
+CHILD = """
+import sys, time
+import numpy as np
+import gumbel_softmax as gs
+gs.set_num_threads({threads})
+gs.gumbel_softmax(np.zeros((2, 3)), rng=0)  # imports done before the clock starts
+print("start", time.monotonic(), flush=True)
+try:
+    gs.categorical(np.broadcast_to(np.zeros(2**16, np.float32), (2**16, 2**16)), rng=1)
+except KeyboardInterrupt:
+    print("interrupted", time.monotonic(), flush=True)
+    sys.exit(0)
+print("finished", time.monotonic(), flush=True)
+"""
+
+
+def latencies(threads: int, runs: int) -> list[float]:
+    """Milliseconds from SIGINT to KeyboardInterrupt, one per run."""
+    out = []
+    for i in range(runs):
+        proc = subprocess.Popen([sys.executable, "-c", CHILD.format(threads=threads)],
+                                stdout=subprocess.PIPE, text=True)
+        word, started = proc.stdout.readline().split()
+        time.sleep(max(0.0, float(started) + 0.3 + 0.05 * i - time.monotonic()))
+        sent = time.monotonic()
+        os.kill(proc.pid, signal.SIGINT)
+        word, when = proc.communicate(timeout=60)[0].split()
+        if word != "interrupted":
+            raise SystemExit(f"the call finished before the signal ({threads} threads)")
+        out.append((float(when) - sent) * 1e3)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=10)
+    args = parser.parse_args()
+    for threads in (1, 2):
+        lat = latencies(threads, args.runs)
+        print(f"{threads} thread(s), {args.runs} runs: median {statistics.median(lat):.0f} ms, "
+              f"min {min(lat):.0f} ms, max {max(lat):.0f} ms")
+
+
+if __name__ == "__main__":
+    main()
