@@ -11,9 +11,10 @@
 # Environment (all optional):
 #   SANITIZE_VENV   virtual environment to use (default .venv-sanitize; kept between
 #                   runs, with build/sanitize, so a second run rebuilds only what changed)
-#   SANITIZE_TORCH  1 (default): install torch's CPU build and ml_dtypes so the parity
-#                   and bfloat16 tests run too;
-#                   0: leave it out (those tests then skip)
+#   SANITIZE_PEERS  1 (default): install the optional peers that .ci/run installs
+#                   (torch's CPU build, JAX, Dask with distributed, ml_dtypes,
+#                   scikit-learn, matplotlib), so that their tests run under the
+#                   sanitizers too; 0: leave them out (those tests then skip)
 #
 # What is checked:
 #   - All of the package's C++ (bindings, dispatch, every SIMD kernel set) is built with
@@ -40,7 +41,7 @@
 #     intercept_tls_get_addr=0.
 #
 # What is not checked, and why:
-#   - Python itself, NumPy, SciPy and PyTorch are not instrumented (they are the
+#   - Python itself, NumPy, SciPy and the peers are not instrumented (they are the
 #     installed builds); ASan still checks every access our code makes to their memory.
 #   - A Python object leaked by a reference-count error is not attributed to this
 #     package: CPython is built without frame pointers, so the stack of an allocation
@@ -60,8 +61,9 @@ py=$venv/bin/python
 # The build backend (pyproject.toml's build-system.requires) and the test extra; the
 # extension itself is built without isolation so that build/sanitize stays valid.
 "$py" -m pip install -q "scikit-build-core>=0.10" "pybind11>=2.12"
-if [ "${SANITIZE_TORCH:-1}" = 1 ]; then
-  "$py" -m pip install -q "torch==2.13.0" "ml_dtypes>=0.2"  # the CPU build, as in .ci/run
+if [ "${SANITIZE_PEERS:-1}" = 1 ]; then  # as in .ci/run (torch==2.13.0: the CPU build)
+  "$py" -m pip install -q "torch==2.13.0" "jax>=0.4.35" "dask[array]>=2024.1" \
+    "distributed>=2024.1" "ml_dtypes>=0.2" "scikit-learn>=1.0" "matplotlib>=3.5"
 fi
 san="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
 "$py" -m pip install -q --no-build-isolation ".[test]" \
