@@ -103,27 +103,37 @@ class InterruptPoller {
   int64_t countdown_ = kFirstCheck;
 };
 
-// Runs body(r, tid) for r in [0, nrows) on nthreads threads, rows split statically
-// (thread t takes a contiguous block, as OpenMP's schedule(static) does); tid <
-// nthreads indexes per-thread scratch.  The calling thread polls for an interrupt;
-// once one is pending, every thread skips the rows it has not started.
+// Runs body(r, tid) for r in [0, nrows) on nthreads threads; tid < nthreads indexes
+// per-thread scratch.  The threads take rows in chunks of about 1/32 of a thread's
+// share from a shared counter, so that the calling thread (which polls for Ctrl-C) keeps
+// working until every row has been handed out, whatever the other threads' speed, and
+// a thread slowed by other work on the machine holds the call up by one chunk at most.
+// Once an interrupt is pending, every thread stops taking rows.  (Results never depend
+// on which thread computes a row.)
 template <class Body>
 void for_rows(int64_t nrows, int nthreads, Body&& body) {
   if (interrupted()) return;  // an earlier loop of this call was interrupted
 #ifdef GUMBEL_SOFTMAX_HAVE_OPENMP
   if (nthreads > 1) {
+    std::atomic<int64_t> next{0};
     std::atomic<bool> stop{false};
 #pragma omp parallel num_threads(nthreads)
     {
       const int tid = omp_get_thread_num(), team = omp_get_num_threads();
       if (tid == 0) note_team_size(team);
-      const int64_t per = nrows / team, extra = nrows % team;
-      const int64_t lo = tid * per + std::min<int64_t>(tid, extra);
-      const int64_t hi = lo + per + (tid < extra ? 1 : 0);
+      const int64_t chunk = std::max<int64_t>(1, nrows / (int64_t{32} * team));
       InterruptPoller poller;  // used by the calling thread (tid 0) only
-      for (int64_t r = lo; r < hi && !stop.load(std::memory_order_relaxed); ++r) {
-        body(r, tid);
-        if (tid == 0 && poller.after_body()) stop.store(true, std::memory_order_relaxed);
+      while (!stop.load(std::memory_order_relaxed)) {
+        const int64_t lo = next.fetch_add(chunk, std::memory_order_relaxed);
+        if (lo >= nrows) break;
+        const int64_t hi = std::min(nrows, lo + chunk);
+        for (int64_t r = lo; r < hi && !stop.load(std::memory_order_relaxed); ++r) {
+          body(r, tid);
+          if (tid == 0 && poller.after_body()) {
+            stop.store(true, std::memory_order_relaxed);
+            break;
+          }
+        }
       }
     }
     return;

@@ -195,6 +195,8 @@ def _is_half(dtype):
     """float16, or bfloat16 when ml_dtypes is installed (imported lazily)."""
     if dtype.type is np.float16:
         return True
+    if dtype.itemsize != 2 or dtype.kind != "V":  # bfloat16 is a 2-byte user dtype ("V")
+        return False  # no import of ml_dtypes for float32, float64 and the like
     if not _BFLOAT16:
         try:
             import ml_dtypes  # optional: bfloat16
