@@ -4,6 +4,12 @@ of work), the parent sends SIGINT 0.3-0.75 s into the call, and the child report
 the KeyboardInterrupt reached Python (CLOCK_MONOTONIC is shared by the processes).
 
     python bench/interrupt_latency.py [--runs 10]
+    python bench/interrupt_latency.py --busy-thread   # what the polling costs
+
+--busy-thread times a (8192, 4096) float32 call alone and next to a Python thread that
+spins (holding the GIL between switches): each poll takes the GIL, so the calling thread
+may wait up to Python's switch interval (5 ms) per 50 ms.  It uses the public API only,
+so it also runs against another build (PYTHONPATH=DIR) for a comparison.
 """
 
 from __future__ import annotations
@@ -49,10 +55,46 @@ def latencies(threads: int, runs: int) -> list[float]:
     return out
 
 
+def busy_thread(reps: int = 12) -> None:
+    import threading
+
+    import numpy as np
+
+    import gumbel_softmax as gs
+
+    x = np.zeros((8192, 4096), np.float32)
+    out = np.empty_like(x)
+    stop = threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set():
+            pass
+
+    for busy in (False, True):
+        t = threading.Thread(target=spin) if busy else None
+        if t:
+            t.start()
+        times = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            gs.gumbel_softmax(x, 0.5, rng=1, out=out)
+            times.append(time.perf_counter() - t0)
+        if t:
+            stop.set()
+            t.join()
+        label = "next to a spinning Python thread" if busy else "alone"
+        print(f"(8192, 4096) soft call {label}: median {statistics.median(times) * 1e3:.1f} ms "
+              f"({gs.__file__})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--busy-thread", action="store_true")
     args = parser.parse_args()
+    if args.busy_thread:
+        busy_thread()
+        return
     for threads in (1, 2):
         lat = latencies(threads, args.runs)
         print(f"{threads} thread(s), {args.runs} runs: median {statistics.median(lat):.0f} ms, "
