@@ -102,12 +102,15 @@ fi
 #   malloc'd, and glibc's per-thread table of them (the DTV) is reached from the
 #   thread's static TLS; a leak is still reported (see the check below), and a pointer
 #   held only in dynamic TLS still counts as reachable.
+# - allocator_may_return_null=1: malloc returns NULL for a request it cannot meet, as
+#   without ASan, so that NumPy raises MemoryError (tests/test_failed_calls.py asks for
+#   results of 2**42 elements) instead of ASan aborting on "allocation-size-too-big".
 # - exitcode=23: a process in which a sanitizer found an error (a report, or a failed
 #   leak scan) exits with 23, which no test takes for an ordinary failure
 #   (tests/test_exhaustive.py accepts a worker's exit status 1).
 lsan_env=(LD_PRELOAD="$libasan $libstdcxx"
   PYTHONMALLOC=malloc
-  ASAN_OPTIONS="detect_leaks=1:intercept_tls_get_addr=0:exitcode=23:detect_stack_use_after_return=1:check_initialization_order=1:strict_init_order=1"
+  ASAN_OPTIONS="detect_leaks=1:intercept_tls_get_addr=0:allocator_may_return_null=1:exitcode=23:detect_stack_use_after_return=1:check_initialization_order=1:strict_init_order=1"
   LSAN_OPTIONS="suppressions=$root/scripts/lsan.supp:print_suppressions=0"
   UBSAN_OPTIONS="print_stacktrace=1:report_error_type=1")
 
