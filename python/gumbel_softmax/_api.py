@@ -245,11 +245,7 @@ def _to_low(result, low, out):
     """A float32 result rounded to the half dtype `low` (into out when given), bit for
     bit as ``result.astype(low)`` but without NumPy's slow path for subnormals."""
     src = np.ascontiguousarray(result, dtype=np.float32).reshape(np.shape(result))
-    h = _core.float_to_half(src, _is_bfloat16(low)).view(low).reshape(np.shape(result))
-    if out is not None:
-        np.copyto(out, h)
-        return out
-    return h
+    return _HalfDest(src.shape, low, out).fill(src)
 
 
 def _check_mask(mask, shape):
@@ -440,8 +436,8 @@ class _HalfDest:
         self.bits = np.empty(shape, np.uint16) if self.staged else self.dest.view(np.uint16)
 
     def fill(self, result):
-        """The float32 kernel result rounded into dest (bitwise as _to_low); allocates
-        nothing (result is the kernel's own C-contiguous array)."""
+        """The float32 result (C-contiguous, of dest's size) rounded into dest, bit for
+        bit as ``result.astype(low)``; allocates nothing."""
         _core.float_to_half(result, self.bf16, self.bits)
         if self.staged:
             np.copyto(self.dest, self.bits.view(self.dest.dtype))
