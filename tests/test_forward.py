@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from reference import check_forward, check_one_hot, fwd_rtol, softmax_ref, tiny_atol
 
 DTYPES = [np.float32, np.float64]
@@ -12,8 +11,14 @@ DT_IDS = ["f32", "f64"]
 AXES = [0, 1, 2, -1]
 TAUS = [0.1, 0.5, 1.0, 3.0]
 SHAPE = (4, 6, 5)
-LAYOUTS = ["contiguous", "noncontiguous", "negative_strides", "broadcast_batch",
-           "broadcast_row", "fortran"]
+LAYOUTS = [
+    "contiguous",
+    "noncontiguous",
+    "negative_strides",
+    "broadcast_batch",
+    "broadcast_row",
+    "fortran",
+]
 
 
 def make_logits(layout, dtype, seed, shape=SHAPE, scale=2.0):
@@ -71,8 +76,8 @@ def test_axis_is_moveaxis(gs, dtype, axis):
     ym = gs.gumbel_softmax(xm, 0.7, rng=gs.Philox(3, counter=9))
     np.testing.assert_array_equal(y, np.moveaxis(ym, -1, axis))
     for hard in (False, True):
-        yh = gs.gumbel_softmax(x, 0.7, axis=axis, hard=True, rng=gs.Philox(3, counter=9))
-        ymh = gs.gumbel_softmax(xm, 0.7, hard=True, rng=gs.Philox(3, counter=9))
+        yh = gs.gumbel_softmax(x, 0.7, axis=axis, hard=hard, rng=gs.Philox(3, counter=9))
+        ymh = gs.gumbel_softmax(xm, 0.7, hard=hard, rng=gs.Philox(3, counter=9))
         np.testing.assert_array_equal(yh, np.moveaxis(ymh, -1, axis))
 
 
@@ -157,8 +162,7 @@ def test_out_noncontiguous_view(gs, dtype, axis, hard):
     for make_view in (lambda m: m[:, ::2], lambda m: m[::-1, ::2, :]):
         big = np.full((a, 2 * b, c), -5.0, dtype=dtype)
         view = make_view(big)
-        y = gs.gumbel_softmax(x, 1.0, axis=axis, hard=hard, rng=gs.Philox(6, counter=4),
-                              out=view)
+        y = gs.gumbel_softmax(x, 1.0, axis=axis, hard=hard, rng=gs.Philox(6, counter=4), out=view)
         assert y is view
         np.testing.assert_array_equal(view, expected)
         assert np.all(big[:, 1::2] == -5.0)  # nothing written outside the view
@@ -224,8 +228,9 @@ def test_return_soft_without_hard(gs, dtype):
 def test_hard_return_soft_with_out(gs, moved_noise, dtype):
     x = make_logits("contiguous", dtype, seed=6)
     out = np.empty(SHAPE, dtype=dtype)
-    y, y_soft = gs.gumbel_softmax(x, 0.5, hard=True, rng=gs.Philox(2, counter=1), out=out,
-                                  return_soft=True)
+    y, y_soft = gs.gumbel_softmax(
+        x, 0.5, hard=True, rng=gs.Philox(2, counter=1), out=out, return_soft=True
+    )
     assert y is out
     g = moved_noise(SHAPE, dtype, 2, 1, -1)
     check_one_hot(out, x, g)
