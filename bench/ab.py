@@ -29,9 +29,8 @@ import subprocess
 import sys
 import time
 
-import numpy as np
-
 import gumbel_softmax as gs
+import numpy as np
 
 
 def _per_call(fn, loops):
@@ -74,8 +73,9 @@ def against_cases(shape):
         "log_gumbel_softmax": lambda: gs.log_gumbel_softmax(x, 0.5, rng=rng, out=out),
         "backward": lambda: gs.gumbel_softmax_backward(grad, y_soft, 0.5, out=out),
         "relaxed_bernoulli": lambda: gs.relaxed_bernoulli(x, 0.5, rng=rng, out=out),
-        "relaxed_bernoulli_backward":
-            lambda: gs.relaxed_bernoulli_backward(grad, y_soft, 0.5, out=out),
+        "relaxed_bernoulli_backward": lambda: gs.relaxed_bernoulli_backward(
+            grad, y_soft, 0.5, out=out
+        ),
         "concrete_log_prob": lambda: gs.concrete_log_prob(y_soft, x, 0.5),
     }
 
@@ -100,8 +100,9 @@ class Worker:
         if directory:
             cmd.insert(1, "-S")
             env["PYTHONPATH"] = os.pathsep.join([directory] + [p for p in sys.path if p])
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     env=env, text=True)
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True
+        )
         line = ""
         while not line.startswith("READY "):  # skip what an editable install's rebuild says
             line = self.proc.stdout.readline()
@@ -128,9 +129,11 @@ def against(args):
         names = list(against_cases((2, 16)))
         if args.only:
             names = [n for n in names if any(w == n for w in args.only.split(","))]
-        print(f"A: {a.path} ({a.target})\nB: {b.path} ({b.target})\nfloat32 {args.shape}, "
-              f"{gs.get_num_threads()} threads, {args.blocks} blocks; ratio = speed of A / "
-              f"speed of B (> 1: A faster), median (quartiles); per-call medians")
+        print(
+            f"A: {a.path} ({a.target})\nB: {b.path} ({b.target})\nfloat32 {args.shape}, "
+            f"{gs.get_num_threads()} threads, {args.blocks} blocks; ratio = speed of A / "
+            f"speed of B (> 1: A faster), median (quartiles); per-call medians"
+        )
         for name in names:
             loops = max(1, int(args.seconds / a(name, 2)))
             b(name, 2)
@@ -140,8 +143,10 @@ def against(args):
                 tb.append(b(name, loops))
                 ratios.append(tb[-1] / ta[-1])
             q = statistics.quantiles(ratios, n=4)
-            print(f"  {name:28s} {statistics.median(ratios):6.3f}x ({q[0]:.3f} - {q[2]:.3f})"
-                  f"   A {statistics.median(ta) * 1e3:8.3f} ms   B {statistics.median(tb) * 1e3:8.3f} ms")
+            print(
+                f"  {name:28s} {statistics.median(ratios):6.3f}x ({q[0]:.3f} - {q[2]:.3f})"
+                f"   A {statistics.median(ta) * 1e3:8.3f} ms   B {statistics.median(tb) * 1e3:8.3f} ms"
+            )
     finally:
         a.close()
         b.close()
@@ -153,13 +158,17 @@ def main(argv=None):
     ap.add_argument("--shape", default="4096x1000")
     ap.add_argument("--blocks", type=int, default=21)
     ap.add_argument("--seconds", type=float, default=0.15, help="per block and side")
-    ap.add_argument("--against", metavar="DIR",
-                    help="pair this build with the gumbel_softmax installed in DIR")
-    ap.add_argument("--only", metavar="NAMES",
-                    help="with --against: only these comma-separated cases (soft-tau0.5 "
-                         "soft-tau1 soft-tau0.5-float64 hard per-row-tau log_gumbel_softmax "
-                         "backward relaxed_bernoulli relaxed_bernoulli_backward "
-                         "concrete_log_prob)")
+    ap.add_argument(
+        "--against", metavar="DIR", help="pair this build with the gumbel_softmax installed in DIR"
+    )
+    ap.add_argument(
+        "--only",
+        metavar="NAMES",
+        help="with --against: only these comma-separated cases (soft-tau0.5 "
+        "soft-tau1 soft-tau0.5-float64 hard per-row-tau log_gumbel_softmax "
+        "backward relaxed_bernoulli relaxed_bernoulli_backward "
+        "concrete_log_prob)",
+    )
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     shape = tuple(int(n) for n in args.shape.split("x"))
@@ -185,8 +194,10 @@ def main(argv=None):
 
     t = _per_call(soft(0.5), 3)
     loops = max(1, int(args.seconds / t))
-    print(f"gumbel_softmax A/B, float32 {shape}, {threads} threads, target "
-          f"{gs.cpu_target()}, {args.blocks} blocks of {loops} calls per side")
+    print(
+        f"gumbel_softmax A/B, float32 {shape}, {threads} threads, target "
+        f"{gs.cpu_target()}, {args.blocks} blocks of {loops} calls per side"
+    )
     taus = np.full(shape[0], 0.5)
     mask = np.ones(shape[-1], dtype=bool)
     x16 = x.astype(np.float16)
@@ -205,12 +216,27 @@ def main(argv=None):
         ("hard vs soft (tau=0.5)", hard, soft(0.5), None, None),
         (f"{threads} threads vs 1 (soft)", soft(0.5), soft(0.5), all_, one),
         ("categorical vs hard", lambda: gs.categorical(x, rng=rng), hard, None, None),
-        ("per-row tau vs scalar (soft)",
-         lambda: gs.gumbel_softmax(x, taus, rng=rng, out=out), soft(0.5), None, None),
-        ("mask= (K,) vs none (soft)",
-         lambda: gs.gumbel_softmax(x, 0.5, rng=rng, out=out, mask=mask), soft(0.5), None, None),
-        ("float16 vs float32 (soft)",
-         lambda: gs.gumbel_softmax(x16, 0.5, rng=rng, out=out16), soft(0.5), None, None),
+        (
+            "per-row tau vs scalar (soft)",
+            lambda: gs.gumbel_softmax(x, taus, rng=rng, out=out),
+            soft(0.5),
+            None,
+            None,
+        ),
+        (
+            "mask= (K,) vs none (soft)",
+            lambda: gs.gumbel_softmax(x, 0.5, rng=rng, out=out, mask=mask),
+            soft(0.5),
+            None,
+            None,
+        ),
+        (
+            "float16 vs float32 (soft)",
+            lambda: gs.gumbel_softmax(x16, 0.5, rng=rng, out=out16),
+            soft(0.5),
+            None,
+            None,
+        ),
         ("recompute vs stored (fwd+bwd)", recomputed, stored, None, None),
     ]
     try:
@@ -221,8 +247,10 @@ def main(argv=None):
         gs.set_num_threads(threads)
     tb = _per_call(bwd, 3)
     med, lo, hi = paired(bwd, copy, args.blocks, max(1, int(args.seconds / tb)))
-    print(f"  {'backward vs np.copyto':28s} {med:5.2f}x  (quartiles {lo:.2f} - {hi:.2f}; "
-          f"throughput of backward / np.copyto)")
+    print(
+        f"  {'backward vs np.copyto':28s} {med:5.2f}x  (quartiles {lo:.2f} - {hi:.2f}; "
+        f"throughput of backward / np.copyto)"
+    )
     return 0
 
 

@@ -37,9 +37,8 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
-
 import gumbel_softmax as gs
+import numpy as np
 from gumbel_softmax import _bench
 
 TAU = 0.5
@@ -124,9 +123,12 @@ def measure(client, name, make, repeats, pids):
             del future
     after = worker_pids(client)
     survived = after == pids
-    print(f"  {name}: {', '.join(f'{t:.2f}' for t in times)} s; peak worker RSS "
-          f"{', '.join(f'{v / MIB:.0f}' for v in rss.peak.values())} MiB"
-          f"{'' if survived else '; WORKERS CHANGED: ' + repr(after)}", flush=True)
+    print(
+        f"  {name}: {', '.join(f'{t:.2f}' for t in times)} s; peak worker RSS "
+        f"{', '.join(f'{v / MIB:.0f}' for v in rss.peak.values())} MiB"
+        f"{'' if survived else '; WORKERS CHANGED: ' + repr(after)}",
+        flush=True,
+    )
     return {
         "name": name,
         "times_s": times,
@@ -146,7 +148,6 @@ def run(cfg, quick):
     import dask
     import dask.array as da
     import distributed
-
     import gumbel_softmax.dask as gsd
 
     rows_per_chunk = max(1, int(cfg["chunk_bytes"] // (K * 4)))
@@ -154,38 +155,57 @@ def run(cfg, quick):
     rows = rows_per_chunk * n_chunks
     shape = (rows, K)
     nbytes = rows * K * 4
-    print(f"logits {shape} float32 = {nbytes / GIB:.2f} GiB in {n_chunks} chunks of "
-          f"{rows_per_chunk * K * 4 / MIB:.0f} MiB; memory_limit {cfg['memory_limit'] / MIB:.0f} "
-          f"MiB per worker ({nbytes / cfg['memory_limit']:.1f}x)", flush=True)
+    print(
+        f"logits {shape} float32 = {nbytes / GIB:.2f} GiB in {n_chunks} chunks of "
+        f"{rows_per_chunk * K * 4 / MIB:.0f} MiB; memory_limit {cfg['memory_limit'] / MIB:.0f} "
+        f"MiB per worker ({nbytes / cfg['memory_limit']:.1f}x)",
+        flush=True,
+    )
 
     cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-        dashboard_address=None, memory_limit=cfg["memory_limit"])
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        memory_limit=cfg["memory_limit"],
+    )
     client = distributed.Client(cluster, set_as_default=False)
     try:
         client.run(gs.set_num_threads, 1)
         pids = worker_pids(client)
         info = client.scheduler_info()["workers"]
         limits = sorted(w["memory_limit"] for w in info.values())
-        print(f"workers: {len(pids)} processes {list(pids.values())}, memory_limit {limits}",
-              flush=True)
+        print(
+            f"workers: {len(pids)} processes {list(pids.values())}, memory_limit {limits}",
+            flush=True,
+        )
 
         def logits():
-            return da.map_blocks(make_logits, chunks=((rows_per_chunk,) * n_chunks, (K,)),
-                                 dtype=np.float32, meta=np.empty((0, 0), np.float32))
+            return da.map_blocks(
+                make_logits,
+                chunks=((rows_per_chunk,) * n_chunks, (K,)),
+                dtype=np.float32,
+                meta=np.empty((0, 0), np.float32),
+            )
 
         cases = [
             ("logits", lambda: logits().mean(axis=0)),
             ("ours soft", lambda: gsd.gumbel_softmax(logits(), TAU, rng=1).mean(axis=0)),
             ("dask.array soft", lambda: composed_soft(logits(), 1, TAU).mean(axis=0)),
-            ("ours categorical",
-             lambda: da.bincount(gsd.categorical(logits(), rng=1), minlength=K)),
-            ("dask.array categorical",
-             lambda: da.bincount(composed_categorical(logits(), 1), minlength=K)),
+            (
+                "ours categorical",
+                lambda: da.bincount(gsd.categorical(logits(), rng=1), minlength=K),
+            ),
+            (
+                "dask.array categorical",
+                lambda: da.bincount(composed_categorical(logits(), 1), minlength=K),
+            ),
         ]
         # warm-up: imports and the first tasks on every worker, not timed
-        client.compute(gsd.gumbel_softmax(logits()[: 2 * rows_per_chunk], TAU, rng=0)
-                       .sum()).result()
+        client.compute(
+            gsd.gumbel_softmax(logits()[: 2 * rows_per_chunk], TAU, rng=0).sum()
+        ).result()
         client.compute(composed_soft(logits()[: 2 * rows_per_chunk], 0, TAU).sum()).result()
         results = [measure(client, name, make, cfg["repeats"], pids) for name, make in cases]
         final_workers = len(client.scheduler_info()["workers"])
@@ -242,8 +262,10 @@ def markdown(report):
         if x["name"] in ours_for:
             ratio = f"{x['median_s'] / by[ours_for[x['name']]]['median_s']:.2f}x"
         rss = " / ".join(f"{v / MIB:.0f}" for v in x["peak_worker_rss_bytes"])
-        lines.append(f"| {x['name']} | {x['median_s']:.2f} | {elems / x['median_s'] / 1e6:.0f} "
-                     f"| {ratio} | {rss} | {'yes' if x['workers_survived'] else 'NO'} |")
+        lines.append(
+            f"| {x['name']} | {x['median_s']:.2f} | {elems / x['median_s'] / 1e6:.0f} "
+            f"| {ratio} | {rss} | {'yes' if x['workers_survived'] else 'NO'} |"
+        )
     gen = by["logits"]["median_s"]
     lines += [
         "",
@@ -270,8 +292,9 @@ def save(report, md, out_dir):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="512 MiB limit, 2 GiB array, one run each (< 60 s)")
+    parser.add_argument(
+        "--quick", action="store_true", help="512 MiB limit, 2 GiB array, one run each (< 60 s)"
+    )
     parser.add_argument("--out-dir", type=Path, default=None)
     parser.add_argument("--no-save", action="store_true")
     args = parser.parse_args(argv)

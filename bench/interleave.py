@@ -89,8 +89,13 @@ print(json.dumps(out))
 def run_setting(env_extra, setup, shapes, repeats):
     env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
     env.update(env_extra)
-    proc = subprocess.run([sys.executable, "-c", CHILD, setup, json.dumps(shapes), str(repeats)],
-                          env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, setup, json.dumps(shapes), str(repeats)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if proc.returncode != 0:
         return None, proc.stderr.strip().splitlines()[-1]
     return json.loads(proc.stdout), None
@@ -101,20 +106,25 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=9, help="blocks per median (9)")
     parser.add_argument("--out", help="also write the markdown table (and .json) here")
     args = parser.parse_args(argv)
+    import gumbel_softmax as gs
     import numpy as np
 
-    import gumbel_softmax as gs
-
-    head = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-            f"NumPy {np.__version__}, gumbel_softmax {gs.__version__} ({gs.cpu_target()}), "
-            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
-    lines = [f"`python bench/interleave.py`: {head}. Median microseconds per call of "
-             "`gs.gumbel_softmax(x, 0.5, out=y)` alone, and of the pair "
-             "`a @ w; gs.gumbel_softmax(...)` with `a @ w` a (100, 256) x (256, 200) "
-             "float32 product; pair / (alone + product) in brackets.", ""]
+    head = (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"NumPy {np.__version__}, gumbel_softmax {gs.__version__} ({gs.cpu_target()}), "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+    )
+    lines = [
+        f"`python bench/interleave.py`: {head}. Median microseconds per call of "
+        "`gs.gumbel_softmax(x, 0.5, out=y)` alone, and of the pair "
+        "`a @ w; gs.gumbel_softmax(...)` with `a @ w` a (100, 256) x (256, 200) "
+        "float32 product; pair / (alone + product) in brackets.",
+        "",
+    ]
     cols = [f"{r}x{k}" for r, k in SHAPES]
-    lines.append("| setting | product alone | " + " | ".join(
-        f"{c}: alone | {c}: pair" for c in cols) + " |")
+    lines.append(
+        "| setting | product alone | " + " | ".join(f"{c}: alone | {c}: pair" for c in cols) + " |"
+    )
     lines.append("|---|---|" + "---|---|" * len(cols))
     results = {}
     for name, env_extra, setup in SETTINGS:

@@ -42,8 +42,9 @@ def latencies(threads: int, runs: int) -> list[float]:
     """Milliseconds from SIGINT to KeyboardInterrupt, one per run."""
     out = []
     for i in range(runs):
-        proc = subprocess.Popen([sys.executable, "-c", CHILD.format(threads=threads)],
-                                stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", CHILD.format(threads=threads)], stdout=subprocess.PIPE, text=True
+        )
         word, started = proc.stdout.readline().split()
         time.sleep(max(0.0, float(started) + 0.3 + 0.05 * i - time.monotonic()))
         sent = time.monotonic()
@@ -58,9 +59,8 @@ def latencies(threads: int, runs: int) -> list[float]:
 def busy_thread(reps: int = 12) -> None:
     import threading
 
-    import numpy as np
-
     import gumbel_softmax as gs
+    import numpy as np
 
     x = np.zeros((8192, 4096), np.float32)
     out = np.empty_like(x)
@@ -83,8 +83,10 @@ def busy_thread(reps: int = 12) -> None:
             stop.set()
             t.join()
         label = "next to a spinning Python thread" if busy else "alone"
-        print(f"(8192, 4096) soft call {label}: median {statistics.median(times) * 1e3:.1f} ms "
-              f"({gs.__file__})")
+        print(
+            f"(8192, 4096) soft call {label}: median {statistics.median(times) * 1e3:.1f} ms "
+            f"({gs.__file__})"
+        )
 
 
 def main() -> None:
@@ -97,8 +99,10 @@ def main() -> None:
         return
     for threads in (1, 2):
         lat = latencies(threads, args.runs)
-        print(f"{threads} thread(s), {args.runs} runs: median {statistics.median(lat):.0f} ms, "
-              f"min {min(lat):.0f} ms, max {max(lat):.0f} ms")
+        print(
+            f"{threads} thread(s), {args.runs} runs: median {statistics.median(lat):.0f} ms, "
+            f"min {min(lat):.0f} ms, max {max(lat):.0f} ms"
+        )
 
 
 if __name__ == "__main__":

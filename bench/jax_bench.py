@@ -29,16 +29,14 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 import gumbel_softmax as gs
 import gumbel_softmax._bench as gb
+import numpy as np
 
 try:
+    import gumbel_softmax.jax as gsj
     import jax
     import jax.numpy as jnp
-
-    import gumbel_softmax.jax as gsj
 except ImportError as exc:
     sys.exit(f"bench/jax_bench.py needs JAX: {exc}")
 
@@ -57,11 +55,13 @@ def _jax_step(sample, grad):
     and gradient of sum(w * y) (grad=True); the next key is carried in state."""
 
     if grad:
+
         def body(x, w, key):
             key, sub = jax.random.split(key)
             value, g = jax.value_and_grad(lambda x: jnp.sum(w * sample(sub, x)))(x)
             return (value, g), key
     else:
+
         def body(x, w, key):
             key, sub = jax.random.split(key)
             return sample(sub, x), key
@@ -124,8 +124,9 @@ def check_parity(x, w):
     y = jax.jit(_ours_sample)(key, x)
     _, y_soft = gs.gumbel_softmax(x, TAU, rng=gs.Philox(seed), return_soft=True)
     g = jax.jit(jax.grad(lambda x: jnp.sum(w * _ours_sample(key, x))))(x)
-    ok = (np.array_equal(np.asarray(y), y_soft)
-          and np.array_equal(np.asarray(g), gs.gumbel_softmax_backward(w, y_soft, TAU)))
+    ok = np.array_equal(np.asarray(y), y_soft) and np.array_equal(
+        np.asarray(g), gs.gumbel_softmax_backward(w, y_soft, TAU)
+    )
     if not ok:
         raise AssertionError(f"gs.jax differs from the NumPy API for shape {x.shape}")
 
@@ -142,17 +143,25 @@ def run(cfg, progress) -> list:
         w = gen.standard_normal(shape).astype(DTYPE)
         check_parity(x, w)
         for op in OPS:
-            row = {"shape": list(shape), "dtype": np.dtype(DTYPE).name, "op": op,
-                   "size": int(x.size), "times": {}}
+            row = {
+                "shape": list(shape),
+                "dtype": np.dtype(DTYPE).name,
+                "op": op,
+                "size": int(x.size),
+                "times": {},
+            }
             for impl in ("ours", "jax", "numpy"):
                 progress(f"{shape} {op} {impl}")
                 fn = CASES[(impl, op)](x, w)
                 for _ in range(3):  # compile first: measure() calibrates on its first call
                     fn()
                 t = gb.measure(fn, cfg)
-                row["times"][impl] = {"per_call_s": t.per_call, "samples_s": t.samples,
-                                      "loops": t.loops,
-                                      "melem_per_s": x.size / t.per_call / 1e6}
+                row["times"][impl] = {
+                    "per_call_s": t.per_call,
+                    "samples_s": t.samples,
+                    "loops": t.loops,
+                    "melem_per_s": x.size / t.per_call / 1e6,
+                }
             times = row["times"]
             row["jax_over_ours"] = times["jax"]["per_call_s"] / times["ours"]["per_call_s"]
             row["ours_over_numpy"] = times["ours"]["per_call_s"] / times["numpy"]["per_call_s"]
@@ -194,8 +203,11 @@ def markdown(report: dict) -> str:
             f"| {_fmt_time(t['numpy']['per_call_s'])} | {t['numpy']['melem_per_s']:.0f} "
             f"| {r['ours_over_numpy']:.2f} |"
         )
-    lines += ["", "`ours / NumPy API` is the cost of going through JAX (dispatch, the "
-              "callback, copying the result into an XLA buffer)."]
+    lines += [
+        "",
+        "`ours / NumPy API` is the cost of going through JAX (dispatch, the "
+        "callback, copying the result into an XLA buffer).",
+    ]
     return "\n".join(lines)
 
 
@@ -217,8 +229,12 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer, shorter repeats")
     parser.add_argument("--no-save", action="store_true", help="only print the table")
-    parser.add_argument("--out-dir", type=Path, default=None,
-                        help="where to save (default: bench/results next to this script)")
+    parser.add_argument(
+        "--out-dir",
+        type=Path,
+        default=None,
+        help="where to save (default: bench/results next to this script)",
+    )
     args = parser.parse_args(argv)
     cfg = gb.QUICK if args.quick else gb.FULL
     start = time.perf_counter()

@@ -42,8 +42,9 @@ int main() {
     for (int i = 0; i < n; i += W)
       lanes::store(g.data() + i, vmath::log(lanes::load<V>(g.data() + i) + 1.5f));
   const auto t4 = clock::now();
-  std::printf("lanes %d: philox %.3f ns/word, bits->gumbel %.3f ns/elem, exp %.3f ns/elem, "
-              "log %.3f ns/elem (checksum %g)\n",
-              W, ns_per(t0, t1), ns_per(t1, t2), ns_per(t2, t3), ns_per(t3, t4), g[5]);
+  std::printf(
+      "lanes %d: philox %.3f ns/word, bits->gumbel %.3f ns/elem, exp %.3f ns/elem, "
+      "log %.3f ns/elem (checksum %g)\n",
+      W, ns_per(t0, t1), ns_per(t1, t2), ns_per(t2, t3), ns_per(t3, t4), g[5]);
   return 0;
 }

@@ -51,9 +51,8 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 import gumbel_softmax as gs
+import numpy as np
 
 N_VARS = 20  # categorical latent variables
 N_CATS = 10  # categories per variable
@@ -91,7 +90,7 @@ def load_data(n_train=1500, n_test=297, data_seed=0, dtype=DTYPE):
         raise ValueError(f"n_train + n_test must be <= {len(x)}, got {n_train + n_test}")
     perm = np.random.default_rng(data_seed).permutation(len(x))
     x = x[perm].astype(dtype)
-    return np.ascontiguousarray(x[:n_train]), np.ascontiguousarray(x[n_train:n_train + n_test])
+    return np.ascontiguousarray(x[:n_train]), np.ascontiguousarray(x[n_train : n_train + n_test])
 
 
 def init_params(rng, dtype=DTYPE):
@@ -110,8 +109,10 @@ def init_params(rng, dtype=DTYPE):
         ``b3`` (256,), ``W4`` (256, 64), ``b4`` (64,); ``x @ W + b`` layout.
     """
     sizes = [
-        (N_PIXELS, N_HIDDEN), (N_HIDDEN, N_VARS * N_CATS),
-        (N_VARS * N_CATS, N_HIDDEN), (N_HIDDEN, N_PIXELS),
+        (N_PIXELS, N_HIDDEN),
+        (N_HIDDEN, N_VARS * N_CATS),
+        (N_VARS * N_CATS, N_HIDDEN),
+        (N_HIDDEN, N_PIXELS),
     ]
     params = {}
     for i, (fan_in, fan_out) in enumerate(sizes, start=1):
@@ -275,8 +276,8 @@ class Adam:
     def step(self, params, grads):
         """Apply one update to ``params`` from ``grads``."""
         self.t += 1
-        c1 = 1.0 - self.b1 ** self.t
-        c2 = math.sqrt(1.0 - self.b2 ** self.t)
+        c1 = 1.0 - self.b1**self.t
+        c2 = math.sqrt(1.0 - self.b2**self.t)
         for k, p in params.items():
             g, m, v = grads[k], self.m[k], self.v[k]
             m *= self.b1
@@ -293,19 +294,41 @@ def evaluate(params, x, tau, hard, seed):
 
 
 def _new_history(tau0, init_train, init_test):
-    return {"train": [], "test": [], "tau": [], "seconds": [], "eval_tau": tau0,
-            "init_train": init_train, "init_test": init_test}
+    return {
+        "train": [],
+        "test": [],
+        "tau": [],
+        "seconds": [],
+        "eval_tau": tau0,
+        "init_train": init_train,
+        "init_test": init_test,
+    }
 
 
 def _log_epoch(name, epoch, hist, verbose):
     if verbose:
-        print(f"{name:>5} epoch {epoch:3d}  train -ELBO {hist['train'][-1]:8.3f}  "
-              f"test -ELBO {hist['test'][-1]:8.3f}  tau {hist['tau'][-1]:.3f}  "
-              f"{hist['seconds'][-1]:.3f} s", flush=True)
+        print(
+            f"{name:>5} epoch {epoch:3d}  train -ELBO {hist['train'][-1]:8.3f}  "
+            f"test -ELBO {hist['test'][-1]:8.3f}  tau {hist['tau'][-1]:.3f}  "
+            f"{hist['seconds'][-1]:.3f} s",
+            flush=True,
+        )
 
 
-def train_numpy(params, x_train, x_test, *, hard, taus, orders, batch_size=100, lr=1e-3,
-                noise_seed=0, eval_seed=12345, verbose=True):
+def train_numpy(
+    params,
+    x_train,
+    x_test,
+    *,
+    hard,
+    taus,
+    orders,
+    batch_size=100,
+    lr=1e-3,
+    noise_seed=0,
+    eval_seed=12345,
+    verbose=True,
+):
     """Train the VAE in NumPy; ``params`` is updated in place.
 
     Parameters
@@ -340,14 +363,17 @@ def train_numpy(params, x_train, x_test, *, hard, taus, orders, batch_size=100, 
     """
     opt = Adam(params, lr=lr)
     rng = gs.Philox(noise_seed)
-    hist = _new_history(float(taus[0]), evaluate(params, x_train, taus[0], hard, eval_seed),
-                        evaluate(params, x_test, taus[0], hard, eval_seed))
+    hist = _new_history(
+        float(taus[0]),
+        evaluate(params, x_train, taus[0], hard, eval_seed),
+        evaluate(params, x_test, taus[0], hard, eval_seed),
+    )
     step = 0
     for epoch, order in enumerate(orders, start=1):
         total = 0.0
         t0 = time.perf_counter()
         for start in range(0, len(order), batch_size):
-            xb = x_train[order[start:start + batch_size]]
+            xb = x_train[order[start : start + batch_size]]
             loss, grads = loss_and_grads(params, xb, float(taus[step]), hard, rng)
             opt.step(params, grads)
             total += loss * len(xb)
@@ -365,8 +391,21 @@ def train_numpy(params, x_train, x_test, *, hard, taus, orders, batch_size=100, 
 # The same model in PyTorch
 
 
-def train_torch(params, x_train, x_test, *, hard, taus, orders, batch_size=100, lr=1e-3,
-                noise_seed=0, eval_seed=12345, verbose=True, num_threads=None):
+def train_torch(
+    params,
+    x_train,
+    x_test,
+    *,
+    hard,
+    taus,
+    orders,
+    batch_size=100,
+    lr=1e-3,
+    noise_seed=0,
+    eval_seed=12345,
+    verbose=True,
+    num_threads=None,
+):
     """Train the same VAE in PyTorch (autograd, ``F.gumbel_softmax``, ``torch.optim.Adam``).
 
     Parameters are those of :func:`train_numpy`; ``params`` (NumPy arrays) is copied, not
@@ -407,14 +446,15 @@ def train_torch(params, x_train, x_test, *, hard, taus, orders, batch_size=100, 
         xtr, xte = torch.from_numpy(x_train), torch.from_numpy(x_test)
         opt = torch.optim.Adam(list(p.values()), lr=lr)
         torch.manual_seed(noise_seed)
-        hist = _new_history(float(taus[0]), evaluate_t(p, xtr, float(taus[0])),
-                            evaluate_t(p, xte, float(taus[0])))
+        hist = _new_history(
+            float(taus[0]), evaluate_t(p, xtr, float(taus[0])), evaluate_t(p, xte, float(taus[0]))
+        )
         step = 0
         for epoch, order in enumerate(orders, start=1):
             total = 0.0
             t0 = time.perf_counter()
             for start in range(0, len(order), batch_size):
-                xb = xtr[torch.from_numpy(order[start:start + batch_size])]
+                xb = xtr[torch.from_numpy(order[start : start + batch_size])]
                 opt.zero_grad(set_to_none=True)
                 loss = neg_elbo(p, xb, float(taus[step]))
                 loss.backward()
@@ -492,10 +532,21 @@ def _plot(results, path):
                 continue
             epochs = np.arange(len(hist["train"]) + 1)  # 0: before training
             label = "gumbel_softmax (NumPy)" if impl == "ours" else "PyTorch"
-            ax.plot(epochs[1:], hist["train"], color=color, ls="--", lw=1,
-                    label=f"{label}, train (epoch mean)")
-            ax.plot(epochs, [hist["init_test"], *hist["test"]], color=color, lw=1.5,
-                    label=f"{label}, test")
+            ax.plot(
+                epochs[1:],
+                hist["train"],
+                color=color,
+                ls="--",
+                lw=1,
+                label=f"{label}, train (epoch mean)",
+            )
+            ax.plot(
+                epochs,
+                [hist["init_test"], *hist["test"]],
+                color=color,
+                lw=1.5,
+                label=f"{label}, test",
+            )
         ax.set_title(f"{mode} ({'straight-through' if mode == 'hard' else 'relaxed'})")
         ax.set_xlabel("epoch")
         ax.set_ylabel("-ELBO (nats per image)")
@@ -512,8 +563,11 @@ def _summary_rows(results):
     rows = []
     for mode, res in results["modes"].items():
         ours, tch = res["ours"], res.get("torch")
-        row = {"mode": mode, "ours_test": ours["test"][-1],
-               "ours_s_per_epoch": float(np.mean(ours["seconds"]))}
+        row = {
+            "mode": mode,
+            "ours_test": ours["test"][-1],
+            "ours_s_per_epoch": float(np.mean(ours["seconds"])),
+        }
         if tch is not None:
             row["torch_test"] = tch["test"][-1]
             row["rel_diff"] = (ours["test"][-1] - tch["test"][-1]) / abs(tch["test"][-1])
@@ -525,41 +579,65 @@ def _summary_rows(results):
 
 def _print_summary(rows):
     print("\nfinal test -ELBO (nats per image) and mean training seconds per epoch")
-    print(f"{'mode':<5} {'ours':>9} {'torch':>9} {'rel diff':>9} {'ours s/ep':>10} "
-          f"{'torch s/ep':>10} {'speedup':>8}")
+    print(
+        f"{'mode':<5} {'ours':>9} {'torch':>9} {'rel diff':>9} {'ours s/ep':>10} "
+        f"{'torch s/ep':>10} {'speedup':>8}"
+    )
     for r in rows:
         if "torch_test" in r:
-            print(f"{r['mode']:<5} {r['ours_test']:9.3f} {r['torch_test']:9.3f} "
-                  f"{r['rel_diff']:+9.2%} {r['ours_s_per_epoch']:10.4f} "
-                  f"{r['torch_s_per_epoch']:10.4f} {r['speedup']:7.2f}x")
+            print(
+                f"{r['mode']:<5} {r['ours_test']:9.3f} {r['torch_test']:9.3f} "
+                f"{r['rel_diff']:+9.2%} {r['ours_s_per_epoch']:10.4f} "
+                f"{r['torch_s_per_epoch']:10.4f} {r['speedup']:7.2f}x"
+            )
         else:
-            print(f"{r['mode']:<5} {r['ours_test']:9.3f} {'-':>9} {'-':>9} "
-                  f"{r['ours_s_per_epoch']:10.4f} {'-':>10} {'-':>8}")
+            print(
+                f"{r['mode']:<5} {r['ours_test']:9.3f} {'-':>9} {'-':>9} "
+                f"{r['ours_s_per_epoch']:10.4f} {'-':>10} {'-':>8}"
+            )
 
 
 def main(argv=None):
     """Command-line entry point; returns the results dict (also written by ``--json``)."""
     ap = argparse.ArgumentParser(
         description="Categorical VAE (Jang et al. 2016) on sklearn's 8x8 digits: NumPy with "
-                    "gumbel_softmax, and the same model in PyTorch when it is installed.")
+        "gumbel_softmax, and the same model in PyTorch when it is installed."
+    )
     ap.add_argument("--epochs", type=int, default=300, help="training epochs (default 300)")
     ap.add_argument("--batch-size", type=int, default=100, help="minibatch size (default 100)")
     ap.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
-    ap.add_argument("--seed", type=int, default=0,
-                    help="seed of the initial weights, the batch order and the noise (default 0)")
-    ap.add_argument("--data-seed", type=int, default=0,
-                    help="seed of the train/test permutation (default 0)")
-    ap.add_argument("--mode", choices=("soft", "hard", "both"), default="both",
-                    help="relaxed or straight-through samples, or both runs (default both)")
+    ap.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the initial weights, the batch order and the noise (default 0)",
+    )
+    ap.add_argument(
+        "--data-seed", type=int, default=0, help="seed of the train/test permutation (default 0)"
+    )
+    ap.add_argument(
+        "--mode",
+        choices=("soft", "hard", "both"),
+        default="both",
+        help="relaxed or straight-through samples, or both runs (default both)",
+    )
     ap.add_argument("--tau0", type=float, default=1.0, help="initial temperature (default 1)")
     ap.add_argument("--tau-min", type=float, default=0.5, help="final temperature (default 0.5)")
-    ap.add_argument("--anneal-rate", type=float, default=None,
-                    help="r in tau = max(tau_min, tau0 exp(-r step)); default: tau_min is "
-                         "reached half-way through the run")
-    ap.add_argument("--threads", type=int, default=1,
-                    help="threads for our kernels, NumPy's BLAS and PyTorch alike (default 1: "
-                         "a 100 x 200 minibatch gains nothing from more; 0 keeps each "
-                         "library's own setting and gives PyTorch our kernels' count)")
+    ap.add_argument(
+        "--anneal-rate",
+        type=float,
+        default=None,
+        help="r in tau = max(tau_min, tau0 exp(-r step)); default: tau_min is "
+        "reached half-way through the run",
+    )
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="threads for our kernels, NumPy's BLAS and PyTorch alike (default 1: "
+        "a 100 x 200 minibatch gains nothing from more; 0 keeps each "
+        "library's own setting and gives PyTorch our kernels' count)",
+    )
     ap.add_argument("--no-torch", action="store_true", help="skip the PyTorch run")
     ap.add_argument("--json", metavar="PATH", help="write the curves and timings as JSON")
     ap.add_argument("--plot", metavar="PATH", help="save the -ELBO curves (needs matplotlib)")
@@ -588,27 +666,48 @@ def _run(args):
     if not args.no_torch and not use_torch:
         print("PyTorch is not installed: skipping the PyTorch run", file=sys.stderr)
     threads = gs.get_num_threads()
-    print(f"{len(x_train)} training / {len(x_test)} test images; latent {N_VARS} x {N_CATS}; "
-          f"{args.epochs} epochs of {steps_per_epoch} steps; float32; tau {args.tau0} -> "
-          f"{args.tau_min} (r = {rate:.3g} per step); {threads} thread(s)")
+    print(
+        f"{len(x_train)} training / {len(x_test)} test images; latent {N_VARS} x {N_CATS}; "
+        f"{args.epochs} epochs of {steps_per_epoch} steps; float32; tau {args.tau0} -> "
+        f"{args.tau_min} (r = {rate:.3g} per step); {threads} thread(s)"
+    )
 
     modes = ("soft", "hard") if args.mode == "both" else (args.mode,)
     results = {
-        "config": {**vars(args), "anneal_rate": rate, "threads": threads, "dtype": "float32",
-                   "n_train": len(x_train), "n_test": len(x_test),
-                   "steps_per_epoch": steps_per_epoch},
-        "machine": {"platform": platform.platform(), "python": platform.python_version(),
-                    "numpy": np.__version__, "gumbel_softmax": gs.__version__,
-                    "cpu_target": gs.cpu_target()},
+        "config": {
+            **vars(args),
+            "anneal_rate": rate,
+            "threads": threads,
+            "dtype": "float32",
+            "n_train": len(x_train),
+            "n_test": len(x_test),
+            "steps_per_epoch": steps_per_epoch,
+        },
+        "machine": {
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "gumbel_softmax": gs.__version__,
+            "cpu_target": gs.cpu_target(),
+        },
         "modes": {},
     }
-    common = dict(taus=taus, orders=orders, batch_size=args.batch_size, lr=args.lr,
-                  noise_seed=args.seed, verbose=not args.quiet)
+    common = dict(
+        taus=taus,
+        orders=orders,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        noise_seed=args.seed,
+        verbose=not args.quiet,
+    )
     for mode in modes:
         hard = mode == "hard"
         print(f"\n== {mode} ==")
-        res = {"ours": train_numpy({k: v.copy() for k, v in init.items()}, x_train, x_test,
-                                   hard=hard, **common)}
+        res = {
+            "ours": train_numpy(
+                {k: v.copy() for k, v in init.items()}, x_train, x_test, hard=hard, **common
+            )
+        }
         if use_torch:
             import torch
 

@@ -129,7 +129,9 @@ def numpy_api(d):
                         gen = np.random.default_rng(n)
                         d.add(sec, gs.gumbel_softmax(v, 0.5, axis=axis, rng=gen))
                         d.add(sec, np.frombuffer(str(gen.bit_generator.state).encode(), np.uint8))
-                        d.add(sec, gs.gumbel_softmax(v, 0.7, axis=axis, mask=mask, rng=gs.Philox(n)))
+                        d.add(
+                            sec, gs.gumbel_softmax(v, 0.7, axis=axis, mask=mask, rng=gs.Philox(n))
+                        )
                         d.add(sec, gs.categorical(v, axis=axis, mask=mask, rng=gs.Philox(n)))
                         d.add(sec, gs.top_k(v, k, axis=axis, mask=mask, rng=gs.Philox(n)))
                     # per-row tau (mixing unit tau) and a counter near the 2**32 wrap

@@ -37,7 +37,7 @@ def moved_noise(gs):
     def noise(shape, dtype, seed, counter, axis=-1):
         shape = tuple(shape)
         ax = axis % len(shape)
-        moved = shape[:ax] + shape[ax + 1:] + (shape[ax],)
+        moved = shape[:ax] + shape[ax + 1 :] + (shape[ax],)
         g = gs.gumbel(moved, dtype=dtype, rng=gs.Philox(seed, counter=counter))
         assert g.shape == moved and g.dtype == np.dtype(dtype)
         return np.moveaxis(g, -1, ax)

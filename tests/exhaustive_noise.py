@@ -187,8 +187,12 @@ def reference_check(words: np.ndarray, g: np.ndarray, dtype) -> dict:
         "max_err_eps": float(np.nanmax(rel)) if words.size else 0.0,
         "failures_count": int(bad.size),
         "failures": [
-            {"word": f"0x{int(words[i]):0{width}x}", "g": repr(float(g[i])),
-             "g_ref": repr(float(g_ref[i])), "err_eps": float(rel[i])}
+            {
+                "word": f"0x{int(words[i]):0{width}x}",
+                "g": repr(float(g[i])),
+                "g_ref": repr(float(g_ref[i])),
+                "err_eps": float(rel[i]),
+            }
             for i in bad[:MAX_LISTED]
         ],
     }
@@ -242,11 +246,15 @@ def check_f32(noise, chunk_log2: int, pool, progress: bool) -> dict:
             sample_w.append(words[-K:].copy())
             sample_g.append(g[-K:].copy())
         if progress and (k + 1) % max(1, n_per_half // 8) == 0:
-            print(f"  f32 tail {tail}: {k + 1}/{n_per_half} chunks, "
-                  f"{time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+            print(
+                f"  f32 tail {tail}: {k + 1}/{n_per_half} chunks, {time.perf_counter() - t0:.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
     res = chk.finish()
-    res["reference"] = reference_check(np.concatenate(sample_w), np.concatenate(sample_g),
-                                       np.float32)
+    res["reference"] = reference_check(
+        np.concatenate(sample_w), np.concatenate(sample_g), np.float32
+    )
     res["seconds"] = time.perf_counter() - t0
     return res
 
@@ -318,8 +326,9 @@ def check_f64(noise, n_random: int, chunk_log2: int, pool, progress: bool) -> di
     t1 = time.perf_counter()
     ext["seconds"] = t1 - t0
     if progress:
-        print(f"  f64 extremes: {w.size} words, {ext['seconds']:.1f} s", file=sys.stderr,
-              flush=True)
+        print(
+            f"  f64 extremes: {w.size} words, {ext['seconds']:.1f} s", file=sys.stderr, flush=True
+        )
     # (b) random words, sorted by U (as keys; the key map is its own inverse)
     C = 1 << chunk_log2
     bitgen = np.random.PCG64(F64_RANDOM_SEED)
@@ -333,7 +342,7 @@ def check_f64(noise, n_random: int, chunk_log2: int, pool, progress: bool) -> di
     sample_w, sample_g = [], []
 
     def chunk(i):
-        words = u_key(keys[i:i + C])
+        words = u_key(keys[i : i + C])
         return i, words, noise(words)
 
     for i, words, g in ordered_map(pool, chunk, [(i,) for i in range(0, n_random, C)]):
@@ -341,18 +350,24 @@ def check_f64(noise, n_random: int, chunk_log2: int, pool, progress: bool) -> di
         p0 = (-i) % F64_SAMPLE_STEP
         sample_w.append(words[p0::F64_SAMPLE_STEP].copy())
         sample_g.append(g[p0::F64_SAMPLE_STEP].copy())
-    del keys
+    keys = None  # frees the sorted keys (chunk no longer runs)
     rnd = chk.finish()
-    rnd["reference"] = reference_check(np.concatenate(sample_w), np.concatenate(sample_g),
-                                       np.float64)
+    rnd["reference"] = reference_check(
+        np.concatenate(sample_w), np.concatenate(sample_g), np.float64
+    )
     rnd["seed"] = F64_RANDOM_SEED
     rnd["sort_seconds"] = t2 - t1
     rnd["seconds"] = time.perf_counter() - t1
     if progress:
-        print(f"  f64 random: {n_random} words, {rnd['seconds']:.1f} s", file=sys.stderr,
-              flush=True)
-    return {"extremes": ext, "random": rnd, "range": [lo_doc, hi_doc],
-            "seconds": time.perf_counter() - t0}
+        print(
+            f"  f64 random: {n_random} words, {rnd['seconds']:.1f} s", file=sys.stderr, flush=True
+        )
+    return {
+        "extremes": ext,
+        "random": rnd,
+        "range": [lo_doc, hi_doc],
+        "seconds": time.perf_counter() - t0,
+    }
 
 
 # ------------------------------------------------------------------------------ checks
@@ -361,18 +376,25 @@ def failures_of(report: dict) -> list[str]:
 
     def common(name, r, lo, hi):
         if r["nonfinite_count"]:
-            out.append(f"{name}: {r['nonfinite_count']} non-finite values, e.g. "
-                       f"{r['nonfinite'][:5]}")
+            out.append(
+                f"{name}: {r['nonfinite_count']} non-finite values, e.g. {r['nonfinite'][:5]}"
+            )
         if r["decreasing_count"]:
-            out.append(f"{name}: {r['decreasing_count']} decreasing steps in U order, e.g. "
-                       f"{r['decreasing'][:5]}")
+            out.append(
+                f"{name}: {r['decreasing_count']} decreasing steps in U order, e.g. "
+                f"{r['decreasing'][:5]}"
+            )
         if not (lo <= r["min"] and r["max"] <= hi):
-            out.append(f"{name}: values [{r['min']!r} (word {r['min_word']}), {r['max']!r} "
-                       f"(word {r['max_word']})] outside the formula's range [{lo}, {hi}]")
+            out.append(
+                f"{name}: values [{r['min']!r} (word {r['min_word']}), {r['max']!r} "
+                f"(word {r['max_word']})] outside the formula's range [{lo}, {hi}]"
+            )
         ref = r["reference"]
         if ref["failures_count"]:
-            out.append(f"{name}: {ref['failures_count']} of {ref['checked']} sampled values "
-                       f"differ from the reference beyond noise_tol, e.g. {ref['failures'][:5]}")
+            out.append(
+                f"{name}: {ref['failures_count']} of {ref['checked']} sampled values "
+                f"differ from the reference beyond noise_tol, e.g. {ref['failures'][:5]}"
+            )
 
     if "f32" in report:
         r = report["f32"]
@@ -386,8 +408,10 @@ def failures_of(report: dict) -> list[str]:
         common("float64 random", report["f64"]["random"], *G_RANGE[64])
         e = report["f64"]["extremes"]
         if not (e["min"] <= F64_EXTREME_SPAN[0] and e["max"] >= F64_EXTREME_SPAN[1]):
-            out.append(f"float64 extremes: values [{e['min']!r}, {e['max']!r}] do not span "
-                       f"{F64_EXTREME_SPAN}")
+            out.append(
+                f"float64 extremes: values [{e['min']!r}, {e['max']!r}] do not span "
+                f"{F64_EXTREME_SPAN}"
+            )
     return out
 
 
@@ -399,8 +423,16 @@ def default_threads() -> int:
     return max(1, min(n, 8))
 
 
-def run(target: str | None, *, f32: bool = True, f64: bool = True, n_random: int = 10**8,
-        chunk_log2: int = 18, threads: int = 0, progress: bool = False) -> dict:
+def run(
+    target: str | None,
+    *,
+    f32: bool = True,
+    f64: bool = True,
+    n_random: int = 10**8,
+    chunk_log2: int = 18,
+    threads: int = 0,
+    progress: bool = False,
+) -> dict:
     if target is not None:
         os.environ["GUMBEL_SOFTMAX_TARGET"] = target
     if "gumbel_softmax" in sys.modules and target is not None:
@@ -409,8 +441,10 @@ def run(target: str | None, *, f32: bool = True, f64: bool = True, n_random: int
 
     report = {"target": gs.cpu_target(), "targets": list(gs.cpu_targets())}
     if target is not None and gs.cpu_target() != target:
-        report["failures"] = [f"target {target} was requested but {gs.cpu_target()} is "
-                              f"active (supported here: {gs.cpu_targets()})"]
+        report["failures"] = [
+            f"target {target} was requested but {gs.cpu_target()} is "
+            f"active (supported here: {gs.cpu_targets()})"
+        ]
         report["ok"] = False
         return report
     t0 = time.perf_counter()
@@ -422,8 +456,7 @@ def run(target: str | None, *, f32: bool = True, f64: bool = True, n_random: int
         if f32:
             report["f32"] = check_f32(gs._core._noise_f32, chunk_log2, pool, progress)
         if f64:
-            report["f64"] = check_f64(gs._core._noise_f64, n_random, chunk_log2, pool,
-                                      progress)
+            report["f64"] = check_f64(gs._core._noise_f64, n_random, chunk_log2, pool, progress)
     finally:
         if pool is not None:
             pool.shutdown()
@@ -434,8 +467,10 @@ def run(target: str | None, *, f32: bool = True, f64: bool = True, n_random: int
 
 
 def summary(report: dict) -> str:
-    lines = [f"target {report['target']} (supported: {', '.join(report['targets'])}), "
-             f"{report.get('threads', 1)} noise threads"]
+    lines = [
+        f"target {report['target']} (supported: {', '.join(report['targets'])}), "
+        f"{report.get('threads', 1)} noise threads"
+    ]
     if "f32" in report:
         r = report["f32"]
         lines.append(
@@ -444,7 +479,8 @@ def summary(report: dict) -> str:
             f"non-finite {r['nonfinite_count']}, decreasing steps {r['decreasing_count']}; "
             f"reference: {r['reference']['checked']} words, max err "
             f"{r['reference']['max_err_eps']:.3f} eps(1+|g|), "
-            f"{r['reference']['failures_count']} beyond noise_tol")
+            f"{r['reference']['failures_count']} beyond noise_tol"
+        )
         lines.append(f"  sha256 {r['digest']}")
     if "f64" in report:
         for name in ("extremes", "random"):
@@ -455,7 +491,8 @@ def summary(report: dict) -> str:
                 f"non-finite {r['nonfinite_count']}, decreasing steps "
                 f"{r['decreasing_count']}; reference: {r['reference']['checked']} words, "
                 f"max err {r['reference']['max_err_eps']:.3f} eps(1+|g|), "
-                f"{r['reference']['failures_count']} beyond noise_tol")
+                f"{r['reference']['failures_count']} beyond noise_tol"
+            )
             lines.append(f"  sha256 {r['digest']}")
     if "seconds" in report:
         lines.append(f"total {report['seconds']:.1f} s")
@@ -464,24 +501,51 @@ def summary(report: dict) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--target", choices=["baseline", "avx2", "avx512"],
-                   help="force this SIMD target (default: the process's own choice)")
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--target",
+        choices=["baseline", "avx2", "avx512"],
+        help="force this SIMD target (default: the process's own choice)",
+    )
     p.add_argument("--json", metavar="PATH", help="also write the full report as JSON")
     p.add_argument("--no-f32", action="store_true", help="skip the float32 exhaustive walk")
     p.add_argument("--no-f64", action="store_true", help="skip the float64 checks")
-    p.add_argument("--f64-random", type=int, default=10**8, metavar="N",
-                   help="number of random float64 words (default 10**8)")
-    p.add_argument("--chunk-log2", type=int, default=18, choices=range(12, 25), metavar="N",
-                   help="float32 chunk of 2**N words (12..24, default 18)")
-    p.add_argument("--threads", type=int, default=0, metavar="N",
-                   help="threads computing the noise (default: the CPUs available, "
-                        "at most 8; 1: all on the main thread)")
+    p.add_argument(
+        "--f64-random",
+        type=int,
+        default=10**8,
+        metavar="N",
+        help="number of random float64 words (default 10**8)",
+    )
+    p.add_argument(
+        "--chunk-log2",
+        type=int,
+        default=18,
+        choices=range(12, 25),
+        metavar="N",
+        help="float32 chunk of 2**N words (12..24, default 18)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        metavar="N",
+        help="threads computing the noise (default: the CPUs available, "
+        "at most 8; 1: all on the main thread)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     a = p.parse_args(argv)
-    report = run(a.target, f32=not a.no_f32, f64=not a.no_f64, n_random=a.f64_random,
-                 chunk_log2=a.chunk_log2, threads=a.threads, progress=not a.quiet)
+    report = run(
+        a.target,
+        f32=not a.no_f32,
+        f64=not a.no_f64,
+        n_random=a.f64_random,
+        chunk_log2=a.chunk_log2,
+        threads=a.threads,
+        progress=not a.quiet,
+    )
     if a.json:
         with open(a.json, "w", encoding="utf-8") as f:
             json.dump(report, f, indent=1)

@@ -31,11 +31,30 @@ import os
 import numpy as np
 
 __all__ = [
-    "M0", "M1", "W0", "W1", "KAT_PATH",
-    "philox4x32_ref", "words_ref", "bits64_ref", "gumbel_ref", "softmax_ref",
-    "backward_ref", "fwd_rtol", "bwd_tol", "noise_tol", "load_kat", "eps_of",
-    "tiny_atol", "n_rows_of", "check_forward", "check_one_hot", "check_backward",
-    "one_hot_ref", "gumbel_from_bits_ref", "stream_bits_ref",
+    "M0",
+    "M1",
+    "W0",
+    "W1",
+    "KAT_PATH",
+    "philox4x32_ref",
+    "words_ref",
+    "bits64_ref",
+    "gumbel_ref",
+    "softmax_ref",
+    "backward_ref",
+    "fwd_rtol",
+    "bwd_tol",
+    "noise_tol",
+    "load_kat",
+    "eps_of",
+    "tiny_atol",
+    "n_rows_of",
+    "check_forward",
+    "check_one_hot",
+    "check_backward",
+    "one_hot_ref",
+    "gumbel_from_bits_ref",
+    "stream_bits_ref",
 ]
 
 # Philox4x32 constants (Random123).
@@ -132,8 +151,8 @@ def _t_and_side_from_bits(bits, dtype):
     elif dt == np.float64:
         s = b >> np.uint64(63)
         m = b & np.uint64(0x7FFFFFFFFFFFFFFF)
-        hi = (m >> np.uint64(31)).astype(np.float64)          # 32 bits, exact
-        lo = (m & np.uint64(0x7FFFFFFF)).astype(np.float64)    # 31 bits, exact
+        hi = (m >> np.uint64(31)).astype(np.float64)  # 32 bits, exact
+        lo = (m & np.uint64(0x7FFFFFFF)).astype(np.float64)  # 31 bits, exact
         # hi * 2**31 and lo + 0.5 are exact; their sum is m + 1/2 rounded once;
         # the power-of-two scaling is exact (no underflow: t >= 2**-65).
         t = (hi * 2.0**31 + (lo + 0.5)) * 2.0**-64
@@ -233,8 +252,11 @@ def bwd_tol(grad_y, y_soft, tau, dtype, axis=-1) -> np.ndarray:
     K = gy.shape[axis]
     sabs = np.sum(np.abs(gy * ys), axis=axis, keepdims=True)
     scale = np.abs(ys) * (np.abs(gy) + sabs) / float(tau)
-    return 4.0 * eps * scale + (K / 16.0 + 8.0) * eps * np.abs(ys) * sabs / float(tau) \
+    return (
+        4.0 * eps * scale
+        + (K / 16.0 + 8.0) * eps * np.abs(ys) * sabs / float(tau)
         + tiny_atol(dtype)
+    )
 
 
 # ------------------------------------------------------------------------------ KAT
@@ -255,17 +277,19 @@ def load_kat(path: str | None = None):
                 continue
             parts = line.split()
             name, rounds = parts[0], int(parts[1])
-            n = int(name[len("philox"):].split("x")[0])
+            n = int(name[len("philox") :].split("x")[0])
             words = [int(p, 16) for p in parts[2:]]
             if len(words) != n + n // 2 + n:
                 raise ValueError(f"malformed KAT line: {line!r}")
-            out.append({
-                "name": name,
-                "rounds": rounds,
-                "counter": np.array(words[:n], dtype=np.uint32),
-                "key": np.array(words[n:n + n // 2], dtype=np.uint32),
-                "expected": np.array(words[n + n // 2:], dtype=np.uint32),
-            })
+            out.append(
+                {
+                    "name": name,
+                    "rounds": rounds,
+                    "counter": np.array(words[:n], dtype=np.uint32),
+                    "key": np.array(words[n : n + n // 2], dtype=np.uint32),
+                    "expected": np.array(words[n + n // 2 :], dtype=np.uint32),
+                }
+            )
     return out
 
 
@@ -273,8 +297,10 @@ def load_kat(path: str | None = None):
 def _fail_detail(name, got, ref, err, bound):
     i = np.unravel_index(np.argmax(err - bound), err.shape)
     n_bad = int(np.sum(err > bound))
-    return (f"{name}: {n_bad} of {err.size} elements out of tolerance; worst at {i}: "
-            f"got {got[i]!r}, expected {ref[i]!r}, |err|={err[i]:.3e} > bound={bound[i]:.3e}")
+    return (
+        f"{name}: {n_bad} of {err.size} elements out of tolerance; worst at {i}: "
+        f"got {got[i]!r}, expected {ref[i]!r}, |err|={err[i]:.3e} > bound={bound[i]:.3e}"
+    )
 
 
 def check_forward(y, x, g, tau, axis=-1, dtype=None):
@@ -286,8 +312,9 @@ def check_forward(y, x, g, tau, axis=-1, dtype=None):
     dtype = np.dtype(y.dtype if dtype is None else dtype)
     y64 = np.asarray(y, dtype=np.float64)
     K = y64.shape[axis]
-    ref = softmax_ref((np.asarray(x, dtype=np.float64) + np.asarray(g, dtype=np.float64))
-                      / float(tau), axis=axis)
+    ref = softmax_ref(
+        (np.asarray(x, dtype=np.float64) + np.asarray(g, dtype=np.float64)) / float(tau), axis=axis
+    )
     rtol = fwd_rtol(x, g, tau, dtype, K)
     err = np.abs(y64 - ref)
     bound = rtol * ref + tiny_atol(dtype)
@@ -321,9 +348,11 @@ def check_one_hot(y, x, g, axis=-1):
         got_idx = np.argmax(y, axis=axis)
         exp_idx = np.argmax(v, axis=axis)
         bad = np.argwhere(got_idx != exp_idx)
-        raise AssertionError(f"one-hot at the wrong index for {len(bad)} rows, e.g. batch "
-                             f"index {tuple(bad[0])}: got {got_idx[tuple(bad[0])]}, "
-                             f"expected {exp_idx[tuple(bad[0])]}")
+        raise AssertionError(
+            f"one-hot at the wrong index for {len(bad)} rows, e.g. batch "
+            f"index {tuple(bad[0])}: got {got_idx[tuple(bad[0])]}, "
+            f"expected {exp_idx[tuple(bad[0])]}"
+        )
 
 
 def check_backward(got, grad_y, y_soft, tau, axis=-1, dtype=None, factor=1.0):

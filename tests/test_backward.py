@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from reference import backward_ref, bwd_tol, check_backward, fwd_rtol, softmax_ref
 
 DTYPES = [np.float32, np.float64]
@@ -50,8 +49,7 @@ def make_pair(dtype, axis, seed, layout_gy="contiguous", layout_ys="contiguous")
 @pytest.mark.parametrize("axis", AXES)
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 def test_backward_matches_formula(gs, dtype, axis, layout, tau):
-    gy, ys = make_pair(dtype, axis, seed=10 + AXES.index(axis), layout_gy=layout,
-                       layout_ys=layout)
+    gy, ys = make_pair(dtype, axis, seed=10 + AXES.index(axis), layout_gy=layout, layout_ys=layout)
     gy0, ys0 = gy.copy(), ys.copy()
     got = gs.gumbel_softmax_backward(gy, ys, tau, axis=axis)
     assert got.shape == SHAPE and got.dtype == np.dtype(dtype)
@@ -59,16 +57,16 @@ def test_backward_matches_formula(gs, dtype, axis, layout, tau):
     np.testing.assert_array_equal(gy, gy0)
     np.testing.assert_array_equal(ys, ys0)
     # Same values in contiguous memory give the same bits.
-    got_c = gs.gumbel_softmax_backward(np.ascontiguousarray(gy), np.ascontiguousarray(ys),
-                                       tau, axis=axis)
+    got_c = gs.gumbel_softmax_backward(
+        np.ascontiguousarray(gy), np.ascontiguousarray(ys), tau, axis=axis
+    )
     np.testing.assert_array_equal(got, got_c)
 
 
 @pytest.mark.parametrize("axis", AXES)
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 def test_backward_mixed_layouts(gs, dtype, axis):
-    gy, ys = make_pair(dtype, axis, seed=3, layout_gy="negative_strides",
-                       layout_ys="noncontiguous")
+    gy, ys = make_pair(dtype, axis, seed=3, layout_gy="negative_strides", layout_ys="noncontiguous")
     check_backward(gs.gumbel_softmax_backward(gy, ys, 0.5, axis=axis), gy, ys, 0.5, axis=axis)
 
 
@@ -112,8 +110,9 @@ def test_backward_mixed_dtypes_give_float64(gs):
 
 def test_backward_default_tau_and_axis(gs):
     gy, ys = make_pair(np.float64, -1, seed=9)
-    np.testing.assert_array_equal(gs.gumbel_softmax_backward(gy, ys),
-                                  gs.gumbel_softmax_backward(gy, ys, 1.0, axis=-1))
+    np.testing.assert_array_equal(
+        gs.gumbel_softmax_backward(gy, ys), gs.gumbel_softmax_backward(gy, ys, 1.0, axis=-1)
+    )
     check_backward(gs.gumbel_softmax_backward(gy, ys), gy, ys, 1.0)
 
 
@@ -187,8 +186,9 @@ def test_finite_differences_soft(gs, axis, tau):
     seed, p = 31337, 2**32 - 1
 
     def loss(z):  # the noise is held fixed: the same state every evaluation
-        return float(np.sum(w * gs.gumbel_softmax(z, tau, axis=axis,
-                                                  rng=gs.Philox(seed, counter=p))))
+        return float(
+            np.sum(w * gs.gumbel_softmax(z, tau, axis=axis, rng=gs.Philox(seed, counter=p)))
+        )
 
     y_soft = gs.gumbel_softmax(x, tau, axis=axis, rng=gs.Philox(seed, counter=p))
     grad = gs.gumbel_softmax_backward(w, y_soft, tau, axis=axis)
@@ -206,8 +206,9 @@ def test_straight_through_equals_soft_gradient(gs, axis, tau):
     w = r.standard_normal(FD_SHAPE)
     seed, p = 4242, 2**63 - 1
 
-    y_hard, y_soft = gs.gumbel_softmax(x, tau, hard=True, axis=axis, return_soft=True,
-                                       rng=gs.Philox(seed, counter=p))
+    y_hard, y_soft = gs.gumbel_softmax(
+        x, tau, hard=True, axis=axis, return_soft=True, rng=gs.Philox(seed, counter=p)
+    )
     assert set(np.unique(y_hard)) <= {0.0, 1.0}
     grad_st = gs.gumbel_softmax_backward(w, y_soft, tau, axis=axis)
 
@@ -215,13 +216,19 @@ def test_straight_through_equals_soft_gradient(gs, axis, tau):
     # (d/dx of y_hard - stop(y_soft) + y_soft) is the soft sample's gradient.
     y_soft_direct = gs.gumbel_softmax(x, tau, axis=axis, rng=gs.Philox(seed, counter=p))
     np.testing.assert_array_equal(y_soft, y_soft_direct)
-    np.testing.assert_array_equal(grad_st, gs.gumbel_softmax_backward(w, y_soft_direct, tau,
-                                                                      axis=axis))
+    np.testing.assert_array_equal(
+        grad_st, gs.gumbel_softmax_backward(w, y_soft_direct, tau, axis=axis)
+    )
 
     def soft_loss(z):
-        return float(np.sum(w * gs.gumbel_softmax(z, tau, axis=axis, hard=True,
-                                                  return_soft=True,
-                                                  rng=gs.Philox(seed, counter=p))[1]))
+        return float(
+            np.sum(
+                w
+                * gs.gumbel_softmax(
+                    z, tau, axis=axis, hard=True, return_soft=True, rng=gs.Philox(seed, counter=p)
+                )[1]
+            )
+        )
 
     _assert_fd_close(_fd_gradient(soft_loss, x, 1e-6), grad_st)
     check_backward(grad_st, w, y_soft, tau, axis=axis)
@@ -253,8 +260,9 @@ def test_matches_torch_autograd(gs, moved_noise, dtype, axis, tau):
     ys = y_soft.astype(np.float64)
     w64 = w.astype(np.float64)
     sabs = np.sum(np.abs(w64 * ys), axis=axis, keepdims=True)
-    bound = 2.0 * rtol * np.abs(ys) * (np.abs(w64) + sabs) / tau \
-        + 2.0 * bwd_tol(w, y_soft, tau, dtype, axis)
+    bound = 2.0 * rtol * np.abs(ys) * (np.abs(w64) + sabs) / tau + 2.0 * bwd_tol(
+        w, y_soft, tau, dtype, axis
+    )
     err = np.abs(grad.astype(np.float64) - gt.astype(np.float64))
     assert np.all(err <= bound), float(np.max(err - bound))
     # Both against the float64 formula on torch's own forward.

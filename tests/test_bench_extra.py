@@ -10,10 +10,9 @@ import json
 import sys
 from pathlib import Path
 
+import gumbel_softmax  # noqa: F401  (the package under test must import here too)
 import numpy as np
 import pytest
-
-import gumbel_softmax  # noqa: F401  (the package under test must import here too)
 
 SOURCE = Path(__file__).resolve().parent.parent / "python" / "gumbel_softmax" / "_bench.py"
 pytestmark = pytest.mark.skipif(not SOURCE.is_file(), reason="no _bench.py in this checkout")
@@ -64,10 +63,12 @@ def test_extra_peers_match_ours(bench):
     """The NumPy rows compute what ours computes (up to the noise): same shapes, and the
     formula rows (same inputs, no noise) the same values."""
     p = bench.Problem.make((5, 9), -1, "float64")
-    np.testing.assert_allclose(bench._numpy_concrete(p)(), bench._ours_concrete(False)(p)(),
-                               rtol=1e-10)
-    np.testing.assert_allclose(bench._numpy_bernoulli_backward(p)(),
-                               bench._ours_bernoulli_backward(p)(), rtol=1e-12)
+    np.testing.assert_allclose(
+        bench._numpy_concrete(p)(), bench._ours_concrete(False)(p)(), rtol=1e-10
+    )
+    np.testing.assert_allclose(
+        bench._numpy_bernoulli_backward(p)(), bench._ours_bernoulli_backward(p)(), rtol=1e-12
+    )
     k = min(bench.TOP_K, 9)
     assert bench._numpy_top_k(False)(p)().shape == bench._ours_top_k(p)().shape == (5, k)
     assert bench._numpy_categorical(p)().shape == bench._ours_categorical(p)().shape == (5,)
@@ -78,13 +79,14 @@ def test_numpy_top_k_is_ordered(bench):
     gen = np.random.default_rng(1)
     v = bench._numpy_noisy(p, gen)
     idx = bench._numpy_top_k(False)(p)()  # same generator seed: the same noise
-    np.testing.assert_array_equal(idx, np.argsort(-v, axis=-1, kind="stable")[:, :bench.TOP_K])
+    np.testing.assert_array_equal(idx, np.argsort(-v, axis=-1, kind="stable")[:, : bench.TOP_K])
 
 
 def test_main_extra_suite(fast, tmp_path, capsys):
     bench = fast
-    rc = bench.main(["--suite", "extra", "--quick", "--shapes", "8x12,16x4",
-                     "--out-dir", str(tmp_path)])
+    rc = bench.main(
+        ["--suite", "extra", "--quick", "--shapes", "8x12,16x4", "--out-dir", str(tmp_path)]
+    )
     assert rc == 0
     out = capsys.readouterr().out
     assert "Beyond gumbel_softmax" in out

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import math
 
+import gumbel_softmax as gs
 import numpy as np
 import pytest
-from scipy import special, stats
-
-import gumbel_softmax as gs
 from reference import _t_and_side_from_bits, eps_of, n_rows_of, stream_bits_ref, tiny_atol
+from scipy import special, stats
 
 DTYPES = [np.float32, np.float64]
 DT_IDS = ["f32", "f64"]
@@ -80,8 +79,10 @@ def test_logistic_matches_reference(dtype, shape, counter):
     err = np.abs(L64 - ref)
     bound = logistic_tol(ref, dtype)
     i = np.unravel_index(np.argmax(err - bound), err.shape)
-    assert np.all(err <= bound), (f"{int(np.sum(err > bound))} elements out of tolerance; "
-                                  f"worst at {i}: got {L64[i]!r}, expected {ref[i]!r}")
+    assert np.all(err <= bound), (
+        f"{int(np.sum(err > bound))} elements out of tolerance; "
+        f"worst at {i}: got {L64[i]!r}, expected {ref[i]!r}"
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
@@ -175,9 +176,11 @@ def rb_check(y, x, L, tau):
     err = np.abs(y64 - ref)
     assert np.all((y64 >= 0.0) & (y64 <= 1.0))
     i = np.unravel_index(np.argmax(err - bound), err.shape) if err.size else ()
-    assert np.all(err <= bound), (f"{int(np.sum(err > bound))} of {err.size} out of "
-                                  f"tolerance; worst at {i}: got {y64[i]!r}, expected "
-                                  f"{ref[i]!r} (z = {z[i]!r})")
+    assert np.all(err <= bound), (
+        f"{int(np.sum(err > bound))} of {err.size} out of "
+        f"tolerance; worst at {i}: got {y64[i]!r}, expected "
+        f"{ref[i]!r} (z = {z[i]!r})"
+    )
 
 
 def _x(shape, dtype, seed, scale=2.0):
@@ -273,8 +276,9 @@ def test_relaxed_bernoulli_out_and_in_place(dtype, hard):
     assert_bitwise_equal(xi, expected)
     # out with return_soft: out receives y
     out = np.empty(shape, dtype=dtype)
-    y, s = gs.relaxed_bernoulli(x, 0.5, hard=hard, rng=gs.Philox(6, counter=3), out=out,
-                                return_soft=True)
+    y, s = gs.relaxed_bernoulli(
+        x, 0.5, hard=hard, rng=gs.Philox(6, counter=3), out=out, return_soft=True
+    )
     assert y is out
     assert_bitwise_equal(out, expected)
     assert_bitwise_equal(s, gs.relaxed_bernoulli(x, 0.5, rng=gs.Philox(6, counter=3)))
@@ -283,8 +287,12 @@ def test_relaxed_bernoulli_out_and_in_place(dtype, hard):
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 def test_relaxed_bernoulli_strided_logits(dtype):
     base = _x((6, 20), dtype, seed=5)
-    for view in (base[:, ::2], base[::-1, ::-2], np.asfortranarray(base)[:, 3:13],
-                 np.broadcast_to(base[:1, :10], (6, 10))):
+    for view in (
+        base[:, ::2],
+        base[::-1, ::-2],
+        np.asfortranarray(base)[:, 3:13],
+        np.broadcast_to(base[:1, :10], (6, 10)),
+    ):
         a = gs.relaxed_bernoulli(view, 0.7, rng=gs.Philox(2, counter=9))
         b = gs.relaxed_bernoulli(np.ascontiguousarray(view), 0.7, rng=gs.Philox(2, counter=9))
         assert_bitwise_equal(a, b)
@@ -423,8 +431,9 @@ def rbb_check(got, gy, ys, tau):
     err = np.abs(g64 - ref)
     bound = 4.0 * eps * np.abs(ref) + tiny_atol(got.dtype)
     i = np.unravel_index(np.argmax(err - bound), err.shape)
-    assert np.all(err <= bound), (f"worst at {i}: got {g64[i]!r}, expected {ref[i]!r}, "
-                                  f"y_soft {ys[i]!r}")
+    assert np.all(err <= bound), (
+        f"worst at {i}: got {g64[i]!r}, expected {ref[i]!r}, y_soft {ys[i]!r}"
+    )
 
 
 def _rb_pair(shape, dtype, seed):
@@ -464,8 +473,9 @@ def test_relaxed_bernoulli_backward_of_real_samples(dtype):
 
 def test_relaxed_bernoulli_backward_default_tau():
     gy, ys = _rb_pair((4, 5), np.float64, seed=23)
-    assert_bitwise_equal(gs.relaxed_bernoulli_backward(gy, ys),
-                         gs.relaxed_bernoulli_backward(gy, ys, 1.0))
+    assert_bitwise_equal(
+        gs.relaxed_bernoulli_backward(gy, ys), gs.relaxed_bernoulli_backward(gy, ys, 1.0)
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
@@ -474,8 +484,11 @@ def test_relaxed_bernoulli_backward_tau_array(dtype):
     B, K = 6, 13
     gy, ys = _rb_pair((B, K), dtype, seed=24)
     gen = np.random.default_rng(25)
-    for tau in (np.exp(gen.uniform(-2, 2, K)), np.exp(gen.uniform(-2, 2, (B, 1))),
-                np.exp(gen.uniform(-2, 2, (B, K)))):
+    for tau in (
+        np.exp(gen.uniform(-2, 2, K)),
+        np.exp(gen.uniform(-2, 2, (B, 1))),
+        np.exp(gen.uniform(-2, 2, (B, K))),
+    ):
         got = gs.relaxed_bernoulli_backward(gy, ys, tau)
         rbb_check(got, gy, ys, np.broadcast_to(tau, (B, K)))
 
@@ -520,12 +533,14 @@ def test_relaxed_bernoulli_finite_differences(tau, hard):
     seed, p = 4711, 2**32 - 1
 
     def loss(z):
-        res = gs.relaxed_bernoulli(z, tau, hard=hard, return_soft=True,
-                                   rng=gs.Philox(seed, counter=p))
+        res = gs.relaxed_bernoulli(
+            z, tau, hard=hard, return_soft=True, rng=gs.Philox(seed, counter=p)
+        )
         return float(np.sum(w * res[1]))
 
-    _, ys = gs.relaxed_bernoulli(x, tau, hard=hard, return_soft=True,
-                                 rng=gs.Philox(seed, counter=p))
+    _, ys = gs.relaxed_bernoulli(
+        x, tau, hard=hard, return_soft=True, rng=gs.Philox(seed, counter=p)
+    )
     grad = gs.relaxed_bernoulli_backward(w, ys, tau)
     fd = _fd_gradient(loss, x, 1e-6)
     scale = max(1.0, float(np.max(np.abs(grad))))

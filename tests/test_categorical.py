@@ -55,8 +55,7 @@ def _perturbed(x, g, dtype, axis, mask=None):
         v = xm + np.asarray(g).astype(dt)
     v = np.where(np.isneginf(xm), dt.type(-np.inf), v)
     xmm = np.moveaxis(xm, axis, -1)
-    bad = (np.any(np.isnan(xmm) | np.isposinf(xmm), axis=-1)
-           | np.all(np.isneginf(xmm), axis=-1))
+    bad = np.any(np.isnan(xmm) | np.isposinf(xmm), axis=-1) | np.all(np.isneginf(xmm), axis=-1)
     return np.moveaxis(v, axis, -1), bad
 
 
@@ -129,9 +128,20 @@ def make_logits(shape, dtype, seed, layout="contiguous", scale=2.0):
 
 # (shape, axis): rows of length 1, 2, 7, 32, 33, 1000; 1-d; 3-d and 4-d with axis != -1
 CASES = [
-    ((6, 1), -1), ((9, 2), -1), ((11, 7), -1), ((5, 32), -1), ((5, 33), 1), ((3, 1000), -1),
-    ((7,), 0), ((1000,), -1), ((4, 6, 5), 0), ((4, 6, 5), 1), ((4, 6, 5), 2), ((4, 6, 5), -1),
-    ((2, 3, 4, 5), 1), ((33, 3), 0),
+    ((6, 1), -1),
+    ((9, 2), -1),
+    ((11, 7), -1),
+    ((5, 32), -1),
+    ((5, 33), 1),
+    ((3, 1000), -1),
+    ((7,), 0),
+    ((1000,), -1),
+    ((4, 6, 5), 0),
+    ((4, 6, 5), 1),
+    ((4, 6, 5), 2),
+    ((4, 6, 5), -1),
+    ((2, 3, 4, 5), 1),
+    ((33, 3), 0),
 ]
 CASE_IDS = [f"{s}-ax{a}" for s, a in CASES]
 LAYOUTS = ["contiguous", "strided", "negative", "fortran", "broadcast"]
@@ -139,8 +149,12 @@ LAYOUTS = ["contiguous", "strided", "negative", "fortran", "broadcast"]
 
 # ====================================================================== categorical
 # every layout with every case, except broadcasting a 1-d array (no batch axis)
-CASE_LAYOUTS = [pytest.param(c, lay, id=f"{i}-{lay}") for c, i in zip(CASES, CASE_IDS)
-                for lay in LAYOUTS if not (lay == "broadcast" and len(c[0]) < 2)]
+CASE_LAYOUTS = [
+    pytest.param(c, lay, id=f"{i}-{lay}")
+    for c, i in zip(CASES, CASE_IDS)
+    for lay in LAYOUTS
+    if not (lay == "broadcast" and len(c[0]) < 2)
+]
 
 
 @pytest.mark.parametrize("case,layout", CASE_LAYOUTS)
@@ -152,7 +166,7 @@ def test_categorical_matches_reference(gs, moved_noise, dtype, case, layout):
     seed, p = 2024, 2**32 - 3  # rows straddle 2**32
     rng = gs.Philox(seed, counter=p)
     c = gs.categorical(x, axis=axis, rng=rng)
-    batch = shape[:axis % len(shape)] + shape[axis % len(shape) + 1:]
+    batch = shape[: axis % len(shape)] + shape[axis % len(shape) + 1 :]
     assert isinstance(c, np.ndarray) and c.dtype == np.int64 and c.shape == batch
     assert rng.counter == p + n_rows(shape, axis)
     np.testing.assert_array_equal(x, x_before)
@@ -245,12 +259,12 @@ def test_categorical_invalid_rows(gs, moved_noise, dtype):
     x[1, 3] = nan
     x[2, 0] = inf
     x[3, :] = -inf
-    x[4, [0, 2, 3, 4, 6]] = -inf      # two finite entries left
+    x[4, [0, 2, 3, 4, 6]] = -inf  # two finite entries left
     x[5, :] = -inf
-    x[5, 6] = -5.0                    # one finite entry: always chosen
+    x[5, 6] = -5.0  # one finite entry: always chosen
     x[6, :] = nan
     x[7, 2] = -inf
-    x[7, 5] = inf                     # +inf next to -inf
+    x[7, 5] = inf  # +inf next to -inf
     rng = gs.Philox(31, counter=2**63 - 3)
     c = gs.categorical(x, rng=rng)
     assert rng.counter == 2**63 - 3 + 8  # invalid rows still consume their stream row
@@ -311,8 +325,13 @@ def test_categorical_mask(gs, moved_noise, dtype, axis):
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 def test_categorical_mask_broadcasts(gs, dtype):
     x = make_logits((5, 4, 7), dtype, seed=43)
-    for mask_shape, axis in [((7,), -1), ((4, 1), 1), ((5, 1, 7), -1), ((1, 4, 1), 1),
-                             ((5, 4, 7), 0)]:
+    for mask_shape, axis in [
+        ((7,), -1),
+        ((4, 1), 1),
+        ((5, 1, 7), -1),
+        ((1, 4, 1), 1),
+        ((5, 4, 7), 0),
+    ]:
         mask = np.random.default_rng(sum(mask_shape)).random(mask_shape) < 0.6
         full = np.broadcast_to(mask, x.shape)
         # make sure no row is empty so that every row gives an index
@@ -326,9 +345,11 @@ def test_categorical_mask_broadcasts(gs, dtype):
         assert np.all(c >= 0)
 
 
-@pytest.mark.parametrize("bad", [np.ones((3, 5), dtype=np.int64), np.ones((3, 5)),
-                                 np.ones(5, dtype=np.uint8), [1, 0, 1, 1, 1]],
-                         ids=["int64", "float64", "uint8", "int-list"])
+@pytest.mark.parametrize(
+    "bad",
+    [np.ones((3, 5), dtype=np.int64), np.ones((3, 5)), np.ones(5, dtype=np.uint8), [1, 0, 1, 1, 1]],
+    ids=["int64", "float64", "uint8", "int-list"],
+)
 def test_categorical_mask_not_bool(gs, bad):
     x = make_logits((3, 5), np.float64, seed=1)
     rng = gs.Philox(1, counter=10)
@@ -360,8 +381,10 @@ CAT_CASES = {
     "uniform-10": (np.zeros(10), None),
     "spread-7": (np.array([2.0, -1.0, 0.5, 3.0, -4.0, 0.0, 1.5]), None),
     "random-33": (np.random.default_rng(33).standard_normal(33), None),
-    "masked-7": (np.array([2.0, -1.0, 0.5, 3.0, -4.0, 0.0, 1.5]),
-                 np.array([True, True, False, False, True, True, True])),
+    "masked-7": (
+        np.array([2.0, -1.0, 0.5, 3.0, -4.0, 0.0, 1.5]),
+        np.array([True, True, False, False, True, True, True]),
+    ),
     "neg-inf-5": (np.array([0.0, -np.inf, 1.0, -np.inf, -0.5]), None),
 }
 
@@ -375,8 +398,12 @@ def test_categorical_chisquare(gs, name, dtype, axis):
     l, mask = CAT_CASES[name]
     l = l.astype(dtype)
     K = l.size
-    seed = 5000 + 10 * list(CAT_CASES).index(name) + (0 if dtype == np.float32 else 1) \
+    seed = (
+        5000
+        + 10 * list(CAT_CASES).index(name)
+        + (0 if dtype == np.float32 else 1)
         + (0 if axis == -1 else 2)
+    )
     x = np.broadcast_to(l, (N_DRAWS, K))
     m = None if mask is None else np.broadcast_to(mask, (N_DRAWS, K))
     if axis == 0:
@@ -405,10 +432,21 @@ def test_categorical_single_category(gs):
 
 # ============================================================================ top_k
 TOPK_CASES = [
-    ((6, 1), -1, 1), ((9, 2), -1, 1), ((9, 2), -1, 2), ((11, 7), -1, 3), ((11, 7), 0, 5),
-    ((5, 32), -1, 32), ((5, 33), -1, 8), ((5, 33), 1, 33), ((3, 1000), -1, 10),
-    ((2, 1000), -1, 1000), ((7,), 0, 4), ((4, 6, 5), 0, 2), ((4, 6, 5), 1, 6),
-    ((4, 6, 5), 2, 3), ((2, 3, 4, 5), 1, 2),
+    ((6, 1), -1, 1),
+    ((9, 2), -1, 1),
+    ((9, 2), -1, 2),
+    ((11, 7), -1, 3),
+    ((11, 7), 0, 5),
+    ((5, 32), -1, 32),
+    ((5, 33), -1, 8),
+    ((5, 33), 1, 33),
+    ((3, 1000), -1, 10),
+    ((2, 1000), -1, 1000),
+    ((7,), 0, 4),
+    ((4, 6, 5), 0, 2),
+    ((4, 6, 5), 1, 6),
+    ((4, 6, 5), 2, 3),
+    ((2, 3, 4, 5), 1, 2),
 ]
 TOPK_IDS = [f"{s}-ax{a}-k{k}" for s, a, k in TOPK_CASES]
 
@@ -479,11 +517,11 @@ def test_top_1_is_categorical(gs, dtype, axis):
 def test_top_k_minus_one_slots(gs, moved_noise, dtype):
     inf, nan = np.inf, np.nan
     x = make_logits((7, 6), dtype, seed=9)
-    x[0, [1, 3, 4]] = -inf        # 3 finite: slots 3, 4 are -1
-    x[1, :5] = -inf               # 1 finite
-    x[2, :] = -inf                # none: all -1
-    x[3, 2] = nan                 # NaN: all -1
-    x[4, 0] = inf                 # +inf: all -1
+    x[0, [1, 3, 4]] = -inf  # 3 finite: slots 3, 4 are -1
+    x[1, :5] = -inf  # 1 finite
+    x[2, :] = -inf  # none: all -1
+    x[3, 2] = nan  # NaN: all -1
+    x[4, 0] = inf  # +inf: all -1
     rng = gs.Philox(50, counter=7)
     t = gs.top_k(x, 5, rng=rng)
     assert rng.counter == 14
@@ -516,8 +554,8 @@ def test_top_k_mask(gs, moved_noise, dtype, axis):
     tm, mm = np.moveaxis(t, axis, -1), np.moveaxis(mask, axis, -1)
     n_ok = np.minimum(k, mm.sum(axis=-1))
     for r in range(tm.shape[0]):
-        assert np.all(tm[r, :n_ok[r]] >= 0) and np.all(tm[r, n_ok[r]:] == -1)
-        assert np.all(mm[r, tm[r, :n_ok[r]]])
+        assert np.all(tm[r, : n_ok[r]] >= 0) and np.all(tm[r, n_ok[r] :] == -1)
+        assert np.all(mm[r, tm[r, : n_ok[r]]])
     with pytest.raises(TypeError, match="mask"):
         gs.top_k(x, 2, rng=gs.Philox(1), mask=mask.astype(np.int8))
     with pytest.raises(ValueError, match="mask"):
@@ -572,8 +610,9 @@ def test_top_k_one_dimensional(gs, moved_noise):
     rng = gs.Philox(2, counter=1)
     t = gs.top_k(x, 4, rng=rng)
     assert t.shape == (4,) and rng.counter == 2
-    np.testing.assert_array_equal(t, top_k_ref(x, moved_noise((12,), np.float64, 2, 1),
-                                               np.float64, 4))
+    np.testing.assert_array_equal(
+        t, top_k_ref(x, moved_noise((12,), np.float64, 2, 1), np.float64, 4)
+    )
 
 
 def test_top_k_float16_uses_float32_stream(gs):
@@ -594,8 +633,11 @@ PL_CASES = {
     "K4-k3": (np.array([1.0, -0.5, 0.0, 0.7]), None, 3),
     "K5-k3": (np.log([0.1, 0.15, 0.2, 0.25, 0.3]), None, 3),
     "K5-k5": (np.array([0.3, -0.2, 0.9, 0.0, -1.0]), None, 5),
-    "K5-masked-k4": (np.array([0.3, -0.2, 0.9, 0.0, -1.0]),
-                     np.array([True, False, True, True, True]), 4),
+    "K5-masked-k4": (
+        np.array([0.3, -0.2, 0.9, 0.0, -1.0]),
+        np.array([True, False, True, True, True]),
+        4,
+    ),
     "K4-neginf-k4": (np.array([0.5, -np.inf, -0.3, 0.1]), None, 4),  # 3 finite: slot 4 = -1
 }
 

@@ -4,10 +4,9 @@ import os
 import subprocess
 import sys
 
+import gumbel_softmax  # noqa: F401  (the package under test must import here too)
 import numpy as np
 import pytest
-
-import gumbel_softmax  # noqa: F401  (the package under test must import here too)
 
 
 def _subprocess_env():
@@ -23,7 +22,10 @@ def _subprocess_env():
 def _run(args, tmp_path):
     return subprocess.run(
         [sys.executable, "-m", "gumbel_softmax", *args],
-        env=_subprocess_env(), cwd=str(tmp_path), capture_output=True, text=True,
+        env=_subprocess_env(),
+        cwd=str(tmp_path),
+        capture_output=True,
+        text=True,
         timeout=60,
     )
 

@@ -40,21 +40,20 @@ from __future__ import annotations
 import threading
 import time
 
+import gumbel_softmax as gs
 import numpy as np
 import pytest
 
-import gumbel_softmax as gs
-
 N_THREADS = 8
-PHASE_SECONDS = 1.0          # per phase; two phases
-ROW_BUDGET = 60_000          # rows a thread may consume per phase
-K = 8                        # row length of the identifiable calls
-SMALL = (1, 22)              # rows of a small call: 8 .. 168 elements, serial
-LARGE = 2048                 # 2048 x 8 = 2**14 elements: OpenMP over rows
-LONG = 70_001                # one row of > 2**16 elements: OpenMP over its segments
+PHASE_SECONDS = 1.0  # per phase; two phases
+ROW_BUDGET = 60_000  # rows a thread may consume per phase
+K = 8  # row length of the identifiable calls
+SMALL = (1, 22)  # rows of a small call: 8 .. 168 elements, serial
+LARGE = 2048  # 2048 x 8 = 2**14 elements: OpenMP over rows
+LONG = 70_001  # one row of > 2**16 elements: OpenMP over its segments
 
 SEED = 0x5EED_C0FF_EE01
-START = 2**32 - 5000         # the rows cross the 2**32 boundary of the low counter word
+START = 2**32 - 5000  # the rows cross the 2**32 boundary of the low counter word
 
 L32 = np.array([0.5, -1.0, 2.0, 0.0, 1.0, -0.5, 0.25, 3.0], dtype=np.float32)
 L64 = L32.astype(np.float64) * 1.5 - 0.25
@@ -96,14 +95,16 @@ def _soft64_axis0(rng, n):
 
 
 def _hard32_soft(rng, n):
-    y, ys = gs.gumbel_softmax(np.broadcast_to(L32, (n, K)), 0.7, hard=True,
-                              return_soft=True, rng=rng)
+    y, ys = gs.gumbel_softmax(
+        np.broadcast_to(L32, (n, K)), 0.7, hard=True, return_soft=True, rng=rng
+    )
     return (ys, y)
 
 
 def _hard64_soft(rng, n):
-    y, ys = gs.gumbel_softmax(np.broadcast_to(L64, (n, K)), 1.3, hard=True,
-                              return_soft=True, rng=rng)
+    y, ys = gs.gumbel_softmax(
+        np.broadcast_to(L64, (n, K)), 1.3, hard=True, return_soft=True, rng=rng
+    )
     return (ys, y)
 
 
@@ -122,7 +123,7 @@ SHARED_KINDS = {
     "soft32": ("s32", _soft32),
     "soft64_out": ("s64", _soft64_out),
     "soft64_axis0": ("s64", _soft64_axis0),
-    "hard32_soft": ("s32", _hard32_soft),      # y_soft is the soft32 sample
+    "hard32_soft": ("s32", _hard32_soft),  # y_soft is the soft32 sample
     "hard64_soft": ("s64", _hard64_soft),
     "gumbel32_long": ("g32", _gumbel32_long),  # element c uses word c: first K = g32 row
     "gumbel64_long": ("g64", _gumbel64_long),
@@ -139,15 +140,15 @@ def _soft32_long(rng, n):
 
 
 def _hard64_long(rng, n):
-    y, ys = gs.gumbel_softmax(np.broadcast_to(LONG64, (n, LONG)), 0.9, hard=True,
-                              return_soft=True, rng=rng)
+    y, ys = gs.gumbel_softmax(
+        np.broadcast_to(LONG64, (n, LONG)), 0.9, hard=True, return_soft=True, rng=rng
+    )
     return (y, ys)
 
 
 # with a private generator the start is known: any call will do
 PRIVATE_KINDS = {name: fn for name, (_, fn) in SHARED_KINDS.items()}
-PRIVATE_KINDS.update({"hard32": _hard32, "soft32_long": _soft32_long,
-                      "hard64_long": _hard64_long})
+PRIVATE_KINDS.update({"hard32": _hard32, "soft32_long": _soft32_long, "hard64_long": _hard64_long})
 
 FAMILIES = {"g32": _gumbel32, "g64": _gumbel64_out, "s32": _soft32, "s64": _soft64_out}
 
@@ -158,12 +159,17 @@ FAMILIES = {"g32": _gumbel32, "g64": _gumbel64_out, "s32": _soft32, "s64": _soft
 def _backward_cases():
     gen = np.random.default_rng(3)
     cases = []
-    for shape, axis, dtype in [((7, K), -1, np.float32), ((LARGE, K), -1, np.float64),
-                               ((K, LARGE), 0, np.float32), ((1, LONG), -1, np.float64),
-                               ((3, 5, 11), 1, np.float64)]:
+    for shape, axis, dtype in [
+        ((7, K), -1, np.float32),
+        ((LARGE, K), -1, np.float64),
+        ((K, LARGE), 0, np.float32),
+        ((1, LONG), -1, np.float64),
+        ((3, 5, 11), 1, np.float64),
+    ]:
         gy = gen.standard_normal(shape).astype(dtype)
-        ys = gs.gumbel_softmax(gen.standard_normal(shape).astype(dtype), 0.8, axis=axis,
-                               rng=gs.Philox(9))
+        ys = gs.gumbel_softmax(
+            gen.standard_normal(shape).astype(dtype), 0.8, axis=axis, rng=gs.Philox(9)
+        )
         cases.append((gy, ys, 0.8, axis, gs.gumbel_softmax_backward(gy, ys, 0.8, axis=axis)))
     return cases
 
@@ -186,7 +192,8 @@ def _run_phase(target):
     returns the per-thread lists; re-raises the first exception of any thread."""
     deadline = []
     barrier = threading.Barrier(
-        N_THREADS, action=lambda: deadline.append(time.perf_counter() + PHASE_SECONDS))
+        N_THREADS, action=lambda: deadline.append(time.perf_counter() + PHASE_SECONDS)
+    )
     results = [[] for _ in range(N_THREADS)]
     errors = []
 
@@ -241,7 +248,7 @@ def _script(tid, kinds):
     on LARGE rows in even threads and a few rows in odd ones), so that every kind and
     size runs concurrently however slow the machine; random calls follow."""
     names = sorted(kinds)
-    names = names[tid % len(names):] + names[:tid % len(names)] + ["reserve"]
+    names = names[tid % len(names) :] + names[: tid % len(names)] + ["reserve"]
     return [(k, 1 if k in LONG_KINDS else LARGE if tid % 2 == 0 else 3 + tid) for k in names]
 
 
@@ -315,8 +322,12 @@ def test_threads_share_one_generator(serial_replay):
         out.append(("counts", 0, counts))
 
     per_thread = _run_phase(work)
-    records = [(tid, seq, r) for tid, recs in enumerate(per_thread)
-               for seq, r in enumerate(recs) if r[0] != "counts"]
+    records = [
+        (tid, seq, r)
+        for tid, recs in enumerate(per_thread)
+        for seq, r in enumerate(recs)
+        if r[0] != "counts"
+    ]
     counts = [r for recs in per_thread for r in recs if r[0] == "counts"]
     total = sum(r[1] for _, _, r in records)
     end = rng.counter
@@ -347,10 +358,13 @@ def test_threads_share_one_generator(serial_replay):
             key = _row_keys(head)[0]
             lo = int(np.searchsorted(skeys, key, side="left"))
             hi = int(np.searchsorted(skeys, key, side="right"))
-            cands = [int(order[i]) for i in range(lo, hi)
-                     if t[order[i]].tobytes() == head.tobytes()]
-            assert len(cands) == 1, (f"thread {tid} call {seq} ({kind}, {n} rows): first row "
-                                     f"found {len(cands)} times in the stream")
+            cands = [
+                int(order[i]) for i in range(lo, hi) if t[order[i]].tobytes() == head.tobytes()
+            ]
+            assert len(cands) == 1, (
+                f"thread {tid} call {seq} ({kind}, {n} rows): first row "
+                f"found {len(cands)} times in the stream"
+            )
             start = START + cands[0]
             # the literal sequential replay of this call from its start
             replay_rng = gs.Philox(SEED, counter=start)
@@ -358,8 +372,9 @@ def test_threads_share_one_generator(serial_replay):
             assert replay_rng.counter == start + n
             for got, ref in zip(payload, replay, strict=True):
                 assert got.shape == ref.shape and got.dtype == ref.dtype
-                assert got.tobytes() == ref.tobytes(), \
+                assert got.tobytes() == ref.tobytes(), (
                     f"thread {tid} call {seq} ({kind}, {n} rows at {start}): torn output"
+                )
         # one thread's reservations are made in order
         assert start > last.get(tid, -1)
         last[tid] = start
@@ -424,7 +439,8 @@ def test_threads_with_separate_generators(serial_replay):
                 replay = PRIVATE_KINDS[kind](replay_rng, n)
                 assert replay_rng.counter == start + n
             for got, ref in zip(payload, replay, strict=True):
-                assert got.tobytes() == ref.tobytes(), \
+                assert got.tobytes() == ref.tobytes(), (
                     f"thread {tid} call {seq} ({kind}, {n} rows at {start}): torn output"
+                )
         _cover(intervals, starts[tid], rngs[tid].counter)
     assert kinds_seen == set(PRIVATE_KINDS) | {"reserve"}, kinds_seen

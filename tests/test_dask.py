@@ -21,9 +21,11 @@ from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
 dask = pytest.importorskip(
-    "dask", reason="gumbel_softmax.dask needs Dask (pip install 'gumbel-softmax[dask]')")
+    "dask", reason="gumbel_softmax.dask needs Dask (pip install 'gumbel-softmax[dask]')"
+)
 da = pytest.importorskip(
-    "dask.array", reason="gumbel_softmax.dask needs dask.array (pip install 'dask[array]')")
+    "dask.array", reason="gumbel_softmax.dask needs dask.array (pip install 'dask[array]')"
+)
 
 import gumbel_softmax as gs  # noqa: E402
 import gumbel_softmax.dask as gsd  # noqa: E402
@@ -31,11 +33,17 @@ import gumbel_softmax.dask as gsd  # noqa: E402
 # When a property fails, Hypothesis' pytest plugin may import libcst, which warns with
 # mypy_extensions installed (see test_fuzz.py); filterwarnings = error would hide the report.
 pytestmark = pytest.mark.filterwarnings(
-    "ignore:mypy_extensions.TypedDict is deprecated:DeprecationWarning")
+    "ignore:mypy_extensions.TypedDict is deprecated:DeprecationWarning"
+)
 
-FUZZ = settings(max_examples=150, derandomize=True, database=None, deadline=None,
-                print_blob=True,
-                phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink])
+FUZZ = settings(
+    max_examples=150,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    print_blob=True,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
+)
 
 
 def compute(*arrays):
@@ -86,8 +94,10 @@ def _samplers():
     def top_k0(m, x, rng, axis):
         return (m.top_k(x, 0, axis=axis, rng=rng),)
 
-    return {f.__name__: f for f in (soft, soft_tau1, hard, hard_soft, soft_soft, log,
-                                    categorical, top_k, top_k0)}
+    return {
+        f.__name__: f
+        for f in (soft, soft_tau1, hard, hard_soft, soft_soft, log, categorical, top_k, top_k0)
+    }
 
 
 SAMPLERS = _samplers()
@@ -107,11 +117,11 @@ def check_sampler(name, x, chunks, axis, seed=7, counter=5):
         assert_same(g, e)
         # chunks: the input's along the batch dimensions, one chunk along axis
         ax = axis % x.ndim
-        batch = xd.chunks[:ax] + xd.chunks[ax + 1:]
+        batch = xd.chunks[:ax] + xd.chunks[ax + 1 :]
         if name == "categorical":
             assert lz.chunks == batch
         else:
-            assert lz.chunks[:ax] + lz.chunks[ax + 1:] == batch
+            assert lz.chunks[:ax] + lz.chunks[ax + 1 :] == batch
             assert len(lz.chunks[ax]) == 1
 
 
@@ -158,17 +168,25 @@ def _chunked_arrays(draw):
 
 
 @FUZZ
-@given(case=_chunked_arrays(), name=st.sampled_from(sorted(SAMPLERS)),
-       dtype=st.sampled_from([np.float32, np.float64]),
-       counter=st.sampled_from([0, 3, 2**32 - 2, 2**63]), seed=st.integers(0, 2**64 - 1))
+@given(
+    case=_chunked_arrays(),
+    name=st.sampled_from(sorted(SAMPLERS)),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    counter=st.sampled_from([0, 3, 2**32 - 2, 2**63]),
+    seed=st.integers(0, 2**64 - 1),
+)
 def test_fuzz_any_chunking(case, name, dtype, counter, seed):
     shape, chunks, axis = case
     check_sampler(name, _data(shape, dtype, seed=seed % 1000), chunks, axis, seed, counter)
 
 
 @FUZZ
-@given(case=_chunked_arrays(), logistic=st.booleans(),
-       dtype=st.sampled_from([np.float32, np.float64]), counter=st.sampled_from([0, 2**40 + 1]))
+@given(
+    case=_chunked_arrays(),
+    logistic=st.booleans(),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    counter=st.sampled_from([0, 2**40 + 1]),
+)
 def test_fuzz_noise_and_bernoulli(case, logistic, dtype, counter):
     shape, chunks, _ = case
     r1, r2 = gs.Philox(11, counter=counter), gs.Philox(11, counter=counter)
@@ -178,8 +196,9 @@ def test_fuzz_noise_and_bernoulli(case, logistic, dtype, counter):
     assert r1.counter == r2.counter
     assert lazy.chunks[:-1] == chunks[:-1] and len(lazy.chunks[-1]) == 1
     x = _data(shape, dtype)
-    y, s = gsd.relaxed_bernoulli(da.from_array(x, chunks=chunks), 0.7, hard=True, rng=r1,
-                                 return_soft=True)
+    y, s = gsd.relaxed_bernoulli(
+        da.from_array(x, chunks=chunks), 0.7, hard=True, rng=r1, return_soft=True
+    )
     y2, s2 = gs.relaxed_bernoulli(x, 0.7, hard=True, rng=r2, return_soft=True)
     assert r1.counter == r2.counter
     got = compute(y, s)
@@ -213,8 +232,13 @@ def test_gumbel_is_the_noise_the_sampler_adds():
 def test_dtypes_follow_numpy(dtype):
     x = (np.random.default_rng(2).standard_normal((9, 6)) * 3).astype(dtype)
     xd = da.from_array(x, chunks=(2, 4))
-    for fn, kw in (("gumbel_softmax", {}), ("gumbel_softmax", {"hard": True}),
-                   ("log_gumbel_softmax", {}), ("relaxed_bernoulli", {}), ("categorical", {})):
+    for fn, kw in (
+        ("gumbel_softmax", {}),
+        ("gumbel_softmax", {"hard": True}),
+        ("log_gumbel_softmax", {}),
+        ("relaxed_bernoulli", {}),
+        ("categorical", {}),
+    ):
         lazy = getattr(gsd, fn)(xd, rng=3, **kw)
         expected = getattr(gs, fn)(x, rng=3, **kw)
         assert lazy.dtype == expected.dtype
@@ -225,8 +249,10 @@ def test_numpy_input_and_rng_kinds():
     x = _data((25, 6))
     assert_same(gsd.gumbel_softmax(x, rng=12), gs.gumbel_softmax(x, rng=12))
     assert_same(gsd.gumbel_softmax(x.tolist(), rng=12), gs.gumbel_softmax(x.tolist(), rng=12))
-    assert_same(gsd.categorical(x, rng=np.random.default_rng(5)),
-                gs.categorical(x, rng=np.random.default_rng(5)))
+    assert_same(
+        gsd.categorical(x, rng=np.random.default_rng(5)),
+        gs.categorical(x, rng=np.random.default_rng(5)),
+    )
     a, b = compute(gsd.gumbel_softmax(x, rng=None), gsd.gumbel_softmax(x, rng=None))
     assert not np.array_equal(a, b)  # fresh entropy each call
     assert np.allclose(a.sum(axis=-1), 1, atol=1e-5)
@@ -251,17 +277,26 @@ def test_per_row_tau():
     x = _data((8, 5, 6))
     xd = da.from_array(x, chunks=(3, 2, 4))
     rs = np.random.default_rng(3)
-    for axis, tau in ((-1, rs.uniform(0.1, 3, (8, 5))), (-1, rs.uniform(0.1, 3, (8, 5, 1))),
-                      (-1, rs.uniform(0.1, 3, (5,))), (1, rs.uniform(0.1, 3, (8, 1, 6)))):
+    for axis, tau in (
+        (-1, rs.uniform(0.1, 3, (8, 5))),
+        (-1, rs.uniform(0.1, 3, (8, 5, 1))),
+        (-1, rs.uniform(0.1, 3, (5,))),
+        (1, rs.uniform(0.1, 3, (8, 1, 6))),
+    ):
         expected = gs.gumbel_softmax(x, tau, axis=axis, rng=1)
         assert_same(gsd.gumbel_softmax(xd, tau, axis=axis, rng=1), expected)
-        assert_same(gsd.gumbel_softmax(xd, da.from_array(tau, chunks=2), axis=axis, rng=1),
-                    expected)
-        assert_same(gsd.log_gumbel_softmax(xd, tau, axis=axis, rng=1),
-                    gs.log_gumbel_softmax(x, tau, axis=axis, rng=1))
+        assert_same(
+            gsd.gumbel_softmax(xd, da.from_array(tau, chunks=2), axis=axis, rng=1), expected
+        )
+        assert_same(
+            gsd.log_gumbel_softmax(xd, tau, axis=axis, rng=1),
+            gs.log_gumbel_softmax(x, tau, axis=axis, rng=1),
+        )
     bern_tau = rs.uniform(0.1, 3, (8, 1, 6))
-    assert_same(gsd.relaxed_bernoulli(xd, da.from_array(bern_tau, chunks=(5, 1, 2)), rng=2),
-                gs.relaxed_bernoulli(x, bern_tau, rng=2))
+    assert_same(
+        gsd.relaxed_bernoulli(xd, da.from_array(bern_tau, chunks=(5, 1, 2)), rng=2),
+        gs.relaxed_bernoulli(x, bern_tau, rng=2),
+    )
     # a Dask tau's values are checked when its blocks run
     with pytest.raises(ValueError, match="tau must be positive and finite"):
         compute(gsd.gumbel_softmax(xd, da.from_array(-rs.uniform(size=5)), rng=1))
@@ -274,20 +309,26 @@ def test_backward():
     _, ys = gs.gumbel_softmax(x, tau, hard=True, rng=4, return_soft=True)
     expected = gs.gumbel_softmax_backward(grad, ys, tau)
     # different chunks for the two inputs; the category axis split
-    lazy = gsd.gumbel_softmax_backward(da.from_array(grad, chunks=(5, 3)),
-                                       da.from_array(ys, chunks=(3, 7)), tau)
+    lazy = gsd.gumbel_softmax_backward(
+        da.from_array(grad, chunks=(5, 3)), da.from_array(ys, chunks=(3, 7)), tau
+    )
     assert_same(lazy, expected)
     # the memory-saving form recomputes y_soft; the caller's Philox is not advanced
     rng = gs.Philox(4)
-    lazy = gsd.gumbel_softmax_backward(grad, logits=da.from_array(x, chunks=(5, 2)), tau=tau,
-                                       rng=rng)
+    lazy = gsd.gumbel_softmax_backward(
+        grad, logits=da.from_array(x, chunks=(5, 2)), tau=tau, rng=rng
+    )
     assert rng.counter == 0
     assert_same(lazy, expected)
-    assert_same(gsd.gumbel_softmax_backward(grad.T, ys.T.astype(np.float32), 0.5, axis=0),
-                gs.gumbel_softmax_backward(grad.T, ys.T.astype(np.float32), 0.5, axis=0))
+    assert_same(
+        gsd.gumbel_softmax_backward(grad.T, ys.T.astype(np.float32), 0.5, axis=0),
+        gs.gumbel_softmax_backward(grad.T, ys.T.astype(np.float32), 0.5, axis=0),
+    )
     s = np.random.default_rng(1).uniform(size=(12, 7)).astype(np.float32)
-    assert_same(gsd.relaxed_bernoulli_backward(da.from_array(grad, chunks=4), s, 0.3),
-                gs.relaxed_bernoulli_backward(grad, s, 0.3))
+    assert_same(
+        gsd.relaxed_bernoulli_backward(da.from_array(grad, chunks=4), s, 0.3),
+        gs.relaxed_bernoulli_backward(grad, s, 0.3),
+    )
 
 
 def test_one_call_per_run(monkeypatch):
@@ -302,8 +343,9 @@ def test_one_call_per_run(monkeypatch):
 
     monkeypatch.setattr(gs._api, "gumbel_softmax", counting)
     x = _data((6, 4, 5))
-    y, s = gsd.gumbel_softmax(da.from_array(x, chunks=(2, 4, 5)), hard=True, rng=1,
-                              return_soft=True)
+    y, s = gsd.gumbel_softmax(
+        da.from_array(x, chunks=(2, 4, 5)), hard=True, rng=1, return_soft=True
+    )
     dask.compute(y, s, scheduler="sync")
     assert calls == [(2, 4, 5)] * 3
     calls.clear()
@@ -396,8 +438,12 @@ def test_errors_raise_eagerly_as_numpy(fn, args, kwargs):
     if "rng" not in kwargs and fn not in ("gumbel_softmax_backward", "relaxed_bernoulli_backward"):
         kwargs = dict(kwargs, rng=rng)
     # the same, with a Dask array as input, at call time (nothing is computed)
-    dargs = tuple(da.from_array(a, chunks=2) if isinstance(a, np.ndarray) and a.ndim
-                  and a.dtype != object else a for a in args)
+    dargs = tuple(
+        da.from_array(a, chunks=2)
+        if isinstance(a, np.ndarray) and a.ndim and a.dtype != object
+        else a
+        for a in args
+    )
     for call_args in (args, dargs):
         with pytest.raises(type(np_err.value)) as err:
             getattr(gsd, fn)(*call_args, **kwargs)
@@ -415,8 +461,13 @@ def test_unknown_chunks_raise():
 def _run_python(code):
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([p for p in sys.path if p])
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_import_gumbel_softmax_does_not_import_dask():
@@ -448,10 +499,11 @@ def test_import_without_dask_says_how_to_install():
 @pytest.fixture(scope="module")
 def client():
     distributed = pytest.importorskip(
-        "distributed", reason="the cluster tests need dask.distributed (pip install distributed)")
+        "distributed", reason="the cluster tests need dask.distributed (pip install distributed)"
+    )
     cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-        dashboard_address=None)
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    )
     c = distributed.Client(cluster, set_as_default=False)
     try:
         yield c
@@ -468,15 +520,24 @@ def test_cluster_matches_numpy(client):
     x = _data((60, 5, 7))
     xd = da.from_array(x, chunks=(11, 2, 3))  # several batch dims, the sampled axis split
     r1, r2 = gs.Philox(99, counter=2**32 - 7), gs.Philox(99, counter=2**32 - 7)
-    lazy = [gsd.gumbel_softmax(xd, 0.5, rng=r1), gsd.gumbel_softmax(xd, 0.5, axis=1, rng=r1),
-            *gsd.gumbel_softmax(xd, 0.5, hard=True, rng=r1, return_soft=True),
-            gsd.categorical(xd, axis=0, rng=r1), gsd.top_k(xd, 2, rng=r1),
-            gsd.gumbel((60, 5, 7), chunks=(7, 2, 7), rng=r1),
-            gsd.relaxed_bernoulli(xd, 0.5, rng=r1)]
-    expected = [gs.gumbel_softmax(x, 0.5, rng=r2), gs.gumbel_softmax(x, 0.5, axis=1, rng=r2),
-                *gs.gumbel_softmax(x, 0.5, hard=True, rng=r2, return_soft=True),
-                gs.categorical(x, axis=0, rng=r2), gs.top_k(x, 2, rng=r2),
-                gs.gumbel((60, 5, 7), rng=r2), gs.relaxed_bernoulli(x, 0.5, rng=r2)]
+    lazy = [
+        gsd.gumbel_softmax(xd, 0.5, rng=r1),
+        gsd.gumbel_softmax(xd, 0.5, axis=1, rng=r1),
+        *gsd.gumbel_softmax(xd, 0.5, hard=True, rng=r1, return_soft=True),
+        gsd.categorical(xd, axis=0, rng=r1),
+        gsd.top_k(xd, 2, rng=r1),
+        gsd.gumbel((60, 5, 7), chunks=(7, 2, 7), rng=r1),
+        gsd.relaxed_bernoulli(xd, 0.5, rng=r1),
+    ]
+    expected = [
+        gs.gumbel_softmax(x, 0.5, rng=r2),
+        gs.gumbel_softmax(x, 0.5, axis=1, rng=r2),
+        *gs.gumbel_softmax(x, 0.5, hard=True, rng=r2, return_soft=True),
+        gs.categorical(x, axis=0, rng=r2),
+        gs.top_k(x, 2, rng=r2),
+        gs.gumbel((60, 5, 7), rng=r2),
+        gs.relaxed_bernoulli(x, 0.5, rng=r2),
+    ]
     assert r1.counter == r2.counter
     got = client.gather(client.compute(lazy))
     for g, e in zip(got, expected):

@@ -8,10 +8,9 @@ import os
 import subprocess
 import sys
 
+import gumbel_softmax as gs
 import numpy as np
 import pytest
-
-import gumbel_softmax as gs
 
 DTYPES = [np.float32, np.float64]
 
@@ -84,14 +83,14 @@ def compute():
     return res
 '''
 
-CHILD_MAIN = r'''
+CHILD_MAIN = r"""
 import sys
 outdir = sys.argv[1]
 res = compute()
 res["num_threads"] = np.array(gs.get_num_threads())
 for k, v in res.items():
     np.save(f"{outdir}/{k}.npy", v)
-'''
+"""
 
 
 def _workload_namespace():
@@ -106,7 +105,11 @@ def _run_child(tmp_path, nthreads):
     env = _subprocess_env(OMP_NUM_THREADS=str(nthreads))
     proc = subprocess.run(
         [sys.executable, "-c", WORKLOAD + CHILD_MAIN, str(outdir)],
-        env=env, cwd=str(tmp_path), capture_output=True, text=True, timeout=300,
+        env=env,
+        cwd=str(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     return {p.stem: np.load(p) for p in outdir.glob("*.npy")}
@@ -187,8 +190,10 @@ def test_split_rows_over_calls_axis0(dtype, hard):
     x = np.random.default_rng(2).standard_normal((K, A, B)).astype(dtype)
     whole = gs.gumbel_softmax(x, 1.3, axis=0, hard=hard, rng=gs.Philox(9, counter=3))
     rng = gs.Philox(9, counter=3)
-    parts = [gs.gumbel_softmax(x[:, lo:hi], 1.3, axis=0, hard=hard, rng=rng)
-             for lo, hi in [(0, 10), (10, 11), (11, A)]]
+    parts = [
+        gs.gumbel_softmax(x[:, lo:hi], 1.3, axis=0, hard=hard, rng=rng)
+        for lo, hi in [(0, 10), (10, 11), (11, A)]
+    ]
     assert rng.counter == 3 + A * B
     assert_bitwise_equal(np.concatenate(parts, axis=1), whole)
 
@@ -222,17 +227,18 @@ def test_axis_equals_moveaxis(shape, axis, hard, dtype):
     x = (np.random.default_rng(4).standard_normal(shape) * 2).astype(dtype)
     R = int(np.prod(shape)) // shape[axis]
     rng_a = gs.Philox(31, counter=2**32 - 17)
-    y, y_soft = gs.gumbel_softmax(x, 0.8, hard=hard, axis=axis, rng=rng_a,
-                                  return_soft=True)
+    y, y_soft = gs.gumbel_softmax(x, 0.8, hard=hard, axis=axis, rng=rng_a, return_soft=True)
     rng_b = gs.Philox(31, counter=2**32 - 17)
-    z, z_soft = gs.gumbel_softmax(np.moveaxis(x, axis, -1), 0.8, hard=hard, rng=rng_b,
-                                  return_soft=True)
+    z, z_soft = gs.gumbel_softmax(
+        np.moveaxis(x, axis, -1), 0.8, hard=hard, rng=rng_b, return_soft=True
+    )
     assert rng_a.counter == rng_b.counter == 2**32 - 17 + R
     assert_bitwise_equal(y, np.moveaxis(z, -1, axis))
     assert_bitwise_equal(y_soft, np.moveaxis(z_soft, -1, axis))
     # the negative spelling of the axis is the same axis
-    w = gs.gumbel_softmax(x, 0.8, hard=hard, axis=axis - len(shape),
-                          rng=gs.Philox(31, counter=2**32 - 17))
+    w = gs.gumbel_softmax(
+        x, 0.8, hard=hard, axis=axis - len(shape), rng=gs.Philox(31, counter=2**32 - 17)
+    )
     assert_bitwise_equal(w, y)
 
 
@@ -243,8 +249,7 @@ def test_backward_axis_equals_moveaxis(shape, axis, dtype):
     gy = data.standard_normal(shape).astype(dtype)
     ys = data.random(shape).astype(dtype)
     got = gs.gumbel_softmax_backward(gy, ys, 0.6, axis=axis)
-    ref = gs.gumbel_softmax_backward(np.moveaxis(gy, axis, -1), np.moveaxis(ys, axis, -1),
-                                     0.6)
+    ref = gs.gumbel_softmax_backward(np.moveaxis(gy, axis, -1), np.moveaxis(ys, axis, -1), 0.6)
     assert_bitwise_equal(got, np.moveaxis(ref, -1, axis))
     neg = gs.gumbel_softmax_backward(gy, ys, 0.6, axis=axis - len(shape))
     assert_bitwise_equal(neg, got)
@@ -261,8 +266,9 @@ def test_int_seed_reproduces(dtype):
     assert_bitwise_equal(a, b)
     # an int seed is a fresh Philox(seed) for every call
     assert_bitwise_equal(a, gs.gumbel_softmax(x, 0.5, rng=gs.Philox(2024)))
-    assert_bitwise_equal(gs.gumbel((50, 9), dtype=dtype, rng=2024),
-                         gs.gumbel((50, 9), dtype=dtype, rng=2024))
+    assert_bitwise_equal(
+        gs.gumbel((50, 9), dtype=dtype, rng=2024), gs.gumbel((50, 9), dtype=dtype, rng=2024)
+    )
     # a different seed gives a different sample
     assert not np.array_equal(a, gs.gumbel_softmax(x, 0.5, rng=2025))
 
@@ -273,8 +279,10 @@ def test_numpy_generator_reproduces(dtype):
     a = gs.gumbel_softmax(x, 0.5, rng=np.random.default_rng(5))
     b = gs.gumbel_softmax(x, 0.5, rng=np.random.default_rng(5))
     assert_bitwise_equal(a, b)
-    assert_bitwise_equal(gs.gumbel((50, 9), dtype=dtype, rng=np.random.default_rng(5)),
-                         gs.gumbel((50, 9), dtype=dtype, rng=np.random.default_rng(5)))
+    assert_bitwise_equal(
+        gs.gumbel((50, 9), dtype=dtype, rng=np.random.default_rng(5)),
+        gs.gumbel((50, 9), dtype=dtype, rng=np.random.default_rng(5)),
+    )
     # a seed is drawn from the generator, so it advances: the next call differs
     g = np.random.default_rng(5)
     c = gs.gumbel_softmax(x, 0.5, rng=g)
@@ -329,5 +337,9 @@ def test_long_rows_split_over_threads_bitwise(shape, dtype, tau, restore_threads
     g = gs.gumbel(shape, dtype=dtype, rng=gs.Philox(4, counter=2**32 - 1))
     check_forward(results[0][0], x, g, tau)
     assert_bitwise_equal(results[0][3], results[0][4].T)
-    np.testing.assert_allclose(results[0][3], backward_ref(w, results[0][2], tau), rtol=1e-4,
-                               atol=1e-6 if dtype == np.float32 else 1e-12)
+    np.testing.assert_allclose(
+        results[0][3],
+        backward_ref(w, results[0][2], tau),
+        rtol=1e-4,
+        atol=1e-6 if dtype == np.float32 else 1e-12,
+    )

@@ -25,8 +25,11 @@ MODULES = [
     "gumbel_softmax.jax",
     "gumbel_softmax.dask",
 ]
-OPTIONAL = {"gumbel_softmax.torch": "torch", "gumbel_softmax.jax": "jax",
-            "gumbel_softmax.dask": "dask"}
+OPTIONAL = {
+    "gumbel_softmax.torch": "torch",
+    "gumbel_softmax.jax": "jax",
+    "gumbel_softmax.dask": "dask",
+}
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
@@ -34,8 +37,14 @@ def _doctests():
     cases = []
     for name in MODULES:
         if name in OPTIONAL and importlib.util.find_spec(OPTIONAL[name]) is None:
-            cases.append(pytest.param(name, None, marks=pytest.mark.skip(
-                reason=f"{OPTIONAL[name]} is not installed"), id=name))
+            cases.append(
+                pytest.param(
+                    name,
+                    None,
+                    marks=pytest.mark.skip(reason=f"{OPTIONAL[name]} is not installed"),
+                    id=name,
+                )
+            )
             continue
         module = importlib.import_module(name)
         for test in doctest.DocTestFinder(exclude_empty=True).find(module):
@@ -48,8 +57,7 @@ def _doctests():
 def test_docstring_examples(module_name, test_name):
     module = importlib.import_module(module_name)
     (test,) = [t for t in doctest.DocTestFinder().find(module) if t.name == test_name]
-    runner = doctest.DocTestRunner(
-        optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     report = []
     with np.errstate(all="raise"):
         result = runner.run(test, out=report.append)
@@ -59,8 +67,11 @@ def test_docstring_examples(module_name, test_name):
 def test_every_public_function_has_an_example():
     import gumbel_softmax as gs
 
-    missing = [name for name in gs.__all__ if not name.startswith("__")
-               and ">>>" not in (getattr(gs, name).__doc__ or "")]
+    missing = [
+        name
+        for name in gs.__all__
+        if not name.startswith("__") and ">>>" not in (getattr(gs, name).__doc__ or "")
+    ]
     assert not missing, f"public names without a docstring example: {missing}"
 
 

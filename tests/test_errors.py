@@ -5,10 +5,9 @@ pre-filled ``out`` array untouched byte for byte, and reserve no rows of a share
 ``gs.Philox``.
 """
 
+import gumbel_softmax as gs
 import numpy as np
 import pytest
-
-import gumbel_softmax as gs
 
 DTYPES = [np.float32, np.float64]
 SENTINEL = 7.25
@@ -50,14 +49,41 @@ def assert_bitwise_equal(a, b):
 # --------------------------------------------------------------------------------------
 # tau
 # --------------------------------------------------------------------------------------
-BAD_TAU_VALUE = [0, 0.0, -0.0, -1, -1.5, np.nan, np.inf, -np.inf, np.float32(0.0),
-                 np.float64(np.nan)]
-BAD_TAU_TYPE = ["1", 1j, complex(1, 0), np.complex128(1.0), np.array(["1.0"] * 6),
-                np.array([1j] * 6), np.array([True] * 6), True, False, np.bool_(True), None]
+BAD_TAU_VALUE = [
+    0,
+    0.0,
+    -0.0,
+    -1,
+    -1.5,
+    np.nan,
+    np.inf,
+    -np.inf,
+    np.float32(0.0),
+    np.float64(np.nan),
+]
+BAD_TAU_TYPE = [
+    "1",
+    1j,
+    complex(1, 0),
+    np.complex128(1.0),
+    np.array(["1.0"] * 6),
+    np.array([1j] * 6),
+    np.array([True] * 6),
+    True,
+    False,
+    np.bool_(True),
+    None,
+]
 # Per-row tau arrays that do not fit the batch shape (6,) of _logits(), or hold a bad value.
-BAD_TAU_ARRAY = [np.array([1.0, 2.0]), np.ones((6, 2)), np.ones((2, 6, 1)),
-                 np.array([1.0] * 5 + [0.0]), np.array([np.nan] + [1.0] * 5),
-                 np.array([np.inf] * 6), np.array([-1.0] * 6)]
+BAD_TAU_ARRAY = [
+    np.array([1.0, 2.0]),
+    np.ones((6, 2)),
+    np.ones((2, 6, 1)),
+    np.array([1.0] * 5 + [0.0]),
+    np.array([np.nan] + [1.0] * 5),
+    np.array([np.inf] * 6),
+    np.array([-1.0] * 6),
+]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -67,13 +93,20 @@ def test_tau_bad_value(tau, hard, dtype):
     x = _logits(dtype=dtype)
     out = _filled(x.shape, dtype)
     rng = gs.Philox(1, counter=10)
-    assert_rejected(ValueError, "tau",
-                    lambda: gs.gumbel_softmax(x, tau, hard=hard, rng=rng, out=out),
-                    guard=[out, x], rng=rng)
-    assert_rejected(ValueError, "tau",
-                    lambda: gs.gumbel_softmax(x, tau=tau, hard=hard, rng=rng, out=out,
-                                              return_soft=True),
-                    guard=[out, x], rng=rng)
+    assert_rejected(
+        ValueError,
+        "tau",
+        lambda: gs.gumbel_softmax(x, tau, hard=hard, rng=rng, out=out),
+        guard=[out, x],
+        rng=rng,
+    )
+    assert_rejected(
+        ValueError,
+        "tau",
+        lambda: gs.gumbel_softmax(x, tau=tau, hard=hard, rng=rng, out=out, return_soft=True),
+        guard=[out, x],
+        rng=rng,
+    )
 
 
 @pytest.mark.parametrize("hard", [False, True])
@@ -82,9 +115,13 @@ def test_tau_bad_type(tau, hard):
     x = _logits()
     out = _filled(x.shape)
     rng = gs.Philox(1, counter=10)
-    assert_rejected(TypeError, "tau",
-                    lambda: gs.gumbel_softmax(x, tau, hard=hard, rng=rng, out=out),
-                    guard=[out, x], rng=rng)
+    assert_rejected(
+        TypeError,
+        "tau",
+        lambda: gs.gumbel_softmax(x, tau, hard=hard, rng=rng, out=out),
+        guard=[out, x],
+        rng=rng,
+    )
 
 
 @pytest.mark.parametrize("hard", [False, True])
@@ -93,29 +130,40 @@ def test_tau_bad_array(tau, hard):
     x = _logits()
     out = _filled(x.shape)
     rng = gs.Philox(1, counter=10)
-    assert_rejected(ValueError, "tau",
-                    lambda: gs.gumbel_softmax(x, tau, hard=hard, rng=rng, out=out),
-                    guard=[out, x], rng=rng)
-    assert_rejected(ValueError, "tau",
-                    lambda: gs.gumbel_softmax_backward(x, x, tau, out=out), guard=[out, x])
+    assert_rejected(
+        ValueError,
+        "tau",
+        lambda: gs.gumbel_softmax(x, tau, hard=hard, rng=rng, out=out),
+        guard=[out, x],
+        rng=rng,
+    )
+    assert_rejected(
+        ValueError, "tau", lambda: gs.gumbel_softmax_backward(x, x, tau, out=out), guard=[out, x]
+    )
 
 
 @pytest.mark.parametrize("tau", BAD_TAU_VALUE, ids=repr)
 def test_backward_tau_bad_value(tau):
     gy, ys = _logits(seed=1), _logits(seed=2)
     out = _filled(gy.shape)
-    assert_rejected(ValueError, "tau",
-                    lambda: gs.gumbel_softmax_backward(gy, ys, tau, out=out),
-                    guard=[out, gy, ys])
+    assert_rejected(
+        ValueError,
+        "tau",
+        lambda: gs.gumbel_softmax_backward(gy, ys, tau, out=out),
+        guard=[out, gy, ys],
+    )
 
 
 @pytest.mark.parametrize("tau", BAD_TAU_TYPE, ids=repr)
 def test_backward_tau_bad_type(tau):
     gy, ys = _logits(seed=1), _logits(seed=2)
     out = _filled(gy.shape)
-    assert_rejected(TypeError, "tau",
-                    lambda: gs.gumbel_softmax_backward(gy, ys, tau=tau, out=out),
-                    guard=[out, gy, ys])
+    assert_rejected(
+        TypeError,
+        "tau",
+        lambda: gs.gumbel_softmax_backward(gy, ys, tau=tau, out=out),
+        guard=[out, gy, ys],
+    )
 
 
 @pytest.mark.parametrize("tau", [2, np.int64(2), np.float32(2.0), np.float64(2.0), 2.0])
@@ -150,14 +198,17 @@ def test_logits_bad_dtype(name, hard):
     out = np.empty_like(x)
     out[...] = x[::-1]  # same shape and dtype, so only logits is wrong
     rng = gs.Philox(1, counter=10)
-    assert_rejected(TypeError, "logits",
-                    lambda: gs.gumbel_softmax(x, 0.5, hard=hard, rng=rng, out=out),
-                    guard=[out], rng=rng)
+    assert_rejected(
+        TypeError,
+        "logits",
+        lambda: gs.gumbel_softmax(x, 0.5, hard=hard, rng=rng, out=out),
+        guard=[out],
+        rng=rng,
+    )
     assert_rejected(TypeError, "logits", lambda: gs.gumbel_softmax(x, rng=rng), rng=rng)
 
 
-@pytest.mark.parametrize("dtype", [np.int8, np.int32, np.int64, np.uint8, np.uint64,
-                                   np.bool_])
+@pytest.mark.parametrize("dtype", [np.int8, np.int32, np.int64, np.uint8, np.uint64, np.bool_])
 @pytest.mark.parametrize("hard", [False, True])
 def test_integer_and_bool_logits_become_float64(dtype, hard):
     x = (np.arange(24).reshape(4, 6) % 5).astype(dtype)
@@ -169,15 +220,18 @@ def test_integer_and_bool_logits_become_float64(dtype, hard):
     assert_bitwise_equal(y, ref)
 
 
-@pytest.mark.parametrize("x", [np.array(1.0), np.float64(1.0), np.array(1.0, np.float32)],
-                         ids=["0d-array", "scalar", "0d-float32"])
+@pytest.mark.parametrize(
+    "x",
+    [np.array(1.0), np.float64(1.0), np.array(1.0, np.float32)],
+    ids=["0d-array", "scalar", "0d-float32"],
+)
 def test_logits_0d(x):
     rng = gs.Philox(1, counter=10)
     out = np.array(SENTINEL, dtype=np.asarray(x).dtype)
-    assert_rejected(ValueError, "logits",
-                    lambda: gs.gumbel_softmax(x, rng=rng, out=out), guard=[out], rng=rng)
-    assert_rejected(ValueError, "logits",
-                    lambda: gs.gumbel_softmax(x, hard=True, rng=rng), rng=rng)
+    assert_rejected(
+        ValueError, "logits", lambda: gs.gumbel_softmax(x, rng=rng, out=out), guard=[out], rng=rng
+    )
+    assert_rejected(ValueError, "logits", lambda: gs.gumbel_softmax(x, hard=True, rng=rng), rng=rng)
 
 
 @pytest.mark.parametrize("axis", [2, -3, 5, -100])
@@ -186,18 +240,25 @@ def test_axis_out_of_range(axis, hard):
     x = _logits()
     out = _filled(x.shape)
     rng = gs.Philox(1, counter=10)
-    assert_rejected(np.exceptions.AxisError, "axis",
-                    lambda: gs.gumbel_softmax(x, axis=axis, hard=hard, rng=rng, out=out),
-                    guard=[out, x], rng=rng)
+    assert_rejected(
+        np.exceptions.AxisError,
+        "axis",
+        lambda: gs.gumbel_softmax(x, axis=axis, hard=hard, rng=rng, out=out),
+        guard=[out, x],
+        rng=rng,
+    )
     assert issubclass(np.exceptions.AxisError, ValueError)
 
 
 def test_backward_axis_out_of_range():
     gy, ys = _logits(seed=1), _logits(seed=2)
     out = _filled(gy.shape)
-    assert_rejected(np.exceptions.AxisError, "axis",
-                    lambda: gs.gumbel_softmax_backward(gy, ys, axis=2, out=out),
-                    guard=[out, gy, ys])
+    assert_rejected(
+        np.exceptions.AxisError,
+        "axis",
+        lambda: gs.gumbel_softmax_backward(gy, ys, axis=2, out=out),
+        guard=[out, gy, ys],
+    )
 
 
 @pytest.mark.parametrize("shape,axis", [((3, 0), -1), ((2, 0, 4), 1), ((0, 3), 0)])
@@ -206,15 +267,18 @@ def test_size0_axis(shape, axis, hard):
     x = np.zeros(shape)
     out = _filled(shape)
     rng = gs.Philox(1, counter=10)
-    assert_rejected(ValueError, "axis",
-                    lambda: gs.gumbel_softmax(x, axis=axis, hard=hard, rng=rng, out=out),
-                    guard=[out], rng=rng)
+    assert_rejected(
+        ValueError,
+        "axis",
+        lambda: gs.gumbel_softmax(x, axis=axis, hard=hard, rng=rng, out=out),
+        guard=[out],
+        rng=rng,
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("hard", [False, True])
-@pytest.mark.parametrize("shape,axis", [((0, 5), -1), ((4, 0, 5), -1), ((5, 0), 0),
-                                        ((3, 0, 2), 2)])
+@pytest.mark.parametrize("shape,axis", [((0, 5), -1), ((4, 0, 5), -1), ((5, 0), 0), ((3, 0, 2), 2)])
 def test_size0_batch_is_empty(shape, axis, hard, dtype):
     x = np.zeros(shape, dtype=dtype)
     rng = gs.Philox(1, counter=10)
@@ -225,8 +289,7 @@ def test_size0_batch_is_empty(shape, axis, hard, dtype):
     out = np.empty(shape, dtype)
     assert gs.gumbel_softmax(x, axis=axis, hard=hard, rng=rng, out=out) is out
     assert rng.counter == 10
-    g = gs.gumbel(shape if axis in (-1, len(shape) - 1) else shape[::-1], dtype=dtype,
-                  rng=rng)
+    g = gs.gumbel(shape if axis in (-1, len(shape) - 1) else shape[::-1], dtype=dtype, rng=rng)
     assert g.size == 0 and g.dtype == dtype
     assert rng.counter == 10
     gb = gs.gumbel_softmax_backward(x, x, axis=axis)
@@ -238,8 +301,9 @@ def test_size0_batch_is_empty(shape, axis, hard, dtype):
 # --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("hard", [False, True])
 @pytest.mark.parametrize("return_soft", [False, True])
-@pytest.mark.parametrize("case", ["shape", "shape-transposed", "ndim", "dtype32", "dtype-int",
-                                  "readonly"])
+@pytest.mark.parametrize(
+    "case", ["shape", "shape-transposed", "ndim", "dtype32", "dtype-int", "readonly"]
+)
 def test_out_bad_array(case, hard, return_soft):
     x = _logits()
     if case == "shape":
@@ -256,23 +320,26 @@ def test_out_bad_array(case, hard, return_soft):
         out = _filled(x.shape)
         out.setflags(write=False)
     rng = gs.Philox(1, counter=10)
-    assert_rejected(ValueError, "out",
-                    lambda: gs.gumbel_softmax(x, hard=hard, rng=rng, out=out,
-                                              return_soft=return_soft),
-                    guard=[out, x], rng=rng)
+    assert_rejected(
+        ValueError,
+        "out",
+        lambda: gs.gumbel_softmax(x, hard=hard, rng=rng, out=out, return_soft=return_soft),
+        guard=[out, x],
+        rng=rng,
+    )
 
 
 def test_out_wrong_dtype_float32_logits():
     x = _logits(dtype=np.float32)
     out = _filled(x.shape, np.float64)
     rng = gs.Philox(1, counter=10)
-    assert_rejected(ValueError, "out", lambda: gs.gumbel_softmax(x, rng=rng, out=out),
-                    guard=[out, x], rng=rng)
+    assert_rejected(
+        ValueError, "out", lambda: gs.gumbel_softmax(x, rng=rng, out=out), guard=[out, x], rng=rng
+    )
 
 
 @pytest.mark.parametrize("hard", [False, True])
-@pytest.mark.parametrize("case", ["shifted", "shifted-back", "2d-rows", "2d-cols",
-                                  "transposed"])
+@pytest.mark.parametrize("case", ["shifted", "shifted-back", "2d-rows", "2d-cols", "transposed"])
 def test_out_partial_overlap(case, hard):
     a = _logits((40,), seed=3)
     if case == "shifted":
@@ -289,19 +356,25 @@ def test_out_partial_overlap(case, hard):
         m = a[:36].reshape(6, 6)
         x, out = m, m.T
     rng = gs.Philox(1, counter=10)
-    assert_rejected(ValueError, "out",
-                    lambda: gs.gumbel_softmax(x, hard=hard, rng=rng, out=out),
-                    guard=[a], rng=rng)
+    assert_rejected(
+        ValueError,
+        "out",
+        lambda: gs.gumbel_softmax(x, hard=hard, rng=rng, out=out),
+        guard=[a],
+        rng=rng,
+    )
 
 
-@pytest.mark.parametrize("out", [[[SENTINEL] * 5] * 6, (1.0, 2.0), "out", 3.0],
-                         ids=["list", "tuple", "str", "float"])
+@pytest.mark.parametrize(
+    "out", [[[SENTINEL] * 5] * 6, (1.0, 2.0), "out", 3.0], ids=["list", "tuple", "str", "float"]
+)
 def test_out_not_ndarray(out):
     x = _logits()
     rng = gs.Philox(1, counter=10)
     before = repr(out)
-    assert_rejected(TypeError, "out", lambda: gs.gumbel_softmax(x, rng=rng, out=out),
-                    guard=[x], rng=rng)
+    assert_rejected(
+        TypeError, "out", lambda: gs.gumbel_softmax(x, rng=rng, out=out), guard=[x], rng=rng
+    )
     assert repr(out) == before
 
 
@@ -335,21 +408,29 @@ def test_out_receives_y_with_return_soft():
 # --------------------------------------------------------------------------------------
 # backward
 # --------------------------------------------------------------------------------------
-@pytest.mark.parametrize("shapes", [((6, 5), (6, 4)), ((6, 5), (5, 6)), ((6, 5), (1, 6, 5)),
-                                    ((6, 5), (6, 1)), ((6, 5), (5,))])
+@pytest.mark.parametrize(
+    "shapes",
+    [((6, 5), (6, 4)), ((6, 5), (5, 6)), ((6, 5), (1, 6, 5)), ((6, 5), (6, 1)), ((6, 5), (5,))],
+)
 def test_backward_shape_mismatch(shapes):
     gy = _logits(shapes[0], seed=1)
     ys = _logits(shapes[1], seed=2)
     out = _filled(shapes[0])
-    assert_rejected(ValueError, "grad_y|y_soft",
-                    lambda: gs.gumbel_softmax_backward(gy, ys, out=out),
-                    guard=[out, gy, ys])
-    assert_rejected(ValueError, "grad_y|y_soft",
-                    lambda: gs.gumbel_softmax_backward(ys, gy), guard=[gy, ys])
+    assert_rejected(
+        ValueError,
+        "grad_y|y_soft",
+        lambda: gs.gumbel_softmax_backward(gy, ys, out=out),
+        guard=[out, gy, ys],
+    )
+    assert_rejected(
+        ValueError, "grad_y|y_soft", lambda: gs.gumbel_softmax_backward(ys, gy), guard=[gy, ys]
+    )
 
 
-@pytest.mark.parametrize("case", ["shape", "dtype32", "dtype64-for-float32", "readonly",
-                                  "overlap-grad_y", "overlap-y_soft"])
+@pytest.mark.parametrize(
+    "case",
+    ["shape", "dtype32", "dtype64-for-float32", "readonly", "overlap-grad_y", "overlap-y_soft"],
+)
 def test_backward_bad_out(case):
     dt = np.float32 if case == "dtype64-for-float32" else np.float64
     a = _logits((2, 6, 5), dtype=dt, seed=1)
@@ -370,25 +451,31 @@ def test_backward_bad_out(case):
         out = a.reshape(-1)[29:59].reshape(6, 5)
     if not case.startswith("overlap"):
         guard.append(out)
-    assert_rejected(ValueError, "out", lambda: gs.gumbel_softmax_backward(gy, ys, out=out),
-                    guard=guard)
+    assert_rejected(
+        ValueError, "out", lambda: gs.gumbel_softmax_backward(gy, ys, out=out), guard=guard
+    )
 
 
 def test_backward_out_not_ndarray():
     gy, ys = _logits(seed=1), _logits(seed=2)
-    assert_rejected(TypeError, "out",
-                    lambda: gs.gumbel_softmax_backward(gy, ys, out=gy.tolist()),
-                    guard=[gy, ys])
+    assert_rejected(
+        TypeError,
+        "out",
+        lambda: gs.gumbel_softmax_backward(gy, ys, out=gy.tolist()),
+        guard=[gy, ys],
+    )
 
 
 @pytest.mark.parametrize("dtype", [np.complex128, object, np.complex64])
 def test_backward_bad_dtype(dtype):
     gy, ys = _logits(seed=1), _logits(seed=2)
     bad = gy.astype(dtype)
-    assert_rejected(TypeError, "grad_y", lambda: gs.gumbel_softmax_backward(bad, ys),
-                    guard=[bad, ys])
-    assert_rejected(TypeError, "y_soft", lambda: gs.gumbel_softmax_backward(ys, bad),
-                    guard=[bad, ys])
+    assert_rejected(
+        TypeError, "grad_y", lambda: gs.gumbel_softmax_backward(bad, ys), guard=[bad, ys]
+    )
+    assert_rejected(
+        TypeError, "y_soft", lambda: gs.gumbel_softmax_backward(ys, bad), guard=[bad, ys]
+    )
 
 
 @pytest.mark.parametrize("which", ["grad_y", "y_soft"])
@@ -422,18 +509,21 @@ def test_gumbel_0d_shape():
     rng = gs.Philox(1, counter=10)
     out = np.array(SENTINEL, dtype=np.float32)
     assert_rejected(ValueError, "shape", lambda: gs.gumbel((), rng=rng), rng=rng)
-    assert_rejected(ValueError, "shape|out", lambda: gs.gumbel((), rng=rng, out=out),
-                    guard=[out], rng=rng)
+    assert_rejected(
+        ValueError, "shape|out", lambda: gs.gumbel((), rng=rng, out=out), guard=[out], rng=rng
+    )
 
 
-@pytest.mark.parametrize("dtype", [np.int32, np.clongdouble, np.complex64, np.longdouble, object,
-                                   "U4", np.bool_])
+@pytest.mark.parametrize(
+    "dtype", [np.int32, np.clongdouble, np.complex64, np.longdouble, object, "U4", np.bool_]
+)
 def test_gumbel_bad_dtype(dtype):
     if np.dtype(dtype) == np.float64:  # longdouble is float64 on some platforms
         dtype = np.complex128
     rng = gs.Philox(1, counter=10)
-    assert_rejected((TypeError, ValueError), "dtype",
-                    lambda: gs.gumbel((4, 3), dtype=dtype, rng=rng), rng=rng)
+    assert_rejected(
+        (TypeError, ValueError), "dtype", lambda: gs.gumbel((4, 3), dtype=dtype, rng=rng), rng=rng
+    )
 
 
 @pytest.mark.parametrize("case", ["shape", "readonly", "dtype-mismatch", "dtype-int"])
@@ -452,15 +542,16 @@ def test_gumbel_bad_out(case):
         out = np.zeros((4, 3), np.int32)
     # an int32 out or an out that contradicts dtype= may be reported as either
     exc = ValueError if case in ("shape", "readonly") else (TypeError, ValueError)
-    assert_rejected(exc, "out|dtype",
-                    lambda: gs.gumbel((4, 3), rng=rng, out=out, **kw),
-                    guard=[out], rng=rng)
+    assert_rejected(
+        exc, "out|dtype", lambda: gs.gumbel((4, 3), rng=rng, out=out, **kw), guard=[out], rng=rng
+    )
 
 
 def test_gumbel_out_not_ndarray():
     rng = gs.Philox(1, counter=10)
-    assert_rejected(TypeError, "out", lambda: gs.gumbel((2, 3), rng=rng, out=[[0.0] * 3] * 2),
-                    rng=rng)
+    assert_rejected(
+        TypeError, "out", lambda: gs.gumbel((2, 3), rng=rng, out=[[0.0] * 3] * 2), rng=rng
+    )
 
 
 def test_gumbel_out_dtype_default():
@@ -481,11 +572,11 @@ def test_seed_out_of_range(seed):
     # an int seed given to a sampler is checked the same way, before anything happens
     x = _logits()
     out = _filled(x.shape)
-    assert_rejected(ValueError, "seed", lambda: gs.gumbel_softmax(x, rng=seed, out=out),
-                    guard=[out, x])
+    assert_rejected(
+        ValueError, "seed", lambda: gs.gumbel_softmax(x, rng=seed, out=out), guard=[out, x]
+    )
     g = _filled((3, 4), np.float32)
-    assert_rejected(ValueError, "seed", lambda: gs.gumbel((3, 4), rng=seed, out=g),
-                    guard=[g])
+    assert_rejected(ValueError, "seed", lambda: gs.gumbel((3, 4), rng=seed, out=g), guard=[g])
 
 
 @pytest.mark.parametrize("seed", [1.5, "x", 2.0, 1j, [1]])
@@ -536,15 +627,24 @@ def test_sampler_past_end(hard, dtype):
     x = _logits((10, 4), dtype=dtype)
     out = _filled(x.shape, dtype)
     rng = gs.Philox(1, counter=2**64 - 3)
-    assert_rejected(OverflowError, "counter",
-                    lambda: gs.gumbel_softmax(x, hard=hard, rng=rng, out=out),
-                    guard=[out, x], rng=rng)
-    assert_rejected(OverflowError, "counter",
-                    lambda: gs.gumbel_softmax(x.T, axis=0, hard=hard, rng=rng, out=out.T),
-                    guard=[out, x], rng=rng)
+    assert_rejected(
+        OverflowError,
+        "counter",
+        lambda: gs.gumbel_softmax(x, hard=hard, rng=rng, out=out),
+        guard=[out, x],
+        rng=rng,
+    )
+    assert_rejected(
+        OverflowError,
+        "counter",
+        lambda: gs.gumbel_softmax(x.T, axis=0, hard=hard, rng=rng, out=out.T),
+        guard=[out, x],
+        rng=rng,
+    )
     g = _filled((10, 4), dtype)
-    assert_rejected(OverflowError, "counter", lambda: gs.gumbel((10, 4), rng=rng, out=g),
-                    guard=[g], rng=rng)
+    assert_rejected(
+        OverflowError, "counter", lambda: gs.gumbel((10, 4), rng=rng, out=g), guard=[g], rng=rng
+    )
     # two rows still fit below 2**64 - 1; the last row has q >> 32 == 0xffffffff
     y = gs.gumbel_softmax(x[:2], hard=hard, rng=rng)
     assert rng.counter == 2**64 - 1
@@ -576,18 +676,25 @@ def test_philox4x32_non_integer_key(dtype):
         gs.philox4x32(np.zeros((2, 4), dtype=np.uint32), np.zeros(2, dtype=dtype))
 
 
-@pytest.mark.parametrize("key", [np.zeros(3, np.uint32), np.zeros((2, 2), np.uint32),
-                                 np.zeros(1, np.uint32), np.uint32(0)],
-                         ids=["3", "2x2", "1", "0d"])
+@pytest.mark.parametrize(
+    "key",
+    [np.zeros(3, np.uint32), np.zeros((2, 2), np.uint32), np.zeros(1, np.uint32), np.uint32(0)],
+    ids=["3", "2x2", "1", "0d"],
+)
 def test_philox4x32_key_wrong_shape(key):
     with pytest.raises(ValueError, match="key"):
         gs.philox4x32(np.zeros((2, 4), dtype=np.uint32), key)
 
 
-@pytest.mark.parametrize("key", [np.array([0, 2**32], np.uint64),
-                                 np.array([2**40, 0], np.uint64),
-                                 np.array([0, 2**64 - 1], np.uint64)],
-                         ids=["2**32", "2**40", "2**64-1"])
+@pytest.mark.parametrize(
+    "key",
+    [
+        np.array([0, 2**32], np.uint64),
+        np.array([2**40, 0], np.uint64),
+        np.array([0, 2**64 - 1], np.uint64),
+    ],
+    ids=["2**32", "2**40", "2**64-1"],
+)
 def test_philox4x32_key_out_of_range(key):
     with pytest.raises(ValueError, match="key"):
         gs.philox4x32(np.zeros((2, 4), dtype=np.uint32), key)
@@ -605,8 +712,9 @@ def test_philox4x32_wide_unsigned_in_range_ok():
     c = np.arange(8, dtype=np.uint64).reshape(2, 4) + (2**32 - 8)
     got = gs.philox4x32(c, np.array([5, 6], dtype=np.uint64))
     assert got.dtype == np.uint32 and got.shape == (2, 4)
-    np.testing.assert_array_equal(got, gs.philox4x32(c.astype(np.uint32),
-                                                     np.array([5, 6], np.uint32)))
+    np.testing.assert_array_equal(
+        got, gs.philox4x32(c.astype(np.uint32), np.array([5, 6], np.uint32))
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -618,12 +726,12 @@ def test_philox4x32_wide_unsigned_in_range_ok():
 def test_bad_rows_are_nan_others_unaffected(axis, hard, dtype):
     x = _logits((9, 7), dtype=dtype, seed=11)
     bad = x.copy()
-    bad[1, :] = -np.inf           # all -inf
-    bad[3, 4] = np.nan            # one NaN
-    bad[5, :] = np.nan            # all NaN
-    bad[6, 0] = np.inf            # +inf (README: NaN row)
+    bad[1, :] = -np.inf  # all -inf
+    bad[3, 4] = np.nan  # one NaN
+    bad[5, :] = np.nan  # all NaN
+    bad[6, 0] = np.inf  # +inf (README: NaN row)
     bad[8, 2] = np.nan
-    bad[8, 5] = -np.inf           # NaN together with -inf
+    bad[8, 5] = -np.inf  # NaN together with -inf
     bad_rows = [1, 3, 5, 6, 8]
     good_rows = [0, 2, 4, 7]
     if axis == 0:
@@ -637,8 +745,7 @@ def test_bad_rows_are_nan_others_unaffected(axis, hard, dtype):
     assert np.all(np.isnan(y[bad_rows]))
     assert np.all(np.isnan(ys[bad_rows]))
     assert np.all(np.isfinite(y[good_rows]))
-    assert_bitwise_equal(np.ascontiguousarray(y[good_rows]),
-                         np.ascontiguousarray(ref[good_rows]))
+    assert_bitwise_equal(np.ascontiguousarray(y[good_rows]), np.ascontiguousarray(ref[good_rows]))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -648,8 +755,9 @@ def test_masked_logits_exact_zero(tau, hard, dtype):
     row = np.array([-np.inf, 0.3, -np.inf, 2.0, -1.0, -np.inf, 0.0], dtype=dtype)
     masked = np.isneginf(row)
     x = np.broadcast_to(row, (20000, row.size))
-    y, ys = gs.gumbel_softmax(x, tau, hard=hard, rng=gs.Philox(23, counter=2**32 - 7),
-                              return_soft=True)
+    y, ys = gs.gumbel_softmax(
+        x, tau, hard=hard, rng=gs.Philox(23, counter=2**32 - 7), return_soft=True
+    )
     assert np.all(np.isfinite(y)) and np.all(np.isfinite(ys))
     assert np.all(y[:, masked] == 0.0)
     assert np.all(ys[:, masked] == 0.0)
@@ -658,8 +766,7 @@ def test_masked_logits_exact_zero(tau, hard, dtype):
         assert np.all((y == 0.0) | (y == 1.0))
         assert np.all(np.count_nonzero(y[:, ~masked], axis=0) > 0)  # every unmasked wins
     else:
-        np.testing.assert_allclose(y.sum(axis=-1), 1.0, rtol=1e-5 if dtype == np.float32
-                                   else 1e-12)
+        np.testing.assert_allclose(y.sum(axis=-1), 1.0, rtol=1e-5 if dtype == np.float32 else 1e-12)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -695,7 +802,7 @@ def test_rows_longer_than_2_31_minus_1_are_rejected():
 # --------------------------------------------------------------------------------------
 # Odd but legal-looking arguments (issue "trust": each names its argument, out untouched)
 # --------------------------------------------------------------------------------------
-AXIS_ERROR = getattr(getattr(np, "exceptions", np), "AxisError")
+AXIS_ERROR = getattr(np, "exceptions", np).AxisError
 HUGE_INT = 10**400  # a real number, but not a float64
 
 
@@ -708,17 +815,27 @@ def _with_out(make):
 TAU_TAKERS = {
     "gumbel_softmax": lambda tau, out: gs.gumbel_softmax(_logits(), tau, rng=0, out=out),
     "log_gumbel_softmax": lambda tau, out: gs.log_gumbel_softmax(_logits(), tau, rng=0, out=out),
-    "backward": lambda tau, out: gs.gumbel_softmax_backward(_logits(seed=1), _logits(seed=2), tau, out=out),
-    "recompute": lambda tau, out: gs.gumbel_softmax_backward(_logits(seed=1), tau=tau, logits=_logits(), rng=0, out=out),
+    "backward": lambda tau, out: gs.gumbel_softmax_backward(
+        _logits(seed=1), _logits(seed=2), tau, out=out
+    ),
+    "recompute": lambda tau, out: gs.gumbel_softmax_backward(
+        _logits(seed=1), tau=tau, logits=_logits(), rng=0, out=out
+    ),
     "relaxed_bernoulli": lambda tau, out: gs.relaxed_bernoulli(_logits(), tau, rng=0, out=out),
-    "relaxed_bernoulli_backward": lambda tau, out: gs.relaxed_bernoulli_backward(_logits(seed=1), _logits(seed=2), tau, out=out),
-    "concrete_log_prob": lambda tau, out: gs.concrete_log_prob(np.full((6, 5), 0.2), _logits(), tau),
+    "relaxed_bernoulli_backward": lambda tau, out: gs.relaxed_bernoulli_backward(
+        _logits(seed=1), _logits(seed=2), tau, out=out
+    ),
+    "concrete_log_prob": lambda tau, out: gs.concrete_log_prob(
+        np.full((6, 5), 0.2), _logits(), tau
+    ),
     "GumbelSoftmax": lambda tau, out: gs.GumbelSoftmax(tau=tau),
 }
 
 
 @pytest.mark.parametrize("fn", sorted(TAU_TAKERS))
-@pytest.mark.parametrize("tau", [HUGE_INT, -HUGE_INT, [1.0, 2.0, HUGE_INT, 1.0, 1.0, 1.0]], ids=["big", "-big", "list"])
+@pytest.mark.parametrize(
+    "tau", [HUGE_INT, -HUGE_INT, [1.0, 2.0, HUGE_INT, 1.0, 1.0, 1.0]], ids=["big", "-big", "list"]
+)
 def test_tau_too_large_for_a_float_names_tau(fn, tau):
     if isinstance(tau, list) and fn.startswith("relaxed"):
         tau = [tau[2]] * 5  # broadcasts against the last axis
@@ -741,16 +858,25 @@ AXIS_TAKERS = {
     "log_gumbel_softmax": lambda ax, out: gs.log_gumbel_softmax(_logits(), axis=ax, rng=0, out=out),
     "categorical": lambda ax, out: gs.categorical(_logits(), axis=ax, rng=0),
     "top_k": lambda ax, out: gs.top_k(_logits(), 1, axis=ax, rng=0),
-    "backward": lambda ax, out: gs.gumbel_softmax_backward(_logits(seed=1), _logits(seed=2), axis=ax, out=out),
-    "recompute": lambda ax, out: gs.gumbel_softmax_backward(_logits(seed=1), logits=_logits(), axis=ax, rng=0, out=out),
-    "concrete_log_prob": lambda ax, out: gs.concrete_log_prob(np.full((6, 5), 0.2), _logits(), axis=ax),
+    "backward": lambda ax, out: gs.gumbel_softmax_backward(
+        _logits(seed=1), _logits(seed=2), axis=ax, out=out
+    ),
+    "recompute": lambda ax, out: gs.gumbel_softmax_backward(
+        _logits(seed=1), logits=_logits(), axis=ax, rng=0, out=out
+    ),
+    "concrete_log_prob": lambda ax, out: gs.concrete_log_prob(
+        np.full((6, 5), 0.2), _logits(), axis=ax
+    ),
     "GumbelSoftmax": lambda ax, out: gs.GumbelSoftmax(axis=ax).forward(_logits()),
 }
 
 
 @pytest.mark.parametrize("fn", sorted(AXIS_TAKERS))
-@pytest.mark.parametrize("axis", [2**63, -(2**63) - 1, np.uint64(2**64 - 1), 2**100, 2, -3],
-                         ids=["2**63", "-2**63-1", "uint64max", "2**100", "2", "-3"])
+@pytest.mark.parametrize(
+    "axis",
+    [2**63, -(2**63) - 1, np.uint64(2**64 - 1), 2**100, 2, -3],
+    ids=["2**63", "-2**63-1", "uint64max", "2**100", "2", "-3"],
+)
 def test_axis_out_of_range_is_an_axis_error(fn, axis):
     call, out = _with_out(lambda o: AXIS_TAKERS[fn](axis, o))
     assert_rejected(AXIS_ERROR, "axis", call, guard=[out])
@@ -765,10 +891,18 @@ def test_axis_must_be_an_integer_not_a_bool(fn, axis):
 
 FLAG_TAKERS = {
     ("gumbel_softmax", "hard"): lambda v, out: gs.gumbel_softmax(_logits(), hard=v, rng=0, out=out),
-    ("gumbel_softmax", "return_soft"): lambda v, out: gs.gumbel_softmax(_logits(), return_soft=v, rng=0, out=out),
-    ("relaxed_bernoulli", "hard"): lambda v, out: gs.relaxed_bernoulli(_logits(), hard=v, rng=0, out=out),
-    ("relaxed_bernoulli", "return_soft"): lambda v, out: gs.relaxed_bernoulli(_logits(), return_soft=v, rng=0, out=out),
-    ("concrete_log_prob", "log_space"): lambda v, out: gs.concrete_log_prob(np.full((6, 5), 0.2), _logits(), log_space=v),
+    ("gumbel_softmax", "return_soft"): lambda v, out: gs.gumbel_softmax(
+        _logits(), return_soft=v, rng=0, out=out
+    ),
+    ("relaxed_bernoulli", "hard"): lambda v, out: gs.relaxed_bernoulli(
+        _logits(), hard=v, rng=0, out=out
+    ),
+    ("relaxed_bernoulli", "return_soft"): lambda v, out: gs.relaxed_bernoulli(
+        _logits(), return_soft=v, rng=0, out=out
+    ),
+    ("concrete_log_prob", "log_space"): lambda v, out: gs.concrete_log_prob(
+        np.full((6, 5), 0.2), _logits(), log_space=v
+    ),
     ("GumbelSoftmax", "hard"): lambda v, out: gs.GumbelSoftmax(hard=v),
     ("GumbelSoftmax", "recompute"): lambda v, out: gs.GumbelSoftmax(recompute=v),
 }
@@ -785,7 +919,9 @@ def test_flags_must_be_bools(fn, flag, value):
 
 def test_numpy_bools_are_bools():
     x = _logits()
-    assert (gs.gumbel_softmax(x, hard=np.bool_(True), rng=3) == gs.gumbel_softmax(x, hard=True, rng=3)).all()
+    assert (
+        gs.gumbel_softmax(x, hard=np.bool_(True), rng=3) == gs.gumbel_softmax(x, hard=True, rng=3)
+    ).all()
 
 
 ARRAY_TAKERS = {
@@ -833,10 +969,14 @@ def test_noise_shape_too_large_names_shape(fn, shape):
     assert_rejected(ValueError, "shape", lambda: getattr(gs, fn)(shape, rng=rng), rng=rng)
 
 
-@pytest.mark.parametrize("call", [
-    lambda big: gs.relaxed_bernoulli(big, rng=0),
-    lambda big: gs.relaxed_bernoulli_backward(big, big),
-], ids=["relaxed_bernoulli", "relaxed_bernoulli_backward"])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda big: gs.relaxed_bernoulli(big, rng=0),
+        lambda big: gs.relaxed_bernoulli_backward(big, big),
+    ],
+    ids=["relaxed_bernoulli", "relaxed_bernoulli_backward"],
+)
 def test_relaxed_bernoulli_rows_over_the_limit(call):
     """Rows of more than 2**31 - 1 elements, as every other function rejects."""
     big = np.broadcast_to(np.float32(0.5), (2**31,))
@@ -861,8 +1001,11 @@ def test_thread_count_has_a_maximum():
         gs.set_num_threads(0)
 
 
-@pytest.mark.parametrize("kw", [dict(tau=0), dict(tau=-1.0), dict(tau=np.array([1.0, -1.0])),
-                                dict(tau="1"), dict(axis=1.5)], ids=repr)
+@pytest.mark.parametrize(
+    "kw",
+    [dict(tau=0), dict(tau=-1.0), dict(tau=np.array([1.0, -1.0])), dict(tau="1"), dict(axis=1.5)],
+    ids=repr,
+)
 def test_layer_checks_its_arguments_when_made(kw):
     with pytest.raises((ValueError, TypeError), match=next(iter(kw))):
         gs.GumbelSoftmax(**kw)

@@ -21,9 +21,8 @@ import os
 import subprocess
 import sys
 
-import pytest
-
 import gumbel_softmax as gs
+import pytest
 
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "exhaustive_noise.py")
 TIMEOUT_S = 3600  # per target
@@ -35,11 +34,15 @@ def _run_worker(target: str, json_path: str) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "GUMBEL_SOFTMAX_TARGET"}
     proc = subprocess.run(
         [sys.executable, WORKER, "--target", target, "--json", json_path, "--quiet"],
-        env=env, capture_output=True, text=True, timeout=TIMEOUT_S,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
     )
     # exit status 1 means checks failed (the report says which); anything else is a crash
     assert proc.returncode in (0, 1) and os.path.exists(json_path), (
-        f"worker for {target} exited with {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+        f"worker for {target} exited with {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+    )
     with open(json_path, encoding="utf-8") as f:
         report = json.load(f)
     report["summary"] = proc.stdout
@@ -82,8 +85,7 @@ def test_digests_equal_across_targets(reports):
     }
     first = next(iter(digests))
     for t, d in digests.items():
-        for name, a, b in zip(("float32", "float64 extremes", "float64 random"),
-                              digests[first], d):
+        for name, a, b in zip(("float32", "float64 extremes", "float64 random"), digests[first], d):
             assert a == b, f"{name} noise differs between {first} and {t}: {a} != {b}"
 
 
@@ -91,7 +93,6 @@ def test_checker_reports_offending_words():
     """The worker's checker is not vacuous: a NaN, an infinity, a decrease inside a chunk
     and one across chunks are each reported with their words (a fast test)."""
     import numpy as np
-
     from exhaustive_noise import OrderedChecker, failures_of, reference_check, u_key
 
     w = np.arange(40, dtype=np.uint32)
@@ -106,7 +107,10 @@ def test_checker_reports_offending_words():
     r = chk.finish()
     assert [d["word"] for d in r["nonfinite"]] == ["0x00000005", "0x00000019"]
     assert [(d["word_a"], d["word_b"]) for d in r["decreasing"]] == [
-        ("0x0000000b", "0x0000000c"), ("0x00000013", "0x00000014"), ("0x00000019", "0x0000001a")]
+        ("0x0000000b", "0x0000000c"),
+        ("0x00000013", "0x00000014"),
+        ("0x00000019", "0x0000001a"),
+    ]
     # a clean chunk ending in +inf is caught by its finite-ends test
     chk = OrderedChecker(32)
     chk.add(w[:10], np.append(np.arange(9, dtype=np.float32), np.float32(np.inf)))
@@ -119,4 +123,10 @@ def test_checker_reports_offending_words():
     # u_key sorts words by U: the lower tail ascending, then the upper tail descending
     words = np.array([0x80000000, 0xFFFFFFFF, 0x7FFFFFFF, 0, 1, 0x80000001], dtype=np.uint32)
     assert [hex(x) for x in words[np.argsort(u_key(words))]] == [
-        "0x0", "0x1", "0x7fffffff", "0xffffffff", "0x80000001", "0x80000000"]
+        "0x0",
+        "0x1",
+        "0x7fffffff",
+        "0xffffffff",
+        "0x80000001",
+        "0x80000000",
+    ]

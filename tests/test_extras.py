@@ -9,13 +9,23 @@ import textwrap
 
 import pytest
 
-OPTIONAL = ["torch", "jax", "jaxlib", "dask", "distributed", "threadpoolctl", "ml_dtypes",
-            "matplotlib", "scipy"]
+OPTIONAL = [
+    "torch",
+    "jax",
+    "jaxlib",
+    "dask",
+    "distributed",
+    "threadpoolctl",
+    "ml_dtypes",
+    "matplotlib",
+    "scipy",
+]
 
 
 def _run(code):
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)],
-                          capture_output=True, text=True, check=True).stdout
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, check=True
+    ).stdout
 
 
 def test_import_gumbel_softmax_imports_no_optional_dependency():
@@ -31,11 +41,14 @@ def test_import_gumbel_softmax_imports_no_optional_dependency():
     assert out.strip() == "[]"
 
 
-@pytest.mark.parametrize("module,blocked,extra", [
-    ("torch", ["torch"], "torch"),
-    ("jax", ["jax"], "jax"),
-    ("dask", ["dask", "dask.array"], "dask"),
-])
+@pytest.mark.parametrize(
+    "module,blocked,extra",
+    [
+        ("torch", ["torch"], "torch"),
+        ("jax", ["jax"], "jax"),
+        ("dask", ["dask", "dask.array"], "dask"),
+    ],
+)
 def test_integration_without_its_dependency_says_what_to_install(module, blocked, extra):
     out = _run(
         f"""
@@ -61,6 +74,11 @@ def test_extras_are_declared():
     if not pyproject.is_file():
         pytest.skip("pyproject.toml is not next to the tests (installed tests)")
     extras = tomllib.loads(pyproject.read_text())["project"]["optional-dependencies"]
-    for extra, dist in [("torch", "torch"), ("jax", "jax"), ("dask", "dask"),
-                        ("dask", "distributed"), ("test", "threadpoolctl")]:
+    for extra, dist in [
+        ("torch", "torch"),
+        ("jax", "jax"),
+        ("dask", "dask"),
+        ("dask", "distributed"),
+        ("test", "threadpoolctl"),
+    ]:
         assert any(req.startswith(dist) for req in extras[extra]), (extra, dist)

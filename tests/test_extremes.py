@@ -23,10 +23,9 @@ backward of all of these, and the row-alone comparison.
 
 from __future__ import annotations
 
+import gumbel_softmax as gs
 import numpy as np
 import pytest
-
-import gumbel_softmax as gs
 from reference import check_backward, check_forward, check_one_hot
 
 DTYPES = [np.float32, np.float64]
@@ -62,12 +61,12 @@ def _sample(x, tau, hard, seed, counter, axis=-1):
 def _assert_rows_alone(x, y, ys, tau, hard, seed, counter, rows):
     """Row r of the call (2-D, axis -1) equals the same row drawn alone at counter + r."""
     for r in rows:
-        ya, ysa, _ = _sample(x[r:r + 1], tau, hard, seed, counter + r)
+        ya, ysa, _ = _sample(x[r : r + 1], tau, hard, seed, counter + r)
         if np.all(np.isnan(ya)):
             assert np.all(np.isnan(y[r])) and np.all(np.isnan(ys[r])), f"row {r}"
         else:
-            assert_bitwise_equal(y[r:r + 1], ya, f"y row {r}")
-            assert_bitwise_equal(ys[r:r + 1], ysa, f"y_soft row {r}")
+            assert_bitwise_equal(y[r : r + 1], ya, f"y row {r}")
+            assert_bitwise_equal(ys[r : r + 1], ysa, f"y_soft row {r}")
 
 
 def _one_hot_first_max(v):
@@ -85,20 +84,20 @@ def _huge_rows(dtype):
     big = np.finfo(dtype).max
     rows = [
         # logits                              exact y_soft
-        ([1e30, 0.0, -1e30, 5.0],             [1.0, 0.0, 0.0, 0.0]),
-        ([1e30, -1e30, 1e30, 0.0],            [0.5, 0.0, 0.5, 0.0]),
-        ([-1e30, -1e30, -1e30, -1e30],        [0.25, 0.25, 0.25, 0.25]),
-        ([1e30, 1e30, 1e30, 1e30],            [0.25, 0.25, 0.25, 0.25]),
-        ([-1e30, 1e30, 3.0, -7.0],            [0.0, 1.0, 0.0, 0.0]),
-        ([big, -big, 0.0, 1.0],               [1.0, 0.0, 0.0, 0.0]),  # v - m overflows
-        ([-big, -big, -big, -big],            [0.25, 0.25, 0.25, 0.25]),
-        ([big, big, big, big],                [0.25, 0.25, 0.25, 0.25]),
-        ([0.0, -big, big, -big],              [0.0, 0.0, 1.0, 0.0]),
+        ([1e30, 0.0, -1e30, 5.0], [1.0, 0.0, 0.0, 0.0]),
+        ([1e30, -1e30, 1e30, 0.0], [0.5, 0.0, 0.5, 0.0]),
+        ([-1e30, -1e30, -1e30, -1e30], [0.25, 0.25, 0.25, 0.25]),
+        ([1e30, 1e30, 1e30, 1e30], [0.25, 0.25, 0.25, 0.25]),
+        ([-1e30, 1e30, 3.0, -7.0], [0.0, 1.0, 0.0, 0.0]),
+        ([big, -big, 0.0, 1.0], [1.0, 0.0, 0.0, 0.0]),  # v - m overflows
+        ([-big, -big, -big, -big], [0.25, 0.25, 0.25, 0.25]),
+        ([big, big, big, big], [0.25, 0.25, 0.25, 0.25]),
+        ([0.0, -big, big, -big], [0.0, 0.0, 1.0, 0.0]),
         # masks next to huge finite values
-        ([-1e30, -INF, -1e30, -INF],          [0.5, 0.0, 0.5, 0.0]),
-        ([-INF, -big, -INF, -INF],            [0.0, 1.0, 0.0, 0.0]),
-        ([-INF, 1e30, -INF, -1e30],           [0.0, 1.0, 0.0, 0.0]),
-        ([-INF, -INF, -1e30, -1e30],          [0.0, 0.0, 0.5, 0.5]),
+        ([-1e30, -INF, -1e30, -INF], [0.5, 0.0, 0.5, 0.0]),
+        ([-INF, -big, -INF, -INF], [0.0, 1.0, 0.0, 0.0]),
+        ([-INF, 1e30, -INF, -1e30], [0.0, 1.0, 0.0, 0.0]),
+        ([-INF, -INF, -1e30, -1e30], [0.0, 0.0, 0.5, 0.5]),
     ]
     x = np.array([r[0] for r in rows], dtype=dtype)
     ys = np.array([r[1] for r in rows], dtype=dtype)
@@ -146,8 +145,9 @@ def test_huge_finite_logits_exact(dtype, tau):
     # hard: the first maximum of x + g (== x): ties go to the lowest index
     assert_bitwise_equal(y, _one_hot_first_max(x))
     # and the same rows inside a call with ordinary rows are unaffected, and vice versa
-    mixed = np.concatenate([x, (2 * np.random.default_rng(5).standard_normal((n, 4)))
-                            .astype(dtype)])[np.argsort(np.arange(2 * n) % 2, kind="stable")]
+    mixed = np.concatenate(
+        [x, (2 * np.random.default_rng(5).standard_normal((n, 4))).astype(dtype)]
+    )[np.argsort(np.arange(2 * n) % 2, kind="stable")]
     ym, ysm, _ = _sample(mixed, tau, True, 31, 7)
     assert np.all(np.isfinite(ym)) and np.all(np.isfinite(ysm))
     _assert_rows_alone(mixed, ym, ysm, tau, True, 31, 7, range(2 * n))
@@ -178,18 +178,18 @@ def _nan_rows(dtype, K=6):
     big = np.finfo(dtype).max
     gen = np.random.default_rng(77)
     nan_rows = [
-        [-INF] * K,                                      # all -inf
-        [NAN] * K,                                       # all NaN
-        [INF] * K,                                       # all +inf
-        [INF, -INF] + [-INF] * (K - 2),                  # +inf among masks
-        [1e30, INF] + [0.0] * (K - 2),                   # +inf next to a huge finite
-        [-1e30] * (K - 1) + [NAN],                       # NaN next to huge finites
-        [big] * (K - 1) + [INF],                         # +inf next to the largest finite
-        [-INF] * (K - 1) + [NAN],                        # NaN among masks
+        [-INF] * K,  # all -inf
+        [NAN] * K,  # all NaN
+        [INF] * K,  # all +inf
+        [INF, -INF] + [-INF] * (K - 2),  # +inf among masks
+        [1e30, INF] + [0.0] * (K - 2),  # +inf next to a huge finite
+        [-1e30] * (K - 1) + [NAN],  # NaN next to huge finites
+        [big] * (K - 1) + [INF],  # +inf next to the largest finite
+        [-INF] * (K - 1) + [NAN],  # NaN among masks
     ]
     finite_rows = [
         list(2 * gen.standard_normal(K)),
-        [-INF] * (K - 1) + [-1e30],                      # one finite entry: exact one-hot
+        [-INF] * (K - 1) + [-1e30],  # one finite entry: exact one-hot
         list(1e30 * np.sign(gen.standard_normal(K))),
         [big] + [-big] * (K - 1),
         list(3 * gen.standard_normal(K)),
@@ -208,7 +208,7 @@ def _nan_rows(dtype, K=6):
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 def test_nan_rows_isolated(dtype, hard, tau):
     x, bad = _nan_rows(dtype)
-    seed, p = 41, 2**63 - 4   # the rows cross the 2**63 boundary of the counter
+    seed, p = 41, 2**63 - 4  # the rows cross the 2**63 boundary of the counter
     y, ys, after = _sample(x, tau, hard, seed, p)
     assert after == p + x.shape[0]
     assert np.all(np.isnan(y[bad])) and np.all(np.isnan(ys[bad]))
@@ -241,8 +241,8 @@ def test_backward_nan_rows_isolated(dtype):
     assert np.all(np.isfinite(grad[~bad]))
     for r in range(x.shape[0]):
         if not bad[r]:
-            alone = gs.gumbel_softmax_backward(gy[r:r + 1], ys[r:r + 1], 0.5)
-            assert_bitwise_equal(grad[r:r + 1], alone, f"row {r}")
+            alone = gs.gumbel_softmax_backward(gy[r : r + 1], ys[r : r + 1], 0.5)
+            assert_bitwise_equal(grad[r : r + 1], alone, f"row {r}")
     check_backward(grad[~bad], gy[~bad], ys[~bad], 0.5)
 
 
@@ -304,7 +304,7 @@ def test_length_one_rows(dtype, tau):
     bad = ~np.isfinite(col)
     x = col[:, None]
     for hard in (False, True):
-        y, ys, after = _sample(x, tau, hard, 60, 2**64 - 9)   # ends exactly at 2**64
+        y, ys, after = _sample(x, tau, hard, 60, 2**64 - 9)  # ends exactly at 2**64
         assert after == 2**64
         assert np.all(y[~bad] == 1.0) and np.all(ys[~bad] == 1.0)
         assert not np.any(np.signbit(y[~bad]))
@@ -390,11 +390,11 @@ def test_long_rows_backward(long_rows):
     assert np.all(grad[ok][ys[ok] == 0.0] == 0.0)
     check_backward(grad[ok], gy[ok], ys[ok], 0.7)
     for r in range(4):
-        alone = gs.gumbel_softmax_backward(gy[r:r + 1], ys[r:r + 1], 0.7)
+        alone = gs.gumbel_softmax_backward(gy[r : r + 1], ys[r : r + 1], 0.7)
         if r == 2:
             assert np.all(np.isnan(alone))
         else:
-            assert_bitwise_equal(grad[r:r + 1], alone, f"row {r}")
+            assert_bitwise_equal(grad[r : r + 1], alone, f"row {r}")
     # strided rows (axis 0 of the transpose) give the same bits
     gt = gs.gumbel_softmax_backward(gy.T, ys.T, 0.7, axis=0)
     assert_bitwise_equal(np.ascontiguousarray(gt.T[ok]), grad[ok])

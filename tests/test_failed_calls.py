@@ -12,10 +12,9 @@ import os
 import subprocess
 import sys
 
+import gumbel_softmax as gs
 import numpy as np
 import pytest
-
-import gumbel_softmax as gs
 
 X = np.random.default_rng(0).standard_normal((6, 5))
 G = np.random.default_rng(1).standard_normal((6, 5))
@@ -26,43 +25,90 @@ HUGE_HALF = np.broadcast_to(np.float16(0.0), HUGE.shape)
 def _cases():
     """(id, exception, message fragment or None, call(rng))."""
     yield "tau0", ValueError, "tau", lambda r: gs.gumbel_softmax(X, 0.0, rng=r)
-    yield "tau_nan_row", ValueError, "tau", lambda r: gs.gumbel_softmax(X, np.array([1, 1, 1, 1, 1, np.nan]), rng=r)
+    yield (
+        "tau_nan_row",
+        ValueError,
+        "tau",
+        lambda r: gs.gumbel_softmax(X, np.array([1, 1, 1, 1, 1, np.nan]), rng=r),
+    )
     yield "tau_shape", ValueError, "tau", lambda r: gs.gumbel_softmax(X, np.ones(4), rng=r)
     yield "tau_huge_int", ValueError, "tau", lambda r: gs.gumbel_softmax(X, 10**400, rng=r)
     yield "hard_str", TypeError, "hard", lambda r: gs.gumbel_softmax(X, hard="no", rng=r)
-    yield "axis", np.exceptions.AxisError if hasattr(np, "exceptions") else ValueError, None, \
-        lambda r: gs.gumbel_softmax(X, axis=2**63, rng=r)
+    yield (
+        "axis",
+        np.exceptions.AxisError if hasattr(np, "exceptions") else ValueError,
+        None,
+        lambda r: gs.gumbel_softmax(X, axis=2**63, rng=r),
+    )
     yield "mask_dtype", TypeError, "mask", lambda r: gs.gumbel_softmax(X, rng=r, mask=np.ones(5))
     yield "out_overlap_mask", ValueError, "mask", _out_overlaps_mask
-    yield "out_shape", ValueError, "out", lambda r: gs.gumbel_softmax(X, rng=r, out=np.empty((6, 4)))
+    yield (
+        "out_shape",
+        ValueError,
+        "out",
+        lambda r: gs.gumbel_softmax(X, rng=r, out=np.empty((6, 4))),
+    )
     yield "memory_soft", MemoryError, None, lambda r: gs.gumbel_softmax(HUGE, rng=r)
     yield "memory_soft_half", MemoryError, None, lambda r: gs.gumbel_softmax(HUGE_HALF, rng=r)
-    yield "memory_hard_soft", MemoryError, None, lambda r: gs.gumbel_softmax(HUGE, hard=True, return_soft=True, rng=r)
+    yield (
+        "memory_hard_soft",
+        MemoryError,
+        None,
+        lambda r: gs.gumbel_softmax(HUGE, hard=True, return_soft=True, rng=r),
+    )
     yield "log_tau", ValueError, "tau", lambda r: gs.log_gumbel_softmax(X, -1.0, rng=r)
     yield "memory_log", MemoryError, None, lambda r: gs.log_gumbel_softmax(HUGE, rng=r)
     yield "categorical_axis", TypeError, "axis", lambda r: gs.categorical(X, axis=True, rng=r)
-    yield "memory_categorical", MemoryError, None, \
-        lambda r: gs.categorical(np.broadcast_to(np.float32(0.0), (2**42, 2)), rng=r)
+    yield (
+        "memory_categorical",
+        MemoryError,
+        None,
+        lambda r: gs.categorical(np.broadcast_to(np.float32(0.0), (2**42, 2)), rng=r),
+    )
     yield "top_k_k", ValueError, "k", lambda r: gs.top_k(X, 6, rng=r)
-    yield "memory_top_k", MemoryError, None, \
-        lambda r: gs.top_k(np.broadcast_to(np.float32(0.0), (2**42, 4)), 4, rng=r)
-    yield "recompute_shape", ValueError, "logits", \
-        lambda r: gs.gumbel_softmax_backward(G[:3], logits=X, rng=r)
-    yield "recompute_memory", MemoryError, None, \
-        lambda r: gs.gumbel_softmax_backward(HUGE, logits=HUGE, rng=r)
+    yield (
+        "memory_top_k",
+        MemoryError,
+        None,
+        lambda r: gs.top_k(np.broadcast_to(np.float32(0.0), (2**42, 4)), 4, rng=r),
+    )
+    yield (
+        "recompute_shape",
+        ValueError,
+        "logits",
+        lambda r: gs.gumbel_softmax_backward(G[:3], logits=X, rng=r),
+    )
+    yield (
+        "recompute_memory",
+        MemoryError,
+        None,
+        lambda r: gs.gumbel_softmax_backward(HUGE, logits=HUGE, rng=r),
+    )
     yield "bernoulli_tau", ValueError, "tau", lambda r: gs.relaxed_bernoulli(X, np.inf, rng=r)
     yield "bernoulli_hard", TypeError, "hard", lambda r: gs.relaxed_bernoulli(X, hard=1, rng=r)
     yield "memory_bernoulli", MemoryError, None, lambda r: gs.relaxed_bernoulli(HUGE, rng=r)
-    yield "memory_bernoulli_half", MemoryError, None, \
-        lambda r: gs.relaxed_bernoulli(HUGE_HALF, hard=True, return_soft=True, rng=r)
+    yield (
+        "memory_bernoulli_half",
+        MemoryError,
+        None,
+        lambda r: gs.relaxed_bernoulli(HUGE_HALF, hard=True, return_soft=True, rng=r),
+    )
     yield "gumbel_shape", ValueError, "shape", lambda r: gs.gumbel((2**40, 2**30), rng=r)
     yield "gumbel_shape_64", ValueError, "shape", lambda r: gs.gumbel((2**64, 2), rng=r)
     yield "gumbel_dtype", TypeError, "dtype", lambda r: gs.gumbel((3, 4), dtype=np.int32, rng=r)
     yield "memory_gumbel", MemoryError, None, lambda r: gs.gumbel((2**21, 2**21), rng=r)
-    yield "memory_gumbel_half", MemoryError, None, \
-        lambda r: gs.gumbel((2**21, 2**21), dtype=np.float16, rng=r)
-    yield "memory_logistic", MemoryError, None, \
-        lambda r: gs.logistic((2**21, 2**21), dtype=np.float64, rng=r)
+    yield (
+        "memory_gumbel_half",
+        MemoryError,
+        None,
+        lambda r: gs.gumbel((2**21, 2**21), dtype=np.float16, rng=r),
+    )
+    yield (
+        "memory_logistic",
+        MemoryError,
+        None,
+        lambda r: gs.logistic((2**21, 2**21), dtype=np.float64, rng=r),
+    )
 
 
 def _out_overlaps_mask(rng):
@@ -95,10 +141,12 @@ def test_failed_call_consumes_nothing(kind, exc, match, call):
 def test_generator_draw_is_the_documented_seed():
     """The deferred draw is the same one as before: gs.Philox(rng.integers(0, 2**64,
     dtype=uint64)), so results for a Generator are unchanged."""
-    for fn in (lambda r: gs.gumbel_softmax(X, 0.5, rng=r),
-               lambda r: gs.gumbel((6, 5), rng=r),
-               lambda r: gs.relaxed_bernoulli(X, rng=r),
-               lambda r: gs.top_k(X, 2, rng=r)):
+    for fn in (
+        lambda r: gs.gumbel_softmax(X, 0.5, rng=r),
+        lambda r: gs.gumbel((6, 5), rng=r),
+        lambda r: gs.relaxed_bernoulli(X, rng=r),
+        lambda r: gs.top_k(X, 2, rng=r),
+    ):
         a = fn(np.random.default_rng(5))
         seed = int(np.random.default_rng(5).integers(0, 2**64, dtype=np.uint64))
         b = fn(gs.Philox(seed))
@@ -137,8 +185,9 @@ def test_dask_recompute_backward_leaves_a_generator_as_it_was():
 
     rng = np.random.default_rng(9)
     before = rng.bit_generator.state
-    got = gsd.gumbel_softmax_backward(da.from_array(G, chunks=3), tau=0.5,
-                                      logits=da.from_array(X, chunks=3), rng=rng).compute()
+    got = gsd.gumbel_softmax_backward(
+        da.from_array(G, chunks=3), tau=0.5, logits=da.from_array(X, chunks=3), rng=rng
+    ).compute()
     assert rng.bit_generator.state == before
     _, soft = gs.gumbel_softmax(X, 0.5, rng=np.random.default_rng(9), return_soft=True)
     assert got.tobytes() == gs.gumbel_softmax_backward(G, soft, 0.5).tobytes()
@@ -190,12 +239,15 @@ print("ok")
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS and /proc: Linux")
-@pytest.mark.skipif("libasan" in os.environ.get("LD_PRELOAD", ""),
-                    reason="AddressSanitizer reserves terabytes of address space and aborts "
-                           "on a failed allocation; the build without it runs this test")
+@pytest.mark.skipif(
+    "libasan" in os.environ.get("LD_PRELOAD", ""),
+    reason="AddressSanitizer reserves terabytes of address space and aborts "
+    "on a failed allocation; the build without it runs this test",
+)
 def test_kernel_scratch_memory_error_gives_the_rows_back():
     """The results fit but the kernel's own row buffer does not (an address-space
     limit): MemoryError, and the rows taken for the call are given back."""
-    proc = subprocess.run([sys.executable, "-c", SCRATCH_CHILD], capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRATCH_CHILD], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stdout + proc.stderr

@@ -95,7 +95,6 @@ import pytest
 from hypothesis import Phase, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-
 from reference import (
     check_backward,
     check_forward,
@@ -116,18 +115,26 @@ _N = int(os.environ.get("GUMBEL_SOFTMAX_FUZZ_EXAMPLES", FUZZ_EXAMPLES))
 # took ~50 s here for one failing property, and its notes point into NumPy internals.
 _PHASES = [Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink]
 if _EXPLORE:
-    FUZZ = settings(max_examples=_N, derandomize=False, deadline=None, print_blob=True,
-                    phases=_PHASES)
+    FUZZ = settings(
+        max_examples=_N, derandomize=False, deadline=None, print_blob=True, phases=_PHASES
+    )
 else:
-    FUZZ = settings(max_examples=_N, derandomize=True, database=None, deadline=None,
-                    print_blob=True, phases=_PHASES)
+    FUZZ = settings(
+        max_examples=_N,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        print_blob=True,
+        phases=_PHASES,
+    )
 
 # When a property fails, Hypothesis' pytest plugin imports libcst (if installed) to offer
 # a patch; with mypy_extensions installed that import warns, and pyproject's
 # filterwarnings = error would turn the failure report into an INTERNALERROR that stops
 # the whole session. The item's own filter covers the report hook.
 pytestmark = pytest.mark.filterwarnings(
-    "ignore:mypy_extensions.TypedDict is deprecated:DeprecationWarning")
+    "ignore:mypy_extensions.TypedDict is deprecated:DeprecationWarning"
+)
 
 MASK32 = 0xFFFFFFFF
 END = 2**64  # the end of the stream: rng.counter may reach it, never pass it
@@ -198,8 +205,9 @@ def place(values, layout, dtype):
     values = np.asarray(values)
     shape = values.shape
     if layout.bcast is not None:
-        values = values[tuple(slice(0, 1) if d == layout.bcast else slice(None)
-                              for d in range(values.ndim))]
+        values = values[
+            tuple(slice(0, 1) if d == layout.bcast else slice(None) for d in range(values.ndim))
+        ]
     fill = SENTINEL if np.dtype(dtype).kind == "f" else 90
     base = np.full(layout.base_shape(values.shape), fill, dtype=dtype)
     arr = layout.view(base)
@@ -276,14 +284,16 @@ def values_st(max_offset_exp=17, kinds=("normal", "integers", "constant", "offse
         kind=st.sampled_from(kinds),
         seed=st.integers(0, 2**32 - 1),
         scale=log_uniform(-3, 2),
-        offset=st.one_of(st.just(0.0), log_uniform(-6, max_offset_exp),
-                         log_uniform(-6, max_offset_exp, negative=True)),
+        offset=st.one_of(
+            st.just(0.0),
+            log_uniform(-6, max_offset_exp),
+            log_uniform(-6, max_offset_exp, negative=True),
+        ),
     )
 
 
 # Backward: |grad_y| * |y_soft| * (|grad_y| + |sum|) / tau must stay finite in float32.
-backward_values = values_st(max_offset_exp=4, kinds=("normal", "integers", "constant",
-                                                     "offset"))
+backward_values = values_st(max_offset_exp=4, kinds=("normal", "integers", "constant", "offset"))
 
 
 seeds = st.one_of(st.integers(0, 2**64 - 1), st.sampled_from([0, 1, MASK32, 2**32, 2**64 - 1]))
@@ -314,7 +324,7 @@ def n_rows(shape, axis):
 
 def moved_shape(shape, axis):
     ax = axis % len(shape)
-    return shape[:ax] + shape[ax + 1:] + (shape[ax],)
+    return shape[:ax] + shape[ax + 1 :] + (shape[ax],)
 
 
 def check_noise(g, seed, counter, shape, dtype):
@@ -326,9 +336,11 @@ def check_noise(g, seed, counter, shape, dtype):
     tol = noise_tol(g_ref, dtype)
     if np.any(err > tol):
         i = np.unravel_index(np.argmax(err / tol), err.shape)
-        raise AssertionError(f"noise at {i}: got {g[i]!r}, reference {g_ref[i]!r}, "
-                             f"{err[i] / eps_of(dtype):.2f} eps; {int(np.sum(err > tol))} "
-                             f"of {g.size} out of tolerance")
+        raise AssertionError(
+            f"noise at {i}: got {g[i]!r}, reference {g_ref[i]!r}, "
+            f"{err[i] / eps_of(dtype):.2f} eps; {int(np.sum(err > tol))} "
+            f"of {g.size} out of tolerance"
+        )
 
 
 def note_layout(name, layout):
@@ -401,10 +413,17 @@ def forward_cases(draw):
     seed = draw(seeds)
     counter = draw(counters(rows))
     return ForwardCase(
-        shape=shape, axis=axis, dtype=dtype, values=draw(values_st()), layout=layout,
-        tau=draw(tau_objects()), seed=seed, counter=counter,
+        shape=shape,
+        axis=axis,
+        dtype=dtype,
+        values=draw(values_st()),
+        layout=layout,
+        tau=draw(tau_objects()),
+        seed=seed,
+        counter=counter,
         rng_kind=draw(st.sampled_from(["philox"] * 6 + ["int", "numpy_int"])),
-        out=draw(st.sampled_from(out_modes)), out_layout=draw(layouts(ndim)),
+        out=draw(st.sampled_from(out_modes)),
+        out_layout=draw(layouts(ndim)),
         return_soft=draw(st.booleans()),
     )
 
@@ -436,8 +455,9 @@ def run_forward(gs, moved_noise, case, hard):
         out = x
 
     rng_arg, rng = make_rng(gs, case.rng_kind, seed, p)
-    res = gs.gumbel_softmax(x, case.tau, hard=hard, axis=axis, rng=rng_arg, out=out,
-                            return_soft=case.return_soft)
+    res = gs.gumbel_softmax(
+        x, case.tau, hard=hard, axis=axis, rng=rng_arg, out=out, return_soft=case.return_soft
+    )
 
     # Return value.
     if case.return_soft:
@@ -517,15 +537,15 @@ def test_fuzz_gumbel_softmax_soft(gs, moved_noise, case):
 def test_fuzz_gumbel_softmax_hard(gs, moved_noise, case):
     x0, y, y_soft, g, tau = run_forward(gs, moved_noise, case, hard=True)
     v = x0 + g.astype(x0.dtype)
-    if v.size and np.any(np.sum(v == np.max(v, axis=case.axis, keepdims=True),
-                                axis=case.axis) > 1):
+    if v.size and np.any(np.sum(v == np.max(v, axis=case.axis, keepdims=True), axis=case.axis) > 1):
         event("tie in logits + noise (first index wins)")
     check_one_hot(y, x0, g, axis=case.axis)
     if y_soft is not None:
         assert y_soft is not y
         check_sample(y_soft, x0, g, tau, case.axis)
-        soft = gs.gumbel_softmax(x0, tau, axis=case.axis,
-                                 rng=gs.Philox(case.seed, counter=case.counter))
+        soft = gs.gumbel_softmax(
+            x0, tau, axis=case.axis, rng=gs.Philox(case.seed, counter=case.counter)
+        )
         np.testing.assert_array_equal(y_soft, soft)
 
 
@@ -558,7 +578,7 @@ def test_fuzz_issue5_samplers(gs, moved_noise, case):
     rng = philox()
     c = gs.categorical(x, axis=axis, rng=rng)
     assert rng.counter == p + R
-    assert c.dtype == np.int64 and c.shape == shape[:axis] + shape[axis + 1:]
+    assert c.dtype == np.int64 and c.shape == shape[:axis] + shape[axis + 1 :]
     expect = np.where(undefined, -1, np.argmax(np.nan_to_num(hard), axis=axis))
     np.testing.assert_array_equal(c, expect)
 
@@ -640,11 +660,17 @@ def backward_cases(draw):
     if ys_dtype == res and ys_layout.bcast is None:
         modes.append("y_soft")
     return BackwardCase(
-        shape=shape, axis=axis, gy_dtype=gy_dtype, ys_dtype=ys_dtype,
+        shape=shape,
+        axis=axis,
+        gy_dtype=gy_dtype,
+        ys_dtype=ys_dtype,
         gy_values=draw(backward_values),
         ys_source=draw(st.sampled_from(["sample", "softmax", "arbitrary"])),
-        ys_values=draw(backward_values), gy_layout=gy_layout, ys_layout=ys_layout,
-        tau=draw(tau_objects()), out=draw(st.sampled_from(modes)),
+        ys_values=draw(backward_values),
+        gy_layout=gy_layout,
+        ys_layout=ys_layout,
+        tau=draw(tau_objects()),
+        out=draw(st.sampled_from(modes)),
         out_layout=draw(layouts(ndim)),
     )
 
@@ -655,8 +681,14 @@ def test_fuzz_backward(gs, case):
     shape, axis, tau = case.shape, case.axis, float(case.tau)
     ys_vals = case.ys_values.make(shape)
     if shape[axis] and case.ys_source == "sample":
-        _, ys_vals = gs.gumbel_softmax(ys_vals.astype(case.ys_dtype), tau, hard=True,
-                                       axis=axis, rng=case.ys_values.seed, return_soft=True)
+        _, ys_vals = gs.gumbel_softmax(
+            ys_vals.astype(case.ys_dtype),
+            tau,
+            hard=True,
+            axis=axis,
+            rng=case.ys_values.seed,
+            return_soft=True,
+        )
     elif shape[axis] and case.ys_source == "softmax":
         ys_vals = softmax_ref(ys_vals, axis=axis)
     gy, _ = place(case.gy_values.make(shape), case.gy_layout, case.gy_dtype)
@@ -699,8 +731,11 @@ def test_fuzz_backward(gs, case):
 
     check_backward(got, gy0, ys0, tau, axis=axis)
     # Bitwise: any layout and axis give moveaxis of the contiguous last-axis call.
-    moved = gs.gumbel_softmax_backward(np.ascontiguousarray(np.moveaxis(gy0, axis, -1)),
-                                       np.ascontiguousarray(np.moveaxis(ys0, axis, -1)), tau)
+    moved = gs.gumbel_softmax_backward(
+        np.ascontiguousarray(np.moveaxis(gy0, axis, -1)),
+        np.ascontiguousarray(np.moveaxis(ys0, axis, -1)),
+        tau,
+    )
     np.testing.assert_array_equal(got, np.moveaxis(moved, -1, axis))
 
 
@@ -725,15 +760,21 @@ def noise_cases(draw):
     R = math.prod(shape[:-1])
     dtype = np.dtype(draw(st.sampled_from(FLOATS))).name
     out = draw(st.sampled_from(["none", "fresh", "view"]))
-    dtype_args = ["type", "name", "dtype"] + (["none"] if out != "none" or
-                                              dtype == "float32" else [])
+    dtype_args = ["type", "name", "dtype"] + (
+        ["none"] if out != "none" or dtype == "float32" else []
+    )
     shape_args = ["tuple", "list", "numpy"] + (["int"] if len(shape) == 1 else [])
     return NoiseCase(
-        shape=shape, shape_arg=draw(st.sampled_from(shape_args)), dtype=dtype,
-        dtype_arg=draw(st.sampled_from(dtype_args)), seed=draw(seeds),
+        shape=shape,
+        shape_arg=draw(st.sampled_from(shape_args)),
+        dtype=dtype,
+        dtype_arg=draw(st.sampled_from(dtype_args)),
+        seed=draw(seeds),
         counter=draw(counters(R)),
         rng_kind=draw(st.sampled_from(["philox"] * 6 + ["int", "numpy_int"])),
-        out=out, out_layout=draw(layouts(len(shape))), split=draw(st.integers(0, R)),
+        out=out,
+        out_layout=draw(layouts(len(shape))),
+        split=draw(st.integers(0, R)),
     )
 
 
@@ -742,8 +783,12 @@ def noise_cases(draw):
 def test_fuzz_gumbel(gs, case):
     shape, seed, p, dt = case.shape, case.seed, case.counter, np.dtype(case.dtype)
     R, K = math.prod(shape[:-1]), shape[-1]
-    shape_arg = {"tuple": shape, "list": list(shape), "int": shape[0],
-                 "numpy": tuple(np.int64(n) for n in shape)}[case.shape_arg]
+    shape_arg = {
+        "tuple": shape,
+        "list": list(shape),
+        "int": shape[0],
+        "numpy": tuple(np.int64(n) for n in shape),
+    }[case.shape_arg]
     dtype_arg = {"type": dt.type, "name": dt.name, "dtype": dt, "none": None}[case.dtype_arg]
 
     out = base = None
@@ -803,8 +848,9 @@ def counter_arrays(draw):
 
 
 keys = st.one_of(
-    hnp.arrays(st.sampled_from([np.uint32, np.uint64, np.int64]), 2,
-               elements=st.integers(0, MASK32)),
+    hnp.arrays(
+        st.sampled_from([np.uint32, np.uint64, np.int64]), 2, elements=st.integers(0, MASK32)
+    ),
     st.lists(st.integers(0, MASK32), min_size=2, max_size=2),
     st.tuples(st.integers(0, MASK32), st.integers(0, MASK32)),
 )
@@ -838,9 +884,11 @@ def _check_state(gs, rng, seed, c):
 
 
 @FUZZ
-@given(seed=seeds, start=st.one_of(st.integers(0, END - 1), st.integers(END - 40, END - 1),
-                                   st.integers(0, 40)),
-       data=st.data())
+@given(
+    seed=seeds,
+    start=st.one_of(st.integers(0, END - 1), st.integers(END - 40, END - 1), st.integers(0, 40)),
+    data=st.data(),
+)
 def test_fuzz_philox_reserve(gs, seed, start, data):
     """Random reserve / gumbel / gumbel_softmax calls on one generator, against a model
     counter ``c`` that may reach 2**64 exactly and never pass it."""
@@ -851,10 +899,16 @@ def test_fuzz_philox_reserve(gs, seed, start, data):
         left = END - c
         op = data.draw(st.sampled_from(["reserve", "gumbel", "gumbel_softmax"]), label="op")
         if op == "reserve":
-            n = data.draw(st.one_of(
-                st.integers(0, 5), st.integers(0, END + 5), st.just(left),
-                st.integers(1, 5).map(lambda k: left + k),
-                st.integers(1, 5).map(lambda k: max(left - k, 0))), label="n")
+            n = data.draw(
+                st.one_of(
+                    st.integers(0, 5),
+                    st.integers(0, END + 5),
+                    st.just(left),
+                    st.integers(1, 5).map(lambda k: left + k),
+                    st.integers(1, 5).map(lambda k: max(left - k, 0)),
+                ),
+                label="n",
+            )
             if n >= END:  # n itself outside [0, 2**64): an argument error
                 with pytest.raises((ValueError, OverflowError)):
                     rng.reserve(n)
@@ -865,9 +919,13 @@ def test_fuzz_philox_reserve(gs, seed, start, data):
                 with pytest.raises(OverflowError, match="counter"):
                     rng.reserve(n)
         else:
-            R = data.draw(st.one_of(st.integers(0, 5),
-                                    st.sampled_from([r for r in (left, left + 1) if r <= 8]
-                                                    or [0])), label="rows")
+            R = data.draw(
+                st.one_of(
+                    st.integers(0, 5),
+                    st.sampled_from([r for r in (left, left + 1) if r <= 8] or [0]),
+                ),
+                label="rows",
+            )
             K = data.draw(st.integers(1, 5), label="K")
             dt = np.dtype(data.draw(st.sampled_from(FLOATS), label="dtype"))
             if op == "gumbel":
@@ -912,11 +970,15 @@ def past_end_cases(draw):
     shape, axis = draw(shapes_and_axes())
     shape = tuple(max(n, 1) for n in shape)  # at least one row
     R = n_rows(shape, axis)
-    return PastEndCase(shape=shape, axis=axis,
-                       dtype=np.dtype(draw(st.sampled_from(FLOATS))).name,
-                       func=draw(st.sampled_from(["soft", "hard", "gumbel"])),
-                       excess=draw(st.integers(1, R)), seed=draw(seeds),
-                       with_out=draw(st.booleans()))
+    return PastEndCase(
+        shape=shape,
+        axis=axis,
+        dtype=np.dtype(draw(st.sampled_from(FLOATS))).name,
+        func=draw(st.sampled_from(["soft", "hard", "gumbel"])),
+        excess=draw(st.integers(1, R)),
+        seed=draw(seeds),
+        with_out=draw(st.booleans()),
+    )
 
 
 @FUZZ
@@ -947,9 +1009,15 @@ def test_fuzz_past_the_end(gs, case):
 
 # ------------------------------------------------------------------- byte order
 @FUZZ
-@given(shape_axis=shapes_and_axes(), dtype=st.sampled_from(FLOATS), values=values_st(),
-       tau=taus, seed=seeds, hard=st.booleans(),
-       which=st.sampled_from(["logits", "out", "gumbel_out", "backward"]))
+@given(
+    shape_axis=shapes_and_axes(),
+    dtype=st.sampled_from(FLOATS),
+    values=values_st(),
+    tau=taus,
+    seed=seeds,
+    hard=st.booleans(),
+    which=st.sampled_from(["logits", "out", "gumbel_out", "backward"]),
+)
 def test_fuzz_nonnative_byte_order(gs, shape_axis, dtype, values, tau, seed, hard, which):
     """A non-native (byte-swapped) float32 / float64 array is a float32 / float64 array:
     as logits, as backward inputs, or as ``out`` of the same dtype it must give the
@@ -963,16 +1031,16 @@ def test_fuzz_nonnative_byte_order(gs, shape_axis, dtype, values, tau, seed, har
     if which == "gumbel_out":
         expected = gs.gumbel(shape, dtype=native, rng=seed)
     elif which == "backward":
-        expected = gs.gumbel_softmax_backward(x, softmax_ref(x, axis).astype(native), tau,
-                                              axis=axis)
+        expected = gs.gumbel_softmax_backward(
+            x, softmax_ref(x, axis).astype(native), tau, axis=axis
+        )
     else:
         expected = gs.gumbel_softmax(x, tau, hard=hard, axis=axis, rng=seed)
     try:
         if which == "logits":
             y = gs.gumbel_softmax(xs, tau, hard=hard, axis=axis, rng=seed)
         elif which == "backward":
-            y = gs.gumbel_softmax_backward(xs, softmax_ref(x, axis).astype(swapped), tau,
-                                           axis=axis)
+            y = gs.gumbel_softmax_backward(xs, softmax_ref(x, axis).astype(swapped), tau, axis=axis)
         elif which == "out":
             y = np.zeros(shape, dtype=swapped)
             gs.gumbel_softmax(xs, tau, hard=hard, axis=axis, rng=seed, out=y)
@@ -983,6 +1051,7 @@ def test_fuzz_nonnative_byte_order(gs, shape_axis, dtype, values, tau, seed, har
         if which in ("out", "gumbel_out") and "out" in str(e):
             return  # rejecting a non-native out is acceptable
         raise
-    same = y.dtype.kind == "f" and y.dtype.itemsize == native.itemsize and \
-        np.array_equal(y, expected)
+    same = (
+        y.dtype.kind == "f" and y.dtype.itemsize == native.itemsize and np.array_equal(y, expected)
+    )
     assert same, f"{which}, dtype {swapped.str}: got {y!r}, native result {expected!r}"

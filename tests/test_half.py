@@ -9,10 +9,9 @@ bfloat16 needs ml_dtypes (skipped otherwise).
 
 from __future__ import annotations
 
+import gumbel_softmax as gs
 import numpy as np
 import pytest
-
-import gumbel_softmax as gs
 
 F32 = np.float32
 
@@ -43,8 +42,9 @@ def assert_bitwise_equal(a, b, what=""):
     if not np.array_equal(ba, bb):
         bad = np.argwhere(ba != bb)
         i = tuple(bad[0])
-        raise AssertionError(f"{what}: {len(bad)} of {a.size} differ, e.g. at {i}: "
-                             f"{a[i]!r} vs {b[i]!r}")
+        raise AssertionError(
+            f"{what}: {len(bad)} of {a.size} differ, e.g. at {i}: {a[i]!r} vs {b[i]!r}"
+        )
 
 
 def make_x(shape, hdt, seed, scale=3.0):
@@ -84,11 +84,13 @@ def test_hard_and_return_soft(hdt, tau, axis):
     x = make_x(shape, hdt, seed=2)
     seed, p = 5, 17
     yh = gs.gumbel_softmax(x, tau, hard=True, axis=axis, rng=gs.Philox(seed, counter=p))
-    ref_h, ref_s = gs.gumbel_softmax(up(x), tau, hard=True, axis=axis, return_soft=True,
-                                     rng=gs.Philox(seed, counter=p))
+    ref_h, ref_s = gs.gumbel_softmax(
+        up(x), tau, hard=True, axis=axis, return_soft=True, rng=gs.Philox(seed, counter=p)
+    )
     assert_bitwise_equal(yh, ref_h.astype(hdt))
-    h, s = gs.gumbel_softmax(x, tau, hard=True, axis=axis, return_soft=True,
-                             rng=gs.Philox(seed, counter=p))
+    h, s = gs.gumbel_softmax(
+        x, tau, hard=True, axis=axis, return_soft=True, rng=gs.Philox(seed, counter=p)
+    )
     assert h.dtype == hdt and s.dtype == hdt
     assert_bitwise_equal(h, ref_h.astype(hdt))
     assert_bitwise_equal(s, ref_s.astype(hdt))
@@ -178,8 +180,9 @@ def test_backward_equals_float32_rounded(hdt, tau, axis):
     gy = make_x(shape, hdt, seed=12, scale=1.0)
     if tau == "per_row":
         tau = np.array([0.4, 1.0, 2.0, 1.0, 0.1, 3.0, 1.0, 0.7, 0.25])
-    _, ys = gs.gumbel_softmax(x, tau, hard=True, axis=axis, return_soft=True,
-                              rng=gs.Philox(13, counter=5))
+    _, ys = gs.gumbel_softmax(
+        x, tau, hard=True, axis=axis, return_soft=True, rng=gs.Philox(13, counter=5)
+    )
     assert ys.dtype == hdt
     g = gs.gumbel_softmax_backward(gy, ys, tau, axis=axis)
     assert g.dtype == hdt and g.shape == shape
@@ -217,8 +220,9 @@ def test_relaxed_bernoulli(hdt, tau):
     ref = gs.relaxed_bernoulli(up(x), tau, rng=gs.Philox(18, counter=9)).astype(hdt)
     assert_bitwise_equal(y, ref)
     h, s = gs.relaxed_bernoulli(x, tau, hard=True, return_soft=True, rng=gs.Philox(18, counter=9))
-    rh, rs = gs.relaxed_bernoulli(up(x), tau, hard=True, return_soft=True,
-                                  rng=gs.Philox(18, counter=9))
+    rh, rs = gs.relaxed_bernoulli(
+        up(x), tau, hard=True, return_soft=True, rng=gs.Philox(18, counter=9)
+    )
     assert_bitwise_equal(h, rh.astype(hdt))
     assert_bitwise_equal(s, rs.astype(hdt))
     out = np.empty(x.shape, dtype=hdt)
@@ -250,5 +254,7 @@ def test_categorical_and_top_k(hdt, axis):
     t = gs.top_k(x, 4, axis=axis, rng=gs.Philox(21))
     assert_bitwise_equal(t, gs.top_k(up(x), 4, axis=axis, rng=gs.Philox(21)))
     m = np.random.default_rng(22).random(shape) < 0.5
-    assert_bitwise_equal(gs.categorical(x, axis=axis, rng=gs.Philox(21), mask=m),
-                         gs.categorical(up(x), axis=axis, rng=gs.Philox(21), mask=m))
+    assert_bitwise_equal(
+        gs.categorical(x, axis=axis, rng=gs.Philox(21), mask=m),
+        gs.categorical(up(x), axis=axis, rng=gs.Philox(21), mask=m),
+    )

@@ -13,7 +13,6 @@ import warnings
 
 import numpy as np
 import pytest
-
 from gumbel_softmax import _core
 
 
@@ -28,8 +27,12 @@ def _boundary_patterns(shift):
 
 def _patterns(shift):
     rng = np.random.default_rng(2026)
-    return np.concatenate([_boundary_patterns(shift),
-                           rng.integers(0, 2**32, 2**22, dtype=np.uint64).astype(np.uint32)])
+    return np.concatenate(
+        [
+            _boundary_patterns(shift),
+            rng.integers(0, 2**32, 2**22, dtype=np.uint64).astype(np.uint32),
+        ]
+    )
 
 
 def _dtypes():
@@ -37,8 +40,15 @@ def _dtypes():
     try:
         import ml_dtypes
     except ImportError:
-        out.append(pytest.param(None, True, 16, id="bfloat16",
-                                marks=pytest.mark.skip(reason="ml_dtypes not installed")))
+        out.append(
+            pytest.param(
+                None,
+                True,
+                16,
+                id="bfloat16",
+                marks=pytest.mark.skip(reason="ml_dtypes not installed"),
+            )
+        )
     else:
         out.append(pytest.param(ml_dtypes.bfloat16, True, 16, id="bfloat16"))
     return out

@@ -26,10 +26,9 @@ from __future__ import annotations
 
 import math
 
+import gumbel_softmax as gs
 import numpy as np
 import pytest
-
-import gumbel_softmax as gs
 
 F32 = np.float32
 INF = np.inf
@@ -37,12 +36,12 @@ INF = np.inf
 
 def _f32_boundary():
     """(tau_lo, tau_hi): float32(1 / tau_lo) != 0 == float32(1 / tau_hi), adjacent doubles."""
-    t = 2.0 ** 150  # 1/t = 2**-150, half the smallest subnormal: rounds to 0 (even)
+    t = 2.0**150  # 1/t = 2**-150, half the smallest subnormal: rounds to 0 (even)
     assert F32(1.0 / t) == 0
     while F32(1.0 / t) == 0:
         t = np.nextafter(t, 0.0)
     lo, hi = float(t), float(np.nextafter(t, INF))
-    assert F32(1.0 / lo) == F32(2.0 ** -149) and F32(1.0 / hi) == 0
+    assert F32(1.0 / lo) == F32(2.0**-149) and F32(1.0 / hi) == 0
     return lo, hi
 
 
@@ -130,7 +129,9 @@ def test_forward_is_the_uniform_limit(dtn, tau_zero, tau_tiny, K):
             fin = np.isfinite(_f64(x[r]))
             alone = x[r][fin][None]
             assert_bitwise_equal(y[r][fin][:1], gs.gumbel_softmax(alone, tau_tiny, rng=4)[0, :1])
-            assert_bitwise_equal(lg[r][fin][:1], gs.log_gumbel_softmax(alone, tau_tiny, rng=4)[0, :1])
+            assert_bitwise_equal(
+                lg[r][fin][:1], gs.log_gumbel_softmax(alone, tau_tiny, rng=4)[0, :1]
+            )
         # hard / return_soft: the one-hot of x + g does not depend on tau
         h, s = gs.gumbel_softmax(x, tau, hard=True, return_soft=True, rng=3)
         assert_bitwise_equal(s, y)
@@ -162,8 +163,8 @@ def test_mask_and_per_row_tau(dtn, tau_zero, tau_tiny, K):
         f = gs.log_gumbel_softmax if log else gs.gumbel_softmax
         yr = f(xm, taus, rng=gs.Philox(6))
         for r in range(12):
-            alone = f(xm[r:r + 1], taus[r], rng=gs.Philox(6, counter=r))
-            assert_bitwise_equal(yr[r:r + 1], alone, f"row {r}")
+            alone = f(xm[r : r + 1], taus[r], rng=gs.Philox(6, counter=r))
+            assert_bitwise_equal(yr[r : r + 1], alone, f"row {r}")
         _expect_uniform(yr[taus == tau_zero], xm[taus == tau_zero], log, RTOL[dtn])
 
 
@@ -222,10 +223,12 @@ def test_backwards_vanish(dtn, tau_zero, tau_tiny):
     w = np.random.default_rng(4).standard_normal(x.shape).astype(dt)
     for tau in (t for t in (tau_zero, tau_tiny) if t is not None):
         _, ys = gs.gumbel_softmax(x, tau, hard=True, return_soft=True, rng=3)
-        for g in (gs.gumbel_softmax_backward(w, ys, tau),
-                  gs.gumbel_softmax_backward(w, logits=x, tau=tau, rng=3),
-                  gs.gumbel_softmax_backward(w, ys, np.full(x.shape[0], tau)),
-                  gs.relaxed_bernoulli_backward(w, ys, tau)):
+        for g in (
+            gs.gumbel_softmax_backward(w, ys, tau),
+            gs.gumbel_softmax_backward(w, logits=x, tau=tau, rng=3),
+            gs.gumbel_softmax_backward(w, ys, np.full(x.shape[0], tau)),
+            gs.relaxed_bernoulli_backward(w, ys, tau),
+        ):
             gf = _f64(g)
             assert g.dtype == dt and np.all(np.isfinite(gf))
             if tau == tau_zero:
@@ -269,9 +272,17 @@ def _uniform_log_prob(x, tau):
 
 
 @pytest.mark.parametrize("K", [2, 3, 4, 17, 100])
-@pytest.mark.parametrize("dtype,tau", [
-    (np.float64, 1e20), (np.float64, 1e300), (np.float64, 1.7e308),
-    (np.float64, float(np.finfo(np.float64).max)), (np.float32, 1e30), (np.float32, 3e38)])
+@pytest.mark.parametrize(
+    "dtype,tau",
+    [
+        (np.float64, 1e20),
+        (np.float64, 1e300),
+        (np.float64, 1.7e308),
+        (np.float64, float(np.finfo(np.float64).max)),
+        (np.float32, 1e30),
+        (np.float32, 3e38),
+    ],
+)
 def test_concrete_log_prob_uniform_y_huge_tau(dtype, tau, K):
     """Finite and accurate where tau l alone overflows or rounds x away (the exact value
     is moderate: the huge terms cancel)."""
@@ -297,20 +308,22 @@ def test_concrete_log_prob_huge_tau_against_exact(tau):
     gen = np.random.default_rng(int(math.log10(tau)))
     x = gen.standard_normal(K)
     for spread in (0, 1, 4):
-        l = -1.7 + gen.integers(0, spread + 1, K) * 2.0 ** -52
+        l = -1.7 + gen.integers(0, spread + 1, K) * 2.0**-52
         s = [Fraction(float(xc)) - Fraction(tau) * Fraction(float(lc)) for xc, lc in zip(x, l)]
         m = max(s)
         sum_e = math.fsum(math.exp(float(sc - m)) for sc in s)
-        want = (math.lgamma(K) + (K - 1) * math.log(tau) + float(sum(s) - K * m)
-                - K * math.log(sum_e))
+        want = (
+            math.lgamma(K) + (K - 1) * math.log(tau) + float(sum(s) - K * m) - K * math.log(sum_e)
+        )
         spread_s = float(tau * (l.max() - l.min()))
-        tol = 64 * K * 2.0 ** -52 * (abs(want) + spread_s + np.abs(x).sum() + K)
+        tol = 64 * K * 2.0**-52 * (abs(want) + spread_s + np.abs(x).sum() + K)
         got = float(gs.concrete_log_prob(l, x, tau, log_space=True))
         assert abs(got - want) <= tol, (spread, got, want)
 
 
-@pytest.mark.parametrize("dtype,tau", [(np.float64, 1.7e308), (np.float32, 3e38),
-                                       (np.float64, 0.5)])
+@pytest.mark.parametrize(
+    "dtype,tau", [(np.float64, 1.7e308), (np.float32, 3e38), (np.float64, 0.5)]
+)
 def test_concrete_log_prob_huge_tau_keeps_the_contract(dtype, tau):
     """A zero y, a NaN y or logit, or a +inf logit: NaN; a -inf logit where y > 0: -inf
     (a density of 0); other rows unaffected."""

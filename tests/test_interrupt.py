@@ -57,8 +57,9 @@ CHILD = textwrap.dedent(
 def test_sigint_interrupts_a_long_call(kind, threads):
     # (a build without OpenMP accepts set_num_threads(2) and runs serially: still a test)
     code = CHILD.format(threads=threads, call=CALLS[kind])
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         word, started = proc.stdout.readline().split()
         assert word == "start"
@@ -73,7 +74,9 @@ def test_sigint_interrupts_a_long_call(kind, threads):
     assert proc.returncode == 0, err
     word, when = out.split()
     assert word == "interrupted", f"the call ended before the signal: {out} {err}"
-    assert float(when) - sent < LATENCY, f"KeyboardInterrupt {float(when) - sent:.3f} s after SIGINT"
+    assert float(when) - sent < LATENCY, (
+        f"KeyboardInterrupt {float(when) - sent:.3f} s after SIGINT"
+    )
 
 
 def test_uninterrupted_calls_are_unchanged_and_keep_going():
@@ -93,6 +96,5 @@ def test_uninterrupted_calls_are_unchanged_and_keep_going():
         print("ok")
         """
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr

@@ -16,10 +16,9 @@ import numpy as np
 import pytest
 
 jax = pytest.importorskip("jax", reason="JAX is not installed: pip install 'gumbel-softmax[jax]'")
-import jax.numpy as jnp  # noqa: E402
-
 import gumbel_softmax as gs  # noqa: E402
 import gumbel_softmax.jax as gsj  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
 
 
 @pytest.fixture
@@ -39,8 +38,9 @@ def _ref(x, tau, seed, hard=False, axis=-1):
 
 def _ref_grad(w, x, tau, seed, hard=False, axis=-1):
     """The NumPy API's gradient of sum(w * y): the soft one, also for hard=True."""
-    _, y_soft = gs.gumbel_softmax(np.asarray(x), tau, hard=hard, axis=axis,
-                                  rng=gs.Philox(seed), return_soft=True)
+    _, y_soft = gs.gumbel_softmax(
+        np.asarray(x), tau, hard=hard, axis=axis, rng=gs.Philox(seed), return_soft=True
+    )
     return gs.gumbel_softmax_backward(np.asarray(w), y_soft, tau, axis=axis)
 
 
@@ -57,8 +57,7 @@ _jit = jax.jit(gsj.gumbel_softmax, static_argnames=("hard", "axis"))
 
 
 def _run_python(code):
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
 
 
 def test_import_gumbel_softmax_does_not_import_jax():
@@ -84,8 +83,10 @@ def test_missing_jax_gives_clear_import_error():
 # Forward: bitwise the NumPy API
 
 
-@pytest.mark.parametrize("shape,axis", [((7,), -1), ((5, 9), -1), ((5, 9), 0),
-                                        ((3, 4, 6), 1), ((2, 3, 33), -1), ((64, 10), -1)])
+@pytest.mark.parametrize(
+    "shape,axis",
+    [((7,), -1), ((5, 9), -1), ((5, 9), 0), ((3, 4, 6), 1), ((2, 3, 33), -1), ((64, 10), -1)],
+)
 @pytest.mark.parametrize("hard", [False, True])
 def test_forward_bitwise_eager_and_jit(shape, axis, hard):
     x = _normal(shape, seed=len(shape))
@@ -106,8 +107,13 @@ def test_int_seed_prngkey_and_typed_key_agree(seed):
     ref = _ref(x, 0.7, seed)
     assert gsj.seed_of(jax.random.PRNGKey(seed)) == seed
     assert gsj.seed_of(jax.random.key(seed)) == seed
-    for key in (seed, np.uint64(seed), jax.random.PRNGKey(seed), jax.random.key(seed),
-                np.asarray(jax.random.PRNGKey(seed))):
+    for key in (
+        seed,
+        np.uint64(seed),
+        jax.random.PRNGKey(seed),
+        jax.random.key(seed),
+        np.asarray(jax.random.PRNGKey(seed)),
+    ):
         assert _same_bits(gsj.gumbel_softmax(key, x, 0.7), ref)
     f = jax.jit(lambda k, x: gsj.gumbel_softmax(k, x, 0.7))
     for key in (jax.random.PRNGKey(seed), jax.random.key(seed)):
@@ -184,6 +190,7 @@ def test_straight_through_gradient_is_the_soft_gradient():
     def grads(hard):
         def loss(x, t):
             return (w * gsj.gumbel_softmax(jax.random.PRNGKey(2), x, t, hard=hard)).sum()
+
         return jax.jit(jax.grad(loss, argnums=(0, 1)))(x, 0.8)
 
     (gx_h, gt_h), (gx_s, gt_s) = grads(True), grads(False)
@@ -220,8 +227,9 @@ def test_tau_gradient_with_masked_category(x64):
     """-inf logits: y_soft == 0 there, and they add 0 (not NaN) to the tau gradient."""
     x = np.array([[0.0, -np.inf, 1.0, 2.0], [-np.inf, 0.5, 0.0, -1.0]])
     w = np.array([[1.0, 2.0, -1.0, 0.5], [0.3, -0.2, 1.0, 2.0]])
-    gx, gt = jax.grad(lambda x, t: (w * gsj.gumbel_softmax(1, x, t)).sum(),
-                      argnums=(0, 1))(jnp.asarray(x), jnp.asarray(0.5))
+    gx, gt = jax.grad(lambda x, t: (w * gsj.gumbel_softmax(1, x, t)).sum(), argnums=(0, 1))(
+        jnp.asarray(x), jnp.asarray(0.5)
+    )
     assert np.isfinite(float(gt)) and np.all(np.asarray(gx)[np.isinf(x)] == 0)
     h = 1e-6
     fd = (float((w * _ref(x, 0.5 + h, 1)).sum()) - float((w * _ref(x, 0.5 - h, 1)).sum())) / (2 * h)
@@ -310,10 +318,19 @@ def test_half_dtypes(dtype, hard):
 # Errors
 
 
-@pytest.mark.parametrize("tau,exc", [(0.0, ValueError), (-1.0, ValueError),
-                                     (float("inf"), ValueError), (float("nan"), ValueError),
-                                     ("a", TypeError), (True, TypeError),
-                                     (np.ones(2), ValueError), (1 + 2j, TypeError)])
+@pytest.mark.parametrize(
+    "tau,exc",
+    [
+        (0.0, ValueError),
+        (-1.0, ValueError),
+        (float("inf"), ValueError),
+        (float("nan"), ValueError),
+        ("a", TypeError),
+        (True, TypeError),
+        (np.ones(2), ValueError),
+        (1 + 2j, TypeError),
+    ],
+)
 def test_bad_tau(tau, exc):
     with pytest.raises(exc, match="tau"):
         gsj.gumbel_softmax(0, np.zeros((2, 3), np.float32), tau)
@@ -325,16 +342,23 @@ def test_bad_traced_tau_raises_from_the_callback():
         f(-1.0).block_until_ready()
 
 
-@pytest.mark.parametrize("key,exc", [
-    (jax.random.key(0, impl="rbg"), ValueError),           # 4-word key data
-    (jnp.zeros(4, jnp.uint32), ValueError),
-    (jnp.zeros((3, 2), jnp.uint32), ValueError),           # a batch outside vmap
-    (jax.random.split(jax.random.key(0), 2), ValueError),
-    (np.array([0, 1], np.int64), TypeError),
-    (-1, ValueError), (2**64, ValueError), (np.int64(-5), ValueError),
-    (0.5, TypeError), (True, TypeError), ("seed", TypeError),
-    (jnp.zeros(2, jnp.float32), TypeError),
-])
+@pytest.mark.parametrize(
+    "key,exc",
+    [
+        (jax.random.key(0, impl="rbg"), ValueError),  # 4-word key data
+        (jnp.zeros(4, jnp.uint32), ValueError),
+        (jnp.zeros((3, 2), jnp.uint32), ValueError),  # a batch outside vmap
+        (jax.random.split(jax.random.key(0), 2), ValueError),
+        (np.array([0, 1], np.int64), TypeError),
+        (-1, ValueError),
+        (2**64, ValueError),
+        (np.int64(-5), ValueError),
+        (0.5, TypeError),
+        (True, TypeError),
+        ("seed", TypeError),
+        (jnp.zeros(2, jnp.float32), TypeError),
+    ],
+)
 def test_bad_key(key, exc):
     with pytest.raises(exc, match="key_or_seed"):
         gsj.gumbel_softmax(key, np.zeros((2, 3), np.float32))
@@ -346,8 +370,15 @@ def test_negative_traced_seed_raises_from_the_callback():
         f(-3).block_until_ready()
 
 
-@pytest.mark.parametrize("logits", [np.arange(6).reshape(2, 3), np.ones(3, bool),
-                                    jnp.ones((2, 3), jnp.int32), np.ones(3, np.complex64)])
+@pytest.mark.parametrize(
+    "logits",
+    [
+        np.arange(6).reshape(2, 3),
+        np.ones(3, bool),
+        jnp.ones((2, 3), jnp.int32),
+        np.ones(3, np.complex64),
+    ],
+)
 def test_non_float_logits(logits):
     with pytest.raises(TypeError, match="logits"):
         gsj.gumbel_softmax(0, logits)

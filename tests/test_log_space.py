@@ -54,9 +54,8 @@ import math
 
 import numpy as np
 import pytest
-from scipy import integrate, special
-
 from reference import eps_of, fwd_rtol, tiny_atol
+from scipy import integrate, special
 
 DTYPES = [np.float32, np.float64]
 DT_IDS = ["f32", "f64"]
@@ -81,7 +80,7 @@ def n_rows(shape, axis):
 
 def _batch_shape(shape, axis):
     ax = axis % len(shape)
-    return tuple(shape[:ax]) + tuple(shape[ax + 1:])
+    return tuple(shape[:ax]) + tuple(shape[ax + 1 :])
 
 
 def _row_tau(tau, shape, axis):
@@ -110,8 +109,7 @@ def log_gs_ref(x, g, tau, dtype, axis=-1, mask=None):
     gm = np.moveaxis(np.asarray(g).astype(dt), axis, -1)
     with np.errstate(all="ignore"):
         v = (xm + gm).astype(np.float64)
-        bad = (np.any(np.isnan(xm) | np.isposinf(xm), axis=-1)
-               | np.all(np.isneginf(xm), axis=-1))
+        bad = np.any(np.isnan(xm) | np.isposinf(xm), axis=-1) | np.all(np.isneginf(xm), axis=-1)
         t = _row_tau(tau, shape, axis)[..., None]
         m = np.max(v, axis=-1, keepdims=True)
         z = (v - m) / t
@@ -134,22 +132,35 @@ def check_log(l, ref, K, dtype, what="log_gumbel_softmax"):
     """Finite entries within log_tol; -inf and NaN exactly where the reference has them."""
     l64 = np.asarray(l, dtype=np.float64)
     np.testing.assert_array_equal(np.isnan(l64), np.isnan(ref), err_msg=what + ": NaN pattern")
-    np.testing.assert_array_equal(np.isneginf(l64), np.isneginf(ref),
-                                  err_msg=what + ": -inf pattern")
+    np.testing.assert_array_equal(
+        np.isneginf(l64), np.isneginf(ref), err_msg=what + ": -inf pattern"
+    )
     assert not np.any(np.isposinf(l64)), what + ": +inf"
     fin = np.isfinite(ref)
     err = np.abs(l64[fin] - ref[fin])
     tol = log_tol(ref[fin], K, dtype)
     if err.size and not np.all(err <= tol):
         i = int(np.argmax(err - tol))
-        raise AssertionError(f"{what}: {int(np.sum(err > tol))} of {err.size} out of "
-                             f"tolerance; worst got {l64[fin][i]!r}, expected "
-                             f"{ref[fin][i]!r}, |err| {err[i]:.3e} > {tol[i]:.3e}")
+        raise AssertionError(
+            f"{what}: {int(np.sum(err > tol))} of {err.size} out of "
+            f"tolerance; worst got {l64[fin][i]!r}, expected "
+            f"{ref[fin][i]!r}, |err| {err[i]:.3e} > {tol[i]:.3e}"
+        )
 
 
 # ============================================================= log_gumbel_softmax
-CASES = [((6, 1), -1), ((6, 2), -1), ((9, 7), -1), ((5, 32), -1), ((5, 33), 0),
-         ((3, 1000), -1), ((11,), 0), ((4, 6, 5), 0), ((4, 6, 5), 1), ((4, 6, 5), -1)]
+CASES = [
+    ((6, 1), -1),
+    ((6, 2), -1),
+    ((9, 7), -1),
+    ((5, 32), -1),
+    ((5, 33), 0),
+    ((3, 1000), -1),
+    ((11,), 0),
+    ((4, 6, 5), 0),
+    ((4, 6, 5), 1),
+    ((4, 6, 5), -1),
+]
 CASE_IDS = [f"{s}-ax{a}" for s, a in CASES]
 
 
@@ -256,12 +267,14 @@ def test_minus_inf_logits_and_mask(gs, moved_noise, dtype):
     mask[:, 3] = True
     for tau in (0.5, 1.0):
         lm = gs.log_gumbel_softmax(xf, tau, rng=gs.Philox(4, counter=1), mask=mask)
-        li = gs.log_gumbel_softmax(np.where(mask, xf, -np.inf).astype(dtype), tau,
-                                   rng=gs.Philox(4, counter=1))
+        li = gs.log_gumbel_softmax(
+            np.where(mask, xf, -np.inf).astype(dtype), tau, rng=gs.Philox(4, counter=1)
+        )
         assert_bitwise_equal(lm, li, "mask vs -inf")
         np.testing.assert_array_equal(np.isneginf(lm), ~mask)
-        check_log(lm, log_gs_ref(xf, moved_noise(shape, dtype, 4, 1), tau, dtype, mask=mask),
-                  7, dtype)
+        check_log(
+            lm, log_gs_ref(xf, moved_noise(shape, dtype, 4, 1), tau, dtype, mask=mask), 7, dtype
+        )
     # a broadcast mask along axis 0
     m0 = np.array([True, False, True, True, False, True, True, True, True, True])[:, None]
     l0 = gs.log_gumbel_softmax(xf, 0.7, axis=0, rng=gs.Philox(2), mask=m0)
@@ -362,22 +375,39 @@ def test_per_row_tau(gs, moved_noise, dtype, axis):
         assert_bitwise_equal(lm[idx], lr, f"row {r}")
     # keepdims form and broadcastable forms give the same
     tk = np.expand_dims(tau, axis % 3)
-    assert_bitwise_equal(gs.log_gumbel_softmax(x, tk, axis=axis, rng=gs.Philox(seed, counter=p)),
-                         l, "keepdims tau")
+    assert_bitwise_equal(
+        gs.log_gumbel_softmax(x, tk, axis=axis, rng=gs.Philox(seed, counter=p)), l, "keepdims tau"
+    )
     tb = tau[..., :1]  # broadcast along the last batch dimension
     lb = gs.log_gumbel_softmax(x, tb, axis=axis, rng=gs.Philox(seed, counter=p))
-    check_log(lb, log_gs_ref(x, moved_noise(shape, dtype, seed, p, axis),
-                             np.broadcast_to(tb, batch), dtype, axis), shape[axis], dtype)
+    check_log(
+        lb,
+        log_gs_ref(
+            x, moved_noise(shape, dtype, seed, p, axis), np.broadcast_to(tb, batch), dtype, axis
+        ),
+        shape[axis],
+        dtype,
+    )
     # a constant array = the scalar
     tc = np.full(batch, 0.25)
-    assert_bitwise_equal(gs.log_gumbel_softmax(x, tc, axis=axis, rng=gs.Philox(1)),
-                         gs.log_gumbel_softmax(x, 0.25, axis=axis, rng=gs.Philox(1)),
-                         "constant tau array")
+    assert_bitwise_equal(
+        gs.log_gumbel_softmax(x, tc, axis=axis, rng=gs.Philox(1)),
+        gs.log_gumbel_softmax(x, 0.25, axis=axis, rng=gs.Philox(1)),
+        "constant tau array",
+    )
 
 
-BAD_TAU = [0.0, -1.0, np.nan, np.inf, -np.inf, np.array([1.0, 0.0, 1.0, 1.0, 1.0, 1.0]),
-           np.array([1.0, 1.0, -2.0, 1.0, 1.0, 1.0]), np.array([1.0, np.nan, 1, 1, 1, 1]),
-           np.array([[1.0], [np.inf], [1.0], [1.0], [1.0], [1.0]])]
+BAD_TAU = [
+    0.0,
+    -1.0,
+    np.nan,
+    np.inf,
+    -np.inf,
+    np.array([1.0, 0.0, 1.0, 1.0, 1.0, 1.0]),
+    np.array([1.0, 1.0, -2.0, 1.0, 1.0, 1.0]),
+    np.array([1.0, np.nan, 1, 1, 1, 1]),
+    np.array([[1.0], [np.inf], [1.0], [1.0], [1.0], [1.0]]),
+]
 
 
 @pytest.mark.parametrize("tau", BAD_TAU, ids=repr)
@@ -426,9 +456,12 @@ def concrete_tol(y, x, tau, axis, log_space, eps):
     t = tr[..., None]
     logy = y if log_space else np.log(y)
     a = x - t * logy
-    scale = (special.gammaln(K) + (K - 1) * np.abs(np.log(tr))
-             + np.sum(np.abs(x) + (t + 1) * np.abs(logy), axis=-1)
-             + K * (np.max(np.abs(a), axis=-1) + math.log(K)))
+    scale = (
+        special.gammaln(K)
+        + (K - 1) * np.abs(np.log(tr))
+        + np.sum(np.abs(x) + (t + 1) * np.abs(logy), axis=-1)
+        + K * (np.max(np.abs(a), axis=-1) + math.log(K))
+    )
     return (8.0 + K / 8.0) * eps * scale
 
 
@@ -472,8 +505,9 @@ def test_concrete_one_dimensional(gs):
     got = gs.concrete_log_prob(y, x, 0.7)
     assert np.ndim(got) == 0
     ref = concrete_ref(y, x, 0.7)
-    assert abs(float(got) - float(ref)) <= float(concrete_tol(y, x, 0.7, -1, False,
-                                                             eps_of(np.float64)))
+    assert abs(float(got) - float(ref)) <= float(
+        concrete_tol(y, x, 0.7, -1, False, eps_of(np.float64))
+    )
 
 
 @pytest.mark.parametrize("tau", [0.1, 0.5, 1.0, 2.5])
@@ -532,8 +566,9 @@ def test_concrete_per_row_tau(gs, log_space, axis):
     got_k = np.asarray(gs.concrete_log_prob(pt, x, tk, axis=axis, log_space=log_space))
     np.testing.assert_array_equal(got_k, got)
     # rows really use their own tau: the scalar mean tau gives something else
-    other = np.asarray(gs.concrete_log_prob(pt, x, float(np.mean(tau)), axis=axis,
-                                            log_space=log_space))
+    other = np.asarray(
+        gs.concrete_log_prob(pt, x, float(np.mean(tau)), axis=axis, log_space=log_space)
+    )
     assert np.max(np.abs(other - got)) > 1e-3
 
 
@@ -550,8 +585,10 @@ def test_concrete_bad_tau(gs, tau, log_space):
 @pytest.mark.parametrize("K", [2, 3, 6])
 def test_concrete_matches_torch(gs, K, tau):
     torch = pytest.importorskip("torch")
-    from torch.distributions.relaxed_categorical import (ExpRelaxedCategorical,
-                                                         RelaxedOneHotCategorical)
+    from torch.distributions.relaxed_categorical import (
+        ExpRelaxedCategorical,
+        RelaxedOneHotCategorical,
+    )
 
     y, l = simplex_points(K, (16,), seed=30 + K, tau=tau)
     x = make_logits((16, K), np.float64, seed=31 + K)
@@ -569,8 +606,13 @@ def test_concrete_matches_torch(gs, K, tau):
 
 
 # ----------------------------------------------------------- densities integrate
-K2_CASES = [((0.0, 0.0), 1.0), ((1.5, -0.5), 0.5), ((-2.0, 1.0), 2.0), ((0.3, 0.0), 0.7),
-            ((0.0, 1.0), 0.3)]
+K2_CASES = [
+    ((0.0, 0.0), 1.0),
+    ((1.5, -0.5), 0.5),
+    ((-2.0, 1.0), 2.0),
+    ((0.3, 0.0), 0.7),
+    ((0.0, 1.0), 0.3),
+]
 QUAD = dict(epsabs=1e-12, epsrel=1e-12, limit=400)
 
 
@@ -635,9 +677,16 @@ def test_concrete_log_space_k2_integrates_to_one(gs, case):
         assert abs(dens(r) / (tau * _expit(u) * _expit(-u)) - 1.0) < 1e-11
 
 
-@pytest.mark.parametrize("case", [((0.5, -0.3, 0.1), 1.0), ((1.0, 0.0, -1.0), 0.5),
-                                  ((0.0, 0.0, 0.0), 2.0), ((-0.7, 0.4, 0.0), 0.3)],
-                         ids=lambda c: f"x{c[0]}-tau{c[1]}")
+@pytest.mark.parametrize(
+    "case",
+    [
+        ((0.5, -0.3, 0.1), 1.0),
+        ((1.0, 0.0, -1.0), 0.5),
+        ((0.0, 0.0, 0.0), 2.0),
+        ((-0.7, 0.4, 0.0), 0.3),
+    ],
+    ids=lambda c: f"x{c[0]}-tau{c[1]}",
+)
 def test_concrete_k3_integrates_to_one(gs, case):
     """K = 3 on a grid of the log-ratios r = (l1 - l3, l2 - l3) in R^2: the ExpConcrete
     formula is the density w.r.t. dr, and the Concrete density w.r.t. dy1 dy2 times

@@ -12,10 +12,9 @@ slice with gs.Philox(seed, counter=p + r)).
 
 from __future__ import annotations
 
+import gumbel_softmax as gs
 import numpy as np
 import pytest
-
-import gumbel_softmax as gs
 from reference import check_backward, softmax_ref
 
 DTYPES = [np.float32, np.float64]
@@ -39,8 +38,9 @@ def assert_bitwise_equal(a, b, what=""):
     if not np.array_equal(_bits(a), _bits(b)):
         bad = np.argwhere(_bits(a) != _bits(b))
         i = tuple(bad[0])
-        raise AssertionError(f"{what}: {len(bad)} of {a.size} elements differ, e.g. at {i}: "
-                             f"{a[i]!r} vs {b[i]!r}")
+        raise AssertionError(
+            f"{what}: {len(bad)} of {a.size} elements differ, e.g. at {i}: {a[i]!r} vs {b[i]!r}"
+        )
 
 
 def row_slices(shape, axis):
@@ -50,8 +50,10 @@ def row_slices(shape, axis):
     batch = tuple(d for i, d in enumerate(shape) if i != ax)
     for r, bidx in enumerate(np.ndindex(*batch)):
         it = iter(bidx)
-        sl = tuple(slice(None) if i == ax else (lambda j: slice(j, j + 1))(next(it))
-                   for i in range(len(shape)))
+        sl = tuple(
+            slice(None) if i == ax else (lambda j: slice(j, j + 1))(next(it))
+            for i in range(len(shape))
+        )
         yield r, sl, bidx
 
 
@@ -85,17 +87,33 @@ def per_row_reference(fn, x, tau, axis, seed, p):
 FNS = {
     "soft": lambda x, tau, axis, rng: (gs.gumbel_softmax(x, tau, axis=axis, rng=rng),),
     "hard_return_soft": lambda x, tau, axis, rng: gs.gumbel_softmax(
-        x, tau, hard=True, axis=axis, rng=rng, return_soft=True),
+        x, tau, hard=True, axis=axis, rng=rng, return_soft=True
+    ),
     "soft_return_soft": lambda x, tau, axis, rng: gs.gumbel_softmax(
-        x, tau, axis=axis, rng=rng, return_soft=True),
+        x, tau, axis=axis, rng=rng, return_soft=True
+    ),
     "log": lambda x, tau, axis, rng: (gs.log_gumbel_softmax(x, tau, axis=axis, rng=rng),),
 }
 
 # tau = 1.0 exactly (the internal tau = 1 path) mixed with other values; 1 + 2**-30
 # has 1/tau == 1 in float32 but not in float64.
 # 1e-39 and 1e-300: 1/tau above float32's (resp. both dtypes') largest finite value (capped).
-TAU_CYCLE = [1.0, 0.5, 1.0, 2.0, 0.05, 1.0 + 2.0**-30, 7.3, 1.0, 0.9, 1e-3, 30.0, 1e-39,
-             1.0, 1e-300]
+TAU_CYCLE = [
+    1.0,
+    0.5,
+    1.0,
+    2.0,
+    0.05,
+    1.0 + 2.0**-30,
+    7.3,
+    1.0,
+    0.9,
+    1e-3,
+    30.0,
+    1e-39,
+    1.0,
+    1e-300,
+]
 
 A, B, C = 3, 21, 7
 LAYOUTS = {
@@ -181,9 +199,10 @@ def test_per_row_tau_and_mask_rows_split_over_threads(dtype):
     try:
         for n in (4, 1):
             gs.set_num_threads(n)
-            res[n] = [gs.gumbel_softmax(x, tau, rng=gs.Philox(3, counter=1), mask=m),
-                      gs.log_gumbel_softmax(x, tau[:, None], rng=gs.Philox(3, counter=1),
-                                            mask=m)]
+            res[n] = [
+                gs.gumbel_softmax(x, tau, rng=gs.Philox(3, counter=1), mask=m),
+                gs.log_gumbel_softmax(x, tau[:, None], rng=gs.Philox(3, counter=1), mask=m),
+            ]
         gs.set_num_threads(4)
         xm = np.where(m, x, -np.inf).astype(dtype)
         ref = [per_row_reference(FNS[f], xm, tau, -1, 3, 1)[0] for f in ("soft", "log")]
@@ -214,8 +233,9 @@ def test_tau_zero_d_array_and_uniform_array_equal_scalar(dtype):
         assert_bitwise_equal(gs.gumbel_softmax(x, np.array(t), rng=gs.Philox(1, counter=2)), ref)
         assert_bitwise_equal(gs.gumbel_softmax(x, np.full(B, t), rng=gs.Philox(1, counter=2)), ref)
         ref = gs.log_gumbel_softmax(x, t, rng=gs.Philox(1, counter=2))
-        assert_bitwise_equal(gs.log_gumbel_softmax(x, np.full((B, 1), t),
-                                                   rng=gs.Philox(1, counter=2)), ref)
+        assert_bitwise_equal(
+            gs.log_gumbel_softmax(x, np.full((B, 1), t), rng=gs.Philox(1, counter=2)), ref
+        )
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
@@ -233,8 +253,9 @@ def test_per_row_tau_out(dtype):
 
 # ------------------------------------------------------- per-row tau, backward
 @pytest.mark.parametrize("K", [5, 32, 100])
-@pytest.mark.parametrize("layout", ["2d_batch", "2d_keepdims", "axis0_keepdims", "3d_batch",
-                                    "3d_broadcast_batch"])
+@pytest.mark.parametrize(
+    "layout", ["2d_batch", "2d_keepdims", "axis0_keepdims", "3d_batch", "3d_broadcast_batch"]
+)
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 def test_backward_per_row_tau(dtype, layout, K):
     make_shape, axis, tshape = LAYOUTS[layout]
@@ -252,8 +273,12 @@ def test_backward_per_row_tau(dtype, layout, K):
     ax = axis % len(shape)
     for r, sl, bidx in row_slices(shape, axis):
         # the NumPy formula y_soft * (grad_y - sum(grad_y * y_soft)) / tau_row
-        check_backward(np.squeeze(got[sl]).reshape(-1), np.squeeze(gy[sl]).reshape(-1),
-                       np.squeeze(ys[sl]).reshape(-1), float(tb[bidx]))
+        check_backward(
+            np.squeeze(got[sl]).reshape(-1),
+            np.squeeze(gy[sl]).reshape(-1),
+            np.squeeze(ys[sl]).reshape(-1),
+            float(tb[bidx]),
+        )
         # and bitwise the row alone with its scalar tau
         one = gs.gumbel_softmax_backward(gy[sl], ys[sl], float(tb[bidx]), axis=ax)
         assert_bitwise_equal(got[sl], one, f"row {r}")
@@ -266,8 +291,7 @@ def _bad_tau_calls(x, gy, ys, rng):
         "hard": lambda t: gs.gumbel_softmax(x, t, hard=True, rng=rng, return_soft=True),
         "log_gumbel_softmax": lambda t: gs.log_gumbel_softmax(x, t, rng=rng),
         "backward": lambda t: gs.gumbel_softmax_backward(gy, ys, t),
-        "backward_recompute": lambda t: gs.gumbel_softmax_backward(gy, logits=x, tau=t,
-                                                                   rng=rng),
+        "backward_recompute": lambda t: gs.gumbel_softmax_backward(gy, logits=x, tau=t, rng=rng),
     }
 
 
@@ -276,8 +300,9 @@ NB, NK = 5, 4
 BAD_SHAPES = [(NB + 1,), (NB, 2), (1, NK), (2, NB), (NK,), (NB, 1, 1), (2, NB, 1)]
 
 
-@pytest.mark.parametrize("call", ["gumbel_softmax", "hard", "log_gumbel_softmax", "backward",
-                                  "backward_recompute"])
+@pytest.mark.parametrize(
+    "call", ["gumbel_softmax", "hard", "log_gumbel_softmax", "backward", "backward_recompute"]
+)
 def test_bad_tau_arrays(call):
     x = make_x((NB, NK), np.float64, seed=1)
     gy = make_x((NB, NK), np.float64, seed=2)
@@ -300,14 +325,14 @@ def test_bad_tau_arrays(call):
 MASK_FNS = {
     "soft": lambda x, rng, axis, **kw: gs.gumbel_softmax(x, 0.7, axis=axis, rng=rng, **kw),
     "soft_tau1": lambda x, rng, axis, **kw: gs.gumbel_softmax(x, 1.0, axis=axis, rng=rng, **kw),
-    "hard": lambda x, rng, axis, **kw: gs.gumbel_softmax(x, 0.7, hard=True, axis=axis,
-                                                         rng=rng, **kw),
-    "hard_soft": lambda x, rng, axis, **kw: gs.gumbel_softmax(x, 1.0, hard=True, axis=axis,
-                                                              rng=rng, return_soft=True,
-                                                              **kw)[1],
+    "hard": lambda x, rng, axis, **kw: gs.gumbel_softmax(
+        x, 0.7, hard=True, axis=axis, rng=rng, **kw
+    ),
+    "hard_soft": lambda x, rng, axis, **kw: gs.gumbel_softmax(
+        x, 1.0, hard=True, axis=axis, rng=rng, return_soft=True, **kw
+    )[1],
     "log": lambda x, rng, axis, **kw: gs.log_gumbel_softmax(x, 0.7, axis=axis, rng=rng, **kw),
-    "log_tau1": lambda x, rng, axis, **kw: gs.log_gumbel_softmax(x, 1.0, axis=axis, rng=rng,
-                                                                 **kw),
+    "log_tau1": lambda x, rng, axis, **kw: gs.log_gumbel_softmax(x, 1.0, axis=axis, rng=rng, **kw),
     "categorical": lambda x, rng, axis, **kw: gs.categorical(x, axis=axis, rng=rng, **kw),
     "top_k": lambda x, rng, axis, **kw: gs.top_k(x, 3, axis=axis, rng=rng, **kw),
 }
@@ -381,12 +406,19 @@ def test_mask_equals_minus_inf_logits(dtype, fn, case):
             np.testing.assert_array_equal(got == -1, dead)
         else:
             n_allowed = np.sum(mb, axis=ax, keepdims=True)
-            np.testing.assert_array_equal(np.sum(valid, axis=ax, keepdims=True),
-                                          np.minimum(n_allowed, 3))
+            np.testing.assert_array_equal(
+                np.sum(valid, axis=ax, keepdims=True), np.minimum(n_allowed, 3)
+            )
             # -1 only in the trailing slots; the chosen indices are distinct
             assert np.all(np.diff(valid.astype(np.int8), axis=ax) <= 0)
-            srt = np.sort(np.where(valid, idx, -1 - np.arange(3).reshape(
-                [3 if i == ax else 1 for i in range(idx.ndim)])), axis=ax)
+            srt = np.sort(
+                np.where(
+                    valid,
+                    idx,
+                    -1 - np.arange(3).reshape([3 if i == ax else 1 for i in range(idx.ndim)]),
+                ),
+                axis=ax,
+            )
             assert np.all(np.diff(srt, axis=ax) != 0)
         return
     deadx = np.expand_dims(dead, ax)
@@ -450,8 +482,9 @@ def test_mask_gradient_exactly_zero(dtype, hard, case):
     x = make_x(shape, dtype, seed=14)
     gy = make_x(shape, dtype, seed=15)
     seed, p = 99, 1000
-    y, ys = gs.gumbel_softmax(x, 0.6, hard=hard, axis=axis, rng=gs.Philox(seed, counter=p),
-                              return_soft=True, mask=m)
+    y, ys = gs.gumbel_softmax(
+        x, 0.6, hard=hard, axis=axis, rng=gs.Philox(seed, counter=p), return_soft=True, mask=m
+    )
     mb = np.broadcast_to(m, shape)
     g_stored = gs.gumbel_softmax_backward(gy, ys, 0.6, axis=axis)
     rng = gs.Philox(seed, counter=p)
@@ -462,8 +495,9 @@ def test_mask_gradient_exactly_zero(dtype, hard, case):
     assert np.all(np.isfinite(g_re))
     # the same as recomputing with -inf logits
     xm = np.where(m, x, -np.inf).astype(dtype)
-    g_inf = gs.gumbel_softmax_backward(gy, logits=xm, tau=0.6, axis=axis,
-                                       rng=gs.Philox(seed, counter=p))
+    g_inf = gs.gumbel_softmax_backward(
+        gy, logits=xm, tau=0.6, axis=axis, rng=gs.Philox(seed, counter=p)
+    )
     assert_bitwise_equal(g_re, g_inf)
 
 
@@ -486,13 +520,20 @@ def _mask_calls(x, gy, rng):
         "log_gumbel_softmax": lambda m: gs.log_gumbel_softmax(x, 0.5, rng=rng, mask=m),
         "categorical": lambda m: gs.categorical(x, rng=rng, mask=m),
         "top_k": lambda m: gs.top_k(x, 2, rng=rng, mask=m),
-        "backward_recompute": lambda m: gs.gumbel_softmax_backward(gy, logits=x, tau=0.5,
-                                                                   rng=rng, mask=m),
+        "backward_recompute": lambda m: gs.gumbel_softmax_backward(
+            gy, logits=x, tau=0.5, rng=rng, mask=m
+        ),
     }
 
 
-MASK_CALLS = ["gumbel_softmax", "hard", "log_gumbel_softmax", "categorical", "top_k",
-              "backward_recompute"]
+MASK_CALLS = [
+    "gumbel_softmax",
+    "hard",
+    "log_gumbel_softmax",
+    "categorical",
+    "top_k",
+    "backward_recompute",
+]
 
 
 @pytest.mark.parametrize("call", MASK_CALLS)
@@ -501,9 +542,13 @@ def test_mask_bad_dtype_is_type_error(call):
     gy = make_x((NB, NK), np.float32, seed=2)
     rng = gs.Philox(3, counter=10)
     f = _mask_calls(x, gy, rng)[call]
-    for m in (np.ones((NB, NK), dtype=np.int64), np.ones((NB, NK), dtype=np.uint8),
-              np.ones((NB, NK), dtype=np.float64), np.ones(NK, dtype=np.int8),
-              [[1, 0, 1, 1]] * NB):
+    for m in (
+        np.ones((NB, NK), dtype=np.int64),
+        np.ones((NB, NK), dtype=np.uint8),
+        np.ones((NB, NK), dtype=np.float64),
+        np.ones(NK, dtype=np.int8),
+        [[1, 0, 1, 1]] * NB,
+    ):
         with pytest.raises(TypeError, match="mask"):
             f(m)
     assert rng.counter == 10

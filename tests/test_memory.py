@@ -19,10 +19,9 @@ import os
 import pickle
 import sys
 
+import gumbel_softmax as gs
 import numpy as np
 import pytest
-
-import gumbel_softmax as gs
 
 N_CALLS = 10**5
 WARMUP_ROUNDS = 60
@@ -32,8 +31,9 @@ _STATM = "/proc/self/statm"
 # Under AddressSanitizer (scripts/sanitize.sh) freed memory waits in a quarantine, so the
 # resident set grows without a leak; LeakSanitizer checks the C++ allocations there.
 _ASAN = "libasan" in os.environ.get("LD_PRELOAD", "")
-pytestmark = pytest.mark.skipif(not os.path.exists(_STATM),
-                                reason="needs /proc/self/statm (Linux) to read the RSS")
+pytestmark = pytest.mark.skipif(
+    not os.path.exists(_STATM), reason="needs /proc/self/statm (Linux) to read the RSS"
+)
 
 
 def _rss():
@@ -90,16 +90,23 @@ def _make_calls():
     calls = [
         # ------------------------------------------------------------ succeeding calls
         ("soft32", lambda: gs.gumbel_softmax(x32, 0.5, rng=rng), None, None),
-        ("hard_soft_out", lambda: gs.gumbel_softmax(x32, 0.5, hard=True, rng=rng,
-                                                    out=out32, return_soft=True), None, None),
-        ("soft64_axis0", lambda: gs.gumbel_softmax(x64, 2.0, axis=0, rng=rng, out=out64),
-         None, None),
+        (
+            "hard_soft_out",
+            lambda: gs.gumbel_softmax(x32, 0.5, hard=True, rng=rng, out=out32, return_soft=True),
+            None,
+            None,
+        ),
+        (
+            "soft64_axis0",
+            lambda: gs.gumbel_softmax(x64, 2.0, axis=0, rng=rng, out=out64),
+            None,
+            None,
+        ),
         ("int_logits_int_seed", lambda: gs.gumbel_softmax(xi, rng=11), None, None),
         ("generator", lambda: gs.gumbel_softmax(x32, rng=npgen), None, None),
         ("in_place", lambda: gs.gumbel_softmax(out32, rng=rng, out=out32), None, None),
         ("backward", lambda: gs.gumbel_softmax_backward(gy, ys, 0.5), None, None),
-        ("backward_out", lambda: gs.gumbel_softmax_backward(gy, ys, 0.5, out=out32),
-         None, None),
+        ("backward_out", lambda: gs.gumbel_softmax_backward(gy, ys, 0.5, out=out32), None, None),
         ("gumbel32", lambda: gs.gumbel((2, 3), rng=rng), None, None),
         ("gumbel64_out", lambda: gs.gumbel((3, 2), rng=rng, out=out64), None, None),
         ("philox4x32", lambda: gs.philox4x32(cnt, key), None, None),
@@ -107,51 +114,71 @@ def _make_calls():
         ("reserve_copy_pickle", reserve_and_copy, None, None),
         ("empty_batch", lambda: gs.gumbel_softmax(np.zeros((0, 3)), rng=end), None, None),
         # -------------------------------------------------------------- raising calls
-        ("tau_value", lambda: gs.gumbel_softmax(x32, 0.0, rng=rng, out=out32),
-         ValueError, "tau"),
+        ("tau_value", lambda: gs.gumbel_softmax(x32, 0.0, rng=rng, out=out32), ValueError, "tau"),
         ("tau_type", lambda: gs.gumbel_softmax(x32, "1", rng=rng), TypeError, "tau"),
-        ("axis_range", lambda: gs.gumbel_softmax(x32, axis=5, rng=rng, out=out32),
-         np.exceptions.AxisError, "axis"),
+        (
+            "axis_range",
+            lambda: gs.gumbel_softmax(x32, axis=5, rng=rng, out=out32),
+            np.exceptions.AxisError,
+            "axis",
+        ),
         ("axis_type", lambda: gs.gumbel_softmax(x32, axis=1.5, rng=rng), TypeError, "axis"),
-        ("size0_axis", lambda: gs.gumbel_softmax(np.zeros((2, 0)), rng=rng), ValueError,
-         "axis"),
+        ("size0_axis", lambda: gs.gumbel_softmax(np.zeros((2, 0)), rng=rng), ValueError, "axis"),
         ("logits_dtype", lambda: gs.gumbel_softmax(cplx, rng=rng), TypeError, "logits"),
-        ("logits_0d", lambda: gs.gumbel_softmax(np.float32(1.0), rng=rng), ValueError,
-         "logits"),
+        ("logits_0d", lambda: gs.gumbel_softmax(np.float32(1.0), rng=rng), ValueError, "logits"),
         ("out_shape", lambda: gs.gumbel_softmax(x32, rng=rng, out=out64), ValueError, "out"),
-        ("out_dtype", lambda: gs.gumbel_softmax(x64, rng=rng, out=out32.T), ValueError,
-         "out"),
-        ("out_readonly", lambda: gs.gumbel_softmax(x32, rng=rng, out=ro, return_soft=True),
-         ValueError, "out"),
-        ("out_overlap", lambda: gs.gumbel_softmax(big[:6].reshape(2, 3), rng=rng,
-                                                  out=big[1:7].reshape(2, 3)),
-         ValueError, "out"),
+        ("out_dtype", lambda: gs.gumbel_softmax(x64, rng=rng, out=out32.T), ValueError, "out"),
+        (
+            "out_readonly",
+            lambda: gs.gumbel_softmax(x32, rng=rng, out=ro, return_soft=True),
+            ValueError,
+            "out",
+        ),
+        (
+            "out_overlap",
+            lambda: gs.gumbel_softmax(big[:6].reshape(2, 3), rng=rng, out=big[1:7].reshape(2, 3)),
+            ValueError,
+            "out",
+        ),
         ("out_type", lambda: gs.gumbel_softmax(x32, rng=rng, out=[0.0]), TypeError, "out"),
         ("rng_type", lambda: gs.gumbel_softmax(x32, rng="seed"), TypeError, "rng"),
         ("seed_range", lambda: gs.gumbel_softmax(x32, rng=-1, out=out32), ValueError, "seed"),
-        ("overflow_soft", lambda: gs.gumbel_softmax(x32, rng=end, out=out32), OverflowError,
-         "counter"),
-        ("overflow_hard_soft", lambda: gs.gumbel_softmax(x32, hard=True, rng=end,
-                                                         return_soft=True), OverflowError,
-         "counter"),
-        ("overflow_gumbel", lambda: gs.gumbel((2, 3), rng=end, out=out32), OverflowError,
-         "counter"),
+        (
+            "overflow_soft",
+            lambda: gs.gumbel_softmax(x32, rng=end, out=out32),
+            OverflowError,
+            "counter",
+        ),
+        (
+            "overflow_hard_soft",
+            lambda: gs.gumbel_softmax(x32, hard=True, rng=end, return_soft=True),
+            OverflowError,
+            "counter",
+        ),
+        (
+            "overflow_gumbel",
+            lambda: gs.gumbel((2, 3), rng=end, out=out32),
+            OverflowError,
+            "counter",
+        ),
         ("overflow_reserve", lambda: end.reserve(2), OverflowError, "counter"),
         ("reserve_negative", lambda: rng.reserve(-1), ValueError, "n"),
         ("Philox_seed", lambda: gs.Philox(2**64), ValueError, "seed"),
         ("Philox_counter", lambda: gs.Philox(1, counter=1.5), TypeError, "counter"),
         ("Philox_hash", lambda: hash(rng), TypeError, "Philox"),
         ("backward_shape", lambda: gs.gumbel_softmax_backward(gy, x64), ValueError, "y_soft"),
-        ("backward_out", lambda: gs.gumbel_softmax_backward(gy, ys, out=out64), ValueError,
-         "out"),
+        ("backward_out", lambda: gs.gumbel_softmax_backward(gy, ys, out=out64), ValueError, "out"),
         ("backward_tau", lambda: gs.gumbel_softmax_backward(gy, ys, -1.0), ValueError, "tau"),
         ("backward_dtype", lambda: gs.gumbel_softmax_backward(cplx, ys), TypeError, "grad_y"),
         ("gumbel_shape", lambda: gs.gumbel((2, -3), rng=rng), ValueError, "shape"),
-        ("gumbel_dtype", lambda: gs.gumbel((2, 3), dtype=np.int32, rng=rng), TypeError,
-         "dtype"),
+        ("gumbel_dtype", lambda: gs.gumbel((2, 3), dtype=np.int32, rng=rng), TypeError, "dtype"),
         ("gumbel_out", lambda: gs.gumbel((2, 3), rng=rng, out=ro), ValueError, "out"),
-        ("philox_key", lambda: gs.philox4x32(cnt, np.array([1, 2, 3], np.uint32)),
-         ValueError, "key"),
+        (
+            "philox_key",
+            lambda: gs.philox4x32(cnt, np.array([1, 2, 3], np.uint32)),
+            ValueError,
+            "key",
+        ),
         ("philox_counters", lambda: gs.philox4x32(cnt[:, :3], key), ValueError, "counters"),
     ]
     watched = [x32, x64, xi, out32, out64, ro, big, gy, ys, cnt, key, rng, end, npgen, cplx]
@@ -170,7 +197,7 @@ def _run(calls, n):
             fn()
         except exc as e:
             if match not in str(e):
-                raise AssertionError(f"{name}: message {str(e)!r} does not name {match!r}")
+                raise AssertionError(f"{name}: message {str(e)!r} does not name {match!r}") from e
         else:
             raise AssertionError(f"{name}: did not raise {exc.__name__}")
 

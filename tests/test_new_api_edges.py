@@ -4,11 +4,10 @@ inputs, failing recompute calls that must consume nothing, bool k, huge steps.""
 
 import math
 
+import gumbel_softmax as gs
 import numpy as np
 import pytest
 from scipy import special
-
-import gumbel_softmax as gs
 
 
 def _concrete64(y, x, tau, log_space=False):
@@ -19,7 +18,9 @@ def _concrete64(y, x, tau, log_space=False):
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         l = y if log_space else np.log(y)
         s = x - tau * l
-        res = math.lgamma(K) + (K - 1) * math.log(tau) + np.sum(s, -1) - K * special.logsumexp(s, -1)
+        res = (
+            math.lgamma(K) + (K - 1) * math.log(tau) + np.sum(s, -1) - K * special.logsumexp(s, -1)
+        )
         if not log_space:
             res = res - np.sum(l, -1)
     return res
@@ -83,12 +84,14 @@ def test_zero_d_half_keeps_its_shape(dtype):
 
 def test_failing_recompute_consumes_nothing():
     x = np.zeros((2, 3))
-    for kwargs in (dict(grad_y=np.zeros((2, 3), complex)),
-                   dict(grad_y=np.zeros((2, 3)), out=np.zeros((3, 3))),
-                   dict(grad_y=np.zeros((2, 3)), out=np.zeros((2, 3), np.float32)),
-                   dict(grad_y=np.zeros((2, 3)), tau=np.array([1.0, 2.0, 3.0])),
-                   dict(grad_y=np.zeros((2, 3)), mask=np.ones(3, np.int8)),
-                   dict(grad_y=np.zeros((2, 4)))):
+    for kwargs in (
+        dict(grad_y=np.zeros((2, 3), complex)),
+        dict(grad_y=np.zeros((2, 3)), out=np.zeros((3, 3))),
+        dict(grad_y=np.zeros((2, 3)), out=np.zeros((2, 3), np.float32)),
+        dict(grad_y=np.zeros((2, 3)), tau=np.array([1.0, 2.0, 3.0])),
+        dict(grad_y=np.zeros((2, 3)), mask=np.ones(3, np.int8)),
+        dict(grad_y=np.zeros((2, 4))),
+    ):
         gen = np.random.default_rng(0)
         state = gen.bit_generator.state
         grad = kwargs.pop("grad_y")

@@ -28,17 +28,16 @@ from __future__ import annotations
 import copy
 import pickle
 
+import gumbel_softmax as gs
 import numpy as np
 import pytest
 from numpy.lib.stride_tricks import as_strided
-
-import gumbel_softmax as gs
 from reference import gumbel_ref, noise_tol
 
 DTYPES = [np.float32, np.float64]
 DT_IDS = ["f32", "f64"]
 LAYOUTS = ["contiguous", "strided"]
-SHAPE = (5, 7)          # 5 rows of 7
+SHAPE = (5, 7)  # 5 rows of 7
 SEED = 0xFEED_0123_4567
 C0 = 2**33 + 5
 END = 2**64
@@ -123,11 +122,13 @@ def _std(dtype, layout, shape=SHAPE):
 def _fwd(**kw):
     """A case with valid logits and out and the keyword arguments kw (values may be
     callables of the rng, for rng-dependent arguments)."""
+
     def make(dtype, layout):
         x, out, base, rng = _std(dtype, layout)
         args = dict(tau=0.5, rng=rng, out=out)
         args.update(kw)
         return x, args, [base, x], rng
+
     return make
 
 
@@ -136,6 +137,7 @@ def _fwd_logits(make_x, out_shape=SHAPE):
         base, out = _out_view(out_shape, dtype, layout)
         rng = _rng()
         return make_x(dtype), dict(tau=0.5, rng=rng, out=out), [base], rng
+
     return make
 
 
@@ -145,6 +147,7 @@ def _fwd_out(make_out):
         base, out = make_out(dtype, layout)
         rng = _rng()
         return x, dict(tau=0.5, rng=rng, out=out), [base, x], rng
+
     return make
 
 
@@ -162,8 +165,8 @@ def _fwd_overlap(dtype, layout):
     base = np.empty(36 if layout == "contiguous" else 72, dtype)
     _fill_pattern(base)
     step = 1 if layout == "contiguous" else 2
-    x = base[:35 * step:step].reshape(SHAPE)
-    out = base[step:36 * step:step].reshape(SHAPE)
+    x = base[: 35 * step : step].reshape(SHAPE)
+    out = base[step : 36 * step : step].reshape(SHAPE)
     rng = _rng()
     return x, dict(tau=0.5, rng=rng, out=out), [base], rng
 
@@ -172,8 +175,13 @@ def _fwd_rng(make_rng, rows_shape=SHAPE):
     def make(dtype, layout):
         x, out, base, _ = _std(dtype, layout, rows_shape)
         rng = make_rng()
-        return x, dict(tau=0.5, rng=rng, out=out), [base, x], (
-            rng if isinstance(rng, gs.Philox) else None)
+        return (
+            x,
+            dict(tau=0.5, rng=rng, out=out),
+            [base, x],
+            (rng if isinstance(rng, gs.Philox) else None),
+        )
+
     return make
 
 
@@ -213,14 +221,22 @@ FWD_CASES = {
     "mask=int": (TypeError, "mask", _fwd(mask=np.ones(SHAPE, dtype=np.int8))),
     "mask=shape": (ValueError, "mask", _fwd(mask=np.ones((5, 6), dtype=bool))),
     "tau=None": (TypeError, "tau", _fwd(tau=None)),
-    "logits=complex": (TypeError, "logits",
-                       _fwd_logits(lambda dt: _logits(SHAPE, dt).astype(np.complex128))),
-    "logits=complex64": (TypeError, "logits",
-                         _fwd_logits(lambda dt: _logits(SHAPE, dt).astype(np.complex64))),
-    "logits=object": (TypeError, "logits",
-                      _fwd_logits(lambda dt: _logits(SHAPE, dt).astype(object))),
-    "logits=str": (TypeError, "logits",
-                   _fwd_logits(lambda dt: _logits(SHAPE, dt).astype(str))),
+    "logits=complex": (
+        TypeError,
+        "logits",
+        _fwd_logits(lambda dt: _logits(SHAPE, dt).astype(np.complex128)),
+    ),
+    "logits=complex64": (
+        TypeError,
+        "logits",
+        _fwd_logits(lambda dt: _logits(SHAPE, dt).astype(np.complex64)),
+    ),
+    "logits=object": (
+        TypeError,
+        "logits",
+        _fwd_logits(lambda dt: _logits(SHAPE, dt).astype(object)),
+    ),
+    "logits=str": (TypeError, "logits", _fwd_logits(lambda dt: _logits(SHAPE, dt).astype(str))),
     "logits=0d": (ValueError, "logits", _fwd_logits(lambda dt: np.array(1.0, dt), ())),
     "logits=array-raises": (RuntimeError, "boom", _fwd_logits(lambda dt: _ArrayBoom())),
     "logits=row>2**31-1": (ValueError, "logits", _fwd_long_row),
@@ -243,8 +259,11 @@ FWD_CASES = {
     "rng=RandomState": (TypeError, "rng", _fwd_rng(lambda: np.random.RandomState(0))),
     "seed=-1": (ValueError, "seed", _fwd_rng(lambda: -1)),
     "seed=2**64": (ValueError, "seed", _fwd_rng(lambda: 2**64)),
-    "counter-overflow": (OverflowError, "counter",
-                         _fwd_rng(lambda: gs.Philox(SEED, counter=END - 4))),
+    "counter-overflow": (
+        OverflowError,
+        "counter",
+        _fwd_rng(lambda: gs.Philox(SEED, counter=END - 4)),
+    ),
     "counter-exhausted": (OverflowError, "counter", _fwd_rng(_exhausted)),
     "counter-overflow-in-place": (OverflowError, "counter", _fwd_in_place_overflow),
 }
@@ -252,24 +271,39 @@ FWD_CASES = {
 
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
-@pytest.mark.parametrize("hard,return_soft", [(False, False), (True, False), (False, True),
-                                              (True, True)],
-                         ids=["soft", "hard", "soft+return_soft", "hard+return_soft"])
+@pytest.mark.parametrize(
+    "hard,return_soft",
+    [(False, False), (True, False), (False, True), (True, True)],
+    ids=["soft", "hard", "soft+return_soft", "hard+return_soft"],
+)
 @pytest.mark.parametrize("case", list(FWD_CASES))
 def test_gumbel_softmax_rejects_and_writes_nothing(case, hard, return_soft, dtype, layout):
     exc, match, make = FWD_CASES[case]
     x, kw, guard, rng = make(dtype, layout)
-    assert_untouched(exc, match,
-                     lambda: gs.gumbel_softmax(x, hard=hard, return_soft=return_soft, **kw),
-                     guard, rng)
-    if kw.get("axis", -1) == -1 and isinstance(x, np.ndarray) and x.ndim == 2 \
-            and isinstance(kw["out"], np.ndarray) and not case.startswith("out="):
+    assert_untouched(
+        exc,
+        match,
+        lambda: gs.gumbel_softmax(x, hard=hard, return_soft=return_soft, **kw),
+        guard,
+        rng,
+    )
+    if (
+        kw.get("axis", -1) == -1
+        and isinstance(x, np.ndarray)
+        and x.ndim == 2
+        and isinstance(kw["out"], np.ndarray)
+        and not case.startswith("out=")
+    ):
         # the same with the rows along axis 0 (strided rows of a transposed out)
         out_t = kw["out"].T
         kw_t = dict(kw, out=out_t, axis=0)
-        assert_untouched(exc, match,
-                         lambda: gs.gumbel_softmax(x.T, hard=hard, return_soft=return_soft,
-                                                   **kw_t), guard, rng)
+        assert_untouched(
+            exc,
+            match,
+            lambda: gs.gumbel_softmax(x.T, hard=hard, return_soft=return_soft, **kw_t),
+            guard,
+            rng,
+        )
 
 
 @pytest.mark.parametrize("flag", ["hard", "return_soft"])
@@ -277,10 +311,13 @@ def test_uninterpretable_flags_write_nothing(flag):
     """A flag that is not a bool raises TypeError naming it: nothing is written or
     reserved."""
     x, out, base, rng = _std(np.float64, "strided")
-    assert_untouched(TypeError, flag,
-                     lambda: gs.gumbel_softmax(x, rng=rng, out=out,
-                                               **{flag: np.array([1, 0])}),
-                     [base, x], rng)
+    assert_untouched(
+        TypeError,
+        flag,
+        lambda: gs.gumbel_softmax(x, rng=rng, out=out, **{flag: np.array([1, 0])}),
+        [base, x],
+        rng,
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -299,6 +336,7 @@ def _bwd(**kw):
         args = dict(tau=0.5, out=out)
         args.update(kw)
         return gy, ys, args, [base, gy, ys]
+
     return make
 
 
@@ -308,6 +346,7 @@ def _bwd_inputs(make_gy, make_ys, out_shape=SHAPE):
         gy, ys = make_gy(dtype), make_ys(dtype)
         guard = [base] + [a for a in (gy, ys) if isinstance(a, np.ndarray)]
         return gy, ys, dict(tau=0.5, out=out), guard
+
     return make
 
 
@@ -316,6 +355,7 @@ def _bwd_out(make_out):
         gy, ys, _, _ = _bwd_std(dtype, layout)
         base, out = make_out(dtype, layout)
         return gy, ys, dict(tau=0.5, out=out), [base, gy, ys]
+
     return make
 
 
@@ -324,11 +364,12 @@ def _bwd_overlap(which):
         step = 1 if layout == "contiguous" else 2
         base = np.empty(2 * 35 * step + step, dtype)
         _fill_pattern(base)
-        a = base[:70 * step:step].reshape(2, *SHAPE)
+        a = base[: 70 * step : step].reshape(2, *SHAPE)
         gy, ys = a[0], a[1]
         start = 1 if which == "grad_y" else 36
-        out = base[start * step:(start + 35) * step:step].reshape(SHAPE)
+        out = base[start * step : (start + 35) * step : step].reshape(SHAPE)
         return gy, ys, dict(tau=0.5, out=out), [base]
+
     return make
 
 
@@ -344,20 +385,45 @@ BWD_CASES = {
     "tau=-inf": (ValueError, "tau", _bwd(tau=-np.inf)),
     "tau=str": (TypeError, "tau", _bwd(tau="1")),
     "tau=bool": (TypeError, "tau", _bwd(tau=False)),
-    "grad_y=complex": (TypeError, "grad_y", _bwd_inputs(
-        lambda dt: _logits(SHAPE, dt).astype(np.complex64), lambda dt: _logits(SHAPE, dt))),
-    "y_soft=object": (TypeError, "y_soft", _bwd_inputs(
-        lambda dt: _logits(SHAPE, dt), lambda dt: _logits(SHAPE, dt).astype(object))),
-    "y_soft=complex64": (TypeError, "y_soft", _bwd_inputs(
-        lambda dt: _logits(SHAPE, dt), lambda dt: _logits(SHAPE, dt).astype(np.complex64))),
-    "grad_y=array-raises": (RuntimeError, "boom", _bwd_inputs(
-        lambda dt: _ArrayBoom(), lambda dt: _logits(SHAPE, dt))),
-    "shapes-differ": (ValueError, "y_soft", _bwd_inputs(
-        lambda dt: _logits(SHAPE, dt), lambda dt: _logits((5, 6), dt))),
-    "shapes-transposed": (ValueError, "y_soft", _bwd_inputs(
-        lambda dt: _logits(SHAPE, dt), lambda dt: _logits((7, 5), dt))),
-    "grad_y=0d": (ValueError, "grad_y", _bwd_inputs(
-        lambda dt: np.array(1.0, dt), lambda dt: np.array(1.0, dt), ())),
+    "grad_y=complex": (
+        TypeError,
+        "grad_y",
+        _bwd_inputs(
+            lambda dt: _logits(SHAPE, dt).astype(np.complex64), lambda dt: _logits(SHAPE, dt)
+        ),
+    ),
+    "y_soft=object": (
+        TypeError,
+        "y_soft",
+        _bwd_inputs(lambda dt: _logits(SHAPE, dt), lambda dt: _logits(SHAPE, dt).astype(object)),
+    ),
+    "y_soft=complex64": (
+        TypeError,
+        "y_soft",
+        _bwd_inputs(
+            lambda dt: _logits(SHAPE, dt), lambda dt: _logits(SHAPE, dt).astype(np.complex64)
+        ),
+    ),
+    "grad_y=array-raises": (
+        RuntimeError,
+        "boom",
+        _bwd_inputs(lambda dt: _ArrayBoom(), lambda dt: _logits(SHAPE, dt)),
+    ),
+    "shapes-differ": (
+        ValueError,
+        "y_soft",
+        _bwd_inputs(lambda dt: _logits(SHAPE, dt), lambda dt: _logits((5, 6), dt)),
+    ),
+    "shapes-transposed": (
+        ValueError,
+        "y_soft",
+        _bwd_inputs(lambda dt: _logits(SHAPE, dt), lambda dt: _logits((7, 5), dt)),
+    ),
+    "grad_y=0d": (
+        ValueError,
+        "grad_y",
+        _bwd_inputs(lambda dt: np.array(1.0, dt), lambda dt: np.array(1.0, dt), ()),
+    ),
     "grad_y=row>2**31-1": (ValueError, "grad_y", _bwd_long_row),
     "axis=2": (np.exceptions.AxisError, "axis", _bwd(axis=2)),
     "axis=1.5": (TypeError, "axis", _bwd(axis=1.5)),
@@ -376,8 +442,7 @@ BWD_CASES = {
 def test_backward_rejects_and_writes_nothing(case, dtype, layout):
     exc, match, make = BWD_CASES[case]
     gy, ys, kw, guard = make(dtype, layout)
-    assert_untouched(exc, match, lambda: gs.gumbel_softmax_backward(gy, ys, **kw), guard,
-                     None)
+    assert_untouched(exc, match, lambda: gs.gumbel_softmax_backward(gy, ys, **kw), guard, None)
 
 
 # --------------------------------------------------------------------------------------
@@ -385,14 +450,18 @@ def test_backward_rejects_and_writes_nothing(case, dtype, layout):
 # --------------------------------------------------------------------------------------
 def _gum(shape=SHAPE, out_shape=None, out_dtype=None, readonly=False, rng=None, **kw):
     def make(dtype, layout):
-        base, out = _out_view(SHAPE if out_shape is None else out_shape,
-                              dtype if out_dtype is None else out_dtype, layout)
+        base, out = _out_view(
+            SHAPE if out_shape is None else out_shape,
+            dtype if out_dtype is None else out_dtype,
+            layout,
+        )
         if readonly:
             out.setflags(write=False)
         r = _rng() if rng is None else rng()
         args = dict(rng=r, out=out)
         args.update(kw)
         return shape, args, [base], r if isinstance(r, gs.Philox) else None
+
     return make
 
 
@@ -424,11 +493,13 @@ GUMBEL_CASES = {
     "out=list": (TypeError, "out", _gum(out=[[0.0] * 7] * 5)),
     "rng=str": (TypeError, "rng", _gum(rng=lambda: "1")),
     "seed=-1": (ValueError, "seed", _gum(rng=lambda: -1)),
-    "counter-overflow": (OverflowError, "counter",
-                         _gum(rng=lambda: gs.Philox(SEED, counter=END - 4))),
+    "counter-overflow": (
+        OverflowError,
+        "counter",
+        _gum(rng=lambda: gs.Philox(SEED, counter=END - 4)),
+    ),
     "counter-exhausted": (OverflowError, "counter", _gum(rng=_exhausted)),
 }
-
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
@@ -443,9 +514,18 @@ def test_gumbel_rejects_and_writes_nothing(case, dtype, layout):
 # --------------------------------------------------------------------------------------
 # Philox.reserve
 # --------------------------------------------------------------------------------------
-@pytest.mark.parametrize("n,exc", [(-1, ValueError), (2**64, ValueError), (1.5, TypeError),
-                                   (True, TypeError), (None, TypeError), ("2", TypeError)],
-                         ids=repr)
+@pytest.mark.parametrize(
+    "n,exc",
+    [
+        (-1, ValueError),
+        (2**64, ValueError),
+        (1.5, TypeError),
+        (True, TypeError),
+        (None, TypeError),
+        ("2", TypeError),
+    ],
+    ids=repr,
+)
 @pytest.mark.parametrize("counter", [0, C0, END - 1, END], ids=["0", "C0", "2**64-1", "2**64"])
 def test_reserve_bad_n_reserves_nothing(n, exc, counter):
     rng = _exhausted() if counter == END else gs.Philox(SEED, counter=counter)
@@ -464,9 +544,11 @@ CONSUMERS = {
     "soft": lambda rng, R, dt: (gs.gumbel_softmax(_x((R, 6), dt), 0.5, rng=rng),),
     "hard": lambda rng, R, dt: (gs.gumbel_softmax(_x((R, 6), dt), 0.5, hard=True, rng=rng),),
     "hard+return_soft": lambda rng, R, dt: gs.gumbel_softmax(
-        _x((R, 6), dt), 0.5, hard=True, return_soft=True, rng=rng),
+        _x((R, 6), dt), 0.5, hard=True, return_soft=True, rng=rng
+    ),
     "soft+return_soft+out": lambda rng, R, dt: gs.gumbel_softmax(
-        _x((R, 6), dt), 0.5, return_soft=True, rng=rng, out=np.empty((R, 6), dt)),
+        _x((R, 6), dt), 0.5, return_soft=True, rng=rng, out=np.empty((R, 6), dt)
+    ),
     "axis0": lambda rng, R, dt: (gs.gumbel_softmax(_x((6, R), dt), 0.5, axis=0, rng=rng),),
     "3d": lambda rng, R, dt: (gs.gumbel_softmax(_x((R, 1, 6), dt), 0.5, rng=rng),),
     "gumbel": lambda rng, R, dt: (gs.gumbel((R, 6), dtype=dt, rng=rng),),

@@ -7,10 +7,9 @@ that input's, and must raise before anything is written or drawn; the documented
 in-place cases must give the out-of-place result bit for bit.
 """
 
+import gumbel_softmax as gs
 import numpy as np
 import pytest
-
-import gumbel_softmax as gs
 
 SHAPE = (6, 5)
 RNG = np.random.default_rng(0)
@@ -27,7 +26,7 @@ def _shared(out_dtype, in_dtype, in_shape):
     buf = np.zeros(out_bytes + in_bytes + 64, np.uint8)
     start = (out_bytes // 2) // 8 * 8
     out = buf[:out_bytes].view(out_dtype).reshape(SHAPE)
-    inp = buf[start:start + in_bytes].view(in_dtype).reshape(in_shape)
+    inp = buf[start : start + in_bytes].view(in_dtype).reshape(in_shape)
     return out, inp, buf
 
 
@@ -44,31 +43,152 @@ def _fill(inp, name):
 
 # (function name, input name, input dtype, input shape, call(input, out, rng))
 PAIRS = [
-    ("gumbel_softmax", "logits", np.float64, SHAPE, lambda a, o, r: gs.gumbel_softmax(a, rng=r, out=o)),
-    ("gumbel_softmax", "mask", np.bool_, SHAPE, lambda a, o, r: gs.gumbel_softmax(X, rng=r, out=o, mask=a)),
-    ("gumbel_softmax", "mask", np.bool_, SHAPE[1:], lambda a, o, r: gs.gumbel_softmax(X, rng=r, out=o, mask=a)),
-    ("gumbel_softmax", "tau", np.float64, SHAPE[:1], lambda a, o, r: gs.gumbel_softmax(X, a, rng=r, out=o)),
-    ("gumbel_softmax hard", "mask", np.bool_, SHAPE, lambda a, o, r: gs.gumbel_softmax(X, hard=True, rng=r, out=o, mask=a)),
-    ("log_gumbel_softmax", "logits", np.float64, SHAPE, lambda a, o, r: gs.log_gumbel_softmax(a, rng=r, out=o)),
-    ("log_gumbel_softmax", "mask", np.bool_, SHAPE, lambda a, o, r: gs.log_gumbel_softmax(X, rng=r, out=o, mask=a)),
-    ("log_gumbel_softmax", "tau", np.float64, SHAPE[:1], lambda a, o, r: gs.log_gumbel_softmax(X, a, rng=r, out=o)),
-    ("gumbel_softmax_backward", "grad_y", np.float64, SHAPE, lambda a, o, r: gs.gumbel_softmax_backward(a, YS, out=o)),
-    ("gumbel_softmax_backward", "y_soft", np.float64, SHAPE, lambda a, o, r: gs.gumbel_softmax_backward(GY, a, out=o)),
-    ("gumbel_softmax_backward", "tau", np.float64, SHAPE[:1], lambda a, o, r: gs.gumbel_softmax_backward(GY, YS, a, out=o)),
-    ("gumbel_softmax_backward recompute", "grad_y", np.float64, SHAPE, lambda a, o, r: gs.gumbel_softmax_backward(a, logits=X, rng=r, out=o)),
-    ("gumbel_softmax_backward recompute", "logits", np.float64, SHAPE, lambda a, o, r: gs.gumbel_softmax_backward(GY, logits=a, rng=r, out=o)),
-    ("gumbel_softmax_backward recompute", "mask", np.bool_, SHAPE, lambda a, o, r: gs.gumbel_softmax_backward(GY, logits=X, rng=r, out=o, mask=a)),
-    ("gumbel_softmax_backward recompute", "tau", np.float64, SHAPE[:1], lambda a, o, r: gs.gumbel_softmax_backward(GY, tau=a, logits=X, rng=r, out=o)),
-    ("relaxed_bernoulli", "logits", np.float64, SHAPE, lambda a, o, r: gs.relaxed_bernoulli(a, rng=r, out=o)),
-    ("relaxed_bernoulli", "tau", np.float64, SHAPE, lambda a, o, r: gs.relaxed_bernoulli(X, a, rng=r, out=o)),
-    ("relaxed_bernoulli_backward", "grad_y", np.float64, SHAPE, lambda a, o, r: gs.relaxed_bernoulli_backward(a, YS, out=o)),
-    ("relaxed_bernoulli_backward", "y_soft", np.float64, SHAPE, lambda a, o, r: gs.relaxed_bernoulli_backward(GY, a, out=o)),
-    ("relaxed_bernoulli_backward", "tau", np.float64, SHAPE, lambda a, o, r: gs.relaxed_bernoulli_backward(GY, YS, a, out=o)),
+    (
+        "gumbel_softmax",
+        "logits",
+        np.float64,
+        SHAPE,
+        lambda a, o, r: gs.gumbel_softmax(a, rng=r, out=o),
+    ),
+    (
+        "gumbel_softmax",
+        "mask",
+        np.bool_,
+        SHAPE,
+        lambda a, o, r: gs.gumbel_softmax(X, rng=r, out=o, mask=a),
+    ),
+    (
+        "gumbel_softmax",
+        "mask",
+        np.bool_,
+        SHAPE[1:],
+        lambda a, o, r: gs.gumbel_softmax(X, rng=r, out=o, mask=a),
+    ),
+    (
+        "gumbel_softmax",
+        "tau",
+        np.float64,
+        SHAPE[:1],
+        lambda a, o, r: gs.gumbel_softmax(X, a, rng=r, out=o),
+    ),
+    (
+        "gumbel_softmax hard",
+        "mask",
+        np.bool_,
+        SHAPE,
+        lambda a, o, r: gs.gumbel_softmax(X, hard=True, rng=r, out=o, mask=a),
+    ),
+    (
+        "log_gumbel_softmax",
+        "logits",
+        np.float64,
+        SHAPE,
+        lambda a, o, r: gs.log_gumbel_softmax(a, rng=r, out=o),
+    ),
+    (
+        "log_gumbel_softmax",
+        "mask",
+        np.bool_,
+        SHAPE,
+        lambda a, o, r: gs.log_gumbel_softmax(X, rng=r, out=o, mask=a),
+    ),
+    (
+        "log_gumbel_softmax",
+        "tau",
+        np.float64,
+        SHAPE[:1],
+        lambda a, o, r: gs.log_gumbel_softmax(X, a, rng=r, out=o),
+    ),
+    (
+        "gumbel_softmax_backward",
+        "grad_y",
+        np.float64,
+        SHAPE,
+        lambda a, o, r: gs.gumbel_softmax_backward(a, YS, out=o),
+    ),
+    (
+        "gumbel_softmax_backward",
+        "y_soft",
+        np.float64,
+        SHAPE,
+        lambda a, o, r: gs.gumbel_softmax_backward(GY, a, out=o),
+    ),
+    (
+        "gumbel_softmax_backward",
+        "tau",
+        np.float64,
+        SHAPE[:1],
+        lambda a, o, r: gs.gumbel_softmax_backward(GY, YS, a, out=o),
+    ),
+    (
+        "gumbel_softmax_backward recompute",
+        "grad_y",
+        np.float64,
+        SHAPE,
+        lambda a, o, r: gs.gumbel_softmax_backward(a, logits=X, rng=r, out=o),
+    ),
+    (
+        "gumbel_softmax_backward recompute",
+        "logits",
+        np.float64,
+        SHAPE,
+        lambda a, o, r: gs.gumbel_softmax_backward(GY, logits=a, rng=r, out=o),
+    ),
+    (
+        "gumbel_softmax_backward recompute",
+        "mask",
+        np.bool_,
+        SHAPE,
+        lambda a, o, r: gs.gumbel_softmax_backward(GY, logits=X, rng=r, out=o, mask=a),
+    ),
+    (
+        "gumbel_softmax_backward recompute",
+        "tau",
+        np.float64,
+        SHAPE[:1],
+        lambda a, o, r: gs.gumbel_softmax_backward(GY, tau=a, logits=X, rng=r, out=o),
+    ),
+    (
+        "relaxed_bernoulli",
+        "logits",
+        np.float64,
+        SHAPE,
+        lambda a, o, r: gs.relaxed_bernoulli(a, rng=r, out=o),
+    ),
+    (
+        "relaxed_bernoulli",
+        "tau",
+        np.float64,
+        SHAPE,
+        lambda a, o, r: gs.relaxed_bernoulli(X, a, rng=r, out=o),
+    ),
+    (
+        "relaxed_bernoulli_backward",
+        "grad_y",
+        np.float64,
+        SHAPE,
+        lambda a, o, r: gs.relaxed_bernoulli_backward(a, YS, out=o),
+    ),
+    (
+        "relaxed_bernoulli_backward",
+        "y_soft",
+        np.float64,
+        SHAPE,
+        lambda a, o, r: gs.relaxed_bernoulli_backward(GY, a, out=o),
+    ),
+    (
+        "relaxed_bernoulli_backward",
+        "tau",
+        np.float64,
+        SHAPE,
+        lambda a, o, r: gs.relaxed_bernoulli_backward(GY, YS, a, out=o),
+    ),
 ]
 
 
-@pytest.mark.parametrize("fn,name,dtype,shape,call", PAIRS,
-                         ids=[f"{p[0]}-{p[1]}-{len(p[3])}d" for p in PAIRS])
+@pytest.mark.parametrize(
+    "fn,name,dtype,shape,call", PAIRS, ids=[f"{p[0]}-{p[1]}-{len(p[3])}d" for p in PAIRS]
+)
 def test_out_overlapping_an_input_raises_naming_both(fn, name, dtype, shape, call):
     out, inp, buf = _shared(np.float64, dtype, shape)
     _fill(inp, name)
@@ -99,14 +219,38 @@ def test_half_out_overlapping_mask_raises(low):
 # The documented in-place uses: out may be exactly this input.
 IN_PLACE = [
     ("gumbel_softmax", "logits", lambda a, o: gs.gumbel_softmax(a, 0.5, rng=4, out=o)),
-    ("gumbel_softmax hard", "logits", lambda a, o: gs.gumbel_softmax(a, 0.5, hard=True, rng=4, out=o)),
+    (
+        "gumbel_softmax hard",
+        "logits",
+        lambda a, o: gs.gumbel_softmax(a, 0.5, hard=True, rng=4, out=o),
+    ),
     ("log_gumbel_softmax", "logits", lambda a, o: gs.log_gumbel_softmax(a, 0.5, rng=4, out=o)),
-    ("gumbel_softmax_backward", "grad_y", lambda a, o: gs.gumbel_softmax_backward(a, YS, 0.5, out=o)),
-    ("gumbel_softmax_backward", "y_soft", lambda a, o: gs.gumbel_softmax_backward(GY, a, 0.5, out=o)),
-    ("gumbel_softmax_backward recompute", "grad_y", lambda a, o: gs.gumbel_softmax_backward(a, tau=0.5, logits=X, rng=4, out=o)),
+    (
+        "gumbel_softmax_backward",
+        "grad_y",
+        lambda a, o: gs.gumbel_softmax_backward(a, YS, 0.5, out=o),
+    ),
+    (
+        "gumbel_softmax_backward",
+        "y_soft",
+        lambda a, o: gs.gumbel_softmax_backward(GY, a, 0.5, out=o),
+    ),
+    (
+        "gumbel_softmax_backward recompute",
+        "grad_y",
+        lambda a, o: gs.gumbel_softmax_backward(a, tau=0.5, logits=X, rng=4, out=o),
+    ),
     ("relaxed_bernoulli", "logits", lambda a, o: gs.relaxed_bernoulli(a, 0.5, rng=4, out=o)),
-    ("relaxed_bernoulli_backward", "grad_y", lambda a, o: gs.relaxed_bernoulli_backward(a, YS, 0.5, out=o)),
-    ("relaxed_bernoulli_backward", "y_soft", lambda a, o: gs.relaxed_bernoulli_backward(GY, a, 0.5, out=o)),
+    (
+        "relaxed_bernoulli_backward",
+        "grad_y",
+        lambda a, o: gs.relaxed_bernoulli_backward(a, YS, 0.5, out=o),
+    ),
+    (
+        "relaxed_bernoulli_backward",
+        "y_soft",
+        lambda a, o: gs.relaxed_bernoulli_backward(GY, a, 0.5, out=o),
+    ),
 ]
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from reference import load_kat, philox4x32_ref, words_ref
 
 KAT = load_kat()
@@ -53,7 +52,11 @@ def _random_key(rng):
 
 
 SPECIAL_KEYS = [
-    (0, 0), (0xFFFFFFFF, 0xFFFFFFFF), (1, 0), (0, 1), (0x9E3779B9, 0xBB67AE85),
+    (0, 0),
+    (0xFFFFFFFF, 0xFFFFFFFF),
+    (1, 0),
+    (0, 1),
+    (0x9E3779B9, 0xBB67AE85),
     (0x80000000, 0x7FFFFFFF),
 ]
 
@@ -64,16 +67,27 @@ def test_random_counters_match_reference(gs, i, key):
     k = _random_key(rng) if key is None else np.array(key, dtype=np.uint32)
     c = rng.integers(0, 2**32, size=(500, 4), dtype=np.uint64).astype(np.uint32)
     # Edge words in some counters.
-    c[:8] = np.array([[0, 0, 0, 0], [0xFFFFFFFF] * 4, [1, 0, 0, 0], [0, 0, 0, 1],
-                      [0xFFFFFFFF, 0, 0xFFFFFFFF, 0], [0, 0xFFFFFFFF, 0, 0xFFFFFFFF],
-                      [0x80000000] * 4, [0x7FFFFFFF] * 4], dtype=np.uint32)
+    c[:8] = np.array(
+        [
+            [0, 0, 0, 0],
+            [0xFFFFFFFF] * 4,
+            [1, 0, 0, 0],
+            [0, 0, 0, 1],
+            [0xFFFFFFFF, 0, 0xFFFFFFFF, 0],
+            [0, 0xFFFFFFFF, 0, 0xFFFFFFFF],
+            [0x80000000] * 4,
+            [0x7FFFFFFF] * 4,
+        ],
+        dtype=np.uint32,
+    )
     got = gs.philox4x32(c, k)
     assert got.dtype == np.uint32 and got.shape == c.shape
     np.testing.assert_array_equal(got, philox4x32_ref(c, k))
 
 
 @pytest.mark.parametrize(
-    "shape", [(4,), (1, 4), (7, 4), (3, 5, 4), (2, 3, 2, 4), (0, 4), (2, 0, 4)])
+    "shape", [(4,), (1, 4), (7, 4), (3, 5, 4), (2, 3, 2, 4), (0, 4), (2, 0, 4)]
+)
 def test_batched_shapes(gs, shape):
     rng = np.random.default_rng(7)
     c = rng.integers(0, 2**32, size=shape, dtype=np.uint64).astype(np.uint32)

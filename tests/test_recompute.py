@@ -10,10 +10,9 @@ from __future__ import annotations
 import copy
 import math
 
+import gumbel_softmax as gs
 import numpy as np
 import pytest
-
-import gumbel_softmax as gs
 
 DTYPES = [np.float32, np.float64]
 DT_IDS = ["f32", "f64"]
@@ -33,8 +32,9 @@ def assert_bitwise_equal(a, b, what=""):
     if not np.array_equal(ba, bb):
         bad = np.argwhere(ba != bb)
         i = tuple(bad[0])
-        raise AssertionError(f"{what}: {len(bad)} of {a.size} differ, e.g. at {i}: "
-                             f"{a[i]!r} vs {b[i]!r}")
+        raise AssertionError(
+            f"{what}: {len(bad)} of {a.size} differ, e.g. at {i}: {a[i]!r} vs {b[i]!r}"
+        )
 
 
 def make_x(shape, dtype, seed, scale=2.0):
@@ -111,8 +111,10 @@ def test_recompute_equals_stored(dtype, hard, case, rng_kind):
     if rng_kind == "philox":
         assert bwd_rng.counter == p  # not advanced
         # and the recompute can be repeated with the same object
-        assert_bitwise_equal(gs.gumbel_softmax_backward(gy, logits=x, tau=tau, axis=axis,
-                                                        rng=bwd_rng, **kw), g_stored)
+        assert_bitwise_equal(
+            gs.gumbel_softmax_backward(gy, logits=x, tau=tau, axis=axis, rng=bwd_rng, **kw),
+            g_stored,
+        )
         assert bwd_rng.counter == p
 
 
@@ -155,8 +157,9 @@ def test_recompute_errors():
 def _layer_steps(dtype, hard, axis, recompute, taus, with_mask=False, shape=(6, 5, 9)):
     """Run a GumbelSoftmax layer over several steps with tau reassigned between steps;
     return the (y, grad) of every step."""
-    layer = gs.GumbelSoftmax(tau=taus[0], hard=hard, axis=axis, rng=gs.Philox(77, counter=5),
-                             recompute=recompute)
+    layer = gs.GumbelSoftmax(
+        tau=taus[0], hard=hard, axis=axis, rng=gs.Philox(77, counter=5), recompute=recompute
+    )
     res = []
     for step, tau in enumerate(taus):
         layer.tau = tau
@@ -187,8 +190,9 @@ def test_layer_matches_functions(dtype, hard, axis, recompute, with_mask):
     ref_rng = gs.Philox(77, counter=5)
     for x, gy, m, tau, y, g in steps:
         kw = {} if m is None else {"mask": m}
-        ry, rs = gs.gumbel_softmax(x, tau, hard=hard, axis=axis, rng=ref_rng, return_soft=True,
-                                   **kw)
+        ry, rs = gs.gumbel_softmax(
+            x, tau, hard=hard, axis=axis, rng=ref_rng, return_soft=True, **kw
+        )
         assert_bitwise_equal(y, ry, "forward")
         rg = gs.gumbel_softmax_backward(gy, rs, tau, axis=axis)
         assert_bitwise_equal(g, rg, "backward")
@@ -265,8 +269,9 @@ def test_layer_finite_differences(tau, axis, recompute):
     w = gen.standard_normal(shape)
 
     def layer():
-        return gs.GumbelSoftmax(tau=tau, axis=axis, rng=gs.Philox(31, counter=2**63),
-                                recompute=recompute)
+        return gs.GumbelSoftmax(
+            tau=tau, axis=axis, rng=gs.Philox(31, counter=2**63), recompute=recompute
+        )
 
     def loss(z):
         return float(np.sum(w * layer().forward(z)))
@@ -334,8 +339,7 @@ def test_anneal_tau_floor_and_start():
 def test_anneal_tau_every_quantises():
     every = 1000
     steps = np.arange(0, 5 * every)
-    got = np.asarray(gs.anneal_tau(steps, rate=1e-4, min_tau=1e-3, every=every),
-                     dtype=np.float64)
+    got = np.asarray(gs.anneal_tau(steps, rate=1e-4, min_tau=1e-3, every=every), dtype=np.float64)
     blocks = got.reshape(5, every)
     # constant within each block of `every` steps ...
     assert np.all(blocks == blocks[:, :1])

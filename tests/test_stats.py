@@ -8,11 +8,10 @@ sample allow 6 standard errors (a two-sided normal false-alarm rate of about 2e-
 a deterministic bound on the relaxation bias, derived in each test.
 """
 
+import gumbel_softmax as gs
 import numpy as np
 import pytest
 from scipy import stats
-
-import gumbel_softmax as gs
 
 ALPHA = 1e-3
 N = 10**5
@@ -131,8 +130,9 @@ def test_hard_one_hot_is_argmax_of_soft_sample(dtype):
     # the one-hot and the relaxed sample come from the same noise: at tau = 1 the
     # relaxed sample is largest at the one-hot position (up to exact ties after rounding)
     l = LOGITS_MEAN.astype(dtype)
-    y, ys = gs.gumbel_softmax(np.broadcast_to(l, (20000, 4)), 1.0, hard=True,
-                              return_soft=True, rng=gs.Philox(555))
+    y, ys = gs.gumbel_softmax(
+        np.broadcast_to(l, (20000, 4)), 1.0, hard=True, return_soft=True, rng=gs.Philox(555)
+    )
     hot = np.argmax(y, axis=1)
     top = ys.max(axis=1)
     assert np.all(ys[np.arange(20000), hot] == top)

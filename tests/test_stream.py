@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from reference import eps_of, gumbel_ref, n_rows_of, noise_tol
 
 DTYPES = [np.float32, np.float64]
@@ -20,8 +19,8 @@ SHAPE_ROWS = 6  # rows per call in the layout tests: shape (2, 3, K)
 COUNTERS = {
     "zero": 0,
     "small": 5,
-    "straddle_2**32": 2**32 - 3,       # q & 0xffffffff wraps, q >> 32 becomes 1
-    "straddle_2**63": 2**63 - 3,       # high word crosses 2**31
+    "straddle_2**32": 2**32 - 3,  # q & 0xffffffff wraps, q >> 32 becomes 1
+    "straddle_2**63": 2**63 - 3,  # high word crosses 2**31
     "end_2**64-rows-1": 2**64 - SHAPE_ROWS - 1,
     "end_2**64-rows": 2**64 - SHAPE_ROWS,  # the very last rows of the stream
 }

@@ -18,10 +18,9 @@ import subprocess
 import sys
 import textwrap
 
+import gumbel_softmax as gs
 import numpy as np
 import pytest
-
-import gumbel_softmax as gs
 
 SCRIPT = textwrap.dedent(
     """
@@ -121,7 +120,13 @@ def import_with_target(target):
     """(active target, stderr) of a fresh interpreter with GUMBEL_SOFTMAX_TARGET=target."""
     env = dict(os.environ, GUMBEL_SOFTMAX_TARGET=target)
     proc = subprocess.run(
-        [sys.executable, "-W", "always", "-c", "import gumbel_softmax as gs; print(gs.cpu_target())"],
+        [
+            sys.executable,
+            "-W",
+            "always",
+            "-c",
+            "import gumbel_softmax as gs; print(gs.cpu_target())",
+        ],
         env=env,
         capture_output=True,
         text=True,
@@ -197,8 +202,12 @@ def test_short_rows_path_equals_row_path(dtype):
 # subnormals and the largest finite values, through every function, on every target
 # --------------------------------------------------------------------------------------
 # The NaN every kernel writes: NumPy's np.nan (positive, quiet, no payload) in each dtype.
-CANONICAL_NAN_BITS = {"float32": 0x7FC00000, "float64": 0x7FF8000000000000,
-                      "float16": 0x7E00, "bfloat16": 0x7FC0}
+CANONICAL_NAN_BITS = {
+    "float32": 0x7FC00000,
+    "float64": 0x7FF8000000000000,
+    "float16": 0x7E00,
+    "bfloat16": 0x7FC0,
+}
 
 SPECIAL_SCRIPT = textwrap.dedent(
     """
@@ -320,8 +329,13 @@ def test_special_values_bitwise_equal_and_canonical_nan(tmp_path):
     for t in gs.cpu_targets():
         path = tmp_path / f"{t}.json"
         env = dict(os.environ, GUMBEL_SOFTMAX_TARGET=t)
-        proc = subprocess.run([sys.executable, "-c", SPECIAL_SCRIPT, str(path)], env=env,
-                              capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(
+            [sys.executable, "-c", SPECIAL_SCRIPT, str(path)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert proc.returncode == 0, proc.stderr
         results[t] = json.loads(path.read_text())
         assert results[t]["target"] == t

@@ -11,10 +11,9 @@ import subprocess
 import sys
 import textwrap
 
+import gumbel_softmax as gs
 import numpy as np
 import pytest
-
-import gumbel_softmax as gs
 
 HAVE_OPENMP = gs._core.have_openmp
 # Large enough for the kernels to go parallel (16 rows, 2**20 elements).
@@ -102,7 +101,8 @@ def test_threadpoolctl_sees_our_openmp_runtime():
         with open("/proc/self/maps") as f:
             mapped = {line.split()[-1] for line in f if "gomp" in line or "omp" in line}
         assert {os.path.realpath(i["filepath"]) for i in libs} & {
-            os.path.realpath(m) for m in mapped}
+            os.path.realpath(m) for m in mapped
+        }
 
 
 def test_set_num_threads_overrides_threadpoolctl():
@@ -137,8 +137,9 @@ def test_omp_num_threads_environment(omp):
         """
     )
     env = dict(os.environ, OMP_NUM_THREADS=omp)
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                         text=True, check=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout.split()
     expected = int(omp) if HAVE_OPENMP else 1
     assert [int(v) for v in out] == [expected, expected]
 
@@ -147,21 +148,29 @@ def _import_and_report(extra_env):
     """Import the package in a child with OMP_DISPLAY_ENV=VERBOSE (libgomp prints its
     settings to stderr when it loads) and return (GOMP_SPINCOUNT as libgomp read it or
     None, the child's os.environ value after the import or None, uses libgomp)."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY", "OMP_DISPLAY_ENV")}
-    env.update(extra_env, OMP_DISPLAY_ENV="VERBOSE",
-               PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY", "OMP_DISPLAY_ENV")
+    }
+    env.update(
+        extra_env, OMP_DISPLAY_ENV="VERBOSE", PYTHONPATH=os.pathsep.join(p for p in sys.path if p)
+    )
     code = textwrap.dedent("""
         import os, gumbel_softmax
         maps = open("/proc/self/maps").read() if os.path.exists("/proc/self/maps") else ""
         print(os.environ.get("GOMP_SPINCOUNT"), "libgomp" in maps)
     """)
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                          text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr
     after, gomp = proc.stdout.split()
-    read = [line.split("=", 1)[1].strip().strip("'") for line in proc.stderr.splitlines()
-            if line.strip().startswith("GOMP_SPINCOUNT")]
+    read = [
+        line.split("=", 1)[1].strip().strip("'")
+        for line in proc.stderr.splitlines()
+        if line.strip().startswith("GOMP_SPINCOUNT")
+    ]
     return (read[0] if read else None), (None if after == "None" else after), gomp == "True"
 
 
@@ -175,10 +184,13 @@ def test_libgomp_spin_count_is_short_and_the_environment_restored():
     assert read == "1000"
 
 
-@pytest.mark.parametrize("user_env, expect", [
-    ({"GOMP_SPINCOUNT": "5"}, "5"),
-    ({"OMP_WAIT_POLICY": "active"}, None),  # libgomp's own default for ACTIVE, not ours
-])
+@pytest.mark.parametrize(
+    "user_env, expect",
+    [
+        ({"GOMP_SPINCOUNT": "5"}, "5"),
+        ({"OMP_WAIT_POLICY": "active"}, None),  # libgomp's own default for ACTIVE, not ours
+    ],
+)
 def test_user_spin_settings_win(user_env, expect):
     read, after, gomp = _import_and_report(user_env)
     assert after == user_env.get("GOMP_SPINCOUNT")

@@ -10,10 +10,9 @@ disjoint, and together cover exactly ``[start, start + total)``.
 import operator
 import threading
 
+import gumbel_softmax as gs
 import numpy as np
 import pytest
-
-import gumbel_softmax as gs
 
 SEED = 0x1234_5678_9ABC
 START = 2**32 - 1000  # the rows cross the 2**32 boundary of the low counter word
@@ -29,11 +28,10 @@ L64 = L32.astype(np.float64) * 1.5
 KINDS = {
     "gumbel32": lambda rng, n: (gs.gumbel((n, K), rng=rng),),
     "gumbel64": lambda rng, n: (gs.gumbel((n, K), dtype=np.float64, rng=rng),),
-    "soft32": lambda rng, n: (gs.gumbel_softmax(np.broadcast_to(L32, (n, K)), 0.7,
-                                                rng=rng),),
-    "hard64": lambda rng, n: gs.gumbel_softmax(np.broadcast_to(L64, (n, K)), 0.7,
-                                               hard=True, return_soft=True,
-                                               rng=rng)[::-1],
+    "soft32": lambda rng, n: (gs.gumbel_softmax(np.broadcast_to(L32, (n, K)), 0.7, rng=rng),),
+    "hard64": lambda rng, n: gs.gumbel_softmax(
+        np.broadcast_to(L64, (n, K)), 0.7, hard=True, return_soft=True, rng=rng
+    )[::-1],
 }
 
 
@@ -77,7 +75,7 @@ def _identify(records, start, total):
         assert off + n <= total
         for got, ref in zip(arrays, refs[kind]):
             # the call's rows are the contiguous reference rows [off, off + n)
-            assert got.tobytes() == np.ascontiguousarray(ref[off:off + n]).tobytes()
+            assert got.tobytes() == np.ascontiguousarray(ref[off : off + n]).tobytes()
         # reservations of one thread are made in order, so they increase
         if tid in last_start:
             assert off > last_start[tid]

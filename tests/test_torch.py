@@ -33,8 +33,12 @@ NP = {torch.float32: np.float32, torch.float64: np.float64, torch.float16: np.fl
 def _equal(t, a):
     """Bitwise: same dtype, shape and bytes."""
     a = np.asarray(a)
-    return t.dtype == torch.from_numpy(a).dtype and t.shape == a.shape and (
-        np.ascontiguousarray(t.detach().numpy()).tobytes() == np.ascontiguousarray(a).tobytes()
+    return (
+        t.dtype == torch.from_numpy(a).dtype
+        and t.shape == a.shape
+        and (
+            np.ascontiguousarray(t.detach().numpy()).tobytes() == np.ascontiguousarray(a).tobytes()
+        )
     )
 
 
@@ -48,18 +52,19 @@ def test_gradcheck_logits(shape, dim, tau):
     x = torch.randn(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     x.requires_grad_()
     # an int seed draws the same noise at every call, as gradcheck needs
-    assert torch.autograd.gradcheck(lambda x: gumbel_softmax(x, tau, dim=dim, generator=7),
-                                    (x,))
+    assert torch.autograd.gradcheck(lambda x: gumbel_softmax(x, tau, dim=dim, generator=7), (x,))
 
 
-@pytest.mark.parametrize("tau_shape,dim", [((), -1), ((5,), -1), ((5, 1), -1), ((1, 7), 0),
-                                           ((7,), 0), ((1,), -1)])
+@pytest.mark.parametrize(
+    "tau_shape,dim", [((), -1), ((5,), -1), ((5, 1), -1), ((1, 7), 0), ((7,), 0), ((1,), -1)]
+)
 def test_gradcheck_tau_tensor(tau_shape, dim):
     gen = torch.Generator().manual_seed(2)
     x = torch.randn(5, 7, dtype=torch.float64, generator=gen).requires_grad_()
     tau = (torch.rand(tau_shape, dtype=torch.float64, generator=gen) + 0.3).requires_grad_()
     assert torch.autograd.gradcheck(
-        lambda x, t: gumbel_softmax(x, t, dim=dim, generator=11), (x, tau))
+        lambda x, t: gumbel_softmax(x, t, dim=dim, generator=11), (x, tau)
+    )
 
 
 def test_gradcheck_with_masked_entries():
@@ -75,8 +80,11 @@ def test_gradcheck_with_masked_entries():
     # the masked column does not change the others: compare with the reduced problem's
     # gradient by finite differences through gradcheck on the full function
     assert torch.autograd.gradcheck(
-        lambda v: gumbel_softmax(torch.cat([v[:, :2], x.detach()[:, 2:3], v[:, 2:]], 1),
-                                 0.5, generator=4), (xf,))
+        lambda v: gumbel_softmax(
+            torch.cat([v[:, :2], x.detach()[:, 2:3], v[:, 2:]], 1), 0.5, generator=4
+        ),
+        (xf,),
+    )
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -130,8 +138,9 @@ def test_tau_gradient_sums_over_broadcast_rows():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16])
 @pytest.mark.parametrize("hard", [False, True])
-@pytest.mark.parametrize("shape,dim", [((64, 10), -1), ((3, 5, 33), 1), ((1000,), 0),
-                                       ((7, 4), 0), ((2, 3, 4), -2)])
+@pytest.mark.parametrize(
+    "shape,dim", [((64, 10), -1), ((3, 5, 33), 1), ((1000,), 0), ((7, 4), 0), ((2, 3, 4), -2)]
+)
 def test_bitwise_equal_to_numpy_api(dtype, hard, shape, dim):
     x = (3 * torch.randn(shape, generator=torch.Generator().manual_seed(4))).to(dtype)
     rng_t, rng_n = gs.Philox(21, counter=2**32 - 3), gs.Philox(21, counter=2**32 - 3)
@@ -143,8 +152,7 @@ def test_bitwise_equal_to_numpy_api(dtype, hard, shape, dim):
 
 def test_bitwise_equal_for_strided_views_without_copying_them():
     base = torch.randn(20, 30, generator=torch.Generator().manual_seed(5))
-    for view in (base[::2, 1::3], base.t(), base[3:, 5:],
-                 base.unsqueeze(1).expand(20, 4, 30)):
+    for view in (base[::2, 1::3], base.t(), base[3:, 5:], base.unsqueeze(1).expand(20, 4, 30)):
         y = gumbel_softmax(view, 1.3, generator=8)
         assert _equal(y, gs.gumbel_softmax(view.numpy(), 1.3, rng=8))
 
@@ -205,9 +213,16 @@ def test_empty_batch():
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("shape,dim,count_expected", [
-    ([5], 0, 1), ([5], -1, 1), ([5, 4], 1, 5), ([5, 4, 3], 1, 5 * 3), ([5, 4, 3], -1, 5 * 4),
-])
+@pytest.mark.parametrize(
+    "shape,dim,count_expected",
+    [
+        ([5], 0, 1),
+        ([5], -1, 1),
+        ([5, 4], 1, 5),
+        ([5, 4, 3], 1, 5 * 3),
+        ([5, 4, 3], -1, 5 * 4),
+    ],
+)
 def test_torch_st_shapes(dtype, shape, dim, count_expected):
     torch.manual_seed(0)
     logits = torch.randn(shape, dtype=torch.float).to(dtype)
@@ -371,8 +386,10 @@ def test_gradient_penalty_is_not_dropped():
     w = torch.randn(3, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
     g_noise = torch.from_numpy(gs.gumbel((3, 4), dtype=np.float64, rng=0))
     grads = []
-    for f in (lambda v: gumbel_softmax(v, 0.5, generator=0),
-              lambda v: ((v + g_noise) / 0.5).softmax(-1)):
+    for f in (
+        lambda v: gumbel_softmax(v, 0.5, generator=0),
+        lambda v: ((v + g_noise) / 0.5).softmax(-1),
+    ):
         x = x0.clone().requires_grad_()
         y = f(x)
         (g,) = torch.autograd.grad((y * w).sum(), x, create_graph=True)

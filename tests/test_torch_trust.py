@@ -54,8 +54,9 @@ def test_our_noise_is_the_reference_noise():
     """The premise of the comparisons below: our sample is softmax((x + g) / tau)."""
     x = torch.randn(6, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     y = gumbel_softmax(x, 0.7, generator=4)
-    assert torch.allclose(y, _reference(x, 0.7, False, _noise(x.shape, x.dtype, 4)),
-                          rtol=1e-12, atol=1e-15)
+    assert torch.allclose(
+        y, _reference(x, 0.7, False, _noise(x.shape, x.dtype, 4)), rtol=1e-12, atol=1e-15
+    )
 
 
 @pytest.mark.parametrize("shape,dim", [((5, 7), -1), ((3, 4, 6), 1), ((6,), 0), ((4, 3), 0)])
@@ -64,17 +65,20 @@ def test_gradgradcheck_logits(shape, dim, tau):
     x = torch.randn(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
     x.requires_grad_()
     assert torch.autograd.gradgradcheck(
-        lambda x: gumbel_softmax(x, tau, dim=dim, generator=7), (x,))
+        lambda x: gumbel_softmax(x, tau, dim=dim, generator=7), (x,)
+    )
 
 
-@pytest.mark.parametrize("tau_shape,dim", [((), -1), ((5,), -1), ((5, 1), -1), ((1, 7), 0),
-                                           ((7,), 0), ((1,), -1)])
+@pytest.mark.parametrize(
+    "tau_shape,dim", [((), -1), ((5,), -1), ((5, 1), -1), ((1, 7), 0), ((7,), 0), ((1,), -1)]
+)
 def test_gradgradcheck_tau_tensor(tau_shape, dim):
     gen = torch.Generator().manual_seed(3)
     x = torch.randn(5, 7, dtype=torch.float64, generator=gen).requires_grad_()
     tau = (torch.rand(tau_shape, dtype=torch.float64, generator=gen) + 0.3).requires_grad_()
     assert torch.autograd.gradgradcheck(
-        lambda x, t: gumbel_softmax(x, t, dim=dim, generator=11), (x, tau))
+        lambda x, t: gumbel_softmax(x, t, dim=dim, generator=11), (x, tau)
+    )
 
 
 def test_gradgradcheck_with_masked_entries():
@@ -82,8 +86,7 @@ def test_gradgradcheck_with_masked_entries():
     mask = torch.zeros(4, 6, dtype=torch.float64)
     mask[:, 2] = -torch.inf
     x.requires_grad_()
-    assert torch.autograd.gradgradcheck(
-        lambda v: gumbel_softmax(v + mask, 0.5, generator=4), (x,))
+    assert torch.autograd.gradgradcheck(lambda v: gumbel_softmax(v + mask, 0.5, generator=4), (x,))
 
 
 @pytest.mark.parametrize("hard", [False, True])
@@ -94,9 +97,12 @@ def test_gradient_penalty_equals_the_reference_on_the_same_noise(hard, tau_kind)
     gen = torch.Generator().manual_seed(5)
     x0 = torch.randn(6, 5, dtype=torch.float64, generator=gen)
     w = torch.randn(6, 5, dtype=torch.float64, generator=gen)
-    t0 = {"float": 0.5, "scalar tensor": torch.tensor(0.5, dtype=torch.float64),
-          "row tensor": torch.rand(6, dtype=torch.float64, generator=gen) + 0.3,
-          "row ndarray": np.linspace(0.3, 1.3, 6)}[tau_kind]
+    t0 = {
+        "float": 0.5,
+        "scalar tensor": torch.tensor(0.5, dtype=torch.float64),
+        "row tensor": torch.rand(6, dtype=torch.float64, generator=gen) + 0.3,
+        "row ndarray": np.linspace(0.3, 1.3, 6),
+    }[tau_kind]
     noise = _noise(x0.shape, x0.dtype, 9)
     grads = []
     for ours in (True, False):
@@ -146,8 +152,10 @@ def test_third_order():
     x.requires_grad_()
     noise = _noise(x.shape, x.dtype, 2)
     out = []
-    for f in (lambda v: gumbel_softmax(v, 0.8, generator=2),
-              lambda v: _reference(v, 0.8, False, noise)):
+    for f in (
+        lambda v: gumbel_softmax(v, 0.8, generator=2),
+        lambda v: _reference(v, 0.8, False, noise),
+    ):
         y = f(x)
         (g1,) = torch.autograd.grad(y[:, 0].sum(), x, create_graph=True)
         (g2,) = torch.autograd.grad((g1**2).sum(), x, create_graph=True)
@@ -171,8 +179,9 @@ def test_hessian_and_vectorized_jacobian():
 
     H = torch.autograd.functional.hessian(ours, x)
     assert torch.allclose(H, torch.autograd.functional.hessian(ref, x), rtol=1e-9, atol=1e-12)
-    J = torch.autograd.functional.jacobian(lambda v: gumbel_softmax(v, 0.6, generator=5), x,
-                                           vectorize=True)
+    J = torch.autograd.functional.jacobian(
+        lambda v: gumbel_softmax(v, 0.6, generator=5), x, vectorize=True
+    )
     Jr = torch.autograd.functional.jacobian(lambda v: _reference(v, 0.6, False, noise), x)
     assert torch.allclose(J, Jr, rtol=1e-9, atol=1e-12)
 
@@ -193,7 +202,8 @@ def test_batched_gradients():
     jx, jt = torch.autograd.grad(f(x, t), (x, t), basis, is_grads_batched=True)
     noise = _noise(x.shape, x.dtype, 3)
     rx, rt = torch.autograd.functional.jacobian(
-        lambda x, t: _reference(x, t.unsqueeze(-1), False, noise), (x, t))
+        lambda x, t: _reference(x, t.unsqueeze(-1), False, noise), (x, t)
+    )
     assert torch.allclose(jx.reshape(12, 12), rx.reshape(12, 12), rtol=1e-9, atol=1e-12)
     assert torch.allclose(jt, rt.reshape(12, 3), rtol=1e-9, atol=1e-12)
 
@@ -212,15 +222,13 @@ def test_jit_trace_raises_instead_of_freezing_the_noise():
     state = rng.bit_generator.state
     torch_state = torch.get_rng_state()
     with pytest.raises(RuntimeError, match=r"torch\.jit\.trace"):
-        torch.jit.trace(lambda v: gumbel_softmax(v, 0.5, generator=rng), (x,),
-                        check_trace=False)
+        torch.jit.trace(lambda v: gumbel_softmax(v, 0.5, generator=rng), (x,), check_trace=False)
     assert rng.bit_generator.state == state and torch.equal(torch.get_rng_state(), torch_state)
 
 
 # torch.func's forward-mode transforms call torch.jit.script, deprecated in torch 2.13
 @pytest.mark.filterwarnings(r"ignore:`torch\.jit\.script` is deprecated:DeprecationWarning")
-@pytest.mark.parametrize("transform", ["grad", "vjp", "jacrev", "jacfwd", "jvp", "vmap",
-                                       "hessian"])
+@pytest.mark.parametrize("transform", ["grad", "vjp", "jacrev", "jacfwd", "jvp", "vmap", "hessian"])
 def test_torch_func_transforms_raise_naming_them(transform):
     x = torch.randn(3, 4, dtype=torch.float64)
     f = lambda v: gumbel_softmax(v, 0.5, generator=1)  # noqa: E731
@@ -243,7 +251,8 @@ def test_torch_func_on_tau_raises():
     x = torch.randn(3, 4, dtype=torch.float64)
     with pytest.raises(RuntimeError, match=r"torch\.func"):
         torch.func.grad(lambda t: gumbel_softmax(x, t, generator=1)[:, 0].sum())(
-            torch.tensor(0.5, dtype=torch.float64))
+            torch.tensor(0.5, dtype=torch.float64)
+        )
 
 
 @pytest.mark.parametrize("kind", ["default", "torch", "philox", "numpy"])
@@ -256,8 +265,12 @@ def test_torch_compile_draws_fresh_noise_per_call(kind):
     x = torch.randn(4, 6)
 
     def make():
-        return {"default": None, "torch": torch.Generator().manual_seed(3),
-                "philox": gs.Philox(3), "numpy": np.random.default_rng(3)}[kind]
+        return {
+            "default": None,
+            "torch": torch.Generator().manual_seed(3),
+            "philox": gs.Philox(3),
+            "numpy": np.random.default_rng(3),
+        }[kind]
 
     def f(v, gen):
         return gumbel_softmax(v * 2, 0.5, generator=gen)
@@ -289,152 +302,249 @@ BAD_CALLS = {
     # tau
     "tau nan tensor": (
         lambda gen: gumbel_softmax(
-            torch.zeros(3, 4), torch.tensor([1.0, float("nan"), 1.0]), generator=gen),
-        ValueError, "tau"),
+            torch.zeros(3, 4), torch.tensor([1.0, float("nan"), 1.0]), generator=gen
+        ),
+        ValueError,
+        "tau",
+    ),
     "tau negative element": (
         lambda gen: gumbel_softmax(
-            torch.zeros(3, 4), torch.tensor([1.0, -1.0, 1.0]), generator=gen),
-        ValueError, "tau"),
+            torch.zeros(3, 4), torch.tensor([1.0, -1.0, 1.0]), generator=gen
+        ),
+        ValueError,
+        "tau",
+    ),
     "tau wrong shape": (
         lambda gen: gumbel_softmax(torch.zeros(3, 4), torch.ones(5), generator=gen),
-        ValueError, "tau"),
+        ValueError,
+        "tau",
+    ),
     "tau wrong shape keepdims": (
         lambda gen: gumbel_softmax(torch.zeros(3, 4), torch.ones(3, 4), generator=gen),
-        ValueError, "tau"),
+        ValueError,
+        "tau",
+    ),
     "tau ndarray wrong shape": (
         lambda gen: gumbel_softmax(torch.zeros(3, 4), np.ones(5), generator=gen),
-        ValueError, "tau"),
+        ValueError,
+        "tau",
+    ),
     "tau ndarray nan": (
         lambda gen: gumbel_softmax(torch.zeros(3, 4), np.array([1.0, np.nan, 1.0]), generator=gen),
-        ValueError, "tau"),
+        ValueError,
+        "tau",
+    ),
     "tau ndarray str": (
         lambda gen: gumbel_softmax(torch.zeros(3, 4), np.array(["a", "b", "c"]), generator=gen),
-        TypeError, "tau"),
+        TypeError,
+        "tau",
+    ),
     "tau zero": (
         lambda gen: gumbel_softmax(torch.zeros(3, 4), 0.0, generator=gen),
-        ValueError, "tau"),
+        ValueError,
+        "tau",
+    ),
     "tau inf": (
         lambda gen: gumbel_softmax(torch.zeros(3, 4), float("inf"), generator=gen),
-        ValueError, "tau"),
+        ValueError,
+        "tau",
+    ),
     "tau huge int": (
         lambda gen: gumbel_softmax(torch.zeros(3, 4), 10**400, generator=gen),
-        ValueError, "tau"),
+        ValueError,
+        "tau",
+    ),
     "tau str": (
         lambda gen: gumbel_softmax(torch.zeros(3, 4), "1", generator=gen),
-        TypeError, "tau"),
+        TypeError,
+        "tau",
+    ),
     "tau bool": (
         lambda gen: gumbel_softmax(torch.zeros(3, 4), True, generator=gen),
-        TypeError, "tau"),
+        TypeError,
+        "tau",
+    ),
     "tau complex tensor": (
         lambda gen: gumbel_softmax(
-            torch.zeros(3, 4), torch.ones(3, dtype=torch.complex64), generator=gen),
-        TypeError, "tau"),
+            torch.zeros(3, 4), torch.ones(3, dtype=torch.complex64), generator=gen
+        ),
+        TypeError,
+        "tau",
+    ),
     "tau bool tensor": (
         lambda gen: gumbel_softmax(
-            torch.zeros(3, 4), torch.ones(3, dtype=torch.bool), generator=gen),
-        TypeError, "tau"),
+            torch.zeros(3, 4), torch.ones(3, dtype=torch.bool), generator=gen
+        ),
+        TypeError,
+        "tau",
+    ),
     "tau meta tensor": (
         lambda gen: gumbel_softmax(torch.zeros(3, 4), torch.ones(3, device="meta"), generator=gen),
-        ValueError, "tau"),
+        ValueError,
+        "tau",
+    ),
     "tau sparse tensor": (
         lambda gen: gumbel_softmax(torch.zeros(3, 4), torch.ones(3).to_sparse(), generator=gen),
-        TypeError, "tau"),
+        TypeError,
+        "tau",
+    ),
     "tau 0-d nan": (
         lambda gen: gumbel_softmax(torch.zeros(3, 4), torch.tensor(float("nan")), generator=gen),
-        ValueError, "tau"),
+        ValueError,
+        "tau",
+    ),
     # logits
     "logits ndarray": (
         lambda gen: gumbel_softmax(np.zeros((3, 4)), generator=gen),
-        TypeError, "logits"),
+        TypeError,
+        "logits",
+    ),
     "logits int64": (
         lambda gen: gumbel_softmax(torch.zeros(3, 4, dtype=torch.int64), generator=gen),
-        TypeError, "logits"),
+        TypeError,
+        "logits",
+    ),
     "logits bfloat16": (
         lambda gen: gumbel_softmax(torch.zeros(3, 4, dtype=torch.bfloat16), generator=gen),
-        TypeError, "logits"),
+        TypeError,
+        "logits",
+    ),
     "logits complex": (
         lambda gen: gumbel_softmax(torch.zeros(3, 4, dtype=torch.complex64), generator=gen),
-        TypeError, "logits"),
+        TypeError,
+        "logits",
+    ),
     "logits meta": (
         lambda gen: gumbel_softmax(torch.zeros(3, 4, device="meta"), generator=gen),
-        ValueError, "logits"),
+        ValueError,
+        "logits",
+    ),
     "logits sparse": (
         lambda gen: gumbel_softmax(torch.zeros(3, 4).to_sparse(), generator=gen),
-        TypeError, "logits"),
+        TypeError,
+        "logits",
+    ),
     "logits 0-d": (
         lambda gen: gumbel_softmax(torch.tensor(1.0), generator=gen),
-        ValueError, "logits"),
+        ValueError,
+        "logits",
+    ),
     "logits empty row": (
         lambda gen: gumbel_softmax(torch.zeros(3, 0), generator=gen),
-        ValueError, "length 0"),
+        ValueError,
+        "length 0",
+    ),
     "logits 65 dims": (
         lambda gen: gumbel_softmax(torch.zeros([1] * 65), generator=gen),
-        ValueError, "logits"),
+        ValueError,
+        "logits",
+    ),
     "logits row too long": (
         lambda gen: gumbel_softmax(torch.zeros(1).expand(2**31), generator=gen),
-        ValueError, "logits"),
+        ValueError,
+        "logits",
+    ),
     "logits too big (MemoryError)": (
         lambda gen: gumbel_softmax(_huge(), generator=gen),
-        MemoryError, ""),
+        MemoryError,
+        "",
+    ),
     "logits too big, hard (MemoryError)": (
         lambda gen: gumbel_softmax(_huge(), hard=True, generator=gen),
-        MemoryError, ""),
+        MemoryError,
+        "",
+    ),
     "logits too big, float16 (MemoryError)": (
         lambda gen: gumbel_softmax(_huge(torch.float16), generator=gen),
-        MemoryError, ""),
+        MemoryError,
+        "",
+    ),
     # dim
     "dim out of range": (
         lambda gen: gumbel_softmax(torch.zeros(3, 4), dim=2, generator=gen),
-        IndexError, "dim 2 is out of range"),
+        IndexError,
+        "dim 2 is out of range",
+    ),
     "dim negative out of range": (
         lambda gen: gumbel_softmax(torch.zeros(3, 4), dim=-3, generator=gen),
-        IndexError, "dim -3 is out of range"),
+        IndexError,
+        "dim -3 is out of range",
+    ),
     "dim 2**63": (
         lambda gen: gumbel_softmax(torch.zeros(3, 4), dim=2**63, generator=gen),
-        IndexError, f"dim {2**63} is out of range"),
+        IndexError,
+        f"dim {2**63} is out of range",
+    ),
     "dim float": (
         lambda gen: gumbel_softmax(torch.zeros(3, 4), dim=1.0, generator=gen),
-        TypeError, "dim"),
+        TypeError,
+        "dim",
+    ),
     "dim bool": (
         lambda gen: gumbel_softmax(torch.zeros(3, 4), dim=True, generator=gen),
-        TypeError, "dim"),
+        TypeError,
+        "dim",
+    ),
     "dim str": (
         lambda gen: gumbel_softmax(torch.zeros(3, 4), dim="1", generator=gen),
-        TypeError, "dim"),
+        TypeError,
+        "dim",
+    ),
     # hard
     "hard str": (
         lambda gen: gumbel_softmax(torch.zeros(3, 4), hard="no", generator=gen),
-        TypeError, "hard"),
+        TypeError,
+        "hard",
+    ),
     "hard float": (
         lambda gen: gumbel_softmax(torch.zeros(3, 4), hard=0.5, generator=gen),
-        TypeError, "hard"),
+        TypeError,
+        "hard",
+    ),
     "hard tensor of 2": (
         lambda gen: gumbel_softmax(torch.zeros(3, 4), hard=torch.ones(2), generator=gen),
-        ValueError, "hard"),
+        ValueError,
+        "hard",
+    ),
     "hard meta tensor": (
         lambda gen: gumbel_softmax(
-            torch.zeros(3, 4), hard=torch.ones((), device="meta"), generator=gen),
-        ValueError, "hard"),
+            torch.zeros(3, 4), hard=torch.ones((), device="meta"), generator=gen
+        ),
+        ValueError,
+        "hard",
+    ),
     # generator
     "generator negative seed": (
         lambda gen: gumbel_softmax(torch.zeros(3, 4), generator=-1),
-        ValueError, "generator: seed must be in [0, 2**64)"),
+        ValueError,
+        "generator: seed must be in [0, 2**64)",
+    ),
     "generator seed 2**64": (
         lambda gen: gumbel_softmax(torch.zeros(3, 4), generator=2**64),
-        ValueError, "generator: seed must be in [0, 2**64)"),
+        ValueError,
+        "generator: seed must be in [0, 2**64)",
+    ),
     "generator str": (
         lambda gen: gumbel_softmax(torch.zeros(3, 4), generator="seed"),
-        TypeError, "generator must be"),
+        TypeError,
+        "generator must be",
+    ),
     "generator bool": (
         lambda gen: gumbel_softmax(torch.zeros(3, 4), generator=True),
-        TypeError, "generator must be"),
+        TypeError,
+        "generator must be",
+    ),
     "Philox counter overflow": (
         lambda gen: gumbel_softmax(torch.zeros(3, 4), generator=gs.Philox(1, counter=2**64 - 2)),
-        OverflowError, "counter"),
+        OverflowError,
+        "counter",
+    ),
     # eps (compared like torch; an array has no truth value)
     "eps array": (
         lambda gen: gumbel_softmax(torch.zeros(3, 4), eps=np.ones(2), generator=gen),
-        TypeError, "eps"),
+        TypeError,
+        "eps",
+    ),
 }
 
 
@@ -527,8 +637,10 @@ def test_tau_overflow_names_tau():
 
 def test_hard_tensor_of_one_element_is_accepted():
     x = torch.zeros(2, 3)
-    assert torch.equal(gumbel_softmax(x, hard=torch.tensor(True), generator=1),
-                       gumbel_softmax(x, hard=True, generator=1))
+    assert torch.equal(
+        gumbel_softmax(x, hard=torch.tensor(True), generator=1),
+        gumbel_softmax(x, hard=True, generator=1),
+    )
 
 
 def test_bfloat16_tau_is_accepted_as_its_value():
@@ -536,8 +648,7 @@ def test_bfloat16_tau_is_accepted_as_its_value():
     is the same temperatures as their float32 values."""
     x = torch.randn(4, 5)
     t = torch.tensor([0.5, 1.0, 2.0, 0.75], dtype=torch.bfloat16)
-    assert torch.equal(gumbel_softmax(x, t, generator=2),
-                       gumbel_softmax(x, t.float(), generator=2))
+    assert torch.equal(gumbel_softmax(x, t, generator=2), gumbel_softmax(x, t.float(), generator=2))
 
 
 def test_a_failure_does_not_undo_another_draw(monkeypatch):
@@ -566,8 +677,9 @@ def test_tau_with_the_negative_bit():
     c = torch.tensor([1 - 0.5j, 1 - 2j, 1 - 1j], dtype=torch.complex128).conj()
     assert c.imag.is_neg()
     x = torch.randn(3, 4, dtype=torch.float64)
-    assert torch.equal(gumbel_softmax(x, c.imag, generator=1),
-                       gumbel_softmax(x, c.imag.clone(), generator=1))
+    assert torch.equal(
+        gumbel_softmax(x, c.imag, generator=1), gumbel_softmax(x, c.imag.clone(), generator=1)
+    )
 
 
 @pytest.mark.parametrize("use_reentrant", [False, True])
@@ -583,8 +695,13 @@ def test_checkpoint_recomputation_same_noise_or_raises(kind, use_reentrant):
     w = torch.randn(4, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(10))
 
     def make():
-        return {"default": None, "int": 3, "torch.Generator": torch.Generator().manual_seed(1),
-                "Philox": gs.Philox(1), "numpy": np.random.default_rng(1)}[kind]
+        return {
+            "default": None,
+            "int": 3,
+            "torch.Generator": torch.Generator().manual_seed(1),
+            "Philox": gs.Philox(1),
+            "numpy": np.random.default_rng(1),
+        }[kind]
 
     torch.manual_seed(0)
     x = x0.clone().requires_grad_()
@@ -593,8 +710,9 @@ def test_checkpoint_recomputation_same_noise_or_raises(kind, use_reentrant):
     torch.manual_seed(0)
     gen = make()
     x = x0.clone().requires_grad_()
-    y = checkpoint(lambda v: gumbel_softmax(v * 1, 0.5, generator=gen), x,
-                   use_reentrant=use_reentrant)
+    y = checkpoint(
+        lambda v: gumbel_softmax(v * 1, 0.5, generator=gen), x, use_reentrant=use_reentrant
+    )
     if kind in ("default", "int"):
         (y * w).sum().backward()
         assert torch.equal(x.grad, reference)

@@ -57,9 +57,16 @@ def _run_numpy(vae, data, hard, epochs, lr=1e-3, batch_size=50, seed=0):
     steps = epochs * (len(x_train) // batch_size)
     params = vae.init_params(np.random.default_rng(seed))
     return vae.train_numpy(
-        params, x_train, x_test, hard=hard, taus=vae.tau_schedule(steps),
-        orders=vae.batch_orders(len(x_train), epochs, seed + 1), batch_size=batch_size,
-        lr=lr, noise_seed=seed, verbose=False,
+        params,
+        x_train,
+        x_test,
+        hard=hard,
+        taus=vae.tau_schedule(steps),
+        orders=vae.batch_orders(len(x_train), epochs, seed + 1),
+        batch_size=batch_size,
+        lr=lr,
+        noise_seed=seed,
+        verbose=False,
     )
 
 
@@ -162,8 +169,9 @@ def test_hard_gradient_is_straight_through(vae, data):
         _check_entries(name, params[name], grads[name], true_loss, rng)
 
     _, logits0 = vae.encode(params, x)
-    y_hard, y_soft0 = gs.gumbel_softmax(logits0, tau, hard=True, rng=gs.Philox(seed),
-                                        return_soft=True)
+    y_hard, y_soft0 = gs.gumbel_softmax(
+        logits0, tau, hard=True, rng=gs.Philox(seed), return_soft=True
+    )
     soft_again = gs.gumbel_softmax(logits0, tau, rng=gs.Philox(seed))
     assert soft_again.tobytes() == y_soft0.tobytes()
     assert np.array_equal(y_hard.sum(-1), np.ones(y_hard.shape[:-1]))
@@ -230,8 +238,9 @@ def test_gradient_equals_torch_autograd_for_the_same_noise(vae, data, hard):
     t_loss.backward()
     assert loss == pytest.approx(t_loss.item(), rel=1e-12)
     for name in vae.PARAM_NAMES:
-        np.testing.assert_allclose(grads[name], p[name].grad.numpy(), rtol=1e-9, atol=1e-12,
-                                   err_msg=name)
+        np.testing.assert_allclose(
+            grads[name], p[name].grad.numpy(), rtol=1e-9, atol=1e-12, err_msg=name
+        )
 
 
 @pytest.mark.parametrize("hard", [False, True], ids=["soft", "hard"])
@@ -246,9 +255,17 @@ def test_numpy_and_torch_trainers_agree(vae, data, one_thread, hard):
     ours = _run_numpy(vae, data, hard, epochs, lr=lr, batch_size=batch_size)
     steps = epochs * (len(x_train) // batch_size)
     theirs = vae.train_torch(
-        vae.init_params(np.random.default_rng(0)), x_train, x_test, hard=hard,
-        taus=vae.tau_schedule(steps), orders=vae.batch_orders(len(x_train), epochs, 1),
-        batch_size=batch_size, lr=lr, noise_seed=0, verbose=False, num_threads=1,
+        vae.init_params(np.random.default_rng(0)),
+        x_train,
+        x_test,
+        hard=hard,
+        taus=vae.tau_schedule(steps),
+        orders=vae.batch_orders(len(x_train), epochs, 1),
+        batch_size=batch_size,
+        lr=lr,
+        noise_seed=0,
+        verbose=False,
+        num_threads=1,
     )
     assert ours["init_test"] == pytest.approx(theirs["init_test"], rel=0.02)
     for key in ("train", "test"):

@@ -10,7 +10,6 @@ computes the same bits (tests/test_targets.py), so the bounds hold on all of the
 
 import numpy as np
 import pytest
-
 from gumbel_softmax import _core
 
 DOC_BOUND_ULP = 2.0

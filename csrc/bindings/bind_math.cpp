@@ -44,12 +44,19 @@ py::array_t<T> noise(py::array_t<Bits, py::array::c_style | py::array::forcecast
 }  // namespace
 
 void bind_math(py::module_& m) {
-  m.def("_eval_f32", [](const std::string& name, py::array_t<float, py::array::c_style | py::array::forcecast> x) {
-    return eval<float>(primitive_index(name), x);
-  }, py::arg("name"), py::arg("x"));
-  m.def("_eval_f64", [](const std::string& name, py::array_t<double, py::array::c_style | py::array::forcecast> x) {
-    return eval<double>(primitive_index(name), x);
-  }, py::arg("name"), py::arg("x"));
+  m.def(
+      "_eval_f32",
+      [](const std::string& name, py::array_t<float, py::array::c_style | py::array::forcecast> x) {
+        return eval<float>(primitive_index(name), x);
+      },
+      py::arg("name"), py::arg("x"));
+  m.def(
+      "_eval_f64",
+      [](const std::string& name,
+         py::array_t<double, py::array::c_style | py::array::forcecast> x) {
+        return eval<double>(primitive_index(name), x);
+      },
+      py::arg("name"), py::arg("x"));
   m.def("_noise_f32", &noise<uint32_t, float>, py::arg("bits"),
         "bits_to_gumbel on uint32 words (the float32 map), on the active target");
   m.def("_noise_f64", &noise<uint64_t, double>, py::arg("bits"),

@@ -38,7 +38,8 @@ py::int_ counter_of(const PhiloxState& s) {
   uint64_t low;
   bool at_end;
   s.counter(low, at_end);
-  if (at_end) return py::reinterpret_steal<py::int_>(PyNumber_Lshift(py::int_(1).ptr(), py::int_(64).ptr()));
+  if (at_end)
+    return py::reinterpret_steal<py::int_>(PyNumber_Lshift(py::int_(1).ptr(), py::int_(64).ptr()));
   return py::int_(low);
 }
 
@@ -70,7 +71,8 @@ py::array noise_impl(const std::vector<int64_t>& shape, Noise kind, const py::ob
 }  // namespace
 
 void bind_random(py::module_& m) {
-  py::class_<PhiloxState>(m, "Philox", R"doc(Philox4x32-10 counter-based generator (see gumbel_softmax.Philox).)doc")
+  py::class_<PhiloxState>(
+      m, "Philox", R"doc(Philox4x32-10 counter-based generator (see gumbel_softmax.Philox).)doc")
       .def(py::init([](py::object seed, py::object counter) {
              const uint64_t s = seed.is_none() ? os_entropy_seed() : to_u64(seed, "seed");
              return new PhiloxState(s, to_u64(counter, "counter"));
@@ -94,45 +96,48 @@ void bind_random(py::module_& m) {
             if (rows == 0) return counter_of(s);
             return py::int_(reserve_rows(s, rows));
           },
-          py::arg("n"),
-          "Atomically reserve n rows; returns the first. OverflowError past 2**64.")
+          py::arg("n"), "Atomically reserve n rows; returns the first. OverflowError past 2**64.")
       .def("__copy__", [](const PhiloxState& s) { return PhiloxState(s); })
-      .def("__deepcopy__", [](const PhiloxState& s, py::object) { return PhiloxState(s); },
-           py::arg("memo"))
+      .def(
+          "__deepcopy__", [](const PhiloxState& s, py::object) { return PhiloxState(s); },
+          py::arg("memo"))
       .def("__eq__",
            [](const PhiloxState& a, py::object other) -> py::object {
-             if (!py::isinstance<PhiloxState>(other)) return py::reinterpret_borrow<py::object>(Py_NotImplemented);
+             if (!py::isinstance<PhiloxState>(other))
+               return py::reinterpret_borrow<py::object>(Py_NotImplemented);
              const PhiloxState& b = other.cast<const PhiloxState&>();
              return py::bool_(a.seed() == b.seed() && counter_of(a).equal(counter_of(b)));
            })
-      .def("__hash__", [](const PhiloxState&) -> py::object {
-        throw py::type_error("unhashable type: 'Philox' (its counter changes)");
-      })
+      .def("__hash__",
+           [](const PhiloxState&) -> py::object {
+             throw py::type_error("unhashable type: 'Philox' (its counter changes)");
+           })
       .def("__repr__",
            [](const PhiloxState& s) {
              return "Philox(seed=" + std::to_string(s.seed()) +
                     ", counter=" + std::string(py::str(counter_of(s))) + ")";
            })
-      .def(py::pickle(
-          [](const PhiloxState& s) { return py::make_tuple(s.seed(), counter_of(s)); },
-          [](py::tuple t) {
-            if (t.size() != 2) throw py::value_error("invalid Philox state");
-            // A counter of 2**64 (exhausted) round-trips through reserve.
-            py::int_ c = t[1].cast<py::int_>();
-            py::int_ top = py::reinterpret_steal<py::int_>(PyNumber_Lshift(py::int_(1).ptr(), py::int_(64).ptr()));
-            if (c.equal(top)) {
-              auto* p = new PhiloxState(to_u64(t[0], "seed"), UINT64_MAX);
-              uint64_t start;
-              p->reserve(1, start);
-              return p;
-            }
-            return new PhiloxState(to_u64(t[0], "seed"), to_u64(c, "counter"));
-          }));
+      .def(py::pickle([](const PhiloxState& s) { return py::make_tuple(s.seed(), counter_of(s)); },
+                      [](py::tuple t) {
+                        if (t.size() != 2) throw py::value_error("invalid Philox state");
+                        // A counter of 2**64 (exhausted) round-trips through reserve.
+                        py::int_ c = t[1].cast<py::int_>();
+                        py::int_ top = py::reinterpret_steal<py::int_>(
+                            PyNumber_Lshift(py::int_(1).ptr(), py::int_(64).ptr()));
+                        if (c.equal(top)) {
+                          auto* p = new PhiloxState(to_u64(t[0], "seed"), UINT64_MAX);
+                          uint64_t start;
+                          p->reserve(1, start);
+                          return p;
+                        }
+                        return new PhiloxState(to_u64(t[0], "seed"), to_u64(c, "counter"));
+                      }));
 
   m.def(
       "philox4x32",
       [](py::array_t<uint32_t, py::array::c_style> counters, uint32_t k0, uint32_t k1) {
-        py::array_t<uint32_t> out(std::vector<py::ssize_t>(counters.shape(), counters.shape() + counters.ndim()));
+        py::array_t<uint32_t> out(
+            std::vector<py::ssize_t>(counters.shape(), counters.shape() + counters.ndim()));
         const int64_t n = static_cast<int64_t>(counters.size() / 4);
         const uint32_t* c = counters.data();
         uint32_t* o = out.mutable_data();
@@ -149,8 +154,7 @@ void bind_random(py::module_& m) {
         return is_double ? noise_impl<double>(shape, kind, rng, out)
                          : noise_impl<float>(shape, kind, rng, out);
       },
-      py::arg("shape"), py::arg("is_double"), py::arg("logistic"), py::arg("rng"),
-      py::arg("out"));
+      py::arg("shape"), py::arg("is_double"), py::arg("logistic"), py::arg("rng"), py::arg("out"));
 }
 
 }  // namespace gumbel_softmax

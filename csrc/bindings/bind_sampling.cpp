@@ -49,8 +49,8 @@ void set_mask(ForwardArgs<T>& a, const py::object& mask, int axis) {
 }
 
 template <class T>
-py::object forward_impl(const py::array& logits, double tau, const py::object& inv_taus,
-                        bool hard, bool log, int axis, const py::object& rng, const py::object& out,
+py::object forward_impl(const py::array& logits, double tau, const py::object& inv_taus, bool hard,
+                        bool log, int axis, const py::object& rng, const py::object& out,
                         bool return_soft, const py::object& mask) {
   auto x = py::reinterpret_borrow<py::array_t<T>>(logits);
   py::array_t<T> y = result_like<T>(logits, out);
@@ -164,8 +164,8 @@ py::object bernoulli_backward_impl(const py::array& grad_y, const py::array& y_s
   auto t = py::reinterpret_borrow<py::array_t<T>>(inv_tau);
   py::array_t<T> o = result_like<T>(grad_y, out);
   const int axis = static_cast<int>(g.ndim()) - 1;
-  const RowSpec gsp = rowspec_of(g, axis), ssp = rowspec_of(s, axis),
-                osp = rowspec_of(o, axis), tsp = rowspec_of(t, axis);
+  const RowSpec gsp = rowspec_of(g, axis), ssp = rowspec_of(s, axis), osp = rowspec_of(o, axis),
+                tsp = rowspec_of(t, axis);
   const T* gp = g.data();
   const T* sp = s.data();
   const T* tp = t.data();
@@ -218,10 +218,10 @@ void bind_sampling(py::module_& m) {
       [](py::array_t<float, py::array::c_style> src, bool bf16, const py::object& out) {
         // out: None, or a C-contiguous uint16 array of src's size, allocated by a caller
         // that must not allocate after its kernel has taken rows.
-        py::array_t<uint16_t> dst =
-            out.is_none()
-                ? py::array_t<uint16_t>(std::vector<py::ssize_t>(src.shape(), src.shape() + src.ndim()))
-                : py::reinterpret_borrow<py::array_t<uint16_t>>(out);
+        py::array_t<uint16_t> dst = out.is_none()
+                                        ? py::array_t<uint16_t>(std::vector<py::ssize_t>(
+                                              src.shape(), src.shape() + src.ndim()))
+                                        : py::reinterpret_borrow<py::array_t<uint16_t>>(out);
         if (dst.size() != src.size() || !(dst.flags() & py::array::c_style))
           throw py::value_error("float_to_half: out must be C-contiguous uint16 of src's size");
         const float* s = src.data();
@@ -236,10 +236,10 @@ void bind_sampling(py::module_& m) {
       [](const py::array& logits, double tau, const py::object& inv_taus, bool hard, bool log,
          int axis, const py::object& rng, const py::object& out, bool return_soft,
          const py::object& mask) {
-        return is_double(logits) ? forward_impl<double>(logits, tau, inv_taus, hard, log, axis,
-                                                        rng, out, return_soft, mask)
-                                 : forward_impl<float>(logits, tau, inv_taus, hard, log, axis,
-                                                       rng, out, return_soft, mask);
+        return is_double(logits) ? forward_impl<double>(logits, tau, inv_taus, hard, log, axis, rng,
+                                                        out, return_soft, mask)
+                                 : forward_impl<float>(logits, tau, inv_taus, hard, log, axis, rng,
+                                                       out, return_soft, mask);
       },
       py::arg("logits"), py::arg("tau"), py::arg("inv_taus"), py::arg("hard"), py::arg("log"),
       py::arg("axis"), py::arg("rng"), py::arg("out"), py::arg("return_soft"),
@@ -271,11 +271,10 @@ void bind_sampling(py::module_& m) {
       py::arg("out"));
   m.def(
       "concrete_log_prob",
-      [](const py::array& y, const py::array& logits, const py::array& tau,
-         const py::array& cst, int64_t tau_step, bool log_space, int axis) {
-        return is_double(y)
-                   ? concrete_impl<double>(y, logits, tau, cst, tau_step, log_space, axis)
-                   : concrete_impl<float>(y, logits, tau, cst, tau_step, log_space, axis);
+      [](const py::array& y, const py::array& logits, const py::array& tau, const py::array& cst,
+         int64_t tau_step, bool log_space, int axis) {
+        return is_double(y) ? concrete_impl<double>(y, logits, tau, cst, tau_step, log_space, axis)
+                            : concrete_impl<float>(y, logits, tau, cst, tau_step, log_space, axis);
       },
       py::arg("y"), py::arg("logits"), py::arg("tau"), py::arg("cst"), py::arg("tau_step"),
       py::arg("log_space"), py::arg("axis"));

@@ -19,7 +19,8 @@ namespace py = pybind11;
 // strides are multiples of the item size).
 inline RowSpec rowspec_of(const py::array& a, int axis) {
   const int nd = static_cast<int>(a.ndim());
-  if (nd > RowSpec::kMaxDims) throw py::value_error("arrays of more than 64 dimensions are not supported");
+  if (nd > RowSpec::kMaxDims)
+    throw py::value_error("arrays of more than 64 dimensions are not supported");
   std::vector<int64_t> shape(nd), strides(nd);
   const int64_t item = static_cast<int64_t>(a.itemsize());
   for (int d = 0; d < nd; ++d) {
@@ -79,12 +80,12 @@ inline Rows take_rows(const py::object& rng, uint64_t nrows) {
     return rows;
   }
   const py::object np = py::module_::import("numpy");
-  const py::object top = py::reinterpret_steal<py::object>(
-      PyNumber_Lshift(py::int_(1).ptr(), py::int_(64).ptr()));
+  const py::object top =
+      py::reinterpret_steal<py::object>(PyNumber_Lshift(py::int_(1).ptr(), py::int_(64).ptr()));
   rows.generator = rng;
   rows.state = rng.attr("bit_generator").attr("state");
-  const uint64_t seed = py::int_(rng.attr("integers")(0, top, py::arg("dtype") = np.attr("uint64")))
-                            .cast<uint64_t>();
+  const uint64_t seed =
+      py::int_(rng.attr("integers")(0, top, py::arg("dtype") = np.attr("uint64"))).cast<uint64_t>();
   rows.key = PhiloxState(seed, 0).key();
   return rows;
 }

@@ -135,29 +135,29 @@ std::vector<std::string> cpu_targets() {
 }
 
 // The public entry points forward to the active target's table.
-#define GS_FORWARD_BOTH(F32, F64, DECL, CALL)   \
-  template <>                                   \
-  DECL(float) {                                 \
-    active().table.F32 CALL;                    \
-  }                                             \
-  template <>                                   \
-  DECL(double) {                                \
-    active().table.F64 CALL;                    \
+#define GS_FORWARD_BOTH(F32, F64, DECL, CALL) \
+  template <>                                 \
+  DECL(float) {                               \
+    active().table.F32 CALL;                  \
+  }                                           \
+  template <>                                 \
+  DECL(double) {                              \
+    active().table.F64 CALL;                  \
   }
 
-#define GS_DECL(T) void noise_rows<T>(T* out, const RowSpec& o, Noise kind, PhiloxKey key, \
-                                      uint64_t first)
+#define GS_DECL(T) \
+  void noise_rows<T>(T * out, const RowSpec& o, Noise kind, PhiloxKey key, uint64_t first)
 GS_FORWARD_BOTH(noise_f32, noise_f64, GS_DECL, (out, o, kind, key, first))
 #undef GS_DECL
 #define GS_DECL(T) void forward_rows<T>(const ForwardArgs<T>& a)
 GS_FORWARD_BOTH(forward_f32, forward_f64, GS_DECL, (a))
 #undef GS_DECL
-#define GS_DECL(T)                                                                       \
+#define GS_DECL(T)                                                                          \
   void backward_rows<T>(const T* g, const RowSpec& gs, const T* s, const RowSpec& ss, T* o, \
                         const RowSpec& os, T inv_tau, const T* inv_taus)
 GS_FORWARD_BOTH(backward_f32, backward_f64, GS_DECL, (g, gs, s, ss, o, os, inv_tau, inv_taus))
 #undef GS_DECL
-#define GS_DECL(T)                                                                    \
+#define GS_DECL(T)                                                                          \
   void top_k_rows<T>(const T* x, const RowSpec& xs, int64_t* out, int64_t k, PhiloxKey key, \
                      uint64_t first)
 GS_FORWARD_BOTH(top_k_f32, top_k_f64, GS_DECL, (x, xs, out, k, key, first))
@@ -165,15 +165,14 @@ GS_FORWARD_BOTH(top_k_f32, top_k_f64, GS_DECL, (x, xs, out, k, key, first))
 #define GS_DECL(T) void bernoulli_rows<T>(const BernoulliArgs<T>& a)
 GS_FORWARD_BOTH(bernoulli_f32, bernoulli_f64, GS_DECL, (a))
 #undef GS_DECL
-#define GS_DECL(T)                                                                        \
-  void bernoulli_backward_rows<T>(const T* g, const RowSpec& gs, const T* s,               \
-                                  const RowSpec& ss, T* o, const RowSpec& os, const T* t, \
-                                  const RowSpec& ts)
+#define GS_DECL(T)                                                                              \
+  void bernoulli_backward_rows<T>(const T* g, const RowSpec& gs, const T* s, const RowSpec& ss, \
+                                  T* o, const RowSpec& os, const T* t, const RowSpec& ts)
 GS_FORWARD_BOTH(bernoulli_backward_f32, bernoulli_backward_f64, GS_DECL,
                 (g, gs, s, ss, o, os, t, ts))
 #undef GS_DECL
-#define GS_DECL(T)                                                                   \
-  void concrete_rows<T>(const T* y, const RowSpec& ys, const T* x, const RowSpec& xs,   \
+#define GS_DECL(T)                                                                    \
+  void concrete_rows<T>(const T* y, const RowSpec& ys, const T* x, const RowSpec& xs, \
                         const T* tau, const T* cst, int64_t tau_step, bool log_space, T* out)
 GS_FORWARD_BOTH(concrete_f32, concrete_f64, GS_DECL,
                 (y, ys, x, xs, tau, cst, tau_step, log_space, out))

@@ -202,15 +202,16 @@ GS_INLINE V noise_of(B bits, Noise kind) {
 // g is filled up to n rounded up to the vector width; the extra lanes are noise of
 // later elements).
 template <class T>
-GS_INLINE void noise_chunk(PhiloxKey key, uint64_t q, int64_t c0, int64_t n, uint32_t* words,
-                           T* g, Noise kind = Noise::gumbel) {
+GS_INLINE void noise_chunk(PhiloxKey key, uint64_t q, int64_t c0, int64_t n, uint32_t* words, T* g,
+                           Noise kind = Noise::gumbel) {
   chunk_words<T>(key, q, c0, n, words);
 #ifdef GS_HAVE_VECTOR_EXT
   using V = Vec<T>;
   using U = lanes::UInt<V>;
   if (kind == Noise::logistic) {
     for (int64_t i = 0; i < n; i += kW<T>)
-      lanes::store(g + i, bits_to_logistic<V>(lanes::load_bits<U>(words + i * words_per_element<T>())));
+      lanes::store(g + i,
+                   bits_to_logistic<V>(lanes::load_bits<U>(words + i * words_per_element<T>())));
     return;
   }
   for (int64_t i = 0; i < n; i += kW<T>) {
@@ -379,9 +380,8 @@ template <class Body>
 void for_segments(int64_t len, Body&& body) {
   const int64_t nseg = segments(len);
   const int nthreads = static_cast<int>(std::min<int64_t>(max_threads(), nseg));
-  for_rows(nseg, nthreads, [&](int64_t k, int) {
-    body(k, k * kSegment, std::min(len, (k + 1) * kSegment));
-  });
+  for_rows(nseg, nthreads,
+           [&](int64_t k, int) { body(k, k * kSegment, std::min(len, (k + 1) * kSegment)); });
 }
 
 bool split_rows(int64_t nrows, int64_t len) {
@@ -572,8 +572,8 @@ T unit_exp_sum(const T* x, int64_t step, int64_t begin, int64_t end, T xmax, Phi
 
 // The tau = 1 soft sample of one row: a in v (contiguous), then y (y may be v itself).
 template <class T>
-void unit_softmax_row(const T* x, int64_t step, int64_t len, PhiloxKey key, uint64_t q, T* v,
-                      T* y, int64_t ystep) {
+void unit_softmax_row(const T* x, int64_t step, int64_t len, PhiloxKey key, uint64_t q, T* v, T* y,
+                      int64_t ystep) {
   const T xmax = row_max(x, step, 0, len);
   T sum = unit_exp_sum(x, step, 0, std::min(len, kSegment), xmax, key, q, v);
   for (int64_t b = kSegment; b < len; b += kSegment)
@@ -601,7 +601,8 @@ T segment_dot(const T* g, int64_t gst, const T* s, int64_t sst, int64_t begin, i
   }
 #endif
   for (; c + kLanes <= end; c += kLanes)
-    for (int j = 0; j < kLanes; ++j) acc[j] = lanes::fma(g[(c + j) * gst], s[(c + j) * sst], acc[j]);
+    for (int j = 0; j < kLanes; ++j)
+      acc[j] = lanes::fma(g[(c + j) * gst], s[(c + j) * sst], acc[j]);
   for (int j = 0; c + j < end; ++j) acc[j] = lanes::fma(g[(c + j) * gst], s[(c + j) * sst], acc[j]);
   return tree_sum(acc);
 }
@@ -627,7 +628,7 @@ void write_hard(T* yr, int64_t step, int64_t len, const RowStats<T>& st) {
 template <class T>
 struct Fwd {
   const ForwardArgs<T>& a;
-  T* soft;                  // where the soft sample goes (null: none)
+  T* soft;  // where the soft sample goes (null: none)
   const RowSpec* soft_spec;
   explicit Fwd(const ForwardArgs<T>& args)
       : a(args),
@@ -697,7 +698,7 @@ struct ShortNoise {
       l = (VU32)(l > last ? (VU32{} + last) : l);
       const VU32 row = (l * inv) >> 16;
       VU32 c0 = l - row * nb32;
-      VU32 c2 = row + q0_lo;                         // low word of the row number ...
+      VU32 c2 = row + q0_lo;                          // low word of the row number ...
       VU32 c3 = (VU32{} + q0_hi) - (VU32)(c2 < row);  // ... and the high word, with carry
       VU32 c1 = VU32{};
       philox::block_lanes(c0, c1, c2, c3, key);
@@ -756,8 +757,8 @@ void forward_short_group(const Fwd<T>& f, int64_t r0, int64_t nrows) {
     any_general = any_general || !u;
   }
   ShortNoise<T> noise;
-  const int64_t gs = noise.fill(a.key, a.first_row, r0, nrows, len,
-                                any_unit ? Draw::exponential : Draw::gumbel);
+  const int64_t gs =
+      noise.fill(a.key, a.first_row, r0, nrows, len, any_unit ? Draw::exponential : Draw::gumbel);
   // Transposed copies: xt[c * W + i] = element c of row i, the same for the noise;
   // lanes past the last row get x = -inf and noise 1 (finite, never written out).
   alignas(64) T xt[kShortMax * W];
@@ -804,8 +805,7 @@ void forward_short_group(const Fwd<T>& f, int64_t r0, int64_t nrows) {
   V unit_sum{};      // tau = 1 lanes: the sum, NaN exactly for rows with no sample
   if (soft && any_general) {
     if (any_flat)  // as flatten_row, on the flat lanes only
-      for (int64_t c = 0; c < len; ++c)
-        v[c] = lanes::select(flat & (v[c] != ninf), vmax, v[c]);
+      for (int64_t c = 0; c < len; ++c) v[c] = lanes::select(flat & (v[c] != ninf), vmax, v[c]);
     V acc[kLanes] = {};
     for (int64_t c = 0; c < len; ++c) {
       v[c] = (v[c] - vmax) * itau;
@@ -889,8 +889,8 @@ void gather_tile(const T* base, const RowSpec& sp, int64_t r0, int64_t g, T* til
 
 // gather_tile with a mask: elements whose mask byte is 0 become -inf.
 template <class T>
-void gather_tile_masked(const T* base, const RowSpec& sp, const uint8_t* mask,
-                        const RowSpec& ms, int64_t r0, int64_t g, T* tile) {
+void gather_tile_masked(const T* base, const RowSpec& sp, const uint8_t* mask, const RowSpec& ms,
+                        int64_t r0, int64_t g, T* tile) {
   int64_t off[kTileRows], moff[kTileRows];
   for (int64_t i = 0; i < g; ++i) off[i] = sp.offset(r0 + i), moff[i] = ms.offset(r0 + i);
   constexpr T ninf = -std::numeric_limits<T>::infinity();
@@ -920,7 +920,6 @@ void for_tiles(int64_t nrows, int64_t len, int64_t per_thread, Body&& body) {
     body(r0, std::min(kTileRows, nrows - r0), scratch.data() + tid * per_thread);
   });
 }
-
 
 }  // namespace
 
@@ -967,9 +966,8 @@ void noise_rows(T* out, const RowSpec& o, Noise kind, PhiloxKey key, uint64_t fi
       });
     return;
   }
-  for_rows(o.nrows, threads_for(o.nrows, o.len), [&](int64_t r, int) {
-    fill(row_q(r), 0, o.len, out + o.offset(r), o.step);
-  });
+  for_rows(o.nrows, threads_for(o.nrows, o.len),
+           [&](int64_t r, int) { fill(row_q(r), 0, o.len, out + o.offset(r), o.step); });
 }
 
 template <class T>
@@ -1069,7 +1067,8 @@ void forward_rows(const ForwardArgs<T>& a) {
         T* row = tile + i * len;  // x, then v = x + g, then the soft sample, in place
         const int64_t r = r0 + i;
         if (f.unit(r)) {
-          if (f.needs_stats()) st[i] = noisy_logits(row, 1, 0, len, key, row_q(r), static_cast<T*>(nullptr));
+          if (f.needs_stats())
+            st[i] = noisy_logits(row, 1, 0, len, key, row_q(r), static_cast<T*>(nullptr));
           unit_softmax_row(row, 1, len, key, row_q(r), row, row, 1);
           continue;
         }
@@ -1120,8 +1119,7 @@ void forward_rows(const ForwardArgs<T>& a) {
     }
     const uint64_t q = row_q(r);
     T* soft_row = soft ? soft + soft_spec.offset(r) : nullptr;
-    T* v = soft ? (staged ? scratch.data() + static_cast<int64_t>(tid) * len : soft_row)
-                : nullptr;
+    T* v = soft ? (staged ? scratch.data() + static_cast<int64_t>(tid) * len : soft_row) : nullptr;
     if (f.unit(r)) {
       RowStats<T> st;
       if (f.needs_stats()) st = noisy_logits(xr, xs.step, 0, len, key, q, static_cast<T*>(nullptr));
@@ -1154,8 +1152,8 @@ GS_COLD void fix_nan(T* o, int64_t ost, int64_t begin, int64_t end, T dot) {
 }
 
 template <class T>
-void backward_rows(const T* grad_y, const RowSpec& gs, const T* y_soft, const RowSpec& ss,
-                   T* out, const RowSpec& os, T inv_tau, const T* inv_taus) {
+void backward_rows(const T* grad_y, const RowSpec& gs, const T* y_soft, const RowSpec& ss, T* out,
+                   const RowSpec& os, T inv_tau, const T* inv_taus) {
   const int64_t len = gs.len;
   auto itau = [&](int64_t r) { return inv_taus ? inv_taus[r] : inv_tau; };
   // out = y_soft * (grad_y - dot) / tau on elements [begin, end).  Element c is read
@@ -1197,8 +1195,7 @@ void backward_rows(const T* grad_y, const RowSpec& gs, const T* y_soft, const Ro
     }
     if (nan) fix_nan(o, ost, begin, end, dot);
   };
-  auto row = [&](const T* g, int64_t gst, const T* s, int64_t sst, T* o, int64_t ost,
-                 T inv_tau) {
+  auto row = [&](const T* g, int64_t gst, const T* s, int64_t sst, T* o, int64_t ost, T inv_tau) {
     apply(g, gst, s, sst, o, ost, 0, len, row_dot(g, gst, s, sst, len), inv_tau);
   };
   if (split_rows(gs.nrows, len)) {
@@ -1232,8 +1229,8 @@ void backward_rows(const T* grad_y, const RowSpec& gs, const T* y_soft, const Ro
     return;
   }
   for_rows(gs.nrows, threads_for(gs.nrows, len), [&](int64_t r, int) {
-    row(grad_y + gs.offset(r), gs.step, y_soft + ss.offset(r), ss.step, out + os.offset(r),
-        os.step, itau(r));
+    row(grad_y + gs.offset(r), gs.step, y_soft + ss.offset(r), ss.step, out + os.offset(r), os.step,
+        itau(r));
   });
 }
 
@@ -1328,7 +1325,8 @@ void top_k_rows(const T* x, const RowSpec& xs, int64_t* out, int64_t k, PhiloxKe
   const int nthreads = threads_for(xs.nrows, len);
   std::vector<T> vbuf(static_cast<size_t>(nthreads) * static_cast<size_t>(len));
   std::vector<int64_t> ibuf(big_k ? static_cast<size_t>(nthreads) * static_cast<size_t>(len) : 0);
-  std::vector<Item> items(static_cast<size_t>(nthreads) * static_cast<size_t>(std::min(k, kInsertK)));
+  std::vector<Item> items(static_cast<size_t>(nthreads) *
+                          static_cast<size_t>(std::min(k, kInsertK)));
   for_rows(xs.nrows, nthreads, [&](int64_t r, int tid) {
     T* v = vbuf.data() + static_cast<int64_t>(tid) * len;
     const RowStats<T> st = noisy_logits(x + xs.offset(r), xs.step, 0, len, key,
@@ -1462,8 +1460,7 @@ void bernoulli_rows(const BernoulliArgs<T>& a) {
         lanes::store(hb + i, hard);
       }
 #endif
-      for (; i < n; ++i)
-        bernoulli_element<T>(xc[i], buf.g[i], tc ? tc[i] : tr[0], buf.v[i], hb[i]);
+      for (; i < n; ++i) bernoulli_element<T>(xc[i], buf.g[i], tc ? tc[i] : tr[0], buf.v[i], hb[i]);
       put(hb, d.hard, d.hstep, c0, n);
       put(buf.v, d.soft, d.sstep, c0, n);
     }
@@ -1471,9 +1468,8 @@ void bernoulli_rows(const BernoulliArgs<T>& a) {
 }
 
 template <class T>
-void bernoulli_backward_rows(const T* grad_y, const RowSpec& gs, const T* y_soft,
-                             const RowSpec& ss, T* out, const RowSpec& os, const T* inv_tau,
-                             const RowSpec& ts) {
+void bernoulli_backward_rows(const T* grad_y, const RowSpec& gs, const T* y_soft, const RowSpec& ss,
+                             T* out, const RowSpec& os, const T* inv_tau, const RowSpec& ts) {
   // out = ((grad_y * s) * (1 - s)) / tau; element c is read before it is written, so out
   // may be grad_y or y_soft itself.
   for_row_parts(gs.nrows, gs.len, [&](int64_t r, int64_t begin, int64_t end) {
@@ -1545,7 +1541,8 @@ T concrete_pass1(const T* y, int64_t ystep, const T* x, int64_t xstep, T tau, bo
     for (; c + kLanes <= end; c += kLanes)
       for (int k = 0; k < kSub<T>; ++k) {
         const int64_t o = c + k * kW<T>;
-        lanes::store(s_out + o, one(lanes::load<V>(y + o), lanes::load<V>(x + o), vs[k], vl[k], vm));
+        lanes::store(s_out + o,
+                     one(lanes::load<V>(y + o), lanes::load<V>(x + o), vs[k], vl[k], vm));
       }
     spill<T>(vs, acc_s);
     spill<T>(vl, acc_l);
@@ -1564,8 +1561,8 @@ T concrete_pass1(const T* y, int64_t ystep, const T* x, int64_t xstep, T tau, bo
 // The value of one row: cst + sum(s) - K logsumexp(s) - (log_space ? 0 : sum(l)), with
 // s as concrete_pass1 computes it; s is the row's scratch, max gets the max of s.
 template <bool kShift, class T>
-T concrete_row(const T* yr, int64_t ystep, const T* xr, int64_t xstep, int64_t len, T t,
-               T cst, bool log_space, T* s, T& max, T lmin = T(0)) {
+T concrete_row(const T* yr, int64_t ystep, const T* xr, int64_t xstep, int64_t len, T t, T cst,
+               bool log_space, T* s, T& max, T lmin = T(0)) {
   T sum_s = T(0), sum_l = T(0);
   max = -std::numeric_limits<T>::infinity();
   for (int64_t b = 0; b < len; b += kSegment) {
@@ -1604,8 +1601,8 @@ template <class T>
 constexpr T kConcreteBig = T(64);
 
 template <class T>
-GS_COLD T concrete_shifted(const T* yr, int64_t ystep, const T* xr, int64_t xstep,
-                           int64_t len, T t, T cst, bool log_space, T* s) {
+GS_COLD T concrete_shifted(const T* yr, int64_t ystep, const T* xr, int64_t xstep, int64_t len, T t,
+                           T cst, bool log_space, T* s) {
   constexpr T inf = std::numeric_limits<T>::infinity();
   T lmin = inf;
   for (int64_t c = 0; c < len; ++c) {
@@ -1646,9 +1643,8 @@ constexpr int64_t kConvertBlock = int64_t{1} << 16;
 template <class Body>
 void for_blocks(int64_t n, Body&& body) {
   const int64_t nblocks = (n + kConvertBlock - 1) / kConvertBlock;
-  for_rows(nblocks, threads_for(nblocks, std::min(n, kConvertBlock)), [&](int64_t b, int) {
-    body(b * kConvertBlock, std::min(n, (b + 1) * kConvertBlock));
-  });
+  for_rows(nblocks, threads_for(nblocks, std::min(n, kConvertBlock)),
+           [&](int64_t b, int) { body(b * kConvertBlock, std::min(n, (b + 1) * kConvertBlock)); });
 }
 
 void half_to_float(const uint16_t* src, float* dst, int64_t n, bool bf16) {

@@ -31,7 +31,7 @@ finally:
     if _set_spin:
         del _os.environ[_SPIN_ENV]
 
-from ._api import (
+from ._api import (  # noqa: E402 (after the environment set-up above)
     Philox,
     categorical,
     concrete_log_prob,
@@ -49,7 +49,7 @@ from ._api import (
     set_num_threads,
     top_k,
 )
-from ._layer import GumbelSoftmax, anneal_tau
+from ._layer import GumbelSoftmax, anneal_tau  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -56,22 +56,35 @@ def plot_temperatures(path, n_draws=100_000, taus=TAUS, seed=0):
     k = DEMO_PROBS.size
     cats = np.arange(1, k + 1)
     colors = plt.get_cmap("viridis")(np.linspace(0.1, 0.9, k))
-    fig, axes = plt.subplots(2, len(taus) + 1, figsize=(3.0 * (len(taus) + 1), 5.5),
-                             constrained_layout=True)
+    fig, axes = plt.subplots(
+        2, len(taus) + 1, figsize=(3.0 * (len(taus) + 1), 5.5), constrained_layout=True
+    )
     axes[0, 0].bar(cats, DEMO_PROBS, color=colors)
     axes[0, 0].set_title("softmax(logits)")
     axes[1, 0].axis("off")
-    axes[1, 0].text(0.0, 0.5, f"{n_draws:,} samples per tau\n"
-                    f"y = softmax((logits + g) / tau)\n"
-                    f"g ~ Gumbel(0, 1), gs.Philox({seed})", va="center", fontsize=9)
+    axes[1, 0].text(
+        0.0,
+        0.5,
+        f"{n_draws:,} samples per tau\n"
+        f"y = softmax((logits + g) / tau)\n"
+        f"g ~ Gumbel(0, 1), gs.Philox({seed})",
+        va="center",
+        fontsize=9,
+    )
     bins = np.linspace(0.0, 1.0, 41)
     for j, tau in enumerate(taus, start=1):
         y = samples[tau]
         axes[0, j].bar(cats, y.mean(axis=0), color=colors)
         axes[0, j].set_title(f"E[y], tau = {tau:g}")
         for c in range(k):
-            axes[1, j].hist(y[:, c], bins=bins, density=True, histtype="step",
-                            color=colors[c], label=f"y[{c + 1}]")
+            axes[1, j].hist(
+                y[:, c],
+                bins=bins,
+                density=True,
+                histtype="step",
+                color=colors[c],
+                label=f"y[{c + 1}]",
+            )
         axes[1, j].set_yscale("log")
         axes[1, j].set_title(f"density of y[i], tau = {tau:g}")
         axes[1, j].set_xlabel("sample value")
@@ -92,8 +105,8 @@ def temperature_table(n_draws=100_000, taus=TAUS, seed=0):
     logits = np.log(DEMO_PROBS).astype(np.float32)
     lines = [f"{'':>22}{'categories':^34}", f"{'softmax(logits)':>22}  {_fmt(_softmax(logits))}"]
     for tau, y in temperature_samples(n_draws, taus, seed).items():
-        lines.append(f"{'tau = %g  one sample' % tau:>22}  {_fmt(y[0])}")
-        lines.append(f"{'mean of %d' % n_draws:>22}  {_fmt(y.mean(axis=0))}")
+        lines.append(f"{f'tau = {tau:g}  one sample':>22}  {_fmt(y[0])}")
+        lines.append(f"{f'mean of {n_draws}':>22}  {_fmt(y.mean(axis=0))}")
     batch = np.broadcast_to(logits, (n_draws, logits.size))
     hard = gs.gumbel_softmax(batch, hard=True, rng=gs.Philox(seed, counter=len(taus) * n_draws))
     lines.append(f"{'hard one-hot freq.':>22}  {_fmt(hard.mean(axis=0))}")
@@ -167,9 +180,13 @@ def timing_lines(shape=(1024, 1000), repeats=7, progress=True):
         print("\r" + " " * 60 + "\r", end="", file=sys.stderr)
     n = x.size
     ours = results[0][1]
-    lines = [f"forward, float32 {shape}, tau = 0.5, {gs.get_num_threads()} thread(s), median of {repeats}:"]
+    lines = [
+        f"forward, float32 {shape}, tau = 0.5, {gs.get_num_threads()} thread(s), median of {repeats}:"
+    ]
     for name, t in results:
-        lines.append(f"  {name:<32} {t * 1e3:8.2f} ms  {n / t / 1e6:8.1f} M elements/s  x{t / ours:5.2f}")
+        lines.append(
+            f"  {name:<32} {t * 1e3:8.2f} ms  {n / t / 1e6:8.1f} M elements/s  x{t / ours:5.2f}"
+        )
     return lines
 
 
@@ -187,15 +204,27 @@ def main(argv=None):
         "  python -m gumbel_softmax bench --help       the benchmark's options",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("command", nargs="?", default="demo", choices=["demo", "bench"],
-                        help="demo (default) or bench: the benchmark suite against NumPy, "
-                        "PyTorch and JAX (see `python -m gumbel_softmax bench --help`)")
-    parser.add_argument("--draws", type=int, default=100_000,
-                        help="samples per temperature for the table (default 100000)")
+    parser.add_argument(
+        "command",
+        nargs="?",
+        default="demo",
+        choices=["demo", "bench"],
+        help="demo (default) or bench: the benchmark suite against NumPy, "
+        "PyTorch and JAX (see `python -m gumbel_softmax bench --help`)",
+    )
+    parser.add_argument(
+        "--draws",
+        type=int,
+        default=100_000,
+        help="samples per temperature for the table (default 100000)",
+    )
     parser.add_argument("--no-timing", action="store_true", help="skip the timing")
-    parser.add_argument("--plot", metavar="OUT.png",
-                        help="also draw the temperature figure (expected sample and sample "
-                        "densities per tau) to this file; needs matplotlib")
+    parser.add_argument(
+        "--plot",
+        metavar="OUT.png",
+        help="also draw the temperature figure (expected sample and sample "
+        "densities per tau) to this file; needs matplotlib",
+    )
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["bench"]:
         from . import _bench

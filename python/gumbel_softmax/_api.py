@@ -66,8 +66,8 @@ True
 """
 
 _FLOAT_TYPES = (np.float32, np.float64)
-_TooHardError = getattr(getattr(np, "exceptions", np), "TooHardError")
-_AxisError = getattr(getattr(np, "exceptions", np), "AxisError")
+_TooHardError = getattr(np, "exceptions", np).TooHardError
+_AxisError = getattr(np, "exceptions", np).AxisError
 _Generator = np.random.Generator  # imported now, not inside a first call
 
 
@@ -91,7 +91,8 @@ def _as_float(value, name):
     except OverflowError:
         raise ValueError(
             f"{name} must be finite as a float64, got an integer of {value.bit_length()} bits"
-            if isinstance(value, numbers.Integral) else f"{name} is too large for a float64"
+            if isinstance(value, numbers.Integral)
+            else f"{name} is too large for a float64"
         ) from None
 
 
@@ -293,7 +294,9 @@ def _kernel_mask(x, mask, axis):
 _MAX_ROW = 2**31 - 1
 _MAX_BYTES = int(np.iinfo(np.intp).max)  # the largest array NumPy can address
 # NumPy's own limit on dimensions (32 before NumPy 2, 64 since).
-_MAX_DIMS = getattr(np, "MAXDIMS", None) or (64 if np.lib.NumpyVersion(np.__version__) >= "2.0.0" else 32)
+_MAX_DIMS = getattr(np, "MAXDIMS", None) or (
+    64 if np.lib.NumpyVersion(np.__version__) >= "2.0.0" else 32
+)
 
 
 def _check_result_bytes(shape, itemsize, name):
@@ -312,7 +315,9 @@ def _check_result_bytes(shape, itemsize, name):
 def _check_row_length(a, axis, name):
     n = a.shape[axis]
     if n > _MAX_ROW:
-        raise ValueError(f"{name} rows along axis {axis} have {n} elements; at most 2**31 - 1 are supported")
+        raise ValueError(
+            f"{name} rows along axis {axis} have {n} elements; at most 2**31 - 1 are supported"
+        )
 
 
 def _check_axis_arg(axis, name="axis"):
@@ -322,7 +327,9 @@ def _check_axis_arg(axis, name="axis"):
             raise TypeError
         return operator.index(axis)
     except TypeError:
-        raise TypeError(f"{name} must be an integer (not a bool), got {type(axis).__name__}") from None
+        raise TypeError(
+            f"{name} must be an integer (not a bool), got {type(axis).__name__}"
+        ) from None
 
 
 def _check_axis(axis, ndim, name="axis"):
@@ -389,7 +396,8 @@ def _check_out(out, shape, dtype, inputs=(), in_place=()):
         if overlap:
             raise ValueError(
                 f"out overlaps {name}; it may be {name} itself (in place) but no other view of it"
-                if name in in_place else f"out shares memory with {name}; they must not overlap"
+                if name in in_place
+                else f"out shares memory with {name}; they must not overlap"
             )
     return out
 
@@ -417,8 +425,9 @@ def _sample_setup(logits, axis, out, inputs=()):
         raise ValueError(f"axis {axis} of logits has length 0: there is no category to sample")
     if out is not None:
         # the overlap test is against what the caller passed (x may be a converted copy)
-        out = _check_out(out, x.shape, low or x.dtype, (("logits", logits),) + inputs,
-                         in_place=("logits",))
+        out = _check_out(
+            out, x.shape, low or x.dtype, (("logits", logits),) + inputs, in_place=("logits",)
+        )
     return x, low, axis, out
 
 
@@ -698,9 +707,13 @@ def gumbel_softmax_backward(
     s = s.astype(dtype, copy=False)
     axis = _check_axis(axis, g.ndim)
     _check_row_length(g, axis, "grad_y")
-    out = _check_out(out, g.shape, low or dtype,
-                     (("grad_y", grad_y), ("y_soft", y_soft), ("tau", tau)),
-                     in_place=("grad_y", "y_soft"))
+    out = _check_out(
+        out,
+        g.shape,
+        low or dtype,
+        (("grad_y", grad_y), ("y_soft", y_soft), ("tau", tau)),
+        in_place=("grad_y", "y_soft"),
+    )
     tau, inv_taus = _row_taus(tau, g, axis)
     if low is not None:
         return _to_low(_core.gumbel_softmax_backward(g, s, tau, inv_taus, axis, None), low, out)
@@ -712,8 +725,9 @@ def _check_backward_inputs(y_soft, logits):
     if (y_soft is None) == (logits is None):
         raise ValueError(
             "give y_soft (the forward's relaxed sample), or logits and rng to recompute it, "
-            "but not both" if y_soft is not None else
-            "give y_soft (the forward's relaxed sample), or logits and rng to recompute it"
+            "but not both"
+            if y_soft is not None
+            else "give y_soft (the forward's relaxed sample), or logits and rng to recompute it"
         )
 
 
@@ -734,9 +748,13 @@ def _recompute_backward(grad_y, logits, tau, axis, out, rng, mask):
     # consumes nothing.  y_soft will have logits' dtype (float32 for half logits).
     dtype = np.result_type(g.dtype, x.dtype)
     out_low = _half_result(glow, low)
-    _check_out(out, g.shape, out_low or dtype,
-               (("grad_y", grad_y), ("logits", logits), ("mask", mask), ("tau", tau)),
-               in_place=("grad_y",))
+    _check_out(
+        out,
+        g.shape,
+        out_low or dtype,
+        (("grad_y", grad_y), ("logits", logits), ("mask", mask), ("tau", tau)),
+        in_place=("grad_y",),
+    )
     _row_taus(tau, x, ax)
     if mask is not None:
         _check_mask(mask, x.shape)
@@ -895,8 +913,9 @@ def relaxed_bernoulli(logits, tau=1.0, *, hard=False, rng=None, out=None, return
     if x.ndim:
         _check_row_length(x, -1, "logits")
     if out is not None:
-        out = _check_out(out, x.shape, low or x.dtype, (("logits", logits), ("tau", tau)),
-                         in_place=("logits",))
+        out = _check_out(
+            out, x.shape, low or x.dtype, (("logits", logits), ("tau", tau)), in_place=("logits",)
+        )
     inv = _elementwise_taus(tau, x.shape, x.dtype)
     rng = _kernel_rng(rng)
     if low is None:
@@ -954,9 +973,13 @@ def relaxed_bernoulli_backward(grad_y, y_soft, tau=1.0, *, out=None):
     dtype = np.result_type(g.dtype, s.dtype)
     g = g.astype(dtype, copy=False)
     s = s.astype(dtype, copy=False)
-    out = _check_out(out, g.shape, low or dtype,
-                     (("grad_y", grad_y), ("y_soft", y_soft), ("tau", tau)),
-                     in_place=("grad_y", "y_soft"))
+    out = _check_out(
+        out,
+        g.shape,
+        low or dtype,
+        (("grad_y", grad_y), ("y_soft", y_soft), ("tau", tau)),
+        in_place=("grad_y", "y_soft"),
+    )
     inv = _elementwise_taus(tau, g.shape, dtype)
     if low is not None:
         res = _core.relaxed_bernoulli_backward(_flat_rows(g), _flat_rows(s), _flat_rows(inv), None)
@@ -969,8 +992,11 @@ def relaxed_bernoulli_backward(grad_y, y_soft, tau=1.0, *, out=None):
     if flat and (inv.flags.c_contiguous or not any(inv.strides)):
         view = (g.size,)
         res = _core.relaxed_bernoulli_backward(
-            g.reshape(view), s.reshape(view), inv.reshape(view),  # a stride-0 view stays one
-            None if out is None else out.reshape(view))
+            g.reshape(view),
+            s.reshape(view),
+            inv.reshape(view),  # a stride-0 view stays one
+            None if out is None else out.reshape(view),
+        )
     else:
         res = _core.relaxed_bernoulli_backward(
             _flat_rows(g), _flat_rows(s), _flat_rows(inv), None if out is None else _flat_rows(out)
@@ -1018,7 +1044,9 @@ def concrete_log_prob(y, logits, tau=1.0, *, axis=-1, log_space=False):
     try:
         shape = np.broadcast_shapes(yv.shape, x.shape)
     except ValueError:
-        raise ValueError(f"y of shape {yv.shape} and logits of shape {x.shape} do not broadcast") from None
+        raise ValueError(
+            f"y of shape {yv.shape} and logits of shape {x.shape} do not broadcast"
+        ) from None
     if len(shape) == 0:
         raise ValueError("y must have at least one dimension, got a 0-d array")
     axis = _check_axis(axis, len(shape))

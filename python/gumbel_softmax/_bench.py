@@ -31,7 +31,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable
 
 import numpy as np
 
@@ -137,7 +137,7 @@ class Problem:
     y_soft: np.ndarray = field(repr=False)
 
     @classmethod
-    def make(cls, shape, axis, dtype) -> "Problem":
+    def make(cls, shape, axis, dtype) -> Problem:
         gen = np.random.default_rng(0)
         x = gen.standard_normal(shape).astype(dtype)
         grad_y = gen.standard_normal(shape).astype(dtype)
@@ -159,8 +159,8 @@ class Case:
     label: str  # text of the table row
     peer: str  # "ours", "numpy", "torch", "jax" or "bound"
     make: Callable[[Problem], Callable[[], object]]  # builds the call to time
-    compare_to: Optional[str] = None  # key of our case this row is compared with
-    requires: Optional[str] = None  # a module the row needs beyond its peer (ml_dtypes)
+    compare_to: str | None = None  # key of our case this row is compared with
+    requires: str | None = None  # a module the row needs beyond its peer (ml_dtypes)
 
     @property
     def ours(self) -> bool:
@@ -188,8 +188,9 @@ def _ours_forward_backward(p):
     rng, y, grad = gs.Philox(1), np.empty_like(p.x), np.empty_like(p.x)
 
     def call():
-        _, y_soft = gs.gumbel_softmax(p.x, TAU, hard=True, axis=p.axis, rng=rng, out=y,
-                                      return_soft=True)
+        _, y_soft = gs.gumbel_softmax(
+            p.x, TAU, hard=True, axis=p.axis, rng=rng, out=y, return_soft=True
+        )
         return gs.gumbel_softmax_backward(p.grad_y, y_soft, TAU, axis=p.axis, out=grad)
 
     return call
@@ -328,24 +329,43 @@ def _exp(p):
 CASES = (
     Case("ours.soft", "ours soft, tau=0.5", "ours", _ours_forward(TAU)),
     Case("ours.soft_tau1", "ours soft, tau=1.0", "ours", _ours_forward(1.0)),
-    Case("ours.soft_alloc", "ours soft, tau=0.5, allocates y", "ours",
-         _ours_forward(TAU, preallocate=False)),
+    Case(
+        "ours.soft_alloc",
+        "ours soft, tau=0.5, allocates y",
+        "ours",
+        _ours_forward(TAU, preallocate=False),
+    ),
     Case("ours.hard", "ours hard=True", "ours", _ours_forward(TAU, hard=True)),
     Case("ours.backward", "ours backward", "ours", _ours_backward),
     Case("ours.fwd_bwd", "ours hard+return_soft, backward", "ours", _ours_forward_backward),
-    Case("ours.torch_fwd_bwd", "ours gumbel_softmax.torch hard fwd + .backward()", "ours",
-         _ours_torch_forward_backward, "ours.fwd_bwd", requires="torch"),
+    Case(
+        "ours.torch_fwd_bwd",
+        "ours gumbel_softmax.torch hard fwd + .backward()",
+        "ours",
+        _ours_torch_forward_backward,
+        "ours.fwd_bwd",
+        requires="torch",
+    ),
     Case("ours.gumbel", "ours gs.gumbel noise", "ours", _ours_gumbel),
     Case("numpy.soft", "NumPy rng.gumbel + softmax", "numpy", _numpy_forward, "ours.soft"),
     Case("numpy.backward", "NumPy backward formula", "numpy", _numpy_backward, "ours.backward"),
     Case("numpy.gumbel", "NumPy rng.gumbel().astype", "numpy", _numpy_gumbel, "ours.gumbel"),
     Case("torch.soft", "torch F.gumbel_softmax", "torch", _torch_forward(False), "ours.soft"),
-    Case("torch.hard", "torch F.gumbel_softmax hard", "torch", _torch_forward(True),
-         "ours.hard"),
-    Case("torch.backward", "torch autograd.grad of softmax", "torch", _torch_backward,
-         "ours.backward"),
-    Case("torch.fwd_bwd", "torch hard fwd + .backward()", "torch", _torch_forward_backward,
-         "ours.fwd_bwd"),
+    Case("torch.hard", "torch F.gumbel_softmax hard", "torch", _torch_forward(True), "ours.hard"),
+    Case(
+        "torch.backward",
+        "torch autograd.grad of softmax",
+        "torch",
+        _torch_backward,
+        "ours.backward",
+    ),
+    Case(
+        "torch.fwd_bwd",
+        "torch hard fwd + .backward()",
+        "torch",
+        _torch_forward_backward,
+        "ours.fwd_bwd",
+    ),
     Case("torch.gumbel", "torch -log(exponential_())", "torch", _torch_gumbel, "ours.gumbel"),
     Case("jax.soft", "JAX jit softmax(x + gumbel)", "jax", _jax_forward, "ours.soft"),
     Case("bound.exp", "np.exp(x), one call", "bound", _exp, "ours.soft_alloc"),
@@ -470,8 +490,9 @@ def _ours_low_precision(dtype_name):
 def _ours_backward_recompute(p):
     """Memory-saving backward: y_soft recomputed from the logits and the forward's seed."""
     out = np.empty_like(p.x)
-    return lambda: gs.gumbel_softmax_backward(p.grad_y, tau=TAU, axis=p.axis, out=out,
-                                              logits=p.x, rng=1)
+    return lambda: gs.gumbel_softmax_backward(
+        p.grad_y, tau=TAU, axis=p.axis, out=out, logits=p.x, rng=1
+    )
 
 
 def _ours_forward_backward_recompute(p):
@@ -480,8 +501,9 @@ def _ours_forward_backward_recompute(p):
 
     def call():
         gs.gumbel_softmax(p.x, TAU, hard=True, axis=p.axis, rng=1, out=y)
-        return gs.gumbel_softmax_backward(p.grad_y, tau=TAU, axis=p.axis, out=grad,
-                                          logits=p.x, rng=1)
+        return gs.gumbel_softmax_backward(
+            p.grad_y, tau=TAU, axis=p.axis, out=grad, logits=p.x, rng=1
+        )
 
     return call
 
@@ -686,8 +708,7 @@ def _jax_top_k_body(x, key, p):
     import jax.numpy as jnp
 
     x = jnp.moveaxis(x, p.axis, -1)
-    return jax.random.categorical(key, x, axis=-1, shape=(_top_k(p),) + x.shape[:-1],
-                                  replace=False)
+    return jax.random.categorical(key, x, axis=-1, shape=(_top_k(p),) + x.shape[:-1], replace=False)
 
 
 def _jax_log_forward_body(x, key, p):
@@ -708,79 +729,215 @@ EXTRA_CASES = (
     Case("ours.soft", "ours soft, tau=0.5", "ours", _ours_forward(TAU)),
     # categorical (Gumbel-max)
     Case("ours.categorical", "ours categorical", "ours", _ours_categorical),
-    Case("ours.hard", "ours gumbel_softmax hard=True, out=", "ours",
-         _ours_forward(TAU, hard=True), "ours.categorical"),
-    Case("numpy.categorical", "NumPy argmax(x + rng.gumbel)", "numpy", _numpy_categorical,
-         "ours.categorical"),
-    Case("torch.categorical", "torch Categorical(logits).sample()", "torch",
-         _torch_categorical, "ours.categorical"),
-    Case("torch.categorical_argmax", "torch argmax(x - log(exponential_()))", "torch",
-         _torch_categorical_argmax, "ours.categorical"),
-    Case("jax.categorical", "JAX jit random.categorical", "jax",
-         _jax_call(_jax_categorical_body), "ours.categorical"),
+    Case(
+        "ours.hard",
+        "ours gumbel_softmax hard=True, out=",
+        "ours",
+        _ours_forward(TAU, hard=True),
+        "ours.categorical",
+    ),
+    Case(
+        "numpy.categorical",
+        "NumPy argmax(x + rng.gumbel)",
+        "numpy",
+        _numpy_categorical,
+        "ours.categorical",
+    ),
+    Case(
+        "torch.categorical",
+        "torch Categorical(logits).sample()",
+        "torch",
+        _torch_categorical,
+        "ours.categorical",
+    ),
+    Case(
+        "torch.categorical_argmax",
+        "torch argmax(x - log(exponential_()))",
+        "torch",
+        _torch_categorical_argmax,
+        "ours.categorical",
+    ),
+    Case(
+        "jax.categorical",
+        "JAX jit random.categorical",
+        "jax",
+        _jax_call(_jax_categorical_body),
+        "ours.categorical",
+    ),
     # top_k (Gumbel-top-k: k draws without replacement)
     Case("ours.top_k", f"ours top_k, k={TOP_K}", "ours", _ours_top_k),
-    Case("numpy.top_k", "NumPy argpartition + sort of x + gumbel", "numpy",
-         _numpy_top_k(False), "ours.top_k"),
-    Case("numpy.top_k_argsort", "NumPy argsort(x + gumbel)[:k]", "numpy", _numpy_top_k(True),
-         "ours.top_k"),
+    Case(
+        "numpy.top_k",
+        "NumPy argpartition + sort of x + gumbel",
+        "numpy",
+        _numpy_top_k(False),
+        "ours.top_k",
+    ),
+    Case(
+        "numpy.top_k_argsort",
+        "NumPy argsort(x + gumbel)[:k]",
+        "numpy",
+        _numpy_top_k(True),
+        "ours.top_k",
+    ),
     Case("torch.top_k", "torch topk(x + gumbel, k)", "torch", _torch_top_k, "ours.top_k"),
-    Case("jax.top_k", "JAX jit categorical(shape=(k, B), replace=False)", "jax",
-         _jax_call(_jax_top_k_body), "ours.top_k"),
+    Case(
+        "jax.top_k",
+        "JAX jit categorical(shape=(k, B), replace=False)",
+        "jax",
+        _jax_call(_jax_top_k_body),
+        "ours.top_k",
+    ),
     # log_gumbel_softmax
     Case("ours.log_soft", "ours log_gumbel_softmax, out=", "ours", _ours_log_forward),
-    Case("numpy.log_soft", "NumPy log_softmax((x + g) / tau)", "numpy", _numpy_log_forward,
-         "ours.log_soft"),
-    Case("torch.log_soft", "torch log_softmax((x + g) / tau)", "torch", _torch_log_forward,
-         "ours.log_soft"),
-    Case("torch.exp_relaxed", "torch ExpRelaxedCategorical.rsample()", "torch",
-         _torch_exp_relaxed, "ours.log_soft"),
-    Case("jax.log_soft", "JAX jit log_softmax((x + gumbel) / tau)", "jax",
-         _jax_call(_jax_log_forward_body), "ours.log_soft"),
+    Case(
+        "numpy.log_soft",
+        "NumPy log_softmax((x + g) / tau)",
+        "numpy",
+        _numpy_log_forward,
+        "ours.log_soft",
+    ),
+    Case(
+        "torch.log_soft",
+        "torch log_softmax((x + g) / tau)",
+        "torch",
+        _torch_log_forward,
+        "ours.log_soft",
+    ),
+    Case(
+        "torch.exp_relaxed",
+        "torch ExpRelaxedCategorical.rsample()",
+        "torch",
+        _torch_exp_relaxed,
+        "ours.log_soft",
+    ),
+    Case(
+        "jax.log_soft",
+        "JAX jit log_softmax((x + gumbel) / tau)",
+        "jax",
+        _jax_call(_jax_log_forward_body),
+        "ours.log_soft",
+    ),
     # concrete_log_prob
     Case("ours.concrete", "ours concrete_log_prob(y)", "ours", _ours_concrete(False)),
-    Case("ours.concrete_log", "ours concrete_log_prob(log y, log_space=True)", "ours",
-         _ours_concrete(True)),
-    Case("numpy.concrete", "NumPy Concrete log-density formula", "numpy", _numpy_concrete,
-         "ours.concrete"),
-    Case("torch.concrete", "torch RelaxedOneHotCategorical.log_prob", "torch",
-         _torch_concrete(False), "ours.concrete"),
-    Case("torch.concrete_log", "torch ExpRelaxedCategorical.log_prob", "torch",
-         _torch_concrete(True), "ours.concrete_log"),
+    Case(
+        "ours.concrete_log",
+        "ours concrete_log_prob(log y, log_space=True)",
+        "ours",
+        _ours_concrete(True),
+    ),
+    Case(
+        "numpy.concrete",
+        "NumPy Concrete log-density formula",
+        "numpy",
+        _numpy_concrete,
+        "ours.concrete",
+    ),
+    Case(
+        "torch.concrete",
+        "torch RelaxedOneHotCategorical.log_prob",
+        "torch",
+        _torch_concrete(False),
+        "ours.concrete",
+    ),
+    Case(
+        "torch.concrete_log",
+        "torch ExpRelaxedCategorical.log_prob",
+        "torch",
+        _torch_concrete(True),
+        "ours.concrete_log",
+    ),
     # relaxed_bernoulli
     Case("ours.bernoulli", "ours relaxed_bernoulli, out=", "ours", _ours_bernoulli(False)),
-    Case("ours.bernoulli_hard", "ours relaxed_bernoulli hard=True, out=", "ours",
-         _ours_bernoulli(True)),
-    Case("ours.bernoulli_backward", "ours relaxed_bernoulli_backward, out=", "ours",
-         _ours_bernoulli_backward),
-    Case("numpy.bernoulli", "NumPy sigmoid((x + rng.logistic) / tau)", "numpy",
-         _numpy_bernoulli(False), "ours.bernoulli"),
-    Case("numpy.bernoulli_hard", "NumPy x + rng.logistic > 0", "numpy",
-         _numpy_bernoulli(True), "ours.bernoulli_hard"),
-    Case("numpy.bernoulli_backward", "NumPy g * y * (1 - y) / tau", "numpy",
-         _numpy_bernoulli_backward, "ours.bernoulli_backward"),
-    Case("torch.bernoulli", "torch RelaxedBernoulli.rsample()", "torch", _torch_bernoulli,
-         "ours.bernoulli"),
-    Case("torch.bernoulli_backward", "torch autograd.grad of RelaxedBernoulli", "torch",
-         _torch_bernoulli_backward, "ours.bernoulli_backward"),
-    Case("jax.bernoulli", "JAX jit sigmoid((x + logistic) / tau)", "jax",
-         _jax_call(_jax_bernoulli_body), "ours.bernoulli"),
+    Case(
+        "ours.bernoulli_hard",
+        "ours relaxed_bernoulli hard=True, out=",
+        "ours",
+        _ours_bernoulli(True),
+    ),
+    Case(
+        "ours.bernoulli_backward",
+        "ours relaxed_bernoulli_backward, out=",
+        "ours",
+        _ours_bernoulli_backward,
+    ),
+    Case(
+        "numpy.bernoulli",
+        "NumPy sigmoid((x + rng.logistic) / tau)",
+        "numpy",
+        _numpy_bernoulli(False),
+        "ours.bernoulli",
+    ),
+    Case(
+        "numpy.bernoulli_hard",
+        "NumPy x + rng.logistic > 0",
+        "numpy",
+        _numpy_bernoulli(True),
+        "ours.bernoulli_hard",
+    ),
+    Case(
+        "numpy.bernoulli_backward",
+        "NumPy g * y * (1 - y) / tau",
+        "numpy",
+        _numpy_bernoulli_backward,
+        "ours.bernoulli_backward",
+    ),
+    Case(
+        "torch.bernoulli",
+        "torch RelaxedBernoulli.rsample()",
+        "torch",
+        _torch_bernoulli,
+        "ours.bernoulli",
+    ),
+    Case(
+        "torch.bernoulli_backward",
+        "torch autograd.grad of RelaxedBernoulli",
+        "torch",
+        _torch_bernoulli_backward,
+        "ours.bernoulli_backward",
+    ),
+    Case(
+        "jax.bernoulli",
+        "JAX jit sigmoid((x + logistic) / tau)",
+        "jax",
+        _jax_call(_jax_bernoulli_body),
+        "ours.bernoulli",
+    ),
     # options of gumbel_softmax, against the plain call (ratio = the option's cost)
     Case("ours.soft_mask", "ours soft, mask= (K,) bool", "ours", _ours_masked, "ours.soft"),
-    Case("ours.soft_row_tau", "ours soft, per-row tau array", "ours", _ours_row_tau,
-         "ours.soft"),
-    Case("ours.soft_float16", "ours soft, float16 in and out", "ours",
-         _ours_low_precision("float16"), "ours.soft"),
-    Case("ours.soft_bfloat16", "ours soft, bfloat16 in and out", "ours",
-         _ours_low_precision("bfloat16"), "ours.soft", requires="ml_dtypes"),
+    Case("ours.soft_row_tau", "ours soft, per-row tau array", "ours", _ours_row_tau, "ours.soft"),
+    Case(
+        "ours.soft_float16",
+        "ours soft, float16 in and out",
+        "ours",
+        _ours_low_precision("float16"),
+        "ours.soft",
+    ),
+    Case(
+        "ours.soft_bfloat16",
+        "ours soft, bfloat16 in and out",
+        "ours",
+        _ours_low_precision("bfloat16"),
+        "ours.soft",
+        requires="ml_dtypes",
+    ),
     # memory-saving backward
     Case("ours.backward", "ours backward, stored y_soft", "ours", _ours_backward),
-    Case("ours.backward_recompute", "ours backward, recomputed (logits=, rng=)", "ours",
-         _ours_backward_recompute, "ours.backward"),
-    Case("ours.fwd_bwd", "ours hard+return_soft, stored backward", "ours",
-         _ours_forward_backward),
-    Case("ours.fwd_bwd_recompute", "ours hard, recomputing backward", "ours",
-         _ours_forward_backward_recompute, "ours.fwd_bwd"),
+    Case(
+        "ours.backward_recompute",
+        "ours backward, recomputed (logits=, rng=)",
+        "ours",
+        _ours_backward_recompute,
+        "ours.backward",
+    ),
+    Case("ours.fwd_bwd", "ours hard+return_soft, stored backward", "ours", _ours_forward_backward),
+    Case(
+        "ours.fwd_bwd_recompute",
+        "ours hard, recomputing backward",
+        "ours",
+        _ours_forward_backward_recompute,
+        "ours.fwd_bwd",
+    ),
 )
 EXTRA_NOTE = (
     "'vs' = row time / time of the row named. For a peer row, > 1: ours is faster. For our "
@@ -809,7 +966,7 @@ def _all_cores() -> int:
 _peer_status: dict = {}
 
 
-def _import_peer(peer: str) -> Optional[str]:
+def _import_peer(peer: str) -> str | None:
     """None when the peer can be used, else why not ("not installed", ...)."""
     if peer in ("ours", "numpy", "bound"):
         return None
@@ -829,7 +986,7 @@ def _import_peer(peer: str) -> Optional[str]:
     return _peer_status[peer]
 
 
-def _import_module(name: Optional[str]) -> Optional[str]:
+def _import_module(name: str | None) -> str | None:
     """None when the module a row requires imports (or none is required), else why not."""
     if name is None:
         return None
@@ -846,8 +1003,11 @@ def _import_module(name: Optional[str]) -> Optional[str]:
 
 
 def _versions() -> dict:
-    versions = {"python": platform.python_version(), "numpy": np.__version__,
-                "gumbel_softmax": getattr(gs, "__version__", "?")}
+    versions = {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "gumbel_softmax": getattr(gs, "__version__", "?"),
+    }
     for peer in ("torch", "jax", "matplotlib", "ml_dtypes"):
         try:
             versions[peer] = __import__(peer).__version__
@@ -862,7 +1022,7 @@ def _versions() -> dict:
 # Running
 
 
-def _load_average() -> Optional[list]:
+def _load_average() -> list | None:
     try:
         return [round(v, 2) for v in os.getloadavg()]
     except (AttributeError, OSError):
@@ -879,15 +1039,24 @@ def warm_up(seconds: float = 0.3) -> None:
 
 
 def _timing_record(t: Timing, size: int) -> dict:
-    return {"per_call_s": t.per_call, "samples_s": t.samples, "loops": t.loops,
-            "repeats": len(t.samples), "melem_per_s": size / t.per_call / 1e6}
+    return {
+        "per_call_s": t.per_call,
+        "samples_s": t.samples,
+        "loops": t.loops,
+        "repeats": len(t.samples),
+        "melem_per_s": size / t.per_call / 1e6,
+    }
 
 
 def run_case(case: Case, p: Problem, cfg: TimingConfig) -> dict:
     """Time one case on one problem (ours also on one thread); never raises."""
-    record = {"key": case.key, "label": case.label, "peer": case.peer,
-              "compare_to": case.compare_to,
-              "status": _import_peer(case.peer) or _import_module(case.requires)}
+    record = {
+        "key": case.key,
+        "label": case.label,
+        "peer": case.peer,
+        "compare_to": case.compare_to,
+        "status": _import_peer(case.peer) or _import_module(case.requires),
+    }
     if record["status"] is not None:
         return record
     fn = None
@@ -914,28 +1083,40 @@ def _add_ratios(records: list) -> None:
         if r["status"] == "ok" and base and base["status"] == "ok":
             r["vs_ours"] = r["per_call_s"] / base["per_call_s"]
             if r.get("one_thread") and base.get("one_thread"):  # ours against ours
-                r["vs_ours_one_thread"] = (r["one_thread"]["per_call_s"]
-                                           / base["one_thread"]["per_call_s"])
+                r["vs_ours_one_thread"] = (
+                    r["one_thread"]["per_call_s"] / base["one_thread"]["per_call_s"]
+                )
         if r.get("one_thread"):
             r["thread_speedup"] = r["one_thread"]["per_call_s"] / r["per_call_s"]
 
 
-def run_problem(p: Problem, cfg: TimingConfig, progress: Callable[[str], None],
-                cases: tuple = CASES, section: str = "main") -> dict:
+def run_problem(
+    p: Problem,
+    cfg: TimingConfig,
+    progress: Callable[[str], None],
+    cases: tuple = CASES,
+    section: str = "main",
+) -> dict:
     records = []
     for case in cases:
         progress(f"{section}: {p.title}: {case.label}")
         records.append(run_case(case, p, cfg))
     _add_ratios(records)
-    return {"dtype": p.dtype.name, "shape": list(p.shape), "axis": p.axis, "size": p.size,
-            "section": section, "cases": records}
+    return {
+        "dtype": p.dtype.name,
+        "shape": list(p.shape),
+        "axis": p.axis,
+        "size": p.size,
+        "section": section,
+        "cases": records,
+    }
 
 
 # ---------------------------------------------------------------------------------------
 # Reporting
 
 
-def fmt_time(s: Optional[float]) -> str:
+def fmt_time(s: float | None) -> str:
     if s is None:
         return ""
     for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
@@ -948,7 +1129,7 @@ def _fmt_rate(melem_per_s: float) -> str:
     return f"{melem_per_s:,.0f}" if melem_per_s >= 100 else f"{melem_per_s:.3g}"
 
 
-def _fmt_ratio(r: Optional[float]) -> str:
+def _fmt_ratio(r: float | None) -> str:
     return "" if r is None else f"{r:.2f}x"
 
 
@@ -958,8 +1139,14 @@ def _row(r: dict, labels: dict) -> list:
     one = r.get("one_thread") or {}
     vs = r.get("vs_ours")
     vs_text = f"{vs:.2f}x ({labels[r['compare_to']]})" if vs is not None else ""
-    return [r["label"], fmt_time(r["per_call_s"]), _fmt_rate(r["melem_per_s"]),
-            fmt_time(one.get("per_call_s")), _fmt_ratio(r.get("thread_speedup")), vs_text]
+    return [
+        r["label"],
+        fmt_time(r["per_call_s"]),
+        _fmt_rate(r["melem_per_s"]),
+        fmt_time(one.get("per_call_s")),
+        _fmt_ratio(r.get("thread_speedup")),
+        vs_text,
+    ]
 
 
 def _markdown_table(header: list, rows: list) -> list:
@@ -972,17 +1159,26 @@ def problem_markdown(result: dict, threads: int) -> list:
     extra = result.get("section") == "extra"
     labels = {c.key: c.label for c in (EXTRA_CASES if extra else CASES)}
     shape = tuple(result["shape"])
-    lines = [f"### {'beyond gumbel_softmax: ' if extra else ''}{result['dtype']} {shape}, "
-             f"axis={result['axis']} ({result['size']:,} elements)", ""]
-    header = ["case", "time/call", "M elem/s", "1 thread", f"{threads} vs 1 thread",
-              "vs (time / time of the row named)" if extra else "vs ours (> 1: ours faster)"]
+    lines = [
+        f"### {'beyond gumbel_softmax: ' if extra else ''}{result['dtype']} {shape}, "
+        f"axis={result['axis']} ({result['size']:,} elements)",
+        "",
+    ]
+    header = [
+        "case",
+        "time/call",
+        "M elem/s",
+        "1 thread",
+        f"{threads} vs 1 thread",
+        "vs (time / time of the row named)" if extra else "vs ours (> 1: ours faster)",
+    ]
     lines += _markdown_table(header, [_row(r, labels) for r in result["cases"]])
     notes = [] if extra else problem_notes(result)
     lines += [""] + [f"- {s}" for s in notes] + ([""] if notes else [])
     return lines
 
 
-def _case(result: dict, key: str) -> Optional[dict]:
+def _case(result: dict, key: str) -> dict | None:
     r = next((r for r in result["cases"] if r["key"] == key), None)
     return r if r and r["status"] == "ok" else None
 
@@ -993,22 +1189,28 @@ def problem_notes(result: dict) -> list:
     if soft and copy:
         itemsize = np.dtype(result["dtype"]).itemsize
         gbs = 2 * result["size"] * itemsize / copy["per_call_s"] / 1e9
-        notes.append(f"ours soft forward takes {1 / copy['vs_ours']:.1f}x the time of "
-                     f"np.copyto on the same array ({gbs:.1f} GB/s read+write)")
+        notes.append(
+            f"ours soft forward takes {1 / copy['vs_ours']:.1f}x the time of "
+            f"np.copyto on the same array ({gbs:.1f} GB/s read+write)"
+        )
     dropin, torch_fb = _case(result, "ours.torch_fwd_bwd"), _case(result, "torch.fwd_bwd")
     if dropin and torch_fb:
-        notes.append(f"PyTorch drop-in, hard forward + .backward(): "
-                     f"{torch_fb['per_call_s'] / dropin['per_call_s']:.1f}x faster than "
-                     f"F.gumbel_softmax's, {dropin['vs_ours']:.2f}x the time of our NumPy "
-                     f"API's forward + backward")
+        notes.append(
+            f"PyTorch drop-in, hard forward + .backward(): "
+            f"{torch_fb['per_call_s'] / dropin['per_call_s']:.1f}x faster than "
+            f"F.gumbel_softmax's, {dropin['vs_ours']:.2f}x the time of our NumPy "
+            f"API's forward + backward"
+        )
     alloc, exp = _case(result, "ours.soft_alloc"), _case(result, "bound.exp")
     if tuple(result["shape"]) == EXP_GOAL_SHAPE and alloc and exp:
         ratio = alloc["per_call_s"] / exp["per_call_s"]
         ratio_out = soft["per_call_s"] / exp["per_call_s"] if soft else float("nan")
         verdict = "met" if ratio <= EXP_GOAL_RATIO else "NOT met"
-        notes.append(f"goal: ours within {EXP_GOAL_RATIO:g}x of one np.exp(x) call: "
-                     f"{ratio:.2f}x allocating y like np.exp, {ratio_out:.2f}x with out= "
-                     f"-> {verdict}")
+        notes.append(
+            f"goal: ours within {EXP_GOAL_RATIO:g}x of one np.exp(x) call: "
+            f"{ratio:.2f}x allocating y like np.exp, {ratio_out:.2f}x with out= "
+            f"-> {verdict}"
+        )
     return notes
 
 
@@ -1020,15 +1222,20 @@ def summary_markdown(results: list, threads: int) -> list:
     rows = []
     for res in results:
         soft = _case(res, "ours.soft")
-        row = [res["dtype"], str(tuple(res["shape"])), str(res["axis"]),
-               fmt_time(soft and soft["per_call_s"]),
-               _fmt_rate(soft["melem_per_s"]) if soft else ""]
+        row = [
+            res["dtype"],
+            str(tuple(res["shape"])),
+            str(res["axis"]),
+            fmt_time(soft and soft["per_call_s"]),
+            _fmt_rate(soft["melem_per_s"]) if soft else "",
+        ]
         for peer in peers:
             r = next(r for r in res["cases"] if r["key"] == f"{peer}.soft")
             row.append(_fmt_ratio(r.get("vs_ours")) or r["status"])
         dropin, torch_fb = _case(res, "ours.torch_fwd_bwd"), _case(res, "torch.fwd_bwd")
-        row.append(_fmt_ratio(torch_fb["per_call_s"] / dropin["per_call_s"])
-                   if dropin and torch_fb else "")
+        row.append(
+            _fmt_ratio(torch_fb["per_call_s"] / dropin["per_call_s"]) if dropin and torch_fb else ""
+        )
         copy = _case(res, "bound.copy")
         row.append(_fmt_ratio(soft and soft.get("thread_speedup")))
         row.append(_fmt_ratio(copy and 1 / copy["vs_ours"]))
@@ -1040,8 +1247,10 @@ def extra_summary_markdown(results: list) -> list:
     """One line per compared row of the extra section, one column per problem:
     the row's time / the time of the row it is compared with."""
     header = ["row / row compared with"]
-    header += [f"{r['dtype']} {tuple(r['shape'])}" + (f" axis={r['axis']}" if r["axis"] != -1
-                                                     else "") for r in results]
+    header += [
+        f"{r['dtype']} {tuple(r['shape'])}" + (f" axis={r['axis']}" if r["axis"] != -1 else "")
+        for r in results
+    ]
     labels = {c.key: c.label for c in EXTRA_CASES}
     rows = []
     for case in EXTRA_CASES:
@@ -1055,8 +1264,9 @@ def extra_summary_markdown(results: list) -> list:
             elif r.get("vs_ours") is None:
                 row.append(r["status"] if r["status"] != "ok" else "base failed")
             elif r.get("vs_ours_one_thread") is not None:
-                row.append(f"{_fmt_ratio(r['vs_ours'])} (1 thread: "
-                           f"{_fmt_ratio(r['vs_ours_one_thread'])})")
+                row.append(
+                    f"{_fmt_ratio(r['vs_ours'])} (1 thread: {_fmt_ratio(r['vs_ours_one_thread'])})"
+                )
             else:
                 row.append(_fmt_ratio(r["vs_ours"]))
         rows.append(row)
@@ -1086,10 +1296,14 @@ def report_markdown(report: dict) -> str:
             lines += problem_markdown(res, threads)
     extra = report.get("extra_results") or []
     if extra:
-        lines += ["## Beyond gumbel_softmax: categorical, top_k, log space, Concrete density, "
-                  "relaxed Bernoulli, options", "",
-                  "Time of each row / time of the row it is compared with (for peers: "
-                  "> 1 means ours is faster):", ""]
+        lines += [
+            "## Beyond gumbel_softmax: categorical, top_k, log space, Concrete density, "
+            "relaxed Bernoulli, options",
+            "",
+            "Time of each row / time of the row it is compared with (for peers: "
+            "> 1 means ours is faster):",
+            "",
+        ]
         lines += extra_summary_markdown(extra)
         lines += ["", EXTRA_NOTE, ""]
         for res in extra:
@@ -1161,10 +1375,16 @@ def plot(report: dict, path: Path) -> str:
         import matplotlib.pyplot as plt
     except ImportError:
         return "matplotlib not installed, no plot"
-    bars = {"ours.soft": "ours", "numpy.soft": "NumPy", "torch.soft": "torch",
-            "jax.soft": "JAX", "bound.copy": "np.copyto"}
-    bars = {k: v for k, v in bars.items()
-            if any(_case(r, k) for r in report["results"])}  # drop peers not installed
+    bars = {
+        "ours.soft": "ours",
+        "numpy.soft": "NumPy",
+        "torch.soft": "torch",
+        "jax.soft": "JAX",
+        "bound.copy": "np.copyto",
+    }
+    bars = {
+        k: v for k, v in bars.items() if any(_case(r, k) for r in report["results"])
+    }  # drop peers not installed
     keys, names = list(bars), list(bars.values())
     dtypes = sorted({r["dtype"] for r in report["results"]})
     fig, axes = plt.subplots(len(dtypes), 1, figsize=(11, 4.5 * len(dtypes)), squeeze=False)
@@ -1176,12 +1396,10 @@ def plot(report: dict, path: Path) -> str:
             xs = [j + (i - (len(keys) - 1) / 2) * width for j in range(len(results))]
             ax.bar(xs, values, width, label=name)
         ax.set_xticks(range(len(results)))
-        ax.set_xticklabels([f"{tuple(r['shape'])}\naxis={r['axis']}" for r in results],
-                           fontsize=8)
+        ax.set_xticklabels([f"{tuple(r['shape'])}\naxis={r['axis']}" for r in results], fontsize=8)
         ax.set_yscale("log")
         ax.set_ylabel("million elements / s")
-        ax.set_title(f"soft forward, tau={TAU}, {dtype}, target "
-                     f"{report['machine']['cpu_target']}")
+        ax.set_title(f"soft forward, tau={TAU}, {dtype}, target {report['machine']['cpu_target']}")
         ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -1202,8 +1420,9 @@ def parse_shapes(text: str) -> list:
             shape = tuple(int(d) for d in dims.lower().split("x"))
             axis = int(axis) if axis else -1
         except ValueError:
-            raise argparse.ArgumentTypeError(f"bad shape {item!r}: use e.g. 4096x1000 or "
-                                              "1000x1000:0 (axis after the colon)") from None
+            raise argparse.ArgumentTypeError(
+                f"bad shape {item!r}: use e.g. 4096x1000 or 1000x1000:0 (axis after the colon)"
+            ) from None
         if any(d <= 0 for d in shape) or not -len(shape) <= axis < len(shape):
             raise argparse.ArgumentTypeError(f"bad shape or axis {item!r}")
         shapes.append((shape, axis))
@@ -1219,22 +1438,37 @@ def parse_args(argv) -> argparse.Namespace:
         "(those installed) and np.copyto; print a markdown table and save JSON + markdown "
         "(+ PNG with matplotlib). Set GUMBEL_SOFTMAX_TARGET to pick the SIMD target.",
     )
-    parser.add_argument("--suite", choices=["all", *SECTIONS], default="all",
-                        help="'main': gumbel_softmax against the peers; 'extra': categorical, "
-                        "top_k, log_gumbel_softmax, concrete_log_prob, relaxed_bernoulli, "
-                        "mask=, per-row tau, float16/bfloat16, recomputing backward; "
-                        "'all' (default): both")
-    parser.add_argument("--quick", action="store_true",
-                        help=f"fewer repeats, skip {sorted(QUICK_SKIPPED_SHAPES)} (~2 min, "
-                        "+ ~1 min for the extra section)")
+    parser.add_argument(
+        "--suite",
+        choices=["all", *SECTIONS],
+        default="all",
+        help="'main': gumbel_softmax against the peers; 'extra': categorical, "
+        "top_k, log_gumbel_softmax, concrete_log_prob, relaxed_bernoulli, "
+        "mask=, per-row tau, float16/bfloat16, recomputing backward; "
+        "'all' (default): both",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"fewer repeats, skip {sorted(QUICK_SKIPPED_SHAPES)} (~2 min, "
+        "+ ~1 min for the extra section)",
+    )
     parser.add_argument("--dtype", choices=["float32", "float64", "both"], default="float32")
-    parser.add_argument("--shapes", type=parse_shapes, default=None,
-                        help="comma-separated, e.g. 4096x1000,64x10,1000x1000:0 "
-                        "(':0' = softmax over axis 0; default: the built-in lists); "
-                        "replaces the shapes of every section run")
-    parser.add_argument("--out-dir", type=Path, default=None,
-                        help="where to save results (default: bench/results when run from "
-                        "the repository root, else the current directory)")
+    parser.add_argument(
+        "--shapes",
+        type=parse_shapes,
+        default=None,
+        help="comma-separated, e.g. 4096x1000,64x10,1000x1000:0 "
+        "(':0' = softmax over axis 0; default: the built-in lists); "
+        "replaces the shapes of every section run",
+    )
+    parser.add_argument(
+        "--out-dir",
+        type=Path,
+        default=None,
+        help="where to save results (default: bench/results when run from "
+        "the repository root, else the current directory)",
+    )
     parser.add_argument("--no-save", action="store_true", help="only print the table")
     return parser.parse_args(argv)
 
@@ -1260,8 +1494,9 @@ def main(argv=None) -> int:
     quick = args.quick
     cfg = QUICK if quick else FULL
     suites = list(SECTIONS) if args.suite == "all" else [args.suite]
-    shapes = args.shapes or [(s, a) for s, a in DEFAULT_SHAPES
-                             if not (quick and s in QUICK_SKIPPED_SHAPES)]
+    shapes = args.shapes or [
+        (s, a) for s, a in DEFAULT_SHAPES if not (quick and s in QUICK_SKIPPED_SHAPES)
+    ]
     extra_shapes = args.shapes or list(EXTRA_SHAPES)
     dtypes = ["float32", "float64"] if args.dtype == "both" else [args.dtype]
     report = {
@@ -1281,8 +1516,10 @@ def main(argv=None) -> int:
     progress = _progress(True)
     start = time.perf_counter()
     warm_up()
-    plan = [("main", CASES, shapes, report["results"]),
-            ("extra", EXTRA_CASES, extra_shapes, report["extra_results"])]
+    plan = [
+        ("main", CASES, shapes, report["results"]),
+        ("extra", EXTRA_CASES, extra_shapes, report["extra_results"]),
+    ]
     for section, cases, section_shapes, results in plan:
         if section not in suites:
             continue

@@ -80,7 +80,12 @@ class GumbelSoftmax:
             self._saved = (True, logits, mask, tau, before)
         else:
             y, y_soft = gumbel_softmax(
-                logits, tau, hard=self.hard, axis=self.axis, rng=self.rng, mask=mask,
+                logits,
+                tau,
+                hard=self.hard,
+                axis=self.axis,
+                rng=self.rng,
+                mask=mask,
                 return_soft=True,
             )
             self._saved = (False, y_soft, None, tau, None)
@@ -112,7 +117,9 @@ def _positive(value, name, allow_zero=False):
     value = _as_float(value, name)
     ok = (value >= 0.0 if allow_zero else value > 0.0) and value < math.inf
     if not ok:
-        raise ValueError(f"{name} must be {'non-negative' if allow_zero else 'positive'} and finite, got {value!r}")
+        raise ValueError(
+            f"{name} must be {'non-negative' if allow_zero else 'positive'} and finite, got {value!r}"
+        )
     return value
 
 

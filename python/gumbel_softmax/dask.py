@@ -119,9 +119,7 @@ def _as_dask(a, name):
 
 def _check_known(a, name):
     if any(math.isnan(c) for cs in a.chunks for c in cs):
-        raise ValueError(
-            f"{name} has unknown chunk sizes; call {name}.compute_chunk_sizes() first"
-        )
+        raise ValueError(f"{name} has unknown chunk sizes; call {name}.compute_chunk_sizes() first")
 
 
 def _setup(logits, axis):
@@ -241,8 +239,7 @@ def _runs(starts, extents, full):
         return [((), base)]
     outer = strides[:t]
     return [
-        (idx, base + sum(i * s for i, s in zip(idx, outer)))
-        for idx in np.ndindex(*extents[:t])
+        (idx, base + sum(i * s for i, s in zip(idx, outer))) for idx in np.ndindex(*extents[:t])
     ]
 
 
@@ -250,8 +247,9 @@ def _block_runs(info, axis, ndim):
     """The runs of a block whose row axis is `axis` (block_info of the input)."""
     loc, full = info["array-location"], info["shape"]
     dims = [j for j in range(ndim) if j != axis]
-    return _runs([loc[j][0] for j in dims], [loc[j][1] - loc[j][0] for j in dims],
-                 [full[j] for j in dims])
+    return _runs(
+        [loc[j][0] for j in dims], [loc[j][1] - loc[j][0] for j in dims], [full[j] for j in dims]
+    )
 
 
 def _pick(pair, i):
@@ -262,8 +260,9 @@ def _split_pair(pair, prefix, token, dtype, chunks):
     """(y, y_soft) as two Dask arrays from a layer whose blocks are (y, y_soft) tuples."""
     meta = np.empty((0,) * len(chunks), dtype)
     return tuple(
-        da.map_blocks(_pick, pair, i, name=f"{prefix}-{part}-{token}", dtype=dtype,
-                      chunks=chunks, meta=meta)
+        da.map_blocks(
+            _pick, pair, i, name=f"{prefix}-{part}-{token}", dtype=dtype, chunks=chunks, meta=meta
+        )
         for i, part in enumerate(("y", "ysoft"))
     )
 
@@ -271,8 +270,9 @@ def _split_pair(pair, prefix, token, dtype, chunks):
 # --------------------------------------------------------------------------- blocks
 
 
-def _sample_block(x, *tau_block, kind, tau, hard, return_soft, k, axis, seed, counter,
-                  out_dtype, block_info=None):
+def _sample_block(
+    x, *tau_block, kind, tau, hard, return_soft, k, axis, seed, counter, out_dtype, block_info=None
+):
     """One block of a categorical sampler: the rows it covers, one NumPy call per run."""
     runs = _block_runs(block_info[0], axis, x.ndim)
     xm = np.moveaxis(x, axis, -1)
@@ -295,8 +295,9 @@ def _sample_block(x, *tau_block, kind, tau, hard, return_soft, k, axis, seed, co
         xr = xm[idx]
         tr = tau if tm is None else tm[idx]
         if kind == "soft":
-            res = _api.gumbel_softmax(xr, tr, hard=hard, rng=rng, out=ym[idx],
-                                      return_soft=return_soft and hard)
+            res = _api.gumbel_softmax(
+                xr, tr, hard=hard, rng=rng, out=ym[idx], return_soft=return_soft and hard
+            )
             if return_soft and hard:
                 if single:
                     soft = np.moveaxis(res[1], -1, axis)
@@ -313,21 +314,30 @@ def _sample_block(x, *tau_block, kind, tau, hard, return_soft, k, axis, seed, co
     return y
 
 
-def _bernoulli_block(x, *tau_block, tau, hard, return_soft, seed, counter, out_dtype,
-                     block_info=None):
+def _bernoulli_block(
+    x, *tau_block, tau, hard, return_soft, seed, counter, out_dtype, block_info=None
+):
     """One block of relaxed_bernoulli: rows are all dimensions but the last."""
     if x.ndim == 0:
-        return _api.relaxed_bernoulli(x, tau_block[0] if tau_block else tau, hard=hard,
-                                      rng=Philox(seed, counter=counter),
-                                      return_soft=return_soft and hard)
+        return _api.relaxed_bernoulli(
+            x,
+            tau_block[0] if tau_block else tau,
+            hard=hard,
+            rng=Philox(seed, counter=counter),
+            return_soft=return_soft and hard,
+        )
     runs = _block_runs(block_info[0], x.ndim - 1, x.ndim)
     y = np.empty(x.shape, out_dtype)
     soft = np.empty(x.shape, out_dtype) if (return_soft and hard and len(runs) > 1) else None
     for idx, row in runs:
         res = _api.relaxed_bernoulli(
-            x[idx], tau_block[0][idx] if tau_block else tau, hard=hard,
-            rng=Philox(seed, counter=counter + row), out=y[idx],
-            return_soft=return_soft and hard)
+            x[idx],
+            tau_block[0][idx] if tau_block else tau,
+            hard=hard,
+            rng=Philox(seed, counter=counter + row),
+            out=y[idx],
+            return_soft=return_soft and hard,
+        )
         if return_soft and hard:
             if soft is None:
                 soft = res[1]
@@ -375,28 +385,63 @@ def _sampler(kind, logits, tau, hard, return_soft, k, axis, rng):
         tau, tau_arr = _row_tau(tau, x.shape, x.chunks, axis)
     seed, counter = _rng_state(rng, math.prod(_batch(x.shape, axis)))
     pair = kind == "soft" and hard and return_soft
-    token = tokenize(x.name, None if tau_arr is None else tau_arr.name, tau, hard, return_soft,
-                     k, axis, seed, counter, str(dtype))
+    token = tokenize(
+        x.name,
+        None if tau_arr is None else tau_arr.name,
+        tau,
+        hard,
+        return_soft,
+        k,
+        axis,
+        seed,
+        counter,
+        str(dtype),
+    )
     prefix = f"gumbel_softmax-{kind}"
     name = f"{prefix}{'-pair' if pair else ''}-{token}"
     args = (x,) if tau_arr is None else (x, tau_arr)
-    kwargs = dict(kind=kind, tau=tau, hard=hard, return_soft=return_soft, k=k, axis=axis,
-                  seed=seed, counter=counter, out_dtype=dtype)
+    kwargs = dict(
+        kind=kind,
+        tau=tau,
+        hard=hard,
+        return_soft=return_soft,
+        k=k,
+        axis=axis,
+        seed=seed,
+        counter=counter,
+        out_dtype=dtype,
+    )
     if kind == "categorical":
-        return da.map_blocks(_sample_block, *args, name=name, dtype=np.int64,
-                             chunks=_batch(x.chunks, axis), drop_axis=axis,
-                             meta=np.empty((0,) * (x.ndim - 1), np.int64), **kwargs)
+        return da.map_blocks(
+            _sample_block,
+            *args,
+            name=name,
+            dtype=np.int64,
+            chunks=_batch(x.chunks, axis),
+            drop_axis=axis,
+            meta=np.empty((0,) * (x.ndim - 1), np.int64),
+            **kwargs,
+        )
     if kind == "top_k":
         chunks = x.chunks[:axis] + ((k,),) + x.chunks[axis + 1 :]
-        return da.map_blocks(_sample_block, *args, name=name, dtype=np.int64, chunks=chunks,
-                             meta=np.empty((0,) * x.ndim, np.int64), **kwargs)
+        return da.map_blocks(
+            _sample_block,
+            *args,
+            name=name,
+            dtype=np.int64,
+            chunks=chunks,
+            meta=np.empty((0,) * x.ndim, np.int64),
+            **kwargs,
+        )
     meta = np.empty((0,) * x.ndim, dtype)
     if not pair:
-        y = da.map_blocks(_sample_block, *args, name=name, dtype=dtype, chunks=x.chunks,
-                          meta=meta, **kwargs)
+        y = da.map_blocks(
+            _sample_block, *args, name=name, dtype=dtype, chunks=x.chunks, meta=meta, **kwargs
+        )
         return (y, y) if return_soft else y
-    both = da.map_blocks(_sample_block, *args, name=name, dtype=dtype, chunks=x.chunks,
-                         meta=meta, **kwargs)
+    both = da.map_blocks(
+        _sample_block, *args, name=name, dtype=dtype, chunks=x.chunks, meta=meta, **kwargs
+    )
     return _split_pair(both, prefix, token, dtype, x.chunks)
 
 
@@ -465,15 +510,34 @@ def relaxed_bernoulli(logits, tau=1.0, *, hard=False, rng=None, return_soft=Fals
         x = _one_chunk(x, x.ndim - 1)
     tau, tau_arr = _elementwise_tau(tau, x.shape, x.chunks)
     seed, counter = _rng_state(rng, math.prod(x.shape[:-1]))
-    token = tokenize(x.name, None if tau_arr is None else tau_arr.name, tau, hard, return_soft,
-                     seed, counter, str(dtype))
+    token = tokenize(
+        x.name,
+        None if tau_arr is None else tau_arr.name,
+        tau,
+        hard,
+        return_soft,
+        seed,
+        counter,
+        str(dtype),
+    )
     prefix = "gumbel_softmax-relaxed_bernoulli"
     name = f"{prefix}{'-pair' if hard and return_soft else ''}-{token}"
     args = (x,) if tau_arr is None else (x, tau_arr)
     meta = np.empty((0,) * x.ndim, dtype)
-    y = da.map_blocks(_bernoulli_block, *args, name=name, dtype=dtype, chunks=x.chunks,
-                      meta=meta, tau=tau, hard=hard, return_soft=return_soft, seed=seed,
-                      counter=counter, out_dtype=dtype)
+    y = da.map_blocks(
+        _bernoulli_block,
+        *args,
+        name=name,
+        dtype=dtype,
+        chunks=x.chunks,
+        meta=meta,
+        tau=tau,
+        hard=hard,
+        return_soft=return_soft,
+        seed=seed,
+        counter=counter,
+        out_dtype=dtype,
+    )
     if not return_soft:
         return y
     return _split_pair(y, prefix, token, dtype, x.chunks) if hard else (y, y)
@@ -491,9 +555,17 @@ def _noise(shape, chunks, dtype, rng, logistic):
     seed, counter = _rng_state(rng, math.prod(shape[:-1]))
     kind = "logistic" if logistic else "gumbel"
     name = f"gumbel_softmax-{kind}-{tokenize(shape, chunks, str(dtype), seed, counter)}"
-    return da.map_blocks(_noise_block, name=name, chunks=chunks, dtype=dtype,
-                         meta=np.empty((0,) * len(shape), dtype), out_dtype=dtype, seed=seed,
-                         counter=counter, logistic=logistic)
+    return da.map_blocks(
+        _noise_block,
+        name=name,
+        chunks=chunks,
+        dtype=dtype,
+        meta=np.empty((0,) * len(shape), dtype),
+        out_dtype=dtype,
+        seed=seed,
+        counter=counter,
+        logistic=logistic,
+    )
 
 
 def gumbel(shape, *, chunks="auto", dtype=np.float32, rng=None):
@@ -558,9 +630,16 @@ def gumbel_softmax_backward(grad_y, y_soft=None, tau=1.0, *, axis=-1, logits=Non
     tau, tau_arr = _row_tau(tau, g.shape, g.chunks, axis)
     args = (g, s) if tau_arr is None else (g, s, tau_arr)
     token = tokenize(g.name, s.name, None if tau_arr is None else tau_arr.name, tau, axis)
-    return da.map_blocks(_backward_block, *args, name=f"gumbel_softmax-backward-{token}",
-                         dtype=dtype, chunks=g.chunks, meta=np.empty((0,) * g.ndim, dtype),
-                         tau=tau, axis=axis)
+    return da.map_blocks(
+        _backward_block,
+        *args,
+        name=f"gumbel_softmax-backward-{token}",
+        dtype=dtype,
+        chunks=g.chunks,
+        meta=np.empty((0,) * g.ndim, dtype),
+        tau=tau,
+        axis=axis,
+    )
 
 
 def relaxed_bernoulli_backward(grad_y, y_soft, tau=1.0):
@@ -576,7 +655,12 @@ def relaxed_bernoulli_backward(grad_y, y_soft, tau=1.0):
     tau, tau_arr = _elementwise_tau(tau, g.shape, g.chunks)
     args = (g, s) if tau_arr is None else (g, s, tau_arr)
     token = tokenize(g.name, s.name, None if tau_arr is None else tau_arr.name, tau)
-    return da.map_blocks(_bernoulli_backward_block, *args,
-                         name=f"gumbel_softmax-relaxed_bernoulli_backward-{token}",
-                         dtype=dtype, chunks=g.chunks, meta=np.empty((0,) * g.ndim, dtype),
-                         tau=tau)
+    return da.map_blocks(
+        _bernoulli_backward_block,
+        *args,
+        name=f"gumbel_softmax-relaxed_bernoulli_backward-{token}",
+        dtype=dtype,
+        chunks=g.chunks,
+        meta=np.empty((0,) * g.ndim, dtype),
+        tau=tau,
+    )

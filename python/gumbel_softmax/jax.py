@@ -196,8 +196,7 @@ def _check_logits(logits):
     x = jnp.asarray(logits)
     if x.dtype not in _FLOATS:
         raise TypeError(
-            "logits must be a float32, float64, float16 or bfloat16 array, "
-            f"got dtype {x.dtype}"
+            f"logits must be a float32, float64, float16 or bfloat16 array, got dtype {x.dtype}"
         )
     if x.ndim == 0:
         raise ValueError("logits must have at least one dimension, got a 0-d array")

@@ -77,7 +77,7 @@ __all__ = ["gumbel_softmax"]
 _DTYPES = (_torch.float32, _torch.float64, _torch.float16)
 _MAX_DIMS = 64  # the kernels' limit (and NumPy's); torch allows more
 _MAX_ROW = 2**31 - 1  # the kernels index a row's elements in 32-bit lanes
-_AxisError = getattr(getattr(np, "exceptions", np), "AxisError")
+_AxisError = getattr(np, "exceptions", np).AxisError
 _functorch = getattr(_torch._C, "_functorch", None)
 # torch.func's tensors (grad, vmap, functionalize levels) and the legacy vmap's batched
 # tensors (torch.autograd.functional's vectorize=True): views without memory of their own
@@ -142,9 +142,7 @@ def _as_array(t, name):
     if t.layout != _torch.strided:
         raise TypeError(f"{name} must be a dense (strided) tensor, got layout {t.layout}")
     if t.dtype not in _DTYPES:
-        raise TypeError(
-            f"{name} must be a float32, float64 or float16 tensor, got {t.dtype}"
-        )
+        raise TypeError(f"{name} must be a float32, float64 or float16 tensor, got {t.dtype}")
     try:
         return t.detach().resolve_neg().resolve_conj().numpy()
     except RuntimeError as exc:  # a tensor subclass or a tracer's tensor without memory
@@ -162,9 +160,7 @@ def _logits_array(logits):
     if logits.dim() == 0:
         raise ValueError("logits must have at least one dimension, got a 0-d tensor")
     if logits.dim() > _MAX_DIMS:
-        raise ValueError(
-            f"logits must have at most {_MAX_DIMS} dimensions, got {logits.dim()}"
-        )
+        raise ValueError(f"logits must have at most {_MAX_DIMS} dimensions, got {logits.dim()}")
     return _as_array(logits, "logits")
 
 
@@ -407,8 +403,7 @@ def _gumbel_softmax(logits, tau, hard, eps, dim, generator):
         default_eps = bool(eps == 1e-10)
     except Exception:
         raise TypeError(
-            f"eps must be a number (it is deprecated and has no effect), got "
-            f"{type(eps).__name__}"
+            f"eps must be a number (it is deprecated and has no effect), got {type(eps).__name__}"
         ) from None
     if not default_eps:
         warnings.warn("`eps` parameter is deprecated and has no effect.", stacklevel=3)

@@ -63,11 +63,11 @@ struct ForwardArgs {
   RowSpec ys;
   T* y_soft = nullptr;
   RowSpec ss;
-  int64_t* index = nullptr;      // per row, contiguous: the argmax of x + g, or -1
-  const uint8_t* mask = nullptr; // or: 0 makes that x -inf (rows of at most
-  RowSpec ms;                    //   masked_row_limit elements)
-  T inv_tau = 1;                 // for every row, unless
-  const T* inv_taus = nullptr;   // one per row, contiguous
+  int64_t* index = nullptr;       // per row, contiguous: the argmax of x + g, or -1
+  const uint8_t* mask = nullptr;  // or: 0 makes that x -inf (rows of at most
+  RowSpec ms;                     //   masked_row_limit elements)
+  T inv_tau = 1;                  // for every row, unless
+  const T* inv_taus = nullptr;    // one per row, contiguous
   bool hard = false;
   bool log = false;
   PhiloxKey key{};
@@ -82,8 +82,8 @@ int64_t masked_row_limit(int itemsize);
 // grad = y_soft * (grad_y - sum(grad_y * y_soft)) / tau, row by row (inv_taus: one per
 // row, contiguous, or null for inv_tau everywhere).
 template <class T>
-void backward_rows(const T* grad_y, const RowSpec& gs, const T* y_soft, const RowSpec& ss,
-                   T* out, const RowSpec& os, T inv_tau, const T* inv_taus);
+void backward_rows(const T* grad_y, const RowSpec& gs, const T* y_soft, const RowSpec& ss, T* out,
+                   const RowSpec& os, T inv_tau, const T* inv_taus);
 
 // The indices of the k largest x + g of each row in decreasing order (ties: lower index
 // first) into out (nrows x k, contiguous); -1 for slots past the row's finite values and
@@ -114,9 +114,8 @@ void bernoulli_rows(const BernoulliArgs<T>& a);
 
 // grad = grad_y * y_soft * (1 - y_soft) / tau, elementwise (inv_tau per element).
 template <class T>
-void bernoulli_backward_rows(const T* grad_y, const RowSpec& gs, const T* y_soft,
-                             const RowSpec& ss, T* out, const RowSpec& os, const T* inv_tau,
-                             const RowSpec& ts);
+void bernoulli_backward_rows(const T* grad_y, const RowSpec& gs, const T* y_soft, const RowSpec& ss,
+                             T* out, const RowSpec& os, const T* inv_tau, const RowSpec& ts);
 
 // The Concrete log-density of each row (see README): with l = log y (or y itself when
 // log_space) and s = x - tau l,  out[r] = cst + sum(s) - K logsumexp(s)
@@ -125,8 +124,8 @@ void bernoulli_backward_rows(const T* grad_y, const RowSpec& gs, const T* y_soft
 // out: one per row, contiguous.  (Rows with large s are computed again with s shifted
 // by a constant, which leaves the value unchanged; see concrete_shifted.)
 template <class T>
-void concrete_rows(const T* y, const RowSpec& ys, const T* x, const RowSpec& xs,
-                   const T* tau, const T* cst, int64_t tau_step, bool log_space, T* out);
+void concrete_rows(const T* y, const RowSpec& ys, const T* x, const RowSpec& xs, const T* tau,
+                   const T* cst, int64_t tau_step, bool log_space, T* out);
 
 // float16 / bfloat16 (bits) <-> float32 for n contiguous elements (see half.hpp).
 void half_to_float(const uint16_t* src, float* dst, int64_t n, bool bf16);
@@ -152,24 +151,21 @@ struct KernelTable {
   void (*forward_f64)(const ForwardArgs<double>&) = nullptr;
   void (*backward_f32)(const float*, const RowSpec&, const float*, const RowSpec&, float*,
                        const RowSpec&, float, const float*) = nullptr;
-  void (*backward_f64)(const double*, const RowSpec&, const double*, const RowSpec&,
-                       double*, const RowSpec&, double, const double*) = nullptr;
-  void (*top_k_f32)(const float*, const RowSpec&, int64_t*, int64_t, PhiloxKey,
-                    uint64_t) = nullptr;
+  void (*backward_f64)(const double*, const RowSpec&, const double*, const RowSpec&, double*,
+                       const RowSpec&, double, const double*) = nullptr;
+  void (*top_k_f32)(const float*, const RowSpec&, int64_t*, int64_t, PhiloxKey, uint64_t) = nullptr;
   void (*top_k_f64)(const double*, const RowSpec&, int64_t*, int64_t, PhiloxKey,
                     uint64_t) = nullptr;
   void (*bernoulli_f32)(const BernoulliArgs<float>&) = nullptr;
   void (*bernoulli_f64)(const BernoulliArgs<double>&) = nullptr;
-  void (*bernoulli_backward_f32)(const float*, const RowSpec&, const float*, const RowSpec&,
-                                 float*, const RowSpec&, const float*,
-                                 const RowSpec&) = nullptr;
-  void (*bernoulli_backward_f64)(const double*, const RowSpec&, const double*,
-                                 const RowSpec&, double*, const RowSpec&, const double*,
-                                 const RowSpec&) = nullptr;
-  void (*concrete_f32)(const float*, const RowSpec&, const float*, const RowSpec&,
-                       const float*, const float*, int64_t, bool, float*) = nullptr;
-  void (*concrete_f64)(const double*, const RowSpec&, const double*, const RowSpec&,
-                       const double*, const double*, int64_t, bool, double*) = nullptr;
+  void (*bernoulli_backward_f32)(const float*, const RowSpec&, const float*, const RowSpec&, float*,
+                                 const RowSpec&, const float*, const RowSpec&) = nullptr;
+  void (*bernoulli_backward_f64)(const double*, const RowSpec&, const double*, const RowSpec&,
+                                 double*, const RowSpec&, const double*, const RowSpec&) = nullptr;
+  void (*concrete_f32)(const float*, const RowSpec&, const float*, const RowSpec&, const float*,
+                       const float*, int64_t, bool, float*) = nullptr;
+  void (*concrete_f64)(const double*, const RowSpec&, const double*, const RowSpec&, const double*,
+                       const double*, int64_t, bool, double*) = nullptr;
   void (*half_to_float)(const uint16_t*, float*, int64_t, bool) = nullptr;
   void (*float_to_half)(const float*, uint16_t*, int64_t, bool) = nullptr;
   // Testing aid: turns the across-rows path for short rows on or off (default on).
@@ -178,9 +174,15 @@ struct KernelTable {
   void (*eval_f32)(int, const float*, float*, int64_t) = nullptr;
   void (*eval_f64)(int, const double*, double*, int64_t) = nullptr;
 };
-namespace baseline { void fill_table(KernelTable&); }
-namespace avx2 { void fill_table(KernelTable&); }
-namespace avx512 { void fill_table(KernelTable&); }
+namespace baseline {
+void fill_table(KernelTable&);
+}
+namespace avx2 {
+void fill_table(KernelTable&);
+}
+namespace avx512 {
+void fill_table(KernelTable&);
+}
 
 // The active target's name ("baseline", "avx2", "avx512"), chosen once from CPUID and
 // GUMBEL_SOFTMAX_TARGET; the targets compiled into this build that this CPU supports;
@@ -189,7 +191,7 @@ const char* cpu_target();
 std::vector<std::string> cpu_targets();
 const std::string& target_warning();
 void set_short_rows(bool on);  // testing aid, see KernelTable
-void eval_primitive(int which, const float* in, float* out, int64_t n);   // testing aid
+void eval_primitive(int which, const float* in, float* out, int64_t n);    // testing aid
 void eval_primitive(int which, const double* in, double* out, int64_t n);  // testing aid
 
 // out[i] = philox4x32_10(counters[i], key) for n blocks of 4 words.

@@ -32,7 +32,6 @@
 namespace gumbel_softmax {
 namespace lanes {
 
-
 template <class V>
 struct Traits;
 

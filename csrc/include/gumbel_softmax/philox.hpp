@@ -17,7 +17,7 @@ struct PhiloxKey {
 
 namespace philox {
 
-constexpr uint32_t kMul0 = 0xD2511F53u;   // round multipliers
+constexpr uint32_t kMul0 = 0xD2511F53u;  // round multipliers
 constexpr uint32_t kMul1 = 0xCD9E8D57u;
 constexpr uint32_t kWeyl0 = 0x9E3779B9u;  // key schedule increments (golden ratio, sqrt(3)-1)
 constexpr uint32_t kWeyl1 = 0xBB67AE85u;
@@ -57,8 +57,7 @@ inline void block(const uint32_t ctr[4], PhiloxKey key, uint32_t out[4]) {
 // stream layout in README.md): word(q, w) = block((w / 4, 0, q_lo, q_hi), key)[w % 4].
 // first_word must be a multiple of 4.  Blocks are independent, so the loop vectorises
 // across blocks.
-inline void row_words(PhiloxKey key, uint64_t q, uint64_t first_word, int64_t n,
-                      uint32_t* out) {
+inline void row_words(PhiloxKey key, uint64_t q, uint64_t first_word, int64_t n, uint32_t* out) {
   const uint32_t q_lo = static_cast<uint32_t>(q);
   const uint32_t q_hi = static_cast<uint32_t>(q >> 32);
   const int64_t full = n / 4;
@@ -94,7 +93,6 @@ GS_INLINE VU64 mul_even(VU64 a, uint32_t m) {
 #endif
 }
 
-
 // kBlockLanes blocks at once, lane i = block i: the same rounds as block().  (Running
 // two such sets interleaved was slower on AVX2: 16 registers do not hold both.)
 // Inside the rounds each vector of 32-bit lanes is kept as two vectors of
@@ -129,7 +127,6 @@ GS_INLINE void block_lanes(VU32& c0, VU32& c1, VU32& c2, VU32& c3, PhiloxKey key
   c3 = (VU32)((e3 & low) | (o3 << 32));
 }
 
-
 #if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
 #define GS_HAVE_SHUFFLEVECTOR 1
 #endif
@@ -158,10 +155,9 @@ GS_INLINE void store_blocks(VU32 c0, VU32 c1, VU32 c2, VU32 c3, uint32_t* o) {
   const VU64 b = (VU64)__builtin_shufflevector(c0, c1, GS_ZIP32_HI);
   const VU64 c = (VU64)__builtin_shufflevector(c2, c3, GS_ZIP32_LO);
   const VU64 d = (VU64)__builtin_shufflevector(c2, c3, GS_ZIP32_HI);
-  const VU64 w[4] = {__builtin_shufflevector(a, c, GS_ZIP64_LO),
-                     __builtin_shufflevector(a, c, GS_ZIP64_HI),
-                     __builtin_shufflevector(b, d, GS_ZIP64_LO),
-                     __builtin_shufflevector(b, d, GS_ZIP64_HI)};
+  const VU64 w[4] = {
+      __builtin_shufflevector(a, c, GS_ZIP64_LO), __builtin_shufflevector(a, c, GS_ZIP64_HI),
+      __builtin_shufflevector(b, d, GS_ZIP64_LO), __builtin_shufflevector(b, d, GS_ZIP64_HI)};
   std::memcpy(o, w, sizeof w);
 #undef GS_ZIP32_LO
 #undef GS_ZIP32_HI

@@ -32,10 +32,10 @@ struct Consts<float> {
   static constexpr int mant_bits = 23;
   static constexpr uint32_t mant_mask = 0x007fffffu;
   static constexpr uint32_t sqrt_half_bits = 0x3f3504f3u;  // RN(sqrt(1/2))
-  static constexpr float ln2_hi = 0x1.62e4p-1f;        // ln 2 to 17 bits
-  static constexpr float ln2_lo = 0x1.7f7d1cp-20f;     // RN(ln 2 - ln2_hi)
-  static constexpr float log2e = 0x1.715476p+0f;       // RN(1/ln 2)
-  static constexpr float round_magic = 0x1.8p23f;      // x + 1.5*2^23 rounds x to int
+  static constexpr float ln2_hi = 0x1.62e4p-1f;            // ln 2 to 17 bits
+  static constexpr float ln2_lo = 0x1.7f7d1cp-20f;         // RN(ln 2 - ln2_hi)
+  static constexpr float log2e = 0x1.715476p+0f;           // RN(1/ln 2)
+  static constexpr float round_magic = 0x1.8p23f;          // x + 1.5*2^23 rounds x to int
   static constexpr int exp_bias = 127;
   // exp: below z_min every result rounds to +0, above z_max to +inf.
   static constexpr float exp_z_min = -104.0f;
@@ -47,8 +47,8 @@ struct Consts<double> {
   static constexpr int mant_bits = 52;
   static constexpr uint64_t mant_mask = 0x000fffffffffffffull;
   static constexpr uint64_t sqrt_half_bits = 0x3fe6a09e667f3bcdull;
-  static constexpr double ln2_hi = 0x1.62e42fefa38p-1;     // ln 2 to 42 bits
-  static constexpr double ln2_lo = 0x1.ef35793c7673p-45;   // RN(ln 2 - ln2_hi)
+  static constexpr double ln2_hi = 0x1.62e42fefa38p-1;    // ln 2 to 42 bits
+  static constexpr double ln2_lo = 0x1.ef35793c7673p-45;  // RN(ln 2 - ln2_hi)
   static constexpr double log2e = 0x1.71547652b82fep+0;
   static constexpr double round_magic = 0x1.8p52;
   static constexpr int exp_bias = 1023;
