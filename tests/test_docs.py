@@ -188,3 +188,26 @@ def test_docs_extra_declares_the_site_builders():
     ]:
         assert any(req.startswith(dist) for req in extras["docs"]), dist
         assert used in conf, used
+
+
+def test_api_reference_lists_every_public_name():
+    """docs/api/index.rst has an autosummary entry for every public function and class of
+    gumbel_softmax and of its torch, jax and dask modules (by their ``__all__``)."""
+    import gumbel_softmax as gs
+
+    text = _docs_page("api/index.rst")
+    sections = re.split(r"^\.\. currentmodule:: ", text, flags=re.M)[1:]
+    listed = {}
+    for body in sections:
+        module, _, rest = body.partition("\n")
+        entries = re.findall(r"^   (\w+)$", rest, flags=re.M)
+        listed.setdefault(module.strip(), set()).update(entries)
+    assert set(listed.get("gumbel_softmax", ())) == {
+        n for n in gs.__all__ if not n.startswith("__")
+    }
+    for name in ("torch", "jax", "dask"):
+        module = f"gumbel_softmax.{name}"
+        if importlib.util.find_spec(name) is None:
+            continue
+        expected = set(importlib.import_module(module).__all__)
+        assert listed.get(module) == expected, (module, listed.get(module), expected)
