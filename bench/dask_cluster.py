@@ -39,7 +39,8 @@ from pathlib import Path
 
 import gumbel_softmax as gs
 import numpy as np
-from gumbel_softmax import _bench
+from gsbench.core import _load_average, machine_info
+from gsbench.report import default_out_dir
 
 TAU = 0.5
 K = 1000  # categories (row length)
@@ -303,18 +304,18 @@ def main(argv=None):
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "command": shlex.join([sys.executable] + sys.argv),
         "mode": "quick" if args.quick else "full",
-        "machine": _bench.machine_info(),
-        "load_average_start": _bench._load_average(),
+        "machine": machine_info(),
+        "load_average_start": _load_average(),
     }
     t0 = time.perf_counter()
     report["run"] = run(cfg, args.quick)
-    report["load_average_end"] = _bench._load_average()
+    report["load_average_end"] = _load_average()
     report["wall_s"] = time.perf_counter() - t0
     md = markdown(report)
     print()
     print(md)
     if not args.no_save:
-        out_dir = args.out_dir or _bench.default_out_dir(Path.cwd())
+        out_dir = args.out_dir or default_out_dir(Path.cwd())
         for note in save(report, md, out_dir):
             print(note)
     ok = all(x["workers_survived"] for x in report["run"]["results"])

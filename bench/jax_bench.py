@@ -7,7 +7,7 @@ For each shape (float32, tau=0.5, softmax over the last axis) it times:
 - ours jit forward: ``gumbel_softmax.jax.gumbel_softmax`` in a jitted step that also
   splits the key (the NumPy kernels run in a ``jax.pure_callback``);
 - pure JAX jit forward: ``jax.nn.softmax((x + jax.random.gumbel(sub, x.shape)) / tau)``
-  in a jitted step that splits the key the same way (as ``gumbel_softmax._bench``);
+  in a jitted step that splits the key the same way (as ``gsbench``, the suite of run.py);
 - forward + grad of ``sum(w * y)`` for both: ``jax.value_and_grad`` inside the jitted
   step (ours: forward callback, then ``gs.gumbel_softmax_backward`` in a callback);
 - the NumPy API for the same shape as a reference: ``gs.gumbel_softmax(x, tau,
@@ -15,7 +15,7 @@ For each shape (float32, tau=0.5, softmax over the last axis) it times:
   ``np.vdot(w, y)`` and ``gs.gumbel_softmax_backward(w, y_soft, tau)``.
 
 Every JAX call waits with ``block_until_ready``.  Times are medians over repeats
-(``gumbel_softmax._bench.measure``).  Prints a markdown table and saves JSON and the
+(``gsbench.core.measure``).  Prints a markdown table and saves JSON and the
 table under bench/results/ as ``<date>-<cpu target>-jax[-quick].json`` and ``.md``.
 """
 
@@ -29,8 +29,8 @@ import sys
 import time
 from pathlib import Path
 
+import gsbench.core as gb
 import gumbel_softmax as gs
-import gumbel_softmax._bench as gb
 import numpy as np
 
 try:

@@ -39,9 +39,10 @@
 #   5. The whole test suite, once per SIMD target with GUMBEL_SOFTMAX_TARGET=<target>,
 #      run from build/wheelcheck/suite: copies of what the tests read next to tests/:
 #      pyproject.toml (pytest's settings; test_extras reads the extras), README.md
-#      (test_docs runs its Python blocks), examples/ (test_vae_example); and of the
-#      installed wheel's _bench.py at python/gumbel_softmax/_bench.py, where
-#      test_bench_extra looks for it.  Nothing there is importable as gumbel_softmax.
+#      (test_docs runs its Python blocks), docs/ (test_docs checks its pages),
+#      examples/ (test_vae_example) and bench/ (test_bench_extra, test_cli: the
+#      benchmark suite, which is not in the wheel).  Nothing there is importable as
+#      gumbel_softmax.
 #      A small pytest plugin (suite/wheelcheck_plugin.py) stops the run before any test
 #      if the package under test is not the installed one or the active target is not
 #      the requested one.
@@ -200,12 +201,11 @@ site=$("$vpy" -c "import sysconfig; print(sysconfig.get_paths()['platlib'])")
 
 # The test directory: outside the package, with nothing importable as gumbel_softmax.
 suite=$abs_work/suite
-mkdir -p "$suite/python/gumbel_softmax"
-for f in tests pyproject.toml README.md examples; do
+mkdir -p "$suite"
+for f in tests pyproject.toml README.md docs examples bench; do
   [ ! -e "$f" ] || cp -r "$f" "$suite/$f"
 done
 find "$suite" -name __pycache__ -prune -exec rm -rf {} +
-cp "$site/gumbel_softmax/_bench.py" "$suite/python/gumbel_softmax/_bench.py"
 cat >"$suite/wheelcheck_plugin.py" <<'EOF'
 """Loaded by scripts/check_wheel.sh (pytest -p wheelcheck_plugin): stops the run before
 any test unless the package under test is the installed wheel and the SIMD target is

@@ -1,31 +1,37 @@
 """The benchmark suite's second section (``python bench/run.py --suite extra``).
 
-Loads the suite from this checkout (python/gumbel_softmax/_bench.py), builds every case of
-the extra section on a small problem, calls it, and runs ``main`` with a tiny timing
+Imports the suite (the ``gsbench`` package in bench/, next to tests/), builds every case
+of the extra section on a small problem, calls it, and runs ``main`` with a tiny timing
 configuration so that the test takes seconds.
 """
 
-import importlib.util
 import json
 import sys
+import types
 from pathlib import Path
 
 import gumbel_softmax  # noqa: F401  (the package under test must import here too)
 import numpy as np
 import pytest
 
-SOURCE = Path(__file__).resolve().parent.parent / "python" / "gumbel_softmax" / "_bench.py"
-pytestmark = pytest.mark.skipif(not SOURCE.is_file(), reason="no _bench.py in this checkout")
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+pytestmark = pytest.mark.skipif(
+    not (BENCH / "gsbench").is_dir(), reason="no bench/gsbench next to tests/"
+)
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("gumbel_softmax_bench_test", SOURCE)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+    """The suite's modules in one namespace: core, cases_main, cases_extra, runner,
+    report and cli, and the names the tests use."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        from gsbench import cases_extra, cli, core, report, runner
+    finally:
+        sys.path.remove(str(BENCH))
+    names = {**vars(core), **vars(cases_extra)}
+    names.update(core=core, cases_extra=cases_extra, cli=cli, report=report, runner=runner)
+    return types.SimpleNamespace(**names)
 
 
 TINY = dict(min_time=1e-4, budget=1e-3, min_repeats=1, max_repeats=1)
@@ -35,10 +41,12 @@ TINY = dict(min_time=1e-4, budget=1e-3, min_repeats=1, max_repeats=1)
 def fast(bench, monkeypatch):
     """A tiny timing configuration, no warm-up and no gc.collect between rows (which takes
     0.1 s or more once torch and JAX are imported)."""
-    monkeypatch.setattr(bench, "QUICK", bench.TimingConfig(**TINY))
-    monkeypatch.setattr(bench, "warm_up", lambda seconds=0.0: None)
-    monkeypatch.setattr(bench, "gc", type("NoGC", (), {"collect": staticmethod(lambda: 0)}))
-    monkeypatch.setattr(bench, "plot", lambda report, path: "no plot in tests")
+    monkeypatch.setattr(bench.cli, "QUICK", bench.TimingConfig(**TINY))
+    monkeypatch.setattr(bench.cli, "warm_up", lambda seconds=0.0: None)
+    no_gc = type("NoGC", (), {"collect": staticmethod(lambda: 0)})
+    monkeypatch.setattr(bench.runner, "gc", no_gc)
+    monkeypatch.setattr(bench.cli, "gc", no_gc)
+    monkeypatch.setattr(bench.report, "plot", lambda report, path: "no plot in tests")
     return bench
 
 
@@ -84,7 +92,7 @@ def test_numpy_top_k_is_ordered(bench):
 
 def test_main_extra_suite(fast, tmp_path, capsys):
     bench = fast
-    rc = bench.main(
+    rc = bench.cli.main(
         ["--suite", "extra", "--quick", "--shapes", "8x12,16x4", "--out-dir", str(tmp_path)]
     )
     assert rc == 0
@@ -106,7 +114,7 @@ def test_main_extra_suite(fast, tmp_path, capsys):
 
 def test_main_default_runs_both_sections(fast, tmp_path, capsys):
     bench = fast
-    assert bench.main(["--quick", "--shapes", "8x12", "--out-dir", str(tmp_path)]) == 0
+    assert bench.cli.main(["--quick", "--shapes", "8x12", "--out-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "Soft forward (tau=0.5)" in out and "Beyond gumbel_softmax" in out
     report = json.loads(next(tmp_path.glob("*-quick.json")).read_text())

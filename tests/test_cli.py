@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import gumbel_softmax  # noqa: F401  (the package under test must import here too)
 import numpy as np
@@ -54,11 +55,30 @@ def test_demo_prints_every_temperature_and_the_timing(tmp_path):
     assert "timing 1/" in proc.stderr  # the progress display
 
 
-def test_bench_help_and_plot_help(tmp_path):
-    proc = _run(["bench", "--help"], tmp_path)
-    assert proc.returncode == 0 and "--quick" in proc.stdout, proc.stderr
+def test_bench_points_to_the_source_tree_and_plot_help(tmp_path):
+    """The benchmark suite lives in bench/, outside the installed package."""
+    proc = _run(["bench"], tmp_path)
+    assert proc.returncode != 0 and "bench/run.py" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
     proc = _run(["--help"], tmp_path)
-    assert "--plot" in proc.stdout and "bench" in proc.stdout
+    assert "--plot" in proc.stdout and "bench/run.py" in proc.stdout
+
+
+def test_bench_run_help(tmp_path):
+    """``python bench/run.py --help`` from a source checkout (skipped elsewhere)."""
+    run_py = Path(__file__).resolve().parents[1] / "bench" / "run.py"
+    if not run_py.is_file():
+        pytest.skip("no bench/run.py next to tests/")
+    proc = subprocess.run(
+        [sys.executable, str(run_py), "--help"],
+        env=_subprocess_env(),
+        cwd=str(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0 and "--quick" in proc.stdout, proc.stderr
+    assert "--suite" in proc.stdout
 
 
 def test_plot_writes_a_png(tmp_path):

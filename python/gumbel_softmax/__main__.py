@@ -4,7 +4,8 @@ Shows samples and the sample mean at several temperatures next to softmax(logits
 (the temperature experiment of Jang et al. 2016, Figure 1, as a text table), then times
 our forward pass against the same computation composed from NumPy operations (and
 PyTorch's ``F.gumbel_softmax`` and a jitted JAX composition when those are installed).
-``--plot out.png`` draws the figure (matplotlib); ``bench`` runs the benchmark suite.
+``--plot out.png`` draws the figure (matplotlib).  The benchmark suite is not part of the
+installed package: from a source checkout, ``python bench/run.py``.
 """
 
 from __future__ import annotations
@@ -196,21 +197,13 @@ def main(argv=None):
         description="Demo of gumbel_softmax: samples at several temperatures on built-in\n"
         "logits (Jang et al. 2016, Figure 1, as a table), then a quick timing of the\n"
         "forward pass against the NumPy composition (and PyTorch and JAX when\n"
-        "installed), in well under 30 seconds. `bench` runs the benchmark suite instead.",
+        "installed), in well under 30 seconds. The benchmark suite is in the source\n"
+        "tree: python bench/run.py --help.",
         epilog="examples:\n"
         "  python -m gumbel_softmax                    the demo\n"
         "  python -m gumbel_softmax --plot tau.png     also draw the figure (needs matplotlib)\n"
-        "  python -m gumbel_softmax bench --quick      a short benchmark run\n"
-        "  python -m gumbel_softmax bench --help       the benchmark's options",
+        "  python bench/run.py --quick                 the benchmark suite (source checkout)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument(
-        "command",
-        nargs="?",
-        default="demo",
-        choices=["demo", "bench"],
-        help="demo (default) or bench: the benchmark suite against NumPy, "
-        "PyTorch and JAX (see `python -m gumbel_softmax bench --help`)",
     )
     parser.add_argument(
         "--draws",
@@ -226,10 +219,13 @@ def main(argv=None):
         "densities per tau) to this file; needs matplotlib",
     )
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["demo"]:  # the former explicit command name
+        argv = argv[1:]
     if argv[:1] == ["bench"]:
-        from . import _bench
-
-        return _bench.main(argv[1:])
+        sys.exit(
+            "The benchmark suite is not part of the installed package; from a source "
+            "checkout run: python bench/run.py (--help for its options)"
+        )
     args = parser.parse_args(argv)
 
     print(f"gumbel_softmax {gs.__version__}: y = softmax((logits + g) / tau), g ~ Gumbel(0, 1)\n")
