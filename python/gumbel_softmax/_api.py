@@ -332,7 +332,11 @@ def gumbel_softmax_backward(
 
 
 def gumbel(
-    shape: ShapeLike, *, dtype: DTypeLike = None, rng: RngLike = None, out: Array | None = None
+    shape: ShapeLike,
+    *,
+    dtype: DTypeLike | None = None,
+    rng: RngLike = None,
+    out: Array | None = None,
 ) -> Array:
     """Standard Gumbel noise from the documented stream: exactly what the samplers add.
 
@@ -368,7 +372,11 @@ def gumbel(
 
 
 def logistic(
-    shape: ShapeLike, *, dtype: DTypeLike = None, rng: RngLike = None, out: Array | None = None
+    shape: ShapeLike,
+    *,
+    dtype: DTypeLike | None = None,
+    rng: RngLike = None,
+    out: Array | None = None,
 ) -> Array:
     """Standard logistic noise ``log(U) - log(1 - U)`` from the documented stream.
 

@@ -12,6 +12,7 @@ import copy
 import math
 import numbers
 import operator
+from typing import Any
 
 import numpy as np
 
@@ -20,7 +21,9 @@ from . import _core
 try:  # NumPy >= 2
     from numpy.lib.array_utils import normalize_axis_index as _normalize_axis_index
 except ImportError:  # pragma: no cover - NumPy 1.x
-    from numpy.core.multiarray import normalize_axis_index as _normalize_axis_index
+    from numpy.core.multiarray import (  # type: ignore[no-redef]
+        normalize_axis_index as _normalize_axis_index,
+    )
 
 Philox = _core.Philox
 FLOAT_TYPES = (np.float32, np.float64)
@@ -147,7 +150,9 @@ def elementwise_taus(tau, shape, dtype):
         raise ValueError(f"tau of shape {arr.shape} does not broadcast to {shape}") from None
 
 
-_BFLOAT16 = []  # [ml_dtypes.bfloat16's dtype, or None], filled on first use
+_BFLOAT16: list[
+    np.dtype[Any] | None
+] = []  # [ml_dtypes.bfloat16's dtype, or None], filled on first use
 
 
 def is_half(dtype):
