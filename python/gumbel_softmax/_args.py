@@ -350,19 +350,25 @@ def check_out(out, shape, dtype, inputs=(), in_place=()):
     for name, a in inputs:
         if not isinstance(a, np.ndarray) or not np.may_share_memory(out, a):
             continue  # not an array, or disjoint memory bounds (cheap test)
-        if name in in_place and same_memory(out, a):
-            continue  # exactly in place
-        try:
-            overlap = np.shares_memory(out, a, max_work=10**6)
-        except _TooHardError:  # undecided within max_work: treat as overlapping
-            overlap = True
-        if overlap:
-            raise ValueError(
-                f"out overlaps {name}; it may be {name} itself (in place) but no other view of it"
-                if name in in_place
-                else f"out shares memory with {name}; they must not overlap"
-            )
+        _check_overlap(out, name, a, name in in_place)
     return out
+
+
+def _check_overlap(out, name, a, in_place):
+    """ValueError when out shares memory with the input array a (named name), unless
+    in_place and out is exactly a."""
+    if in_place and same_memory(out, a):
+        return  # exactly in place
+    try:
+        overlap = np.shares_memory(out, a, max_work=10**6)
+    except _TooHardError:  # undecided within max_work: treat as overlapping
+        overlap = True
+    if overlap:
+        raise ValueError(
+            f"out overlaps {name}; it may be {name} itself (in place) but no other view of it"
+            if in_place
+            else f"out shares memory with {name}; they must not overlap"
+        )
 
 
 def same_memory(a, b):

@@ -59,40 +59,48 @@ def _sample_block(
     xm = np.moveaxis(x, axis, -1)
     tm = np.moveaxis(tau_block[0], axis, -1) if tau_block else None
     single = len(runs) == 1
-    if kind == "categorical":
-        y = ym = np.empty(xm.shape[:-1], np.int64)
-    else:
-        shape = list(x.shape)
-        if kind == "top_k":
-            shape[axis] = k
-        y = np.empty(shape, np.int64 if kind == "top_k" else out_dtype)
-        ym = np.moveaxis(y, axis, -1)
+    pair = kind == "soft" and hard and return_soft  # (y, y_soft)
+    y, ym = _block_result(kind, x, xm, axis, k, out_dtype)
     soft = soft_m = None
-    if kind == "soft" and hard and return_soft and not single:
+    if pair and not single:
         soft = np.empty(x.shape, out_dtype)
         soft_m = np.moveaxis(soft, axis, -1)
     for idx, row in runs:
         rng = Philox(seed, counter=counter + row)
-        xr = xm[idx]
         tr = tau if tm is None else tm[idx]
-        if kind == "soft":
-            res = _api.gumbel_softmax(
-                xr, tr, hard=hard, rng=rng, out=ym[idx], return_soft=return_soft and hard
-            )
-            if return_soft and hard:
-                if single:
-                    soft = np.moveaxis(res[1], -1, axis)
-                else:
-                    soft_m[idx] = res[1]
-        elif kind == "log":
-            _api.log_gumbel_softmax(xr, tr, rng=rng, out=ym[idx])
-        elif kind == "categorical":
-            ym[idx] = _api.categorical(xr, rng=rng)
-        else:
-            ym[idx] = _api.top_k(xr, k, rng=rng)
-    if kind == "soft" and return_soft and hard:
-        return y, soft
-    return y
+        run_soft = _sample_run(kind, xm[idx], tr, k, hard, pair, rng, ym, idx)
+        if pair:
+            if single:
+                soft = np.moveaxis(run_soft, -1, axis)
+            else:
+                soft_m[idx] = run_soft
+    return (y, soft) if pair else y
+
+
+def _block_result(kind, x, xm, axis, k, out_dtype):
+    """(y, ym): a categorical sampler's result for block x, and y with axis last."""
+    if kind == "categorical":
+        y = np.empty(xm.shape[:-1], np.int64)
+        return y, y
+    shape = list(x.shape)
+    if kind == "top_k":
+        shape[axis] = k
+    y = np.empty(shape, np.int64 if kind == "top_k" else out_dtype)
+    return y, np.moveaxis(y, axis, -1)
+
+
+def _sample_run(kind, xr, tr, k, hard, pair, rng, ym, idx):
+    """The NumPy call of one run (axis last), into ym[idx]; its y_soft for a pair."""
+    if kind == "soft":
+        res = _api.gumbel_softmax(xr, tr, hard=hard, rng=rng, out=ym[idx], return_soft=pair)
+        return res[1] if pair else None
+    if kind == "log":
+        _api.log_gumbel_softmax(xr, tr, rng=rng, out=ym[idx])
+    elif kind == "categorical":
+        ym[idx] = _api.categorical(xr, rng=rng)
+    else:
+        ym[idx] = _api.top_k(xr, k, rng=rng)
+    return None
 
 
 def _bernoulli_block(

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from ._typing import Array, Axis, Flag, RngLike, TauLike
 
     # forward's saved state: (recompute, y_soft or logits, mask, tau, rng before forward)
-    _Saved = tuple[bool, Any, Any, TauLike, Union[RngLike, None]]
+    _Saved = tuple[bool, Any, Any, TauLike, Union[Philox, None]]
 
 
 class GumbelSoftmax:

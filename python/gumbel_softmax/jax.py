@@ -316,7 +316,7 @@ _gumbel_softmax.defvjp(_gumbel_softmax_fwd, _gumbel_softmax_bwd)
 def gumbel_softmax(
     key_or_seed: KeyOrSeed,
     logits: ArrayLike,
-    tau: float | jax.Array = 1.0,
+    tau: ArrayLike = 1.0,
     hard: Flag = False,
     axis: Axis = -1,
 ) -> jax.Array:

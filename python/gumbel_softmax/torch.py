@@ -389,18 +389,26 @@ class _GumbelSoftmax(_torch.autograd.Function):
         if need_tau:
             grad_tau = _tau_grad(grad, y_soft, tau_t.shape, tau_t.dtype, ctx.dim)
         grad_x = _torch.from_numpy(grad) if need_x else None
-        if _torch.is_grad_enabled() and (
-            g.requires_grad or y_soft_t.requires_grad or (tau_t is not None and tau_t.requires_grad)
-        ):
-            # create_graph: the kernels' values, plus the graph of the same expression in
-            # torch ops (whose value is added as x - x = 0), so that higher-order
-            # gradients are exact and the first-order values stay the kernels', bitwise
-            gx, gt = _graph_backward(g, y_soft_t, ctx.tau, tau_t, ctx.dim, need_tau)
-            if need_x:
-                grad_x = grad_x + (gx - gx.detach())
-            if need_tau:
-                grad_tau = grad_tau + (gt - gt.detach())
+        grad_x, grad_tau = _with_graph(ctx, g, y_soft_t, tau_t, grad_x, grad_tau)
         return grad_x, grad_tau, None, None, None, None, None
+
+
+def _with_graph(ctx, g, y_soft_t, tau_t, grad_x, grad_tau):
+    """(grad_x, grad_tau), for create_graph (a backward that records a graph of its
+    inputs): the kernels' values, plus the graph of the same expression in torch ops
+    (whose value is added as x - x = 0), so that higher-order gradients are exact and
+    the first-order values stay the kernels', bitwise."""
+    if not _torch.is_grad_enabled() or not (
+        g.requires_grad or y_soft_t.requires_grad or (tau_t is not None and tau_t.requires_grad)
+    ):
+        return grad_x, grad_tau
+    need_x, need_tau = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+    gx, gt = _graph_backward(g, y_soft_t, ctx.tau, tau_t, ctx.dim, need_tau)
+    if need_x:
+        grad_x = grad_x + (gx - gx.detach())
+    if need_tau:
+        grad_tau = grad_tau + (gt - gt.detach())
+    return grad_x, grad_tau
 
 
 def _gumbel_softmax(logits, tau, hard, eps, dim, generator):
