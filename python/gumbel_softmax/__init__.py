@@ -51,6 +51,7 @@ from ._api import (  # noqa: E402 (after the environment set-up above)
 )
 from ._layer import GumbelSoftmax, anneal_tau  # noqa: E402
 
+# The one place of the version: pyproject.toml reads it (dynamic = ["version"]).
 __version__ = "0.1.0"
 
 if _core.target_warning():

@@ -6,22 +6,30 @@ import copy
 import math
 import numbers
 import operator
+from typing import TYPE_CHECKING, Any, SupportsIndex, Union, overload
 
 import numpy as np
 
-from ._api import (
-    _as_float,
-    _as_rng,
-    _check_axis_arg,
-    _check_flag,
-    _check_tau,
-    _is_scalar_tau,
-    _tau_values,
-    gumbel_softmax,
-    gumbel_softmax_backward,
+from ._api import gumbel_softmax, gumbel_softmax_backward
+from ._args import (
+    as_float,
+    as_rng,
+    check_axis_arg,
+    check_flag,
+    check_tau,
+    is_scalar_tau,
+    tau_values,
 )
 
-__all__ = ["GumbelSoftmax", "anneal_tau"]
+if TYPE_CHECKING:
+    import numpy.typing as npt
+    from numpy.typing import ArrayLike
+
+    from ._core import Philox
+    from ._typing import Array, Axis, Flag, RngLike, TauLike
+
+    # forward's saved state: (recompute, y_soft or logits, mask, tau, rng before forward)
+    _Saved = tuple[bool, Any, Any, TauLike, Union[Philox, None]]
 
 
 class GumbelSoftmax:
@@ -56,21 +64,34 @@ class GumbelSoftmax:
     ((4, 3), (4, 3))
     """
 
-    def __init__(self, tau=1.0, hard=False, axis=-1, rng=None, recompute=False):
+    tau: TauLike
+    hard: bool
+    axis: int
+    rng: Philox
+    recompute: bool
+
+    def __init__(
+        self,
+        tau: TauLike = 1.0,
+        hard: Flag = False,
+        axis: Axis = -1,
+        rng: RngLike = None,
+        recompute: Flag = False,
+    ) -> None:
         # Checked here, as each call checks them, so that a bad layer fails where it is
         # made rather than at its first forward.
-        if _is_scalar_tau(tau):
-            _check_tau(tau)
+        if is_scalar_tau(tau):
+            check_tau(tau)
         else:
-            _tau_values(tau)
+            tau_values(tau)
         self.tau = tau
-        self.hard = _check_flag(hard, "hard")
-        self.axis = _check_axis_arg(axis)
-        self.recompute = _check_flag(recompute, "recompute")
-        self.rng = _as_rng(rng)
-        self._saved = None
+        self.hard = check_flag(hard, "hard")
+        self.axis = check_axis_arg(axis)
+        self.recompute = check_flag(recompute, "recompute")
+        self.rng = as_rng(rng)
+        self._saved: _Saved | None = None
 
-    def forward(self, logits, mask=None):
+    def forward(self, logits: ArrayLike, mask: ArrayLike | None = None) -> Array:
         """Draw ``gumbel_softmax(logits, self.tau, hard=self.hard, ...)`` and keep what
         ``backward`` needs."""
         tau = self.tau
@@ -93,7 +114,7 @@ class GumbelSoftmax:
 
     __call__ = forward
 
-    def backward(self, grad_y):
+    def backward(self, grad_y: ArrayLike) -> Array:
         """The gradient with respect to the logits of the last ``forward``."""
         if self._saved is None:
             raise RuntimeError("GumbelSoftmax.backward called before forward")
@@ -104,17 +125,17 @@ class GumbelSoftmax:
             )
         return gumbel_softmax_backward(grad_y, saved, tau, axis=self.axis)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (
             f"GumbelSoftmax(tau={self.tau!r}, hard={self.hard}, axis={self.axis}, "
             f"rng={self.rng!r}, recompute={self.recompute})"
         )
 
 
-def _positive(value, name, allow_zero=False):
+def _positive(value: Any, name: str, allow_zero: bool = False) -> float:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    value = _as_float(value, name)
+    value = as_float(value, name)
     ok = (value >= 0.0 if allow_zero else value > 0.0) and value < math.inf
     if not ok:
         raise ValueError(
@@ -123,7 +144,29 @@ def _positive(value, name, allow_zero=False):
     return value
 
 
-def anneal_tau(step, tau0=1.0, rate=1e-4, min_tau=0.5, every=1):
+@overload
+def anneal_tau(
+    step: int, tau0: float = 1.0, rate: float = 1e-4, min_tau: float = 0.5, every: SupportsIndex = 1
+) -> float: ...
+
+
+@overload
+def anneal_tau(
+    step: ArrayLike,
+    tau0: float = 1.0,
+    rate: float = 1e-4,
+    min_tau: float = 0.5,
+    every: SupportsIndex = 1,
+) -> float | npt.NDArray[np.float64]: ...
+
+
+def anneal_tau(
+    step: ArrayLike,
+    tau0: float = 1.0,
+    rate: float = 1e-4,
+    min_tau: float = 0.5,
+    every: SupportsIndex = 1,
+) -> float | npt.NDArray[np.float64]:
     """The exponential temperature schedule of Jang, Gu and Poole (2016).
 
     ``max(min_tau, tau0 * exp(-rate * t))`` with ``t = (step // every) * every``: the

@@ -70,9 +70,8 @@ Choices, for whoever needs to rely on them:
 
 from __future__ import annotations
 
-import copy
 import math
-import operator
+from typing import TYPE_CHECKING, Any, Literal, SupportsIndex, Union, overload
 
 import numpy as np
 
@@ -82,8 +81,22 @@ try:
 except ImportError as exc:  # pragma: no cover - tested in a subprocess without dask
     raise ImportError("gumbel_softmax.dask needs Dask: pip install 'gumbel-softmax[dask]'") from exc
 
-from . import _api
-from ._api import Philox
+from . import _api, _args
+from ._dask_blocks import (
+    _backward_block,
+    _bernoulli_backward_block,
+    _bernoulli_block,
+    _noise_block,
+    _sample_block,
+)
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike, DTypeLike
+
+    from ._typing import Axis, Flag, RngLike, ShapeLike, TauLike
+
+    _ArrayIn = Union[da.Array, ArrayLike]
+    _TauIn = Union[TauLike, da.Array]
 
 __all__ = [
     "categorical",
@@ -103,7 +116,7 @@ __all__ = [
 
 def _result_dtype(dtype, name):
     """The dtype the NumPy API gives for input `dtype` (TypeError naming `name` if bad)."""
-    probe, low = _api._as_float_array(np.zeros(1, dtype=dtype), name, half=True)
+    probe, low = _args.as_float_array(np.zeros(1, dtype=dtype), name, half=True)
     return np.dtype(low) if low is not None else probe.dtype
 
 
@@ -128,11 +141,7 @@ def _setup(logits, axis):
     if x.ndim == 0:
         raise ValueError("logits must have at least one dimension, got a 0-d array")
     _check_known(x, "logits")
-    axis = _api._check_axis(axis, x.ndim)
-    _api._check_row_length(x, axis, "logits")
-    if x.shape[axis] == 0:
-        raise ValueError(f"axis {axis} of logits has length 0: there is no category to sample")
-    return x, dtype, axis
+    return x, dtype, _args.check_sample_axis(x, axis)
 
 
 def _one_chunk(x, axis):
@@ -170,10 +179,10 @@ def _row_tau(tau, shape, chunks, axis):
     batch = _batch(shape, axis)
     arr = _tau_array(tau)
     if arr is None:
-        if _api._is_scalar_tau(tau):
-            return _api._check_tau(tau), None
-        values = _api._tau_values(tau)
-        _api._batch_taus(values, shape, axis)  # shape check, NumPy's message
+        if _args.is_scalar_tau(tau):
+            return _args.check_tau(tau), None
+        values = _args.tau_values(tau)
+        _args.batch_taus(values, shape, axis)  # shape check, NumPy's message
         arr = da.from_array(values, chunks=-1)
     if arr.ndim == len(shape) and arr.shape[axis] == 1:
         arr = arr.squeeze(axis)
@@ -194,10 +203,10 @@ def _elementwise_tau(tau, shape, chunks):
     """(scalar tau, None) or (1.0, a Dask tau array of `shape` with `chunks`)."""
     arr = _tau_array(tau)
     if arr is None:
-        if _api._is_scalar_tau(tau):
-            return _api._check_tau(tau), None
-        values = _api._tau_values(tau)
-        _api._elementwise_taus(values, shape, np.float64)  # shape check, NumPy's message
+        if _args.is_scalar_tau(tau):
+            return _args.check_tau(tau), None
+        values = _args.tau_values(tau)
+        _args.elementwise_taus(values, shape, np.float64)  # shape check, NumPy's message
         arr = da.from_array(values, chunks=-1)
     try:
         full = np.broadcast_shapes(arr.shape, tuple(shape))
@@ -210,46 +219,8 @@ def _elementwise_tau(tau, shape, chunks):
 
 def _rng_state(rng, rows):
     """(seed, first counter) after reserving `rows` rows of the caller's generator."""
-    rng = _api._as_rng(rng)
+    rng = _args.as_rng(rng)
     return rng.seed, rng.reserve(rows)
-
-
-def _runs(starts, extents, full):
-    """The runs of consecutive global rows of a block of the batch dimensions.
-
-    starts, extents: the block's position and size along each batch dimension (C order
-    of the rows); full: the array's batch shape.  Returns (runs, t): `runs` is a list of
-    (index, first_row), `index` a tuple of block-local indices into the dimensions
-    before `t` (``()`` when the block is a single run); each run covers the whole block along dimension `t` and the dimensions
-    after it (which the block covers entirely), rows first_row, first_row + 1, ...
-    """
-    n = len(full)
-    if n == 0:
-        return [((), 0)]
-    strides = [1] * n
-    for j in range(n - 2, -1, -1):
-        strides[j] = strides[j + 1] * full[j + 1]
-    t = 0
-    for j in range(n - 1, -1, -1):
-        if extents[j] != full[j]:
-            t = j
-            break
-    base = sum(starts[j] * strides[j] for j in range(t + 1))
-    if all(e == 1 for e in extents[:t]):  # t == 0 included: the whole block is one run
-        return [((), base)]
-    outer = strides[:t]
-    return [
-        (idx, base + sum(i * s for i, s in zip(idx, outer))) for idx in np.ndindex(*extents[:t])
-    ]
-
-
-def _block_runs(info, axis, ndim):
-    """The runs of a block whose row axis is `axis` (block_info of the input)."""
-    loc, full = info["array-location"], info["shape"]
-    dims = [j for j in range(ndim) if j != axis]
-    return _runs(
-        [loc[j][0] for j in dims], [loc[j][1] - loc[j][0] for j in dims], [full[j] for j in dims]
-    )
 
 
 def _pick(pair, i):
@@ -267,118 +238,15 @@ def _split_pair(pair, prefix, token, dtype, chunks):
     )
 
 
-# --------------------------------------------------------------------------- blocks
-
-
-def _sample_block(
-    x, *tau_block, kind, tau, hard, return_soft, k, axis, seed, counter, out_dtype, block_info=None
-):
-    """One block of a categorical sampler: the rows it covers, one NumPy call per run."""
-    runs = _block_runs(block_info[0], axis, x.ndim)
-    xm = np.moveaxis(x, axis, -1)
-    tm = np.moveaxis(tau_block[0], axis, -1) if tau_block else None
-    single = len(runs) == 1
-    if kind == "categorical":
-        y = ym = np.empty(xm.shape[:-1], np.int64)
-    else:
-        shape = list(x.shape)
-        if kind == "top_k":
-            shape[axis] = k
-        y = np.empty(shape, np.int64 if kind == "top_k" else out_dtype)
-        ym = np.moveaxis(y, axis, -1)
-    soft = soft_m = None
-    if kind == "soft" and hard and return_soft and not single:
-        soft = np.empty(x.shape, out_dtype)
-        soft_m = np.moveaxis(soft, axis, -1)
-    for idx, row in runs:
-        rng = Philox(seed, counter=counter + row)
-        xr = xm[idx]
-        tr = tau if tm is None else tm[idx]
-        if kind == "soft":
-            res = _api.gumbel_softmax(
-                xr, tr, hard=hard, rng=rng, out=ym[idx], return_soft=return_soft and hard
-            )
-            if return_soft and hard:
-                if single:
-                    soft = np.moveaxis(res[1], -1, axis)
-                else:
-                    soft_m[idx] = res[1]
-        elif kind == "log":
-            _api.log_gumbel_softmax(xr, tr, rng=rng, out=ym[idx])
-        elif kind == "categorical":
-            ym[idx] = _api.categorical(xr, rng=rng)
-        else:
-            ym[idx] = _api.top_k(xr, k, rng=rng)
-    if kind == "soft" and return_soft and hard:
-        return y, soft
-    return y
-
-
-def _bernoulli_block(
-    x, *tau_block, tau, hard, return_soft, seed, counter, out_dtype, block_info=None
-):
-    """One block of relaxed_bernoulli: rows are all dimensions but the last."""
-    if x.ndim == 0:
-        return _api.relaxed_bernoulli(
-            x,
-            tau_block[0] if tau_block else tau,
-            hard=hard,
-            rng=Philox(seed, counter=counter),
-            return_soft=return_soft and hard,
-        )
-    runs = _block_runs(block_info[0], x.ndim - 1, x.ndim)
-    y = np.empty(x.shape, out_dtype)
-    soft = np.empty(x.shape, out_dtype) if (return_soft and hard and len(runs) > 1) else None
-    for idx, row in runs:
-        res = _api.relaxed_bernoulli(
-            x[idx],
-            tau_block[0][idx] if tau_block else tau,
-            hard=hard,
-            rng=Philox(seed, counter=counter + row),
-            out=y[idx],
-            return_soft=return_soft and hard,
-        )
-        if return_soft and hard:
-            if soft is None:
-                soft = res[1]
-            else:
-                soft[idx] = res[1]
-    return (y, soft) if return_soft and hard else y
-
-
-def _noise_block(*, out_dtype, seed, counter, logistic, block_info=None):
-    """One block of gumbel / logistic noise (its last axis whole)."""
-    info = block_info[None]
-    shape = info["chunk-shape"]
-    fn = _api.logistic if logistic else _api.gumbel
-    n = len(shape)
-    runs = _block_runs(info, n - 1, n)
-    if len(runs) == 1:
-        return fn(shape, dtype=out_dtype, rng=Philox(seed, counter=counter + runs[0][1]))
-    out = np.empty(shape, out_dtype)
-    for idx, row in runs:
-        view = out[idx]
-        fn(view.shape, dtype=out_dtype, rng=Philox(seed, counter=counter + row), out=view)
-    return out
-
-
-def _backward_block(g, s, *tau_block, tau, axis):
-    return _api.gumbel_softmax_backward(g, s, tau_block[0] if tau_block else tau, axis=axis)
-
-
-def _bernoulli_backward_block(g, s, *tau_block, tau):
-    return _api.relaxed_bernoulli_backward(g, s, tau_block[0] if tau_block else tau)
-
-
 # --------------------------------------------------------------------------- samplers
 
 
 def _sampler(kind, logits, tau, hard, return_soft, k, axis, rng):
-    hard = _api._check_flag(hard, "hard")
-    return_soft = _api._check_flag(return_soft, "return_soft")
+    hard = _args.check_flag(hard, "hard")
+    return_soft = _args.check_flag(return_soft, "return_soft")
     x, dtype, axis = _setup(logits, axis)
-    if kind == "top_k" and not 0 <= k <= x.shape[axis]:
-        raise ValueError(f"k must be in [0, {x.shape[axis]}] (the length of axis {axis}), got {k}")
+    if kind == "top_k":
+        _args.check_k(k, x.shape[axis], axis)
     x = _one_chunk(x, axis)
     tau_arr = None
     if kind in ("soft", "log"):
@@ -445,7 +313,51 @@ def _sampler(kind, logits, tau, hard, return_soft, k, axis, rng):
     return _split_pair(both, prefix, token, dtype, x.chunks)
 
 
-def gumbel_softmax(logits, tau=1.0, *, hard=False, axis=-1, rng=None, return_soft=False):
+@overload
+def gumbel_softmax(
+    logits: _ArrayIn,
+    tau: _TauIn = 1.0,
+    *,
+    hard: Flag = False,
+    axis: Axis = -1,
+    rng: RngLike = None,
+    return_soft: Literal[False] = False,
+) -> da.Array: ...
+
+
+@overload
+def gumbel_softmax(
+    logits: _ArrayIn,
+    tau: _TauIn = 1.0,
+    *,
+    hard: Flag = False,
+    axis: Axis = -1,
+    rng: RngLike = None,
+    return_soft: Literal[True],
+) -> tuple[da.Array, da.Array]: ...
+
+
+@overload
+def gumbel_softmax(
+    logits: _ArrayIn,
+    tau: _TauIn = 1.0,
+    *,
+    hard: Flag = False,
+    axis: Axis = -1,
+    rng: RngLike = None,
+    return_soft: Flag = False,
+) -> da.Array | tuple[da.Array, da.Array]: ...
+
+
+def gumbel_softmax(
+    logits: _ArrayIn,
+    tau: _TauIn = 1.0,
+    *,
+    hard: Flag = False,
+    axis: Axis = -1,
+    rng: RngLike = None,
+    return_soft: Flag = False,
+) -> da.Array | tuple[da.Array, da.Array]:
     """Lazy :func:`gumbel_softmax.gumbel_softmax` on a Dask array, bitwise the NumPy call.
 
     Parameters
@@ -471,42 +383,79 @@ def gumbel_softmax(logits, tau=1.0, *, hard=False, axis=-1, rng=None, return_sof
     return _sampler("soft", logits, tau, hard, return_soft, None, axis, rng)
 
 
-def log_gumbel_softmax(logits, tau=1.0, *, axis=-1, rng=None):
+def log_gumbel_softmax(
+    logits: _ArrayIn, tau: _TauIn = 1.0, *, axis: Axis = -1, rng: RngLike = None
+) -> da.Array:
     """Lazy :func:`gumbel_softmax.log_gumbel_softmax`; arguments as for :func:`gumbel_softmax`."""
     return _sampler("log", logits, tau, False, False, None, axis, rng)
 
 
-def categorical(logits, *, axis=-1, rng=None):
+def categorical(logits: _ArrayIn, *, axis: Axis = -1, rng: RngLike = None) -> da.Array:
     """Lazy :func:`gumbel_softmax.categorical`: int64 indices of shape ``logits.shape``
     without ``axis``, chunked as the batch dimensions of ``logits``."""
     return _sampler("categorical", logits, None, False, False, None, axis, rng)
 
 
-def top_k(logits, k, *, axis=-1, rng=None):
+def top_k(logits: _ArrayIn, k: SupportsIndex, *, axis: Axis = -1, rng: RngLike = None) -> da.Array:
     """Lazy :func:`gumbel_softmax.top_k`: int64 indices with ``k`` along ``axis`` (one
     chunk), chunked as ``logits`` along the batch dimensions."""
-    try:
-        if isinstance(k, (bool, np.bool_)):
-            raise TypeError
-        k = operator.index(k)
-    except TypeError:
-        raise TypeError(f"k must be an integer, got {type(k).__name__}") from None
+    k = _args.as_index(k, "k")
     return _sampler("top_k", logits, None, False, False, k, axis, rng)
 
 
-def relaxed_bernoulli(logits, tau=1.0, *, hard=False, rng=None, return_soft=False):
+@overload
+def relaxed_bernoulli(
+    logits: _ArrayIn,
+    tau: _TauIn = 1.0,
+    *,
+    hard: Flag = False,
+    rng: RngLike = None,
+    return_soft: Literal[False] = False,
+) -> da.Array: ...
+
+
+@overload
+def relaxed_bernoulli(
+    logits: _ArrayIn,
+    tau: _TauIn = 1.0,
+    *,
+    hard: Flag = False,
+    rng: RngLike = None,
+    return_soft: Literal[True],
+) -> tuple[da.Array, da.Array]: ...
+
+
+@overload
+def relaxed_bernoulli(
+    logits: _ArrayIn,
+    tau: _TauIn = 1.0,
+    *,
+    hard: Flag = False,
+    rng: RngLike = None,
+    return_soft: Flag = False,
+) -> da.Array | tuple[da.Array, da.Array]: ...
+
+
+def relaxed_bernoulli(
+    logits: _ArrayIn,
+    tau: _TauIn = 1.0,
+    *,
+    hard: Flag = False,
+    rng: RngLike = None,
+    return_soft: Flag = False,
+) -> da.Array | tuple[da.Array, da.Array]:
     """Lazy :func:`gumbel_softmax.relaxed_bernoulli` (elementwise; its rows are all
     dimensions but the last, which is rechunked into one chunk when split).
 
     ``tau``: a scalar, or a NumPy or Dask array broadcastable to ``logits.shape``.
     ``return_soft=True`` returns ``(y, y_soft)`` from one sampler call per block.
     """
-    hard = _api._check_flag(hard, "hard")
-    return_soft = _api._check_flag(return_soft, "return_soft")
+    hard = _args.check_flag(hard, "hard")
+    return_soft = _args.check_flag(return_soft, "return_soft")
     x, dtype = _as_dask(logits, "logits")
     _check_known(x, "logits")
     if x.ndim:
-        _api._check_row_length(x, -1, "logits")
+        _args.check_row_length(x, -1, "logits")
         x = _one_chunk(x, x.ndim - 1)
     tau, tau_arr = _elementwise_tau(tau, x.shape, x.chunks)
     seed, counter = _rng_state(rng, math.prod(x.shape[:-1]))
@@ -547,7 +496,7 @@ def relaxed_bernoulli(logits, tau=1.0, *, hard=False, rng=None, return_soft=Fals
 
 
 def _noise(shape, chunks, dtype, rng, logistic):
-    shape, dtype, _ = _api._noise_args(shape, np.float32 if dtype is None else dtype)
+    shape, dtype, _ = _args.noise_args(shape, np.float32 if dtype is None else dtype)
     if isinstance(chunks, str):
         chunks = (chunks,) * (len(shape) - 1) + (-1,)
     chunks = da.core.normalize_chunks(chunks, shape, dtype=dtype)
@@ -568,7 +517,9 @@ def _noise(shape, chunks, dtype, rng, logistic):
     )
 
 
-def gumbel(shape, *, chunks="auto", dtype=np.float32, rng=None):
+def gumbel(
+    shape: ShapeLike, *, chunks: Any = "auto", dtype: DTypeLike = np.float32, rng: RngLike = None
+) -> da.Array:
     """Lazy :func:`gumbel_softmax.gumbel` noise: bitwise ``gs.gumbel(shape, dtype=dtype,
     rng=rng)`` for any ``chunks``.
 
@@ -579,7 +530,9 @@ def gumbel(shape, *, chunks="auto", dtype=np.float32, rng=None):
     return _noise(shape, chunks, dtype, rng, False)
 
 
-def logistic(shape, *, chunks="auto", dtype=np.float32, rng=None):
+def logistic(
+    shape: ShapeLike, *, chunks: Any = "auto", dtype: DTypeLike = np.float32, rng: RngLike = None
+) -> da.Array:
     """Lazy :func:`gumbel_softmax.logistic` noise; arguments as for :func:`gumbel`."""
     return _noise(shape, chunks, dtype, rng, True)
 
@@ -587,7 +540,15 @@ def logistic(shape, *, chunks="auto", dtype=np.float32, rng=None):
 # --------------------------------------------------------------------------- backward
 
 
-def gumbel_softmax_backward(grad_y, y_soft=None, tau=1.0, *, axis=-1, logits=None, rng=None):
+def gumbel_softmax_backward(
+    grad_y: _ArrayIn,
+    y_soft: _ArrayIn | None = None,
+    tau: _TauIn = 1.0,
+    *,
+    axis: Axis = -1,
+    logits: _ArrayIn | None = None,
+    rng: RngLike = None,
+) -> da.Array:
     """Lazy :func:`gumbel_softmax.gumbel_softmax_backward`, block by block (no noise).
 
     ``y_soft``, or ``logits`` and ``rng`` in the state of the forward call to recompute
@@ -595,35 +556,27 @@ def gumbel_softmax_backward(grad_y, y_soft=None, tau=1.0, *, axis=-1, logits=Non
     a ``Philox`` is not advanced).  ``tau`` may be one per row as in the forward.  The
     two inputs are rechunked to one chunk along ``axis`` and to common batch chunks.
     """
-    _api._check_backward_inputs(y_soft, logits)
+    _args.check_backward_inputs(y_soft, logits)
     if y_soft is None:
-        if rng is None:
-            raise ValueError(
-                "rng must be the generator's state before the forward call to recompute "
-                "y_soft (None would draw fresh noise)"
-            )
+        rng = _args.forward_rng(rng)  # a copy: the caller's generator is not advanced
         g, _ = _as_dask(grad_y, "grad_y")
         x, _, ax = _setup(logits, axis)
         if g.shape != x.shape:
             raise ValueError(f"logits must have the shape of grad_y {g.shape}, got {x.shape}")
         _row_tau(tau, x.shape, x.chunks, ax)  # checks tau before anything is drawn
-        if isinstance(rng, (Philox, np.random.Generator)):
-            # the forward's rows (or seed): the caller's generator is not advanced
-            rng = copy.deepcopy(rng) if isinstance(rng, np.random.Generator) else copy.copy(rng)
         y_soft = gumbel_softmax(x, tau, axis=ax, rng=rng)
         return gumbel_softmax_backward(g, y_soft, tau, axis=ax)
     if rng is not None:
         raise ValueError("rng is for recomputing y_soft from logits; y_soft was given")
     (g, _), (s, _) = _as_dask(grad_y, "grad_y"), _as_dask(y_soft, "y_soft")
     dtype = _api.gumbel_softmax_backward(np.zeros(1, g.dtype), np.zeros(1, s.dtype)).dtype
-    if g.shape != s.shape:
-        raise ValueError(f"y_soft must have the shape of grad_y {g.shape}, got {s.shape}")
+    _args.check_same_shape(g, s)
     if g.ndim == 0:
         raise ValueError("grad_y must have at least one dimension, got a 0-d array")
     _check_known(g, "grad_y")
     _check_known(s, "y_soft")
-    axis = _api._check_axis(axis, g.ndim)
-    _api._check_row_length(g, axis, "grad_y")
+    axis = _args.check_axis(axis, g.ndim)
+    _args.check_row_length(g, axis, "grad_y")
     g, s = _one_chunk(g, axis), _one_chunk(s, axis)
     ind = tuple(range(g.ndim))
     _, (g, s) = da.core.unify_chunks(g, ind, s, ind)
@@ -642,12 +595,11 @@ def gumbel_softmax_backward(grad_y, y_soft=None, tau=1.0, *, axis=-1, logits=Non
     )
 
 
-def relaxed_bernoulli_backward(grad_y, y_soft, tau=1.0):
+def relaxed_bernoulli_backward(grad_y: _ArrayIn, y_soft: _ArrayIn, tau: _TauIn = 1.0) -> da.Array:
     """Lazy :func:`gumbel_softmax.relaxed_bernoulli_backward` (elementwise, any chunks)."""
     (g, _), (s, _) = _as_dask(grad_y, "grad_y"), _as_dask(y_soft, "y_soft")
     dtype = _api.relaxed_bernoulli_backward(np.zeros(1, g.dtype), np.zeros(1, s.dtype)).dtype
-    if g.shape != s.shape:
-        raise ValueError(f"y_soft must have the shape of grad_y {g.shape}, got {s.shape}")
+    _args.check_same_shape(g, s)
     _check_known(g, "grad_y")
     _check_known(s, "y_soft")
     ind = tuple(range(g.ndim))

@@ -80,6 +80,7 @@ from __future__ import annotations
 
 import functools
 import numbers
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
@@ -89,7 +90,15 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("gumbel_softmax.jax needs JAX: pip install 'gumbel-softmax[jax]'") from exc
 
-from . import _api
+from . import _api, _args
+
+if TYPE_CHECKING:
+    from jax.typing import ArrayLike
+
+    from ._typing import Axis, Flag
+
+    # an int seed, a PRNG key (new-style, or legacy uint32[2]) or a 0-d integer array
+    KeyOrSeed = Union[int, np.integer[Any], jax.Array]
 
 __all__ = ["gumbel_softmax", "seed_of"]
 
@@ -168,7 +177,7 @@ def _key_operand(key_or_seed):
     return "words", np.asarray(k, dtype=np.uint32)
 
 
-def seed_of(key_or_seed):
+def seed_of(key_or_seed: KeyOrSeed) -> int:
     """The ``gs.Philox`` seed that ``key_or_seed`` (concrete) stands for.
 
     ``gumbel_softmax(key_or_seed, x, ...)`` equals the NumPy API's call with
@@ -227,7 +236,7 @@ def _split_tau(tau):
         t = t.astype(np.float64)
     else:
         raise TypeError(f"tau must be a real scalar, got dtype {t.dtype}")
-    return _api._check_tau(float(t)), None
+    return _args.check_tau(float(t)), None
 
 
 # ---------------------------------------------------------------------------------------
@@ -236,7 +245,7 @@ def _split_tau(tau):
 
 def _np_forward(hard, axis, kind, static_tau, return_soft, key, x, tau=None):
     t = static_tau if tau is None else float(np.asarray(tau))
-    rng = _api.Philox(_seed_from(kind, key))
+    rng = _args.Philox(_seed_from(kind, key))
     return _api.gumbel_softmax(
         np.asarray(x), t, hard=hard, axis=axis, rng=rng, return_soft=return_soft
     )
@@ -304,7 +313,13 @@ _gumbel_softmax.defvjp(_gumbel_softmax_fwd, _gumbel_softmax_bwd)
 # Public function
 
 
-def gumbel_softmax(key_or_seed, logits, tau=1.0, hard=False, axis=-1):
+def gumbel_softmax(
+    key_or_seed: KeyOrSeed,
+    logits: ArrayLike,
+    tau: ArrayLike = 1.0,
+    hard: Flag = False,
+    axis: Axis = -1,
+) -> jax.Array:
     """Draw ``softmax((logits + g) / tau)`` along ``axis`` (``g`` standard Gumbel noise).
 
     Bitwise ``gumbel_softmax.gumbel_softmax(np.asarray(logits), tau, hard=hard,
@@ -334,12 +349,12 @@ def gumbel_softmax(key_or_seed, logits, tau=1.0, hard=False, axis=-1):
     """
     if _is_traced(hard):
         raise TypeError("hard must be a Python bool (a static argument), got a traced value")
-    hard = _api._check_flag(hard, "hard")
+    hard = _args.check_flag(hard, "hard")
     kind, key = _key_operand(key_or_seed)
     x = _check_logits(logits)
     if _is_traced(axis):
         raise TypeError("axis must be a Python int (a static argument), got a traced value")
-    axis = _api._check_axis(axis, x.ndim)
+    axis = _args.check_axis(axis, x.ndim)
     if x.shape[axis] == 0:
         raise ValueError(f"axis {axis} of logits has length 0: there is no category to sample")
     static_tau, tau_op = _split_tau(tau)

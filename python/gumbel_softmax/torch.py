@@ -59,10 +59,11 @@ from __future__ import annotations
 
 import numbers
 import warnings
+from typing import TYPE_CHECKING, Union
 
 import numpy as np
 
-from . import _api
+from . import _api, _args
 
 try:
     import torch as _torch
@@ -72,12 +73,19 @@ except ImportError as exc:  # pragma: no cover - exercised only without torch
         "(for the CPU build: pip install torch --index-url https://download.pytorch.org/whl/cpu)"
     ) from exc
 
+if TYPE_CHECKING:
+    from ._typing import Axis, RngLike
+
+    # None (torch's default generator), an int seed, a Philox, a numpy.random.Generator
+    # or a torch.Generator
+    GeneratorLike = Union[RngLike, _torch.Generator]
+
 __all__ = ["gumbel_softmax"]
 
 _DTYPES = (_torch.float32, _torch.float64, _torch.float16)
 _MAX_DIMS = 64  # the kernels' limit (and NumPy's); torch allows more
-_MAX_ROW = 2**31 - 1  # the kernels index a row's elements in 32-bit lanes
-_AxisError = getattr(np, "exceptions", np).AxisError
+_MAX_ROW = _args.MAX_ROW  # the kernels index a row's elements in 32-bit lanes
+_AxisError = _args.AxisError
 _functorch = getattr(_torch._C, "_functorch", None)
 # torch.func's tensors (grad, vmap, functionalize levels) and the legacy vmap's batched
 # tensors (torch.autograd.functional's vectorize=True): views without memory of their own
@@ -206,7 +214,7 @@ def _hard_arg(hard):
 
 def _scalar_tau(tau):
     try:
-        return _api._check_tau(tau)
+        return _args.check_tau(tau)
     except OverflowError:  # an int beyond float's range
         raise ValueError(
             f"tau must be positive and finite, got {'-' if tau < 0 else ''}an integer of "
@@ -230,10 +238,10 @@ def _tau_arg(tau, shape, dim):
         values = tau.detach().resolve_neg().to(_torch.float64).numpy()
         if values.ndim == 0:
             return _scalar_tau(values.item()), tau
-        _api._batch_taus(values, shape, dim)
+        _args.batch_taus(values, shape, dim)
         return values, tau
     if isinstance(tau, np.ndarray) and tau.ndim:
-        _api._batch_taus(tau, shape, dim)
+        _args.batch_taus(tau, shape, dim)
         values = np.asarray(tau, dtype=np.float64)
         # as a tensor too (that needs no gradient), for the backward in torch ops
         return values, _torch.from_numpy(values)
@@ -260,7 +268,7 @@ def _draw(generator):
         else:
             get, put = generator.get_state, generator.set_state
         before = get()
-        rng = _api.Philox(_seed_from_torch(generator))
+        rng = _args.Philox(_seed_from_torch(generator))
 
         def undo_torch():
             # the state our draw left (replayed on a scratch generator, so that a call
@@ -276,7 +284,7 @@ def _draw(generator):
     if isinstance(generator, np.random.Generator):
         bits = generator.bit_generator
         before = bits.state
-        rng = _api._as_rng(generator)
+        rng = _args.as_rng(generator)
         after = bits.state
 
         def undo():
@@ -286,7 +294,7 @@ def _draw(generator):
         return rng, undo
     try:
         # a Philox: the kernels reserve its rows only once their results are allocated
-        return _api._as_rng(generator), None
+        return _args.as_rng(generator), None
     except ValueError as exc:  # an int seed out of range
         raise ValueError(f"generator: {exc}") from None
     except TypeError:
@@ -381,18 +389,26 @@ class _GumbelSoftmax(_torch.autograd.Function):
         if need_tau:
             grad_tau = _tau_grad(grad, y_soft, tau_t.shape, tau_t.dtype, ctx.dim)
         grad_x = _torch.from_numpy(grad) if need_x else None
-        if _torch.is_grad_enabled() and (
-            g.requires_grad or y_soft_t.requires_grad or (tau_t is not None and tau_t.requires_grad)
-        ):
-            # create_graph: the kernels' values, plus the graph of the same expression in
-            # torch ops (whose value is added as x - x = 0), so that higher-order
-            # gradients are exact and the first-order values stay the kernels', bitwise
-            gx, gt = _graph_backward(g, y_soft_t, ctx.tau, tau_t, ctx.dim, need_tau)
-            if need_x:
-                grad_x = grad_x + (gx - gx.detach())
-            if need_tau:
-                grad_tau = grad_tau + (gt - gt.detach())
+        grad_x, grad_tau = _with_graph(ctx, g, y_soft_t, tau_t, grad_x, grad_tau)
         return grad_x, grad_tau, None, None, None, None, None
+
+
+def _with_graph(ctx, g, y_soft_t, tau_t, grad_x, grad_tau):
+    """(grad_x, grad_tau), for create_graph (a backward that records a graph of its
+    inputs): the kernels' values, plus the graph of the same expression in torch ops
+    (whose value is added as x - x = 0), so that higher-order gradients are exact and
+    the first-order values stay the kernels', bitwise."""
+    if not _torch.is_grad_enabled() or not (
+        g.requires_grad or y_soft_t.requires_grad or (tau_t is not None and tau_t.requires_grad)
+    ):
+        return grad_x, grad_tau
+    need_x, need_tau = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+    gx, gt = _graph_backward(g, y_soft_t, ctx.tau, tau_t, ctx.dim, need_tau)
+    if need_x:
+        grad_x = grad_x + (gx - gx.detach())
+    if need_tau:
+        grad_tau = grad_tau + (gt - gt.detach())
+    return grad_x, grad_tau
 
 
 def _gumbel_softmax(logits, tau, hard, eps, dim, generator):
@@ -434,7 +450,14 @@ _gumbel_softmax_uncompiled = (
 )
 
 
-def gumbel_softmax(logits, tau=1, hard=False, eps=1e-10, dim=-1, generator=None):
+def gumbel_softmax(
+    logits: _torch.Tensor,
+    tau: float | _torch.Tensor = 1,
+    hard: bool | _torch.Tensor = False,
+    eps: float = 1e-10,
+    dim: Axis = -1,
+    generator: GeneratorLike = None,
+) -> _torch.Tensor:
     """Drop-in for ``torch.nn.functional.gumbel_softmax`` on CPU tensors.
 
     Parameters
