@@ -16,6 +16,7 @@ import math
 import gumbel_softmax as gs
 import numpy as np
 import pytest
+from helpers import as_bits, assert_bitwise_equal, fd_gradient
 from reference import _t_and_side_from_bits, eps_of, n_rows_of, stream_bits_ref, tiny_atol
 from scipy import special, stats
 
@@ -23,16 +24,6 @@ DTYPES = [np.float32, np.float64]
 DT_IDS = ["f32", "f64"]
 ALPHA = 1e-3
 N = 10**5
-
-
-def _bits(a):
-    a = np.ascontiguousarray(a)
-    return a.view({2: np.uint16, 4: np.uint32, 8: np.uint64}[a.dtype.itemsize])
-
-
-def assert_bitwise_equal(a, b):
-    assert a.dtype == b.dtype and a.shape == b.shape, (a.dtype, b.dtype, a.shape, b.shape)
-    np.testing.assert_array_equal(_bits(a), _bits(b))
 
 
 # ------------------------------------------------------------------ logistic noise
@@ -135,7 +126,7 @@ def test_logistic_finite_bounded_and_antisymmetric(dtype):
         # about n**2 / 2**33 = 128 such pairs are expected among 2**20 words
         assert same.size > 20
         i, j = order[same], order[same + 1]
-        np.testing.assert_array_equal(_bits(L[i]), _bits(-L[j]))
+        np.testing.assert_array_equal(as_bits(L[i]), as_bits(-L[j]))
     # The sign is the top bit: L < 0 exactly where U = t < 1/2 (s = 0), L >= 0 else.
     ref = logistic_ref(seed, counter, (n,), dtype)
     nz = np.abs(ref) > logistic_tol(ref, dtype)  # the sign is decided within tolerance
@@ -507,17 +498,6 @@ def test_relaxed_bernoulli_backward_out(dtype):
         assert_bitwise_equal(target, expected)
 
 
-def _fd_gradient(f, x, h):
-    grad = np.empty_like(x)
-    for i in np.ndindex(x.shape):
-        xp = x.copy()
-        xm = x.copy()
-        xp[i] += h
-        xm[i] -= h
-        grad[i] = (f(xp) - f(xm)) / (2.0 * h)
-    return grad
-
-
 @pytest.mark.parametrize("tau", [0.1, 0.5, 1.0, 3.0, "array"])
 @pytest.mark.parametrize("hard", [False, True])
 def test_relaxed_bernoulli_finite_differences(tau, hard):
@@ -542,7 +522,7 @@ def test_relaxed_bernoulli_finite_differences(tau, hard):
         x, tau, hard=hard, return_soft=True, rng=gs.Philox(seed, counter=p)
     )
     grad = gs.relaxed_bernoulli_backward(w, ys, tau)
-    fd = _fd_gradient(loss, x, 1e-6)
+    fd = fd_gradient(loss, x, 1e-6)
     scale = max(1.0, float(np.max(np.abs(grad))))
     err = np.abs(fd - grad)
     assert np.all(err <= 1e-6 * scale), (float(np.max(err)), scale)

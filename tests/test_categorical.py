@@ -599,6 +599,14 @@ def test_top_k_k_not_an_integer(gs, k):
     assert rng.counter == 10
 
 
+def test_top_k_rejects_bool_k(gs):
+    rng = gs.Philox(1)
+    for k in (True, np.bool_(True)):
+        with pytest.raises(TypeError, match=r"\bk\b"):
+            gs.top_k(np.zeros(4), k, rng=rng)
+    assert rng.counter == 0
+
+
 def test_top_k_numpy_integer_k(gs):
     x = make_logits((3, 7), np.float64, seed=1)
     a = gs.top_k(x, np.int64(3), rng=gs.Philox(2))

@@ -11,12 +11,10 @@ from __future__ import annotations
 import copy
 import os
 import pickle
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
+from helpers import child_env, run_python
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
@@ -459,15 +457,7 @@ def test_unknown_chunks_raise():
 
 
 def _run_python(code):
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([p for p in sys.path if p])
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_python(code, env=child_env(same_path=True), timeout=60)
 
 
 def test_import_gumbel_softmax_does_not_import_dask():

@@ -8,6 +8,7 @@ pre-filled ``out`` array untouched byte for byte, and reserve no rows of a share
 import gumbel_softmax as gs
 import numpy as np
 import pytest
+from helpers import assert_bitwise_equal
 
 DTYPES = [np.float32, np.float64]
 SENTINEL = 7.25
@@ -34,16 +35,6 @@ def assert_rejected(exc, match, fn, *, guard=(), rng=None):
         assert np.array(g, copy=True).tobytes() == b, "an array was written"
     if rng is not None:
         assert rng.counter == counter, "rows were reserved by a rejected call"
-
-
-def _bits(a):
-    a = np.ascontiguousarray(a)
-    return a.view({4: np.uint32, 8: np.uint64}[a.dtype.itemsize])
-
-
-def assert_bitwise_equal(a, b):
-    assert a.dtype == b.dtype and a.shape == b.shape
-    np.testing.assert_array_equal(_bits(a), _bits(b))
 
 
 # --------------------------------------------------------------------------------------

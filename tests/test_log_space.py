@@ -54,6 +54,7 @@ import math
 
 import numpy as np
 import pytest
+from helpers import assert_bitwise_equal
 from reference import eps_of, fwd_rtol, tiny_atol
 from scipy import integrate, special
 
@@ -63,17 +64,6 @@ TAUS = [1e-3, 0.1, 0.5, 1.0, 3.0]
 
 
 # ----------------------------------------------------------------------- helpers
-def _bits(a):
-    a = np.ascontiguousarray(a)
-    return a.view({2: np.uint16, 4: np.uint32, 8: np.uint64}[a.dtype.itemsize])
-
-
-def assert_bitwise_equal(a, b, what=""):
-    a, b = np.asarray(a), np.asarray(b)
-    assert a.dtype == b.dtype and a.shape == b.shape, (what, a.dtype, b.dtype, a.shape, b.shape)
-    np.testing.assert_array_equal(_bits(a), _bits(b), err_msg=what)
-
-
 def n_rows(shape, axis):
     return int(np.prod(shape)) // shape[axis]
 
@@ -603,6 +593,65 @@ def test_concrete_matches_torch(gs, K, tau):
     got_l = np.asarray(gs.concrete_log_prob(l, x, tau, log_space=True))
     tol_l = 2.0 * concrete_tol(l, x, tau, -1, True, eps_of(np.float64))
     assert np.all(np.abs(got_l - want_l) <= tol_l), (got_l, want_l)
+
+
+def _concrete64(y, x, tau, log_space=False):
+    """The Concrete log-density in float64 with NumPy's log (README formula), for a
+    scalar tau and the last axis.  Unlike ``concrete_ref`` it adds the terms in the
+    README's order and keeps NumPy's NaN / -inf where y leaves the log's range."""
+    y = np.asarray(y, dtype=np.float64)
+    x = np.asarray(x, dtype=np.float64)
+    K = y.shape[-1]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        l = y if log_space else np.log(y)
+        s = x - tau * l
+        res = (
+            math.lgamma(K) + (K - 1) * math.log(tau) + np.sum(s, -1) - K * special.logsumexp(s, -1)
+        )
+        if not log_space:
+            res = res - np.sum(l, -1)
+    return res
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_concrete_log_prob_outside_logs_range(gs, dtype):
+    tiny = np.finfo(dtype).tiny
+    sub = np.finfo(dtype).smallest_subnormal
+    x = np.zeros(2, dtype)
+    # subnormal y: finite and equal to the float64 formula (relative to the terms' size)
+    for y0 in (sub, sub * 7, tiny / 3, tiny / 2**10):
+        y = np.array([y0, 1 - y0], dtype=dtype)
+        got = gs.concrete_log_prob(y, x, 0.5)
+        ref = _concrete64(y, x, 0.5)
+        assert np.isfinite(got)
+        assert abs(got - ref) <= 64 * np.finfo(dtype).eps * (1 + abs(ref)), (y0, got, ref)
+    # zero, negative, NaN: NaN, as the float64 formula gives; +inf: -inf, likewise;
+    # never a finite value
+    for y in ([0.0, 1.0], [-0.5, 1.5], [np.nan, 1.0], [np.inf, 1.0]):
+        got = gs.concrete_log_prob(np.array(y, dtype), x, 0.5)
+        ref = _concrete64(y, x, 0.5)
+        assert not np.isfinite(ref)
+        assert np.array_equal(got, ref.astype(dtype), equal_nan=True), (y, got, ref)
+    # the library's own small-tau samples, which hold exact zeros and subnormals
+    z = np.zeros((1, 50), dtype)
+    ys = gs.gumbel_softmax(z, tau=0.05, rng=3)
+    if dtype == np.float32:  # float64 samples need a far smaller tau to underflow
+        assert np.any(ys == 0) and np.any((ys > 0) & (ys < tiny))
+    got = gs.concrete_log_prob(ys, z, 0.05)
+    ref = _concrete64(ys, z, 0.05)
+    assert np.array_equal(np.isnan(got), np.isnan(ref))
+
+
+def test_concrete_log_prob_tau_range(gs):
+    y = np.array([0.25, 0.75])
+    x = np.array([0.3, -0.2])
+    for tau in (1e-40, 1e-44, 1e-46, 1e39):
+        with pytest.raises(ValueError, match="tau"):
+            gs.concrete_log_prob(y.astype(np.float32), x.astype(np.float32), tau)
+        got = gs.concrete_log_prob(y, x, tau)  # fine in float64
+        assert np.isclose(got, _concrete64(y, x, tau), rtol=1e-12, atol=1e-9)
+    with pytest.raises(ValueError, match="tau"):
+        gs.concrete_log_prob(y.astype(np.float32), x.astype(np.float32), np.array(1e-40))
 
 
 # ----------------------------------------------------------- densities integrate

@@ -15,6 +15,7 @@ from __future__ import annotations
 import gumbel_softmax as gs
 import numpy as np
 import pytest
+from helpers import assert_bitwise_equal_any_nan
 from reference import check_backward, softmax_ref
 
 DTYPES = [np.float32, np.float64]
@@ -22,27 +23,6 @@ DT_IDS = ["f32", "f64"]
 
 
 # ----------------------------------------------------------------------- helpers
-def _bits(a):
-    a = np.ascontiguousarray(a)
-    return a.view({1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}[a.dtype.itemsize])
-
-
-def assert_bitwise_equal(a, b, what=""):
-    """Same dtype, shape, NaN positions, and the same bits everywhere else."""
-    a, b = np.asarray(a), np.asarray(b)
-    assert a.dtype == b.dtype and a.shape == b.shape, (what, a.dtype, b.dtype, a.shape, b.shape)
-    if a.dtype.kind == "f":
-        na, nb = np.isnan(a), np.isnan(b)
-        np.testing.assert_array_equal(na, nb, err_msg=f"{what}: NaN positions differ")
-        a, b = np.where(na, 0, a).astype(a.dtype), np.where(nb, 0, b).astype(b.dtype)
-    if not np.array_equal(_bits(a), _bits(b)):
-        bad = np.argwhere(_bits(a) != _bits(b))
-        i = tuple(bad[0])
-        raise AssertionError(
-            f"{what}: {len(bad)} of {a.size} elements differ, e.g. at {i}: {a[i]!r} vs {b[i]!r}"
-        )
-
-
 def row_slices(shape, axis):
     """(r, 1-row slice of the original array, batch index) for the rows in C order of
     the dimensions other than ``axis``."""
@@ -160,7 +140,7 @@ def test_per_row_tau_rows_bitwise(dtype, fn, layout, K):
     assert len(got) == len(ref)
     for i, (a, b) in enumerate(zip(got, ref)):
         assert a.shape == shape and a.dtype == np.dtype(dtype)
-        assert_bitwise_equal(a, b, f"output {i}")
+        assert_bitwise_equal_any_nan(a, b, f"output {i}")
     if fn == "soft_return_soft":
         assert got[1] is got[0]
 
@@ -174,7 +154,7 @@ def test_per_row_tau_threaded_call(dtype, fn):
     got = FNS[fn](x, tau, -1, gs.Philox(8, counter=77))
     ref = per_row_reference(FNS[fn], x, tau, -1, 8, 77)
     for a, b in zip(got, ref):
-        assert_bitwise_equal(a, b)
+        assert_bitwise_equal_any_nan(a, b)
 
 
 @pytest.mark.parametrize("tau", [0.3, 1.0])
@@ -185,7 +165,7 @@ def test_per_row_tau_long_single_row(dtype, tau):
     for fn in ("soft", "log"):
         a = FNS[fn](x, np.array([tau]), -1, gs.Philox(9, counter=3))[0]
         b = FNS[fn](x, tau, -1, gs.Philox(9, counter=3))[0]
-        assert_bitwise_equal(a, b)
+        assert_bitwise_equal_any_nan(a, b)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
@@ -209,8 +189,8 @@ def test_per_row_tau_and_mask_rows_split_over_threads(dtype):
     finally:
         gs.set_num_threads(0)
     for a, b, c in zip(res[4], res[1], ref):
-        assert_bitwise_equal(a, b, "4 vs 1 thread")
-        assert_bitwise_equal(a, c, "rows alone")
+        assert_bitwise_equal_any_nan(a, b, "4 vs 1 thread")
+        assert_bitwise_equal_any_nan(a, c, "rows alone")
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
@@ -222,7 +202,7 @@ def test_per_row_tau_keepdims_broadcast(dtype):
     got = FNS["hard_return_soft"](x, tau, -1, gs.Philox(2, counter=11))
     ref = per_row_reference(FNS["hard_return_soft"], x, tau, -1, 2, 11)
     for a, b in zip(got, ref):
-        assert_bitwise_equal(a, b)
+        assert_bitwise_equal_any_nan(a, b)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
@@ -230,10 +210,14 @@ def test_tau_zero_d_array_and_uniform_array_equal_scalar(dtype):
     x = make_x((B, 10), dtype, seed=7)
     for t in (0.37, 1.0):
         ref = gs.gumbel_softmax(x, t, rng=gs.Philox(1, counter=2))
-        assert_bitwise_equal(gs.gumbel_softmax(x, np.array(t), rng=gs.Philox(1, counter=2)), ref)
-        assert_bitwise_equal(gs.gumbel_softmax(x, np.full(B, t), rng=gs.Philox(1, counter=2)), ref)
+        assert_bitwise_equal_any_nan(
+            gs.gumbel_softmax(x, np.array(t), rng=gs.Philox(1, counter=2)), ref
+        )
+        assert_bitwise_equal_any_nan(
+            gs.gumbel_softmax(x, np.full(B, t), rng=gs.Philox(1, counter=2)), ref
+        )
         ref = gs.log_gumbel_softmax(x, t, rng=gs.Philox(1, counter=2))
-        assert_bitwise_equal(
+        assert_bitwise_equal_any_nan(
             gs.log_gumbel_softmax(x, np.full((B, 1), t), rng=gs.Philox(1, counter=2)), ref
         )
 
@@ -245,10 +229,10 @@ def test_per_row_tau_out(dtype):
     ref = gs.gumbel_softmax(x, tau, rng=gs.Philox(4))
     out = np.full(x.shape, np.nan, dtype=dtype)
     assert gs.gumbel_softmax(x, tau, rng=gs.Philox(4), out=out) is out
-    assert_bitwise_equal(out, ref)
+    assert_bitwise_equal_any_nan(out, ref)
     xi = x.copy()
     assert gs.gumbel_softmax(xi, tau, rng=gs.Philox(4), out=xi) is xi
-    assert_bitwise_equal(xi, ref)
+    assert_bitwise_equal_any_nan(xi, ref)
 
 
 # ------------------------------------------------------- per-row tau, backward
@@ -281,7 +265,7 @@ def test_backward_per_row_tau(dtype, layout, K):
         )
         # and bitwise the row alone with its scalar tau
         one = gs.gumbel_softmax_backward(gy[sl], ys[sl], float(tb[bidx]), axis=ax)
-        assert_bitwise_equal(got[sl], one, f"row {r}")
+        assert_bitwise_equal_any_nan(got[sl], one, f"row {r}")
 
 
 # ------------------------------------------------------------------ bad tau arrays
@@ -391,7 +375,7 @@ def test_mask_equals_minus_inf_logits(dtype, fn, case):
     np.testing.assert_array_equal(m, m0)
     xm = np.where(m, x, -np.inf).astype(dtype)
     ref = MASK_FNS[fn](xm, gs.Philox(seed, counter=p), axis)
-    assert_bitwise_equal(got, ref, fn)
+    assert_bitwise_equal_any_nan(got, ref, fn)
 
     mb = np.broadcast_to(m, shape)
     ax = axis % len(shape)
@@ -444,7 +428,7 @@ def test_mask_leaves_other_rows_unchanged(dtype):
     for fn in MASK_FNS:
         a = MASK_FNS[fn](x, gs.Philox(5, counter=1), axis, mask=m)
         b = MASK_FNS[fn](x, gs.Philox(5, counter=1), axis)
-        assert_bitwise_equal(a[rows], b[rows], fn)
+        assert_bitwise_equal_any_nan(a[rows], b[rows], fn)
         if fn == "categorical":
             assert np.all(a[~rows] == -1)
         elif fn == "top_k":
@@ -461,12 +445,12 @@ def test_mask_hard_return_soft_and_per_row_tau(dtype):
     h, s = gs.gumbel_softmax(x, tau, hard=True, rng=gs.Philox(7), return_soft=True, mask=m)
     xm = np.where(m, x, -np.inf).astype(dtype)
     h2, s2 = gs.gumbel_softmax(xm, tau, hard=True, rng=gs.Philox(7), return_soft=True)
-    assert_bitwise_equal(h, h2)
-    assert_bitwise_equal(s, s2)
+    assert_bitwise_equal_any_nan(h, h2)
+    assert_bitwise_equal_any_nan(s, s2)
     # and each row equals the row alone with its scalar tau
     hr, sr = per_row_reference(FNS["hard_return_soft"], xm, tau, -1, 7, 0)
-    assert_bitwise_equal(h, hr)
-    assert_bitwise_equal(s, sr)
+    assert_bitwise_equal_any_nan(h, hr)
+    assert_bitwise_equal_any_nan(s, sr)
 
 
 @pytest.mark.parametrize("case", ["full", "K", "axis0_full", "3d"])
@@ -490,7 +474,7 @@ def test_mask_gradient_exactly_zero(dtype, hard, case):
     rng = gs.Philox(seed, counter=p)
     g_re = gs.gumbel_softmax_backward(gy, logits=x, tau=0.6, axis=axis, rng=rng, mask=m)
     assert rng.counter == p
-    assert_bitwise_equal(g_re, g_stored)
+    assert_bitwise_equal_any_nan(g_re, g_stored)
     assert np.all(g_re[~mb] == 0.0)
     assert np.all(np.isfinite(g_re))
     # the same as recomputing with -inf logits
@@ -498,7 +482,7 @@ def test_mask_gradient_exactly_zero(dtype, hard, case):
     g_inf = gs.gumbel_softmax_backward(
         gy, logits=xm, tau=0.6, axis=axis, rng=gs.Philox(seed, counter=p)
     )
-    assert_bitwise_equal(g_re, g_inf)
+    assert_bitwise_equal_any_nan(g_re, g_inf)
 
 
 def test_mask_one_dimensional_logits():
@@ -508,7 +492,9 @@ def test_mask_one_dimensional_logits():
     assert c.shape == () and c.dtype == np.int64 and m[int(c)]
     y = gs.gumbel_softmax(x, 0.5, rng=gs.Philox(1), mask=m)
     assert y[1] == 0.0
-    assert_bitwise_equal(y, gs.gumbel_softmax(np.where(m, x, -np.inf), 0.5, rng=gs.Philox(1)))
+    assert_bitwise_equal_any_nan(
+        y, gs.gumbel_softmax(np.where(m, x, -np.inf), 0.5, rng=gs.Philox(1))
+    )
     assert np.all(gs.categorical(x, rng=gs.Philox(1), mask=np.zeros(4, bool)) == -1)
 
 

@@ -13,14 +13,12 @@ subnormals and +-max, and compares sha256 digests of every output across the tar
 every NaN written must be the canonical one (np.nan's bits).
 """
 
-import os
-import subprocess
-import sys
 import textwrap
 
 import gumbel_softmax as gs
 import numpy as np
 import pytest
+from helpers import run_python, target_env
 
 SCRIPT = textwrap.dedent(
     """
@@ -79,14 +77,8 @@ SCRIPT = textwrap.dedent(
 
 
 def run_target(target, path):
-    env = dict(os.environ, GUMBEL_SOFTMAX_TARGET=target)
-    proc = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(path)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    """SCRIPT's results on ``target``, computed in a child interpreter."""
+    proc = run_python(SCRIPT, path, env=target_env(target), timeout=300)
     assert proc.returncode == 0, proc.stderr
     return np.load(path)
 
@@ -118,19 +110,11 @@ def test_every_target_bitwise_equal(tmp_path):
 
 def import_with_target(target):
     """(active target, stderr) of a fresh interpreter with GUMBEL_SOFTMAX_TARGET=target."""
-    env = dict(os.environ, GUMBEL_SOFTMAX_TARGET=target)
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-W",
-            "always",
-            "-c",
-            "import gumbel_softmax as gs; print(gs.cpu_target())",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
+    proc = run_python(
+        "import gumbel_softmax as gs; print(gs.cpu_target())",
+        env=target_env(target),
         timeout=60,
+        flags=("-W", "always"),
     )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout.strip(), proc.stderr
@@ -328,14 +312,7 @@ def test_special_values_bitwise_equal_and_canonical_nan(tmp_path):
     results = {}
     for t in gs.cpu_targets():
         path = tmp_path / f"{t}.json"
-        env = dict(os.environ, GUMBEL_SOFTMAX_TARGET=t)
-        proc = subprocess.run(
-            [sys.executable, "-c", SPECIAL_SCRIPT, str(path)],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        proc = run_python(SPECIAL_SCRIPT, path, env=target_env(t), timeout=300)
         assert proc.returncode == 0, proc.stderr
         results[t] = json.loads(path.read_text())
         assert results[t]["target"] == t
