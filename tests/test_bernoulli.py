@@ -1,4 +1,4 @@
-"""gs.logistic, gs.relaxed_bernoulli and gs.relaxed_bernoulli_backward (issue 5).
+"""gs.logistic, gs.relaxed_bernoulli and gs.relaxed_bernoulli_backward (README "API").
 
 The logistic noise is checked against a float64 NumPy reference built from the same
 random words (tests/reference.py regenerates the stream), the Binary Concrete sample

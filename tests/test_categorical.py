@@ -1,6 +1,7 @@
-"""gs.categorical and gs.top_k (issue 5): exact draws from the Gumbel-max trick.
+"""gs.categorical and gs.top_k: exact draws from the Gumbel-max trick.
 
-What the contract (issue 5) promises, and how it is checked here:
+What the README promises ("API": ``gs.categorical``, ``gs.top_k``), and how it is
+checked here:
 
 - ``categorical(x, axis=a, rng=s)`` is the index of ``argmax(x + g)`` along ``a`` with
   ``g`` the noise ``gumbel_softmax`` adds from the same state: ``gs.gumbel`` of the shape

@@ -1,4 +1,4 @@
-"""The bits-to-noise map on all 2**32 float32 words, on every SIMD target (issue 4).
+"""The bits-to-noise map on all 2**32 float32 words, on every SIMD target.
 
 For each target that this machine supports, a fresh interpreter runs
 ``tests/exhaustive_noise.py --target T`` (the worker; run it by hand the same way), which

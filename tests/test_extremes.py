@@ -1,4 +1,4 @@
-"""Extreme inputs (issue 4, point 3): huge finite logits, -inf masks, rows that are all
+"""Extreme inputs: huge finite logits, -inf masks, rows that are all
 -inf / contain NaN / contain +inf, extreme temperatures, rows of length 1 and 2**20.
 
 What the README promises ("Special values", "Forward and backward arithmetic"):

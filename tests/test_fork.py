@@ -1,8 +1,8 @@
 """Processes made by fork: every call completes in the child and equals the parent's.
 
-GNU OpenMP's thread pool does not survive fork(): before the fix, a call big enough for
-threads in the child of a process whose calls had used threads waited forever.  The
-package now runs every call of a fork child on its calling thread (README, "Processes,
+GNU OpenMP's thread pool does not survive fork(): a call big enough for threads in the
+child of a process whose calls had used threads would wait forever for it.  So the
+package runs every call of a fork child on its calling thread (README, "Processes,
 threads and fork").  Each scenario runs in a fresh interpreter under a timeout, so that
 a hang fails the test instead of stopping the suite; the children it forks have their
 own timeout inside.

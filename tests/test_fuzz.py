@@ -1,6 +1,6 @@
 """Property-based fuzzing (Hypothesis) of every public function against tests/reference.py.
 
-Issue 4, point 2. Each property draws a whole call (shape with ndim 1-5 including size-1
+Each property draws a whole call (shape with ndim 1-5 including size-1
 and size-0 batch dimensions, every axis given as a positive or a negative index, float32
 or float64 (integer and bool logits too), memory layouts with negative and non-unit
 steps, transposes and stride-0 broadcasts, ``out=`` as a fresh array, as a strided view
@@ -21,7 +21,7 @@ test_fuzz_gumbel_softmax_soft   noise = gumbel_ref within noise_tol; y = softmax
 test_fuzz_gumbel_softmax_hard   exact one-hot (+0.0 / 1.0) at the first argmax of
                                 logits + noise in the dtype; y_soft = the soft sample
                                 bitwise and within check_forward; as above otherwise
-test_fuzz_issue5_samplers       on the same calls: categorical = the hard one-hot's
+test_fuzz_other_samplers        on the same calls: categorical = the hard one-hot's
                                 position (-1 on NaN rows), counter + rows; top_k =
                                 stable sort of -(logits + g), -1 slots; log space =
                                 float64 log-softmax of the rounded v / tau within
@@ -551,7 +551,7 @@ def test_fuzz_gumbel_softmax_hard(gs, moved_noise, case):
 
 @FUZZ
 @given(case=forward_cases())
-def test_fuzz_issue5_samplers(gs, moved_noise, case):
+def test_fuzz_other_samplers(gs, moved_noise, case):
     """categorical, top_k, log_gumbel_softmax and relaxed_bernoulli on the same drawn
     calls: categorical = the position of the hard one-hot (-1 for its NaN rows) and
     advances the counter by the rows; top_k = a stable sort of -(logits + g) in the

@@ -1,4 +1,4 @@
-"""float16 and bfloat16 inputs (issue 5).
+"""float16 and bfloat16 inputs.
 
 Half-precision logits (and out) are computed in float32 from the float32 stream (one
 word per element) and the result is rounded to the input dtype, so every entry point

@@ -1,4 +1,4 @@
-"""gs.log_gumbel_softmax and gs.concrete_log_prob (issue 5).
+"""gs.log_gumbel_softmax and gs.concrete_log_prob.
 
 log_gumbel_softmax
 ------------------

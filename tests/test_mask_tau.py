@@ -1,4 +1,4 @@
-"""The mask= keyword and per-row (array) tau (issue 5).
+"""The mask= keyword and per-row (array) tau.
 
 mask: True = allowed, False = excluded exactly as if that logit were -inf, on
 gumbel_softmax, log_gumbel_softmax, categorical, top_k and the recomputing

@@ -1,4 +1,4 @@
-"""Memory-saving backward, the GumbelSoftmax layer and anneal_tau (issue 5).
+"""Memory-saving backward, the GumbelSoftmax layer and anneal_tau.
 
 gumbel_softmax_backward(grad_y, logits=x, tau=t, rng=<state before the forward>)
 recomputes y_soft and must be bitwise equal to the backward with the stored y_soft

@@ -42,7 +42,7 @@ SCRIPT = textwrap.dedent(
                     b = gs.gumbel_softmax_backward(w, s, tau)
                     b0 = gs.gumbel_softmax_backward(w[::-1], y0, tau, axis=0)
                     g = gs.gumbel(shape, dtype=dt, rng=n)
-                    # issue 5: the other samplers, per-row tau (mixing in tau = 1), log space
+                    # the other samplers, per-row tau (mixing in tau = 1), log space
                     taus = np.where(np.arange(shape[0]) % 2 == 0, 1.0, tau)
                     more = dict(
                         c=gs.categorical(view, rng=n), c0=gs.categorical(view, axis=0, rng=n),
@@ -182,7 +182,7 @@ def test_short_rows_path_equals_row_path(dtype):
 
 
 # --------------------------------------------------------------------------------------
-# special values (issue 13, point 6): NaN of both signs and with payloads, +-inf, +-0,
+# special values: NaN of both signs and with payloads, +-inf, +-0,
 # subnormals and the largest finite values, through every function, on every target
 # --------------------------------------------------------------------------------------
 # The NaN every kernel writes: NumPy's np.nan (positive, quiet, no payload) in each dtype.

@@ -1,4 +1,4 @@
-"""Eight Python threads calling every entry point at once (issue 4, point 5).
+"""Eight Python threads calling every entry point at once.
 
 Two phases of one second each (two seconds in total; the duration is the only timing
 in this module and nothing is asserted about speed):
