@@ -16,7 +16,7 @@ import math
 import gumbel_softmax as gs
 import numpy as np
 import pytest
-from helpers import as_bits, assert_bitwise_equal, fd_gradient
+from helpers import as_bits, assert_bitwise_equal, fd_gradient, random_logits
 from reference import _t_and_side_from_bits, eps_of, n_rows_of, stream_bits_ref, tiny_atol
 from scipy import special, stats
 
@@ -174,10 +174,6 @@ def rb_check(y, x, L, tau):
     )
 
 
-def _x(shape, dtype, seed, scale=2.0):
-    return (scale * np.random.default_rng(seed).standard_normal(shape)).astype(dtype)
-
-
 RB_SHAPES = [(40,), (6, 17), (2, 3, 33), (50, 700)]  # the last: threaded (> 2**14)
 
 
@@ -186,7 +182,7 @@ RB_SHAPES = [(40,), (6, 17), (2, 3, 33), (50, 700)]  # the last: threaded (> 2**
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 def test_relaxed_bernoulli_soft_matches_reference(dtype, shape, tau):
     seed, p = 8080, 2**32 - 2
-    x = _x(shape, dtype, seed=len(shape))
+    x = random_logits(shape, dtype, seed=len(shape))
     x0 = x.copy()
     rng = gs.Philox(seed, counter=p)
     y = gs.relaxed_bernoulli(x, tau, rng=rng)
@@ -202,7 +198,7 @@ def test_relaxed_bernoulli_soft_matches_reference(dtype, shape, tau):
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 def test_relaxed_bernoulli_hard_and_return_soft(dtype, shape, tau):
     seed, p = 31, 2**63 - 4
-    x = _x(shape, dtype, seed=10 + len(shape))
+    x = random_logits(shape, dtype, seed=10 + len(shape))
     rng = gs.Philox(seed, counter=p)
     yh = gs.relaxed_bernoulli(x, tau, hard=True, rng=rng)
     assert rng.counter == p + n_rows_of(shape)
@@ -247,7 +243,7 @@ def test_relaxed_bernoulli_hard_is_strict(dtype):
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 def test_relaxed_bernoulli_out_and_in_place(dtype, hard):
     shape = (5, 12)
-    x = _x(shape, dtype, seed=4)
+    x = random_logits(shape, dtype, seed=4)
     expected = gs.relaxed_bernoulli(x, 0.5, hard=hard, rng=gs.Philox(6, counter=3))
     # fresh out
     out = np.full(shape, np.nan, dtype=dtype)
@@ -277,7 +273,7 @@ def test_relaxed_bernoulli_out_and_in_place(dtype, hard):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 def test_relaxed_bernoulli_strided_logits(dtype):
-    base = _x((6, 20), dtype, seed=5)
+    base = random_logits((6, 20), dtype, seed=5)
     for view in (
         base[:, ::2],
         base[::-1, ::-2],
@@ -293,7 +289,7 @@ def test_relaxed_bernoulli_strided_logits(dtype):
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 def test_relaxed_bernoulli_tau_array_broadcast(dtype, tau_shape):
     B, K = 7, 11
-    x = _x((B, K), dtype, seed=6)
+    x = random_logits((B, K), dtype, seed=6)
     gen = np.random.default_rng(7)
     tau = {
         "K": np.exp(gen.uniform(-2.5, 1.5, K)),
@@ -331,7 +327,7 @@ def test_relaxed_bernoulli_wide_range(dtype):
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 def test_relaxed_bernoulli_nan_only_where_logits_nan(dtype, hard):
     shape = (4, 9)
-    x = _x(shape, dtype, seed=8)
+    x = random_logits(shape, dtype, seed=8)
     xs = x.copy()
     xs[0, 2] = np.nan
     xs[2, 0] = np.nan
@@ -361,7 +357,7 @@ def test_relaxed_bernoulli_counter_advance(shape):
 
 
 def test_relaxed_bernoulli_default_tau_and_int_seed():
-    x = _x((3, 5), np.float64, seed=9)
+    x = random_logits((3, 5), np.float64, seed=9)
     a = gs.relaxed_bernoulli(x, rng=42)
     assert_bitwise_equal(a, gs.relaxed_bernoulli(x, 1.0, rng=gs.Philox(42)))
 
@@ -391,7 +387,7 @@ def test_relaxed_bernoulli_hard_mean_is_sigmoid(dtype):
 
 @pytest.mark.parametrize("tau", [0, 0.0, -1.0, np.nan, np.inf])
 def test_relaxed_bernoulli_bad_tau(tau):
-    x = _x((3, 4), np.float64, seed=1)
+    x = random_logits((3, 4), np.float64, seed=1)
     rng = gs.Philox(1, counter=5)
     with pytest.raises(ValueError, match="tau"):
         gs.relaxed_bernoulli(x, tau, rng=rng)
@@ -455,7 +451,7 @@ def test_relaxed_bernoulli_backward_formula(dtype, tau):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 def test_relaxed_bernoulli_backward_of_real_samples(dtype):
-    x = _x((16, 40), dtype, seed=21, scale=4.0)
+    x = random_logits((16, 40), dtype, seed=21, scale=4.0)
     gy = np.random.default_rng(22).standard_normal(x.shape).astype(dtype)
     for tau in (0.05, 0.5, 1.0, 4.0):
         _, ys = gs.relaxed_bernoulli(x, tau, hard=True, return_soft=True, rng=gs.Philox(1))

@@ -30,6 +30,7 @@ import math
 
 import numpy as np
 import pytest
+from helpers import n_rows
 from scipy import stats
 
 DTYPES = [np.float32, np.float64]
@@ -101,10 +102,6 @@ def plackett_luce(p, k):
             left -= p[i]
         out[t + (-1,) * (k - kk)] = prob
     return out
-
-
-def n_rows(shape, axis):
-    return int(np.prod(shape)) // shape[axis]
 
 
 def make_logits(shape, dtype, seed, layout="contiguous", scale=2.0):

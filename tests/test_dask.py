@@ -14,7 +14,7 @@ import pickle
 
 import numpy as np
 import pytest
-from helpers import child_env, run_python
+from helpers import child_env, random_logits, run_python
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
@@ -60,7 +60,7 @@ def assert_same(lazy, expected):
 
 
 def _data(shape, dtype=np.float32, seed=0):
-    return (np.random.default_rng(seed).standard_normal(shape) * 2).astype(dtype)
+    return random_logits(shape, dtype, seed)
 
 
 # Every sampler as (dask call, NumPy call) on (x, rng, axis); each returns a tuple.

@@ -9,14 +9,14 @@ pre-filled ``out`` array untouched byte for byte, and reserve no rows of a share
 import gumbel_softmax as gs
 import numpy as np
 import pytest
-from helpers import assert_bitwise_equal
+from helpers import assert_bitwise_equal, random_logits
 
 DTYPES = [np.float32, np.float64]
 SENTINEL = 7.25
 
 
 def _logits(shape=(6, 5), dtype=np.float64, seed=0):
-    return (np.random.default_rng(seed).standard_normal(shape) * 2).astype(dtype)
+    return random_logits(shape, dtype, seed)
 
 
 def _filled(shape, dtype=np.float64):

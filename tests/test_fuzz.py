@@ -92,6 +92,7 @@ import pickle
 
 import numpy as np
 import pytest
+from helpers import n_rows
 from hypothesis import Phase, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -315,11 +316,6 @@ def counters(draw, rows):
         return max(top - draw(st.integers(1, 3)), 0)
     k = draw(st.integers(0, max(rows, 1) + 2))
     return min((2**32 if where == "2**32" else 2**63) - k, top)
-
-
-def n_rows(shape, axis):
-    """Rows of a call along ``axis``: the product of the other dimensions."""
-    return math.prod(moved_shape(shape, axis)[:-1])
 
 
 def moved_shape(shape, axis):

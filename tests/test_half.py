@@ -12,7 +12,7 @@ from __future__ import annotations
 import gumbel_softmax as gs
 import numpy as np
 import pytest
-from helpers import assert_bitwise_equal_any_nan
+from helpers import assert_bitwise_equal_any_nan, random_logits
 
 F32 = np.float32
 
@@ -26,7 +26,7 @@ def hdt(request):
 
 
 def make_x(shape, hdt, seed, scale=3.0):
-    x = (scale * np.random.default_rng(seed).standard_normal(shape)).astype(hdt)
+    x = random_logits(shape, hdt, seed, scale)
     assert x.dtype == hdt
     return x
 

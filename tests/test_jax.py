@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import run_python, same_bits
+from helpers import random_logits, run_python, same_bits
 
 jax = pytest.importorskip("jax", reason="JAX is not installed: pip install 'gumbel-softmax[jax]'")
 import gumbel_softmax as gs  # noqa: E402
@@ -27,7 +27,7 @@ def x64():
 
 
 def _normal(shape, dtype=np.float32, seed=0):
-    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+    return random_logits(shape, dtype, seed, scale=1.0)
 
 
 def _ref(x, tau, seed, hard=False, axis=-1):

@@ -54,7 +54,7 @@ import math
 
 import numpy as np
 import pytest
-from helpers import assert_bitwise_equal
+from helpers import assert_bitwise_equal, n_rows, random_logits
 from reference import eps_of, fwd_rtol, tiny_atol
 from scipy import integrate, special
 
@@ -64,10 +64,6 @@ TAUS = [1e-3, 0.1, 0.5, 1.0, 3.0]
 
 
 # ----------------------------------------------------------------------- helpers
-def n_rows(shape, axis):
-    return int(np.prod(shape)) // shape[axis]
-
-
 def _batch_shape(shape, axis):
     ax = axis % len(shape)
     return tuple(shape[:ax]) + tuple(shape[ax + 1 :])
@@ -80,10 +76,6 @@ def _row_tau(tau, shape, axis):
     if t.ndim == len(shape):  # keepdims form: length 1 on axis
         t = np.squeeze(t, axis=axis % len(shape))
     return np.broadcast_to(t, batch)
-
-
-def make_logits(shape, dtype, seed, scale=2.0):
-    return (scale * np.random.default_rng(seed).standard_normal(shape)).astype(dtype)
 
 
 def log_gs_ref(x, g, tau, dtype, axis=-1, mask=None):
@@ -160,7 +152,7 @@ CASE_IDS = [f"{s}-ax{a}" for s, a in CASES]
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 def test_log_gs_matches_reference(gs, moved_noise, dtype, case, tau, layout):
     shape, axis = case
-    x = make_logits(shape, dtype, seed=17 + shape[axis])
+    x = random_logits(shape, dtype, seed=17 + shape[axis])
     if layout == "negative":
         x = np.flip(x)
     elif layout == "strided":
@@ -190,7 +182,7 @@ def test_exp_is_gumbel_softmax(gs, moved_noise, dtype, axis, tau):
     (absolute, i.e. relative after exp) of it; allowed: the sum of the two (fwd_rtol
     twice: exact vs rounded v) plus tiny_atol for subnormal y."""
     shape = (40, 13)
-    x = make_logits(shape, dtype, seed=3)
+    x = random_logits(shape, dtype, seed=3)
     x[0, 2] = -np.inf
     l = gs.log_gumbel_softmax(x, tau, axis=axis, rng=gs.Philox(8, counter=3))
     y = gs.gumbel_softmax(x, tau, axis=axis, rng=gs.Philox(8, counter=3))
@@ -231,7 +223,7 @@ def test_tiny_tau_finite_where_log_of_sample_is_minus_inf(gs, moved_noise, dtype
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 def test_argmax_is_categorical(gs, dtype):
     # log y is non-decreasing in v = x + g: the categorical draw attains the row maximum
-    x = make_logits((300, 9), dtype, seed=5)
+    x = random_logits((300, 9), dtype, seed=5)
     for tau in (0.1, 1.0, 2.0):
         l = gs.log_gumbel_softmax(x, tau, rng=gs.Philox(77))
         c = gs.categorical(x, rng=gs.Philox(77))
@@ -241,7 +233,7 @@ def test_argmax_is_categorical(gs, dtype):
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 def test_minus_inf_logits_and_mask(gs, moved_noise, dtype):
     shape = (10, 7)
-    x = make_logits(shape, dtype, seed=9)
+    x = random_logits(shape, dtype, seed=9)
     r = np.random.default_rng(9)
     holes = r.random(shape) < 0.3
     holes[:, 0] = False
@@ -252,7 +244,7 @@ def test_minus_inf_logits_and_mask(gs, moved_noise, dtype):
     check_log(l, log_gs_ref(x, moved_noise(shape, dtype, 4, 1), 0.5, dtype), 7, dtype)
 
     # mask=: exactly as if the masked logits were -inf (bitwise, same state)
-    xf = make_logits(shape, dtype, seed=10)
+    xf = random_logits(shape, dtype, seed=10)
     mask = r.random(shape) < 0.6
     mask[:, 3] = True
     for tau in (0.5, 1.0):
@@ -278,7 +270,7 @@ def test_minus_inf_logits_and_mask(gs, moved_noise, dtype):
 @pytest.mark.parametrize("tau", [0.5, 1.0])
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 def test_nan_rows(gs, dtype, tau):
-    x = make_logits((7, 5), dtype, seed=12)
+    x = random_logits((7, 5), dtype, seed=12)
     x[1, 2] = np.nan
     x[2, 4] = np.inf
     x[3, :] = -np.inf
@@ -303,7 +295,7 @@ def test_nan_rows(gs, dtype, tau):
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 def test_out(gs, dtype, axis):
     shape = (4, 6, 5)
-    x = make_logits(shape, dtype, seed=14)
+    x = random_logits(shape, dtype, seed=14)
     expected = gs.log_gumbel_softmax(x, 0.3, axis=axis, rng=gs.Philox(6, counter=4))
     # fresh out
     out = np.full(shape, 7.0, dtype=dtype)
@@ -337,7 +329,7 @@ def test_out(gs, dtype, axis):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 def test_axis_is_moveaxis(gs, dtype):
-    x = make_logits((4, 6, 5), dtype, seed=15)
+    x = random_logits((4, 6, 5), dtype, seed=15)
     for axis in range(3):
         a = gs.log_gumbel_softmax(x, 0.4, axis=axis, rng=gs.Philox(3, counter=9))
         b = gs.log_gumbel_softmax(np.moveaxis(x, axis, -1), 0.4, rng=gs.Philox(3, counter=9))
@@ -348,7 +340,7 @@ def test_axis_is_moveaxis(gs, dtype):
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 def test_per_row_tau(gs, moved_noise, dtype, axis):
     shape = (3, 7, 4)
-    x = make_logits(shape, dtype, seed=16)
+    x = random_logits(shape, dtype, seed=16)
     batch = _batch_shape(shape, axis)
     tau = np.exp(np.random.default_rng(16).uniform(np.log(1e-2), np.log(10.0), size=batch))
     seed, p = 5, 2**32 - 5
@@ -402,7 +394,7 @@ BAD_TAU = [
 
 @pytest.mark.parametrize("tau", BAD_TAU, ids=repr)
 def test_log_gs_bad_tau(gs, tau):
-    x = make_logits((6, 5), np.float64, seed=1)
+    x = random_logits((6, 5), np.float64, seed=1)
     out = np.full(x.shape, 7.25)
     rng = gs.Philox(1, counter=10)
     with pytest.raises(ValueError, match="tau"):
@@ -475,7 +467,7 @@ def simplex_points(K, shape_batch, seed, tau):
 @pytest.mark.parametrize("K", [1, 2, 3, 5, 32])
 def test_concrete_matches_formula(gs, K, tau, log_space):
     y, l = simplex_points(K, (6, 4), seed=K, tau=tau)
-    x = make_logits((6, 4, K), np.float64, seed=K + 1)
+    x = random_logits((6, 4, K), np.float64, seed=K + 1)
     pt = l if log_space else y
     for axis in (-1, 0, 1):
         yy = np.moveaxis(pt, -1, axis)
@@ -506,7 +498,7 @@ def test_concrete_log_space_relation_and_shift(gs, K, tau):
     """log p_y(y) = log p_l(log y) - sum_k log y_k (the two formulas), and the density
     depends on the logits only through softmax(logits) (shift invariance)."""
     y, l = simplex_points(K, (20,), seed=10 + K, tau=tau)
-    x = make_logits((20, K), np.float64, seed=K)
+    x = random_logits((20, K), np.float64, seed=K)
     eps = eps_of(np.float64)
     py = np.asarray(gs.concrete_log_prob(y, x, tau))
     pl = np.asarray(gs.concrete_log_prob(np.log(y), x, tau, log_space=True))
@@ -522,7 +514,7 @@ def test_concrete_input_dtypes(gs, dtype):
     y, _ = simplex_points(4, (10,), seed=3, tau=0.5)
     y = y.astype(dtype)
     y /= y.sum(axis=-1, keepdims=True)
-    x = make_logits((10, 4), dtype, seed=4)
+    x = random_logits((10, 4), dtype, seed=4)
     got = np.asarray(gs.concrete_log_prob(y, x, 0.5))
     assert got.dtype in (np.float32, np.float64) and got.shape == (10,)
     ref = concrete_ref(y, x, 0.5)
@@ -536,7 +528,7 @@ def test_concrete_per_row_tau(gs, log_space, axis):
     K = 5
     y, l = simplex_points(K, (12,), seed=21, tau=0.5)
     pt = l if log_space else y
-    x = make_logits((12, K), np.float64, seed=22)
+    x = random_logits((12, K), np.float64, seed=22)
     tau = np.exp(np.random.default_rng(23).uniform(np.log(0.05), np.log(5.0), size=12))
     if axis == 0:
         pt, x = pt.T, x.T
@@ -566,7 +558,7 @@ def test_concrete_per_row_tau(gs, log_space, axis):
 @pytest.mark.parametrize("tau", BAD_TAU, ids=repr)
 def test_concrete_bad_tau(gs, tau, log_space):
     y, l = simplex_points(5, (6,), seed=1, tau=0.5)
-    x = make_logits((6, 5), np.float64, seed=1)
+    x = random_logits((6, 5), np.float64, seed=1)
     with pytest.raises(ValueError, match="tau"):
         gs.concrete_log_prob(l if log_space else y, x, tau, log_space=log_space)
 
@@ -581,7 +573,7 @@ def test_concrete_matches_torch(gs, K, tau):
     )
 
     y, l = simplex_points(K, (16,), seed=30 + K, tau=tau)
-    x = make_logits((16, K), np.float64, seed=31 + K)
+    x = random_logits((16, K), np.float64, seed=31 + K)
     t = torch.tensor(tau, dtype=torch.float64)
     d = RelaxedOneHotCategorical(t, logits=torch.from_numpy(x), validate_args=False)
     want = d.log_prob(torch.from_numpy(y)).numpy()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import gumbel_softmax as gs
 import numpy as np
 import pytest
-from helpers import assert_bitwise_equal_any_nan
+from helpers import assert_bitwise_equal_any_nan, random_logits
 from reference import check_backward, softmax_ref
 
 DTYPES = [np.float32, np.float64]
@@ -115,10 +115,6 @@ def make_tau(tau_shape, seed=0):
     return np.resize(np.roll(TAU_CYCLE, -start), n).reshape(tau_shape).astype(np.float64)
 
 
-def make_x(shape, dtype, seed, scale=2.0):
-    return (scale * np.random.default_rng(seed).standard_normal(shape)).astype(dtype)
-
-
 # -------------------------------------------------------------------- per-row tau
 @pytest.mark.parametrize("K", [3, 17, 32, 33, 300])
 @pytest.mark.parametrize("layout", list(LAYOUTS))
@@ -127,7 +123,7 @@ def make_x(shape, dtype, seed, scale=2.0):
 def test_per_row_tau_rows_bitwise(dtype, fn, layout, K):
     make_shape, axis, tshape = LAYOUTS[layout]
     shape = make_shape(K)
-    x = make_x(shape, dtype, seed=K + len(layout))
+    x = random_logits(shape, dtype, seed=K + len(layout))
     tau = make_tau(tshape, seed=K)
     tau0 = tau.copy()
     seed, p = 1357, 2**32 - 5
@@ -149,7 +145,7 @@ def test_per_row_tau_rows_bitwise(dtype, fn, layout, K):
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 def test_per_row_tau_threaded_call(dtype, fn):
     # 40 x 1000 elements: above the 2**14-element threshold for threads
-    x = make_x((40, 1000), dtype, seed=3)
+    x = random_logits((40, 1000), dtype, seed=3)
     tau = make_tau((40,), seed=5)
     got = FNS[fn](x, tau, -1, gs.Philox(8, counter=77))
     ref = per_row_reference(FNS[fn], x, tau, -1, 8, 77)
@@ -161,7 +157,7 @@ def test_per_row_tau_threaded_call(dtype, fn):
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 def test_per_row_tau_long_single_row(dtype, tau):
     # one row of 2**17 elements: split into segments over the threads
-    x = make_x((1, 2**17), dtype, seed=4)
+    x = random_logits((1, 2**17), dtype, seed=4)
     for fn in ("soft", "log"):
         a = FNS[fn](x, np.array([tau]), -1, gs.Philox(9, counter=3))[0]
         b = FNS[fn](x, tau, -1, gs.Philox(9, counter=3))[0]
@@ -172,7 +168,7 @@ def test_per_row_tau_long_single_row(dtype, tau):
 def test_per_row_tau_and_mask_rows_split_over_threads(dtype):
     """4 threads, 3 rows of more than 2**16 elements: the rows are split into segments
     over the threads; every row still equals the row alone, and the 1-thread call."""
-    x = make_x((3, 2**16 + 37), dtype, seed=21)
+    x = random_logits((3, 2**16 + 37), dtype, seed=21)
     tau = np.array([0.3, 1.0, 2.0])
     m = np.random.default_rng(22).random(x.shape) < 0.8
     res = {}
@@ -197,7 +193,7 @@ def test_per_row_tau_and_mask_rows_split_over_threads(dtype):
 def test_per_row_tau_keepdims_broadcast(dtype):
     # a keepdims tau whose other dims broadcast: (A, 1, 1) for logits (A, C, K), axis -1
     shape = (A, C, 9)
-    x = make_x(shape, dtype, seed=6)
+    x = random_logits(shape, dtype, seed=6)
     tau = np.array([0.4, 1.0, 2.5]).reshape(A, 1, 1)
     got = FNS["hard_return_soft"](x, tau, -1, gs.Philox(2, counter=11))
     ref = per_row_reference(FNS["hard_return_soft"], x, tau, -1, 2, 11)
@@ -207,7 +203,7 @@ def test_per_row_tau_keepdims_broadcast(dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 def test_tau_zero_d_array_and_uniform_array_equal_scalar(dtype):
-    x = make_x((B, 10), dtype, seed=7)
+    x = random_logits((B, 10), dtype, seed=7)
     for t in (0.37, 1.0):
         ref = gs.gumbel_softmax(x, t, rng=gs.Philox(1, counter=2))
         assert_bitwise_equal_any_nan(
@@ -224,7 +220,7 @@ def test_tau_zero_d_array_and_uniform_array_equal_scalar(dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 def test_per_row_tau_out(dtype):
-    x = make_x((B, 12), dtype, seed=8)
+    x = random_logits((B, 12), dtype, seed=8)
     tau = make_tau((B,), seed=2)
     ref = gs.gumbel_softmax(x, tau, rng=gs.Philox(4))
     out = np.full(x.shape, np.nan, dtype=dtype)
@@ -288,8 +284,8 @@ BAD_SHAPES = [(NB + 1,), (NB, 2), (1, NK), (2, NB), (NK,), (NB, 1, 1), (2, NB, 1
     "call", ["gumbel_softmax", "hard", "log_gumbel_softmax", "backward", "backward_recompute"]
 )
 def test_bad_tau_arrays(call):
-    x = make_x((NB, NK), np.float64, seed=1)
-    gy = make_x((NB, NK), np.float64, seed=2)
+    x = random_logits((NB, NK), np.float64, seed=1)
+    gy = random_logits((NB, NK), np.float64, seed=2)
     ys = softmax_ref(x)
     rng = gs.Philox(3, counter=10)
     f = _bad_tau_calls(x, gy, ys, rng)[call]
@@ -359,7 +355,7 @@ MASK_CASES = ["full", "K", "B1", "axis0_K1", "axis0_full", "3d"]
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 def test_mask_equals_minus_inf_logits(dtype, fn, case):
     shape, axis, m = _mask_case(case, seed=len(case))
-    x = make_x(shape, dtype, seed=11)
+    x = random_logits(shape, dtype, seed=11)
     # NaN and +inf at excluded entries: masked first, so they do not spoil the row
     excl = np.argwhere(~np.broadcast_to(m, shape))
     if len(excl) >= 2:
@@ -423,7 +419,7 @@ def test_mask_equals_minus_inf_logits(dtype, fn, case):
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 def test_mask_leaves_other_rows_unchanged(dtype):
     shape, axis, m = _mask_case("B1")
-    x = make_x(shape, dtype, seed=12)
+    x = random_logits(shape, dtype, seed=12)
     rows = m[:, 0]
     for fn in MASK_FNS:
         a = MASK_FNS[fn](x, gs.Philox(5, counter=1), axis, mask=m)
@@ -440,7 +436,7 @@ def test_mask_leaves_other_rows_unchanged(dtype):
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 def test_mask_hard_return_soft_and_per_row_tau(dtype):
     shape, axis, m = _mask_case("full", seed=3)
-    x = make_x(shape, dtype, seed=13)
+    x = random_logits(shape, dtype, seed=13)
     tau = make_tau((MB,), seed=4)
     h, s = gs.gumbel_softmax(x, tau, hard=True, rng=gs.Philox(7), return_soft=True, mask=m)
     xm = np.where(m, x, -np.inf).astype(dtype)
@@ -463,8 +459,8 @@ def test_mask_gradient_exactly_zero(dtype, hard, case):
     ax = axis % len(shape)
     if m.ndim == len(shape) and m.shape[ax] == shape[ax]:
         np.moveaxis(m, ax, -1)[..., 0] = True
-    x = make_x(shape, dtype, seed=14)
-    gy = make_x(shape, dtype, seed=15)
+    x = random_logits(shape, dtype, seed=14)
+    gy = random_logits(shape, dtype, seed=15)
     seed, p = 99, 1000
     y, ys = gs.gumbel_softmax(
         x, 0.6, hard=hard, axis=axis, rng=gs.Philox(seed, counter=p), return_soft=True, mask=m
@@ -524,8 +520,8 @@ MASK_CALLS = [
 
 @pytest.mark.parametrize("call", MASK_CALLS)
 def test_mask_bad_dtype_is_type_error(call):
-    x = make_x((NB, NK), np.float32, seed=1)
-    gy = make_x((NB, NK), np.float32, seed=2)
+    x = random_logits((NB, NK), np.float32, seed=1)
+    gy = random_logits((NB, NK), np.float32, seed=2)
     rng = gs.Philox(3, counter=10)
     f = _mask_calls(x, gy, rng)[call]
     for m in (
@@ -542,8 +538,8 @@ def test_mask_bad_dtype_is_type_error(call):
 
 @pytest.mark.parametrize("call", MASK_CALLS)
 def test_mask_not_broadcastable_is_value_error(call):
-    x = make_x((NB, NK), np.float32, seed=1)
-    gy = make_x((NB, NK), np.float32, seed=2)
+    x = random_logits((NB, NK), np.float32, seed=1)
+    gy = random_logits((NB, NK), np.float32, seed=2)
     rng = gs.Philox(3, counter=10)
     f = _mask_calls(x, gy, rng)[call]
     for shape in [(NK + 1,), (NB,), (NB + 1, 1), (NB, NK, 2), (2, NB, NK), (NK, NB)]:

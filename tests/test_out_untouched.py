@@ -30,6 +30,7 @@ import pickle
 import gumbel_softmax as gs
 import numpy as np
 import pytest
+from helpers import random_logits
 from numpy.lib.stride_tricks import as_strided
 from reference import gumbel_ref, noise_tol
 
@@ -73,7 +74,7 @@ def _zero_stride_writable(n, dtype):
 
 
 def _logits(shape, dtype, seed=1):
-    return (2 * np.random.default_rng(seed).standard_normal(shape)).astype(dtype)
+    return random_logits(shape, dtype, seed)
 
 
 def _rng(counter=C0):

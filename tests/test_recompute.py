@@ -13,14 +13,10 @@ import math
 import gumbel_softmax as gs
 import numpy as np
 import pytest
-from helpers import assert_bitwise_equal_any_nan, fd_gradient
+from helpers import assert_bitwise_equal_any_nan, fd_gradient, random_logits
 
 DTYPES = [np.float32, np.float64]
 DT_IDS = ["f32", "f64"]
-
-
-def make_x(shape, dtype, seed, scale=2.0):
-    return (scale * np.random.default_rng(seed).standard_normal(shape)).astype(dtype)
 
 
 # ---------------------------------------------------------- memory-saving backward
@@ -57,7 +53,7 @@ def _case(name, dtype):
     elif mk == "axis0":
         mask = (gen.random(shape[0]) < 0.6)[:, None]
         mask[0] = True
-    x = make_x(shape, dtype, seed=len(name) + 7)
+    x = random_logits(shape, dtype, seed=len(name) + 7)
     return x, axis, tau, mask
 
 
@@ -84,7 +80,7 @@ def test_recompute_equals_stored(dtype, hard, case, rng_kind):
     fwd_rng, bwd_rng = _rng_pair(rng_kind, seed, p)
     kw = {} if mask is None else {"mask": mask}
     y, ys = gs.gumbel_softmax(x, tau, hard=hard, axis=axis, rng=fwd_rng, return_soft=True, **kw)
-    gy = make_x(x.shape, dtype, seed=99, scale=1.0)
+    gy = random_logits(x.shape, dtype, seed=99, scale=1.0)
     g_stored = gs.gumbel_softmax_backward(gy, ys, tau, axis=axis)
     g_re = gs.gumbel_softmax_backward(gy, logits=x, tau=tau, axis=axis, rng=bwd_rng, **kw)
     assert g_re.dtype == np.dtype(dtype) and g_re.shape == x.shape
@@ -102,9 +98,9 @@ def test_recompute_equals_stored(dtype, hard, case, rng_kind):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 def test_recompute_out_and_strided(dtype):
-    base = make_x((6, 40), dtype, seed=3)
+    base = random_logits((6, 40), dtype, seed=3)
     x = base[::-1, ::2]
-    gy = make_x((6, 20), dtype, seed=4)
+    gy = random_logits((6, 20), dtype, seed=4)
     _, ys = gs.gumbel_softmax(x, 0.7, hard=True, rng=gs.Philox(5, counter=8), return_soft=True)
     expected = gs.gumbel_softmax_backward(gy, ys, 0.7)
     out = np.full(gy.shape, np.nan, dtype=dtype)
@@ -118,8 +114,8 @@ def test_recompute_out_and_strided(dtype):
 
 
 def test_recompute_errors():
-    x = make_x((4, 5), np.float64, seed=1)
-    gy = make_x((4, 5), np.float64, seed=2)
+    x = random_logits((4, 5), np.float64, seed=1)
+    gy = random_logits((4, 5), np.float64, seed=2)
     ys = gs.gumbel_softmax(x, 0.5, rng=gs.Philox(1))
     rng = gs.Philox(1, counter=7)
     with pytest.raises(ValueError):  # both y_soft and logits
@@ -145,8 +141,8 @@ def _layer_steps(dtype, hard, axis, recompute, taus, with_mask=False, shape=(6, 
     res = []
     for step, tau in enumerate(taus):
         layer.tau = tau
-        x = make_x(shape, dtype, seed=100 + step)
-        gy = make_x(shape, dtype, seed=200 + step, scale=1.0)
+        x = random_logits(shape, dtype, seed=100 + step)
+        gy = random_logits(shape, dtype, seed=200 + step, scale=1.0)
         if with_mask:
             m = np.random.default_rng(300 + step).random(shape) < 0.6
             np.moveaxis(m, axis % len(shape), -1)[..., 0] = True
@@ -199,8 +195,8 @@ def test_layer_rng_used_elsewhere_between_forward_and_backward(recompute):
     # the layer keeps what it needs (y_soft, or logits + the counter of its rows)
     rng = gs.Philox(12, counter=3)
     layer = gs.GumbelSoftmax(tau=0.6, rng=rng, recompute=recompute)
-    x = make_x((5, 8), np.float64, seed=1)
-    gy = make_x((5, 8), np.float64, seed=2)
+    x = random_logits((5, 8), np.float64, seed=1)
+    gy = random_logits((5, 8), np.float64, seed=2)
     y = layer.forward(x)
     gs.gumbel((7, 8), rng=rng)  # the same generator used by someone else
     g = layer.backward(gy)
@@ -219,7 +215,7 @@ def test_layer_backward_before_forward(recompute):
 def test_layer_defaults():
     layer = gs.GumbelSoftmax()
     assert layer.tau == 1.0
-    x = make_x((3, 4), np.float64, seed=1)
+    x = random_logits((3, 4), np.float64, seed=1)
     y = layer.forward(x)
     assert y.shape == x.shape
     np.testing.assert_allclose(y.sum(axis=-1), 1.0, rtol=1e-14)
