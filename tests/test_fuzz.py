@@ -93,7 +93,7 @@ import pickle
 import numpy as np
 import pytest
 from helpers import n_rows
-from hypothesis import Phase, event, given, settings
+from hypothesis import Phase, event, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from reference import (
@@ -547,6 +547,23 @@ def test_fuzz_gumbel_softmax_hard(gs, moved_noise, case):
 
 @FUZZ
 @given(case=forward_cases())
+# float32 at tau = 1 + 4e-16, where 1/tau rounds to exactly 1 (the tau = 1 formula)
+@example(
+    case=ForwardCase(
+        shape=(15,),
+        axis=0,
+        dtype="float32",
+        values=Values(kind="constant", seed=0, scale=1.0, offset=1000.0),
+        layout=Layout(perm=(0,), steps=(1,)),
+        tau=1.0000000000000004,
+        seed=0,
+        counter=0,
+        rng_kind="philox",
+        out="none",
+        out_layout=Layout(perm=(0,), steps=(1,)),
+        return_soft=False,
+    )
+)
 def test_fuzz_other_samplers(gs, moved_noise, case):
     """categorical, top_k, log_gumbel_softmax and relaxed_bernoulli on the same drawn
     calls: categorical = the position of the hard one-hot (-1 for its NaN rows) and
@@ -608,7 +625,9 @@ def test_fuzz_other_samplers(gs, moved_noise, case):
         err = np.abs(lg[ok].astype(np.float64) - r)
         tol = 8 * eps_of(dt) * (2 + np.abs(r) + np.log(K))
         assert np.all(err <= tol), float(np.max(err / tol))
-        if tau != 1.0:  # tau = 1 takes its own soft formula (README "tau = 1")
+        # where 1/tau (float64, rounded once to the dtype) is exactly 1, the soft sample
+        # takes its own formula (README "tau = 1"): float32 does at tau = 1 + 4e-16 too
+        if dt.type(1.0 / tau) != 1:
             e = np.exp(lg[ok].astype(np.float64))
             close = np.abs(e - soft[ok]) <= 2 * tol * e + 2 * np.finfo(dt).smallest_subnormal
             assert np.all(close)
