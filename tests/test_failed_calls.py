@@ -182,7 +182,11 @@ def test_failing_recompute_consumes_nothing():
         assert gen.bit_generator.state == state, kwargs
 
 
-@pytest.mark.parametrize("rng", [3, gs.Philox(3, counter=7), np.random.default_rng(3)], ids=repr)
+@pytest.mark.parametrize(
+    "rng",
+    [3, gs.Philox(3, counter=7), np.random.default_rng(3)],
+    ids=["3", "Philox(seed=3, counter=7)", "Generator(PCG64)"],  # no address: stable ids
+)
 def test_failed_layer_forward_consumes_nothing(rng):
     """GumbelSoftmax turns its rng into a Philox once (documented); a forward that
     raises leaves that Philox's counter where it was."""
