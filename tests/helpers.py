@@ -33,9 +33,12 @@ _UINT_OF_SIZE = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 
 
 def as_bits(a) -> np.ndarray:
-    """The raw bits of an array (C order), as unsigned integers of its item size."""
+    """The raw bits of an array (C order), as unsigned integers of its item size (items
+    of another size: their bytes, along one more, last axis)."""
     a = np.ascontiguousarray(a)
-    return a.view(_UINT_OF_SIZE[a.dtype.itemsize])
+    if a.dtype.itemsize in _UINT_OF_SIZE:
+        return a.view(_UINT_OF_SIZE[a.dtype.itemsize])
+    return a.reshape(a.shape + (1,)).view(np.uint8)
 
 
 def same_bits(a, b) -> bool:
@@ -45,10 +48,12 @@ def same_bits(a, b) -> bool:
 
 
 def _assert_bits_equal(a, b, what):
-    ba, bb = as_bits(a), as_bits(b)
-    if not np.array_equal(ba, bb):
-        bad = np.argwhere(ba != bb)
-        i = tuple(bad[0])
+    differ = as_bits(a) != as_bits(b)
+    if differ.ndim > a.ndim:  # items compared byte by byte
+        differ = differ.any(axis=-1)
+    if differ.any():
+        bad = np.argwhere(differ)
+        i = tuple(int(v) for v in bad[0])
         raise AssertionError(
             f"{what}: {len(bad)} of {a.size} elements differ, e.g. at {i}: {a[i]!r} vs {b[i]!r}"
         )
