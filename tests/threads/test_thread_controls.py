@@ -147,10 +147,12 @@ def _import_and_report(extra_env):
     """Import the package in a child with OMP_DISPLAY_ENV=VERBOSE (libgomp prints its
     settings to stderr when it loads) and return (GOMP_SPINCOUNT as libgomp read it or
     None, the child's os.environ value after the import or None, uses libgomp)."""
-    env = child_env(drop=("GOMP_SPINCOUNT", "OMP_WAIT_POLICY", "OMP_DISPLAY_ENV"))
-    env.update(
-        extra_env, OMP_DISPLAY_ENV="VERBOSE", PYTHONPATH=os.pathsep.join(p for p in sys.path if p)
+    env = child_env(
+        drop=("GOMP_SPINCOUNT", "OMP_WAIT_POLICY", "OMP_DISPLAY_ENV"),
+        same_path=True,
+        OMP_DISPLAY_ENV="VERBOSE",
     )
+    env.update(extra_env)
     code = textwrap.dedent("""
         import os, gumbel_softmax
         maps = open("/proc/self/maps").read() if os.path.exists("/proc/self/maps") else ""
