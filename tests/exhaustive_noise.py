@@ -63,7 +63,7 @@ G_RANGE = {
     32: (-math.log(33 * math.log(2.0)) - 1e-5, 33 * math.log(2.0) + 1e-5),
     64: (-math.log(65 * math.log(2.0)) - 1e-12, 65 * math.log(2.0) + 1e-12),
 }
-F32_SPAN = (-3.1, 22.0)  # the float32 values must reach at least this far (issue 4)
+F32_SPAN = (-3.1, 22.0)  # the float32 values must reach at least this far (README "Bits to noise")
 F64_EXTREME_SPAN = (-3.80, 45.05)  # the float64 extremes must reach at least this far
 
 SAMPLE_STEP = 4097  # float32: words w with w % SAMPLE_STEP == 0 go to the reference check

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import fd_gradient
 from reference import backward_ref, bwd_tol, check_backward, fwd_rtol, softmax_ref
 
 DTYPES = [np.float32, np.float64]
@@ -157,17 +158,6 @@ def test_backward_in_place(gs, dtype, axis, layout, which):
 
 
 # ------------------------------------------------------------- finite differences
-def _fd_gradient(f, x, h):
-    grad = np.empty_like(x)
-    for i in np.ndindex(x.shape):
-        xp = x.copy()
-        xm = x.copy()
-        xp[i] += h
-        xm[i] -= h
-        grad[i] = (f(xp) - f(xm)) / (2.0 * h)
-    return grad
-
-
 FD_SHAPE = (3, 4, 5)
 
 
@@ -192,7 +182,7 @@ def test_finite_differences_soft(gs, axis, tau):
 
     y_soft = gs.gumbel_softmax(x, tau, axis=axis, rng=gs.Philox(seed, counter=p))
     grad = gs.gumbel_softmax_backward(w, y_soft, tau, axis=axis)
-    fd = _fd_gradient(loss, x, 1e-6)
+    fd = fd_gradient(loss, x, 1e-6)
     _assert_fd_close(fd, grad)
     # The gradient of a softmax sums to zero along the axis.
     assert np.all(np.abs(np.sum(grad, axis=axis)) <= 1e-12 * np.max(np.abs(grad)) * 10)
@@ -230,7 +220,7 @@ def test_straight_through_equals_soft_gradient(gs, axis, tau):
             )
         )
 
-    _assert_fd_close(_fd_gradient(soft_loss, x, 1e-6), grad_st)
+    _assert_fd_close(fd_gradient(soft_loss, x, 1e-6), grad_st)
     check_backward(grad_st, w, y_soft, tau, axis=axis)
 
 

@@ -1,4 +1,4 @@
-"""gs.logistic, gs.relaxed_bernoulli and gs.relaxed_bernoulli_backward (issue 5).
+"""gs.logistic, gs.relaxed_bernoulli and gs.relaxed_bernoulli_backward (README "API").
 
 The logistic noise is checked against a float64 NumPy reference built from the same
 random words (tests/reference.py regenerates the stream), the Binary Concrete sample
@@ -16,6 +16,7 @@ import math
 import gumbel_softmax as gs
 import numpy as np
 import pytest
+from helpers import as_bits, assert_bitwise_equal, fd_gradient, random_logits
 from reference import _t_and_side_from_bits, eps_of, n_rows_of, stream_bits_ref, tiny_atol
 from scipy import special, stats
 
@@ -23,16 +24,6 @@ DTYPES = [np.float32, np.float64]
 DT_IDS = ["f32", "f64"]
 ALPHA = 1e-3
 N = 10**5
-
-
-def _bits(a):
-    a = np.ascontiguousarray(a)
-    return a.view({2: np.uint16, 4: np.uint32, 8: np.uint64}[a.dtype.itemsize])
-
-
-def assert_bitwise_equal(a, b):
-    assert a.dtype == b.dtype and a.shape == b.shape, (a.dtype, b.dtype, a.shape, b.shape)
-    np.testing.assert_array_equal(_bits(a), _bits(b))
 
 
 # ------------------------------------------------------------------ logistic noise
@@ -135,7 +126,7 @@ def test_logistic_finite_bounded_and_antisymmetric(dtype):
         # about n**2 / 2**33 = 128 such pairs are expected among 2**20 words
         assert same.size > 20
         i, j = order[same], order[same + 1]
-        np.testing.assert_array_equal(_bits(L[i]), _bits(-L[j]))
+        np.testing.assert_array_equal(as_bits(L[i]), as_bits(-L[j]))
     # The sign is the top bit: L < 0 exactly where U = t < 1/2 (s = 0), L >= 0 else.
     ref = logistic_ref(seed, counter, (n,), dtype)
     nz = np.abs(ref) > logistic_tol(ref, dtype)  # the sign is decided within tolerance
@@ -183,10 +174,6 @@ def rb_check(y, x, L, tau):
     )
 
 
-def _x(shape, dtype, seed, scale=2.0):
-    return (scale * np.random.default_rng(seed).standard_normal(shape)).astype(dtype)
-
-
 RB_SHAPES = [(40,), (6, 17), (2, 3, 33), (50, 700)]  # the last: threaded (> 2**14)
 
 
@@ -195,7 +182,7 @@ RB_SHAPES = [(40,), (6, 17), (2, 3, 33), (50, 700)]  # the last: threaded (> 2**
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 def test_relaxed_bernoulli_soft_matches_reference(dtype, shape, tau):
     seed, p = 8080, 2**32 - 2
-    x = _x(shape, dtype, seed=len(shape))
+    x = random_logits(shape, dtype, seed=len(shape))
     x0 = x.copy()
     rng = gs.Philox(seed, counter=p)
     y = gs.relaxed_bernoulli(x, tau, rng=rng)
@@ -211,7 +198,7 @@ def test_relaxed_bernoulli_soft_matches_reference(dtype, shape, tau):
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 def test_relaxed_bernoulli_hard_and_return_soft(dtype, shape, tau):
     seed, p = 31, 2**63 - 4
-    x = _x(shape, dtype, seed=10 + len(shape))
+    x = random_logits(shape, dtype, seed=10 + len(shape))
     rng = gs.Philox(seed, counter=p)
     yh = gs.relaxed_bernoulli(x, tau, hard=True, rng=rng)
     assert rng.counter == p + n_rows_of(shape)
@@ -256,7 +243,7 @@ def test_relaxed_bernoulli_hard_is_strict(dtype):
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 def test_relaxed_bernoulli_out_and_in_place(dtype, hard):
     shape = (5, 12)
-    x = _x(shape, dtype, seed=4)
+    x = random_logits(shape, dtype, seed=4)
     expected = gs.relaxed_bernoulli(x, 0.5, hard=hard, rng=gs.Philox(6, counter=3))
     # fresh out
     out = np.full(shape, np.nan, dtype=dtype)
@@ -286,7 +273,7 @@ def test_relaxed_bernoulli_out_and_in_place(dtype, hard):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 def test_relaxed_bernoulli_strided_logits(dtype):
-    base = _x((6, 20), dtype, seed=5)
+    base = random_logits((6, 20), dtype, seed=5)
     for view in (
         base[:, ::2],
         base[::-1, ::-2],
@@ -302,7 +289,7 @@ def test_relaxed_bernoulli_strided_logits(dtype):
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 def test_relaxed_bernoulli_tau_array_broadcast(dtype, tau_shape):
     B, K = 7, 11
-    x = _x((B, K), dtype, seed=6)
+    x = random_logits((B, K), dtype, seed=6)
     gen = np.random.default_rng(7)
     tau = {
         "K": np.exp(gen.uniform(-2.5, 1.5, K)),
@@ -340,7 +327,7 @@ def test_relaxed_bernoulli_wide_range(dtype):
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 def test_relaxed_bernoulli_nan_only_where_logits_nan(dtype, hard):
     shape = (4, 9)
-    x = _x(shape, dtype, seed=8)
+    x = random_logits(shape, dtype, seed=8)
     xs = x.copy()
     xs[0, 2] = np.nan
     xs[2, 0] = np.nan
@@ -370,7 +357,7 @@ def test_relaxed_bernoulli_counter_advance(shape):
 
 
 def test_relaxed_bernoulli_default_tau_and_int_seed():
-    x = _x((3, 5), np.float64, seed=9)
+    x = random_logits((3, 5), np.float64, seed=9)
     a = gs.relaxed_bernoulli(x, rng=42)
     assert_bitwise_equal(a, gs.relaxed_bernoulli(x, 1.0, rng=gs.Philox(42)))
 
@@ -400,7 +387,7 @@ def test_relaxed_bernoulli_hard_mean_is_sigmoid(dtype):
 
 @pytest.mark.parametrize("tau", [0, 0.0, -1.0, np.nan, np.inf])
 def test_relaxed_bernoulli_bad_tau(tau):
-    x = _x((3, 4), np.float64, seed=1)
+    x = random_logits((3, 4), np.float64, seed=1)
     rng = gs.Philox(1, counter=5)
     with pytest.raises(ValueError, match="tau"):
         gs.relaxed_bernoulli(x, tau, rng=rng)
@@ -464,7 +451,7 @@ def test_relaxed_bernoulli_backward_formula(dtype, tau):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 def test_relaxed_bernoulli_backward_of_real_samples(dtype):
-    x = _x((16, 40), dtype, seed=21, scale=4.0)
+    x = random_logits((16, 40), dtype, seed=21, scale=4.0)
     gy = np.random.default_rng(22).standard_normal(x.shape).astype(dtype)
     for tau in (0.05, 0.5, 1.0, 4.0):
         _, ys = gs.relaxed_bernoulli(x, tau, hard=True, return_soft=True, rng=gs.Philox(1))
@@ -507,17 +494,6 @@ def test_relaxed_bernoulli_backward_out(dtype):
         assert_bitwise_equal(target, expected)
 
 
-def _fd_gradient(f, x, h):
-    grad = np.empty_like(x)
-    for i in np.ndindex(x.shape):
-        xp = x.copy()
-        xm = x.copy()
-        xp[i] += h
-        xm[i] -= h
-        grad[i] = (f(xp) - f(xm)) / (2.0 * h)
-    return grad
-
-
 @pytest.mark.parametrize("tau", [0.1, 0.5, 1.0, 3.0, "array"])
 @pytest.mark.parametrize("hard", [False, True])
 def test_relaxed_bernoulli_finite_differences(tau, hard):
@@ -542,7 +518,7 @@ def test_relaxed_bernoulli_finite_differences(tau, hard):
         x, tau, hard=hard, return_soft=True, rng=gs.Philox(seed, counter=p)
     )
     grad = gs.relaxed_bernoulli_backward(w, ys, tau)
-    fd = _fd_gradient(loss, x, 1e-6)
+    fd = fd_gradient(loss, x, 1e-6)
     scale = max(1.0, float(np.max(np.abs(grad))))
     err = np.abs(fd - grad)
     assert np.all(err <= 1e-6 * scale), (float(np.max(err)), scale)

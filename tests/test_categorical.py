@@ -1,6 +1,7 @@
-"""gs.categorical and gs.top_k (issue 5): exact draws from the Gumbel-max trick.
+"""gs.categorical and gs.top_k: exact draws from the Gumbel-max trick.
 
-What the contract (issue 5) promises, and how it is checked here:
+What the README promises ("API": ``gs.categorical``, ``gs.top_k``), and how it is
+checked here:
 
 - ``categorical(x, axis=a, rng=s)`` is the index of ``argmax(x + g)`` along ``a`` with
   ``g`` the noise ``gumbel_softmax`` adds from the same state: ``gs.gumbel`` of the shape
@@ -29,6 +30,7 @@ import math
 
 import numpy as np
 import pytest
+from helpers import n_rows
 from scipy import stats
 
 DTYPES = [np.float32, np.float64]
@@ -100,10 +102,6 @@ def plackett_luce(p, k):
             left -= p[i]
         out[t + (-1,) * (k - kk)] = prob
     return out
-
-
-def n_rows(shape, axis):
-    return int(np.prod(shape)) // shape[axis]
 
 
 def make_logits(shape, dtype, seed, layout="contiguous", scale=2.0):
@@ -597,6 +595,14 @@ def test_top_k_k_not_an_integer(gs, k):
     with pytest.raises(TypeError, match=K_WORD):
         gs.top_k(x, k, rng=rng)
     assert rng.counter == 10
+
+
+def test_top_k_rejects_bool_k(gs):
+    rng = gs.Philox(1)
+    for k in (True, np.bool_(True)):
+        with pytest.raises(TypeError, match=r"\bk\b"):
+            gs.top_k(np.zeros(4), k, rng=rng)
+    assert rng.counter == 0
 
 
 def test_top_k_numpy_integer_k(gs):

@@ -11,12 +11,10 @@ from __future__ import annotations
 import copy
 import os
 import pickle
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
+from helpers import child_env, random_logits, run_python
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
@@ -62,7 +60,7 @@ def assert_same(lazy, expected):
 
 
 def _data(shape, dtype=np.float32, seed=0):
-    return (np.random.default_rng(seed).standard_normal(shape) * 2).astype(dtype)
+    return random_logits(shape, dtype, seed)
 
 
 # Every sampler as (dask call, NumPy call) on (x, rng, axis); each returns a tuple.
@@ -459,15 +457,7 @@ def test_unknown_chunks_raise():
 
 
 def _run_python(code):
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([p for p in sys.path if p])
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_python(code, env=child_env(same_path=True), timeout=60)
 
 
 def test_import_gumbel_softmax_does_not_import_dask():

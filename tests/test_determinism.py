@@ -4,40 +4,12 @@ The random stream is a function of ``(seed, counter)`` alone, so every result be
 must be *bitwise* identical, not merely close.
 """
 
-import os
-import subprocess
-import sys
-
 import gumbel_softmax as gs
 import numpy as np
 import pytest
+from helpers import assert_bitwise_equal, child_env, run_python
 
 DTYPES = [np.float32, np.float64]
-
-
-def _bits(a):
-    """The raw bits of a float array (C order), for bitwise comparisons."""
-    a = np.ascontiguousarray(a)
-    return a.view({4: np.uint32, 8: np.uint64}[a.dtype.itemsize])
-
-
-def assert_bitwise_equal(a, b):
-    a = np.asarray(a)
-    b = np.asarray(b)
-    assert a.dtype == b.dtype
-    assert a.shape == b.shape
-    np.testing.assert_array_equal(_bits(a), _bits(b))
-
-
-def _subprocess_env(**extra):
-    """The environment for a child interpreter that imports the same package."""
-    env = dict(os.environ)
-    paths = [p for p in sys.path if p]
-    if env.get("PYTHONPATH"):
-        paths.append(env["PYTHONPATH"])
-    env["PYTHONPATH"] = os.pathsep.join(paths)
-    env.update(extra)
-    return env
 
 
 # --------------------------------------------------------------------------------------
@@ -102,15 +74,8 @@ def _workload_namespace():
 def _run_child(tmp_path, nthreads):
     outdir = tmp_path / f"omp{nthreads}"
     outdir.mkdir()
-    env = _subprocess_env(OMP_NUM_THREADS=str(nthreads))
-    proc = subprocess.run(
-        [sys.executable, "-c", WORKLOAD + CHILD_MAIN, str(outdir)],
-        env=env,
-        cwd=str(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    env = child_env(same_path=True, OMP_NUM_THREADS=str(nthreads))
+    proc = run_python(WORKLOAD + CHILD_MAIN, outdir, env=env, cwd=str(tmp_path), timeout=300)
     assert proc.returncode == 0, proc.stderr
     return {p.stem: np.load(p) for p in outdir.glob("*.npy")}
 

@@ -1,4 +1,5 @@
-"""Bad arguments and special values (README "Errors" / "Special values", design.md).
+"""Bad arguments and special values (README "Errors", "Special values" and "Choices where
+the contract is silent").
 
 Every rejected call must raise the documented exception naming the argument, leave a
 pre-filled ``out`` array untouched byte for byte, and reserve no rows of a shared
@@ -8,13 +9,14 @@ pre-filled ``out`` array untouched byte for byte, and reserve no rows of a share
 import gumbel_softmax as gs
 import numpy as np
 import pytest
+from helpers import assert_bitwise_equal, random_logits
 
 DTYPES = [np.float32, np.float64]
 SENTINEL = 7.25
 
 
 def _logits(shape=(6, 5), dtype=np.float64, seed=0):
-    return (np.random.default_rng(seed).standard_normal(shape) * 2).astype(dtype)
+    return random_logits(shape, dtype, seed)
 
 
 def _filled(shape, dtype=np.float64):
@@ -34,16 +36,6 @@ def assert_rejected(exc, match, fn, *, guard=(), rng=None):
         assert np.array(g, copy=True).tobytes() == b, "an array was written"
     if rng is not None:
         assert rng.counter == counter, "rows were reserved by a rejected call"
-
-
-def _bits(a):
-    a = np.ascontiguousarray(a)
-    return a.view({4: np.uint32, 8: np.uint64}[a.dtype.itemsize])
-
-
-def assert_bitwise_equal(a, b):
-    assert a.dtype == b.dtype and a.shape == b.shape
-    np.testing.assert_array_equal(_bits(a), _bits(b))
 
 
 # --------------------------------------------------------------------------------------
@@ -800,7 +792,7 @@ def test_rows_longer_than_2_31_minus_1_are_rejected():
 
 
 # --------------------------------------------------------------------------------------
-# Odd but legal-looking arguments (issue "trust": each names its argument, out untouched)
+# Odd but legal-looking arguments: each is rejected naming its argument, out untouched
 # --------------------------------------------------------------------------------------
 AXIS_ERROR = getattr(np, "exceptions", np).AxisError
 HUGE_INT = 10**400  # a real number, but not a float64
@@ -911,7 +903,8 @@ FLAG_TAKERS = {
 @pytest.mark.parametrize("fn,flag", sorted(FLAG_TAKERS), ids=lambda p: str(p))
 @pytest.mark.parametrize("value", ["no", "", 1, 0, None, 1.0, np.array([1, 0]), [True]], ids=repr)
 def test_flags_must_be_bools(fn, flag, value):
-    """Any truthy object used to count as True ('no' drew a one-hot)."""
+    """A flag is a bool: any other truthy object ('no') raises TypeError instead of
+    counting as True (README "Choices where the contract is silent")."""
     call, out = _with_out(lambda o: FLAG_TAKERS[(fn, flag)](value, o))
     rng = gs.Philox(0)
     assert_rejected(TypeError, flag, call, guard=[out], rng=rng)
@@ -942,7 +935,7 @@ def test_ragged_lists_name_the_argument(name):
 
 @pytest.mark.parametrize("name", sorted(ARRAY_TAKERS))
 def test_masked_arrays_are_rejected(name):
-    """np.ma's mask used to be dropped silently."""
+    """A masked array raises TypeError: its mask would otherwise be dropped silently."""
     base = np.ones((6, 5), bool) if name == "mask" else np.full((6, 5), 0.5)
     if name == "tau":
         base = np.ones(6)

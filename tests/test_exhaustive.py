@@ -1,4 +1,4 @@
-"""The bits-to-noise map on all 2**32 float32 words, on every SIMD target (issue 4).
+"""The bits-to-noise map on all 2**32 float32 words, on every SIMD target.
 
 For each target that this machine supports, a fresh interpreter runs
 ``tests/exhaustive_noise.py --target T`` (the worker; run it by hand the same way), which
@@ -18,11 +18,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-import subprocess
-import sys
 
 import gumbel_softmax as gs
 import pytest
+from helpers import child_env, run_python_file
 
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "exhaustive_noise.py")
 TIMEOUT_S = 3600  # per target
@@ -31,13 +30,9 @@ log = logging.getLogger(__name__)
 
 
 def _run_worker(target: str, json_path: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if k != "GUMBEL_SOFTMAX_TARGET"}
-    proc = subprocess.run(
-        [sys.executable, WORKER, "--target", target, "--json", json_path, "--quiet"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
+    env = child_env(drop=("GUMBEL_SOFTMAX_TARGET",))
+    proc = run_python_file(
+        WORKER, "--target", target, "--json", json_path, "--quiet", env=env, timeout=TIMEOUT_S
     )
     # exit status 1 means checks failed (the report says which); anything else is a crash
     assert proc.returncode in (0, 1) and os.path.exists(json_path), (

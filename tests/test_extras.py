@@ -3,11 +3,8 @@ torch, JAX, Dask, threadpoolctl, ml_dtypes or matplotlib, and each integration m
 imported where its dependency is missing, raises ImportError naming the extra to
 install (checked in a subprocess that blocks the dependency)."""
 
-import subprocess
-import sys
-import textwrap
-
 import pytest
+from helpers import run_python
 
 OPTIONAL = [
     "torch",
@@ -23,9 +20,9 @@ OPTIONAL = [
 
 
 def _run(code):
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, check=True
-    ).stdout
+    proc = run_python(code, timeout=None)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
 
 
 def test_import_gumbel_softmax_imports_no_optional_dependency():

@@ -9,12 +9,12 @@ more).  The torch drop-in's generators are checked in ``test_torch.py``.
 """
 
 import os
-import subprocess
 import sys
 
 import gumbel_softmax as gs
 import numpy as np
 import pytest
+from helpers import run_python
 
 X = np.random.default_rng(0).standard_normal((6, 5))
 G = np.random.default_rng(1).standard_normal((6, 5))
@@ -164,7 +164,29 @@ def test_recompute_backward_leaves_a_generator_as_it_was():
     assert got.tobytes() == gs.gumbel_softmax_backward(G, soft, 0.5).tobytes()
 
 
-@pytest.mark.parametrize("rng", [3, gs.Philox(3, counter=7), np.random.default_rng(3)], ids=repr)
+def test_failing_recompute_consumes_nothing():
+    x = np.zeros((2, 3))
+    for kwargs in (
+        dict(grad_y=np.zeros((2, 3), complex)),
+        dict(grad_y=np.zeros((2, 3)), out=np.zeros((3, 3))),
+        dict(grad_y=np.zeros((2, 3)), out=np.zeros((2, 3), np.float32)),
+        dict(grad_y=np.zeros((2, 3)), tau=np.array([1.0, 2.0, 3.0])),
+        dict(grad_y=np.zeros((2, 3)), mask=np.ones(3, np.int8)),
+        dict(grad_y=np.zeros((2, 4))),
+    ):
+        gen = np.random.default_rng(0)
+        state = gen.bit_generator.state
+        grad = kwargs.pop("grad_y")
+        with pytest.raises((TypeError, ValueError)):
+            gs.gumbel_softmax_backward(grad, logits=x, rng=gen, **kwargs)
+        assert gen.bit_generator.state == state, kwargs
+
+
+@pytest.mark.parametrize(
+    "rng",
+    [3, gs.Philox(3, counter=7), np.random.default_rng(3)],
+    ids=["3", "Philox(seed=3, counter=7)", "Generator(PCG64)"],  # no address: stable ids
+)
 def test_failed_layer_forward_consumes_nothing(rng):
     """GumbelSoftmax turns its rng into a Philox once (documented); a forward that
     raises leaves that Philox's counter where it was."""
@@ -247,7 +269,5 @@ print("ok")
 def test_kernel_scratch_memory_error_gives_the_rows_back():
     """The results fit but the kernel's own row buffer does not (an address-space
     limit): MemoryError, and the rows taken for the call are given back."""
-    proc = subprocess.run(
-        [sys.executable, "-c", SCRATCH_CHILD], capture_output=True, text=True, timeout=120
-    )
+    proc = run_python(SCRATCH_CHILD, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stdout + proc.stderr

@@ -1,8 +1,8 @@
 """Processes made by fork: every call completes in the child and equals the parent's.
 
-GNU OpenMP's thread pool does not survive fork(): before the fix, a call big enough for
-threads in the child of a process whose calls had used threads waited forever.  The
-package now runs every call of a fork child on its calling thread (README, "Processes,
+GNU OpenMP's thread pool does not survive fork(): a call big enough for threads in the
+child of a process whose calls had used threads would wait forever for it.  So the
+package runs every call of a fork child on its calling thread (README, "Processes,
 threads and fork").  Each scenario runs in a fresh interpreter under a timeout, so that
 a hang fails the test instead of stopping the suite; the children it forks have their
 own timeout inside.
@@ -10,11 +10,11 @@ own timeout inside.
 
 import os
 import subprocess
-import sys
 import textwrap
 
 import gumbel_softmax as gs
 import pytest
+from helpers import run_python
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork() on this platform")
 
@@ -81,13 +81,7 @@ def _run(body):
     # so that the parent's calls really start libgomp's pool.
     full_env = dict(os.environ, OMP_NUM_THREADS="2")
     try:
-        proc = subprocess.run(
-            [sys.executable, "-c", code],
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT,
-            env=full_env,
-        )
+        proc = run_python(code, env=full_env, timeout=TIMEOUT)
     except subprocess.TimeoutExpired as exc:  # pragma: no cover - the failure being tested
         pytest.fail(f"scenario hung (> {TIMEOUT} s): {exc.stdout!r} {exc.stderr!r}")
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import n_rows
 from reference import check_forward, check_one_hot, fwd_rtol, softmax_ref, tiny_atol
 
 DTYPES = [np.float32, np.float64]
@@ -41,10 +42,6 @@ def make_logits(layout, dtype, seed, shape=SHAPE, scale=2.0):
         raise ValueError(layout)
     assert x.shape == shape and x.dtype == np.dtype(dtype)
     return x
-
-
-def n_rows(shape, axis):
-    return int(np.prod(shape)) // shape[axis]
 
 
 # ------------------------------------------------------------------------- soft

@@ -1,6 +1,6 @@
 """Property-based fuzzing (Hypothesis) of every public function against tests/reference.py.
 
-Issue 4, point 2. Each property draws a whole call (shape with ndim 1-5 including size-1
+Each property draws a whole call (shape with ndim 1-5 including size-1
 and size-0 batch dimensions, every axis given as a positive or a negative index, float32
 or float64 (integer and bool logits too), memory layouts with negative and non-unit
 steps, transposes and stride-0 broadcasts, ``out=`` as a fresh array, as a strided view
@@ -21,7 +21,7 @@ test_fuzz_gumbel_softmax_soft   noise = gumbel_ref within noise_tol; y = softmax
 test_fuzz_gumbel_softmax_hard   exact one-hot (+0.0 / 1.0) at the first argmax of
                                 logits + noise in the dtype; y_soft = the soft sample
                                 bitwise and within check_forward; as above otherwise
-test_fuzz_issue5_samplers       on the same calls: categorical = the hard one-hot's
+test_fuzz_other_samplers        on the same calls: categorical = the hard one-hot's
                                 position (-1 on NaN rows), counter + rows; top_k =
                                 stable sort of -(logits + g), -1 slots; log space =
                                 float64 log-softmax of the rounded v / tau within
@@ -92,7 +92,8 @@ import pickle
 
 import numpy as np
 import pytest
-from hypothesis import Phase, event, given, settings
+from helpers import n_rows
+from hypothesis import Phase, event, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from reference import (
@@ -315,11 +316,6 @@ def counters(draw, rows):
         return max(top - draw(st.integers(1, 3)), 0)
     k = draw(st.integers(0, max(rows, 1) + 2))
     return min((2**32 if where == "2**32" else 2**63) - k, top)
-
-
-def n_rows(shape, axis):
-    """Rows of a call along ``axis``: the product of the other dimensions."""
-    return math.prod(moved_shape(shape, axis)[:-1])
 
 
 def moved_shape(shape, axis):
@@ -551,7 +547,24 @@ def test_fuzz_gumbel_softmax_hard(gs, moved_noise, case):
 
 @FUZZ
 @given(case=forward_cases())
-def test_fuzz_issue5_samplers(gs, moved_noise, case):
+# float32 at tau = 1 + 4e-16, where 1/tau rounds to exactly 1 (the tau = 1 formula)
+@example(
+    case=ForwardCase(
+        shape=(15,),
+        axis=0,
+        dtype="float32",
+        values=Values(kind="constant", seed=0, scale=1.0, offset=1000.0),
+        layout=Layout(perm=(0,), steps=(1,)),
+        tau=1.0000000000000004,
+        seed=0,
+        counter=0,
+        rng_kind="philox",
+        out="none",
+        out_layout=Layout(perm=(0,), steps=(1,)),
+        return_soft=False,
+    )
+)
+def test_fuzz_other_samplers(gs, moved_noise, case):
     """categorical, top_k, log_gumbel_softmax and relaxed_bernoulli on the same drawn
     calls: categorical = the position of the hard one-hot (-1 for its NaN rows) and
     advances the counter by the rows; top_k = a stable sort of -(logits + g) in the
@@ -612,7 +625,9 @@ def test_fuzz_issue5_samplers(gs, moved_noise, case):
         err = np.abs(lg[ok].astype(np.float64) - r)
         tol = 8 * eps_of(dt) * (2 + np.abs(r) + np.log(K))
         assert np.all(err <= tol), float(np.max(err / tol))
-        if tau != 1.0:  # tau = 1 takes its own soft formula (README "tau = 1")
+        # where 1/tau (float64, rounded once to the dtype) is exactly 1, the soft sample
+        # takes its own formula (README "tau = 1"): float32 does at tau = 1 + 4e-16 too
+        if dt.type(1.0 / tau) != 1:
             e = np.exp(lg[ok].astype(np.float64))
             close = np.abs(e - soft[ok]) <= 2 * tol * e + 2 * np.finfo(dt).smallest_subnormal
             assert np.all(close)

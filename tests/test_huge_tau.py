@@ -1,4 +1,4 @@
-"""tau -> infinity (issue 13, point 2): where 1/tau rounds to 0 in the computing dtype.
+"""tau -> infinity: where 1/tau rounds to 0 in the computing dtype (README "Special values").
 
 1/tau is computed from the float64 tau and rounded once to the dtype of the arithmetic
 (float32 for float32, float16 and bfloat16 data).  Above tau = 2**150 or so it rounds
@@ -29,6 +29,7 @@ import math
 import gumbel_softmax as gs
 import numpy as np
 import pytest
+from helpers import as_bits, assert_bitwise_equal
 
 F32 = np.float32
 INF = np.inf
@@ -52,17 +53,6 @@ def _dtype(name):
     if name == "bfloat16":
         return np.dtype(pytest.importorskip("ml_dtypes").bfloat16)
     return np.dtype(name)
-
-
-def _bits(a):
-    a = np.ascontiguousarray(a)
-    return a.view({2: np.uint16, 4: np.uint32, 8: np.uint64}[a.dtype.itemsize])
-
-
-def assert_bitwise_equal(a, b, what=""):
-    a, b = np.asarray(a), np.asarray(b)
-    assert a.dtype == b.dtype and a.shape == b.shape, what
-    np.testing.assert_array_equal(_bits(a), _bits(b), err_msg=what)
 
 
 def _f64(a):
@@ -106,7 +96,7 @@ def _expect_uniform(y, x, log, rtol):
         assert np.all(yf[~fin] == 0) and not np.any(np.signbit(yf[~fin]))
     for r in range(x.shape[0]):
         vals = y[r][fin[r]]
-        assert np.all(_bits(vals) == _bits(vals[:1])), f"row {r} not uniform"
+        assert np.all(as_bits(vals) == as_bits(vals[:1])), f"row {r} not uniform"
         count = int(fin[r].sum())
         want = -math.log(count) if log else 1.0 / count
         np.testing.assert_allclose(_f64(vals[:1]), want, rtol=rtol, atol=0 if count > 1 else 0)

@@ -9,11 +9,9 @@ checked by central finite differences in float64.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
+from helpers import random_logits, run_python, same_bits
 
 jax = pytest.importorskip("jax", reason="JAX is not installed: pip install 'gumbel-softmax[jax]'")
 import gumbel_softmax as gs  # noqa: E402
@@ -29,7 +27,7 @@ def x64():
 
 
 def _normal(shape, dtype=np.float32, seed=0):
-    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+    return random_logits(shape, dtype, seed, scale=1.0)
 
 
 def _ref(x, tau, seed, hard=False, axis=-1):
@@ -44,11 +42,6 @@ def _ref_grad(w, x, tau, seed, hard=False, axis=-1):
     return gs.gumbel_softmax_backward(np.asarray(w), y_soft, tau, axis=axis)
 
 
-def _same_bits(a, b):
-    a, b = np.asarray(a), np.asarray(b)
-    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
-
-
 _jit = jax.jit(gsj.gumbel_softmax, static_argnames=("hard", "axis"))
 
 
@@ -56,12 +49,8 @@ _jit = jax.jit(gsj.gumbel_softmax, static_argnames=("hard", "axis"))
 # Import
 
 
-def _run_python(code):
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-
-
 def test_import_gumbel_softmax_does_not_import_jax():
-    r = _run_python("import sys, gumbel_softmax; print('jax' in sys.modules)")
+    r = run_python("import sys, gumbel_softmax; print('jax' in sys.modules)")
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "False"
 
@@ -74,7 +63,7 @@ def test_missing_jax_gives_clear_import_error():
         "except ImportError as e:\n"
         "    print(e)\n"
     )
-    r = _run_python(code)
+    r = run_python(code)
     assert r.returncode == 0, r.stderr
     assert "gumbel_softmax.jax needs JAX: pip install 'gumbel-softmax[jax]'" in r.stdout
 
@@ -92,13 +81,13 @@ def test_forward_bitwise_eager_and_jit(shape, axis, hard):
     x = _normal(shape, seed=len(shape))
     for tau in (0.5, 1.0, 2.3):
         ref = _ref(x, tau, 1234, hard, axis)
-        assert _same_bits(gsj.gumbel_softmax(1234, x, tau, hard=hard, axis=axis), ref)
+        assert same_bits(gsj.gumbel_softmax(1234, x, tau, hard=hard, axis=axis), ref)
         # tau closed over: a constant, its exact float64 value
         f = jax.jit(lambda k, x: gsj.gumbel_softmax(k, x, tau, hard=hard, axis=axis))
-        assert _same_bits(f(1234, x), ref)
+        assert same_bits(f(1234, x), ref)
         # tau a jit argument: traced, float32 without x64
         ref32 = _ref(x, np.float32(tau), 1234, hard, axis)
-        assert _same_bits(_jit(1234, x, tau, hard=hard, axis=axis), ref32)
+        assert same_bits(_jit(1234, x, tau, hard=hard, axis=axis), ref32)
 
 
 @pytest.mark.parametrize("seed", [0, 42, 2**31 + 5, 2**32 - 1])
@@ -114,16 +103,16 @@ def test_int_seed_prngkey_and_typed_key_agree(seed):
         jax.random.key(seed),
         np.asarray(jax.random.PRNGKey(seed)),
     ):
-        assert _same_bits(gsj.gumbel_softmax(key, x, 0.7), ref)
+        assert same_bits(gsj.gumbel_softmax(key, x, 0.7), ref)
     f = jax.jit(lambda k, x: gsj.gumbel_softmax(k, x, 0.7))
     for key in (jax.random.PRNGKey(seed), jax.random.key(seed)):
-        assert _same_bits(f(key, x), ref)  # a traced key
+        assert same_bits(f(key, x), ref)  # a traced key
     # an int passed through jit is a traced int32 (JAX refuses ints >= 2**31 there);
     # as a static argument any seed works
     if seed < 2**31:
-        assert _same_bits(f(seed, x), ref)
+        assert same_bits(f(seed, x), ref)
     g = jax.jit(lambda x, k: gsj.gumbel_softmax(k, x, 0.7), static_argnums=1)
-    assert _same_bits(g(x, seed), ref)
+    assert same_bits(g(x, seed), ref)
 
 
 def test_jax_threefry_seeding_layout():
@@ -137,9 +126,9 @@ def test_64_bit_seeds(x64):
     x = _normal((4, 5))
     ref = _ref(x, 0.5, seed)
     for key in (seed, jax.random.PRNGKey(seed), jax.random.key(seed)):
-        assert _same_bits(gsj.gumbel_softmax(key, x, 0.5), ref)
+        assert same_bits(gsj.gumbel_softmax(key, x, 0.5), ref)
     top = 2**64 - 1
-    assert _same_bits(gsj.gumbel_softmax(top, x, 0.5), _ref(x, 0.5, top))
+    assert same_bits(gsj.gumbel_softmax(top, x, 0.5), _ref(x, 0.5, top))
     assert gsj.seed_of(np.array([0xFFFFFFFF, 0xFFFFFFFF], np.uint32)) == top
 
 
@@ -150,18 +139,18 @@ def test_traced_seed_and_key_under_jit():
     def f(k, x):
         return gsj.gumbel_softmax(k, x, 0.5, hard=True)
 
-    assert _same_bits(f(17, x), _ref(x, 0.5, 17, hard=True))  # a traced int32 scalar
-    assert _same_bits(f(jax.random.PRNGKey(17), x), _ref(x, 0.5, 17, hard=True))
-    assert _same_bits(f(jax.random.key(17), x), _ref(x, 0.5, 17, hard=True))
+    assert same_bits(f(17, x), _ref(x, 0.5, 17, hard=True))  # a traced int32 scalar
+    assert same_bits(f(jax.random.PRNGKey(17), x), _ref(x, 0.5, 17, hard=True))
+    assert same_bits(f(jax.random.key(17), x), _ref(x, 0.5, 17, hard=True))
 
 
 def test_traced_tau_is_used_at_its_dtype():
     x = _normal((4, 9))
     f = jax.jit(lambda t: gsj.gumbel_softmax(5, x, t))
-    assert _same_bits(f(0.3), _ref(x, np.float32(0.3), 5))  # float32 without x64
+    assert same_bits(f(0.3), _ref(x, np.float32(0.3), 5))  # float32 without x64
     # a concrete JAX scalar is its exact value, eagerly
-    assert _same_bits(gsj.gumbel_softmax(5, x, jnp.float32(0.3)), _ref(x, np.float32(0.3), 5))
-    assert _same_bits(gsj.gumbel_softmax(5, x, 0.3), _ref(x, 0.3, 5))
+    assert same_bits(gsj.gumbel_softmax(5, x, jnp.float32(0.3)), _ref(x, np.float32(0.3), 5))
+    assert same_bits(gsj.gumbel_softmax(5, x, 0.3), _ref(x, 0.3, 5))
 
 
 # ---------------------------------------------------------------------------------------
@@ -177,8 +166,8 @@ def test_grad_bitwise_equals_numpy_backward(shape, axis, hard):
         return (w * gsj.gumbel_softmax(9, x, 0.6, hard=hard, axis=axis)).sum()
 
     ref = _ref_grad(w, x, 0.6, 9, hard, axis)
-    assert _same_bits(jax.grad(loss)(x), ref)
-    assert _same_bits(jax.jit(jax.grad(loss))(x), ref)
+    assert same_bits(jax.grad(loss)(x), ref)
+    assert same_bits(jax.jit(jax.grad(loss))(x), ref)
     # the value of the loss comes from the same sample
     value, _ = jax.value_and_grad(loss)(x)
     assert np.isclose(float(value), float((w * _ref(x, 0.6, 9, hard, axis)).sum()), rtol=1e-5)
@@ -194,8 +183,8 @@ def test_straight_through_gradient_is_the_soft_gradient():
         return jax.jit(jax.grad(loss, argnums=(0, 1)))(x, 0.8)
 
     (gx_h, gt_h), (gx_s, gt_s) = grads(True), grads(False)
-    assert _same_bits(gx_h, gx_s)
-    assert _same_bits(gt_h, gt_s)
+    assert same_bits(gx_h, gx_s)
+    assert same_bits(gt_h, gt_s)
 
 
 @pytest.mark.parametrize("shape,axis", [((4, 6), -1), ((3, 5, 2), 1), ((8,), 0)])
@@ -255,17 +244,17 @@ def test_vmap_over_keys_and_seeds_equals_separate_calls():
     for batch in (keys, typed):
         out = f(batch)
         for i in range(3):
-            assert _same_bits(out[i], gsj.gumbel_softmax(batch[i], x, 0.5, hard=True))
+            assert same_bits(out[i], gsj.gumbel_softmax(batch[i], x, 0.5, hard=True))
     out = f(seeds)
     for i in range(3):
-        assert _same_bits(out[i], _ref(x, 0.5, i, hard=True))
+        assert same_bits(out[i], _ref(x, 0.5, i, hard=True))
 
 
 def test_vmap_over_logits_and_grad():
     xs, w = _normal((3, 4, 6)), _normal((4, 6), seed=1)
     out = jax.vmap(lambda x: gsj.gumbel_softmax(8, x, 0.9))(xs)
     for i in range(3):
-        assert _same_bits(out[i], _ref(xs[i], 0.9, 8))  # one key: each element as a call
+        assert same_bits(out[i], _ref(xs[i], 0.9, 8))  # one key: each element as a call
 
     def loss(k, x, t):
         return (w * gsj.gumbel_softmax(k, x, t)).sum()
@@ -275,8 +264,8 @@ def test_vmap_over_logits_and_grad():
     gx, gt = jax.jit(jax.vmap(jax.grad(loss, argnums=(1, 2))))(keys, xs, taus)
     for i in range(3):
         gxi, gti = jax.grad(loss, argnums=(1, 2))(i, xs[i], taus[i])
-        assert _same_bits(gx[i], gxi) and _same_bits(gt[i], gti)
-        assert _same_bits(gx[i], _ref_grad(w, xs[i], float(taus[i]), i))
+        assert same_bits(gx[i], gxi) and same_bits(gt[i], gti)
+        assert same_bits(gx[i], _ref_grad(w, xs[i], float(taus[i]), i))
 
 
 # ---------------------------------------------------------------------------------------
@@ -286,15 +275,15 @@ def test_vmap_over_logits_and_grad():
 def test_float64(x64):
     x, w = _normal((5, 6), np.float64), _normal((5, 6), np.float64, 1)
     y = _jit(3, x, 0.4, hard=True)
-    assert y.dtype == jnp.float64 and _same_bits(y, _ref(x, 0.4, 3, True))
+    assert y.dtype == jnp.float64 and same_bits(y, _ref(x, 0.4, 3, True))
     g = jax.grad(lambda x: (w * gsj.gumbel_softmax(3, x, 0.4)).sum())(x)
-    assert _same_bits(g, _ref_grad(w, x, 0.4, 3))
+    assert same_bits(g, _ref_grad(w, x, 0.4, 3))
 
 
 def test_float64_input_without_x64_is_float32():
     x = _normal((3, 4), np.float64)
     y = gsj.gumbel_softmax(0, x)
-    assert y.dtype == jnp.float32 and _same_bits(y, _ref(x.astype(np.float32), 1.0, 0))
+    assert y.dtype == jnp.float32 and same_bits(y, _ref(x.astype(np.float32), 1.0, 0))
 
 
 @pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16])
@@ -303,14 +292,14 @@ def test_half_dtypes(dtype, hard):
     x = jnp.asarray(_normal((5, 7)), dtype)
     w = jnp.asarray(_normal((5, 7), seed=1), dtype)
     y = _jit(3, x, 0.5, hard=hard)
-    assert y.dtype == dtype and _same_bits(y, _ref(x, 0.5, 3, hard))
+    assert y.dtype == dtype and same_bits(y, _ref(x, 0.5, 3, hard))
 
     def loss(x, t):
         return (w * gsj.gumbel_softmax(3, x, t, hard=hard)).sum()
 
     gx, gt = jax.jit(jax.grad(loss, argnums=(0, 1)))(x, jnp.asarray(0.5, dtype))
     assert gx.dtype == dtype and gt.dtype == dtype
-    assert _same_bits(gx, _ref_grad(w, x, 0.5, 3, hard))
+    assert same_bits(gx, _ref_grad(w, x, 0.5, 3, hard))
     assert np.isfinite(float(gt))
 
 

@@ -1,4 +1,4 @@
-"""gs.log_gumbel_softmax and gs.concrete_log_prob (issue 5).
+"""gs.log_gumbel_softmax and gs.concrete_log_prob.
 
 log_gumbel_softmax
 ------------------
@@ -54,6 +54,7 @@ import math
 
 import numpy as np
 import pytest
+from helpers import assert_bitwise_equal, n_rows, random_logits
 from reference import eps_of, fwd_rtol, tiny_atol
 from scipy import integrate, special
 
@@ -63,21 +64,6 @@ TAUS = [1e-3, 0.1, 0.5, 1.0, 3.0]
 
 
 # ----------------------------------------------------------------------- helpers
-def _bits(a):
-    a = np.ascontiguousarray(a)
-    return a.view({2: np.uint16, 4: np.uint32, 8: np.uint64}[a.dtype.itemsize])
-
-
-def assert_bitwise_equal(a, b, what=""):
-    a, b = np.asarray(a), np.asarray(b)
-    assert a.dtype == b.dtype and a.shape == b.shape, (what, a.dtype, b.dtype, a.shape, b.shape)
-    np.testing.assert_array_equal(_bits(a), _bits(b), err_msg=what)
-
-
-def n_rows(shape, axis):
-    return int(np.prod(shape)) // shape[axis]
-
-
 def _batch_shape(shape, axis):
     ax = axis % len(shape)
     return tuple(shape[:ax]) + tuple(shape[ax + 1 :])
@@ -90,10 +76,6 @@ def _row_tau(tau, shape, axis):
     if t.ndim == len(shape):  # keepdims form: length 1 on axis
         t = np.squeeze(t, axis=axis % len(shape))
     return np.broadcast_to(t, batch)
-
-
-def make_logits(shape, dtype, seed, scale=2.0):
-    return (scale * np.random.default_rng(seed).standard_normal(shape)).astype(dtype)
 
 
 def log_gs_ref(x, g, tau, dtype, axis=-1, mask=None):
@@ -170,7 +152,7 @@ CASE_IDS = [f"{s}-ax{a}" for s, a in CASES]
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 def test_log_gs_matches_reference(gs, moved_noise, dtype, case, tau, layout):
     shape, axis = case
-    x = make_logits(shape, dtype, seed=17 + shape[axis])
+    x = random_logits(shape, dtype, seed=17 + shape[axis])
     if layout == "negative":
         x = np.flip(x)
     elif layout == "strided":
@@ -200,7 +182,7 @@ def test_exp_is_gumbel_softmax(gs, moved_noise, dtype, axis, tau):
     (absolute, i.e. relative after exp) of it; allowed: the sum of the two (fwd_rtol
     twice: exact vs rounded v) plus tiny_atol for subnormal y."""
     shape = (40, 13)
-    x = make_logits(shape, dtype, seed=3)
+    x = random_logits(shape, dtype, seed=3)
     x[0, 2] = -np.inf
     l = gs.log_gumbel_softmax(x, tau, axis=axis, rng=gs.Philox(8, counter=3))
     y = gs.gumbel_softmax(x, tau, axis=axis, rng=gs.Philox(8, counter=3))
@@ -241,7 +223,7 @@ def test_tiny_tau_finite_where_log_of_sample_is_minus_inf(gs, moved_noise, dtype
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 def test_argmax_is_categorical(gs, dtype):
     # log y is non-decreasing in v = x + g: the categorical draw attains the row maximum
-    x = make_logits((300, 9), dtype, seed=5)
+    x = random_logits((300, 9), dtype, seed=5)
     for tau in (0.1, 1.0, 2.0):
         l = gs.log_gumbel_softmax(x, tau, rng=gs.Philox(77))
         c = gs.categorical(x, rng=gs.Philox(77))
@@ -251,7 +233,7 @@ def test_argmax_is_categorical(gs, dtype):
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 def test_minus_inf_logits_and_mask(gs, moved_noise, dtype):
     shape = (10, 7)
-    x = make_logits(shape, dtype, seed=9)
+    x = random_logits(shape, dtype, seed=9)
     r = np.random.default_rng(9)
     holes = r.random(shape) < 0.3
     holes[:, 0] = False
@@ -262,7 +244,7 @@ def test_minus_inf_logits_and_mask(gs, moved_noise, dtype):
     check_log(l, log_gs_ref(x, moved_noise(shape, dtype, 4, 1), 0.5, dtype), 7, dtype)
 
     # mask=: exactly as if the masked logits were -inf (bitwise, same state)
-    xf = make_logits(shape, dtype, seed=10)
+    xf = random_logits(shape, dtype, seed=10)
     mask = r.random(shape) < 0.6
     mask[:, 3] = True
     for tau in (0.5, 1.0):
@@ -288,7 +270,7 @@ def test_minus_inf_logits_and_mask(gs, moved_noise, dtype):
 @pytest.mark.parametrize("tau", [0.5, 1.0])
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 def test_nan_rows(gs, dtype, tau):
-    x = make_logits((7, 5), dtype, seed=12)
+    x = random_logits((7, 5), dtype, seed=12)
     x[1, 2] = np.nan
     x[2, 4] = np.inf
     x[3, :] = -np.inf
@@ -313,7 +295,7 @@ def test_nan_rows(gs, dtype, tau):
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 def test_out(gs, dtype, axis):
     shape = (4, 6, 5)
-    x = make_logits(shape, dtype, seed=14)
+    x = random_logits(shape, dtype, seed=14)
     expected = gs.log_gumbel_softmax(x, 0.3, axis=axis, rng=gs.Philox(6, counter=4))
     # fresh out
     out = np.full(shape, 7.0, dtype=dtype)
@@ -347,7 +329,7 @@ def test_out(gs, dtype, axis):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 def test_axis_is_moveaxis(gs, dtype):
-    x = make_logits((4, 6, 5), dtype, seed=15)
+    x = random_logits((4, 6, 5), dtype, seed=15)
     for axis in range(3):
         a = gs.log_gumbel_softmax(x, 0.4, axis=axis, rng=gs.Philox(3, counter=9))
         b = gs.log_gumbel_softmax(np.moveaxis(x, axis, -1), 0.4, rng=gs.Philox(3, counter=9))
@@ -358,7 +340,7 @@ def test_axis_is_moveaxis(gs, dtype):
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 def test_per_row_tau(gs, moved_noise, dtype, axis):
     shape = (3, 7, 4)
-    x = make_logits(shape, dtype, seed=16)
+    x = random_logits(shape, dtype, seed=16)
     batch = _batch_shape(shape, axis)
     tau = np.exp(np.random.default_rng(16).uniform(np.log(1e-2), np.log(10.0), size=batch))
     seed, p = 5, 2**32 - 5
@@ -412,7 +394,7 @@ BAD_TAU = [
 
 @pytest.mark.parametrize("tau", BAD_TAU, ids=repr)
 def test_log_gs_bad_tau(gs, tau):
-    x = make_logits((6, 5), np.float64, seed=1)
+    x = random_logits((6, 5), np.float64, seed=1)
     out = np.full(x.shape, 7.25)
     rng = gs.Philox(1, counter=10)
     with pytest.raises(ValueError, match="tau"):
@@ -485,7 +467,7 @@ def simplex_points(K, shape_batch, seed, tau):
 @pytest.mark.parametrize("K", [1, 2, 3, 5, 32])
 def test_concrete_matches_formula(gs, K, tau, log_space):
     y, l = simplex_points(K, (6, 4), seed=K, tau=tau)
-    x = make_logits((6, 4, K), np.float64, seed=K + 1)
+    x = random_logits((6, 4, K), np.float64, seed=K + 1)
     pt = l if log_space else y
     for axis in (-1, 0, 1):
         yy = np.moveaxis(pt, -1, axis)
@@ -516,7 +498,7 @@ def test_concrete_log_space_relation_and_shift(gs, K, tau):
     """log p_y(y) = log p_l(log y) - sum_k log y_k (the two formulas), and the density
     depends on the logits only through softmax(logits) (shift invariance)."""
     y, l = simplex_points(K, (20,), seed=10 + K, tau=tau)
-    x = make_logits((20, K), np.float64, seed=K)
+    x = random_logits((20, K), np.float64, seed=K)
     eps = eps_of(np.float64)
     py = np.asarray(gs.concrete_log_prob(y, x, tau))
     pl = np.asarray(gs.concrete_log_prob(np.log(y), x, tau, log_space=True))
@@ -532,7 +514,7 @@ def test_concrete_input_dtypes(gs, dtype):
     y, _ = simplex_points(4, (10,), seed=3, tau=0.5)
     y = y.astype(dtype)
     y /= y.sum(axis=-1, keepdims=True)
-    x = make_logits((10, 4), dtype, seed=4)
+    x = random_logits((10, 4), dtype, seed=4)
     got = np.asarray(gs.concrete_log_prob(y, x, 0.5))
     assert got.dtype in (np.float32, np.float64) and got.shape == (10,)
     ref = concrete_ref(y, x, 0.5)
@@ -546,7 +528,7 @@ def test_concrete_per_row_tau(gs, log_space, axis):
     K = 5
     y, l = simplex_points(K, (12,), seed=21, tau=0.5)
     pt = l if log_space else y
-    x = make_logits((12, K), np.float64, seed=22)
+    x = random_logits((12, K), np.float64, seed=22)
     tau = np.exp(np.random.default_rng(23).uniform(np.log(0.05), np.log(5.0), size=12))
     if axis == 0:
         pt, x = pt.T, x.T
@@ -576,7 +558,7 @@ def test_concrete_per_row_tau(gs, log_space, axis):
 @pytest.mark.parametrize("tau", BAD_TAU, ids=repr)
 def test_concrete_bad_tau(gs, tau, log_space):
     y, l = simplex_points(5, (6,), seed=1, tau=0.5)
-    x = make_logits((6, 5), np.float64, seed=1)
+    x = random_logits((6, 5), np.float64, seed=1)
     with pytest.raises(ValueError, match="tau"):
         gs.concrete_log_prob(l if log_space else y, x, tau, log_space=log_space)
 
@@ -591,7 +573,7 @@ def test_concrete_matches_torch(gs, K, tau):
     )
 
     y, l = simplex_points(K, (16,), seed=30 + K, tau=tau)
-    x = make_logits((16, K), np.float64, seed=31 + K)
+    x = random_logits((16, K), np.float64, seed=31 + K)
     t = torch.tensor(tau, dtype=torch.float64)
     d = RelaxedOneHotCategorical(t, logits=torch.from_numpy(x), validate_args=False)
     want = d.log_prob(torch.from_numpy(y)).numpy()
@@ -603,6 +585,65 @@ def test_concrete_matches_torch(gs, K, tau):
     got_l = np.asarray(gs.concrete_log_prob(l, x, tau, log_space=True))
     tol_l = 2.0 * concrete_tol(l, x, tau, -1, True, eps_of(np.float64))
     assert np.all(np.abs(got_l - want_l) <= tol_l), (got_l, want_l)
+
+
+def _concrete64(y, x, tau, log_space=False):
+    """The Concrete log-density in float64 with NumPy's log (README formula), for a
+    scalar tau and the last axis.  Unlike ``concrete_ref`` it adds the terms in the
+    README's order and keeps NumPy's NaN / -inf where y leaves the log's range."""
+    y = np.asarray(y, dtype=np.float64)
+    x = np.asarray(x, dtype=np.float64)
+    K = y.shape[-1]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        l = y if log_space else np.log(y)
+        s = x - tau * l
+        res = (
+            math.lgamma(K) + (K - 1) * math.log(tau) + np.sum(s, -1) - K * special.logsumexp(s, -1)
+        )
+        if not log_space:
+            res = res - np.sum(l, -1)
+    return res
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_concrete_log_prob_outside_logs_range(gs, dtype):
+    tiny = np.finfo(dtype).tiny
+    sub = np.finfo(dtype).smallest_subnormal
+    x = np.zeros(2, dtype)
+    # subnormal y: finite and equal to the float64 formula (relative to the terms' size)
+    for y0 in (sub, sub * 7, tiny / 3, tiny / 2**10):
+        y = np.array([y0, 1 - y0], dtype=dtype)
+        got = gs.concrete_log_prob(y, x, 0.5)
+        ref = _concrete64(y, x, 0.5)
+        assert np.isfinite(got)
+        assert abs(got - ref) <= 64 * np.finfo(dtype).eps * (1 + abs(ref)), (y0, got, ref)
+    # zero, negative, NaN: NaN, as the float64 formula gives; +inf: -inf, likewise;
+    # never a finite value
+    for y in ([0.0, 1.0], [-0.5, 1.5], [np.nan, 1.0], [np.inf, 1.0]):
+        got = gs.concrete_log_prob(np.array(y, dtype), x, 0.5)
+        ref = _concrete64(y, x, 0.5)
+        assert not np.isfinite(ref)
+        assert np.array_equal(got, ref.astype(dtype), equal_nan=True), (y, got, ref)
+    # the library's own small-tau samples, which hold exact zeros and subnormals
+    z = np.zeros((1, 50), dtype)
+    ys = gs.gumbel_softmax(z, tau=0.05, rng=3)
+    if dtype == np.float32:  # float64 samples need a far smaller tau to underflow
+        assert np.any(ys == 0) and np.any((ys > 0) & (ys < tiny))
+    got = gs.concrete_log_prob(ys, z, 0.05)
+    ref = _concrete64(ys, z, 0.05)
+    assert np.array_equal(np.isnan(got), np.isnan(ref))
+
+
+def test_concrete_log_prob_tau_range(gs):
+    y = np.array([0.25, 0.75])
+    x = np.array([0.3, -0.2])
+    for tau in (1e-40, 1e-44, 1e-46, 1e39):
+        with pytest.raises(ValueError, match="tau"):
+            gs.concrete_log_prob(y.astype(np.float32), x.astype(np.float32), tau)
+        got = gs.concrete_log_prob(y, x, tau)  # fine in float64
+        assert np.isclose(got, _concrete64(y, x, tau), rtol=1e-12, atol=1e-9)
+    with pytest.raises(ValueError, match="tau"):
+        gs.concrete_log_prob(y.astype(np.float32), x.astype(np.float32), np.array(1e-40))
 
 
 # ----------------------------------------------------------- densities integrate

@@ -1,4 +1,4 @@
-"""The mask= keyword and per-row (array) tau (issue 5).
+"""The mask= keyword and per-row (array) tau.
 
 mask: True = allowed, False = excluded exactly as if that logit were -inf, on
 gumbel_softmax, log_gumbel_softmax, categorical, top_k and the recomputing
@@ -15,6 +15,7 @@ from __future__ import annotations
 import gumbel_softmax as gs
 import numpy as np
 import pytest
+from helpers import assert_bitwise_equal_any_nan, random_logits
 from reference import check_backward, softmax_ref
 
 DTYPES = [np.float32, np.float64]
@@ -22,27 +23,6 @@ DT_IDS = ["f32", "f64"]
 
 
 # ----------------------------------------------------------------------- helpers
-def _bits(a):
-    a = np.ascontiguousarray(a)
-    return a.view({1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}[a.dtype.itemsize])
-
-
-def assert_bitwise_equal(a, b, what=""):
-    """Same dtype, shape, NaN positions, and the same bits everywhere else."""
-    a, b = np.asarray(a), np.asarray(b)
-    assert a.dtype == b.dtype and a.shape == b.shape, (what, a.dtype, b.dtype, a.shape, b.shape)
-    if a.dtype.kind == "f":
-        na, nb = np.isnan(a), np.isnan(b)
-        np.testing.assert_array_equal(na, nb, err_msg=f"{what}: NaN positions differ")
-        a, b = np.where(na, 0, a).astype(a.dtype), np.where(nb, 0, b).astype(b.dtype)
-    if not np.array_equal(_bits(a), _bits(b)):
-        bad = np.argwhere(_bits(a) != _bits(b))
-        i = tuple(bad[0])
-        raise AssertionError(
-            f"{what}: {len(bad)} of {a.size} elements differ, e.g. at {i}: {a[i]!r} vs {b[i]!r}"
-        )
-
-
 def row_slices(shape, axis):
     """(r, 1-row slice of the original array, batch index) for the rows in C order of
     the dimensions other than ``axis``."""
@@ -135,10 +115,6 @@ def make_tau(tau_shape, seed=0):
     return np.resize(np.roll(TAU_CYCLE, -start), n).reshape(tau_shape).astype(np.float64)
 
 
-def make_x(shape, dtype, seed, scale=2.0):
-    return (scale * np.random.default_rng(seed).standard_normal(shape)).astype(dtype)
-
-
 # -------------------------------------------------------------------- per-row tau
 @pytest.mark.parametrize("K", [3, 17, 32, 33, 300])
 @pytest.mark.parametrize("layout", list(LAYOUTS))
@@ -147,7 +123,7 @@ def make_x(shape, dtype, seed, scale=2.0):
 def test_per_row_tau_rows_bitwise(dtype, fn, layout, K):
     make_shape, axis, tshape = LAYOUTS[layout]
     shape = make_shape(K)
-    x = make_x(shape, dtype, seed=K + len(layout))
+    x = random_logits(shape, dtype, seed=K + len(layout))
     tau = make_tau(tshape, seed=K)
     tau0 = tau.copy()
     seed, p = 1357, 2**32 - 5
@@ -160,7 +136,7 @@ def test_per_row_tau_rows_bitwise(dtype, fn, layout, K):
     assert len(got) == len(ref)
     for i, (a, b) in enumerate(zip(got, ref)):
         assert a.shape == shape and a.dtype == np.dtype(dtype)
-        assert_bitwise_equal(a, b, f"output {i}")
+        assert_bitwise_equal_any_nan(a, b, f"output {i}")
     if fn == "soft_return_soft":
         assert got[1] is got[0]
 
@@ -169,30 +145,30 @@ def test_per_row_tau_rows_bitwise(dtype, fn, layout, K):
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 def test_per_row_tau_threaded_call(dtype, fn):
     # 40 x 1000 elements: above the 2**14-element threshold for threads
-    x = make_x((40, 1000), dtype, seed=3)
+    x = random_logits((40, 1000), dtype, seed=3)
     tau = make_tau((40,), seed=5)
     got = FNS[fn](x, tau, -1, gs.Philox(8, counter=77))
     ref = per_row_reference(FNS[fn], x, tau, -1, 8, 77)
     for a, b in zip(got, ref):
-        assert_bitwise_equal(a, b)
+        assert_bitwise_equal_any_nan(a, b)
 
 
 @pytest.mark.parametrize("tau", [0.3, 1.0])
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 def test_per_row_tau_long_single_row(dtype, tau):
     # one row of 2**17 elements: split into segments over the threads
-    x = make_x((1, 2**17), dtype, seed=4)
+    x = random_logits((1, 2**17), dtype, seed=4)
     for fn in ("soft", "log"):
         a = FNS[fn](x, np.array([tau]), -1, gs.Philox(9, counter=3))[0]
         b = FNS[fn](x, tau, -1, gs.Philox(9, counter=3))[0]
-        assert_bitwise_equal(a, b)
+        assert_bitwise_equal_any_nan(a, b)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 def test_per_row_tau_and_mask_rows_split_over_threads(dtype):
     """4 threads, 3 rows of more than 2**16 elements: the rows are split into segments
     over the threads; every row still equals the row alone, and the 1-thread call."""
-    x = make_x((3, 2**16 + 37), dtype, seed=21)
+    x = random_logits((3, 2**16 + 37), dtype, seed=21)
     tau = np.array([0.3, 1.0, 2.0])
     m = np.random.default_rng(22).random(x.shape) < 0.8
     res = {}
@@ -209,46 +185,50 @@ def test_per_row_tau_and_mask_rows_split_over_threads(dtype):
     finally:
         gs.set_num_threads(0)
     for a, b, c in zip(res[4], res[1], ref):
-        assert_bitwise_equal(a, b, "4 vs 1 thread")
-        assert_bitwise_equal(a, c, "rows alone")
+        assert_bitwise_equal_any_nan(a, b, "4 vs 1 thread")
+        assert_bitwise_equal_any_nan(a, c, "rows alone")
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 def test_per_row_tau_keepdims_broadcast(dtype):
     # a keepdims tau whose other dims broadcast: (A, 1, 1) for logits (A, C, K), axis -1
     shape = (A, C, 9)
-    x = make_x(shape, dtype, seed=6)
+    x = random_logits(shape, dtype, seed=6)
     tau = np.array([0.4, 1.0, 2.5]).reshape(A, 1, 1)
     got = FNS["hard_return_soft"](x, tau, -1, gs.Philox(2, counter=11))
     ref = per_row_reference(FNS["hard_return_soft"], x, tau, -1, 2, 11)
     for a, b in zip(got, ref):
-        assert_bitwise_equal(a, b)
+        assert_bitwise_equal_any_nan(a, b)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 def test_tau_zero_d_array_and_uniform_array_equal_scalar(dtype):
-    x = make_x((B, 10), dtype, seed=7)
+    x = random_logits((B, 10), dtype, seed=7)
     for t in (0.37, 1.0):
         ref = gs.gumbel_softmax(x, t, rng=gs.Philox(1, counter=2))
-        assert_bitwise_equal(gs.gumbel_softmax(x, np.array(t), rng=gs.Philox(1, counter=2)), ref)
-        assert_bitwise_equal(gs.gumbel_softmax(x, np.full(B, t), rng=gs.Philox(1, counter=2)), ref)
+        assert_bitwise_equal_any_nan(
+            gs.gumbel_softmax(x, np.array(t), rng=gs.Philox(1, counter=2)), ref
+        )
+        assert_bitwise_equal_any_nan(
+            gs.gumbel_softmax(x, np.full(B, t), rng=gs.Philox(1, counter=2)), ref
+        )
         ref = gs.log_gumbel_softmax(x, t, rng=gs.Philox(1, counter=2))
-        assert_bitwise_equal(
+        assert_bitwise_equal_any_nan(
             gs.log_gumbel_softmax(x, np.full((B, 1), t), rng=gs.Philox(1, counter=2)), ref
         )
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 def test_per_row_tau_out(dtype):
-    x = make_x((B, 12), dtype, seed=8)
+    x = random_logits((B, 12), dtype, seed=8)
     tau = make_tau((B,), seed=2)
     ref = gs.gumbel_softmax(x, tau, rng=gs.Philox(4))
     out = np.full(x.shape, np.nan, dtype=dtype)
     assert gs.gumbel_softmax(x, tau, rng=gs.Philox(4), out=out) is out
-    assert_bitwise_equal(out, ref)
+    assert_bitwise_equal_any_nan(out, ref)
     xi = x.copy()
     assert gs.gumbel_softmax(xi, tau, rng=gs.Philox(4), out=xi) is xi
-    assert_bitwise_equal(xi, ref)
+    assert_bitwise_equal_any_nan(xi, ref)
 
 
 # ------------------------------------------------------- per-row tau, backward
@@ -281,7 +261,7 @@ def test_backward_per_row_tau(dtype, layout, K):
         )
         # and bitwise the row alone with its scalar tau
         one = gs.gumbel_softmax_backward(gy[sl], ys[sl], float(tb[bidx]), axis=ax)
-        assert_bitwise_equal(got[sl], one, f"row {r}")
+        assert_bitwise_equal_any_nan(got[sl], one, f"row {r}")
 
 
 # ------------------------------------------------------------------ bad tau arrays
@@ -304,8 +284,8 @@ BAD_SHAPES = [(NB + 1,), (NB, 2), (1, NK), (2, NB), (NK,), (NB, 1, 1), (2, NB, 1
     "call", ["gumbel_softmax", "hard", "log_gumbel_softmax", "backward", "backward_recompute"]
 )
 def test_bad_tau_arrays(call):
-    x = make_x((NB, NK), np.float64, seed=1)
-    gy = make_x((NB, NK), np.float64, seed=2)
+    x = random_logits((NB, NK), np.float64, seed=1)
+    gy = random_logits((NB, NK), np.float64, seed=2)
     ys = softmax_ref(x)
     rng = gs.Philox(3, counter=10)
     f = _bad_tau_calls(x, gy, ys, rng)[call]
@@ -375,7 +355,7 @@ MASK_CASES = ["full", "K", "B1", "axis0_K1", "axis0_full", "3d"]
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 def test_mask_equals_minus_inf_logits(dtype, fn, case):
     shape, axis, m = _mask_case(case, seed=len(case))
-    x = make_x(shape, dtype, seed=11)
+    x = random_logits(shape, dtype, seed=11)
     # NaN and +inf at excluded entries: masked first, so they do not spoil the row
     excl = np.argwhere(~np.broadcast_to(m, shape))
     if len(excl) >= 2:
@@ -391,7 +371,7 @@ def test_mask_equals_minus_inf_logits(dtype, fn, case):
     np.testing.assert_array_equal(m, m0)
     xm = np.where(m, x, -np.inf).astype(dtype)
     ref = MASK_FNS[fn](xm, gs.Philox(seed, counter=p), axis)
-    assert_bitwise_equal(got, ref, fn)
+    assert_bitwise_equal_any_nan(got, ref, fn)
 
     mb = np.broadcast_to(m, shape)
     ax = axis % len(shape)
@@ -439,12 +419,12 @@ def test_mask_equals_minus_inf_logits(dtype, fn, case):
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 def test_mask_leaves_other_rows_unchanged(dtype):
     shape, axis, m = _mask_case("B1")
-    x = make_x(shape, dtype, seed=12)
+    x = random_logits(shape, dtype, seed=12)
     rows = m[:, 0]
     for fn in MASK_FNS:
         a = MASK_FNS[fn](x, gs.Philox(5, counter=1), axis, mask=m)
         b = MASK_FNS[fn](x, gs.Philox(5, counter=1), axis)
-        assert_bitwise_equal(a[rows], b[rows], fn)
+        assert_bitwise_equal_any_nan(a[rows], b[rows], fn)
         if fn == "categorical":
             assert np.all(a[~rows] == -1)
         elif fn == "top_k":
@@ -456,17 +436,17 @@ def test_mask_leaves_other_rows_unchanged(dtype):
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 def test_mask_hard_return_soft_and_per_row_tau(dtype):
     shape, axis, m = _mask_case("full", seed=3)
-    x = make_x(shape, dtype, seed=13)
+    x = random_logits(shape, dtype, seed=13)
     tau = make_tau((MB,), seed=4)
     h, s = gs.gumbel_softmax(x, tau, hard=True, rng=gs.Philox(7), return_soft=True, mask=m)
     xm = np.where(m, x, -np.inf).astype(dtype)
     h2, s2 = gs.gumbel_softmax(xm, tau, hard=True, rng=gs.Philox(7), return_soft=True)
-    assert_bitwise_equal(h, h2)
-    assert_bitwise_equal(s, s2)
+    assert_bitwise_equal_any_nan(h, h2)
+    assert_bitwise_equal_any_nan(s, s2)
     # and each row equals the row alone with its scalar tau
     hr, sr = per_row_reference(FNS["hard_return_soft"], xm, tau, -1, 7, 0)
-    assert_bitwise_equal(h, hr)
-    assert_bitwise_equal(s, sr)
+    assert_bitwise_equal_any_nan(h, hr)
+    assert_bitwise_equal_any_nan(s, sr)
 
 
 @pytest.mark.parametrize("case", ["full", "K", "axis0_full", "3d"])
@@ -479,8 +459,8 @@ def test_mask_gradient_exactly_zero(dtype, hard, case):
     ax = axis % len(shape)
     if m.ndim == len(shape) and m.shape[ax] == shape[ax]:
         np.moveaxis(m, ax, -1)[..., 0] = True
-    x = make_x(shape, dtype, seed=14)
-    gy = make_x(shape, dtype, seed=15)
+    x = random_logits(shape, dtype, seed=14)
+    gy = random_logits(shape, dtype, seed=15)
     seed, p = 99, 1000
     y, ys = gs.gumbel_softmax(
         x, 0.6, hard=hard, axis=axis, rng=gs.Philox(seed, counter=p), return_soft=True, mask=m
@@ -490,7 +470,7 @@ def test_mask_gradient_exactly_zero(dtype, hard, case):
     rng = gs.Philox(seed, counter=p)
     g_re = gs.gumbel_softmax_backward(gy, logits=x, tau=0.6, axis=axis, rng=rng, mask=m)
     assert rng.counter == p
-    assert_bitwise_equal(g_re, g_stored)
+    assert_bitwise_equal_any_nan(g_re, g_stored)
     assert np.all(g_re[~mb] == 0.0)
     assert np.all(np.isfinite(g_re))
     # the same as recomputing with -inf logits
@@ -498,7 +478,7 @@ def test_mask_gradient_exactly_zero(dtype, hard, case):
     g_inf = gs.gumbel_softmax_backward(
         gy, logits=xm, tau=0.6, axis=axis, rng=gs.Philox(seed, counter=p)
     )
-    assert_bitwise_equal(g_re, g_inf)
+    assert_bitwise_equal_any_nan(g_re, g_inf)
 
 
 def test_mask_one_dimensional_logits():
@@ -508,7 +488,9 @@ def test_mask_one_dimensional_logits():
     assert c.shape == () and c.dtype == np.int64 and m[int(c)]
     y = gs.gumbel_softmax(x, 0.5, rng=gs.Philox(1), mask=m)
     assert y[1] == 0.0
-    assert_bitwise_equal(y, gs.gumbel_softmax(np.where(m, x, -np.inf), 0.5, rng=gs.Philox(1)))
+    assert_bitwise_equal_any_nan(
+        y, gs.gumbel_softmax(np.where(m, x, -np.inf), 0.5, rng=gs.Philox(1))
+    )
     assert np.all(gs.categorical(x, rng=gs.Philox(1), mask=np.zeros(4, bool)) == -1)
 
 
@@ -538,8 +520,8 @@ MASK_CALLS = [
 
 @pytest.mark.parametrize("call", MASK_CALLS)
 def test_mask_bad_dtype_is_type_error(call):
-    x = make_x((NB, NK), np.float32, seed=1)
-    gy = make_x((NB, NK), np.float32, seed=2)
+    x = random_logits((NB, NK), np.float32, seed=1)
+    gy = random_logits((NB, NK), np.float32, seed=2)
     rng = gs.Philox(3, counter=10)
     f = _mask_calls(x, gy, rng)[call]
     for m in (
@@ -556,8 +538,8 @@ def test_mask_bad_dtype_is_type_error(call):
 
 @pytest.mark.parametrize("call", MASK_CALLS)
 def test_mask_not_broadcastable_is_value_error(call):
-    x = make_x((NB, NK), np.float32, seed=1)
-    gy = make_x((NB, NK), np.float32, seed=2)
+    x = random_logits((NB, NK), np.float32, seed=1)
+    gy = random_logits((NB, NK), np.float32, seed=2)
     rng = gs.Philox(3, counter=10)
     f = _mask_calls(x, gy, rng)[call]
     for shape in [(NK + 1,), (NB,), (NB + 1, 1), (NB, NK, 2), (2, NB, NK), (NK, NB)]:

@@ -1,7 +1,6 @@
-"""Rejected calls write nothing and reserve nothing; the end of the stream (issue 4,
-points 8 and 9).
+"""Rejected calls write nothing and reserve nothing; the end of the stream.
 
-Point 8 -- "on any exception every out= array is left untouched byte for byte":
+Untouched ``out`` -- "on any exception every out= array is left untouched byte for byte":
 ``test_errors.py`` checks this for most rows of the README error table, but not
 systematically: not with ``return_soft=True`` (except bad tau / bad out), not for a
 bad ``rng`` type, a non-integer ``axis``, a 0-d or wrongly typed ``grad_y`` with
@@ -14,7 +13,7 @@ into a buffer filled with a byte pattern, the call must raise the documented exc
 naming the argument, and the whole buffer, the inputs and ``rng.counter`` must be
 unchanged.
 
-Point 9 -- "a call that would pass counter 2**64 raises a clear error":
+The end of the stream -- "a call that would pass counter 2**64 raises a clear error":
 ``test_errors.py`` checks soft / hard ``gumbel_softmax``, ``gumbel`` and ``reserve``
 a few rows past the end.  Added here: ``return_soft=True`` and ``axis=0``, the exact
 boundary (R rows at counter 2**64 - R succeed and leave the counter at exactly 2**64;
@@ -31,6 +30,7 @@ import pickle
 import gumbel_softmax as gs
 import numpy as np
 import pytest
+from helpers import random_logits
 from numpy.lib.stride_tricks import as_strided
 from reference import gumbel_ref, noise_tol
 
@@ -74,7 +74,7 @@ def _zero_stride_writable(n, dtype):
 
 
 def _logits(shape, dtype, seed=1):
-    return (2 * np.random.default_rng(seed).standard_normal(shape)).astype(dtype)
+    return random_logits(shape, dtype, seed)
 
 
 def _rng(counter=C0):
@@ -533,7 +533,7 @@ def test_reserve_bad_n_reserves_nothing(n, exc, counter):
 
 
 # --------------------------------------------------------------------------------------
-# point 9: the end of the stream
+# the end of the stream
 # --------------------------------------------------------------------------------------
 def _x(shape, dtype):
     return _logits(shape, dtype, seed=7)

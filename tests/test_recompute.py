@@ -1,4 +1,4 @@
-"""Memory-saving backward, the GumbelSoftmax layer and anneal_tau (issue 5).
+"""Memory-saving backward, the GumbelSoftmax layer and anneal_tau.
 
 gumbel_softmax_backward(grad_y, logits=x, tau=t, rng=<state before the forward>)
 recomputes y_soft and must be bitwise equal to the backward with the stored y_soft
@@ -13,32 +13,10 @@ import math
 import gumbel_softmax as gs
 import numpy as np
 import pytest
+from helpers import assert_bitwise_equal_any_nan, fd_gradient, random_logits
 
 DTYPES = [np.float32, np.float64]
 DT_IDS = ["f32", "f64"]
-
-
-def _bits(a):
-    a = np.ascontiguousarray(a)
-    return a.view({2: np.uint16, 4: np.uint32, 8: np.uint64}[a.dtype.itemsize])
-
-
-def assert_bitwise_equal(a, b, what=""):
-    a, b = np.asarray(a), np.asarray(b)
-    assert a.dtype == b.dtype and a.shape == b.shape, (what, a.dtype, b.dtype, a.shape, b.shape)
-    na, nb = np.isnan(a), np.isnan(b)
-    np.testing.assert_array_equal(na, nb, err_msg=f"{what}: NaN positions differ")
-    ba, bb = _bits(np.where(na, 0, a).astype(a.dtype)), _bits(np.where(nb, 0, b).astype(b.dtype))
-    if not np.array_equal(ba, bb):
-        bad = np.argwhere(ba != bb)
-        i = tuple(bad[0])
-        raise AssertionError(
-            f"{what}: {len(bad)} of {a.size} differ, e.g. at {i}: {a[i]!r} vs {b[i]!r}"
-        )
-
-
-def make_x(shape, dtype, seed, scale=2.0):
-    return (scale * np.random.default_rng(seed).standard_normal(shape)).astype(dtype)
 
 
 # ---------------------------------------------------------- memory-saving backward
@@ -75,7 +53,7 @@ def _case(name, dtype):
     elif mk == "axis0":
         mask = (gen.random(shape[0]) < 0.6)[:, None]
         mask[0] = True
-    x = make_x(shape, dtype, seed=len(name) + 7)
+    x = random_logits(shape, dtype, seed=len(name) + 7)
     return x, axis, tau, mask
 
 
@@ -102,16 +80,16 @@ def test_recompute_equals_stored(dtype, hard, case, rng_kind):
     fwd_rng, bwd_rng = _rng_pair(rng_kind, seed, p)
     kw = {} if mask is None else {"mask": mask}
     y, ys = gs.gumbel_softmax(x, tau, hard=hard, axis=axis, rng=fwd_rng, return_soft=True, **kw)
-    gy = make_x(x.shape, dtype, seed=99, scale=1.0)
+    gy = random_logits(x.shape, dtype, seed=99, scale=1.0)
     g_stored = gs.gumbel_softmax_backward(gy, ys, tau, axis=axis)
     g_re = gs.gumbel_softmax_backward(gy, logits=x, tau=tau, axis=axis, rng=bwd_rng, **kw)
     assert g_re.dtype == np.dtype(dtype) and g_re.shape == x.shape
-    assert_bitwise_equal(g_re, g_stored)
+    assert_bitwise_equal_any_nan(g_re, g_stored)
     np.testing.assert_array_equal(x, x0)
     if rng_kind == "philox":
         assert bwd_rng.counter == p  # not advanced
         # and the recompute can be repeated with the same object
-        assert_bitwise_equal(
+        assert_bitwise_equal_any_nan(
             gs.gumbel_softmax_backward(gy, logits=x, tau=tau, axis=axis, rng=bwd_rng, **kw),
             g_stored,
         )
@@ -120,24 +98,24 @@ def test_recompute_equals_stored(dtype, hard, case, rng_kind):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 def test_recompute_out_and_strided(dtype):
-    base = make_x((6, 40), dtype, seed=3)
+    base = random_logits((6, 40), dtype, seed=3)
     x = base[::-1, ::2]
-    gy = make_x((6, 20), dtype, seed=4)
+    gy = random_logits((6, 20), dtype, seed=4)
     _, ys = gs.gumbel_softmax(x, 0.7, hard=True, rng=gs.Philox(5, counter=8), return_soft=True)
     expected = gs.gumbel_softmax_backward(gy, ys, 0.7)
     out = np.full(gy.shape, np.nan, dtype=dtype)
     res = gs.gumbel_softmax_backward(gy, logits=x, tau=0.7, rng=gs.Philox(5, counter=8), out=out)
     assert res is out
-    assert_bitwise_equal(out, expected)
+    assert_bitwise_equal_any_nan(out, expected)
     g2 = gy.copy()
     res = gs.gumbel_softmax_backward(g2, logits=x, tau=0.7, rng=gs.Philox(5, counter=8), out=g2)
     assert res is g2
-    assert_bitwise_equal(g2, expected)
+    assert_bitwise_equal_any_nan(g2, expected)
 
 
 def test_recompute_errors():
-    x = make_x((4, 5), np.float64, seed=1)
-    gy = make_x((4, 5), np.float64, seed=2)
+    x = random_logits((4, 5), np.float64, seed=1)
+    gy = random_logits((4, 5), np.float64, seed=2)
     ys = gs.gumbel_softmax(x, 0.5, rng=gs.Philox(1))
     rng = gs.Philox(1, counter=7)
     with pytest.raises(ValueError):  # both y_soft and logits
@@ -163,8 +141,8 @@ def _layer_steps(dtype, hard, axis, recompute, taus, with_mask=False, shape=(6, 
     res = []
     for step, tau in enumerate(taus):
         layer.tau = tau
-        x = make_x(shape, dtype, seed=100 + step)
-        gy = make_x(shape, dtype, seed=200 + step, scale=1.0)
+        x = random_logits(shape, dtype, seed=100 + step)
+        gy = random_logits(shape, dtype, seed=200 + step, scale=1.0)
         if with_mask:
             m = np.random.default_rng(300 + step).random(shape) < 0.6
             np.moveaxis(m, axis % len(shape), -1)[..., 0] = True
@@ -193,9 +171,9 @@ def test_layer_matches_functions(dtype, hard, axis, recompute, with_mask):
         ry, rs = gs.gumbel_softmax(
             x, tau, hard=hard, axis=axis, rng=ref_rng, return_soft=True, **kw
         )
-        assert_bitwise_equal(y, ry, "forward")
+        assert_bitwise_equal_any_nan(y, ry, "forward")
         rg = gs.gumbel_softmax_backward(gy, rs, tau, axis=axis)
-        assert_bitwise_equal(g, rg, "backward")
+        assert_bitwise_equal_any_nan(g, rg, "backward")
         if m is not None:
             assert np.all(g[~m] == 0.0)
 
@@ -208,8 +186,8 @@ def test_layer_recompute_bitwise_equal(dtype, hard, with_mask):
     a = _layer_steps(dtype, hard, -1, False, taus, with_mask, shape=(20, 33))
     b = _layer_steps(dtype, hard, -1, True, taus, with_mask, shape=(20, 33))
     for i, (sa, sb) in enumerate(zip(a, b)):
-        assert_bitwise_equal(sa[4], sb[4], f"forward of step {i}")
-        assert_bitwise_equal(sa[5], sb[5], f"gradient of step {i}")
+        assert_bitwise_equal_any_nan(sa[4], sb[4], f"forward of step {i}")
+        assert_bitwise_equal_any_nan(sa[5], sb[5], f"gradient of step {i}")
 
 
 @pytest.mark.parametrize("recompute", [False, True])
@@ -217,14 +195,14 @@ def test_layer_rng_used_elsewhere_between_forward_and_backward(recompute):
     # the layer keeps what it needs (y_soft, or logits + the counter of its rows)
     rng = gs.Philox(12, counter=3)
     layer = gs.GumbelSoftmax(tau=0.6, rng=rng, recompute=recompute)
-    x = make_x((5, 8), np.float64, seed=1)
-    gy = make_x((5, 8), np.float64, seed=2)
+    x = random_logits((5, 8), np.float64, seed=1)
+    gy = random_logits((5, 8), np.float64, seed=2)
     y = layer.forward(x)
     gs.gumbel((7, 8), rng=rng)  # the same generator used by someone else
     g = layer.backward(gy)
     ys = gs.gumbel_softmax(x, 0.6, rng=gs.Philox(12, counter=3))
-    assert_bitwise_equal(y, ys)
-    assert_bitwise_equal(g, gs.gumbel_softmax_backward(gy, ys, 0.6))
+    assert_bitwise_equal_any_nan(y, ys)
+    assert_bitwise_equal_any_nan(g, gs.gumbel_softmax_backward(gy, ys, 0.6))
 
 
 @pytest.mark.parametrize("recompute", [False, True])
@@ -237,23 +215,12 @@ def test_layer_backward_before_forward(recompute):
 def test_layer_defaults():
     layer = gs.GumbelSoftmax()
     assert layer.tau == 1.0
-    x = make_x((3, 4), np.float64, seed=1)
+    x = random_logits((3, 4), np.float64, seed=1)
     y = layer.forward(x)
     assert y.shape == x.shape
     np.testing.assert_allclose(y.sum(axis=-1), 1.0, rtol=1e-14)
     layer.tau = 0.5
     assert layer.tau == 0.5
-
-
-def _fd_gradient(f, x, h):
-    grad = np.empty_like(x)
-    for i in np.ndindex(x.shape):
-        xp = x.copy()
-        xm = x.copy()
-        xp[i] += h
-        xm[i] -= h
-        grad[i] = (f(xp) - f(xm)) / (2.0 * h)
-    return grad
 
 
 @pytest.mark.parametrize("recompute", [False, True])
@@ -279,7 +246,7 @@ def test_layer_finite_differences(tau, axis, recompute):
     lay = layer()
     lay.forward(x)
     grad = lay.backward(w)
-    fd = _fd_gradient(loss, x, 1e-6)
+    fd = fd_gradient(loss, x, 1e-6)
     scale = max(1.0, float(np.max(np.abs(grad))))
     assert np.all(np.abs(fd - grad) <= 1e-6 * scale), float(np.max(np.abs(fd - grad)))
 
@@ -350,3 +317,11 @@ def test_anneal_tau_every_quantises():
     # every=1 is the plain schedule
     assert float(gs.anneal_tau(999, every=1)) < float(gs.anneal_tau(999, every=1000))
     assert float(gs.anneal_tau(999, every=1000)) == 1.0
+
+
+def test_anneal_tau_any_int_step_and_every():
+    assert gs.anneal_tau(10**20) == 0.5
+    assert gs.anneal_tau(10**20, min_tau=1e-300, rate=0.0) == 1.0
+    assert gs.anneal_tau(5, every=2**64) == 1.0
+    np.testing.assert_array_equal(gs.anneal_tau(np.array([0, 10**6]), every=2**64), [1.0, 1.0])
+    assert gs.anneal_tau(np.int64(1000), rate=1e-4) == pytest.approx(math.exp(-0.1))

@@ -13,14 +13,12 @@ subnormals and +-max, and compares sha256 digests of every output across the tar
 every NaN written must be the canonical one (np.nan's bits).
 """
 
-import os
-import subprocess
-import sys
 import textwrap
 
 import gumbel_softmax as gs
 import numpy as np
 import pytest
+from helpers import assert_bitwise_equal, run_python, target_env
 
 SCRIPT = textwrap.dedent(
     """
@@ -44,7 +42,7 @@ SCRIPT = textwrap.dedent(
                     b = gs.gumbel_softmax_backward(w, s, tau)
                     b0 = gs.gumbel_softmax_backward(w[::-1], y0, tau, axis=0)
                     g = gs.gumbel(shape, dtype=dt, rng=n)
-                    # issue 5: the other samplers, per-row tau (mixing in tau = 1), log space
+                    # the other samplers, per-row tau (mixing in tau = 1), log space
                     taus = np.where(np.arange(shape[0]) % 2 == 0, 1.0, tau)
                     more = dict(
                         c=gs.categorical(view, rng=n), c0=gs.categorical(view, axis=0, rng=n),
@@ -79,14 +77,8 @@ SCRIPT = textwrap.dedent(
 
 
 def run_target(target, path):
-    env = dict(os.environ, GUMBEL_SOFTMAX_TARGET=target)
-    proc = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(path)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    """SCRIPT's results on ``target``, computed in a child interpreter."""
+    proc = run_python(SCRIPT, path, env=target_env(target), timeout=300)
     assert proc.returncode == 0, proc.stderr
     return np.load(path)
 
@@ -111,26 +103,16 @@ def test_every_target_bitwise_equal(tmp_path):
         for k in ref.files:
             if k == "target":
                 continue
-            a, b = ref[k], other[k]
-            assert a.dtype == b.dtype and a.shape == b.shape, k
-            assert a.tobytes() == b.tobytes(), f"{first} and {t} differ in {k}"
+            assert_bitwise_equal(ref[k], other[k], f"{first} and {t} differ in {k}")
 
 
 def import_with_target(target):
     """(active target, stderr) of a fresh interpreter with GUMBEL_SOFTMAX_TARGET=target."""
-    env = dict(os.environ, GUMBEL_SOFTMAX_TARGET=target)
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-W",
-            "always",
-            "-c",
-            "import gumbel_softmax as gs; print(gs.cpu_target())",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
+    proc = run_python(
+        "import gumbel_softmax as gs; print(gs.cpu_target())",
+        env=target_env(target),
         timeout=60,
+        flags=("-W", "always"),
     )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout.strip(), proc.stderr
@@ -198,7 +180,7 @@ def test_short_rows_path_equals_row_path(dtype):
 
 
 # --------------------------------------------------------------------------------------
-# special values (issue 13, point 6): NaN of both signs and with payloads, +-inf, +-0,
+# special values: NaN of both signs and with payloads, +-inf, +-0,
 # subnormals and the largest finite values, through every function, on every target
 # --------------------------------------------------------------------------------------
 # The NaN every kernel writes: NumPy's np.nan (positive, quiet, no payload) in each dtype.
@@ -328,14 +310,7 @@ def test_special_values_bitwise_equal_and_canonical_nan(tmp_path):
     results = {}
     for t in gs.cpu_targets():
         path = tmp_path / f"{t}.json"
-        env = dict(os.environ, GUMBEL_SOFTMAX_TARGET=t)
-        proc = subprocess.run(
-            [sys.executable, "-c", SPECIAL_SCRIPT, str(path)],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        proc = run_python(SPECIAL_SCRIPT, path, env=target_env(t), timeout=300)
         assert proc.returncode == 0, proc.stderr
         results[t] = json.loads(path.read_text())
         assert results[t]["target"] == t

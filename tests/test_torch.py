@@ -6,14 +6,14 @@
   strided views, the Philox counter after the call);
 - PyTorch's own test_nn gumbel_softmax cases, re-implemented (shapes and one choice per
   draw, straight-through counts, "hard and soft propagate the same gradient");
-- no copies of contiguous inputs (tracemalloc), generators, errors;
-- higher-order gradients, tracing, torch.func, torch.compile and generators after a failed
-  call: test_torch_trust.py.
+- no copies of contiguous inputs (tracemalloc), generators.
+
+Higher-order gradients, tracing, torch.func and torch.compile: test_torch_autograd.py;
+errors, the generators after a failed call and checkpoints: test_torch_errors.py.
 """
 
 import gc
 import tracemalloc
-import warnings
 
 import numpy as np
 import pytest
@@ -314,86 +314,3 @@ def test_contiguous_input_is_not_copied(hard):
     finally:
         tracemalloc.stop()
     assert nbytes <= peak < nbytes + nbytes // 2  # the gradient only
-
-
-# --------------------------------------------------------------------------------------
-# Errors
-
-
-def test_non_cpu_tensor_raises():
-    x = torch.zeros(4, 3, device="meta")
-    with pytest.raises(ValueError, match=r"logits must be a CPU tensor.*meta"):
-        gumbel_softmax(x)
-
-
-@pytest.mark.parametrize("dtype", [torch.int64, torch.bool, torch.complex64, torch.bfloat16])
-def test_bad_dtype_raises(dtype):
-    with pytest.raises(TypeError, match="logits must be a float32, float64 or float16"):
-        gumbel_softmax(torch.zeros(3, 4, dtype=dtype))
-
-
-def test_bad_arguments_raise():
-    x = torch.zeros(3, 4)
-    with pytest.raises(TypeError, match="logits must be a torch.Tensor"):
-        gumbel_softmax(np.zeros((3, 4)))
-    with pytest.raises(ValueError, match="tau"):
-        gumbel_softmax(x, 0.0)
-    with pytest.raises(ValueError, match="tau"):
-        gumbel_softmax(x, torch.tensor(float("nan")))
-    with pytest.raises(ValueError, match="tau"):
-        gumbel_softmax(x, torch.tensor([1.0, -1.0, 1.0]))
-    with pytest.raises(ValueError, match="tau"):
-        gumbel_softmax(x, torch.ones(5))
-    with pytest.raises(TypeError, match="tau"):
-        gumbel_softmax(x, "1")
-    with pytest.raises(IndexError, match="dim 2 is out of range"):  # torch's exception type
-        gumbel_softmax(x, dim=2)
-    with pytest.raises(TypeError, match="dim"):
-        gumbel_softmax(x, dim=1.0)
-    with pytest.raises(ValueError, match="0-d"):
-        gumbel_softmax(torch.tensor(1.0))
-    with pytest.raises(ValueError, match="length 0"):
-        gumbel_softmax(torch.zeros(3, 0))
-    with pytest.raises(TypeError, match="generator"):
-        gumbel_softmax(x, generator="seed")
-    with pytest.raises(ValueError, match="seed"):
-        gumbel_softmax(x, generator=-1)
-
-
-def test_eps_warns_as_torch_does():
-    x = torch.zeros(2, 3)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        gumbel_softmax(x, 1, False, 1e-10, -1, generator=1)  # torch's positional order
-    with pytest.warns(UserWarning, match="eps"):
-        gumbel_softmax(x, eps=1e-5, generator=1)
-
-
-def test_a_failed_call_draws_nothing():
-    rng = gs.Philox(3)
-    with pytest.raises(ValueError):
-        gumbel_softmax(torch.zeros(2, 3), -1.0, generator=rng)
-    with pytest.raises(ValueError):
-        gumbel_softmax(torch.zeros(2, 3, device="meta"), generator=rng)
-    assert rng.counter == 0
-
-
-def test_gradient_penalty_is_not_dropped():
-    """The issue's example: with create_graph=True the first gradient is differentiable
-    and the penalty's second-order term reaches x.grad, equal to that of
-    softmax((x + g) / tau) in torch ops on our noise g (more in test_torch_trust.py)."""
-    x0 = torch.randn(3, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
-    w = torch.randn(3, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
-    g_noise = torch.from_numpy(gs.gumbel((3, 4), dtype=np.float64, rng=0))
-    grads = []
-    for f in (
-        lambda v: gumbel_softmax(v, 0.5, generator=0),
-        lambda v: ((v + g_noise) / 0.5).softmax(-1),
-    ):
-        x = x0.clone().requires_grad_()
-        y = f(x)
-        (g,) = torch.autograd.grad((y * w).sum(), x, create_graph=True)
-        assert g.requires_grad
-        ((y * w).sum() + 10 * (g**2).sum()).backward()
-        grads.append(x.grad)
-    assert torch.allclose(grads[0], grads[1], rtol=1e-9, atol=1e-12)

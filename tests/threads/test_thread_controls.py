@@ -7,13 +7,13 @@ parallel region, 1 for a serial loop), not the number that was asked for.
 """
 
 import os
-import subprocess
 import sys
 import textwrap
 
 import gumbel_softmax as gs
 import numpy as np
 import pytest
+from helpers import child_env, run_python
 
 HAVE_OPENMP = gs._core.have_openmp
 # Large enough for the kernels to go parallel (16 rows, 2**20 elements).
@@ -136,10 +136,9 @@ def test_omp_num_threads_environment(omp):
         print(gs.get_num_threads(), gs._core._last_team_size())
         """
     )
-    env = dict(os.environ, OMP_NUM_THREADS=omp)
-    out = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
-    ).stdout.split()
+    proc = run_python(code, env=child_env(OMP_NUM_THREADS=omp), timeout=None)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout.split()
     expected = int(omp) if HAVE_OPENMP else 1
     assert [int(v) for v in out] == [expected, expected]
 
@@ -148,22 +147,18 @@ def _import_and_report(extra_env):
     """Import the package in a child with OMP_DISPLAY_ENV=VERBOSE (libgomp prints its
     settings to stderr when it loads) and return (GOMP_SPINCOUNT as libgomp read it or
     None, the child's os.environ value after the import or None, uses libgomp)."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY", "OMP_DISPLAY_ENV")
-    }
-    env.update(
-        extra_env, OMP_DISPLAY_ENV="VERBOSE", PYTHONPATH=os.pathsep.join(p for p in sys.path if p)
+    env = child_env(
+        drop=("GOMP_SPINCOUNT", "OMP_WAIT_POLICY", "OMP_DISPLAY_ENV"),
+        same_path=True,
+        OMP_DISPLAY_ENV="VERBOSE",
     )
+    env.update(extra_env)
     code = textwrap.dedent("""
         import os, gumbel_softmax
         maps = open("/proc/self/maps").read() if os.path.exists("/proc/self/maps") else ""
         print(os.environ.get("GOMP_SPINCOUNT"), "libgomp" in maps)
     """)
-    proc = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
-    )
+    proc = run_python(code, env=env, timeout=60)
     assert proc.returncode == 0, proc.stderr
     after, gomp = proc.stdout.split()
     read = [

@@ -13,6 +13,7 @@ import threading
 import gumbel_softmax as gs
 import numpy as np
 import pytest
+from helpers import assert_exact_cover, run_in_threads
 
 SEED = 0x1234_5678_9ABC
 START = 2**32 - 1000  # the rows cross the 2**32 boundary of the low counter word
@@ -33,26 +34,6 @@ KINDS = {
         np.broadcast_to(L64, (n, K)), 0.7, hard=True, return_soft=True, rng=rng
     )[::-1],
 }
-
-
-def _run_threads(target, n_threads):
-    barrier = threading.Barrier(n_threads)
-    errors = []
-
-    def wrapped(tid):
-        try:
-            barrier.wait()
-            target(tid)
-        except BaseException as exc:  # re-raised in the main thread below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=wrapped, args=(t,)) for t in range(n_threads)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
 
 
 def _identify(records, start, total):
@@ -84,16 +65,6 @@ def _identify(records, start, total):
     return intervals
 
 
-def _assert_exact_cover(intervals, total):
-    intervals = sorted(intervals)
-    pos = 0
-    for off, n in intervals:
-        assert n >= 1
-        assert off == pos, f"gap or overlap at row {pos} (next range starts at {off})"
-        pos = off + n
-    assert pos == total
-
-
 @pytest.mark.parametrize(
     "n_threads, calls, sizes, seed",
     [
@@ -119,11 +90,11 @@ def test_threads_share_one_philox(n_threads, calls, sizes, seed):
         with lock:
             records.extend(mine)
 
-    _run_threads(work, n_threads)
+    run_in_threads(n_threads, work)
     assert len(records) == n_threads * calls
     total = sum(r[3] for r in records)
     assert rng.counter == START + total
-    _assert_exact_cover(_identify(records, START, total), total)
+    assert_exact_cover(_identify(records, START, total), 0, total)
 
 
 def test_reserve_from_threads():
@@ -141,11 +112,11 @@ def test_reserve_from_threads():
         with lock:
             got.extend(mine)
 
-    _run_threads(work, N_THREADS)
+    run_in_threads(N_THREADS, work)
     total = sum(n for _, n in got)
     assert len(got) == N_THREADS * 500
     assert rng.counter == START + total
-    _assert_exact_cover(got, total)
+    assert_exact_cover(got, 0, total)
 
 
 def test_reserve_from_threads_up_to_the_end():
@@ -169,11 +140,11 @@ def test_reserve_from_threads_up_to_the_end():
                 with lock:
                     got.append((s - start, 2))
 
-    _run_threads(work, N_THREADS)
+    run_in_threads(N_THREADS, work)
     assert len(got) == 50
     assert len(refused) == N_THREADS * 20 - 50
     assert rng.counter == 2**64 - 1
-    _assert_exact_cover(got, 100)
+    assert_exact_cover(got, 0, 100)
     with pytest.raises(OverflowError, match="counter"):
         rng.reserve(2)
     assert rng.counter == 2**64 - 1

@@ -1,4 +1,4 @@
-"""Eight Python threads calling every entry point at once (issue 4, point 5).
+"""Eight Python threads calling every entry point at once.
 
 Two phases of one second each (two seconds in total; the duration is the only timing
 in this module and nothing is asserted about speed):
@@ -37,12 +37,12 @@ cheap on any machine.
 
 from __future__ import annotations
 
-import threading
 import time
 
 import gumbel_softmax as gs
 import numpy as np
 import pytest
+from helpers import assert_exact_cover, run_in_threads
 
 N_THREADS = 8
 PHASE_SECONDS = 1.0  # per phase; two phases
@@ -191,27 +191,12 @@ def _run_phase(target):
     """Runs target(tid, deadline, out_list) in N_THREADS threads for PHASE_SECONDS;
     returns the per-thread lists; re-raises the first exception of any thread."""
     deadline = []
-    barrier = threading.Barrier(
-        N_THREADS, action=lambda: deadline.append(time.perf_counter() + PHASE_SECONDS)
-    )
     results = [[] for _ in range(N_THREADS)]
-    errors = []
-
-    def wrapped(tid):
-        try:
-            barrier.wait()
-            target(tid, deadline[0], results[tid])
-        except BaseException as exc:  # re-raised in the main thread below
-            errors.append((tid, exc))
-
-    threads = [threading.Thread(target=wrapped, args=(t,)) for t in range(N_THREADS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        tid, exc = errors[0]
-        raise AssertionError(f"thread {tid} raised {exc!r}") from exc
+    run_in_threads(
+        N_THREADS,
+        lambda tid: target(tid, deadline[0], results[tid]),
+        at_start=lambda: deadline.append(time.perf_counter() + PHASE_SECONDS),
+    )
     return results
 
 
@@ -268,16 +253,6 @@ def _pick(choose, kinds, script):
     if choose.random() < 0.01:
         return kind, LARGE
     return kind, int(choose.integers(*SMALL))
-
-
-def _cover(intervals, start, end):
-    """intervals (start, n): disjoint, covering exactly [start, end)."""
-    pos = start
-    for s, n in sorted(intervals):
-        assert n >= 1
-        assert s == pos, f"gap or overlap at counter {pos} (next range starts at {s})"
-        pos = s + n
-    assert pos == end
 
 
 def _row_keys(a):
@@ -379,7 +354,7 @@ def test_threads_share_one_generator(serial_replay):
         assert start > last.get(tid, -1)
         last[tid] = start
         intervals.append((start, n))
-    _cover(intervals, START, end)
+    assert_exact_cover(intervals, START, end)
 
 
 # --------------------------------------------------------------------------------------
@@ -442,5 +417,5 @@ def test_threads_with_separate_generators(serial_replay):
                 assert got.tobytes() == ref.tobytes(), (
                     f"thread {tid} call {seq} ({kind}, {n} rows at {start}): torn output"
                 )
-        _cover(intervals, starts[tid], rngs[tid].counter)
+        assert_exact_cover(intervals, starts[tid], rngs[tid].counter)
     assert kinds_seen == set(PRIVATE_KINDS) | {"reserve"}, kinds_seen
