@@ -12,7 +12,7 @@ it loads), the median time of our call alone, of the product alone and of the pa
     python bench/interleave.py --out bench/results/interleave.md
 
 Settings: the package's default (libgomp's spin shortened to 1000 iterations while
-``_core`` loads, see README "Threads and SIMD targets"); libgomp's own default
+``_core`` loads, see docs/user-guide.md "Threads and SIMD targets"); libgomp's own default
 (``GOMP_SPINCOUNT=300000``, what the package did before); ``OMP_WAIT_POLICY=passive``;
 our calls on one thread (``gs.set_num_threads(1)``); BLAS on one thread
 (``threadpoolctl.threadpool_limits(1, "blas")``, when threadpoolctl is installed).

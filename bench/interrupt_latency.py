@@ -1,4 +1,4 @@
-"""Time from SIGINT to KeyboardInterrupt in a long call (README, "Processes, threads
+"""Time from SIGINT to KeyboardInterrupt in a long call (docs/reliability.md, "Processes, threads
 and fork"): a child process draws `categorical` over 2**32 broadcast elements (seconds
 of work), the parent sends SIGINT 0.3-0.75 s into the call, and the child reports when
 the KeyboardInterrupt reached Python (CLOCK_MONOTONIC is shared by the processes).

@@ -32,7 +32,7 @@ from more, and because with 2 threads on a 2-core machine the thread teams that 
 between calls (our kernels' OpenMP, OpenBLAS, PyTorch's OpenMP) take the cores from each
 other: epochs took 12 to 65 times longer, in both implementations (``--threads 2``; see
 ``examples/results/vae_digits.md``).  Since then the package shortens libgomp's spin
-(README, "Threads and SIMD targets"), and ours with ``--threads 2`` takes about 3 times
+(docs/user-guide.md, "Threads and SIMD targets"), and ours with ``--threads 2`` takes about 3 times
 as long per epoch as with 1 thread, no longer 12 to 65 times; one thread stays faster.
 
 Run ``python examples/vae_digits.py --help`` for the options. Every epoch prints the mean

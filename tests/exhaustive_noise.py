@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Exhaustive check of the bits-to-noise map (README "Bits to noise") on one SIMD target.
+"""Exhaustive check of the bits-to-noise map (docs/contract.md "Bits to noise") on one SIMD target.
 
     python tests/exhaustive_noise.py [--target baseline|avx2|avx512] [--json PATH]
                                      [--threads N] [--no-f32] [--no-f64] [-q]
@@ -19,7 +19,7 @@ middle U ~ 1/2, windows around the case split t = 1 - sqrt(1/2), around every po
 of m, and around every argument-reduction boundary (x = 2**k sqrt(1/2)) of the first log
 (x = t) and of the second log (x = E); (b) 10**8 random words (PCG64, fixed seed), sorted
 by U. Both sets: finite, non-decreasing in U, within the range the formula implies
-([-log(65 ln 2), 65 ln 2], which README rounds to [-3.81, 45.05]), a sample against the
+([-log(65 ln 2), 65 ln 2], which docs/contract.md rounds to [-3.81, 45.05]), a sample against the
 reference, and a digest.
 
 The target is forced with GUMBEL_SOFTMAX_TARGET (set before the package is imported); by
@@ -57,13 +57,16 @@ if _HERE not in sys.path:
 from reference import eps_of, gumbel_from_bits_ref, noise_tol  # noqa: E402
 
 # Range of g implied by the formula: t in [2**-(n+1), 1/2] gives E in
-# [~2**-(n+1), (n+1) ln 2], so g in [-log((n+1) ln 2), (n+1) ln 2] (README: [-3.13, 22.87]
+# [~2**-(n+1), (n+1) ln 2], so g in [-log((n+1) ln 2), (n+1) ln 2] (docs/contract.md: [-3.13, 22.88]
 # for float32 and [-3.81, 45.05] for float64, rounded); a little slack for rounding.
 G_RANGE = {
     32: (-math.log(33 * math.log(2.0)) - 1e-5, 33 * math.log(2.0) + 1e-5),
     64: (-math.log(65 * math.log(2.0)) - 1e-12, 65 * math.log(2.0) + 1e-12),
 }
-F32_SPAN = (-3.1, 22.0)  # the float32 values must reach at least this far (README "Bits to noise")
+F32_SPAN = (
+    -3.1,
+    22.0,
+)  # the float32 values must reach at least this far (docs/contract.md "Bits to noise")
 F64_EXTREME_SPAN = (-3.80, 45.05)  # the float64 extremes must reach at least this far
 
 SAMPLE_STEP = 4097  # float32: words w with w % SAMPLE_STEP == 0 go to the reference check

@@ -1,7 +1,7 @@
 """Pure-NumPy reference implementation of the documented random stream and maths.
 
 This module never imports ``gumbel_softmax``: everything here is written from the
-documentation (README.md "Random numbers", "Bits to noise", "Forward and backward
+documentation (docs/contract.md "Random numbers", "Bits to noise", "Forward and backward
 arithmetic") so that the tests compare the package against an independent model.
 Other test modules import these functions; their names and signatures are stable.
 
@@ -163,7 +163,7 @@ def _t_and_side_from_bits(bits, dtype):
 
 def gumbel_from_bits_ref(bits, dtype) -> np.ndarray:
     """Exact-maths noise (float64) of random bits: uint32 words for float32, uint64
-    values word(2c) | word(2c+1) << 32 for float64 (README "Bits to noise").
+    values word(2c) | word(2c+1) << 32 for float64 (docs/contract.md "Bits to noise").
 
     s = top bit, m = the other bits, t = round_to_dtype((m + 1/2) * 2**-n) (one
     rounding), E = -log(t) if s == 0 else -log1p(-t), g = -log(E); E and g in float64.

@@ -1,4 +1,4 @@
-"""gs.logistic, gs.relaxed_bernoulli and gs.relaxed_bernoulli_backward (README "API").
+"""gs.logistic, gs.relaxed_bernoulli and gs.relaxed_bernoulli_backward (docs/api).
 
 The logistic noise is checked against a float64 NumPy reference built from the same
 random words (tests/reference.py regenerates the stream), the Binary Concrete sample
@@ -30,7 +30,7 @@ N = 10**5
 def logistic_ref(seed, counter, shape, dtype):
     """float64 logistic noise of the words of gs.gumbel(shape, dtype, Philox(seed, counter)).
 
-    t and the top bit s exactly as in README "Bits to noise" (t rounded once to dtype);
+    t and the top bit s exactly as in docs/contract.md "Bits to noise" (t rounded once to dtype);
     L = log(t) - log1p(-t) for s = 0 (U = t), its negative for s = 1 (U = 1 - t).
     """
     bits = stream_bits_ref(seed, counter, shape, dtype)
@@ -43,7 +43,7 @@ def logistic_ref(seed, counter, shape, dtype):
 def logistic_tol(L_ref, dtype):
     """4 eps (1 + |L|).
 
-    t is exact in the dtype. log(t) has an error below 2 ulp (README vmath table), i.e.
+    t is exact in the dtype. log(t) has an error below 2 ulp (docs/contract.md vmath table), i.e.
     2 eps |log t| <= 2 eps (|L| + log 2); log1p(-t) (|.| <= log 2) at most 2 eps log 2 plus
     eps/2 / (1 - t) <= eps if it is formed from a rounded 1 - t; the final subtraction
     eps/2 |L|. Total <= 2.5 eps |L| + 3.8 eps <= 4 eps (1 + |L|)."""

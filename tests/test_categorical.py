@@ -1,12 +1,12 @@
 """gs.categorical and gs.top_k: exact draws from the Gumbel-max trick.
 
-What the README promises ("API": ``gs.categorical``, ``gs.top_k``), and how it is
+What the API reference promises (docs/api: ``gs.categorical``, ``gs.top_k``), and how it is
 checked here:
 
 - ``categorical(x, axis=a, rng=s)`` is the index of ``argmax(x + g)`` along ``a`` with
   ``g`` the noise ``gumbel_softmax`` adds from the same state: ``gs.gumbel`` of the shape
   with ``a`` moved last (the ``moved_noise`` fixture).  ``v = x + g`` is computed in the
-  dtype of ``x`` (README "Forward and backward arithmetic"), so the NumPy reference adds
+  dtype of ``x`` (docs/contract.md "Forward and backward arithmetic"), so the NumPy reference adds
   the two in that dtype and the comparison is exact (the same rounded values, the same
   first-maximum rule).  It is also bitwise ``np.argmax`` of the hard ``gumbel_softmax``.
 - ``top_k(x, k)``: the indices of the k largest ``v`` in decreasing order, ties to the

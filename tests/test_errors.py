@@ -1,4 +1,4 @@
-"""Bad arguments and special values (README "Errors", "Special values" and "Choices where
+"""Bad arguments and special values (docs/contract.md "Errors", "Special values" and "Choices where
 the contract is silent").
 
 Every rejected call must raise the documented exception naming the argument, leave a
@@ -721,7 +721,7 @@ def test_bad_rows_are_nan_others_unaffected(axis, hard, dtype):
     bad[1, :] = -np.inf  # all -inf
     bad[3, 4] = np.nan  # one NaN
     bad[5, :] = np.nan  # all NaN
-    bad[6, 0] = np.inf  # +inf (README: NaN row)
+    bad[6, 0] = np.inf  # +inf (docs/contract.md: NaN row)
     bad[8, 2] = np.nan
     bad[8, 5] = -np.inf  # NaN together with -inf
     bad_rows = [1, 3, 5, 6, 8]
@@ -904,7 +904,7 @@ FLAG_TAKERS = {
 @pytest.mark.parametrize("value", ["no", "", 1, 0, None, 1.0, np.array([1, 0]), [True]], ids=repr)
 def test_flags_must_be_bools(fn, flag, value):
     """A flag is a bool: any other truthy object ('no') raises TypeError instead of
-    counting as True (README "Choices where the contract is silent")."""
+    counting as True (docs/contract.md "Choices where the contract is silent")."""
     call, out = _with_out(lambda o: FLAG_TAKERS[(fn, flag)](value, o))
     rng = gs.Philox(0)
     assert_rejected(TypeError, flag, call, guard=[out], rng=rng)

@@ -1,7 +1,7 @@
 """Extreme inputs: huge finite logits, -inf masks, rows that are all
 -inf / contain NaN / contain +inf, extreme temperatures, rows of length 1 and 2**20.
 
-What the README promises ("Special values", "Forward and backward arithmetic"):
+What docs/contract.md promises ("Special values", "Forward and backward arithmetic"):
 
 - ``v = x + g`` is computed in the dtype of the data, ``m = max(v)``,
   ``e = exp((v - m) * (1/tau))``, ``y = e * (1/S)``.  So a finite row gives a finite
@@ -95,7 +95,7 @@ def _huge_rows(dtype):
 
 
 def _check_unit_tau_exact(x, g, y_soft, expect_soft):
-    """tau = 1 (README "tau = 1"): y = exp(x - max x) / E / sum, so x + g is never
+    """tau = 1 (docs/contract.md, "tau = 1"): y = exp(x - max x) / E / sum, so x + g is never
     rounded and the noise of tied huge logits is not absorbed: y is the exact softmax of
     (x - max x) + g.  Entries that are exactly 0 or 1 in the rounded arithmetic (a
     single entry dominates by ~1e30) are still exactly 0 and 1."""

@@ -2,7 +2,7 @@
 
 GNU OpenMP's thread pool does not survive fork(): a call big enough for threads in the
 child of a process whose calls had used threads would wait forever for it.  So the
-package runs every call of a fork child on its calling thread (README, "Processes,
+package runs every call of a fork child on its calling thread (docs/reliability.md, "Processes,
 threads and fork").  Each scenario runs in a fresh interpreter under a timeout, so that
 a hang fails the test instead of stopping the suite; the children it forks have their
 own timeout inside.

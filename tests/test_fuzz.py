@@ -143,7 +143,7 @@ FLOATS = [np.float32, np.float64]
 INTS = [np.int8, np.int32, np.int64, np.uint8, np.bool_]
 SENTINEL = -7.25  # what a buffer around an ``out`` view is filled with
 
-# Noise range (README "Bits to noise"), with the slack of tests/test_stream.py.
+# Noise range (docs/contract.md "Bits to noise"), with the slack of tests/test_stream.py.
 G_RANGE = {
     np.dtype(np.float32): (-np.log(33 * np.log(2.0)) - 1e-5, 33 * np.log(2.0) + 1e-5),
     np.dtype(np.float64): (-np.log(65 * np.log(2.0)) - 1e-12, 65 * np.log(2.0) + 1e-12),
@@ -496,19 +496,19 @@ def run_forward(gs, moved_noise, case, hard):
 def check_sample(y, x0, g, tau, axis):
     """check_forward of a soft sample ``y`` of logits ``x0`` with noise ``g``.
 
-    README: the kernel first forms ``v = x + g`` in the dtype of the data. check_forward's
+    docs/contract.md: the kernel first forms ``v = x + g`` in the dtype of the data. check_forward's
     bound, 8 eps (1 + max|x + g| / tau) relative, is first order: once eps * max|x + g|
     / tau is not small (float32 logits of 1e7 and tau = 0.1: the rounding of v alone
     moves exponents by 5) the exact-sum centre is off by more than any first-order
     bound, by design. So the sample is checked against softmax(v / tau) with v rounded
     as documented (always), and against softmax((x + g) / tau) where the first-order
     bound holds (eps * max|v| / tau <= 1e-3, most examples).  At tau = 1 the kernel
-    takes its own path (README), checked against the exact x + g."""
+    takes its own path (docs/contract.md), checked against the exact x + g."""
     dt = y.dtype
     v = x0.astype(dt) + g.astype(dt)
     m = np.max(x0, axis=axis, keepdims=True) if x0.size else None
     if dt.type(1.0) / dt.type(tau) == 1 and x0.size and np.all(np.isfinite(m)):
-        # README, "tau = 1": that path computes exp(x - max(x)) / E, the softmax of
+        # docs/contract.md, "tau = 1": that path computes exp(x - max(x)) / E, the softmax of
         # x + g without rounding x + g (which moves float64 logits of 1e17 by 16); the
         # reference shifts by max(x) first, as the kernel does, then adds g.
         event("forward at tau = 1 checked against (x - max x) + g")
@@ -615,7 +615,7 @@ def test_fuzz_other_samplers(gs, moved_noise, case):
     assert np.all(np.isneginf(lg[defined & np.isneginf(x0)]))
     assert np.all(np.isnan(lg[~defined]))
     if np.any(ok):
-        # float64 log-softmax of v / tau, v = x + g rounded in the dtype (README)
+        # float64 log-softmax of v / tau, v = x + g rounded in the dtype (docs/contract.md)
         vd = (x0 + g.astype(dt)).astype(np.float64)
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             m = np.max(np.where(defined, vd, -np.inf), axis=axis, keepdims=True)
@@ -626,7 +626,7 @@ def test_fuzz_other_samplers(gs, moved_noise, case):
         tol = 8 * eps_of(dt) * (2 + np.abs(r) + np.log(K))
         assert np.all(err <= tol), float(np.max(err / tol))
         # where 1/tau (float64, rounded once to the dtype) is exactly 1, the soft sample
-        # takes its own formula (README "tau = 1"): float32 does at tau = 1 + 4e-16 too
+        # takes its own formula (docs/contract.md, "tau = 1"): float32 does at tau = 1 + 4e-16 too
         if dt.type(1.0 / tau) != 1:
             e = np.exp(lg[ok].astype(np.float64))
             close = np.abs(e - soft[ok]) <= 2 * tol * e + 2 * np.finfo(dt).smallest_subnormal

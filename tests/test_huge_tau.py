@@ -1,4 +1,4 @@
-"""tau -> infinity: where 1/tau rounds to 0 in the computing dtype (README "Special values").
+"""tau -> infinity: where 1/tau rounds to 0 in the computing dtype (docs/contract.md "Special values").
 
 1/tau is computed from the float64 tau and rounded once to the dtype of the arithmetic
 (float32 for float32, float16 and bfloat16 data).  Above tau = 2**150 or so it rounds

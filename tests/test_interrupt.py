@@ -1,7 +1,7 @@
 """Ctrl-C: a long call raises KeyboardInterrupt within 0.2 s of SIGINT.
 
 The kernels run with the GIL released, where Python cannot run its signal handler; the
-calling thread asks Python every 50 ms whether a handler raised (README, "Processes,
+calling thread asks Python every 50 ms whether a handler raised (docs/reliability.md, "Processes,
 threads and fork").  Each case runs in a fresh interpreter: it starts a call that takes
 seconds, the test sends SIGINT once the call has run for 0.5 s, and the child reports
 when the KeyboardInterrupt reached Python.  CLOCK_MONOTONIC is shared by the processes.

@@ -5,7 +5,7 @@ log_gumbel_softmax
 The contract: ``log y = z - log(sum(exp(z)))`` with ``z = (v - max v) / tau``,
 ``v = x + g`` (``g`` the noise ``gumbel_softmax`` adds from the same state), computed in
 the dtype of ``x``.  The reference below rounds ``v`` to that dtype exactly as the
-samplers do (README "Forward and backward arithmetic": ``v = x + g`` in the dtype of the
+samplers do (docs/contract.md "Forward and backward arithmetic": ``v = x + g`` in the dtype of the
 data) and does the rest in float64.  Error budget of the package's result against it,
 ``eps`` of the dtype, ``K`` the row length, ``ref`` the reference value:
 
@@ -588,9 +588,9 @@ def test_concrete_matches_torch(gs, K, tau):
 
 
 def _concrete64(y, x, tau, log_space=False):
-    """The Concrete log-density in float64 with NumPy's log (README formula), for a
+    """The Concrete log-density in float64 with NumPy's log (docs/contract.md formula), for a
     scalar tau and the last axis.  Unlike ``concrete_ref`` it adds the terms in the
-    README's order and keeps NumPy's NaN / -inf where y leaves the log's range."""
+    docs/contract.md's order and keeps NumPy's NaN / -inf where y leaves the log's range."""
     y = np.asarray(y, dtype=np.float64)
     x = np.asarray(x, dtype=np.float64)
     K = y.shape[-1]

@@ -1,7 +1,7 @@
 """Rejected calls write nothing and reserve nothing; the end of the stream.
 
 Untouched ``out`` -- "on any exception every out= array is left untouched byte for byte":
-``test_errors.py`` checks this for most rows of the README error table, but not
+``test_errors.py`` checks this for most rows of the error table (docs/contract.md), but not
 systematically: not with ``return_soft=True`` (except bad tau / bad out), not for a
 bad ``rng`` type, a non-integer ``axis``, a 0-d or wrongly typed ``grad_y`` with
 ``out=``, a bad ``gumbel`` shape or dtype with ``out=``, rows longer than 2**31 - 1 with

@@ -8,7 +8,7 @@ from reference import eps_of, gumbel_ref, n_rows_of, noise_tol
 
 DTYPES = [np.float32, np.float64]
 ROW_LENGTHS = [1, 3, 5, 17, 1000]
-# Range of g implied by the formula (README "Bits to noise"): t lies in
+# Range of g implied by the formula (docs/contract.md "Bits to noise"): t lies in
 # [2**-(n+1), 1/2], so E lies in [~2**-(n+1), (n+1) log 2]; a little slack for rounding.
 G_RANGE = {
     np.float32: (-np.log(33 * np.log(2.0)) - 1e-5, 33 * np.log(2.0) + 1e-5),

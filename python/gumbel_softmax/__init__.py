@@ -12,7 +12,7 @@ import os as _os
 # _core is imported (the wheel bundles its own copy).  Its default lets an idle worker
 # spin for about 300,000 iterations after each parallel call; interleaved with NumPy's
 # multithreaded BLAS on a machine with few cores, the spinning workers of both take the
-# cores from each other and a training step of small calls runs 10-100x slower (README,
+# cores from each other and a training step of small calls runs 10-100x slower (docs/user-guide.md,
 # "Threads and SIMD targets").  1000 iterations keep back-to-back calls of ours as fast
 # and let the cores go between calls.  A user's OMP_WAIT_POLICY or GOMP_SPINCOUNT wins,
 # and the variable is removed again, so that other libraries' runtimes are unaffected.

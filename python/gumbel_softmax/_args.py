@@ -107,7 +107,7 @@ def tau_values(tau):
 
 def inverse_tau(tau64, dtype):
     """1/tau rounded to dtype and capped at its largest finite value, exactly as the
-    kernels round a scalar tau (see README, "Arithmetic")."""
+    kernels round a scalar tau (see docs/contract.md, "Forward and backward arithmetic")."""
     with np.errstate(over="ignore", divide="ignore"):
         inv = np.minimum(1.0 / tau64, np.finfo(dtype).max)
     return inv.astype(dtype)

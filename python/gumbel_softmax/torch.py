@@ -10,7 +10,7 @@ backward are this package's fused kernels, run on zero-copy NumPy views of the t
 (contiguous or not, nothing is copied; the results are new tensors sharing the memory of
 the arrays the kernels wrote).
 
-What differs from ``F.gumbel_softmax`` (see the README's migration table):
+What differs from ``F.gumbel_softmax`` (see the README's migration table and docs/integrations.md):
 
 - the noise is this package's Philox stream, not torch's: ``generator`` is an int seed,
   a ``gumbel_softmax.Philox`` (advanced by the number of rows), a

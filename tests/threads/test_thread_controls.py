@@ -107,7 +107,7 @@ def test_threadpoolctl_sees_our_openmp_runtime():
 
 def test_set_num_threads_overrides_threadpoolctl():
     """An explicit gs.set_num_threads(n) is the process-wide count until it is reset
-    with 0 or None (README, "Threads")."""
+    with 0 or None (docs/user-guide.md, "Threads and SIMD targets")."""
     threadpoolctl = _threadpoolctl()
     gs.set_num_threads(2)
     with threadpoolctl.threadpool_limits(limits=1):
@@ -170,7 +170,7 @@ def _import_and_report(extra_env):
 
 
 def test_libgomp_spin_count_is_short_and_the_environment_restored():
-    """libgomp loaded with our import reads GOMP_SPINCOUNT = 1000 (README, "Threads"), and
+    """libgomp loaded with our import reads GOMP_SPINCOUNT = 1000 (docs/user-guide.md, "Threads and SIMD targets"), and
     the variable is gone again afterwards, so runtimes loaded later keep their default."""
     read, after, gomp = _import_and_report({})
     assert after is None
