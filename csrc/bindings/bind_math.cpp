@@ -29,7 +29,7 @@ py::array_t<T> eval(int which, py::array_t<T, py::array::c_style | py::array::fo
   const T* in = x.data();
   T* o = out.mutable_data();
   const int64_t n = static_cast<int64_t>(x.size());
-  run_kernel([&] { eval_primitive(which, in, o, n); });
+  run_kernel([&] { run(EvalArgs<T>{which, in, o, n}); });
   return out;
 }
 

@@ -64,7 +64,13 @@ py::array noise_impl(const std::vector<int64_t>& shape, Noise kind, const py::ob
   const RowSpec spec = rowspec_of(result, nd - 1);
   T* data = result.mutable_data();
   const Rows rows = take_rows(rng, spec.nrows);  // last: a failed call takes none
-  run_kernel([&] { noise_rows<T>(data, spec, kind, rows.key, rows.first); }, &rows);
+  NoiseArgs<T> a;
+  a.out = data;
+  a.os = spec;
+  a.kind = kind;
+  a.key = rows.key;
+  a.first_row = rows.first;
+  run_kernel([&] { run(a); }, &rows);
   return std::move(result);
 }
 
@@ -141,7 +147,7 @@ void bind_random(py::module_& m) {
         const int64_t n = static_cast<int64_t>(counters.size() / 4);
         const uint32_t* c = counters.data();
         uint32_t* o = out.mutable_data();
-        run_kernel([&] { philox_blocks(c, n, PhiloxKey{k0, k1}, o); });
+        run_kernel([&] { run(PhiloxBlocksArgs{c, n, PhiloxKey{k0, k1}, o}); });
         return out;
       },
       py::arg("counters"), py::arg("k0"), py::arg("k1"));

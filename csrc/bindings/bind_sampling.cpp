@@ -74,7 +74,7 @@ py::object forward_impl(const py::array& logits, double tau, const py::object& i
   const Rows rows = take_rows(rng, a.xs.nrows);
   a.key = rows.key;
   a.first_row = rows.first;
-  run_kernel([&] { forward_rows<T>(a); }, &rows);
+  run_kernel([&] { run(a); }, &rows);
   if (!return_soft) return std::move(y);
   if (!hard) return py::make_tuple(y, y);
   return py::make_tuple(y, y_soft);
@@ -93,7 +93,7 @@ py::object categorical_impl(const py::array& logits, int axis, const py::object&
   const Rows rows = take_rows(rng, a.xs.nrows);
   a.key = rows.key;
   a.first_row = rows.first;
-  run_kernel([&] { forward_rows<T>(a); }, &rows);
+  run_kernel([&] { run(a); }, &rows);
   return std::move(idx);
 }
 
@@ -103,11 +103,15 @@ py::object top_k_impl(const py::array& logits, int64_t k, int axis, const py::ob
   std::vector<py::ssize_t> shape = batch_shape(logits, axis);
   shape.push_back(static_cast<py::ssize_t>(k));
   py::array_t<int64_t> idx(shape);
-  const RowSpec xs = rowspec_of(x, axis);
-  const T* xp = x.data();
-  int64_t* ip = idx.mutable_data();
-  const Rows rows = take_rows(rng, xs.nrows);
-  run_kernel([&] { top_k_rows<T>(xp, xs, ip, k, rows.key, rows.first); }, &rows);
+  TopKArgs<T> a;
+  a.xs = rowspec_of(x, axis);
+  a.x = x.data();
+  a.out = idx.mutable_data();
+  a.k = k;
+  const Rows rows = take_rows(rng, a.xs.nrows);
+  a.key = rows.key;
+  a.first_row = rows.first;
+  run_kernel([&] { run(a); }, &rows);
   return std::move(idx);
 }
 
@@ -117,12 +121,16 @@ py::object backward_impl(const py::array& grad_y, const py::array& y_soft, doubl
   auto g = py::reinterpret_borrow<py::array_t<T>>(grad_y);
   auto s = py::reinterpret_borrow<py::array_t<T>>(y_soft);
   py::array_t<T> o = result_like<T>(grad_y, out);
-  const RowSpec gsp = rowspec_of(g, axis), ssp = rowspec_of(s, axis), osp = rowspec_of(o, axis);
-  const T* gp = g.data();
-  const T* sp = s.data();
-  T* op = o.mutable_data();
-  const T* taus = per_row<T>(inv_taus);
-  run_kernel([&] { backward_rows<T>(gp, gsp, sp, ssp, op, osp, inverse_tau<T>(tau), taus); });
+  BackwardArgs<T> a;
+  a.gs = rowspec_of(g, axis);
+  a.ss = rowspec_of(s, axis);
+  a.os = rowspec_of(o, axis);
+  a.grad_y = g.data();
+  a.y_soft = s.data();
+  a.out = o.mutable_data();
+  a.inv_taus = per_row<T>(inv_taus);
+  a.inv_tau = inverse_tau<T>(tau);
+  run_kernel([&] { run(a); });
   return std::move(o);
 }
 
@@ -150,7 +158,7 @@ py::object bernoulli_impl(const py::array& logits, const py::array& inv_tau, boo
   const Rows rows = take_rows(rng, a.xs.nrows);
   a.key = rows.key;
   a.first_row = rows.first;
-  run_kernel([&] { bernoulli_rows<T>(a); }, &rows);
+  run_kernel([&] { run(a); }, &rows);
   if (!return_soft) return std::move(y);
   if (!hard) return py::make_tuple(y, y);
   return py::make_tuple(y, y_soft);
@@ -164,13 +172,16 @@ py::object bernoulli_backward_impl(const py::array& grad_y, const py::array& y_s
   auto t = py::reinterpret_borrow<py::array_t<T>>(inv_tau);
   py::array_t<T> o = result_like<T>(grad_y, out);
   const int axis = static_cast<int>(g.ndim()) - 1;
-  const RowSpec gsp = rowspec_of(g, axis), ssp = rowspec_of(s, axis), osp = rowspec_of(o, axis),
-                tsp = rowspec_of(t, axis);
-  const T* gp = g.data();
-  const T* sp = s.data();
-  const T* tp = t.data();
-  T* op = o.mutable_data();
-  run_kernel([&] { bernoulli_backward_rows<T>(gp, gsp, sp, ssp, op, osp, tp, tsp); });
+  BernoulliBackwardArgs<T> a;
+  a.gs = rowspec_of(g, axis);
+  a.ss = rowspec_of(s, axis);
+  a.os = rowspec_of(o, axis);
+  a.ts = rowspec_of(t, axis);
+  a.grad_y = g.data();
+  a.y_soft = s.data();
+  a.inv_tau = t.data();
+  a.out = o.mutable_data();
+  run_kernel([&] { run(a); });
   return std::move(o);
 }
 
@@ -183,14 +194,18 @@ py::object concrete_impl(const py::array& y, const py::array& logits, const py::
   auto x = py::reinterpret_borrow<py::array_t<T>>(logits);
   auto t = py::reinterpret_borrow<py::array_t<T>>(tau);
   auto c = py::reinterpret_borrow<py::array_t<T>>(cst);
-  const T* cp = c.data();
   py::array_t<T> out(batch_shape(y, axis));
-  const RowSpec ysp = rowspec_of(yy, axis), xsp = rowspec_of(x, axis);
-  const T* yp = yy.data();
-  const T* xp = x.data();
-  const T* tp = t.data();
-  T* op = out.mutable_data();
-  run_kernel([&] { concrete_rows<T>(yp, ysp, xp, xsp, tp, cp, tau_step, log_space, op); });
+  ConcreteArgs<T> a;
+  a.ys = rowspec_of(yy, axis);
+  a.xs = rowspec_of(x, axis);
+  a.y = yy.data();
+  a.x = x.data();
+  a.tau = t.data();
+  a.cst = c.data();
+  a.tau_step = tau_step;
+  a.log_space = log_space;
+  a.out = out.mutable_data();
+  run_kernel([&] { run(a); });
   return std::move(out);
 }
 
@@ -209,7 +224,7 @@ void bind_sampling(py::module_& m) {
         const uint16_t* s = src.data();
         float* d = dst.mutable_data();
         const int64_t n = static_cast<int64_t>(src.size());
-        run_kernel([&] { half_to_float(s, d, n, bf16); });
+        run_kernel([&] { run(HalfToFloatArgs{s, d, n, bf16}); });
         return dst;
       },
       py::arg("src"), py::arg("bf16"));
@@ -227,7 +242,7 @@ void bind_sampling(py::module_& m) {
         const float* s = src.data();
         uint16_t* d = dst.mutable_data();
         const int64_t n = static_cast<int64_t>(src.size());
-        run_kernel([&] { float_to_half(s, d, n, bf16); });
+        run_kernel([&] { run(FloatToHalfArgs{s, d, n, bf16}); });
         return dst;
       },
       py::arg("src"), py::arg("bf16"), py::arg("out") = py::none());

@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <limits>
 #include <new>
 #include <string>
 #include <vector>
@@ -14,6 +15,19 @@
 
 namespace gumbel_softmax {
 namespace py = pybind11;
+
+// 1/tau for a positive finite tau, rounded to T and capped at T's largest finite value
+// (a tau below 1/max would otherwise give inf, and 0 * inf = NaN at the row's maximum;
+// the cap keeps the tau -> 0 limit, the one-hot).  A tau above about 2 / (T's smallest
+// subnormal), 1.4e45 for float, gives 0: the kernels treat 1/tau == 0 as the
+// tau -> infinity limit (uniform over the finite entries, see flatten_row in
+// csrc/kernels/rows/softmax.hpp).
+template <class T>
+T inverse_tau(double tau) {
+  const double inv = 1.0 / tau;
+  const double top = static_cast<double>(std::numeric_limits<T>::max());
+  return static_cast<T>(inv < top ? inv : top);
+}
 
 // Element strides of an aligned array (NumPy's ALIGNED flag guarantees that byte
 // strides are multiples of the item size).

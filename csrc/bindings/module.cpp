@@ -45,6 +45,7 @@ PYBIND11_MODULE(_core, m) {
   m.def("cpu_target", [] { return std::string(gumbel_softmax::cpu_target()); });
   m.def("cpu_targets", &gumbel_softmax::cpu_targets);
   m.def("target_warning", [] { return gumbel_softmax::target_warning(); });
-  m.def("_set_short_rows", &gumbel_softmax::set_short_rows, py::arg("on"),
-        "Testing aid: the across-rows path for rows of <= 32 elements on or off.");
+  m.def(
+      "_set_short_rows", [](bool on) { gumbel_softmax::run(gumbel_softmax::ShortRowsArgs{on}); },
+      py::arg("on"), "Testing aid: the across-rows path for rows of <= 32 elements on or off.");
 }

@@ -29,7 +29,10 @@
 #define GS_COLD
 #endif
 
+#include "simd/target.hpp"
+
 namespace gumbel_softmax {
+namespace GS_TARGET {
 namespace lanes {
 
 template <class V>
@@ -280,4 +283,5 @@ GS_INLINE void store_first(double* p, VF64 v, int64_t n) {
 #endif  // GS_HAVE_VECTOR_EXT
 
 }  // namespace lanes
+}  // namespace GS_TARGET
 }  // namespace gumbel_softmax

@@ -1,0 +1,72 @@
+// Op "noise": the raw noise of the stream (gs.Philox.gumbel / .logistic), and the
+// Philox blocks themselves (gs.Philox.blocks).  Compiled once per SIMD target.
+#include "rows/pass1.hpp"
+#include "rows/schedule.hpp"
+
+namespace gumbel_softmax {
+namespace GS_TARGET {
+namespace {
+
+template <class T>
+struct NoiseOp : Schedule {
+  static constexpr bool kShortRows = true;
+  static constexpr bool kSplitRows = true;
+  static constexpr bool kTiles = true;
+  const NoiseArgs<T>& a;
+  const RowSpec& o;
+  explicit NoiseOp(const NoiseArgs<T>& args) : a(args), o(args.os) {}
+
+  uint64_t row_q(int64_t r) const { return a.first_row + static_cast<uint64_t>(r); }
+  // Elements [begin, end) of absolute row q into dst (begin a multiple of kChunk).
+  void fill(uint64_t q, int64_t begin, int64_t end, T* dst, int64_t step) const {
+    ChunkBuffers<T> buf;
+    for (int64_t c0 = begin; c0 < end; c0 += kChunk) {
+      const int64_t n = std::min(kChunk, end - c0);
+      noise_chunk(a.key, q, c0, n, buf.words, buf.g, a.kind);
+      if (step == 1)
+        std::memcpy(dst + c0, buf.g, static_cast<size_t>(n) * sizeof(T));
+      else
+        for (int64_t i = 0; i < n; ++i) dst[(c0 + i) * step] = buf.g[i];
+    }
+  }
+#ifdef GS_HAVE_VECTOR_EXT
+  void short_group(int64_t r0, int64_t n) const {
+    ShortNoise<T> noise;
+    const int64_t gs = noise.fill(a.key, a.first_row, r0, n, o.len,
+                                  a.kind == Noise::logistic ? Draw::logistic : Draw::gumbel);
+    for (int64_t i = 0; i < n; ++i) {
+      T* row = a.out + row_offset(o, r0 + i);
+      for (int64_t c = 0; c < o.len; ++c) row[c * o.step] = noise.g[i * gs + c];
+    }
+  }
+#endif
+  void split_row(int64_t r) const {
+    for_segments(o.len, [&](int64_t, int64_t begin, int64_t end) {
+      fill(row_q(r), begin, end, a.out + row_offset(o, r), o.step);
+    });
+  }
+  bool strided() const { return o.step != 1; }
+  int64_t tile_elements() const { return kTileRows * o.len; }
+  void tile(int64_t r0, int64_t g, T* tile) const {
+    for (int64_t i = 0; i < g; ++i) fill(row_q(r0 + i), 0, o.len, tile + i * o.len, 1);
+    scatter_tile(a.out, o, r0, g, tile);
+  }
+  void row(int64_t r, int) const { fill(row_q(r), 0, o.len, a.out + row_offset(o, r), o.step); }
+};
+
+template <class T>
+void noise_kernel(const NoiseArgs<T>& a) {
+  NoiseOp<T> op(a);
+  run_schedule<T>(op, a.os.nrows, a.os.len);
+}
+
+}  // namespace
+
+GS_KERNEL(NoiseArgs, noise_kernel)
+
+void run(const PhiloxBlocksArgs& a) {
+  for (int64_t i = 0; i < a.n; ++i) philox::block(a.counters + 4 * i, a.key, a.out + 4 * i);
+}
+
+}  // namespace GS_TARGET
+}  // namespace gumbel_softmax
