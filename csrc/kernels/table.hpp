@@ -1,5 +1,5 @@
 // The kernel table: one function pointer per op and dtype, generated from ops.inc.  Each
-// compiled SIMD target fills one (its fill_table, ops/registry.cpp); dispatch.cpp picks
+// compiled SIMD target fills one (its fill_table, registry.cpp); dispatch.cpp picks
 // the table of the active target once.  Target-independent: types and declarations only.
 #pragma once
 

@@ -4,8 +4,7 @@
 //
 // Target-independent: this header holds types and declarations only, no function
 // bodies, so that a copy compiled with one target's flags can never be linked in for
-// another's (see csrc/README.md, "The per-target rule").  Each op has one Args struct
-// here and one line in ops.inc; gumbel_softmax::run(args) runs it on the active target.
+// another's (see csrc/README.md, "The per-target rule").
 #pragma once
 
 #include <chrono>
@@ -43,166 +42,22 @@ RowSpec make_rowspec(int ndim, const int64_t* shape, const int64_t* strides, int
 // (what relaxed_bernoulli adds), from the same words.
 enum class Noise { gumbel, logistic };
 
-// ----- the ops: one Args struct each (T: float or double) -------------------------
-// Temperatures arrive as inv_tau = 1/tau rounded to T (see inverse_tau in
-// csrc/bindings/common.hpp).  Rows consume stream rows first_row, first_row + 1, ...
-
-// Noise: the noise of rows first_row, ... of the stream into out.
-template <class T>
-struct NoiseArgs {
-  T* out = nullptr;
-  RowSpec os;
-  Noise kind = Noise::gumbel;
-  PhiloxKey key{};
-  uint64_t first_row = 0;
-};
-
-// One forward call over the rows of x.  y = softmax((x + g) / tau), its log (log), its
-// one-hot (hard; with a non-null y_soft the relaxed sample goes there too), or only the
-// index of the one-hot (index non-null, y null: categorical).  All specs have the same
-// nrows and len.
-template <class T>
-struct ForwardArgs {
-  const T* x = nullptr;
-  RowSpec xs;
-  T* y = nullptr;
-  RowSpec ys;
-  T* y_soft = nullptr;
-  RowSpec ss;
-  int64_t* index = nullptr;       // per row, contiguous: the argmax of x + g, or -1
-  const uint8_t* mask = nullptr;  // or: 0 makes that x -inf (rows of at most
-  RowSpec ms;                     //   masked_row_limit elements)
-  T inv_tau = 1;                  // for every row, unless
-  const T* inv_taus = nullptr;    // one per row, contiguous
-  bool hard = false;
-  bool log = false;
-  PhiloxKey key{};
-  uint64_t first_row = 0;
-};
 // The longest rows the forward kernel applies a mask to itself (longer ones: mask the
 // logits first): rows are masked while gathered into tiles (see ops/softmax_forward.cpp).
 int64_t masked_row_limit(int itemsize);
 
-// out = y_soft * (grad_y - sum(grad_y * y_soft)) / tau, row by row (inv_taus: one per
-// row, contiguous, or null for inv_tau everywhere).  out may be grad_y or y_soft.
-template <class T>
-struct BackwardArgs {
-  const T* grad_y = nullptr;
-  RowSpec gs;
-  const T* y_soft = nullptr;
-  RowSpec ss;
-  T* out = nullptr;
-  RowSpec os;
-  T inv_tau = 1;
-  const T* inv_taus = nullptr;
-};
-
-// The indices of the k largest x + g of each row in decreasing order (ties: lower index
-// first) into out (nrows x k, contiguous); -1 for slots past the row's finite values and
-// for rows with no defined sample.
-template <class T>
-struct TopKArgs {
-  const T* x = nullptr;
-  RowSpec xs;
-  int64_t* out = nullptr;
-  int64_t k = 0;
-  PhiloxKey key{};
-  uint64_t first_row = 0;
-};
-
-// Relaxed Bernoulli, elementwise over rows of the last axis: v = x + L (logistic noise),
-// y_soft = sigmoid(v / tau), y = [v > 0] (hard) or y_soft.  inv_tau: per element, with
-// its own (broadcasting) spec.
-template <class T>
-struct BernoulliArgs {
-  const T* x = nullptr;
-  RowSpec xs;
-  T* y = nullptr;
-  RowSpec ys;
-  T* y_soft = nullptr;  // hard only, or null
-  RowSpec ss;
-  const T* inv_tau = nullptr;
-  RowSpec ts;
-  bool hard = false;
-  PhiloxKey key{};
-  uint64_t first_row = 0;
-};
-
-// out = grad_y * y_soft * (1 - y_soft) / tau, elementwise (inv_tau per element).
-template <class T>
-struct BernoulliBackwardArgs {
-  const T* grad_y = nullptr;
-  RowSpec gs;
-  const T* y_soft = nullptr;
-  RowSpec ss;
-  T* out = nullptr;
-  RowSpec os;
-  const T* inv_tau = nullptr;
-  RowSpec ts;
-};
-
-// The Concrete log-density of each row (see README): with l = log y (or y itself when
-// log_space) and s = x - tau l,  out[r] = cst + sum(s) - K logsumexp(s)
-// - (log_space ? 0 : sum(l)), cst = lgamma(K) + (K-1) log tau (computed by the caller
-// in float64).  tau and cst: one per row (tau_step 1) or one for all (tau_step 0);
-// out: one per row, contiguous.  (Rows with large s are computed again with s shifted
-// by a constant, which leaves the value unchanged; see concrete_shifted.)
-template <class T>
-struct ConcreteArgs {
-  const T* y = nullptr;
-  RowSpec ys;
-  const T* x = nullptr;
-  RowSpec xs;
-  const T* tau = nullptr;
-  const T* cst = nullptr;
-  int64_t tau_step = 0;
-  bool log_space = false;
-  T* out = nullptr;
-};
-
-// Testing aid: a math primitive elementwise on the target's lanes (see ops/testing.cpp):
-// which = 0 log, 1 exp, 2 log1p_reduced, 3 bits_to_gumbel (of the input's bits).
-template <class T>
-struct EvalArgs {
-  int which = 0;
-  const T* in = nullptr;
-  T* out = nullptr;
-  int64_t n = 0;
-};
-
-// float16 / bfloat16 (bits) <-> float32 for n contiguous elements (see simd/half.hpp).
-struct HalfToFloatArgs {
-  const uint16_t* src = nullptr;
-  float* dst = nullptr;
-  int64_t n = 0;
-  bool bf16 = false;
-};
-struct FloatToHalfArgs {
-  const float* src = nullptr;
-  uint16_t* dst = nullptr;
-  int64_t n = 0;
-  bool bf16 = false;
-};
-
-// out[i] = philox4x32_10(counters[i], key) for n blocks of 4 words.
-struct PhiloxBlocksArgs {
-  const uint32_t* counters = nullptr;
-  int64_t n = 0;
-  PhiloxKey key{};
-  uint32_t* out = nullptr;
-};
-
-// Testing aid: turns the across-rows path for short rows on or off (default on).
-struct ShortRowsArgs {
-  bool on = true;
-};
-
-// run(args): the op of that Args type on the active SIMD target.  One overload per
-// line of ops.inc (typed ops: float and double).
+// ----- the ops -----------------------------------------------------------------
+// Each op has one Args struct, defined in its op file csrc/kernels/ops/<op>.cpp (types
+// only), and one line in ops.inc, which declares it here with its run() overloads:
+// run(args) runs the op on the active SIMD target (typed ops: T = float or double).
 #define GS_OP(name, Args)       \
+  template <class T>            \
+  struct Args;                  \
   void run(const Args<float>&); \
   void run(const Args<double>&);
-#define GS_OP_UNTYPED(name, Args) void run(const Args&);
+#define GS_OP_UNTYPED(name, Args) \
+  struct Args;                    \
+  void run(const Args&);
 #include "gumbel_softmax/ops.inc"
 #undef GS_OP
 #undef GS_OP_UNTYPED

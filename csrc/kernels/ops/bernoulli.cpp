@@ -1,5 +1,129 @@
 // Op "bernoulli": the relaxed Bernoulli sample and its gradient, elementwise.
 // Compiled once per SIMD target.
+#include "gumbel_softmax/kernels.hpp"
+
+// ----- the op's arguments (shared by the kernels and the binding: types only) ----
+namespace gumbel_softmax {
+
+// Relaxed Bernoulli, elementwise over rows of the last axis: v = x + L (logistic noise),
+// y_soft = sigmoid(v / tau), y = [v > 0] (hard) or y_soft.  inv_tau: per element, with
+// its own (broadcasting) spec.
+template <class T>
+struct BernoulliArgs {
+  const T* x = nullptr;
+  RowSpec xs;
+  T* y = nullptr;
+  RowSpec ys;
+  T* y_soft = nullptr;  // hard only, or null
+  RowSpec ss;
+  const T* inv_tau = nullptr;
+  RowSpec ts;
+  bool hard = false;
+  PhiloxKey key{};
+  uint64_t first_row = 0;
+};
+
+// out = grad_y * y_soft * (1 - y_soft) / tau, elementwise (inv_tau per element).
+template <class T>
+struct BernoulliBackwardArgs {
+  const T* grad_y = nullptr;
+  RowSpec gs;
+  const T* y_soft = nullptr;
+  RowSpec ss;
+  T* out = nullptr;
+  RowSpec os;
+  const T* inv_tau = nullptr;
+  RowSpec ts;
+};
+
+}  // namespace gumbel_softmax
+
+#ifdef GS_BIND
+// ----- the binding (compiled into the _core module) ---------------------------
+#include "bindings/common.hpp"
+
+namespace gumbel_softmax {
+namespace {
+
+// inv_tau: 1/tau per element, an array of T of logits' shape (a broadcast view).
+template <class T>
+py::object bernoulli_impl(const py::array& logits, const py::array& inv_tau, bool hard,
+                          const py::object& rng, const py::object& out, bool return_soft) {
+  auto x = py::reinterpret_borrow<py::array_t<T>>(logits);
+  auto t = py::reinterpret_borrow<py::array_t<T>>(inv_tau);
+  py::array_t<T> y = result_like<T>(logits, out);
+  py::array_t<T> y_soft;
+  const bool separate_soft = hard && return_soft;
+  if (separate_soft) y_soft = result_like<T>(logits, py::none());
+  const int axis = static_cast<int>(x.ndim()) - 1;
+  BernoulliArgs<T> a;
+  a.xs = rowspec_of(x, axis);
+  a.ys = rowspec_of(y, axis);
+  a.ts = rowspec_of(t, axis);
+  if (separate_soft) a.ss = rowspec_of(y_soft, axis);
+  a.x = x.data();
+  a.y = y.mutable_data();
+  a.y_soft = separate_soft ? y_soft.mutable_data() : nullptr;
+  a.inv_tau = t.data();
+  a.hard = hard;
+  const Rows rows = take_rows(rng, a.xs.nrows);
+  a.key = rows.key;
+  a.first_row = rows.first;
+  run_kernel([&] { run(a); }, &rows);
+  if (!return_soft) return std::move(y);
+  if (!hard) return py::make_tuple(y, y);
+  return py::make_tuple(y, y_soft);
+}
+
+template <class T>
+py::object bernoulli_backward_impl(const py::array& grad_y, const py::array& y_soft,
+                                   const py::array& inv_tau, const py::object& out) {
+  auto g = py::reinterpret_borrow<py::array_t<T>>(grad_y);
+  auto s = py::reinterpret_borrow<py::array_t<T>>(y_soft);
+  auto t = py::reinterpret_borrow<py::array_t<T>>(inv_tau);
+  py::array_t<T> o = result_like<T>(grad_y, out);
+  const int axis = static_cast<int>(g.ndim()) - 1;
+  BernoulliBackwardArgs<T> a;
+  a.gs = rowspec_of(g, axis);
+  a.ss = rowspec_of(s, axis);
+  a.os = rowspec_of(o, axis);
+  a.ts = rowspec_of(t, axis);
+  a.grad_y = g.data();
+  a.y_soft = s.data();
+  a.inv_tau = t.data();
+  a.out = o.mutable_data();
+  run_kernel([&] { run(a); });
+  return std::move(o);
+}
+
+void bind(py::module_& m) {
+  m.def(
+      "relaxed_bernoulli",
+      [](const py::array& logits, const py::array& inv_tau, bool hard, const py::object& rng,
+         const py::object& out, bool return_soft) {
+        return is_double(logits)
+                   ? bernoulli_impl<double>(logits, inv_tau, hard, rng, out, return_soft)
+                   : bernoulli_impl<float>(logits, inv_tau, hard, rng, out, return_soft);
+      },
+      py::arg("logits"), py::arg("inv_tau"), py::arg("hard"), py::arg("rng"), py::arg("out"),
+      py::arg("return_soft"));
+  m.def(
+      "relaxed_bernoulli_backward",
+      [](const py::array& grad_y, const py::array& y_soft, const py::array& inv_tau,
+         const py::object& out) {
+        return is_double(grad_y) ? bernoulli_backward_impl<double>(grad_y, y_soft, inv_tau, out)
+                                 : bernoulli_backward_impl<float>(grad_y, y_soft, inv_tau, out);
+      },
+      py::arg("grad_y"), py::arg("y_soft"), py::arg("inv_tau"), py::arg("out"));
+}
+
+GS_BINDING(bind)
+
+}  // namespace
+}  // namespace gumbel_softmax
+
+#else
+// ----- the kernels (compiled once per SIMD target) ----------------------------
 #include "rows/pass1.hpp"
 #include "rows/schedule.hpp"
 
@@ -180,3 +304,5 @@ GS_KERNEL(BernoulliBackwardArgs, bernoulli_backward_kernel)
 
 }  // namespace GS_TARGET
 }  // namespace gumbel_softmax
+
+#endif  // GS_BIND

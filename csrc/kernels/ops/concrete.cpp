@@ -1,5 +1,81 @@
 // Op "concrete": the Concrete (relaxed one-hot) log-density of samples.  Row by row,
 // no noise.  Compiled once per SIMD target.
+#include "gumbel_softmax/kernels.hpp"
+
+// ----- the op's arguments (shared by the kernels and the binding: types only) ----
+namespace gumbel_softmax {
+
+// The Concrete log-density of each row (see README): with l = log y (or y itself when
+// log_space) and s = x - tau l,  out[r] = cst + sum(s) - K logsumexp(s)
+// - (log_space ? 0 : sum(l)), cst = lgamma(K) + (K-1) log tau (computed by the caller
+// in float64).  tau and cst: one per row (tau_step 1) or one for all (tau_step 0);
+// out: one per row, contiguous.  (Rows with large s are computed again with s shifted
+// by a constant, which leaves the value unchanged; see concrete_shifted.)
+template <class T>
+struct ConcreteArgs {
+  const T* y = nullptr;
+  RowSpec ys;
+  const T* x = nullptr;
+  RowSpec xs;
+  const T* tau = nullptr;
+  const T* cst = nullptr;
+  int64_t tau_step = 0;
+  bool log_space = false;
+  T* out = nullptr;
+};
+
+}  // namespace gumbel_softmax
+
+#ifdef GS_BIND
+// ----- the binding (compiled into the _core module) ---------------------------
+#include "bindings/common.hpp"
+
+namespace gumbel_softmax {
+namespace {
+
+// y and logits: arrays of one shape (broadcast views); tau: one per row, or one value
+// (tau_step 0).  Returns one log-density per row, of the batch shape.
+template <class T>
+py::object concrete_impl(const py::array& y, const py::array& logits, const py::array& tau,
+                         const py::array& cst, int64_t tau_step, bool log_space, int axis) {
+  auto yy = py::reinterpret_borrow<py::array_t<T>>(y);
+  auto x = py::reinterpret_borrow<py::array_t<T>>(logits);
+  auto t = py::reinterpret_borrow<py::array_t<T>>(tau);
+  auto c = py::reinterpret_borrow<py::array_t<T>>(cst);
+  py::array_t<T> out(batch_shape(y, axis));
+  ConcreteArgs<T> a;
+  a.ys = rowspec_of(yy, axis);
+  a.xs = rowspec_of(x, axis);
+  a.y = yy.data();
+  a.x = x.data();
+  a.tau = t.data();
+  a.cst = c.data();
+  a.tau_step = tau_step;
+  a.log_space = log_space;
+  a.out = out.mutable_data();
+  run_kernel([&] { run(a); });
+  return std::move(out);
+}
+
+void bind(py::module_& m) {
+  m.def(
+      "concrete_log_prob",
+      [](const py::array& y, const py::array& logits, const py::array& tau, const py::array& cst,
+         int64_t tau_step, bool log_space, int axis) {
+        return is_double(y) ? concrete_impl<double>(y, logits, tau, cst, tau_step, log_space, axis)
+                            : concrete_impl<float>(y, logits, tau, cst, tau_step, log_space, axis);
+      },
+      py::arg("y"), py::arg("logits"), py::arg("tau"), py::arg("cst"), py::arg("tau_step"),
+      py::arg("log_space"), py::arg("axis"));
+}
+
+GS_BINDING(bind)
+
+}  // namespace
+}  // namespace gumbel_softmax
+
+#else
+// ----- the kernels (compiled once per SIMD target) ----------------------------
 #include "rows/schedule.hpp"
 #include "rows/softmax.hpp"
 
@@ -157,3 +233,5 @@ GS_KERNEL(ConcreteArgs, concrete_kernel)
 
 }  // namespace GS_TARGET
 }  // namespace gumbel_softmax
+
+#endif  // GS_BIND

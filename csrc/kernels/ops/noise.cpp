@@ -1,5 +1,93 @@
 // Op "noise": the raw noise of the stream (gs.Philox.gumbel / .logistic), and the
 // Philox blocks themselves (gs.Philox.blocks).  Compiled once per SIMD target.
+#include "gumbel_softmax/kernels.hpp"
+
+// ----- the op's arguments (shared by the kernels and the binding: types only) ----
+namespace gumbel_softmax {
+
+// Noise: the noise of rows first_row, ... of the stream into out.
+template <class T>
+struct NoiseArgs {
+  T* out = nullptr;
+  RowSpec os;
+  Noise kind = Noise::gumbel;
+  PhiloxKey key{};
+  uint64_t first_row = 0;
+};
+
+// out[i] = philox4x32_10(counters[i], key) for n blocks of 4 words.
+struct PhiloxBlocksArgs {
+  const uint32_t* counters = nullptr;
+  int64_t n = 0;
+  PhiloxKey key{};
+  uint32_t* out = nullptr;
+};
+
+}  // namespace gumbel_softmax
+
+#ifdef GS_BIND
+// ----- the binding (compiled into the _core module) ---------------------------
+#include <pybind11/stl.h>
+
+#include <vector>
+
+#include "bindings/common.hpp"
+
+namespace gumbel_softmax {
+namespace {
+
+template <class T>
+py::array noise_impl(const std::vector<int64_t>& shape, Noise kind, const py::object& rng,
+                     py::object out) {
+  py::array_t<T> result;
+  if (out.is_none()) {
+    result = py::array_t<T>(shape);
+  } else {
+    result = py::reinterpret_borrow<py::array_t<T>>(out);
+  }
+  const int nd = static_cast<int>(shape.size());
+  NoiseArgs<T> a;
+  a.os = rowspec_of(result, nd - 1);
+  a.out = result.mutable_data();
+  a.kind = kind;
+  const Rows rows = take_rows(rng, a.os.nrows);  // last: a failed call takes none
+  a.key = rows.key;
+  a.first_row = rows.first;
+  run_kernel([&] { run(a); }, &rows);
+  return std::move(result);
+}
+
+void bind(py::module_& m) {
+  m.def(
+      "philox4x32",
+      [](py::array_t<uint32_t, py::array::c_style> counters, uint32_t k0, uint32_t k1) {
+        py::array_t<uint32_t> out(
+            std::vector<py::ssize_t>(counters.shape(), counters.shape() + counters.ndim()));
+        const int64_t n = static_cast<int64_t>(counters.size() / 4);
+        const uint32_t* c = counters.data();
+        uint32_t* o = out.mutable_data();
+        run_kernel([&] { run(PhiloxBlocksArgs{c, n, PhiloxKey{k0, k1}, o}); });
+        return out;
+      },
+      py::arg("counters"), py::arg("k0"), py::arg("k1"));
+  m.def(
+      "noise",
+      [](std::vector<int64_t> shape, bool is_double, bool logistic, const py::object& rng,
+         py::object out) {
+        const Noise kind = logistic ? Noise::logistic : Noise::gumbel;
+        return is_double ? noise_impl<double>(shape, kind, rng, out)
+                         : noise_impl<float>(shape, kind, rng, out);
+      },
+      py::arg("shape"), py::arg("is_double"), py::arg("logistic"), py::arg("rng"), py::arg("out"));
+}
+
+GS_BINDING(bind)
+
+}  // namespace
+}  // namespace gumbel_softmax
+
+#else
+// ----- the kernels (compiled once per SIMD target) ----------------------------
 #include "rows/pass1.hpp"
 #include "rows/schedule.hpp"
 
@@ -70,3 +158,5 @@ void run(const PhiloxBlocksArgs& a) {
 
 }  // namespace GS_TARGET
 }  // namespace gumbel_softmax
+
+#endif  // GS_BIND

@@ -1,5 +1,71 @@
 // Op "backward": the gradient of the Gumbel-Softmax soft sample.  Compiled once per
 // SIMD target.
+#include "gumbel_softmax/kernels.hpp"
+
+// ----- the op's arguments (shared by the kernels and the binding: types only) ----
+namespace gumbel_softmax {
+
+// out = y_soft * (grad_y - sum(grad_y * y_soft)) / tau, row by row (inv_taus: one per
+// row, contiguous, or null for inv_tau everywhere).  out may be grad_y or y_soft.
+template <class T>
+struct BackwardArgs {
+  const T* grad_y = nullptr;
+  RowSpec gs;
+  const T* y_soft = nullptr;
+  RowSpec ss;
+  T* out = nullptr;
+  RowSpec os;
+  T inv_tau = 1;
+  const T* inv_taus = nullptr;
+};
+
+}  // namespace gumbel_softmax
+
+#ifdef GS_BIND
+// ----- the binding (compiled into the _core module) ---------------------------
+#include "bindings/common.hpp"
+
+namespace gumbel_softmax {
+namespace {
+
+template <class T>
+py::object backward_impl(const py::array& grad_y, const py::array& y_soft, double tau,
+                         const py::object& inv_taus, int axis, const py::object& out) {
+  auto g = py::reinterpret_borrow<py::array_t<T>>(grad_y);
+  auto s = py::reinterpret_borrow<py::array_t<T>>(y_soft);
+  py::array_t<T> o = result_like<T>(grad_y, out);
+  BackwardArgs<T> a;
+  a.gs = rowspec_of(g, axis);
+  a.ss = rowspec_of(s, axis);
+  a.os = rowspec_of(o, axis);
+  a.grad_y = g.data();
+  a.y_soft = s.data();
+  a.out = o.mutable_data();
+  a.inv_taus = per_row<T>(inv_taus);
+  a.inv_tau = inverse_tau<T>(tau);
+  run_kernel([&] { run(a); });
+  return std::move(o);
+}
+
+void bind(py::module_& m) {
+  m.def(
+      "gumbel_softmax_backward",
+      [](const py::array& grad_y, const py::array& y_soft, double tau, const py::object& inv_taus,
+         int axis, const py::object& out) {
+        return is_double(grad_y) ? backward_impl<double>(grad_y, y_soft, tau, inv_taus, axis, out)
+                                 : backward_impl<float>(grad_y, y_soft, tau, inv_taus, axis, out);
+      },
+      py::arg("grad_y"), py::arg("y_soft"), py::arg("tau"), py::arg("inv_taus"), py::arg("axis"),
+      py::arg("out"));
+}
+
+GS_BINDING(bind)
+
+}  // namespace
+}  // namespace gumbel_softmax
+
+#else
+// ----- the kernels (compiled once per SIMD target) ----------------------------
 #include "rows/schedule.hpp"
 
 namespace gumbel_softmax {
@@ -152,3 +218,5 @@ GS_KERNEL(BackwardArgs, backward_kernel)
 
 }  // namespace GS_TARGET
 }  // namespace gumbel_softmax
+
+#endif  // GS_BIND

@@ -1,5 +1,134 @@
 // Op "forward": the Gumbel-Softmax forward pass (gumbel_softmax, its log and hard
 // variants) and categorical, which is its pass 1 alone.  Compiled once per SIMD target.
+#include "gumbel_softmax/kernels.hpp"
+
+// ----- the op's arguments (shared by the kernels and the binding: types only) ----
+namespace gumbel_softmax {
+
+// One forward call over the rows of x.  y = softmax((x + g) / tau), its log (log), its
+// one-hot (hard; with a non-null y_soft the relaxed sample goes there too), or only the
+// index of the one-hot (index non-null, y null: categorical).  All specs have the same
+// nrows and len.
+template <class T>
+struct ForwardArgs {
+  const T* x = nullptr;
+  RowSpec xs;
+  T* y = nullptr;
+  RowSpec ys;
+  T* y_soft = nullptr;
+  RowSpec ss;
+  int64_t* index = nullptr;       // per row, contiguous: the argmax of x + g, or -1
+  const uint8_t* mask = nullptr;  // or: 0 makes that x -inf (rows of at most
+  RowSpec ms;                     //   masked_row_limit elements)
+  T inv_tau = 1;                  // for every row, unless
+  const T* inv_taus = nullptr;    // one per row, contiguous
+  bool hard = false;
+  bool log = false;
+  PhiloxKey key{};
+  uint64_t first_row = 0;
+};
+
+}  // namespace gumbel_softmax
+
+#ifdef GS_BIND
+// ----- the binding (compiled into the _core module) ---------------------------
+#include "bindings/common.hpp"
+
+namespace gumbel_softmax {
+namespace {
+
+// A mask (None, or a uint8 array of logits' shape, any strides) into a.
+template <class T>
+void set_mask(ForwardArgs<T>& a, const py::object& mask, int axis) {
+  if (mask.is_none()) return;
+  auto m = py::reinterpret_borrow<py::array_t<uint8_t>>(mask);
+  if (a.xs.len > masked_row_limit(static_cast<int>(sizeof(T))))
+    throw py::value_error("mask: rows too long for the kernel's mask (mask the logits first)");
+  a.ms = rowspec_of(m, axis);
+  a.mask = m.data();
+}
+
+template <class T>
+py::object forward_impl(const py::array& logits, double tau, const py::object& inv_taus, bool hard,
+                        bool log, int axis, const py::object& rng, const py::object& out,
+                        bool return_soft, const py::object& mask) {
+  auto x = py::reinterpret_borrow<py::array_t<T>>(logits);
+  py::array_t<T> y = result_like<T>(logits, out);
+  py::array_t<T> y_soft;
+  const bool separate_soft = hard && return_soft;
+  if (separate_soft) y_soft = result_like<T>(logits, py::none());
+
+  ForwardArgs<T> a;
+  a.xs = rowspec_of(x, axis);
+  a.ys = rowspec_of(y, axis);
+  if (separate_soft) a.ss = rowspec_of(y_soft, axis);
+  a.x = x.data();
+  a.y = y.mutable_data();
+  a.y_soft = separate_soft ? y_soft.mutable_data() : nullptr;
+  a.inv_tau = inverse_tau<T>(tau);
+  a.inv_taus = per_row<T>(inv_taus);
+  a.hard = hard;
+  a.log = log;
+  set_mask(a, mask, axis);
+  // Rows only once everything else has succeeded: a failed call consumes none.
+  const Rows rows = take_rows(rng, a.xs.nrows);
+  a.key = rows.key;
+  a.first_row = rows.first;
+  run_kernel([&] { run(a); }, &rows);
+  if (!return_soft) return std::move(y);
+  if (!hard) return py::make_tuple(y, y);
+  return py::make_tuple(y, y_soft);
+}
+
+template <class T>
+py::object categorical_impl(const py::array& logits, int axis, const py::object& rng,
+                            const py::object& mask) {
+  auto x = py::reinterpret_borrow<py::array_t<T>>(logits);
+  py::array_t<int64_t> idx(batch_shape(logits, axis));
+  ForwardArgs<T> a;
+  a.xs = rowspec_of(x, axis);
+  a.x = x.data();
+  a.index = idx.mutable_data();
+  set_mask(a, mask, axis);
+  const Rows rows = take_rows(rng, a.xs.nrows);
+  a.key = rows.key;
+  a.first_row = rows.first;
+  run_kernel([&] { run(a); }, &rows);
+  return std::move(idx);
+}
+
+void bind(py::module_& m) {
+  m.def(
+      "gumbel_softmax",
+      [](const py::array& logits, double tau, const py::object& inv_taus, bool hard, bool log,
+         int axis, const py::object& rng, const py::object& out, bool return_soft,
+         const py::object& mask) {
+        return is_double(logits) ? forward_impl<double>(logits, tau, inv_taus, hard, log, axis, rng,
+                                                        out, return_soft, mask)
+                                 : forward_impl<float>(logits, tau, inv_taus, hard, log, axis, rng,
+                                                       out, return_soft, mask);
+      },
+      py::arg("logits"), py::arg("tau"), py::arg("inv_taus"), py::arg("hard"), py::arg("log"),
+      py::arg("axis"), py::arg("rng"), py::arg("out"), py::arg("return_soft"),
+      py::arg("mask") = py::none());
+  m.def("masked_row_limit", &masked_row_limit, py::arg("itemsize"),
+        "The longest rows whose mask the kernels apply themselves.");
+  m.def(
+      "categorical",
+      [](const py::array& logits, int axis, const py::object& rng, const py::object& mask) {
+        return is_double(logits) ? categorical_impl<double>(logits, axis, rng, mask)
+                                 : categorical_impl<float>(logits, axis, rng, mask);
+      },
+      py::arg("logits"), py::arg("axis"), py::arg("rng"), py::arg("mask") = py::none());
+}
+
+GS_BINDING(bind)
+
+}  // namespace
+}  // namespace gumbel_softmax
+
+#else
+// ----- the kernels (compiled once per SIMD target) ----------------------------
 #include "rows/pass1.hpp"
 #include "rows/schedule.hpp"
 #include "rows/softmax.hpp"
@@ -417,3 +546,5 @@ GS_KERNEL(ForwardArgs, forward_kernel)
 
 }  // namespace GS_TARGET
 }  // namespace gumbel_softmax
+
+#endif  // GS_BIND

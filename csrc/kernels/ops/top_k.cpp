@@ -1,5 +1,67 @@
 // Op "top_k": the k largest x + g of each row (Gumbel top-k: k samples without
 // replacement).  Compiled once per SIMD target.
+#include "gumbel_softmax/kernels.hpp"
+
+// ----- the op's arguments (shared by the kernels and the binding: types only) ----
+namespace gumbel_softmax {
+
+// The indices of the k largest x + g of each row in decreasing order (ties: lower index
+// first) into out (nrows x k, contiguous); -1 for slots past the row's finite values and
+// for rows with no defined sample.
+template <class T>
+struct TopKArgs {
+  const T* x = nullptr;
+  RowSpec xs;
+  int64_t* out = nullptr;
+  int64_t k = 0;
+  PhiloxKey key{};
+  uint64_t first_row = 0;
+};
+
+}  // namespace gumbel_softmax
+
+#ifdef GS_BIND
+// ----- the binding (compiled into the _core module) ---------------------------
+#include "bindings/common.hpp"
+
+namespace gumbel_softmax {
+namespace {
+
+template <class T>
+py::object top_k_impl(const py::array& logits, int64_t k, int axis, const py::object& rng) {
+  auto x = py::reinterpret_borrow<py::array_t<T>>(logits);
+  std::vector<py::ssize_t> shape = batch_shape(logits, axis);
+  shape.push_back(static_cast<py::ssize_t>(k));
+  py::array_t<int64_t> idx(shape);
+  TopKArgs<T> a;
+  a.xs = rowspec_of(x, axis);
+  a.x = x.data();
+  a.out = idx.mutable_data();
+  a.k = k;
+  const Rows rows = take_rows(rng, a.xs.nrows);
+  a.key = rows.key;
+  a.first_row = rows.first;
+  run_kernel([&] { run(a); }, &rows);
+  return std::move(idx);
+}
+
+void bind(py::module_& m) {
+  m.def(
+      "top_k",
+      [](const py::array& logits, int64_t k, int axis, const py::object& rng) {
+        return is_double(logits) ? top_k_impl<double>(logits, k, axis, rng)
+                                 : top_k_impl<float>(logits, k, axis, rng);
+      },
+      py::arg("logits"), py::arg("k"), py::arg("axis"), py::arg("rng"));
+}
+
+GS_BINDING(bind)
+
+}  // namespace
+}  // namespace gumbel_softmax
+
+#else
+// ----- the kernels (compiled once per SIMD target) ----------------------------
 #include "rows/pass1.hpp"
 #include "rows/schedule.hpp"
 
@@ -143,3 +205,5 @@ GS_KERNEL(TopKArgs, top_k_kernel)
 
 }  // namespace GS_TARGET
 }  // namespace gumbel_softmax
+
+#endif  // GS_BIND

@@ -28,6 +28,7 @@
 
 namespace gumbel_softmax {
 namespace GS_TARGET {
+namespace {
 
 // Elements per chunk: 256 noise values plus their 256 (float32) or 512 (float64)
 // random words are 2-3 KiB, well inside a 32 KiB L1 data cache next to the row data.
@@ -257,10 +258,11 @@ class Scratch {
 
 // An op's entry points for the dispatcher: run(const Args<float>&) and
 // run(const Args<double>&) of this target, forwarding to the op's kernel template
-// (registered through the op's line in gumbel_softmax/ops.inc, see ops/registry.cpp).
+// (registered through the op's line in gumbel_softmax/ops.inc, see registry.cpp).
 #define GS_KERNEL(Args, kernel)                        \
   void run(const Args<float>& a) { kernel<float>(a); } \
   void run(const Args<double>& a) { kernel<double>(a); }
 
+}  // namespace
 }  // namespace GS_TARGET
 }  // namespace gumbel_softmax

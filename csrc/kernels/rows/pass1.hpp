@@ -6,6 +6,7 @@
 
 namespace gumbel_softmax {
 namespace GS_TARGET {
+namespace {
 
 // Random words of the chunk: at least n * words_per_element words, in whole 16-block
 // steps (64 words) when vectorised; `words` has room for kChunk elements' worth.
@@ -159,5 +160,6 @@ RowStats<T> noisy_logits(const T* x, int64_t step, int64_t begin, int64_t end, P
   return st;
 }
 
+}  // namespace
 }  // namespace GS_TARGET
 }  // namespace gumbel_softmax

@@ -23,6 +23,7 @@
 
 namespace gumbel_softmax {
 namespace GS_TARGET {
+namespace {
 
 // The defaults of an op: no short-row, split or tile path.
 struct Schedule {
@@ -82,5 +83,6 @@ struct Elementwise : Schedule {
   Derived& self() { return static_cast<Derived&>(*this); }
 };
 
+}  // namespace
 }  // namespace GS_TARGET
 }  // namespace gumbel_softmax

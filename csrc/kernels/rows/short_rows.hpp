@@ -7,6 +7,12 @@
 namespace gumbel_softmax {
 namespace GS_TARGET {
 
+// The switch of the short-row path (one per target, shared by its op files; for
+// tests/test_targets.py only).
+inline std::atomic<bool> g_short_rows{true};
+
+namespace {
+
 // ----- short rows, vectorised across rows -----------------------------------------
 // Rows of at most kShortMax elements are computed kW rows at a time with one row per
 // vector lane, so that per-row overhead and the unused lanes of a short row cost
@@ -15,7 +21,6 @@ namespace GS_TARGET {
 // element m, then m + 16, ...) and the same pairwise combination, so the results are
 // bitwise those of the row-wise path (tests/test_targets.py compares the two).
 constexpr int64_t kShortMax = 32;
-inline std::atomic<bool> g_short_rows{true};  // switch for that test only
 
 #ifdef GS_HAVE_VECTOR_EXT
 template <class T>
@@ -98,5 +103,6 @@ bool use_short_rows(int64_t) {
 }
 #endif
 
+}  // namespace
 }  // namespace GS_TARGET
 }  // namespace gumbel_softmax

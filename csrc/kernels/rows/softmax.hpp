@@ -6,6 +6,7 @@
 
 namespace gumbel_softmax {
 namespace GS_TARGET {
+namespace {
 
 // tau -> infinity.  When 1/tau rounds to 0, (v - max) * (1/tau) is NaN at v = -inf
 // (-inf * 0), and the row would be NaN.  The limit is the uniform distribution over the
@@ -214,5 +215,6 @@ void unit_softmax_row(const T* x, int64_t step, int64_t len, PhiloxKey key, uint
   scale<true>(v, 0, len, sum, y, ystep);
 }
 
+}  // namespace
 }  // namespace GS_TARGET
 }  // namespace gumbel_softmax

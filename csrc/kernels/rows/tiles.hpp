@@ -5,6 +5,7 @@
 
 namespace gumbel_softmax {
 namespace GS_TARGET {
+namespace {
 
 // ----- tiles of strided rows ----------------------------------------------------
 // Rows whose elements are strided (a sampled axis other than the last of a C-ordered
@@ -64,5 +65,6 @@ void for_tiles(int64_t nrows, int64_t len, int64_t per_thread, Body&& body) {
   });
 }
 
+}  // namespace
 }  // namespace GS_TARGET
 }  // namespace gumbel_softmax
