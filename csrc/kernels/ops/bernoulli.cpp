@@ -1,5 +1,7 @@
 // Op "bernoulli": the relaxed Bernoulli sample and its gradient, elementwise.
-// Compiled once per SIMD target.
+//
+// Layout of an op file (see csrc/README.md): its Args (types only), then its binding
+// (compiled into _core with GS_BIND), else its kernels (compiled once per SIMD target).
 #include "gumbel_softmax/kernels.hpp"
 
 // ----- the op's arguments (shared by the kernels and the binding: types only) ----

@@ -1,5 +1,7 @@
 // Op "concrete": the Concrete (relaxed one-hot) log-density of samples.  Row by row,
-// no noise.  Compiled once per SIMD target.
+// no noise.
+// Layout of an op file (see csrc/README.md): its Args (types only), then its binding
+// (compiled into _core with GS_BIND), else its kernels (compiled once per SIMD target).
 #include "gumbel_softmax/kernels.hpp"
 
 // ----- the op's arguments (shared by the kernels and the binding: types only) ----
@@ -203,28 +205,35 @@ GS_COLD T concrete_shifted(const T* yr, int64_t ystep, const T* xr, int64_t xste
   return concrete_row<true>(yr, ystep, xr, xstep, len, t, cst, log_space, s, max, lmin);
 }
 
+// Row by row only (no noise, no short-row, split or tile path): rows are independent
+// and each needs its scratch for s.
+template <class T>
+struct ConcreteOp : Schedule {
+  const ConcreteArgs<T>& a;
+  const int64_t len;
+  Scratch<T> scratch;  // per thread: s of the row
+  explicit ConcreteOp(const ConcreteArgs<T>& args) : a(args), len(args.ys.len) {}
+
+  void begin_rows(int nthreads) { scratch.resize(static_cast<int64_t>(nthreads) * len); }
+  void row(int64_t r, int tid) const {
+    const RowSpec &ys = a.ys, &xs = a.xs;
+    T* s = scratch.data() + static_cast<int64_t>(tid) * len;
+    const T* yr = a.y + row_offset(ys, r);
+    const T* xr = a.x + row_offset(xs, r);
+    const T t = a.tau[r * a.tau_step];
+    const T c = a.cst[r * a.tau_step];
+    T max;
+    T res = concrete_row<false>(yr, ys.step, xr, xs.step, len, t, c, a.log_space, s, max);
+    if (res != res || max > kConcreteBig<T>)
+      res = concrete_shifted(yr, ys.step, xr, xs.step, len, t, c, a.log_space, s);
+    a.out[r] = res;
+  }
+};
+
 template <class T>
 void concrete_kernel(const ConcreteArgs<T>& a) {
-  const T *y = a.y, *x = a.x, *tau = a.tau, *cst = a.cst;
-  const RowSpec &ys = a.ys, &xs = a.xs;
-  const int64_t tau_step = a.tau_step;
-  const bool log_space = a.log_space;
-  T* out = a.out;
-  const int64_t len = ys.len;
-  const int nthreads = threads_for(ys.nrows, len);
-  Scratch<T> scratch(static_cast<int64_t>(nthreads) * len);
-  for_rows(ys.nrows, nthreads, [&](int64_t r, int tid) {
-    T* s = scratch.data() + static_cast<int64_t>(tid) * len;
-    const T* yr = y + row_offset(ys, r);
-    const T* xr = x + row_offset(xs, r);
-    const T t = tau[r * tau_step];
-    const T c = cst[r * tau_step];
-    T max;
-    T res = concrete_row<false>(yr, ys.step, xr, xs.step, len, t, c, log_space, s, max);
-    if (res != res || max > kConcreteBig<T>)
-      res = concrete_shifted(yr, ys.step, xr, xs.step, len, t, c, log_space, s);
-    out[r] = res;
-  });
+  ConcreteOp<T> op(a);
+  run_schedule<T>(op, a.ys.nrows, a.ys.len);
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 // Op "half": float16 / bfloat16 <-> float32 conversions (the float16 and bfloat16
-// dtypes of the samplers go through float32).  Compiled once per SIMD target.
+// dtypes of the samplers go through float32).
+// Layout of an op file (see csrc/README.md): its Args (types only), then its binding
+// (compiled into _core with GS_BIND), else its kernels (compiled once per SIMD target).
 #include "gumbel_softmax/kernels.hpp"
 
 // ----- the op's arguments (shared by the kernels and the binding: types only) ----

@@ -1,5 +1,7 @@
-// Op "noise": the raw noise of the stream (gs.Philox.gumbel / .logistic), and the
-// Philox blocks themselves (gs.Philox.blocks).  Compiled once per SIMD target.
+// Op "noise": the raw noise of the stream (gs.gumbel and the logistic noise), and the
+// Philox blocks themselves (gs.philox4x32).
+// Layout of an op file (see csrc/README.md): its Args (types only), then its binding
+// (compiled into _core with GS_BIND), else its kernels (compiled once per SIMD target).
 #include "gumbel_softmax/kernels.hpp"
 
 // ----- the op's arguments (shared by the kernels and the binding: types only) ----

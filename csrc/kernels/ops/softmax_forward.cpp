@@ -1,5 +1,7 @@
 // Op "forward": the Gumbel-Softmax forward pass (gumbel_softmax, its log and hard
-// variants) and categorical, which is its pass 1 alone.  Compiled once per SIMD target.
+// variants) and categorical, which is its pass 1 alone.
+// Layout of an op file (see csrc/README.md): its Args (types only), then its binding
+// (compiled into _core with GS_BIND), else its kernels (compiled once per SIMD target).
 #include "gumbel_softmax/kernels.hpp"
 
 // ----- the op's arguments (shared by the kernels and the binding: types only) ----

@@ -1,5 +1,7 @@
 // Testing aids: op "eval" (a math primitive elementwise on the target's lanes) and
-// op "set_short_rows" (the short-row path on or off).  Compiled once per SIMD target.
+// op "set_short_rows" (the short-row path on or off).
+// Layout of an op file (see csrc/README.md): its Args (types only), then its binding
+// (compiled into _core with GS_BIND), else its kernels (compiled once per SIMD target).
 #include "gumbel_softmax/kernels.hpp"
 
 // ----- the op's arguments (shared by the kernels and the binding: types only) ----

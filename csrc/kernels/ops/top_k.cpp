@@ -1,5 +1,7 @@
 // Op "top_k": the k largest x + g of each row (Gumbel top-k: k samples without
-// replacement).  Compiled once per SIMD target.
+// replacement).
+// Layout of an op file (see csrc/README.md): its Args (types only), then its binding
+// (compiled into _core with GS_BIND), else its kernels (compiled once per SIMD target).
 #include "gumbel_softmax/kernels.hpp"
 
 // ----- the op's arguments (shared by the kernels and the binding: types only) ----
