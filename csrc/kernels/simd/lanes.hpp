@@ -17,7 +17,16 @@
 #if (defined(__GNUC__) || defined(__clang__)) && !defined(GS_NO_VECTOR_EXT)
 #define GS_HAVE_VECTOR_EXT 1
 #if defined(__SSE2__)
+// GCC 12's avx512fintrin.h reads an undefined vector on purpose (_mm512_undefined_*),
+// which -Wmaybe-uninitialized reports wherever its intrinsics are inlined.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 #endif
 #endif
 
