@@ -1,4 +1,4 @@
-"""Error bounds of the kernels' math primitives (csrc/include/gumbel_softmax/vmath.hpp).
+"""Error bounds of the kernels' math primitives (csrc/kernels/simd/vmath.hpp).
 
 Each primitive is evaluated on the active SIMD target's vector lanes through a private
 entry point of the extension over a dense sweep of its documented valid range and compared with a more precise reference: float64

@@ -7,7 +7,7 @@
 // ----- the op's arguments (shared by the kernels and the binding: types only) ----
 namespace gumbel_softmax {
 
-// The Concrete log-density of each row (see README): with l = log y (or y itself when
+// The Concrete log-density of each row (see docs/contract.md): with l = log y (or y itself when
 // log_space) and s = x - tau l,  out[r] = cst + sum(s) - K logsumexp(s)
 // - (log_space ? 0 : sum(l)), cst = lgamma(K) + (K-1) log tau (computed by the caller
 // in float64).  tau and cst: one per row (tau_step 1) or one for all (tau_step 0);

@@ -1,4 +1,4 @@
-// Random bits -> standard Gumbel noise, the formula documented in README.md:
+// Random bits -> standard Gumbel noise, the formula documented in docs/contract.md:
 //
 //   s = top bit of the element's n random bits, m = the other n - 1 bits,
 //   t = RN((m + 1/2) * 2^-n)                  in [2^-(n+1), 1/2], rounded once

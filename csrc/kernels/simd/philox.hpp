@@ -54,7 +54,7 @@ inline void block(const uint32_t ctr[4], PhiloxKey key, uint32_t out[4]) {
 }
 
 // The random words w = first_word, ..., first_word + n - 1 of absolute row q (see the
-// stream layout in README.md): word(q, w) = block((w / 4, 0, q_lo, q_hi), key)[w % 4].
+// stream layout in docs/contract.md): word(q, w) = block((w / 4, 0, q_lo, q_hi), key)[w % 4].
 // first_word must be a multiple of 4.  Blocks are independent, so the loop vectorises
 // across blocks.
 inline void row_words(PhiloxKey key, uint64_t q, uint64_t first_word, int64_t n, uint32_t* out) {
