@@ -1,4 +1,4 @@
-// gs.Philox, gs.philox4x32, gs.gumbel.
+// gs.Philox (the generator state).  (gs.philox4x32 and the noise: ops/noise.cpp.)
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -49,23 +49,6 @@ uint64_t os_entropy_seed() {
   uint64_t seed = 0;
   for (int i = 7; i >= 0; --i) seed = (seed << 8) | static_cast<unsigned char>(s[i]);
   return seed;
-}
-
-template <class T>
-py::array noise_impl(const std::vector<int64_t>& shape, Noise kind, const py::object& rng,
-                     py::object out) {
-  py::array_t<T> result;
-  if (out.is_none()) {
-    result = py::array_t<T>(shape);
-  } else {
-    result = py::reinterpret_borrow<py::array_t<T>>(out);
-  }
-  const int nd = static_cast<int>(shape.size());
-  const RowSpec spec = rowspec_of(result, nd - 1);
-  T* data = result.mutable_data();
-  const Rows rows = take_rows(rng, spec.nrows);  // last: a failed call takes none
-  run_kernel([&] { noise_rows<T>(data, spec, kind, rows.key, rows.first); }, &rows);
-  return std::move(result);
 }
 
 }  // namespace
@@ -132,29 +115,6 @@ void bind_random(py::module_& m) {
                         }
                         return new PhiloxState(to_u64(t[0], "seed"), to_u64(c, "counter"));
                       }));
-
-  m.def(
-      "philox4x32",
-      [](py::array_t<uint32_t, py::array::c_style> counters, uint32_t k0, uint32_t k1) {
-        py::array_t<uint32_t> out(
-            std::vector<py::ssize_t>(counters.shape(), counters.shape() + counters.ndim()));
-        const int64_t n = static_cast<int64_t>(counters.size() / 4);
-        const uint32_t* c = counters.data();
-        uint32_t* o = out.mutable_data();
-        run_kernel([&] { philox_blocks(c, n, PhiloxKey{k0, k1}, o); });
-        return out;
-      },
-      py::arg("counters"), py::arg("k0"), py::arg("k1"));
-
-  m.def(
-      "noise",
-      [](std::vector<int64_t> shape, bool is_double, bool logistic, const py::object& rng,
-         py::object out) {
-        const Noise kind = logistic ? Noise::logistic : Noise::gumbel;
-        return is_double ? noise_impl<double>(shape, kind, rng, out)
-                         : noise_impl<float>(shape, kind, rng, out);
-      },
-      py::arg("shape"), py::arg("is_double"), py::arg("logistic"), py::arg("rng"), py::arg("out"));
 }
 
 }  // namespace gumbel_softmax

@@ -1,10 +1,13 @@
-// Helpers shared by the binding files: NumPy array -> RowSpec, row reservation.
+// Helpers shared by the binding files (csrc/bindings/*.cpp and the binding part of each
+// op file, csrc/kernels/ops/*.cpp under GS_BIND): NumPy array -> RowSpec, row
+// reservation, running a kernel, and the registry of bindings (GS_BINDING).
 #pragma once
 
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <limits>
 #include <new>
 #include <string>
 #include <vector>
@@ -14,6 +17,19 @@
 
 namespace gumbel_softmax {
 namespace py = pybind11;
+
+// 1/tau for a positive finite tau, rounded to T and capped at T's largest finite value
+// (a tau below 1/max would otherwise give inf, and 0 * inf = NaN at the row's maximum;
+// the cap keeps the tau -> 0 limit, the one-hot).  A tau above about 2 / (T's smallest
+// subnormal), 1.4e45 for float, gives 0: the kernels treat 1/tau == 0 as the
+// tau -> infinity limit (uniform over the finite entries, see flatten_row in
+// csrc/kernels/rows/softmax.hpp).
+template <class T>
+T inverse_tau(double tau) {
+  const double inv = 1.0 / tau;
+  const double top = static_cast<double>(std::numeric_limits<T>::max());
+  return static_cast<T>(inv < top ? inv : top);
+}
 
 // Element strides of an aligned array (NumPy's ALIGNED flag guarantees that byte
 // strides are multiples of the item size).
@@ -109,5 +125,48 @@ void run_kernel(Kernel&& kernel, const Rows* rows = nullptr) {
   }
   if (interrupted()) throw py::error_already_set();
 }
+
+// ----- results and arguments of the samplers ---------------------------------------
+// out (a validated array of T), or a new array of a's shape.
+template <class T>
+py::array_t<T> result_like(const py::array& a, const py::object& out) {
+  if (!out.is_none()) return py::reinterpret_borrow<py::array_t<T>>(out);
+  return py::array_t<T>(std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim()));
+}
+
+// The per-row 1/tau values (None: the scalar tau for every row): a contiguous array of
+// T with one value per row, already rounded by the Python layer as inverse_tau rounds.
+template <class T>
+const T* per_row(const py::object& inv_taus) {
+  if (inv_taus.is_none()) return nullptr;
+  return py::reinterpret_borrow<py::array_t<T>>(inv_taus).data();
+}
+
+// The shape of a without `axis`.
+inline std::vector<py::ssize_t> batch_shape(const py::array& a, int axis) {
+  std::vector<py::ssize_t> shape;
+  for (int d = 0; d < a.ndim(); ++d)
+    if (d != axis) shape.push_back(a.shape(d));
+  return shape;
+}
+
+// The Python layer passes native float32 or float64 arrays only; compare by kind and size,
+// since an equivalent descriptor need not be the very object dtype::of returns.
+inline bool is_double(const py::array& a) { return a.dtype().kind() == 'f' && a.itemsize() == 8; }
+
+// ----- the registry of bindings --------------------------------------------------
+// Each op file registers the function that adds its entry points to the module with
+// GS_BINDING(fn) (at namespace scope, once per file); module.cpp calls them all when
+// the module loads, in the order of registration (which does not matter: each
+// registers names of its own).
+using Binder = void (*)(py::module_&);
+std::vector<Binder>& binders();  // defined in module.cpp
+inline bool register_binder(Binder fn) {
+  binders().push_back(fn);
+  return true;
+}
+#define GS_BINDING(fn)                                        \
+  [[maybe_unused]] static const bool gs_binding_registered_ = \
+      ::gumbel_softmax::register_binder(&fn);
 
 }  // namespace gumbel_softmax

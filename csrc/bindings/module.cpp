@@ -1,15 +1,23 @@
-// gumbel_softmax._core: each binding file adds one area of the API.
+// gumbel_softmax._core: bind_random.cpp adds the generator (gs.Philox); every op file
+// (csrc/kernels/ops/*.cpp, compiled here with GS_BIND) registers its own entry points
+// (GS_BINDING, see bindings/common.hpp); the thread and target controls are here.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <vector>
+
+#include "common.hpp"
 #include "gumbel_softmax/kernels.hpp"
 
 namespace py = pybind11;
 
 namespace gumbel_softmax {
 void bind_random(py::module_& m);
-void bind_sampling(py::module_& m);
-void bind_math(py::module_& m);
+
+std::vector<Binder>& binders() {
+  static std::vector<Binder> all;
+  return all;
+}
 
 namespace {
 // Python runs signal handlers in the main thread only; a call made there asks it about
@@ -28,8 +36,7 @@ bool signals_raised() {
 PYBIND11_MODULE(_core, m) {
   m.doc() = "Compiled kernels of gumbel_softmax; use the functions of the package itself.";
   gumbel_softmax::bind_random(m);
-  gumbel_softmax::bind_sampling(m);
-  gumbel_softmax::bind_math(m);
+  for (const auto& bind : gumbel_softmax::binders()) bind(m);
   gumbel_softmax::g_main_thread =
       py::module_::import("threading").attr("main_thread")().attr("ident").cast<unsigned long>();
   gumbel_softmax::set_interrupt_hook(&gumbel_softmax::signals_raised);
@@ -45,6 +52,4 @@ PYBIND11_MODULE(_core, m) {
   m.def("cpu_target", [] { return std::string(gumbel_softmax::cpu_target()); });
   m.def("cpu_targets", &gumbel_softmax::cpu_targets);
   m.def("target_warning", [] { return gumbel_softmax::target_warning(); });
-  m.def("_set_short_rows", &gumbel_softmax::set_short_rows, py::arg("on"),
-        "Testing aid: the across-rows path for rows of <= 32 elements on or off.");
 }

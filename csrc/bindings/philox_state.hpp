@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <mutex>
 
-#include "gumbel_softmax/philox.hpp"
+#include "gumbel_softmax/kernels.hpp"
 
 namespace gumbel_softmax {
 

@@ -1,5 +1,6 @@
 // Target-independent parts of the kernels: the run-time choice of SIMD target, the
-// public entry points that forward to it, row layouts and thread settings.
+// public entry points (run, generated from ops.inc) that forward to it, row layouts and
+// thread settings.  Compiled once, without target flags.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -16,7 +17,7 @@
 #endif
 
 #include "gumbel_softmax/kernels.hpp"
-#include "gumbel_softmax/philox.hpp"
+#include "table.hpp"
 
 namespace gumbel_softmax {
 namespace {
@@ -119,14 +120,6 @@ thread_local bool t_interrupted = false;
 const char* cpu_target() { return active().name; }
 const std::string& target_warning() { return active().warning; }
 
-void set_short_rows(bool on) { active().table.set_short_rows(on); }
-void eval_primitive(int which, const float* in, float* out, int64_t n) {
-  active().table.eval_f32(which, in, out, n);
-}
-void eval_primitive(int which, const double* in, double* out, int64_t n) {
-  active().table.eval_f64(which, in, out, n);
-}
-
 std::vector<std::string> cpu_targets() {
   std::vector<std::string> names;
   for (const auto& t : compiled())
@@ -135,58 +128,16 @@ std::vector<std::string> cpu_targets() {
 }
 
 // The public entry points forward to the active target's table.
-#define GS_FORWARD_BOTH(F32, F64, DECL, CALL) \
-  template <>                                 \
-  DECL(float) {                               \
-    active().table.F32 CALL;                  \
-  }                                           \
-  template <>                                 \
-  DECL(double) {                              \
-    active().table.F64 CALL;                  \
-  }
-
-#define GS_DECL(T) \
-  void noise_rows<T>(T * out, const RowSpec& o, Noise kind, PhiloxKey key, uint64_t first)
-GS_FORWARD_BOTH(noise_f32, noise_f64, GS_DECL, (out, o, kind, key, first))
-#undef GS_DECL
-#define GS_DECL(T) void forward_rows<T>(const ForwardArgs<T>& a)
-GS_FORWARD_BOTH(forward_f32, forward_f64, GS_DECL, (a))
-#undef GS_DECL
-#define GS_DECL(T)                                                                          \
-  void backward_rows<T>(const T* g, const RowSpec& gs, const T* s, const RowSpec& ss, T* o, \
-                        const RowSpec& os, T inv_tau, const T* inv_taus)
-GS_FORWARD_BOTH(backward_f32, backward_f64, GS_DECL, (g, gs, s, ss, o, os, inv_tau, inv_taus))
-#undef GS_DECL
-#define GS_DECL(T)                                                                          \
-  void top_k_rows<T>(const T* x, const RowSpec& xs, int64_t* out, int64_t k, PhiloxKey key, \
-                     uint64_t first)
-GS_FORWARD_BOTH(top_k_f32, top_k_f64, GS_DECL, (x, xs, out, k, key, first))
-#undef GS_DECL
-#define GS_DECL(T) void bernoulli_rows<T>(const BernoulliArgs<T>& a)
-GS_FORWARD_BOTH(bernoulli_f32, bernoulli_f64, GS_DECL, (a))
-#undef GS_DECL
-#define GS_DECL(T)                                                                              \
-  void bernoulli_backward_rows<T>(const T* g, const RowSpec& gs, const T* s, const RowSpec& ss, \
-                                  T* o, const RowSpec& os, const T* t, const RowSpec& ts)
-GS_FORWARD_BOTH(bernoulli_backward_f32, bernoulli_backward_f64, GS_DECL,
-                (g, gs, s, ss, o, os, t, ts))
-#undef GS_DECL
-#define GS_DECL(T)                                                                    \
-  void concrete_rows<T>(const T* y, const RowSpec& ys, const T* x, const RowSpec& xs, \
-                        const T* tau, const T* cst, int64_t tau_step, bool log_space, T* out)
-GS_FORWARD_BOTH(concrete_f32, concrete_f64, GS_DECL,
-                (y, ys, x, xs, tau, cst, tau_step, log_space, out))
-#undef GS_DECL
-#undef GS_FORWARD_BOTH
+#define GS_OP(name, Args)                                        \
+  void run(const Args<float>& a) { active().table.f32.name(a); } \
+  void run(const Args<double>& a) { active().table.f64.name(a); }
+#define GS_OP_UNTYPED(name, Args) \
+  void run(const Args& a) { active().table.name(a); }
+#include "gumbel_softmax/ops.inc"
+#undef GS_OP
+#undef GS_OP_UNTYPED
 
 int64_t masked_row_limit(int itemsize) { return (int64_t{4} << 20) / (16 * itemsize); }
-
-void half_to_float(const uint16_t* src, float* dst, int64_t n, bool bf16) {
-  active().table.half_to_float(src, dst, n, bf16);
-}
-void float_to_half(const float* src, uint16_t* dst, int64_t n, bool bf16) {
-  active().table.float_to_half(src, dst, n, bf16);
-}
 
 RowSpec make_rowspec(int ndim, const int64_t* shape, const int64_t* strides, int axis) {
   RowSpec s;
@@ -209,10 +160,6 @@ RowSpec make_rowspec(int ndim, const int64_t* shape, const int64_t* strides, int
   }
   if (s.nrows == 0) s.nbatch = 0;
   return s;
-}
-
-void philox_blocks(const uint32_t* counters, int64_t n, PhiloxKey key, uint32_t* out) {
-  for (int64_t i = 0; i < n; ++i) philox::block(counters + 4 * i, key, out + 4 * i);
 }
 
 int thread_limit() {

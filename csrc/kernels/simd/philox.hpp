@@ -7,13 +7,13 @@
 #include <cstdint>
 #include <cstring>
 
-#include "gumbel_softmax/lanes.hpp"
+#include "gumbel_softmax/kernels.hpp"
+#include "simd/lanes.hpp"
+
+#include "simd/target.hpp"
 
 namespace gumbel_softmax {
-
-struct PhiloxKey {
-  uint32_t k0, k1;
-};
+namespace GS_TARGET {
 
 namespace philox {
 
@@ -191,4 +191,5 @@ GS_INLINE void row_words_lanes(PhiloxKey key, uint64_t q, uint64_t first_word, i
 #endif  // GS_HAVE_VECTOR_EXT
 
 }  // namespace philox
+}  // namespace GS_TARGET
 }  // namespace gumbel_softmax

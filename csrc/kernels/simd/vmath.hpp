@@ -19,9 +19,12 @@
 
 #include <cstdint>
 
-#include "gumbel_softmax/lanes.hpp"
+#include "simd/lanes.hpp"
+
+#include "simd/target.hpp"
 
 namespace gumbel_softmax {
+namespace GS_TARGET {
 namespace vmath {
 
 template <class T>
@@ -218,4 +221,5 @@ GS_INLINE V exp(V z) {
 }
 
 }  // namespace vmath
+}  // namespace GS_TARGET
 }  // namespace gumbel_softmax

@@ -21,10 +21,13 @@
 
 #include <cstdint>
 
-#include "gumbel_softmax/lanes.hpp"
-#include "gumbel_softmax/vmath.hpp"
+#include "simd/lanes.hpp"
+#include "simd/vmath.hpp"
+
+#include "simd/target.hpp"
 
 namespace gumbel_softmax {
+namespace GS_TARGET {
 
 // t = RN((m + 1/2) 2^-n) from the element's bits b (lane type V: float32 lanes take
 // 32-bit words, float64 lanes 64-bit values word(2c) | word(2c+1) << 32); upper = the
@@ -118,4 +121,5 @@ GS_INLINE uint64_t element_bits(const uint32_t* w, int64_t c, double) {
   return static_cast<uint64_t>(w[2 * c]) | (static_cast<uint64_t>(w[2 * c + 1]) << 32);
 }
 
+}  // namespace GS_TARGET
 }  // namespace gumbel_softmax

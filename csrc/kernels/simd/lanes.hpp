@@ -17,7 +17,16 @@
 #if (defined(__GNUC__) || defined(__clang__)) && !defined(GS_NO_VECTOR_EXT)
 #define GS_HAVE_VECTOR_EXT 1
 #if defined(__SSE2__)
+// GCC 12's avx512fintrin.h reads an undefined vector on purpose (_mm512_undefined_*),
+// which -Wmaybe-uninitialized reports wherever its intrinsics are inlined.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 #endif
 #endif
 
@@ -29,7 +38,10 @@
 #define GS_COLD
 #endif
 
+#include "simd/target.hpp"
+
 namespace gumbel_softmax {
+namespace GS_TARGET {
 namespace lanes {
 
 template <class V>
@@ -280,4 +292,5 @@ GS_INLINE void store_first(double* p, VF64 v, int64_t n) {
 #endif  // GS_HAVE_VECTOR_EXT
 
 }  // namespace lanes
+}  // namespace GS_TARGET
 }  // namespace gumbel_softmax

@@ -7,9 +7,12 @@
 
 #include <cstdint>
 
-#include "gumbel_softmax/lanes.hpp"
+#include "simd/lanes.hpp"
+
+#include "simd/target.hpp"
 
 namespace gumbel_softmax {
+namespace GS_TARGET {
 namespace half {
 
 // binary16 bits (in the low 16 bits of each lane) -> float32 bits.  Exact.
@@ -62,4 +65,5 @@ GS_INLINE U f32_to_bf16_bits(U u) {
 }
 
 }  // namespace half
+}  // namespace GS_TARGET
 }  // namespace gumbel_softmax

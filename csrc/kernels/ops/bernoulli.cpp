@@ -1,0 +1,310 @@
+// Op "bernoulli": the relaxed Bernoulli sample and its gradient, elementwise.
+//
+// Layout of an op file (see csrc/README.md): its Args (types only), then its binding
+// (compiled into _core with GS_BIND), else its kernels (compiled once per SIMD target).
+#include "gumbel_softmax/kernels.hpp"
+
+// ----- the op's arguments (shared by the kernels and the binding: types only) ----
+namespace gumbel_softmax {
+
+// Relaxed Bernoulli, elementwise over rows of the last axis: v = x + L (logistic noise),
+// y_soft = sigmoid(v / tau), y = [v > 0] (hard) or y_soft.  inv_tau: per element, with
+// its own (broadcasting) spec.
+template <class T>
+struct BernoulliArgs {
+  const T* x = nullptr;
+  RowSpec xs;
+  T* y = nullptr;
+  RowSpec ys;
+  T* y_soft = nullptr;  // hard only, or null
+  RowSpec ss;
+  const T* inv_tau = nullptr;
+  RowSpec ts;
+  bool hard = false;
+  PhiloxKey key{};
+  uint64_t first_row = 0;
+};
+
+// out = grad_y * y_soft * (1 - y_soft) / tau, elementwise (inv_tau per element).
+template <class T>
+struct BernoulliBackwardArgs {
+  const T* grad_y = nullptr;
+  RowSpec gs;
+  const T* y_soft = nullptr;
+  RowSpec ss;
+  T* out = nullptr;
+  RowSpec os;
+  const T* inv_tau = nullptr;
+  RowSpec ts;
+};
+
+}  // namespace gumbel_softmax
+
+#ifdef GS_BIND
+// ----- the binding (compiled into the _core module) ---------------------------
+#include "bindings/common.hpp"
+
+namespace gumbel_softmax {
+namespace {
+
+// inv_tau: 1/tau per element, an array of T of logits' shape (a broadcast view).
+template <class T>
+py::object bernoulli_impl(const py::array& logits, const py::array& inv_tau, bool hard,
+                          const py::object& rng, const py::object& out, bool return_soft) {
+  auto x = py::reinterpret_borrow<py::array_t<T>>(logits);
+  auto t = py::reinterpret_borrow<py::array_t<T>>(inv_tau);
+  py::array_t<T> y = result_like<T>(logits, out);
+  py::array_t<T> y_soft;
+  const bool separate_soft = hard && return_soft;
+  if (separate_soft) y_soft = result_like<T>(logits, py::none());
+  const int axis = static_cast<int>(x.ndim()) - 1;
+  BernoulliArgs<T> a;
+  a.xs = rowspec_of(x, axis);
+  a.ys = rowspec_of(y, axis);
+  a.ts = rowspec_of(t, axis);
+  if (separate_soft) a.ss = rowspec_of(y_soft, axis);
+  a.x = x.data();
+  a.y = y.mutable_data();
+  a.y_soft = separate_soft ? y_soft.mutable_data() : nullptr;
+  a.inv_tau = t.data();
+  a.hard = hard;
+  const Rows rows = take_rows(rng, a.xs.nrows);
+  a.key = rows.key;
+  a.first_row = rows.first;
+  run_kernel([&] { run(a); }, &rows);
+  if (!return_soft) return std::move(y);
+  if (!hard) return py::make_tuple(y, y);
+  return py::make_tuple(y, y_soft);
+}
+
+template <class T>
+py::object bernoulli_backward_impl(const py::array& grad_y, const py::array& y_soft,
+                                   const py::array& inv_tau, const py::object& out) {
+  auto g = py::reinterpret_borrow<py::array_t<T>>(grad_y);
+  auto s = py::reinterpret_borrow<py::array_t<T>>(y_soft);
+  auto t = py::reinterpret_borrow<py::array_t<T>>(inv_tau);
+  py::array_t<T> o = result_like<T>(grad_y, out);
+  const int axis = static_cast<int>(g.ndim()) - 1;
+  BernoulliBackwardArgs<T> a;
+  a.gs = rowspec_of(g, axis);
+  a.ss = rowspec_of(s, axis);
+  a.os = rowspec_of(o, axis);
+  a.ts = rowspec_of(t, axis);
+  a.grad_y = g.data();
+  a.y_soft = s.data();
+  a.inv_tau = t.data();
+  a.out = o.mutable_data();
+  run_kernel([&] { run(a); });
+  return std::move(o);
+}
+
+void bind(py::module_& m) {
+  m.def(
+      "relaxed_bernoulli",
+      [](const py::array& logits, const py::array& inv_tau, bool hard, const py::object& rng,
+         const py::object& out, bool return_soft) {
+        return is_double(logits)
+                   ? bernoulli_impl<double>(logits, inv_tau, hard, rng, out, return_soft)
+                   : bernoulli_impl<float>(logits, inv_tau, hard, rng, out, return_soft);
+      },
+      py::arg("logits"), py::arg("inv_tau"), py::arg("hard"), py::arg("rng"), py::arg("out"),
+      py::arg("return_soft"));
+  m.def(
+      "relaxed_bernoulli_backward",
+      [](const py::array& grad_y, const py::array& y_soft, const py::array& inv_tau,
+         const py::object& out) {
+        return is_double(grad_y) ? bernoulli_backward_impl<double>(grad_y, y_soft, inv_tau, out)
+                                 : bernoulli_backward_impl<float>(grad_y, y_soft, inv_tau, out);
+      },
+      py::arg("grad_y"), py::arg("y_soft"), py::arg("inv_tau"), py::arg("out"));
+}
+
+GS_BINDING(bind)
+
+}  // namespace
+}  // namespace gumbel_softmax
+
+#else
+// ----- the kernels (compiled once per SIMD target) ----------------------------
+#include "rows/pass1.hpp"
+#include "rows/schedule.hpp"
+
+namespace gumbel_softmax {
+namespace GS_TARGET {
+namespace {
+
+// One element (lanes V or a scalar): v = x + L, z = v / tau,
+// soft = sigmoid(z) = 1 / (1 + e) for z >= 0 and e / (1 + e) otherwise, e = exp(-|z|)
+// (accurate in both tails, exact 0 and 1 at -inf and +inf); hard = 1 where v > 0,
+// 0 where v <= 0, the canonical NaN where v is NaN.  z is NaN exactly where v is NaN or
+// where v is +-inf and 1/tau rounded to 0 (inf * 0); there the soft sample is the hard
+// one: NaN, or the tau -> infinity limit of sigmoid(+-inf / tau), 1 and 0.
+template <class V, class S = typename lanes::Traits<V>::Scalar>
+GS_INLINE void bernoulli_element(V x, V noise, V inv_tau, V& soft, V& hard) {
+  using lanes::select;
+  using lanes::splat;
+  const V v = x + noise;
+  const V z = v * inv_tau;
+  const V e = vmath::exp(select(z > S(0), -z, z));
+  const V d = S(1) + e;
+  hard = select(v > S(0), splat<V>(S(1)), select(v == v, splat<V>(S(0)), splat<V>(kNaN<S>)));
+  soft = select(z == z, select(z >= S(0), S(1) / d, e / d), hard);
+}
+
+// n results from element c0 on, contiguous in src, to dst (step).
+template <class T>
+GS_INLINE void put(const T* src, T* dst, int64_t step, int64_t c0, int64_t n) {
+  if (!dst) return;
+  if (step == 1) return (void)std::memcpy(dst + c0, src, static_cast<size_t>(n) * sizeof(T));
+  for (int64_t j = 0; j < n; ++j) dst[(c0 + j) * step] = src[j];
+}
+
+template <class T>
+struct BernoulliOp : Elementwise<BernoulliOp<T>> {
+  static constexpr bool kShortRows = true;
+  const BernoulliArgs<T>& a;
+  explicit BernoulliOp(const BernoulliArgs<T>& args)
+      : Elementwise<BernoulliOp<T>>(args.xs.len), a(args) {}
+
+  // Where row r's results go: y gets the hard or the soft sample, y_soft (hard with
+  // return_soft) the soft one.
+  struct Dest {
+    T* hard = nullptr;
+    int64_t hstep = 0;
+    T* soft = nullptr;
+    int64_t sstep = 0;
+  };
+  Dest dest(int64_t r) const {
+    Dest d;
+    T* y = a.y + row_offset(a.ys, r);
+    if (a.hard) {
+      d.hard = y;
+      d.hstep = a.ys.step;
+      if (a.y_soft) {
+        d.soft = a.y_soft + row_offset(a.ss, r);
+        d.sstep = a.ss.step;
+      }
+    } else {
+      d.soft = y;
+      d.sstep = a.ys.step;
+    }
+    return d;
+  }
+#ifdef GS_HAVE_VECTOR_EXT
+  void short_group(int64_t r0, int64_t n) const {
+    const int64_t len = a.xs.len;
+    ShortNoise<T> noise;
+    const int64_t gs = noise.fill(a.key, a.first_row, r0, n, len, Draw::logistic);
+    using V = Vec<T>;
+    constexpr int W = kW<T>;
+    // One row at a time on whole vectors: x, 1/tau and the noise gathered and padded
+    // (0, 1 and 0; the padded lanes are never written out).
+    alignas(64) T xb[kShortMax + W], tb[kShortMax + W], g[kShortMax + W];
+    alignas(64) T soft[kShortMax + W], hard[kShortMax + W];
+    for (int64_t c = len; c < kShortMax + W; ++c) xb[c] = T(0), tb[c] = T(1), g[c] = T(0);
+    for (int64_t i = 0; i < n; ++i) {
+      const T* xr = a.x + row_offset(a.xs, r0 + i);
+      const T* tr = a.inv_tau + row_offset(a.ts, r0 + i);
+      for (int64_t c = 0; c < len; ++c) {
+        xb[c] = xr[c * a.xs.step];
+        tb[c] = tr[c * a.ts.step];
+        g[c] = noise.g[i * gs + c];
+      }
+      for (int64_t c = 0; c < len; c += W) {
+        V sv, hv;
+        bernoulli_element<V>(lanes::load<V>(xb + c), lanes::load<V>(g + c), lanes::load<V>(tb + c),
+                             sv, hv);
+        lanes::store(soft + c, sv);
+        lanes::store(hard + c, hv);
+      }
+      const Dest d = dest(r0 + i);
+      put(hard, d.hard, d.hstep, 0, len);
+      put(soft, d.soft, d.sstep, 0, len);
+    }
+  }
+#endif
+  void row_part(int64_t r, int64_t begin, int64_t end) const {
+    ChunkBuffers<T> buf;  // g: the noise, x: the logits, v: the soft sample
+    alignas(64) T tb[kChunk + kLanes];
+    alignas(64) T hb[kChunk + kLanes];
+    const T* xr = a.x + row_offset(a.xs, r);
+    const T* tr = a.inv_tau + row_offset(a.ts, r);
+    const Dest d = dest(r);
+    const uint64_t q = a.first_row + static_cast<uint64_t>(r);
+    for (int64_t c0 = begin; c0 < end; c0 += kChunk) {
+      const int64_t n = std::min(kChunk, end - c0);
+      noise_chunk(a.key, q, c0, n, buf.words, buf.g, Noise::logistic);
+      const T* xc = chunk_x(xr, a.xs.step, c0, n, buf.x);
+      const T* tc = a.ts.step == 0 ? nullptr : chunk_x(tr, a.ts.step, c0, n, tb);
+      int64_t i = 0;
+#ifdef GS_HAVE_VECTOR_EXT
+      using V = Vec<T>;
+      const V t0 = lanes::splat<V>(tr[0]);
+      for (; i < n; i += kW<T>) {
+        V soft, hard;
+        bernoulli_element<V>(lanes::load<V>(xc + i), lanes::load<V>(buf.g + i),
+                             tc ? lanes::load<V>(tc + i) : t0, soft, hard);
+        lanes::store(buf.v + i, soft);
+        lanes::store(hb + i, hard);
+      }
+#endif
+      for (; i < n; ++i) bernoulli_element<T>(xc[i], buf.g[i], tc ? tc[i] : tr[0], buf.v[i], hb[i]);
+      put(hb, d.hard, d.hstep, c0, n);
+      put(buf.v, d.soft, d.sstep, c0, n);
+    }
+  }
+};
+
+// out = ((grad_y * s) * (1 - s)) / tau; element c is read before it is written, so out
+// may be grad_y or y_soft itself.
+template <class T>
+struct BernoulliBackwardOp : Elementwise<BernoulliBackwardOp<T>> {
+  const BernoulliBackwardArgs<T>& a;
+  explicit BernoulliBackwardOp(const BernoulliBackwardArgs<T>& args)
+      : Elementwise<BernoulliBackwardOp<T>>(args.gs.len), a(args) {}
+
+  void row_part(int64_t r, int64_t begin, int64_t end) const {
+    const RowSpec &gs = a.gs, &ss = a.ss, &os = a.os, &ts = a.ts;
+    const T* g = a.grad_y + row_offset(gs, r);
+    const T* s = a.y_soft + row_offset(ss, r);
+    const T* t = a.inv_tau + row_offset(ts, r);
+    T* o = a.out + row_offset(os, r);
+    int64_t c = begin;
+#ifdef GS_HAVE_VECTOR_EXT
+    if (gs.step == 1 && ss.step == 1 && os.step == 1 && (ts.step == 1 || ts.step == 0)) {
+      using V = Vec<T>;
+      for (; c + kW<T> <= end; c += kW<T>) {
+        const V sv = lanes::load<V>(s + c);
+        const V tv = ts.step ? lanes::load<V>(t + c) : lanes::splat<V>(t[0]);
+        lanes::store(o + c, canonical(((lanes::load<V>(g + c) * sv) * (T(1) - sv)) * tv));
+      }
+    }
+#endif
+    for (; c < end; ++c) {
+      const T sv = s[c * ss.step];
+      o[c * os.step] = canonical(((g[c * gs.step] * sv) * (T(1) - sv)) * t[c * ts.step]);
+    }
+  }
+};
+
+template <class T>
+void bernoulli_kernel(const BernoulliArgs<T>& a) {
+  BernoulliOp<T> op(a);
+  run_schedule<T>(op, a.xs.nrows, a.xs.len);
+}
+
+template <class T>
+void bernoulli_backward_kernel(const BernoulliBackwardArgs<T>& a) {
+  BernoulliBackwardOp<T> op(a);
+  run_schedule<T>(op, a.gs.nrows, a.gs.len);
+}
+
+}  // namespace
+
+GS_KERNEL(BernoulliArgs, bernoulli_kernel)
+GS_KERNEL(BernoulliBackwardArgs, bernoulli_backward_kernel)
+
+}  // namespace GS_TARGET
+}  // namespace gumbel_softmax
+
+#endif  // GS_BIND

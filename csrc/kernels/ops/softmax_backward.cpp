@@ -1,0 +1,224 @@
+// Op "backward": the gradient of the Gumbel-Softmax soft sample.  Compiled once per
+// SIMD target.
+// Layout of an op file (see csrc/README.md): its Args (types only), then its binding
+// (compiled into _core with GS_BIND), else its kernels (compiled once per SIMD target).
+#include "gumbel_softmax/kernels.hpp"
+
+// ----- the op's arguments (shared by the kernels and the binding: types only) ----
+namespace gumbel_softmax {
+
+// out = y_soft * (grad_y - sum(grad_y * y_soft)) / tau, row by row (inv_taus: one per
+// row, contiguous, or null for inv_tau everywhere).  out may be grad_y or y_soft.
+template <class T>
+struct BackwardArgs {
+  const T* grad_y = nullptr;
+  RowSpec gs;
+  const T* y_soft = nullptr;
+  RowSpec ss;
+  T* out = nullptr;
+  RowSpec os;
+  T inv_tau = 1;
+  const T* inv_taus = nullptr;
+};
+
+}  // namespace gumbel_softmax
+
+#ifdef GS_BIND
+// ----- the binding (compiled into the _core module) ---------------------------
+#include "bindings/common.hpp"
+
+namespace gumbel_softmax {
+namespace {
+
+template <class T>
+py::object backward_impl(const py::array& grad_y, const py::array& y_soft, double tau,
+                         const py::object& inv_taus, int axis, const py::object& out) {
+  auto g = py::reinterpret_borrow<py::array_t<T>>(grad_y);
+  auto s = py::reinterpret_borrow<py::array_t<T>>(y_soft);
+  py::array_t<T> o = result_like<T>(grad_y, out);
+  BackwardArgs<T> a;
+  a.gs = rowspec_of(g, axis);
+  a.ss = rowspec_of(s, axis);
+  a.os = rowspec_of(o, axis);
+  a.grad_y = g.data();
+  a.y_soft = s.data();
+  a.out = o.mutable_data();
+  a.inv_taus = per_row<T>(inv_taus);
+  a.inv_tau = inverse_tau<T>(tau);
+  run_kernel([&] { run(a); });
+  return std::move(o);
+}
+
+void bind(py::module_& m) {
+  m.def(
+      "gumbel_softmax_backward",
+      [](const py::array& grad_y, const py::array& y_soft, double tau, const py::object& inv_taus,
+         int axis, const py::object& out) {
+        return is_double(grad_y) ? backward_impl<double>(grad_y, y_soft, tau, inv_taus, axis, out)
+                                 : backward_impl<float>(grad_y, y_soft, tau, inv_taus, axis, out);
+      },
+      py::arg("grad_y"), py::arg("y_soft"), py::arg("tau"), py::arg("inv_taus"), py::arg("axis"),
+      py::arg("out"));
+}
+
+GS_BINDING(bind)
+
+}  // namespace
+}  // namespace gumbel_softmax
+
+#else
+// ----- the kernels (compiled once per SIMD target) ----------------------------
+#include "rows/schedule.hpp"
+
+namespace gumbel_softmax {
+namespace GS_TARGET {
+namespace {
+
+// dot = sum(grad_y * y_soft) over elements [begin, end) of a row, in the order of the
+// forward sums (partial sum (c - begin) % 16, combined pairwise).
+template <class T>
+T segment_dot(const T* g, int64_t gst, const T* s, int64_t sst, int64_t begin, int64_t end) {
+  int64_t c = begin;
+  T acc[kLanes] = {};
+#ifdef GS_HAVE_VECTOR_EXT
+  if (gst == 1 && sst == 1) {
+    using V = Vec<T>;
+    V vacc[kSub<T>] = {};
+    for (; c + kLanes <= end; c += kLanes)
+      for (int k = 0; k < kSub<T>; ++k) {
+        const int64_t o = c + k * kW<T>;
+        vacc[k] = lanes::fma(lanes::load<V>(g + o), lanes::load<V>(s + o), vacc[k]);
+      }
+    spill<T>(vacc, acc);
+  }
+#endif
+  for (; c + kLanes <= end; c += kLanes)
+    for (int j = 0; j < kLanes; ++j)
+      acc[j] = lanes::fma(g[(c + j) * gst], s[(c + j) * sst], acc[j]);
+  for (int j = 0; c + j < end; ++j) acc[j] = lanes::fma(g[(c + j) * gst], s[(c + j) * sst], acc[j]);
+  return tree_sum(acc);
+}
+
+// dot of a whole row, segment by segment like the forward sums.
+template <class T>
+T row_dot(const T* g, int64_t gst, const T* s, int64_t sst, int64_t len) {
+  T dot = segment_dot(g, gst, s, sst, 0, std::min(len, kSegment));
+  for (int64_t b = kSegment; b < len; b += kSegment)
+    dot = dot + segment_dot(g, gst, s, sst, b, std::min(len, b + kSegment));
+  return dot;
+}
+
+// The NaN of a backward row [begin, end) (out = y_soft * (grad_y - dot) / tau) made
+// canonical.  With a finite dot every grad_y and y_soft of the row is finite (a NaN or
+// infinite one makes the fused sum NaN or infinite), and a NaN can only come from
+// 0 * inf where the inf is an overflow of a finite value (y_soft = 0 and grad_y - dot
+// overflowing, or 1/tau rounded to 0 and the product overflowing): the exact value is 0,
+// which it becomes.  Otherwise it becomes the canonical NaN.
+template <class T>
+GS_COLD void fix_nan(T* o, int64_t ost, int64_t begin, int64_t end, T dot) {
+  const T nan_as = dot - dot == T(0) ? T(0) : kNaN<T>;
+  for (int64_t i = begin; i < end; ++i)
+    if (o[i * ost] != o[i * ost]) o[i * ost] = nan_as;
+}
+
+// out = y_soft * (grad_y - dot) / tau on elements [begin, end).  Element c is read
+// before it is written, so out may be grad_y or y_soft itself.
+// NaN results are then made canonical by fix_nan, in a second pass over the rows
+// where one came out (the first only tests for them).
+template <class T>
+GS_INLINE void backward_apply(const T* g, int64_t gst, const T* s, int64_t sst, T* o, int64_t ost,
+                              int64_t begin, int64_t end, T dot, T inv_tau) {
+  int64_t i = begin;
+  bool nan = false;
+#ifdef GS_HAVE_VECTOR_EXT
+  if (gst == 1 && sst == 1 && ost == 1) {
+    using V = Vec<T>;
+    lanes::NanTest<V> vnan;
+    for (; i + kW<T> <= end; i += kW<T>) {
+      const V r = (lanes::load<V>(s + i) * (lanes::load<V>(g + i) - dot)) * inv_tau;
+      lanes::store(o + i, r);
+      vnan.add(r);
+    }
+#ifdef GS_HAVE_PARTIAL
+    // The last, partial vector (short rows: all of it).  Its masked-off lanes compute
+    // (0 * (0 - dot)) / tau, NaN only where dot is not finite (fix_nan's test below
+    // then runs on a row that may well need it; it only changes NaN elements).
+    if (i < end) {
+      const int64_t n = end - i;
+      const V r = (lanes::load_first(s + i, n) * (lanes::load_first(g + i, n) - dot)) * inv_tau;
+      lanes::store_first(o + i, r, n);
+      vnan.add(r);
+      i = end;
+    }
+#endif
+    nan = vnan.any();
+  }
+#endif
+  for (; i < end; ++i) {
+    const T r = (s[i * sst] * (g[i * gst] - dot)) * inv_tau;
+    o[i * ost] = r;
+    nan = nan || r != r;
+  }
+  if (nan) fix_nan(o, ost, begin, end, dot);
+}
+
+template <class T>
+struct BackwardOp : Schedule {
+  static constexpr bool kSplitRows = true;
+  static constexpr bool kTiles = true;
+  const BackwardArgs<T>& a;
+  const int64_t len;
+  Scratch<T> seg_dot;
+  explicit BackwardOp(const BackwardArgs<T>& args) : a(args), len(args.gs.len) {}
+
+  T itau(int64_t r) const { return a.inv_taus ? a.inv_taus[r] : a.inv_tau; }
+  void whole_row(const T* g, int64_t gst, const T* s, int64_t sst, T* o, int64_t ost,
+                 T inv_tau) const {
+    backward_apply(g, gst, s, sst, o, ost, 0, len, row_dot(g, gst, s, sst, len), inv_tau);
+  }
+  void begin_split() { seg_dot.resize(segments(len)); }
+  void split_row(int64_t r) {
+    const int64_t nseg = segments(len);
+    const T* g = a.grad_y + row_offset(a.gs, r);
+    const T* s = a.y_soft + row_offset(a.ss, r);
+    T* o = a.out + row_offset(a.os, r);
+    for_segments(len, [&](int64_t k, int64_t begin, int64_t end) {
+      seg_dot[k] = segment_dot(g, a.gs.step, s, a.ss.step, begin, end);
+    });
+    T dot = seg_dot[0];
+    for (int64_t k = 1; k < nseg; ++k) dot = dot + seg_dot[k];
+    for_segments(len, [&](int64_t, int64_t begin, int64_t end) {
+      backward_apply(g, a.gs.step, s, a.ss.step, o, a.os.step, begin, end, dot, itau(r));
+    });
+  }
+  bool strided() const { return a.gs.step != 1 || a.ss.step != 1 || a.os.step != 1; }
+  int64_t tile_elements() const { return 2 * kTileRows * len; }
+  void tile(int64_t r0, int64_t g, T* tile) const {
+    T* gt = tile;
+    T* st = tile + kTileRows * len;
+    gather_tile(a.grad_y, a.gs, r0, g, gt);
+    gather_tile(a.y_soft, a.ss, r0, g, st);
+    for (int64_t i = 0; i < g; ++i)
+      whole_row(gt + i * len, 1, st + i * len, 1, gt + i * len, 1, itau(r0 + i));
+    scatter_tile(a.out, a.os, r0, g, gt);
+  }
+  void row(int64_t r, int) const {
+    whole_row(a.grad_y + row_offset(a.gs, r), a.gs.step, a.y_soft + row_offset(a.ss, r), a.ss.step,
+              a.out + row_offset(a.os, r), a.os.step, itau(r));
+  }
+};
+
+template <class T>
+void backward_kernel(const BackwardArgs<T>& a) {
+  BackwardOp<T> op(a);
+  run_schedule<T>(op, a.gs.nrows, a.gs.len);
+}
+
+}  // namespace
+
+GS_KERNEL(BackwardArgs, backward_kernel)
+
+}  // namespace GS_TARGET
+}  // namespace gumbel_softmax
+
+#endif  // GS_BIND

@@ -1,0 +1,552 @@
+// Op "forward": the Gumbel-Softmax forward pass (gumbel_softmax, its log and hard
+// variants) and categorical, which is its pass 1 alone.
+// Layout of an op file (see csrc/README.md): its Args (types only), then its binding
+// (compiled into _core with GS_BIND), else its kernels (compiled once per SIMD target).
+#include "gumbel_softmax/kernels.hpp"
+
+// ----- the op's arguments (shared by the kernels and the binding: types only) ----
+namespace gumbel_softmax {
+
+// One forward call over the rows of x.  y = softmax((x + g) / tau), its log (log), its
+// one-hot (hard; with a non-null y_soft the relaxed sample goes there too), or only the
+// index of the one-hot (index non-null, y null: categorical).  All specs have the same
+// nrows and len.
+template <class T>
+struct ForwardArgs {
+  const T* x = nullptr;
+  RowSpec xs;
+  T* y = nullptr;
+  RowSpec ys;
+  T* y_soft = nullptr;
+  RowSpec ss;
+  int64_t* index = nullptr;       // per row, contiguous: the argmax of x + g, or -1
+  const uint8_t* mask = nullptr;  // or: 0 makes that x -inf (rows of at most
+  RowSpec ms;                     //   masked_row_limit elements)
+  T inv_tau = 1;                  // for every row, unless
+  const T* inv_taus = nullptr;    // one per row, contiguous
+  bool hard = false;
+  bool log = false;
+  PhiloxKey key{};
+  uint64_t first_row = 0;
+};
+
+}  // namespace gumbel_softmax
+
+#ifdef GS_BIND
+// ----- the binding (compiled into the _core module) ---------------------------
+#include "bindings/common.hpp"
+
+namespace gumbel_softmax {
+namespace {
+
+// A mask (None, or a uint8 array of logits' shape, any strides) into a.
+template <class T>
+void set_mask(ForwardArgs<T>& a, const py::object& mask, int axis) {
+  if (mask.is_none()) return;
+  auto m = py::reinterpret_borrow<py::array_t<uint8_t>>(mask);
+  if (a.xs.len > masked_row_limit(static_cast<int>(sizeof(T))))
+    throw py::value_error("mask: rows too long for the kernel's mask (mask the logits first)");
+  a.ms = rowspec_of(m, axis);
+  a.mask = m.data();
+}
+
+template <class T>
+py::object forward_impl(const py::array& logits, double tau, const py::object& inv_taus, bool hard,
+                        bool log, int axis, const py::object& rng, const py::object& out,
+                        bool return_soft, const py::object& mask) {
+  auto x = py::reinterpret_borrow<py::array_t<T>>(logits);
+  py::array_t<T> y = result_like<T>(logits, out);
+  py::array_t<T> y_soft;
+  const bool separate_soft = hard && return_soft;
+  if (separate_soft) y_soft = result_like<T>(logits, py::none());
+
+  ForwardArgs<T> a;
+  a.xs = rowspec_of(x, axis);
+  a.ys = rowspec_of(y, axis);
+  if (separate_soft) a.ss = rowspec_of(y_soft, axis);
+  a.x = x.data();
+  a.y = y.mutable_data();
+  a.y_soft = separate_soft ? y_soft.mutable_data() : nullptr;
+  a.inv_tau = inverse_tau<T>(tau);
+  a.inv_taus = per_row<T>(inv_taus);
+  a.hard = hard;
+  a.log = log;
+  set_mask(a, mask, axis);
+  // Rows only once everything else has succeeded: a failed call consumes none.
+  const Rows rows = take_rows(rng, a.xs.nrows);
+  a.key = rows.key;
+  a.first_row = rows.first;
+  run_kernel([&] { run(a); }, &rows);
+  if (!return_soft) return std::move(y);
+  if (!hard) return py::make_tuple(y, y);
+  return py::make_tuple(y, y_soft);
+}
+
+template <class T>
+py::object categorical_impl(const py::array& logits, int axis, const py::object& rng,
+                            const py::object& mask) {
+  auto x = py::reinterpret_borrow<py::array_t<T>>(logits);
+  py::array_t<int64_t> idx(batch_shape(logits, axis));
+  ForwardArgs<T> a;
+  a.xs = rowspec_of(x, axis);
+  a.x = x.data();
+  a.index = idx.mutable_data();
+  set_mask(a, mask, axis);
+  const Rows rows = take_rows(rng, a.xs.nrows);
+  a.key = rows.key;
+  a.first_row = rows.first;
+  run_kernel([&] { run(a); }, &rows);
+  return std::move(idx);
+}
+
+void bind(py::module_& m) {
+  m.def(
+      "gumbel_softmax",
+      [](const py::array& logits, double tau, const py::object& inv_taus, bool hard, bool log,
+         int axis, const py::object& rng, const py::object& out, bool return_soft,
+         const py::object& mask) {
+        return is_double(logits) ? forward_impl<double>(logits, tau, inv_taus, hard, log, axis, rng,
+                                                        out, return_soft, mask)
+                                 : forward_impl<float>(logits, tau, inv_taus, hard, log, axis, rng,
+                                                       out, return_soft, mask);
+      },
+      py::arg("logits"), py::arg("tau"), py::arg("inv_taus"), py::arg("hard"), py::arg("log"),
+      py::arg("axis"), py::arg("rng"), py::arg("out"), py::arg("return_soft"),
+      py::arg("mask") = py::none());
+  m.def("masked_row_limit", &masked_row_limit, py::arg("itemsize"),
+        "The longest rows whose mask the kernels apply themselves.");
+  m.def(
+      "categorical",
+      [](const py::array& logits, int axis, const py::object& rng, const py::object& mask) {
+        return is_double(logits) ? categorical_impl<double>(logits, axis, rng, mask)
+                                 : categorical_impl<float>(logits, axis, rng, mask);
+      },
+      py::arg("logits"), py::arg("axis"), py::arg("rng"), py::arg("mask") = py::none());
+}
+
+GS_BINDING(bind)
+
+}  // namespace
+}  // namespace gumbel_softmax
+
+#else
+// ----- the kernels (compiled once per SIMD target) ----------------------------
+#include "rows/pass1.hpp"
+#include "rows/schedule.hpp"
+#include "rows/softmax.hpp"
+
+namespace gumbel_softmax {
+namespace GS_TARGET {
+namespace {
+
+// The one-hot of a row (or NaN when the row has no defined sample).
+template <class T>
+void write_hard(T* yr, int64_t step, int64_t len, const RowStats<T>& st) {
+  if (!st.defined()) return fill_nan(yr, step, len);
+  for (int64_t c = 0; c < len; ++c) yr[c * step] = T(0);
+  yr[st.argmax * step] = T(1);
+}
+
+// What a forward call needs per row, from its ForwardArgs.
+template <class T>
+struct Fwd {
+  const ForwardArgs<T>& a;
+  T* soft;  // where the soft sample goes (null: none)
+  const RowSpec* soft_spec;
+  explicit Fwd(const ForwardArgs<T>& args)
+      : a(args),
+        soft(args.hard ? args.y_soft : args.y),
+        soft_spec(args.hard ? &args.ss : &args.ys) {}
+  T itau(int64_t r) const { return a.inv_taus ? a.inv_taus[r] : a.inv_tau; }
+  // The row's soft sample takes the tau = 1 path (see unit_exp_sum).
+  bool unit(int64_t r) const { return soft && !a.log && itau(r) == T(1); }
+  // After pass 1: the one-hot, or the index for categorical.
+  void finish(int64_t r, const RowStats<T>& st) const {
+    if (a.index) a.index[r] = st.defined() ? st.argmax : -1;
+    if (a.hard) write_hard(a.y + row_offset(a.ys, r), a.ys.step, a.xs.len, st);
+  }
+  bool needs_stats() const { return a.hard || a.index; }
+  uint64_t row_q(int64_t r) const { return a.first_row + static_cast<uint64_t>(r); }
+};
+
+#ifdef GS_HAVE_VECTOR_EXT
+// One group of short rows (see rows/short_rows.hpp), one row per lane.
+template <class T>
+struct ShortGroup {
+  using V = Vec<T>;
+  using I = lanes::Int<V>;
+  static constexpr int W = kW<T>;
+  static constexpr T ninf = -std::numeric_limits<T>::infinity();
+  const Fwd<T>& f;
+  const ForwardArgs<T>& a;
+  const int64_t r0, nrows, len;
+  // Per lane: 1/tau and whether the row takes the tau = 1 path (see unit_exp_sum); a
+  // group may mix both when tau is per row.  Lanes past the last row: 1/tau = 1,
+  // general path, never written out.
+  V itau = lanes::splat<V>(T(1));
+  I unit{};
+  I flat{};  // lanes whose 1/tau is 0 (tau -> infinity, see flatten_row): 1/tau = 1 here
+  bool any_unit = false, any_general = false, any_flat = false;
+  // Transposed copies: xt[c * W + i] = element c of row i, the same for the noise;
+  // lanes past the last row get x = -inf and noise 1 (finite, never written out).
+  alignas(64) T xt[kShortMax * W];
+  alignas(64) T gt[kShortMax * W];
+  V v[kShortMax];
+  V vmax = lanes::splat<V>(ninf);
+  I vidx{}, vnan{};
+  V res[kShortMax];  // the soft sample (or its log) of every lane
+  V unit_sum{};      // tau = 1 lanes: the sum, NaN exactly for rows with no sample
+
+  ShortGroup(const Fwd<T>& fwd, int64_t first, int64_t n)
+      : f(fwd), a(fwd.a), r0(first), nrows(n), len(fwd.a.xs.len) {}
+
+  GS_INLINE void lanes_tau() {
+    for (int i = 0; i < nrows; ++i) {
+      itau[i] = f.itau(r0 + i);
+      if (itau[i] == T(0)) {
+        itau[i] = T(1);
+        flat[i] = -1;
+        any_flat = true;
+      }
+      const bool u = f.unit(r0 + i);
+      unit[i] = u ? -1 : 0;
+      any_unit = any_unit || u;
+      any_general = any_general || !u;
+    }
+  }
+
+  GS_INLINE void transpose(const ShortNoise<T>& noise, int64_t gs) {
+    for (int i = 0; i < W; ++i) {
+      if (i < nrows) {
+        const T* xr = a.x + row_offset(a.xs, r0 + i);
+        const T* gr = noise.g + i * gs;
+        for (int64_t c = 0; c < len; ++c) {
+          xt[c * W + i] = xr[c * a.xs.step];
+          gt[c * W + i] = gr[c];
+        }
+        if (a.mask) {
+          const uint8_t* mr = a.mask + row_offset(a.ms, r0 + i);
+          for (int64_t c = 0; c < len; ++c)
+            if (!mr[c * a.ms.step]) xt[c * W + i] = ninf;
+        }
+      } else {
+        for (int64_t c = 0; c < len; ++c) {
+          xt[c * W + i] = ninf;
+          gt[c * W + i] = T(1);
+        }
+      }
+    }
+  }
+
+  // Pass 1 on v = x + g (max, first argmax, NaN) as in noisy_logits, for the rows of the
+  // general path and for the one-hot; g = -log(E) exactly as bits_to_gumbel computes it
+  // when the noise was drawn as E.
+  GS_INLINE void pass1() {
+    for (int64_t c = 0; c < len; ++c) {
+      V gc = lanes::load<V>(gt + c * W);
+      if (any_unit) gc = -vmath::log(gc);
+      const V vc = lanes::load<V>(xt + c * W) + gc;
+      v[c] = vc;
+      const I greater = vc > vmax;
+      vmax = lanes::select(greater, vc, vmax);
+      vidx = greater ? (I{} + static_cast<int>(c)) : vidx;
+      vnan |= (vc != vc);
+    }
+  }
+
+  GS_INLINE void general_soft() {
+    if (any_flat)  // as flatten_row, on the flat lanes only
+      for (int64_t c = 0; c < len; ++c) v[c] = lanes::select(flat & (v[c] != ninf), vmax, v[c]);
+    V acc[kLanes] = {};
+    for (int64_t c = 0; c < len; ++c) {
+      v[c] = (v[c] - vmax) * itau;
+      res[c] = vmath::exp(v[c]);
+      acc[c % kLanes] = acc[c % kLanes] + res[c];
+    }
+    const V sum = tree_sum(acc);
+    if (a.log) {
+      const V lse = vmath::log(sum);
+      for (int64_t c = 0; c < len; ++c) res[c] = v[c] - lse;
+    } else {
+      const V inv_sum = T(1) / sum;
+      for (int64_t c = 0; c < len; ++c) res[c] = res[c] * inv_sum;
+    }
+  }
+
+  GS_INLINE void unit_soft() {
+    V xmax = lanes::splat<V>(ninf);
+    for (int64_t c = 0; c < len; ++c) {
+      const V xc = lanes::load<V>(xt + c * W);
+      xmax = lanes::select(xc > xmax, xc, xmax);
+    }
+    V acc[kLanes] = {};
+    V u[kShortMax];
+    for (int64_t c = 0; c < len; ++c) {
+      u[c] = vmath::exp_scaled<kUnitScale<T>>(lanes::load<V>(xt + c * W) - xmax) /
+             lanes::load<V>(gt + c * W);
+      acc[c % kLanes] = acc[c % kLanes] + u[c];
+    }
+    unit_sum = tree_sum(acc);
+    for (int64_t c = 0; c < len; ++c)
+      res[c] = any_general ? lanes::select(unit, u[c] / unit_sum, res[c]) : u[c] / unit_sum;
+  }
+
+  GS_INLINE void store(T* soft) {
+    if (soft)
+      for (int64_t c = 0; c < len; ++c) lanes::store(xt + c * W, res[c]);
+    for (int i = 0; i < nrows; ++i) {
+      RowStats<T> st;
+      st.max = vmax[i];
+      st.argmax = vidx[i];
+      st.nan = vnan[i] != 0;
+      if (soft) {
+        T* sr = soft + row_offset(*f.soft_spec, r0 + i);
+        const int64_t step = f.soft_spec->step;
+        if (unit[i] ? unit_sum[i] == unit_sum[i] : st.defined())
+          for (int64_t c = 0; c < len; ++c) sr[c * step] = xt[c * W + i];
+        else
+          fill_nan(sr, step, len);
+      }
+      f.finish(r0 + i, st);
+    }
+  }
+};
+
+template <class T>
+void forward_short_group(const Fwd<T>& f, int64_t r0, int64_t nrows) {
+  ShortGroup<T> grp(f, r0, nrows);
+  grp.lanes_tau();
+  ShortNoise<T> noise;
+  const int64_t gs = noise.fill(f.a.key, f.a.first_row, r0, nrows, grp.len,
+                                grp.any_unit ? Draw::exponential : Draw::gumbel);
+  grp.transpose(noise, gs);
+  if (grp.any_general || f.a.hard) grp.pass1();
+  T* soft = f.soft;
+  if (soft && grp.any_general) grp.general_soft();
+  if (soft && grp.any_unit) grp.unit_soft();
+  grp.store(soft);
+}
+#endif
+
+// Few long rows: one row at a time, its segments over the threads.
+template <class T>
+struct SplitForward {
+  const Fwd<T>* f = nullptr;
+  int64_t len = 0, nseg = 0;
+  Scratch<RowStats<T>> seg_st;
+  Scratch<T> seg_sum;
+  Scratch<T> staged;  // a strided soft destination is staged in one row buffer
+
+  void init(const Fwd<T>& fwd) {
+    f = &fwd;
+    len = fwd.a.xs.len;
+    nseg = segments(len);
+    seg_st.resize(nseg);
+    seg_sum.resize(nseg);
+    if (fwd.soft && fwd.soft_spec->step != 1) staged.resize(len);
+  }
+  T total() const {
+    T sum = seg_sum[0];
+    for (int64_t k = 1; k < nseg; ++k) sum = sum + seg_sum[k];
+    return sum;
+  }
+  // The tau = 1 soft sample of row r (x at xr, in v, then to soft_row).
+  void unit_row(const T* xr, uint64_t q, T* v, T* soft_row) {
+    const RowSpec& xs = f->a.xs;
+    for_segments(len, [&](int64_t k, int64_t begin, int64_t end) {
+      seg_sum[k] = row_max(xr, xs.step, begin, end);
+    });
+    T xmax = seg_sum[0];
+    for (int64_t k = 1; k < nseg; ++k) xmax = std::max(xmax, seg_sum[k]);
+    for_segments(len, [&](int64_t k, int64_t begin, int64_t end) {
+      seg_sum[k] = unit_exp_sum(xr, xs.step, begin, end, xmax, f->a.key, q, v);
+    });
+    const T sum = total();
+    if (sum == sum) {
+      for_segments(len, [&](int64_t, int64_t begin, int64_t end) {
+        scale<true>(v, begin, end, sum, soft_row, f->soft_spec->step);
+      });
+    } else {
+      fill_nan(soft_row, f->soft_spec->step, len);
+    }
+  }
+  // Passes 2 and 3 of the general soft sample of a defined row (v = x + g).
+  void general_row(const RowStats<T>& st, T itau, T* v, T* soft_row) {
+    const bool flat = itau == T(0);  // tau -> infinity: see flatten_row
+    const T it = flat ? T(1) : itau;
+    for_segments(len, [&](int64_t k, int64_t begin, int64_t end) {
+      if (flat) flatten_row(v, begin, end, st.max);
+      seg_sum[k] =
+          f->a.log ? exp_sum<false>(v, begin, end, st.max, it) : exp_sum(v, begin, end, st.max, it);
+    });
+    const T sum = total();
+    const T lse = f->a.log ? vmath::log(sum) : T(0);
+    const T inv_sum = T(1) / sum;
+    for_segments(len, [&](int64_t, int64_t begin, int64_t end) {
+      if (f->a.log)
+        log_scale(v, begin, end, st.max, it, lse, soft_row, f->soft_spec->step);
+      else
+        scale(v, begin, end, inv_sum, soft_row, f->soft_spec->step);
+    });
+  }
+  void row(int64_t r) {
+    const T* xr = f->a.x + row_offset(f->a.xs, r);
+    const uint64_t q = f->row_q(r);
+    const bool unit = f->unit(r);
+    T* soft_row = f->soft ? f->soft + row_offset(*f->soft_spec, r) : nullptr;
+    T* v = f->soft ? (staged.empty() ? soft_row : staged.data()) : nullptr;
+    RowStats<T> st;
+    if (f->needs_stats() || !unit) {
+      for_segments(len, [&](int64_t k, int64_t begin, int64_t end) {
+        seg_st[k] = noisy_logits(xr, f->a.xs.step, begin, end, f->a.key, q, unit ? nullptr : v);
+      });
+      st = combine(seg_st.data(), nseg);
+    }
+    if (unit)
+      unit_row(xr, q, v, soft_row);
+    else if (f->soft && st.defined())
+      general_row(st, f->itau(r), v, soft_row);
+    else if (f->soft)
+      fill_nan(soft_row, f->soft_spec->step, len);
+    f->finish(r, st);
+  }
+};
+
+template <class T>
+struct ForwardOp : Schedule {
+  static constexpr bool kShortRows = true;
+  static constexpr bool kSplitRows = true;
+  static constexpr bool kTiles = true;
+  const Fwd<T> f;
+  const ForwardArgs<T>& a;
+  const int64_t len;
+  SplitForward<T> split;
+  Scratch<T> scratch, masked;  // per thread (row by row): staged soft rows, masked x
+  bool staged = false;
+
+  explicit ForwardOp(const ForwardArgs<T>& args) : f(args), a(args), len(args.xs.len) {}
+
+#ifdef GS_HAVE_VECTOR_EXT
+  void short_group(int64_t r0, int64_t n) const { forward_short_group(f, r0, n); }
+#endif
+  bool may_split() const { return !a.mask; }
+  void begin_split() { split.init(f); }
+  void split_row(int64_t r) { split.row(r); }
+
+  // A mask is applied as strided rows are gathered into tiles, and as contiguous rows
+  // are copied into a row buffer in row() (rows of up to masked_row_limit elements; the
+  // Python layer masks longer ones itself).
+  bool strided() const {
+    const bool strided =
+        a.xs.step != 1 || (a.y && a.ys.step != 1) || (f.soft && f.soft_spec->step != 1);
+    return strided || (a.mask && a.ms.step != 1);
+  }
+  int64_t tile_elements() const { return kTileRows * len; }
+  void tile(int64_t r0, int64_t g, T* tile) const;
+
+  // A strided soft destination is staged in a row buffer per thread, allocated here,
+  // before any output is written, so that a failed allocation leaves `out` untouched.
+  void begin_rows(int nthreads) {
+    staged = f.soft != nullptr && f.soft_spec->step != 1;
+    if (staged) scratch.resize(static_cast<int64_t>(nthreads) * len);
+    if (a.mask) masked.resize(static_cast<int64_t>(nthreads) * len);
+  }
+  const T* mask_row(int64_t r, const T* xr, int tid) const;
+  void row(int64_t r, int tid) const;
+};
+
+template <class T>
+void ForwardOp<T>::tile(int64_t r0, int64_t g, T* tile) const {
+  const PhiloxKey key = a.key;
+  RowStats<T> st[kTileRows];
+  if (a.mask)
+    gather_tile_masked(a.x, a.xs, a.mask, a.ms, r0, g, tile);
+  else
+    gather_tile(a.x, a.xs, r0, g, tile);
+  for (int64_t i = 0; i < g; ++i) {
+    T* row = tile + i * len;  // x, then v = x + g, then the soft sample, in place
+    const int64_t r = r0 + i;
+    if (f.unit(r)) {
+      if (f.needs_stats())
+        st[i] = noisy_logits(row, 1, 0, len, key, f.row_q(r), static_cast<T*>(nullptr));
+      unit_softmax_row(row, 1, len, key, f.row_q(r), row, row, 1);
+      continue;
+    }
+    st[i] = noisy_logits(row, 1, 0, len, key, f.row_q(r), f.soft ? row : nullptr);
+    if (f.soft) {
+      if (st[i].defined())
+        softmax_from_noisy(row, len, st[i].max, f.itau(r), a.log, row, 1);
+      else
+        fill_nan(row, 1, len);
+    }
+  }
+  if (f.soft) scatter_tile(f.soft, *f.soft_spec, r0, g, tile);
+  if (a.index)
+    for (int64_t i = 0; i < g; ++i) a.index[r0 + i] = st[i].defined() ? st[i].argmax : -1;
+  if (a.hard) {
+    for (int64_t i = 0; i < g; ++i) write_hard(tile + i * len, 1, len, st[i]);
+    scatter_tile(a.y, a.ys, r0, g, tile);
+  }
+}
+
+// Row r of x with its mask applied, in the thread's row buffer (contiguous rows here:
+// x and mask both step 1).
+template <class T>
+const T* ForwardOp<T>::mask_row(int64_t r, const T* xr, int tid) const {
+  T* xm = masked.data() + static_cast<int64_t>(tid) * len;
+  const uint8_t* mr = a.mask + row_offset(a.ms, r);
+  constexpr T ninf = -std::numeric_limits<T>::infinity();
+  int64_t c = 0;
+#ifdef GS_HAVE_VECTOR_EXT
+  using V = Vec<T>;
+  using I = lanes::Int<V>;
+  for (; c + kW<T> <= len; c += kW<T>) {
+    I mv;
+    for (int j = 0; j < kW<T>; ++j) mv[j] = mr[c + j];
+    lanes::store(xm + c, lanes::select(mv != 0, lanes::load<V>(xr + c), lanes::splat<V>(ninf)));
+  }
+#endif
+  for (; c < len; ++c) xm[c] = mr[c] ? xr[c] : ninf;
+  return xm;
+}
+
+template <class T>
+void ForwardOp<T>::row(int64_t r, int tid) const {
+  const RowSpec& xs = a.xs;
+  const T* xr = a.x + row_offset(xs, r);
+  if (a.mask) xr = mask_row(r, xr, tid);
+  const uint64_t q = f.row_q(r);
+  T* const soft = f.soft;
+  T* soft_row = soft ? soft + row_offset(*f.soft_spec, r) : nullptr;
+  T* v = soft ? (staged ? scratch.data() + static_cast<int64_t>(tid) * len : soft_row) : nullptr;
+  if (f.unit(r)) {
+    RowStats<T> st;
+    if (f.needs_stats()) st = noisy_logits(xr, xs.step, 0, len, a.key, q, static_cast<T*>(nullptr));
+    unit_softmax_row(xr, xs.step, len, a.key, q, v, soft_row, f.soft_spec->step);
+    f.finish(r, st);
+    return;
+  }
+  const RowStats<T> st = noisy_logits(xr, xs.step, 0, len, a.key, q, v);
+  if (soft) {
+    if (st.defined())
+      softmax_from_noisy(v, len, st.max, f.itau(r), a.log, soft_row, f.soft_spec->step);
+    else
+      fill_nan(soft_row, f.soft_spec->step, len);
+  }
+  f.finish(r, st);
+}
+
+template <class T>
+void forward_kernel(const ForwardArgs<T>& a) {
+  ForwardOp<T> op(a);
+  run_schedule<T>(op, a.xs.nrows, a.xs.len);
+}
+
+}  // namespace
+
+GS_KERNEL(ForwardArgs, forward_kernel)
+
+}  // namespace GS_TARGET
+}  // namespace gumbel_softmax
+
+#endif  // GS_BIND

@@ -1,0 +1,211 @@
+// Op "top_k": the k largest x + g of each row (Gumbel top-k: k samples without
+// replacement).
+// Layout of an op file (see csrc/README.md): its Args (types only), then its binding
+// (compiled into _core with GS_BIND), else its kernels (compiled once per SIMD target).
+#include "gumbel_softmax/kernels.hpp"
+
+// ----- the op's arguments (shared by the kernels and the binding: types only) ----
+namespace gumbel_softmax {
+
+// The indices of the k largest x + g of each row in decreasing order (ties: lower index
+// first) into out (nrows x k, contiguous); -1 for slots past the row's finite values and
+// for rows with no defined sample.
+template <class T>
+struct TopKArgs {
+  const T* x = nullptr;
+  RowSpec xs;
+  int64_t* out = nullptr;
+  int64_t k = 0;
+  PhiloxKey key{};
+  uint64_t first_row = 0;
+};
+
+}  // namespace gumbel_softmax
+
+#ifdef GS_BIND
+// ----- the binding (compiled into the _core module) ---------------------------
+#include "bindings/common.hpp"
+
+namespace gumbel_softmax {
+namespace {
+
+template <class T>
+py::object top_k_impl(const py::array& logits, int64_t k, int axis, const py::object& rng) {
+  auto x = py::reinterpret_borrow<py::array_t<T>>(logits);
+  std::vector<py::ssize_t> shape = batch_shape(logits, axis);
+  shape.push_back(static_cast<py::ssize_t>(k));
+  py::array_t<int64_t> idx(shape);
+  TopKArgs<T> a;
+  a.xs = rowspec_of(x, axis);
+  a.x = x.data();
+  a.out = idx.mutable_data();
+  a.k = k;
+  const Rows rows = take_rows(rng, a.xs.nrows);
+  a.key = rows.key;
+  a.first_row = rows.first;
+  run_kernel([&] { run(a); }, &rows);
+  return std::move(idx);
+}
+
+void bind(py::module_& m) {
+  m.def(
+      "top_k",
+      [](const py::array& logits, int64_t k, int axis, const py::object& rng) {
+        return is_double(logits) ? top_k_impl<double>(logits, k, axis, rng)
+                                 : top_k_impl<float>(logits, k, axis, rng);
+      },
+      py::arg("logits"), py::arg("k"), py::arg("axis"), py::arg("rng"));
+}
+
+GS_BINDING(bind)
+
+}  // namespace
+}  // namespace gumbel_softmax
+
+#else
+// ----- the kernels (compiled once per SIMD target) ----------------------------
+#include "rows/pass1.hpp"
+#include "rows/schedule.hpp"
+
+namespace gumbel_softmax {
+namespace GS_TARGET {
+namespace {
+
+// k up to this keeps a sorted buffer while scanning v once (about one comparison per
+// element); larger k select with nth_element and sort the first k.
+constexpr int64_t kInsertK = 32;
+
+template <class T>
+struct Item {
+  T v;
+  int64_t i;
+};
+
+// The k best of v (a row with a defined sample: no NaN, no +inf) into o, by insertion
+// into the sorted buffer items (k <= kInsertK).  Elements come in index order, so an
+// equal value never displaces an earlier one.
+template <class T>
+void select_insert(const T* v, int64_t len, int64_t k, int64_t* o, Item<T>* items) {
+  constexpr T ninf = -std::numeric_limits<T>::infinity();
+  int64_t m = 0;
+  for (int64_t c = 0; c < len; ++c) {
+    const T val = v[c];
+    int64_t pos;
+    if (m == k) {
+      if (!(val > items[k - 1].v)) continue;
+      pos = k - 1;
+    } else {
+      pos = m++;
+    }
+    for (; pos > 0 && val > items[pos - 1].v; --pos) items[pos] = items[pos - 1];
+    items[pos] = Item<T>{val, c};
+  }
+  for (int64_t j = 0; j < k; ++j) o[j] = items[j].v == ninf ? -1 : items[j].i;
+}
+
+// The same for k > kInsertK, with idx (len indices) as scratch.
+template <class T>
+void select_sort(const T* v, int64_t len, int64_t k, int64_t* o, int64_t* idx) {
+  constexpr T ninf = -std::numeric_limits<T>::infinity();
+  for (int64_t c = 0; c < len; ++c) idx[c] = c;
+  auto better = [v](int64_t p, int64_t q) { return v[p] > v[q] || (v[p] == v[q] && p < q); };
+  if (k < len) std::nth_element(idx, idx + k, idx + len, better);
+  std::sort(idx, idx + k, better);
+  for (int64_t j = 0; j < k; ++j) o[j] = v[idx[j]] == ninf ? -1 : idx[j];
+}
+
+template <class T>
+struct TopKOp : Schedule {
+  static constexpr bool kShortRows = true;
+  static constexpr bool kSplitRows = true;
+  const TopKArgs<T>& a;
+  const int64_t len, k, nitems;
+  const bool big_k;
+  Scratch<T> vbuf;  // per thread (split rows: one)
+  Scratch<int64_t> ibuf;
+  Scratch<Item<T>> items;
+  Scratch<RowStats<T>> seg_st;
+
+  explicit TopKOp(const TopKArgs<T>& args)
+      : a(args),
+        len(args.xs.len),
+        k(args.k),
+        nitems(std::min(args.k, kInsertK)),
+        big_k(args.k > kInsertK) {}
+
+  uint64_t row_q(int64_t r) const { return a.first_row + static_cast<uint64_t>(r); }
+  void finish(int64_t r, const RowStats<T>& st, const T* v, Item<T>* it, int64_t* idx) const {
+    int64_t* o = a.out + r * k;
+    if (!st.defined()) {
+      for (int64_t j = 0; j < k; ++j) o[j] = -1;
+      return;
+    }
+    if (k <= kInsertK)
+      select_insert(v, len, k, o, it);
+    else
+      select_sort(v, len, k, o, idx);
+  }
+#ifdef GS_HAVE_VECTOR_EXT
+  // The noise of kW rows at once (ShortNoise), then v = x + g and the selection row by
+  // row: the same sums as noisy_logits, so the same bits.
+  void short_group(int64_t r0, int64_t n) const {
+    ShortNoise<T> noise;
+    const int64_t gs = noise.fill(a.key, a.first_row, r0, n, len);
+    T v[kShortMax];
+    Item<T> it[kShortMax];
+    int64_t idx[kShortMax];
+    for (int64_t i = 0; i < n; ++i) {
+      const T* xr = a.x + row_offset(a.xs, r0 + i);
+      RowStats<T> st;
+      for (int64_t c = 0; c < len; ++c) {
+        v[c] = xr[c * a.xs.step] + noise.g[i * gs + c];
+        st.nan = st.nan || v[c] != v[c];
+        if (v[c] > st.max) st.max = v[c];
+      }
+      finish(r0 + i, st, v, it, idx);
+    }
+  }
+#endif
+  void begin_split() {
+    seg_st.resize(segments(len));
+    vbuf.resize(len);
+    ibuf.resize(big_k ? len : 0);
+    items.resize(nitems);
+  }
+  void split_row(int64_t r) {
+    const T* xr = a.x + row_offset(a.xs, r);
+    for_segments(len, [&](int64_t j, int64_t begin, int64_t end) {
+      seg_st[j] = noisy_logits(xr, a.xs.step, begin, end, a.key, row_q(r), vbuf.data());
+    });
+    finish(r, combine(seg_st.data(), segments(len)), vbuf.data(), items.data(), ibuf.data());
+  }
+  // Scratch per thread, allocated before anything is written.
+  void begin_rows(int nthreads) {
+    vbuf.resize(static_cast<int64_t>(nthreads) * len);
+    ibuf.resize(big_k ? static_cast<int64_t>(nthreads) * len : 0);
+    items.resize(static_cast<int64_t>(nthreads) * nitems);
+  }
+  void row(int64_t r, int tid) const {
+    T* v = vbuf.data() + static_cast<int64_t>(tid) * len;
+    const RowStats<T> st =
+        noisy_logits(a.x + row_offset(a.xs, r), a.xs.step, 0, len, a.key, row_q(r), v);
+    finish(r, st, v, items.data() + tid * nitems,
+           big_k ? ibuf.data() + static_cast<int64_t>(tid) * len : nullptr);
+  }
+};
+
+template <class T>
+void top_k_kernel(const TopKArgs<T>& a) {
+  if (a.xs.nrows == 0 || a.k == 0) return;
+  TopKOp<T> op(a);
+  run_schedule<T>(op, a.xs.nrows, a.xs.len);
+}
+
+}  // namespace
+
+GS_KERNEL(TopKArgs, top_k_kernel)
+
+}  // namespace GS_TARGET
+}  // namespace gumbel_softmax
+
+#endif  // GS_BIND

@@ -1,0 +1,268 @@
+// Per-target row machinery, part 1: the constants of the fixed summation order, the
+// loop over rows (threads, Ctrl-C polling), segments of long rows, row offsets, the
+// canonical NaN and per-thread scratch.  See csrc/README.md for the layout.
+//
+// The order of every floating-point operation within a row is fixed (elementwise
+// math, then sums in fixed lanes and fixed segments), so results do not depend on the
+// thread count, on how rows are split into calls, or on which path of the schedule
+// (rows/schedule.hpp) a row takes.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+
+#ifdef GUMBEL_SOFTMAX_HAVE_OPENMP
+#include <omp.h>
+#endif
+
+#include "gumbel_softmax/kernels.hpp"
+#include "simd/gumbel.hpp"
+#include "simd/lanes.hpp"
+#include "simd/philox.hpp"
+#include "simd/target.hpp"
+#include "simd/vmath.hpp"
+
+namespace gumbel_softmax {
+namespace GS_TARGET {
+namespace {
+
+// Elements per chunk: 256 noise values plus their 256 (float32) or 512 (float64)
+// random words are 2-3 KiB, well inside a 32 KiB L1 data cache next to the row data.
+constexpr int64_t kChunk = 256;
+
+// Sums use kLanes interleaved partial sums (element c goes to partial c % kLanes) and
+// a pairwise combination kLanes -> kLanes/2 -> ... -> 1.  16 is the float32 lane count
+// of AVX-512; every target uses this same order, so sums are bitwise identical.
+constexpr int kLanes = 16;
+
+// Calls with fewer elements run on the calling thread: an OpenMP fork/join costs about
+// 1-2 us, and 2^14 elements take at least ~15 us even at the vectorised rate of about
+// 1 ns per element per core, so below this size threads cost more than they bring.
+constexpr int64_t kParallelMinElements = int64_t{1} << 14;
+
+template <class T>
+T tree_sum(T (&acc)[kLanes]) {
+  for (int w = kLanes / 2; w >= 1; w /= 2)
+    for (int j = 0; j < w; ++j) acc[j] = acc[j] + acc[j + w];
+  return acc[0];
+}
+
+// Threads for a call: 1 below the size where threads pay, else the configured count.
+inline int threads_for(int64_t nrows, int64_t len) {
+  const bool big = nrows >= 2 && nrows * std::max<int64_t>(len, 1) >= kParallelMinElements;
+  return big ? static_cast<int>(std::min<int64_t>(max_threads(), nrows)) : 1;
+}
+
+// Rows are split into their segments over the threads (see kSegment) when there are
+// fewer rows than threads and each row has at least two segments, and always when a
+// row has at least kLongRow elements (milliseconds of work: a row is one step of the
+// loop that polls for Ctrl-C, a segment is one step of the split loop).  The
+// arithmetic is the same either way; only the schedule changes.
+constexpr int64_t kLongRow = int64_t{1} << 22;
+
+// Calls poll_interrupt() on the calling thread of a loop over rows about every 0.1-1 ms
+// of work: every `stride` bodies, a stride that adapts to what a body costs.  The first
+// clock read comes after kFirstCheck bodies, so that short calls never read the clock.
+class InterruptPoller {
+ public:
+  // After each body: true once the call must stop.
+  bool after_body() {
+    if (--countdown_ > 0) return false;
+    const auto now = Clock::now();
+    if (started_) {
+      const auto since = now - last_read_;
+      if (since < std::chrono::microseconds(100)) {
+        stride_ = std::min<int64_t>(stride_ * 2, int64_t{1} << 20);
+      } else if (since > std::chrono::milliseconds(1) && stride_ > 1) {
+        stride_ /= 2;
+      }
+    }
+    started_ = true;
+    last_read_ = now;
+    countdown_ = stride_;
+    return poll_interrupt(now);
+  }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  static constexpr int64_t kFirstCheck = 8;
+  Clock::time_point last_read_{};
+  bool started_ = false;
+  int64_t stride_ = kFirstCheck;
+  int64_t countdown_ = kFirstCheck;
+};
+
+// Runs body(r, tid) for r in [0, nrows) on nthreads threads; tid < nthreads indexes
+// per-thread scratch.  The threads take rows in chunks of about 1/32 of a thread's
+// share from a shared counter, so that the calling thread (which polls for Ctrl-C) keeps
+// working until every row has been handed out, whatever the other threads' speed, and
+// a thread slowed by other work on the machine holds the call up by one chunk at most.
+// Once an interrupt is pending, every thread stops taking rows.  (Results never depend
+// on which thread computes a row.)
+template <class Body>
+void for_rows(int64_t nrows, int nthreads, Body&& body) {
+  if (interrupted()) return;  // an earlier loop of this call was interrupted
+#ifdef GUMBEL_SOFTMAX_HAVE_OPENMP
+  if (nthreads > 1) {
+    std::atomic<int64_t> next{0};
+    std::atomic<bool> stop{false};
+#pragma omp parallel num_threads(nthreads)
+    {
+      const int tid = omp_get_thread_num(), team = omp_get_num_threads();
+      if (tid == 0) note_team_size(team);
+      const int64_t chunk = std::max<int64_t>(1, nrows / (int64_t{32} * team));
+      InterruptPoller poller;  // used by the calling thread (tid 0) only
+      while (!stop.load(std::memory_order_relaxed)) {
+        const int64_t lo = next.fetch_add(chunk, std::memory_order_relaxed);
+        if (lo >= nrows) break;
+        const int64_t hi = std::min(nrows, lo + chunk);
+        for (int64_t r = lo; r < hi && !stop.load(std::memory_order_relaxed); ++r) {
+          body(r, tid);
+          if (tid == 0 && poller.after_body()) {
+            stop.store(true, std::memory_order_relaxed);
+            break;
+          }
+        }
+      }
+    }
+    return;
+  }
+#endif
+  (void)nthreads;
+  note_team_size(1);
+  InterruptPoller poller;
+  for (int64_t r = 0; r < nrows; ++r) {
+    body(r, 0);
+    if (poller.after_body()) return;
+  }
+}
+
+#ifdef GS_HAVE_VECTOR_EXT
+template <class T>
+struct VecOf;
+template <>
+struct VecOf<float> {
+  using type = lanes::VF32;
+};
+template <>
+struct VecOf<double> {
+  using type = lanes::VF64;
+};
+template <class T>
+using Vec = typename VecOf<T>::type;
+// Lanes of the target's native vector of T; kLanes / W vectors cover one 16-element step.
+template <class T>
+constexpr int kW = lanes::width<Vec<T>>();
+template <class T>
+constexpr int kSub = kLanes / kW<T>;
+static_assert(kLanes % lanes::width<lanes::VF32>() == 0, "16 summation lanes per step");
+
+// Copies the kLanes partial sums held in kSub vectors into acc (lane j of vector k is
+// partial sum k * W + j).
+template <class T>
+GS_INLINE void spill(const Vec<T> (&v)[kSub<T>], T (&acc)[kLanes]) {
+  for (int k = 0; k < kSub<T>; ++k)
+    for (int j = 0; j < kW<T>; ++j) acc[k * kW<T> + j] = v[k][j];
+}
+
+#endif
+
+// The offset of row r of a RowSpec: base + row_offset(s, r) + c * s.step is element c.
+GS_INLINE int64_t row_offset(const RowSpec& s, int64_t r) {
+  int64_t off = 0;
+  for (int d = s.nbatch - 1; d >= 0; --d) {
+    const int64_t n = s.shape[d];
+    off += (r % n) * s.stride[d];
+    r /= n;
+  }
+  return off;
+}
+
+// The one NaN every kernel writes: the positive quiet NaN without payload (NumPy's
+// np.nan: 0x7FC00000 / 0x7FF8000000000000).  NaN results of arithmetic carry the sign
+// and payload of whichever NaN operand the instruction picked (or x86's negative
+// "default NaN"), which differs between targets and compilers, so every output that can
+// be NaN is either written as kNaN or passed through canonical() at the store.
+// (quiet_NaN() is __builtin_nan("") in GCC and Clang: exactly those bits;
+// tests/test_targets.py checks the bits of every NaN the functions return.)
+template <class T>
+constexpr T kNaN = std::numeric_limits<T>::quiet_NaN();
+
+// x, or kNaN where x is NaN (a compare and a blend per vector).
+template <class V>
+GS_INLINE V canonical(V x) {
+  using S = typename lanes::Traits<V>::Scalar;
+  return lanes::select(x == x, x, lanes::splat<V>(kNaN<S>));
+}
+
+template <class T>
+void fill_nan(T* p, int64_t step, int64_t len) {
+  for (int64_t c = 0; c < len; ++c) p[c * step] = kNaN<T>;
+}
+
+// Rows are summed in segments of kSegment elements: the sum of a row is
+// ((s_0 + s_1) + s_2) + ..., s_k the sum of segment k in 16 interleaved partial sums
+// combined pairwise.  Fixed segments let a long row be split over threads without
+// changing a bit; rows of up to kSegment elements are one segment.
+constexpr int64_t kSegment = int64_t{1} << 15;
+
+inline int64_t segments(int64_t len) {
+  return std::max<int64_t>(1, (len + kSegment - 1) / kSegment);
+}
+
+// Runs body(k, begin, end) for the segments k = [begin, end) of a row of len elements,
+// spread over the threads.
+template <class Body>
+void for_segments(int64_t len, Body&& body) {
+  const int64_t nseg = segments(len);
+  const int nthreads = static_cast<int>(std::min<int64_t>(max_threads(), nseg));
+  for_rows(nseg, nthreads,
+           [&](int64_t k, int) { body(k, k * kSegment, std::min(len, (k + 1) * kSegment)); });
+}
+
+inline bool split_rows(int64_t nrows, int64_t len) {
+  if (len >= kLongRow) return true;
+  return len >= 2 * kSegment && nrows < max_threads() && max_threads() > 1;
+}
+
+// Per-thread scratch of a call: n elements of T, zeroed, allocated up front (so that a
+// failed allocation happens before anything is written).  (A class of this namespace
+// rather than std::vector: see the per-target rule in csrc/README.md.)
+template <class T>
+class Scratch {
+ public:
+  Scratch() = default;
+  explicit Scratch(int64_t n) { resize(n); }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  ~Scratch() { delete[] p_; }
+  void resize(int64_t n) {
+    delete[] p_;
+    p_ = nullptr;
+    n_ = 0;
+    if (n > 0) p_ = new T[static_cast<size_t>(n)]();
+    n_ = n;
+  }
+  T* data() const { return p_; }
+  T& operator[](int64_t i) const { return p_[i]; }
+  bool empty() const { return n_ == 0; }
+
+ private:
+  T* p_ = nullptr;
+  int64_t n_ = 0;
+};
+
+// An op's entry points for the dispatcher: run(const Args<float>&) and
+// run(const Args<double>&) of this target, forwarding to the op's kernel template
+// (registered through the op's line in gumbel_softmax/ops.inc, see registry.cpp).
+#define GS_KERNEL(Args, kernel)                        \
+  void run(const Args<float>& a) { kernel<float>(a); } \
+  void run(const Args<double>& a) { kernel<double>(a); }
+
+}  // namespace
+}  // namespace GS_TARGET
+}  // namespace gumbel_softmax

@@ -1,0 +1,220 @@
+// Per-target row machinery, part 3: passes 2 and 3 of the soft sample (exp and sum in
+// the fixed order, scale), the tau -> infinity and tau = 1 paths.
+#pragma once
+
+#include "rows/pass1.hpp"
+
+namespace gumbel_softmax {
+namespace GS_TARGET {
+namespace {
+
+// tau -> infinity.  When 1/tau rounds to 0, (v - max) * (1/tau) is NaN at v = -inf
+// (-inf * 0), and the row would be NaN.  The limit is the uniform distribution over the
+// finite entries: a defined row (max finite, no NaN, no +inf) calls this on its v
+// before pass 2 and then uses 1/tau = 1, so (v - max) * 1 is exactly 0 (e = 1, log
+// y = -log S) at every finite entry and -inf (e = 0, log y = -inf) at every -inf entry:
+// the bits that 1/tau tiny but nonzero gives where (v - max) / tau rounds to a zero or
+// subnormal, with S the count of finite entries summed in the usual order.  Only rows
+// with 1/tau == 0 pay for this pass.
+template <class T>
+void flatten_row(T* v, int64_t begin, int64_t end, T max) {
+  constexpr T ninf = -std::numeric_limits<T>::infinity();
+  for (int64_t c = begin; c < end; ++c) v[c] = v[c] == ninf ? ninf : max;
+}
+
+// Pass 2 on v[begin, end) in place (contiguous): e = exp((v - max) / tau) (stored when
+// kStore); returns the segment's sum, element c in partial sum (c - begin) % 16.
+template <bool kStore = true, class T>
+T exp_sum(T* v, int64_t begin, int64_t end, T max, T inv_tau) {
+  int64_t c = begin;
+#ifdef GS_HAVE_VECTOR_EXT
+  using V = Vec<T>;
+  V vacc[kSub<T>] = {};
+  for (; c + kLanes <= end; c += kLanes)
+    for (int k = 0; k < kSub<T>; ++k) {
+      T* p = v + c + k * kW<T>;
+      const V e = vmath::exp((lanes::load<V>(p) - max) * inv_tau);
+      if (kStore) lanes::store(p, e);
+      vacc[k] = vacc[k] + e;
+    }
+  if (c < end) {
+    // The last, partial step of 16, on a copy padded with -inf: exp(-inf) = +0 adds
+    // nothing to a partial sum (which is +0 or positive), so the sums are those of the
+    // scalar loop below, element for element.
+    alignas(64) T tail[kLanes];
+    const int64_t rem = end - c;
+    for (int64_t j = 0; j < kLanes; ++j)
+      tail[j] = j < rem ? v[c + j] : -std::numeric_limits<T>::infinity();
+    for (int k = 0; k < kSub<T>; ++k) {
+      T* p = tail + k * kW<T>;
+      const V e = vmath::exp((lanes::load<V>(p) - max) * inv_tau);
+      if (kStore) lanes::store(p, e);
+      vacc[k] = vacc[k] + e;
+    }
+    if (kStore) std::memcpy(v + c, tail, static_cast<size_t>(rem) * sizeof(T));
+    c = end;
+  }
+  T acc[kLanes];
+  spill<T>(vacc, acc);
+#else
+  T acc[kLanes] = {};
+  for (; c + kLanes <= end; c += kLanes)
+    for (int j = 0; j < kLanes; ++j) {
+      const T e = vmath::exp((v[c + j] - max) * inv_tau);
+      if (kStore) v[c + j] = e;
+      acc[j] = acc[j] + e;
+    }
+#endif
+  for (int j = 0; c + j < end; ++j) {
+    const T e = vmath::exp((v[c + j] - max) * inv_tau);
+    if (kStore) v[c + j] = e;
+    acc[j] = acc[j] + e;
+  }
+  return tree_sum(acc);
+}
+
+// Pass 3 on [begin, end): y = e * s, or y = e / s when kDivide (y may be v itself, step 1).
+template <bool kDivide = false, class T>
+void scale(const T* v, int64_t begin, int64_t end, T s, T* y, int64_t ystep) {
+  int64_t i = begin;
+#ifdef GS_HAVE_VECTOR_EXT
+  if (ystep == 1)
+    for (; i + kW<T> <= end; i += kW<T>) {
+      const auto e = lanes::load<Vec<T>>(v + i);
+      lanes::store(y + i, kDivide ? e / s : e * s);
+    }
+#endif
+  for (; i < end; ++i) y[i * ystep] = kDivide ? v[i] / s : v[i] * s;
+}
+
+// Pass 3 of the log-space sample on [begin, end): y = (v - max) / tau - lse, the same
+// (v - max) / tau as exp_sum's.
+template <class T>
+void log_scale(const T* v, int64_t begin, int64_t end, T max, T inv_tau, T lse, T* y,
+               int64_t ystep) {
+  int64_t i = begin;
+#ifdef GS_HAVE_VECTOR_EXT
+  if (ystep == 1)
+    for (; i + kW<T> <= end; i += kW<T>)
+      lanes::store(y + i, (lanes::load<Vec<T>>(v + i) - max) * inv_tau - lse);
+#endif
+  for (; i < end; ++i) y[i * ystep] = (v[i] - max) * inv_tau - lse;
+}
+
+// Passes 2 and 3 of the soft sample (or its log) of one row, in place on v
+// (contiguous), written to y (y may be v itself, step 1).
+template <class T>
+void softmax_from_noisy(T* v, int64_t len, T max, T inv_tau, bool log, T* y, int64_t ystep) {
+  if (inv_tau == T(0)) {  // tau -> infinity: see flatten_row
+    flatten_row(v, 0, len, max);
+    inv_tau = T(1);
+  }
+  if (log) {
+    T sum = exp_sum<false>(v, 0, std::min(len, kSegment), max, inv_tau);
+    for (int64_t b = kSegment; b < len; b += kSegment)
+      sum = sum + exp_sum<false>(v, b, std::min(len, b + kSegment), max, inv_tau);
+    return log_scale(v, 0, len, max, inv_tau, vmath::log(sum), y, ystep);
+  }
+  T sum = exp_sum(v, 0, std::min(len, kSegment), max, inv_tau);
+  for (int64_t b = kSegment; b < len; b += kSegment)
+    sum = sum + exp_sum(v, b, std::min(len, b + kSegment), max, inv_tau);
+  scale(v, 0, len, T(1) / sum, y, ystep);
+}
+
+// ----- tau = 1 --------------------------------------------------------------------
+// When 1/tau is exactly 1 the soft sample skips the second log and the maximum of x + g,
+// since e^(x + g) = e^x / E:
+//   y_c = a_c / sum(a),   a_c = exp(x_c - max(x)) * 2^N / E_c,   E_c = -log(U_c),
+// with N = kUnitScale (62 for float32, 512 for float64), applied inside exp_scaled so
+// nothing rounds twice.  Bounds (1/E <= 2^33 resp. 2^65, E <= 23 resp. 46, rows of at
+// most 2^31 - 1 elements): every a_c and the sum stay finite, and an a_c that underflows
+// belongs to a y_c below half the smallest subnormal, so tiny y_c keep their relative
+// accuracy as in the general path.  y_c = a_c / sum is a division, so a row with one
+// nonzero a_c gives exactly 1.  Sums: the same 16 partial sums and segments; rows with
+// NaN, +inf or only -inf give a NaN sum and a NaN row.
+template <class T>
+constexpr int kUnitScale = sizeof(T) == 4 ? 62 : 512;
+
+// max of x over elements [begin, end) of a row (NaN ignored; exact in any order).
+template <class T>
+T row_max(const T* x, int64_t step, int64_t begin, int64_t end) {
+  T m = -std::numeric_limits<T>::infinity();
+  int64_t c = begin;
+#ifdef GS_HAVE_VECTOR_EXT
+  if (step == 1) {
+    using V = Vec<T>;
+    V vm = lanes::splat<V>(m);
+    for (; c + kW<T> <= end; c += kW<T>) {
+      const V v = lanes::load<V>(x + c);
+      vm = lanes::select(v > vm, v, vm);
+    }
+    for (int j = 0; j < kW<T>; ++j)
+      if (vm[j] > m) m = vm[j];
+  }
+#endif
+  for (; c < end; ++c)
+    if (x[c * step] > m) m = x[c * step];
+  return m;
+}
+
+// a_c for elements [begin, end) of row q (begin a multiple of kChunk) into a (the row's
+// element 0, contiguous); returns the segment's sum, element c in partial (c - begin) % 16.
+template <class T>
+T unit_exp_sum(const T* x, int64_t step, int64_t begin, int64_t end, T xmax, PhiloxKey key,
+               uint64_t q, T* a) {
+  constexpr int N = kUnitScale<T>;
+  ChunkBuffers<T> buf;
+#ifdef GS_HAVE_VECTOR_EXT
+  constexpr int wpe = words_per_element<T>();
+  using V = Vec<T>;
+  using U = lanes::UInt<V>;
+  constexpr int W = kW<T>;
+  V vacc[kSub<T>] = {};
+  for (int64_t c0 = begin; c0 < end; c0 += kChunk) {
+    const int64_t n = std::min(kChunk, end - c0);
+    chunk_words<T>(key, q, c0, n, buf.words);
+    // padded lanes: exp(-inf) = +0 leaves the partial sums as the scalar loop leaves them
+    const T* xc = chunk_x(x, step, c0, n, buf.x);
+    for (int64_t i = 0; i < n; i += kLanes)
+      for (int k = 0; k < kSub<T>; ++k) {
+        const int64_t o = i + k * W;
+        const V E = bits_to_exponential<V>(lanes::load_bits<U>(buf.words + o * wpe));
+        const V e = vmath::exp_scaled<N>(lanes::load<V>(xc + o) - xmax) / E;
+        lanes::store(buf.v + o, e);
+        vacc[k] = vacc[k] + e;
+      }
+    std::memcpy(a + c0, buf.v, static_cast<size_t>(n) * sizeof(T));
+  }
+  T acc[kLanes];
+  spill<T>(vacc, acc);
+#else
+  T acc[kLanes] = {};
+  for (int64_t c0 = begin; c0 < end; c0 += kChunk) {
+    const int64_t n = std::min(kChunk, end - c0);
+    chunk_words<T>(key, q, c0, n, buf.words);
+    for (int64_t i = 0; i < n; ++i) {
+      const T E = bits_to_exponential<T>(element_bits(buf.words, i, T()));
+      const T e = vmath::exp_scaled<N>(x[(c0 + i) * step] - xmax) / E;
+      a[c0 + i] = e;
+      acc[(c0 + i - begin) % kLanes] = acc[(c0 + i - begin) % kLanes] + e;
+    }
+  }
+#endif
+  return tree_sum(acc);
+}
+
+// The tau = 1 soft sample of one row: a in v (contiguous), then y (y may be v itself).
+template <class T>
+void unit_softmax_row(const T* x, int64_t step, int64_t len, PhiloxKey key, uint64_t q, T* v, T* y,
+                      int64_t ystep) {
+  const T xmax = row_max(x, step, 0, len);
+  T sum = unit_exp_sum(x, step, 0, std::min(len, kSegment), xmax, key, q, v);
+  for (int64_t b = kSegment; b < len; b += kSegment)
+    sum = sum + unit_exp_sum(x, step, b, std::min(len, b + kSegment), xmax, key, q, v);
+  if (sum != sum) return fill_nan(y, ystep, len);
+  scale<true>(v, 0, len, sum, y, ystep);
+}
+
+}  // namespace
+}  // namespace GS_TARGET
+}  // namespace gumbel_softmax
