@@ -17,6 +17,7 @@ from ._args import (
     as_float_array,
     as_index,
     as_words,
+    asarray,
     batch_taus,
     check_axis,
     check_backward_inputs,
@@ -64,6 +65,42 @@ def categorical(logits, axis, rng, mask):
     x, _, axis, _ = sample_setup(logits, axis, None)
     x, kmask = kernel_mask(x, mask, axis)
     return _core.categorical(x, axis, kernel_rng(rng), kmask)
+
+
+def conditional_gumbel(logits, index, axis, rng, out):
+    x, low, axis, out = sample_setup(logits, axis, out, (("index", index),))
+    if low is not None:
+        raise TypeError(
+            f"conditional_gumbel does not support logits of dtype {low} (rounding z to a half "
+            "dtype could tie z[index] with another entry): pass float32 or float64 logits"
+        )
+    idx = conditional_index(index, x, axis)
+    return _core.conditional_gumbel(x, idx, axis, kernel_rng(rng), out)
+
+
+def conditional_index(index, x, axis):
+    """conditional_gumbel's index: integers of the batch shape, each in range and at a
+    logit that is not -inf; as a C-contiguous int64 array."""
+    idx = asarray(index, "index")
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"index must be an integer array, got dtype {idx.dtype}")
+    batch = x.shape[:axis] + x.shape[axis + 1 :]
+    if idx.shape != batch:
+        raise ValueError(
+            f"index must have shape {batch} (logits' shape without axis {axis}), got {idx.shape}"
+        )
+    n = x.shape[axis]
+    if idx.size and (idx.min() < 0 or idx.max() >= n):
+        bad = idx[(idx < 0) | (idx >= n)].flat[0]
+        raise IndexError(f"index values must be in [0, {n}) (axis {axis} of logits), got {bad}")
+    idx = np.ascontiguousarray(idx, dtype=np.int64)
+    at = np.take_along_axis(x, np.expand_dims(idx, axis), axis)
+    if (at == -np.inf).any():
+        raise ValueError(
+            "index points at a -inf (masked) logit, a category of probability 0: "
+            "there is no sample with that argmax"
+        )
+    return idx
 
 
 def top_k(logits, k, axis, rng, mask):
