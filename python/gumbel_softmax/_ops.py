@@ -93,7 +93,7 @@ def conditional_index(index, x, axis):
     if idx.size and (idx.min() < 0 or idx.max() >= n):
         bad = idx[(idx < 0) | (idx >= n)].flat[0]
         raise IndexError(f"index values must be in [0, {n}) (axis {axis} of logits), got {bad}")
-    idx = np.ascontiguousarray(idx, dtype=np.int64)
+    idx = idx.astype(np.int64, order="C", copy=not idx.flags.aligned)  # 0-d stays 0-d
     at = np.take_along_axis(x, np.expand_dims(idx, axis), axis)
     if (at == -np.inf).any():
         raise ValueError(
