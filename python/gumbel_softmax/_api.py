@@ -251,8 +251,9 @@ def conditional_gumbel(
     ----------
     logits : array_like
         float32 or float64 (integer and bool arrays are converted to float64; float16
-        and bfloat16 raise TypeError), ``ndim >= 1``, any strides.  A row with a NaN or
-        ``+inf`` logit is NaN.
+        and bfloat16 are computed in float32 and rounded back, then the tie rule is
+        applied again), ``ndim >= 1``, any strides.  A row with a NaN or ``+inf`` logit
+        is NaN.
     index : array_like of int
         The argmax to condition on: ``logits.shape`` without ``axis`` (like the result of
         :func:`categorical`), each in ``[0, logits.shape[axis])`` and at a logit that is

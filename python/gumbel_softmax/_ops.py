@@ -69,13 +69,28 @@ def categorical(logits, axis, rng, mask):
 
 def conditional_gumbel(logits, index, axis, rng, out):
     x, low, axis, out = sample_setup(logits, axis, out, (("index", index),))
-    if low is not None:
-        raise TypeError(
-            f"conditional_gumbel does not support logits of dtype {low} (rounding z to a half "
-            "dtype could tie z[index] with another entry): pass float32 or float64 logits"
-        )
     idx = conditional_index(index, x, axis)
-    return _core.conditional_gumbel(x, idx, axis, kernel_rng(rng), out)
+    rng = kernel_rng(rng)
+    if low is None:
+        return _core.conditional_gumbel(x, idx, axis, rng, out)
+    z = HalfDest(x.shape, low, out)
+    z.fill(_core.conditional_gumbel(x, idx, axis, rng, None))
+    return half_ties(z.dest, idx, axis)
+
+
+def half_ties(z, idx, axis):
+    """The tie rule after rounding to a half dtype, which can make z[j] == z[I]: for
+    j < I such a z[j] becomes the next number below z[I] (rounding keeps z[j] <= z[I])."""
+    zm = np.moveaxis(z, axis, -1)
+    zi = np.take_along_axis(zm, idx[..., None], -1)
+    tie = (np.arange(zm.shape[-1]) < idx[..., None]) & (
+        zm.astype(np.float32) >= zi.astype(np.float32)
+    )
+    if tie.any():
+        b = np.ascontiguousarray(zi).view(np.uint16)  # sign and magnitude
+        below = np.where((b & 0x7FFF) == 0, 0x8001, np.where(b & 0x8000, b + 1, b - 1))
+        zm[tie] = np.broadcast_to(below.astype(np.uint16).view(z.dtype), zm.shape)[tie]
+    return z
 
 
 def conditional_index(index, x, axis):
