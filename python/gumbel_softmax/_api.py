@@ -229,6 +229,58 @@ def categorical(
     return _ops.categorical(logits, axis, rng, mask)
 
 
+def conditional_gumbel(
+    logits: ArrayLike,
+    index: ArrayLike,
+    *,
+    axis: Axis = -1,
+    rng: RngLike = None,
+    out: Array | None = None,
+) -> Array:
+    """Draw perturbed logits ``z = logits + g`` conditioned on ``argmax(z, axis) == index``.
+
+    The Gumbel perturbation given its argmax (the conditional sample of REBAR / RELAX
+    gradient estimators): the maximum is ``z[I] = logsumexp(logits) + g[I]`` and every
+    other entry a Gumbel truncated below it, ``z[j] = -log(exp(-z[I]) + exp(-logits[j] -
+    g[j]))``, computed in log space, with ``g`` the noise that :func:`gumbel_softmax` adds
+    (same rows of the stream, same bits as :func:`gumbel`).  Ties from rounding: every
+    ``z[j] <= z[I]``, and ``z[j] < z[I]`` for ``j < I``, so ``argmax`` (first maximum)
+    is ``index``.  ``-inf`` logits give ``-inf``.
+
+    Parameters
+    ----------
+    logits : array_like
+        float32 or float64 (integer and bool arrays are converted to float64; float16
+        and bfloat16 are computed in float32 and rounded back, then the tie rule is
+        applied again), ``ndim >= 1``, any strides.  A row with a NaN or ``+inf`` logit
+        is NaN.
+    index : array_like of int
+        The argmax to condition on: ``logits.shape`` without ``axis`` (like the result of
+        :func:`categorical`), each in ``[0, logits.shape[axis])`` and at a logit that is
+        not ``-inf``.
+    axis : int
+        The category axis.
+    rng : None, int, Philox or numpy.random.Generator
+        A ``Philox`` advances by the number of rows, as for :func:`gumbel_softmax`.
+    out : ndarray, optional
+        Destination of ``z``: the shape and dtype of ``logits``; may be ``logits`` itself.
+
+    Returns
+    -------
+    z : ndarray
+        ``logits.shape``, the dtype of ``logits``.
+
+    Examples
+    --------
+    >>> import numpy as np, gumbel_softmax as gs
+    >>> logits = np.log(np.array([[0.2, 0.3, 0.5], [0.6, 0.3, 0.1]]))
+    >>> z = gs.conditional_gumbel(logits, [2, 1], rng=0)
+    >>> z.argmax(axis=-1).tolist()
+    [2, 1]
+    """
+    return _ops.conditional_gumbel(logits, index, axis, rng, out)
+
+
 def top_k(
     logits: ArrayLike,
     k: SupportsIndex,

@@ -52,6 +52,13 @@ def concrete_log_prob(
     log_space: bool,
     axis: int,
 ) -> np.ndarray: ...
+def conditional_gumbel(
+    logits: np.ndarray,
+    index: npt.NDArray[np.int64],
+    axis: int,
+    rng: _KernelRng,
+    out: np.ndarray | None,
+) -> np.ndarray: ...
 def half_to_float(src: npt.NDArray[np.uint16], bf16: bool) -> npt.NDArray[np.float32]: ...
 def float_to_half(
     src: npt.NDArray[np.float32], bf16: bool, out: npt.NDArray[np.uint16] | None = None

@@ -17,6 +17,7 @@ from ._args import (
     as_float_array,
     as_index,
     as_words,
+    asarray,
     batch_taus,
     check_axis,
     check_backward_inputs,
@@ -64,6 +65,57 @@ def categorical(logits, axis, rng, mask):
     x, _, axis, _ = sample_setup(logits, axis, None)
     x, kmask = kernel_mask(x, mask, axis)
     return _core.categorical(x, axis, kernel_rng(rng), kmask)
+
+
+def conditional_gumbel(logits, index, axis, rng, out):
+    x, low, axis, out = sample_setup(logits, axis, out, (("index", index),))
+    idx = conditional_index(index, x, axis)
+    rng = kernel_rng(rng)
+    if low is None:
+        return _core.conditional_gumbel(x, idx, axis, rng, out)
+    z = HalfDest(x.shape, low, out)
+    z.fill(_core.conditional_gumbel(x, idx, axis, rng, None))
+    return half_ties(z.dest, idx, axis)
+
+
+def half_ties(z, idx, axis):
+    """The tie rule after rounding to a half dtype, which can make z[j] == z[I]: for
+    j < I such a z[j] becomes the next number below z[I] (rounding keeps z[j] <= z[I])."""
+    zm = np.moveaxis(z, axis, -1)
+    zi = np.take_along_axis(zm, idx[..., None], -1)
+    tie = (np.arange(zm.shape[-1]) < idx[..., None]) & (
+        zm.astype(np.float32) >= zi.astype(np.float32)
+    )
+    if tie.any():
+        b = np.ascontiguousarray(zi).view(np.uint16)  # sign and magnitude
+        below = np.where((b & 0x7FFF) == 0, 0x8001, np.where(b & 0x8000, b + 1, b - 1))
+        zm[tie] = np.broadcast_to(below.astype(np.uint16).view(z.dtype), zm.shape)[tie]
+    return z
+
+
+def conditional_index(index, x, axis):
+    """conditional_gumbel's index: integers of the batch shape, each in range and at a
+    logit that is not -inf; as a C-contiguous int64 array."""
+    idx = asarray(index, "index")
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"index must be an integer array, got dtype {idx.dtype}")
+    batch = x.shape[:axis] + x.shape[axis + 1 :]
+    if idx.shape != batch:
+        raise ValueError(
+            f"index must have shape {batch} (logits' shape without axis {axis}), got {idx.shape}"
+        )
+    n = x.shape[axis]
+    if idx.size and (idx.min() < 0 or idx.max() >= n):
+        bad = idx[(idx < 0) | (idx >= n)].flat[0]
+        raise IndexError(f"index values must be in [0, {n}) (axis {axis} of logits), got {bad}")
+    idx = idx.astype(np.int64, order="C", copy=not idx.flags.aligned)  # 0-d stays 0-d
+    at = np.take_along_axis(x, np.expand_dims(idx, axis), axis)
+    if (at == -np.inf).any():
+        raise ValueError(
+            "index points at a -inf (masked) logit, a category of probability 0: "
+            "there is no sample with that argmax"
+        )
+    return idx
 
 
 def top_k(logits, k, axis, rng, mask):
