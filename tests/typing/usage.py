@@ -46,6 +46,8 @@ def numpy_api() -> None:
     gs.gumbel_softmax([[0.0, 1.0]], [[0.5]], axis=-1, rng=np.random.default_rng(1), out=None)
     assert_type(gs.log_gumbel_softmax(x, tau=2, rng=None), Array)
     assert_type(gs.categorical(x, axis=np.int64(1), rng=3), npt.NDArray[np.int64])
+    i = gs.categorical(x, rng=3)
+    assert_type(gs.conditional_gumbel(x, i, rng=gs.Philox(3)), npt.NDArray[Any])
     assert_type(gs.top_k(x, 2, rng=rng), npt.NDArray[np.int64])
 
     assert_type(gs.gumbel_softmax_backward(x, y_soft, 0.5), Array)
@@ -79,6 +81,7 @@ def numpy_api_rejects() -> None:
     gs.log_gumbel_softmax(x, tau=None)  # type: ignore[arg-type]
     gs.categorical(x, axis=1.5)  # type: ignore[arg-type]
     gs.categorical(x, rng="seed")  # type: ignore[arg-type]
+    gs.conditional_gumbel(x, x, axis="0")  # type: ignore[arg-type]
     gs.top_k(x, 2.0)  # type: ignore[arg-type]
     gs.gumbel((2, 3), rng=1.5)  # type: ignore[arg-type]
     gs.gumbel_softmax_backward(x, x, out=[0.0])  # type: ignore[arg-type]
