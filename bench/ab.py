@@ -9,7 +9,7 @@ slow drifts cancel; the median over the blocks is reported with its interquartil
     python bench/ab.py --shape 16384x4096 --blocks 15
 
 Pairs: tau=1 vs tau=0.5 (soft), hard vs soft, 2 threads vs 1 (soft), backward vs
-np.copyto; and for issue 5: categorical vs hard, per-row tau vs scalar tau, mask= vs
+np.copyto; and for the other samplers: categorical vs hard, per-row tau vs scalar tau, mask= vs
 none, float16 vs float32, recomputing backward vs stored backward (forward included on
 both sides).  Ratios are "speed of A / speed of B" (> 1: A is faster).
 

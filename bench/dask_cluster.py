@@ -39,7 +39,7 @@ from pathlib import Path
 
 import gumbel_softmax as gs
 import numpy as np
-from gsbench.core import _load_average, machine_info
+from gsbench.core import load_average, machine_info
 from gsbench.report import default_out_dir
 
 TAU = 0.5
@@ -305,11 +305,11 @@ def main(argv=None):
         "command": shlex.join([sys.executable] + sys.argv),
         "mode": "quick" if args.quick else "full",
         "machine": machine_info(),
-        "load_average_start": _load_average(),
+        "load_average_start": load_average(),
     }
     t0 = time.perf_counter()
     report["run"] = run(cfg, args.quick)
-    report["load_average_end"] = _load_average()
+    report["load_average_end"] = load_average()
     report["wall_s"] = time.perf_counter() - t0
     md = markdown(report)
     print()

@@ -1,17 +1,19 @@
 // Per-primitive cost of the kernels on one core, data in L1: Philox words, bits -> Gumbel
 // noise, exp, log, on the AVX2 lanes.  Not part of the package; build and run with
 //   g++ -O3 -std=c++17 -mavx2 -mfma -mbmi2 -ffp-contract=off -fno-math-errno -Wno-psabi \
-//       -Icsrc/include bench/primitives.cpp -o /tmp/primitives && taskset -c 1 /tmp/primitives
-// (swap the -m flags for -mavx512f -mavx512bw -mavx512dq -mavx512vl -mfma on AVX-512).
+//       -DGS_TARGET=avx2 -Icsrc/include -Icsrc/kernels bench/primitives.cpp -o /tmp/primitives \
+//       && taskset -c 1 /tmp/primitives
+// (on AVX-512: -DGS_TARGET=avx512 and -mavx512f -mavx512bw -mavx512dq -mavx512vl -mfma).
 #include <chrono>
 #include <cstdio>
 #include <vector>
 
-#include "gumbel_softmax/gumbel.hpp"
-#include "gumbel_softmax/philox.hpp"
-#include "gumbel_softmax/vmath.hpp"
+#include "simd/gumbel.hpp"
+#include "simd/philox.hpp"
+#include "simd/vmath.hpp"
 
-using namespace gumbel_softmax;
+using gumbel_softmax::PhiloxKey;
+using namespace gumbel_softmax::GS_TARGET;
 using V = lanes::VF32;
 using U = lanes::VU32;
 constexpr int W = lanes::width<V>();

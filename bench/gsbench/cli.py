@@ -21,7 +21,7 @@ from .core import (
     QUICK_SKIPPED_SHAPES,
     TAU,
     Problem,
-    _load_average,
+    load_average,
     machine_info,
     warm_up,
 )
@@ -128,7 +128,7 @@ def main(argv=None) -> int:
         "suites": suites,
         "config": {**vars(cfg), "tau": TAU},
         "machine": machine_info(),
-        "load_average_start": _load_average(),
+        "load_average_start": load_average(),
         "notes": OUT_NOTE,
         "extra_notes": EXTRA_NOTE,
         "results": [],
@@ -151,7 +151,7 @@ def main(argv=None) -> int:
                 del problem
                 gc.collect()
     report["elapsed_s"] = time.perf_counter() - start
-    report["load_average_end"] = _load_average()
+    report["load_average_end"] = load_average()
     if sys.stderr.isatty():
         print("\r\033[K", end="", file=sys.stderr)
     markdown = report_markdown(report)

@@ -214,7 +214,7 @@ def _versions() -> dict:
 # Running
 
 
-def _load_average() -> list | None:
+def load_average() -> list | None:
     try:
         return [round(v, 2) for v in os.getloadavg()]
     except (AttributeError, OSError):

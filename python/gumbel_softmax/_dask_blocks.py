@@ -51,7 +51,7 @@ def _block_runs(info, axis, ndim):
     )
 
 
-def _sample_block(
+def sample_block(
     x, *tau_block, kind, tau, hard, return_soft, k, axis, seed, counter, out_dtype, block_info=None
 ):
     """One block of a categorical sampler: the rows it covers, one NumPy call per run."""
@@ -103,7 +103,7 @@ def _sample_run(kind, xr, tr, k, hard, pair, rng, ym, idx):
     return None
 
 
-def _bernoulli_block(
+def bernoulli_block(
     x, *tau_block, tau, hard, return_soft, seed, counter, out_dtype, block_info=None
 ):
     """One block of relaxed_bernoulli: rows are all dimensions but the last."""
@@ -135,7 +135,7 @@ def _bernoulli_block(
     return (y, soft) if return_soft and hard else y
 
 
-def _noise_block(*, out_dtype, seed, counter, logistic, block_info=None):
+def noise_block(*, out_dtype, seed, counter, logistic, block_info=None):
     """One block of gumbel / logistic noise (its last axis whole)."""
     info = block_info[None]
     shape = info["chunk-shape"]
@@ -151,9 +151,9 @@ def _noise_block(*, out_dtype, seed, counter, logistic, block_info=None):
     return out
 
 
-def _backward_block(g, s, *tau_block, tau, axis):
+def backward_block(g, s, *tau_block, tau, axis):
     return _api.gumbel_softmax_backward(g, s, tau_block[0] if tau_block else tau, axis=axis)
 
 
-def _bernoulli_backward_block(g, s, *tau_block, tau):
+def bernoulli_backward_block(g, s, *tau_block, tau):
     return _api.relaxed_bernoulli_backward(g, s, tau_block[0] if tau_block else tau)

@@ -83,11 +83,11 @@ except ImportError as exc:  # pragma: no cover - tested in a subprocess without 
 
 from . import _api, _args
 from ._dask_blocks import (
-    _backward_block,
-    _bernoulli_backward_block,
-    _bernoulli_block,
-    _noise_block,
-    _sample_block,
+    backward_block,
+    bernoulli_backward_block,
+    bernoulli_block,
+    noise_block,
+    sample_block,
 )
 
 if TYPE_CHECKING:
@@ -281,7 +281,7 @@ def _sampler(kind, logits, tau, hard, return_soft, k, axis, rng):
     )
     if kind == "categorical":
         return da.map_blocks(
-            _sample_block,
+            sample_block,
             *args,
             name=name,
             dtype=np.int64,
@@ -293,7 +293,7 @@ def _sampler(kind, logits, tau, hard, return_soft, k, axis, rng):
     if kind == "top_k":
         chunks = x.chunks[:axis] + ((k,),) + x.chunks[axis + 1 :]
         return da.map_blocks(
-            _sample_block,
+            sample_block,
             *args,
             name=name,
             dtype=np.int64,
@@ -304,11 +304,11 @@ def _sampler(kind, logits, tau, hard, return_soft, k, axis, rng):
     meta = np.empty((0,) * x.ndim, dtype)
     if not pair:
         y = da.map_blocks(
-            _sample_block, *args, name=name, dtype=dtype, chunks=x.chunks, meta=meta, **kwargs
+            sample_block, *args, name=name, dtype=dtype, chunks=x.chunks, meta=meta, **kwargs
         )
         return (y, y) if return_soft else y
     both = da.map_blocks(
-        _sample_block, *args, name=name, dtype=dtype, chunks=x.chunks, meta=meta, **kwargs
+        sample_block, *args, name=name, dtype=dtype, chunks=x.chunks, meta=meta, **kwargs
     )
     return _split_pair(both, prefix, token, dtype, x.chunks)
 
@@ -474,7 +474,7 @@ def relaxed_bernoulli(
     args = (x,) if tau_arr is None else (x, tau_arr)
     meta = np.empty((0,) * x.ndim, dtype)
     y = da.map_blocks(
-        _bernoulli_block,
+        bernoulli_block,
         *args,
         name=name,
         dtype=dtype,
@@ -505,7 +505,7 @@ def _noise(shape, chunks, dtype, rng, logistic):
     kind = "logistic" if logistic else "gumbel"
     name = f"gumbel_softmax-{kind}-{tokenize(shape, chunks, str(dtype), seed, counter)}"
     return da.map_blocks(
-        _noise_block,
+        noise_block,
         name=name,
         chunks=chunks,
         dtype=dtype,
@@ -584,7 +584,7 @@ def gumbel_softmax_backward(
     args = (g, s) if tau_arr is None else (g, s, tau_arr)
     token = tokenize(g.name, s.name, None if tau_arr is None else tau_arr.name, tau, axis)
     return da.map_blocks(
-        _backward_block,
+        backward_block,
         *args,
         name=f"gumbel_softmax-backward-{token}",
         dtype=dtype,
@@ -608,7 +608,7 @@ def relaxed_bernoulli_backward(grad_y: _ArrayIn, y_soft: _ArrayIn, tau: _TauIn =
     args = (g, s) if tau_arr is None else (g, s, tau_arr)
     token = tokenize(g.name, s.name, None if tau_arr is None else tau_arr.name, tau)
     return da.map_blocks(
-        _bernoulli_backward_block,
+        bernoulli_backward_block,
         *args,
         name=f"gumbel_softmax-relaxed_bernoulli_backward-{token}",
         dtype=dtype,
