@@ -202,7 +202,7 @@ site=$("$vpy" -c "import sysconfig; print(sysconfig.get_paths()['platlib'])")
 # The test directory: outside the package, with nothing importable as gumbel_softmax.
 suite=$abs_work/suite
 mkdir -p "$suite"
-for f in tests pyproject.toml README.md docs examples bench; do
+for f in tests pyproject.toml README.md LICENSE docs examples bench; do
   [ ! -e "$f" ] || cp -r "$f" "$suite/$f"
 done
 find "$suite" -name __pycache__ -prune -exec rm -rf {} +
