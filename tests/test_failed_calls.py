@@ -104,6 +104,42 @@ def _cases():
         lambda r: gs.gumbel((2**21, 2**21), dtype=np.float16, rng=r),
     )
     yield (
+        "conditional_index_dtype",
+        TypeError,
+        "index",
+        lambda r: gs.conditional_gumbel(X, np.zeros(6), rng=r),
+    )
+    yield (
+        "conditional_index_range",
+        IndexError,
+        "index",
+        lambda r: gs.conditional_gumbel(X, np.full(6, 5), rng=r),
+    )
+    yield (
+        "conditional_index_masked",
+        ValueError,
+        "index",
+        lambda r: gs.conditional_gumbel(np.where(X > 0, X, -np.inf), np.argmin(X, -1), rng=r),
+    )
+    yield (
+        "conditional_out",
+        ValueError,
+        "out",
+        lambda r: gs.conditional_gumbel(X, np.zeros(6, int), rng=r, out=np.empty((6, 4))),
+    )
+    yield (
+        "memory_conditional",
+        MemoryError,
+        None,
+        lambda r: gs.conditional_gumbel(HUGE, np.zeros(2**21, np.int64), rng=r),
+    )
+    yield (
+        "memory_conditional_half",
+        MemoryError,
+        None,
+        lambda r: gs.conditional_gumbel(HUGE_HALF, np.zeros(2**21, np.int64), rng=r),
+    )
+    yield (
         "memory_logistic",
         MemoryError,
         None,
