@@ -388,7 +388,11 @@ def sample_setup(logits, axis, out, inputs=()):
     x, low = as_float_array(logits, "logits", half=True)
     if x.ndim == 0:
         raise ValueError("logits must have at least one dimension, got a 0-d array")
-    axis = check_sample_axis(x, axis)
+    # check_sample_axis, written out: this is every small call's path
+    axis = check_axis(axis, x.ndim)
+    check_row_length(x, axis, "logits")
+    if x.shape[axis] == 0:
+        raise ValueError(f"axis {axis} of logits has length 0: there is no category to sample")
     if out is not None:
         # the overlap test is against what the caller passed (x may be a converted copy)
         out = check_out(
