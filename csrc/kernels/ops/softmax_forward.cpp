@@ -526,7 +526,10 @@ void ForwardOp<T>::row(int64_t r, int tid) const {
     f.finish(r, st);
     return;
   }
-  const RowStats<T> st = noisy_logits(xr, xs.step, 0, len, a.key, q, v);
+  // The soft sample alone needs the max only (see noisy_logits), unless 1/tau = 0.
+  const RowStats<T> st = f.needs_stats() || f.itau(r) == T(0)
+                             ? noisy_logits(xr, xs.step, 0, len, a.key, q, v)
+                             : noisy_logits<T, false>(xr, xs.step, 0, len, a.key, q, v);
   if (soft) {
     if (st.defined())
       softmax_from_noisy(v, len, st.max, f.itau(r), a.log, soft_row, f.soft_spec->step);

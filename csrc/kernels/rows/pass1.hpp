@@ -22,6 +22,17 @@ GS_INLINE void chunk_words(PhiloxKey key, uint64_t q, int64_t c0, int64_t n, uin
 #endif
 }
 
+#ifdef GS_HAVE_VECTOR_EXT
+// The same words from the row's precomputed blocks (see philox::RowBlocks).
+template <class T>
+GS_INLINE void chunk_words(const philox::RowBlocks& blocks, int64_t c0, int64_t n,
+                           uint32_t* words) {
+  constexpr int wpe = words_per_element<T>();
+  constexpr int per_step = 4 * philox::kBlockLanes;
+  blocks.words(static_cast<uint64_t>(c0) * wpe, (n * wpe + per_step - 1) / per_step, words);
+}
+#endif
+
 // The noise of one element's bits (lanes V or a scalar) of the given kind.
 template <class V, class B>
 GS_INLINE V noise_of(B bits, Noise kind) {
@@ -100,9 +111,11 @@ const T* chunk_x(const T* x, int64_t step, int64_t c0, int64_t n, T* buf) {
 }
 
 // Pass 1 over elements [begin, end) of a row (begin a multiple of kChunk): v = x + g,
-// with its max, first argmax and NaN flag.  x and v_out point at the row's element 0;
-// v is written to v_out (contiguous) when it is non-null.
-template <class T>
+// with its max, first argmax and NaN flag.  x and v_out point at the row's element 0; v
+// is written to v_out (contiguous) when it is non-null.  kFull = false finds the max
+// alone (argmax = begin, nan = false), for the soft sample of a row with 1/tau > 0: a
+// NaN in v makes the row's sum NaN (softmax_from_noisy), so it needs no flag.
+template <class T, bool kFull = true>
 RowStats<T> noisy_logits(const T* x, int64_t step, int64_t begin, int64_t end, PhiloxKey key,
                          uint64_t q, T* v_out) {
   const int64_t len = end;
@@ -111,36 +124,75 @@ RowStats<T> noisy_logits(const T* x, int64_t step, int64_t begin, int64_t end, P
 #ifdef GS_HAVE_VECTOR_EXT
   using V = Vec<T>;
   using I = lanes::Int<V>;
+  using U = lanes::UInt<V>;
   constexpr T ninf = -std::numeric_limits<T>::infinity();
   constexpr int W = kW<T>;
+  constexpr int wpe = words_per_element<T>();
+  const philox::RowBlocks blocks(key, q);
   V vmax = lanes::splat<V>(ninf);
   I vidx{};  // per lane: the first element index holding the lane's max
-  I vnan{};
+  lanes::NanTest<V> vnan;
   I iota;
   for (int j = 0; j < W; ++j) iota[j] = j;
   for (int64_t c0 = begin; c0 < len; c0 += kChunk) {
     const int64_t n = std::min(kChunk, len - c0);
-    noise_chunk(key, q, c0, n, buf.words, buf.g);
+    chunk_words<T>(blocks, c0, n, buf.words);
+    // The exponential variates of the chunk first, then their logs: two short loops
+    // overlap better than one long dependency chain per vector.
+    for (int64_t i = 0; i < n; i += W)
+      lanes::store(buf.g + i, bits_to_exponential<V>(lanes::load_bits<U>(buf.words + i * wpe)));
+    auto add = [&](V v, int64_t i) {
+      if constexpr (kFull) {
+        const I greater = v > vmax;
+        vmax = lanes::select(greater, v, vmax);
+        vidx = greater ? (iota + static_cast<int>(c0 + i)) : vidx;
+        vnan.add(v);
+      } else {
+        vmax = lanes::select(v > vmax, v, vmax);  // one max instruction
+      }
+    };
+    // g = -log(E), so x + g = x - log(E) exactly.
+    auto noisy = [&](V xv, int64_t i) { return xv - vmath::log(lanes::load<V>(buf.g + i)); };
+#ifdef GS_HAVE_PARTIAL
+    if (step == 1) {  // in place, the last partial vector masked
+      const T* xc = x + c0;
+      T* vc = v_out ? v_out + c0 : buf.v;
+      const int64_t full = n - n % W;
+      for (int64_t i = 0; i < full; i += W) {
+        const V v = noisy(lanes::load<V>(xc + i), i);
+        lanes::store(vc + i, v);
+        add(v, i);
+      }
+      if (full < n) {
+        // lanes past the row: x = -inf, so v = -inf changes neither max, argmax nor NaN
+        const V xv = lanes::load_first(xc + full, n - full, ninf);
+        const V v = noisy(xv, full);
+        lanes::store_first(vc + full, v, n - full);
+        add(v, full);
+      }
+      continue;
+    }
+#endif
     const T* xc = chunk_x(x, step, c0, n, buf.x);
     for (int64_t i = 0; i < n; i += W) {
       // padded lanes are -inf + g = -inf: they change neither max, argmax nor NaN flag
-      const V v = lanes::load<V>(xc + i) + lanes::load<V>(buf.g + i);
+      const V v = noisy(lanes::load<V>(xc + i), i);
       lanes::store(buf.v + i, v);
-      const I greater = v > vmax;
-      vmax = lanes::select(greater, v, vmax);
-      vidx = greater ? (iota + static_cast<int>(c0 + i)) : vidx;
-      vnan |= (v != v);
+      add(v, i);
     }
     if (v_out) std::memcpy(v_out + c0, buf.v, static_cast<size_t>(n) * sizeof(T));
   }
   // Combine the lanes: the max, then the lowest element index among lanes holding it.
   for (int j = 0; j < W; ++j)
     if (vmax[j] > st.max) st.max = vmax[j];
-  st.argmax = len;
-  for (int j = 0; j < W; ++j)
-    if (vmax[j] == st.max) st.argmax = std::min<int64_t>(st.argmax, vidx[j]);
-  if (st.argmax == len) st.argmax = begin;  // all -inf: undefined row, any index
-  st.nan = lanes::any(vnan);
+  st.argmax = begin;  // all -inf: undefined row, any index
+  if constexpr (kFull) {
+    int64_t first = len;
+    for (int j = 0; j < W; ++j)
+      if (vmax[j] == st.max) first = std::min<int64_t>(first, vidx[j]);
+    if (first != len) st.argmax = first;
+  }
+  st.nan = vnan.any();
 #else
   st.argmax = begin;
   for (int64_t c0 = begin; c0 < len; c0 += kChunk) {

@@ -33,25 +33,37 @@ T exp_sum(T* v, int64_t begin, int64_t end, T max, T inv_tau) {
   for (; c + kLanes <= end; c += kLanes)
     for (int k = 0; k < kSub<T>; ++k) {
       T* p = v + c + k * kW<T>;
-      const V e = vmath::exp((lanes::load<V>(p) - max) * inv_tau);
+      const V e = vmath::exp_scaled_nonpos<0>((lanes::load<V>(p) - max) * inv_tau);
       if (kStore) lanes::store(p, e);
       vacc[k] = vacc[k] + e;
     }
   if (c < end) {
-    // The last, partial step of 16, on a copy padded with -inf: exp(-inf) = +0 adds
-    // nothing to a partial sum (which is +0 or positive), so the sums are those of the
-    // scalar loop below, element for element.
-    alignas(64) T tail[kLanes];
+    // The last, partial step of 16, its lanes past the row read as -inf: exp(-inf) = +0
+    // adds nothing to a partial sum (which is +0 or positive), so the sums are those of
+    // the scalar loop below, element for element.
+    constexpr T ninf = -std::numeric_limits<T>::infinity();
     const int64_t rem = end - c;
-    for (int64_t j = 0; j < kLanes; ++j)
-      tail[j] = j < rem ? v[c + j] : -std::numeric_limits<T>::infinity();
+#ifdef GS_HAVE_PARTIAL
+    for (int k = 0; k < kSub<T>; ++k) {
+      T* p = v + c + k * kW<T>;
+      const int64_t nk = std::min<int64_t>(rem - k * kW<T>, kW<T>);
+      if (nk <= 0) break;
+      const V x = nk == kW<T> ? lanes::load<V>(p) : lanes::load_first(p, nk, ninf);
+      const V e = vmath::exp_scaled_nonpos<0>((x - max) * inv_tau);
+      if (kStore) nk == kW<T> ? lanes::store(p, e) : lanes::store_first(p, e, nk);
+      vacc[k] = vacc[k] + e;
+    }
+#else
+    alignas(64) T tail[kLanes];
+    for (int64_t j = 0; j < kLanes; ++j) tail[j] = j < rem ? v[c + j] : ninf;
     for (int k = 0; k < kSub<T>; ++k) {
       T* p = tail + k * kW<T>;
-      const V e = vmath::exp((lanes::load<V>(p) - max) * inv_tau);
+      const V e = vmath::exp_scaled_nonpos<0>((lanes::load<V>(p) - max) * inv_tau);
       if (kStore) lanes::store(p, e);
       vacc[k] = vacc[k] + e;
     }
     if (kStore) std::memcpy(v + c, tail, static_cast<size_t>(rem) * sizeof(T));
+#endif
     c = end;
   }
   T acc[kLanes];
@@ -60,13 +72,13 @@ T exp_sum(T* v, int64_t begin, int64_t end, T max, T inv_tau) {
   T acc[kLanes] = {};
   for (; c + kLanes <= end; c += kLanes)
     for (int j = 0; j < kLanes; ++j) {
-      const T e = vmath::exp((v[c + j] - max) * inv_tau);
+      const T e = vmath::exp_scaled_nonpos<0>((v[c + j] - max) * inv_tau);
       if (kStore) v[c + j] = e;
       acc[j] = acc[j] + e;
     }
 #endif
   for (int j = 0; c + j < end; ++j) {
-    const T e = vmath::exp((v[c + j] - max) * inv_tau);
+    const T e = vmath::exp_scaled_nonpos<0>((v[c + j] - max) * inv_tau);
     if (kStore) v[c + j] = e;
     acc[j] = acc[j] + e;
   }
@@ -102,10 +114,11 @@ void log_scale(const T* v, int64_t begin, int64_t end, T max, T inv_tau, T lse, 
 }
 
 // Passes 2 and 3 of the soft sample (or its log) of one row, in place on v
-// (contiguous), written to y (y may be v itself, step 1).
+// (contiguous), written to y (y may be v itself, step 1).  The row's max is finite; a
+// NaN in v (pass 1 without the NaN flag, 1/tau > 0) makes the sum NaN and the row NaN.
 template <class T>
 void softmax_from_noisy(T* v, int64_t len, T max, T inv_tau, bool log, T* y, int64_t ystep) {
-  if (inv_tau == T(0)) {  // tau -> infinity: see flatten_row
+  if (inv_tau == T(0)) {  // tau -> infinity: see flatten_row (v has no NaN here)
     flatten_row(v, 0, len, max);
     inv_tau = T(1);
   }
@@ -113,11 +126,13 @@ void softmax_from_noisy(T* v, int64_t len, T max, T inv_tau, bool log, T* y, int
     T sum = exp_sum<false>(v, 0, std::min(len, kSegment), max, inv_tau);
     for (int64_t b = kSegment; b < len; b += kSegment)
       sum = sum + exp_sum<false>(v, b, std::min(len, b + kSegment), max, inv_tau);
+    if (sum != sum) return fill_nan(y, ystep, len);
     return log_scale(v, 0, len, max, inv_tau, vmath::log(sum), y, ystep);
   }
   T sum = exp_sum(v, 0, std::min(len, kSegment), max, inv_tau);
   for (int64_t b = kSegment; b < len; b += kSegment)
     sum = sum + exp_sum(v, b, std::min(len, b + kSegment), max, inv_tau);
+  if (sum != sum) return fill_nan(y, ystep, len);
   scale(v, 0, len, T(1) / sum, y, ystep);
 }
 
@@ -170,16 +185,44 @@ T unit_exp_sum(const T* x, int64_t step, int64_t begin, int64_t end, T xmax, Phi
   using U = lanes::UInt<V>;
   constexpr int W = kW<T>;
   V vacc[kSub<T>] = {};
+  const philox::RowBlocks blocks(key, q);
   for (int64_t c0 = begin; c0 < end; c0 += kChunk) {
     const int64_t n = std::min(kChunk, end - c0);
-    chunk_words<T>(key, q, c0, n, buf.words);
+    chunk_words<T>(blocks, c0, n, buf.words);
+    auto term = [&](V xv, int64_t o) {
+      const V E = bits_to_exponential<V>(lanes::load_bits<U>(buf.words + o * wpe));
+      return vmath::exp_scaled_nonpos<N>(xv - xmax) / E;
+    };
+#ifdef GS_HAVE_PARTIAL
+    if (step == 1) {  // in place, the last partial vectors masked
+      // padded lanes: exp(-inf) = +0 leaves the partial sums as the scalar loop leaves them
+      constexpr T ninf = -std::numeric_limits<T>::infinity();
+      const T* xc = x + c0;
+      T* ac = a + c0;
+      const int64_t full = n - n % kLanes;
+      for (int64_t i = 0; i < full; i += kLanes)
+        for (int k = 0; k < kSub<T>; ++k) {
+          const int64_t o = i + k * W;
+          const V e = term(lanes::load<V>(xc + o), o);
+          lanes::store(ac + o, e);
+          vacc[k] = vacc[k] + e;
+        }
+      for (int k = 0; k < kSub<T> && full + k * W < n; ++k) {
+        const int64_t o = full + k * W;
+        const int64_t nk = std::min<int64_t>(n - o, W);
+        const V e = term(lanes::load_first(xc + o, nk, ninf), o);
+        lanes::store_first(ac + o, e, nk);
+        vacc[k] = vacc[k] + e;
+      }
+      continue;
+    }
+#endif
     // padded lanes: exp(-inf) = +0 leaves the partial sums as the scalar loop leaves them
     const T* xc = chunk_x(x, step, c0, n, buf.x);
     for (int64_t i = 0; i < n; i += kLanes)
       for (int k = 0; k < kSub<T>; ++k) {
         const int64_t o = i + k * W;
-        const V E = bits_to_exponential<V>(lanes::load_bits<U>(buf.words + o * wpe));
-        const V e = vmath::exp_scaled<N>(lanes::load<V>(xc + o) - xmax) / E;
+        const V e = term(lanes::load<V>(xc + o), o);
         lanes::store(buf.v + o, e);
         vacc[k] = vacc[k] + e;
       }
@@ -194,7 +237,7 @@ T unit_exp_sum(const T* x, int64_t step, int64_t begin, int64_t end, T xmax, Phi
     chunk_words<T>(key, q, c0, n, buf.words);
     for (int64_t i = 0; i < n; ++i) {
       const T E = bits_to_exponential<T>(element_bits(buf.words, i, T()));
-      const T e = vmath::exp_scaled<N>(x[(c0 + i) * step] - xmax) / E;
+      const T e = vmath::exp_scaled_nonpos<N>(x[(c0 + i) * step] - xmax) / E;
       a[c0 + i] = e;
       acc[(c0 + i - begin) % kLanes] = acc[(c0 + i - begin) % kLanes] + e;
     }

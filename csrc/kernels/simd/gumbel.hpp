@@ -13,13 +13,14 @@
 // log(U) is evaluated as e*ln2 + log(1+f) with (e, f) exact in all three cases:
 //   s = 0:               t = 2^e (1+f) from the bits of t;
 //   s = 1, t <= 1 - sqrt(1/2):  e = 0,  f = -t;
-//   s = 1, t >  1 - sqrt(1/2):  e = -1, f = 1 - 2t   (exact: 2t in (0.58, 1]).
+//   s = 1, t >  1 - sqrt(1/2):  e = -1, f = 1 - 2t   (exact: 2t in (0.58, 1], so one FMA).
 // so one log1p_reduced gives E and a second one gives g.
 //   lanes:  float32 (one 32-bit word), float64 (two words, low word first)
 //   error:  |g - g_exact(t)| <= 4 eps (1 + |g|) (tests/test_stream.py, test_vmath.py)
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 #include "simd/lanes.hpp"
 #include "simd/vmath.hpp"
@@ -42,11 +43,18 @@ GS_INLINE V uniform_half(lanes::UInt<V> b, lanes::Mask<V>& upper) {
   using Int = lanes::Int<V>;
   using lanes::small_int_to_float;
   if constexpr (sizeof(S) == 4) {
-    upper = (lanes::Mask<V>)((b >> 31) != 0u);
+    upper = (lanes::Mask<V>)((Int)b < 0);
+#if defined(__AVX512F__)
+    if constexpr (!std::is_same_v<V, float>) {
+      // t = RN(2m + 1) 2^-33: one unsigned conversion of the odd 32-bit (b << 1) | 1,
+      // rounded once to nearest, gives the same bits.
+      return (V)_mm512_cvtepu32_ps((__m512i)((b << 1) | 1u)) * 0x1p-33f;
+    }
+#endif
     const UInt m = b & 0x7fffffffu;
     const V hi = small_int_to_float((Int)(m >> 8));
     const V lo = small_int_to_float((Int)(m & 0xffu)) + 0.5f;
-    return (hi * 256.0f + lo) * 0x1p-32f;
+    return lanes::fma(hi, lanes::splat<V>(256.0f), lo) * 0x1p-32f;  // hi 256 is exact
   } else {
     upper = (lanes::Mask<V>)((b >> 63) != 0u);
     const UInt m = b & 0x7fffffffffffffffull;
@@ -71,7 +79,7 @@ GS_INLINE void reduce_one_minus(V t, V& e, V& f) {
   using S = typename lanes::Traits<V>::Scalar;
   const lanes::Mask<V> near_one = t <= one_minus_sqrt_half<S>();
   e = lanes::select(near_one, lanes::splat<V>(S(0)), lanes::splat<V>(S(-1)));
-  f = lanes::select(near_one, -t, S(1) - S(2) * t);
+  f = lanes::select(near_one, -t, lanes::fma(lanes::splat<V>(S(-2)), t, lanes::splat<V>(S(1))));
 }
 
 // E = -log(U), the standard exponential variate of the bits (the first log above).

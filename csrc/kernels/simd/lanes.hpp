@@ -267,6 +267,13 @@ GS_INLINE void store_first(float* p, VF32 v, int64_t n) {
 GS_INLINE void store_first(double* p, VF64 v, int64_t n) {
   _mm512_mask_storeu_pd(p, static_cast<__mmask8>((1u << n) - 1), (__m512d)v);
 }
+// ... and with the lanes from n on set to fill (one masked load).
+GS_INLINE VF32 load_first(const float* p, int64_t n, float fill) {
+  return (VF32)_mm512_mask_loadu_ps(_mm512_set1_ps(fill), static_cast<__mmask16>((1u << n) - 1), p);
+}
+GS_INLINE VF64 load_first(const double* p, int64_t n, double fill) {
+  return (VF64)_mm512_mask_loadu_pd(_mm512_set1_pd(fill), static_cast<__mmask8>((1u << n) - 1), p);
+}
 #elif defined(__AVX2__)
 #define GS_HAVE_PARTIAL 1
 GS_INLINE __m256i first_lanes32(int64_t n) {
@@ -281,6 +288,14 @@ GS_INLINE VF32 load_first(const float* p, int64_t n) {
 }
 GS_INLINE VF64 load_first(const double* p, int64_t n) {
   return (VF64)_mm256_maskload_pd(p, first_lanes64(n));
+}
+GS_INLINE VF32 load_first(const float* p, int64_t n, float fill) {
+  const __m256i m = first_lanes32(n);
+  return (VF32)_mm256_blendv_ps(_mm256_set1_ps(fill), _mm256_maskload_ps(p, m), (__m256)m);
+}
+GS_INLINE VF64 load_first(const double* p, int64_t n, double fill) {
+  const __m256i m = first_lanes64(n);
+  return (VF64)_mm256_blendv_pd(_mm256_set1_pd(fill), _mm256_maskload_pd(p, m), (__m256d)m);
 }
 GS_INLINE void store_first(float* p, VF32 v, int64_t n) {
   _mm256_maskstore_ps(p, first_lanes32(n), (__m256)v);

@@ -173,20 +173,104 @@ GS_INLINE void store_blocks(VU32 c0, VU32 c1, VU32 c2, VU32 c3, uint32_t* o) {
 #endif
 }
 
+// The 32-bit lanes (low half of e's lane k, low half of o's lane k), k = 0, 1, ...
+GS_INLINE VU32 pack(VU64 e, VU64 o) {
+#if defined(__AVX512F__)
+  return (VU32)_mm512_mask_blend_epi32(0xAAAA, (__m512i)e, (__m512i)(o << 32));
+#elif defined(__AVX2__)
+  return (VU32)_mm256_blend_epi32((__m256i)e, (__m256i)(o << 32), 0xAA);
+#else
+  return (VU32)((e & 0xffffffffull) | (o << 32));
+#endif
+}
+
+// The blocks of one row, kBlockLanes at a time: the rounds of block_lanes with two
+// shortcuts that change no bit.  The counter of block b of row q is (b, 0, q_lo, q_hi):
+// only word 0 varies along a row, so round 1's product of word 2 and round 2's product
+// of word 0 are the same for every block of the row; they are computed once per row,
+// with the constants they feed.  A round maps (c0, c1, c2, c3) with key (k0, k1) to
+// (hi(p1) ^ c1 ^ k0, lo(p1), hi(p0) ^ c3 ^ k1, lo(p0)), p0 = kMul0 c0, p1 = kMul1 c2:
+//   round 1:  (A, B, hi(kMul0 b) ^ q_hi ^ k1_1, lo(kMul0 b)),
+//             A = hi(kMul1 q_lo) ^ k0_1 and B = lo(kMul1 q_lo) constant;
+//   round 2:  word 0 = hi(p1) ^ (B ^ k0_2), word 2 = lo(kMul0 b) ^ (hi(kMul0 A) ^ k1_2),
+//             word 3 = D = lo(kMul0 A) constant;
+//   round 3:  word 2 = hi(p0) ^ (D ^ k1_3);
+// every constant in parentheses is one vector.  The round keys are splat into vectors
+// once per row, not in every round.
+class RowBlocks {
+ public:
+  RowBlocks(PhiloxKey key, uint64_t q) {
+    uint32_t k0[kRounds], k1[kRounds];
+    k0[0] = key.k0;
+    k1[0] = key.k1;
+    for (int r = 1; r < kRounds; ++r) {
+      k0[r] = k0[r - 1] + kWeyl0;
+      k1[r] = k1[r - 1] + kWeyl1;
+    }
+    for (int r = 0; r < kRounds; ++r) {
+      k0_[r] = VU64{} + k0[r];
+      k1_[r] = VU64{} + k1[r];
+    }
+    const uint32_t q_lo = static_cast<uint32_t>(q), q_hi = static_cast<uint32_t>(q >> 32);
+    const uint64_t p1 = static_cast<uint64_t>(kMul1) * q_lo;
+    const uint32_t a = static_cast<uint32_t>(p1 >> 32) ^ k0[0];
+    const uint32_t b = static_cast<uint32_t>(p1);
+    const uint64_t p0 = static_cast<uint64_t>(kMul0) * a;
+    round1_c2_ = VU64{} + (q_hi ^ k1[0]);
+    round2_c0_ = VU64{} + (b ^ k0[1]);
+    round2_c2_ = VU64{} + (static_cast<uint32_t>(p0 >> 32) ^ k1[1]);
+    round3_c2_ = VU64{} + (static_cast<uint32_t>(p0) ^ k1[2]);
+    for (int i = 0; i < kBlockLanes / 2; ++i) iota_[i] = static_cast<uint64_t>(2 * i);
+  }
+
+  // Words first_word .. first_word + 4 * kBlockLanes * nsteps - 1 of the row, in stream
+  // order (first_word a multiple of 4).
+  GS_INLINE void words(uint64_t first_word, int64_t nsteps, uint32_t* out) const {
+    const uint32_t b0 = static_cast<uint32_t>(first_word / 4);
+    for (int64_t i = 0; i < nsteps; ++i) {
+      // blocks b0 + kBlockLanes i + 2k (even) and + 2k + 1 (odd) in 64-bit lane k; the
+      // block index wraps at 2^32 like the scalar counter (upper halves are ignored)
+      const VU64 b = iota_ + static_cast<uint64_t>(b0 + static_cast<uint32_t>(kBlockLanes * i));
+      VU64 e0, e1, e2, e3, o0, o1, o2, o3;
+      rounds(b, e0, e1, e2, e3);
+      rounds(b + 1, o0, o1, o2, o3);
+      store_blocks(pack(e0, o0), pack(e1, o1), pack(e2, o2), pack(e3, o3),
+                   out + 4 * kBlockLanes * i);
+    }
+  }
+
+ private:
+  // The ten rounds of the blocks whose word 0 is b (in the low halves of the 64-bit
+  // lanes; the high halves of the results carry garbage, as in block_lanes).
+  GS_INLINE void rounds(VU64 b, VU64& c0, VU64& c1, VU64& c2, VU64& c3) const {
+    const VU64 p0 = mul_even(b, kMul0);                        // round 1: word 3 is p0
+    const VU64 p1 = mul_even((p0 >> 32) ^ round1_c2_, kMul1);  // round 2
+    c0 = (p1 >> 32) ^ round2_c0_;
+    c1 = p1;
+    c2 = p0 ^ round2_c2_;
+    const VU64 q0 = mul_even(c0, kMul0), q1 = mul_even(c2, kMul1);  // round 3
+    c0 = (q1 >> 32) ^ c1 ^ k0_[2];
+    c2 = (q0 >> 32) ^ round3_c2_;
+    c1 = q1;
+    c3 = q0;
+    for (int r = 3; r < kRounds; ++r) {
+      const VU64 s0 = mul_even(c0, kMul0), s1 = mul_even(c2, kMul1);
+      c0 = (s1 >> 32) ^ c1 ^ k0_[r];
+      c2 = (s0 >> 32) ^ c3 ^ k1_[r];
+      c1 = s1;
+      c3 = s0;
+    }
+  }
+
+  VU64 k0_[kRounds], k1_[kRounds];
+  VU64 round1_c2_, round2_c0_, round2_c2_, round3_c2_;
+  VU64 iota_;
+};
+
 // Words first_word .. first_word + 4 * kBlockLanes * nsteps - 1 of row q, in stream order.
 GS_INLINE void row_words_lanes(PhiloxKey key, uint64_t q, uint64_t first_word, int64_t nsteps,
                                uint32_t* out) {
-  VU32 iota;
-  for (int i = 0; i < kBlockLanes; ++i) iota[i] = static_cast<uint32_t>(i);
-  const uint32_t b0 = static_cast<uint32_t>(first_word / 4);
-  for (int64_t i = 0; i < nsteps; ++i) {
-    VU32 c0 = iota + (b0 + static_cast<uint32_t>(kBlockLanes * i));
-    VU32 c1 = VU32{};
-    VU32 c2 = VU32{} + static_cast<uint32_t>(q);
-    VU32 c3 = VU32{} + static_cast<uint32_t>(q >> 32);
-    block_lanes(c0, c1, c2, c3, key);
-    store_blocks(c0, c1, c2, c3, out + 4 * kBlockLanes * i);
-  }
+  RowBlocks(key, q).words(first_word, nsteps, out);
 }
 #endif  // GS_HAVE_VECTOR_EXT
 

@@ -18,6 +18,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 #include "simd/lanes.hpp"
 
@@ -113,13 +114,18 @@ GS_INLINE void log_reduce(V x, V& e, V& f) {
   using UInt = lanes::UInt<V>;
   using Int = lanes::Int<V>;
   const UInt d = lanes::as_bits(x) - C::sqrt_half_bits;
-  // e = d >> mant_bits as a signed number; written with a logical shift and a sign
-  // extension of the exponent field (AVX2 has no 64-bit arithmetic shift).
-  constexpr int kExpBits = static_cast<int>(8 * sizeof(S)) - C::mant_bits;
-  using SUInt = typename lanes::Traits<S>::UInt;
-  constexpr SUInt kSign = SUInt(1) << (kExpBits - 1);
-  e = lanes::small_int_to_float((Int)((d >> C::mant_bits) ^ kSign) -
-                                static_cast<typename lanes::Traits<S>::Int>(kSign));
+  // e = d >> mant_bits as a signed number: an arithmetic shift for float32; for float64
+  // a logical shift and a sign extension of the exponent field (AVX2 has no 64-bit
+  // arithmetic shift).
+  if constexpr (sizeof(S) == 4) {
+    e = lanes::small_int_to_float((Int)d >> C::mant_bits);
+  } else {
+    constexpr int kExpBits = static_cast<int>(8 * sizeof(S)) - C::mant_bits;
+    using SUInt = typename lanes::Traits<S>::UInt;
+    constexpr SUInt kSign = SUInt(1) << (kExpBits - 1);
+    e = lanes::small_int_to_float((Int)((d >> C::mant_bits) ^ kSign) -
+                                  static_cast<typename lanes::Traits<S>::Int>(kSign));
+  }
   f = lanes::from_bits((UInt)((d & C::mant_mask) + C::sqrt_half_bits)) - S(1);
 }
 
@@ -179,7 +185,7 @@ GS_INLINE V exp_poly(V r) {
 // exponent, so no rounding of z + N ln2 and no intermediate underflow); exp = N = 0.
 //   range:  as exp, with the clamps moved down by N ln2
 //   error:  as exp
-template <int N, class V>
+template <int N, bool kClampHigh = true, class V>
 GS_INLINE V exp_scaled(V z) {
   using S = typename lanes::Traits<V>::Scalar;
   using C = Consts<S>;
@@ -192,7 +198,7 @@ GS_INLINE V exp_scaled(V z) {
   constexpr S z_max = static_cast<S>(C::exp_z_max - N * 0.6931471805599453);
   // Clamp; NaN passes through (both comparisons are false for NaN).
   z = select(z < z_min, splat<V>(z_min), z);
-  z = select(z > z_max, splat<V>(z_max), z);
+  if constexpr (kClampHigh) z = select(z > z_max, splat<V>(z_max), z);
   // k = round-to-nearest-even(z / ln2) by the magic-number addition; the integer k is
   // the difference of the bit patterns, which avoids converting NaN to an integer.
   const V biased = z * C::log2e + C::round_magic;
@@ -218,6 +224,59 @@ GS_INLINE V exp_scaled(V z) {
 template <class V>
 GS_INLINE V exp(V z) {
   return exp_scaled<0>(z);
+}
+
+// exp_scaled<N>(z) for z <= 0, -inf or NaN (the softmax's (v - max) / tau and x - max),
+// the same bits as exp_scaled: k is at most N there, so the upper clamp is never
+// needed, and on AVX-512 2^k is applied by one scalef (p 2^k rounded once, as the two
+// factors round it).
+template <int N, class V>
+GS_INLINE V exp_scaled_nonpos(V z) {
+#if defined(__AVX512F__)
+  using S = typename lanes::Traits<V>::Scalar;
+  if constexpr (!std::is_same_v<V, S>) {
+    using C = Consts<S>;
+    using lanes::fma;
+    using lanes::splat;
+    constexpr S z_min = static_cast<S>(C::exp_z_min - N * 0.6931471805599453);
+    z = lanes::select(z < z_min, splat<V>(z_min), z);  // NaN passes through
+    const V biased = z * C::log2e + C::round_magic;
+    const V k = biased - C::round_magic;
+    V r = fma(-k, splat<V>(C::ln2_hi), z);
+    r = fma(-k, splat<V>(C::ln2_lo), r);
+    const V p = exp_poly(r);
+    if constexpr (sizeof(S) == 4)
+      return (V)_mm512_scalef_ps((__m512)p, (__m512)(k + S(N)));
+    else
+      return (V)_mm512_scalef_pd((__m512d)p, (__m512d)(k + S(N)));
+  }
+#endif
+  if constexpr (std::is_same_v<V, typename lanes::Traits<V>::Scalar>) {
+    return exp_scaled<N, false>(z);
+  } else {
+    // 2^k as 2^(k + 64) * 2^-64: for z >= z_min, k >= -150 (float32) or -1075 (float64),
+    // and k <= N <= 62 resp. 512, so 2^(k + 64) is normal, p 2^(k + 64) is exact and the
+    // product with the constant 2^-64 rounds once, as the two factors of exp_scaled do.
+    using S = typename lanes::Traits<V>::Scalar;
+    using C = Consts<S>;
+    using UInt = lanes::UInt<V>;
+    using lanes::fma;
+    using lanes::splat;
+    static_assert(N <= (sizeof(S) == 4 ? 63 : 959), "2^(k + 64) must stay finite");
+    constexpr S z_min = static_cast<S>(C::exp_z_min - N * 0.6931471805599453);
+    z = lanes::select(z < z_min, splat<V>(z_min), z);  // NaN passes through
+    const V biased = z * C::log2e + C::round_magic;
+    const V k = biased - C::round_magic;
+    V r = fma(-k, splat<V>(C::ln2_hi), z);
+    r = fma(-k, splat<V>(C::ln2_lo), r);
+    const V p = exp_poly(r);
+    // bits of 2^(k + N + 64): (k + N + 64 + bias) << mant_bits, k from the bit patterns
+    // (unsigned, wrapping: for NaN z the value is arbitrary and the result NaN anyway)
+    const auto offset = static_cast<typename lanes::Traits<S>::UInt>(N + 64 + C::exp_bias) -
+                        lanes::as_bits(C::round_magic);
+    const V scale = lanes::from_bits((UInt)((lanes::as_bits(biased) + offset) << C::mant_bits));
+    return (p * scale) * S(0x1p-64);
+  }
 }
 
 }  // namespace vmath
