@@ -110,6 +110,93 @@ const T* chunk_x(const T* x, int64_t step, int64_t c0, int64_t n, T* buf) {
   return buf;
 }
 
+#ifdef GS_HAVE_VECTOR_EXT
+// The running stats of pass 1, per lane: the max, and with kFull the first element index
+// holding it and the NaN flag.
+template <class T, bool kFull>
+struct LaneStats {
+  using V = Vec<T>;
+  using I = lanes::Int<V>;
+  V vmax = lanes::splat<V>(-std::numeric_limits<T>::infinity());
+  I vidx{};
+  lanes::NanTest<V> vnan;
+  I iota;
+  LaneStats() {
+    for (int j = 0; j < kW<T>; ++j) iota[j] = j;
+  }
+  // v holds elements c .. c + W - 1.
+  GS_INLINE void add(V v, int64_t c) {
+    if constexpr (kFull) {
+      const I greater = v > vmax;
+      vmax = lanes::select(greater, v, vmax);
+      vidx = greater ? (iota + static_cast<int>(c)) : vidx;
+      vnan.add(v);
+    } else {
+      vmax = lanes::select(v > vmax, v, vmax);  // one max instruction
+    }
+  }
+  // Combine the lanes: the max, then the lowest element index among lanes holding it.
+  RowStats<T> result(int64_t begin, int64_t len) const {
+    RowStats<T> st;
+    for (int j = 0; j < kW<T>; ++j)
+      if (vmax[j] > st.max) st.max = vmax[j];
+    st.argmax = begin;  // all -inf: undefined row, any index
+    if constexpr (kFull) {
+      int64_t first = len;
+      for (int j = 0; j < kW<T>; ++j)
+        if (vmax[j] == st.max) first = std::min<int64_t>(first, vidx[j]);
+      if (first != len) st.argmax = first;
+      st.nan = vnan.any();
+    }
+    return st;
+  }
+};
+
+// Pass 1 on the n elements from c0 on, whose words are in buf.words: v = x + g into
+// v_out + c0 (when non-null), and into the stats.
+template <class T, bool kFull>
+GS_INLINE void noisy_chunk(const T* x, int64_t step, int64_t c0, int64_t n, ChunkBuffers<T>& buf,
+                           T* v_out, LaneStats<T, kFull>& st) {
+  using V = Vec<T>;
+  constexpr int W = kW<T>;
+  // The exponential variates of the chunk first, then their logs: two short loops
+  // overlap better than one long dependency chain per vector.
+  for (int64_t i = 0; i < n; i += W)
+    lanes::store(buf.g + i, bits_to_exponential<V>(lanes::load_bits<lanes::UInt<V>>(
+                                buf.words + i * words_per_element<T>())));
+  // g = -log(E), so x + g = x - log(E) exactly.
+  auto noisy = [&](V xv, int64_t i) { return xv - vmath::log(lanes::load<V>(buf.g + i)); };
+#ifdef GS_HAVE_PARTIAL
+  if (step == 1) {  // in place, the last partial vector masked
+    const T* xc = x + c0;
+    T* vc = v_out ? v_out + c0 : buf.v;
+    const int64_t full = n - n % W;
+    for (int64_t i = 0; i < full; i += W) {
+      const V v = noisy(lanes::load<V>(xc + i), i);
+      lanes::store(vc + i, v);
+      st.add(v, c0 + i);
+    }
+    if (full < n) {
+      // lanes past the row: x = -inf, so v = -inf changes neither max, argmax nor NaN
+      const V xv = lanes::load_first(xc + full, n - full, -std::numeric_limits<T>::infinity());
+      const V v = noisy(xv, full);
+      lanes::store_first(vc + full, v, n - full);
+      st.add(v, c0 + full);
+    }
+    return;
+  }
+#endif
+  const T* xc = chunk_x(x, step, c0, n, buf.x);
+  for (int64_t i = 0; i < n; i += W) {
+    // padded lanes are -inf + g = -inf: they change neither max, argmax nor NaN flag
+    const V v = noisy(lanes::load<V>(xc + i), i);
+    lanes::store(buf.v + i, v);
+    st.add(v, c0 + i);
+  }
+  if (v_out) std::memcpy(v_out + c0, buf.v, static_cast<size_t>(n) * sizeof(T));
+}
+#endif
+
 // Pass 1 over elements [begin, end) of a row (begin a multiple of kChunk): v = x + g,
 // with its max, first argmax and NaN flag.  x and v_out point at the row's element 0; v
 // is written to v_out (contiguous) when it is non-null.  kFull = false finds the max
@@ -118,85 +205,21 @@ const T* chunk_x(const T* x, int64_t step, int64_t c0, int64_t n, T* buf) {
 template <class T, bool kFull = true>
 RowStats<T> noisy_logits(const T* x, int64_t step, int64_t begin, int64_t end, PhiloxKey key,
                          uint64_t q, T* v_out) {
-  const int64_t len = end;
   ChunkBuffers<T> buf;
-  RowStats<T> st;
 #ifdef GS_HAVE_VECTOR_EXT
-  using V = Vec<T>;
-  using I = lanes::Int<V>;
-  using U = lanes::UInt<V>;
-  constexpr T ninf = -std::numeric_limits<T>::infinity();
-  constexpr int W = kW<T>;
-  constexpr int wpe = words_per_element<T>();
   const philox::RowBlocks blocks(key, q);
-  V vmax = lanes::splat<V>(ninf);
-  I vidx{};  // per lane: the first element index holding the lane's max
-  lanes::NanTest<V> vnan;
-  I iota;
-  for (int j = 0; j < W; ++j) iota[j] = j;
-  for (int64_t c0 = begin; c0 < len; c0 += kChunk) {
-    const int64_t n = std::min(kChunk, len - c0);
+  LaneStats<T, kFull> lst;
+  for (int64_t c0 = begin; c0 < end; c0 += kChunk) {
+    const int64_t n = std::min(kChunk, end - c0);
     chunk_words<T>(blocks, c0, n, buf.words);
-    // The exponential variates of the chunk first, then their logs: two short loops
-    // overlap better than one long dependency chain per vector.
-    for (int64_t i = 0; i < n; i += W)
-      lanes::store(buf.g + i, bits_to_exponential<V>(lanes::load_bits<U>(buf.words + i * wpe)));
-    auto add = [&](V v, int64_t i) {
-      if constexpr (kFull) {
-        const I greater = v > vmax;
-        vmax = lanes::select(greater, v, vmax);
-        vidx = greater ? (iota + static_cast<int>(c0 + i)) : vidx;
-        vnan.add(v);
-      } else {
-        vmax = lanes::select(v > vmax, v, vmax);  // one max instruction
-      }
-    };
-    // g = -log(E), so x + g = x - log(E) exactly.
-    auto noisy = [&](V xv, int64_t i) { return xv - vmath::log(lanes::load<V>(buf.g + i)); };
-#ifdef GS_HAVE_PARTIAL
-    if (step == 1) {  // in place, the last partial vector masked
-      const T* xc = x + c0;
-      T* vc = v_out ? v_out + c0 : buf.v;
-      const int64_t full = n - n % W;
-      for (int64_t i = 0; i < full; i += W) {
-        const V v = noisy(lanes::load<V>(xc + i), i);
-        lanes::store(vc + i, v);
-        add(v, i);
-      }
-      if (full < n) {
-        // lanes past the row: x = -inf, so v = -inf changes neither max, argmax nor NaN
-        const V xv = lanes::load_first(xc + full, n - full, ninf);
-        const V v = noisy(xv, full);
-        lanes::store_first(vc + full, v, n - full);
-        add(v, full);
-      }
-      continue;
-    }
-#endif
-    const T* xc = chunk_x(x, step, c0, n, buf.x);
-    for (int64_t i = 0; i < n; i += W) {
-      // padded lanes are -inf + g = -inf: they change neither max, argmax nor NaN flag
-      const V v = noisy(lanes::load<V>(xc + i), i);
-      lanes::store(buf.v + i, v);
-      add(v, i);
-    }
-    if (v_out) std::memcpy(v_out + c0, buf.v, static_cast<size_t>(n) * sizeof(T));
+    noisy_chunk(x, step, c0, n, buf, v_out, lst);
   }
-  // Combine the lanes: the max, then the lowest element index among lanes holding it.
-  for (int j = 0; j < W; ++j)
-    if (vmax[j] > st.max) st.max = vmax[j];
-  st.argmax = begin;  // all -inf: undefined row, any index
-  if constexpr (kFull) {
-    int64_t first = len;
-    for (int j = 0; j < W; ++j)
-      if (vmax[j] == st.max) first = std::min<int64_t>(first, vidx[j]);
-    if (first != len) st.argmax = first;
-  }
-  st.nan = vnan.any();
+  return lst.result(begin, end);
 #else
+  RowStats<T> st;
   st.argmax = begin;
-  for (int64_t c0 = begin; c0 < len; c0 += kChunk) {
-    const int64_t n = std::min(kChunk, len - c0);
+  for (int64_t c0 = begin; c0 < end; c0 += kChunk) {
+    const int64_t n = std::min(kChunk, end - c0);
     noise_chunk(key, q, c0, n, buf.words, buf.g);
     T* v = v_out ? v_out + c0 : buf.v;
     for (int64_t i = 0; i < n; ++i) v[i] = x[(c0 + i) * step] + buf.g[i];
@@ -208,8 +231,8 @@ RowStats<T> noisy_logits(const T* x, int64_t step, int64_t begin, int64_t end, P
       }
     }
   }
-#endif
   return st;
+#endif
 }
 
 }  // namespace
