@@ -161,6 +161,7 @@ GS_INLINE void noisy_chunk(const T* x, int64_t step, int64_t c0, int64_t n, Chun
   constexpr int W = kW<T>;
   // The exponential variates of the chunk first, then their logs: two short loops
   // overlap better than one long dependency chain per vector.
+#pragma GCC unroll 2
   for (int64_t i = 0; i < n; i += W)
     lanes::store(buf.g + i, bits_to_exponential<V>(lanes::load_bits<lanes::UInt<V>>(
                                 buf.words + i * words_per_element<T>())));
@@ -171,6 +172,7 @@ GS_INLINE void noisy_chunk(const T* x, int64_t step, int64_t c0, int64_t n, Chun
     const T* xc = x + c0;
     T* vc = v_out ? v_out + c0 : buf.v;
     const int64_t full = n - n % W;
+#pragma GCC unroll 2
     for (int64_t i = 0; i < full; i += W) {
       const V v = noisy(lanes::load<V>(xc + i), i);
       lanes::store(vc + i, v);

@@ -91,6 +91,7 @@ void scale(const T* v, int64_t begin, int64_t end, T s, T* y, int64_t ystep) {
   int64_t i = begin;
 #ifdef GS_HAVE_VECTOR_EXT
   if (ystep == 1)
+#pragma GCC unroll 4
     for (; i + kW<T> <= end; i += kW<T>) {
       const auto e = lanes::load<Vec<T>>(v + i);
       lanes::store(y + i, kDivide ? e / s : e * s);
