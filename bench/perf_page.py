@@ -244,6 +244,12 @@ def claim(report: dict, docs_prefix: str) -> list:
             f"; a hard one runs {_faster(torch_hard['per_call_s'] / hard['per_call_s'])} "
             "`F.gumbel_softmax(hard=True)`"
         )
+    load = (report.get("load_average_start") or [0.0])[0]
+    if load > 0.75 * m["cores"]:  # say so where the figures are read
+        parts.append(
+            f" (measured on a busy machine: load average {load:g} on {m['cores']} cores, "
+            "so read these as rough)"
+        )
     text = "".join(parts) + "."
     return [
         line.replace(link, f"[performance]({docs_prefix}performance.md)")

@@ -269,6 +269,7 @@ def test_perf_page_regenerates_only_the_blocks(bench, tmp_path):
     assert "(docs/performance.md)" in claim_readme and "(performance.md)" in claim_index
     assert claim_readme.replace("docs/", "") == claim_index  # the README keeps the docs' text
     assert "  <!-- perf_page:claim end -->" in claim_index  # the indent of the list item
+    assert "busy machine" not in claim  # load average 0.1 on 2 cores
     assert bench.perf_page.main(argv + ["--check"]) == 0  # regenerating changes nothing
 
 
