@@ -40,9 +40,9 @@
 #      run from build/wheelcheck/suite: copies of what the tests read next to tests/:
 #      pyproject.toml (pytest's settings; test_extras reads the extras), README.md
 #      (test_docs runs its Python blocks), docs/ (test_docs checks its pages),
-#      examples/ (test_vae_example) and bench/ (test_bench_extra, test_cli: the
-#      benchmark suite, which is not in the wheel).  Nothing there is importable as
-#      gumbel_softmax.
+#      examples/ (test_vae_example) and bench/ (test_bench_extra, test_bench_main,
+#      test_cli: the benchmark suite, which is not in the wheel).  Nothing there is
+#      importable as gumbel_softmax.
 #      A small pytest plugin (suite/wheelcheck_plugin.py) stops the run before any test
 #      if the package under test is not the installed one or the active target is not
 #      the requested one.

@@ -17,7 +17,8 @@ to be measured reliably, and reports the time per call.  The SIMD target is chos
 
 Modules: ``core`` (timing, problems, cases, peers, machine information),
 ``cases_main`` (the first section's rows), ``cases_extra`` (the second section's rows),
-``runner`` (running the rows of a problem), ``report`` (markdown, saved files, plot) and
+``runner`` (running the rows of a problem), ``goals`` (issue 15's goals for the soft
+forward), ``report`` (markdown, saved files, plot) and
 ``cli`` (the command line, ``main``).  The suite is not part of the installed package:
 it imports ``gumbel_softmax`` and times whatever build is installed.
 """

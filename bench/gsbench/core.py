@@ -7,6 +7,7 @@ import math
 import os
 import platform
 import statistics
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -27,6 +28,9 @@ DEFAULT_SHAPES = (
 QUICK_SKIPPED_SHAPES = {(16384, 4096)}
 EXP_GOAL_SHAPE = (64, 10)  # the issue: our call on (64, 10) within 3x of one np.exp(x)
 EXP_GOAL_RATIO = 3.0
+# issue 15's shapes for the soft forward's goals (gsbench.goals); the tau=1.0 peer rows
+# run on these shapes only
+GOAL_SHAPES = ((4096, 1000), (16384, 4096))
 NOT_INSTALLED = "not installed"
 
 
@@ -138,6 +142,7 @@ class Case:
     make: Callable[[Problem], Callable[[], object]]  # builds the call to time
     compare_to: str | None = None  # key of our case this row is compared with
     requires: str | None = None  # a module the row needs beyond its peer (ml_dtypes)
+    shapes: tuple | None = None  # the shapes the row runs on (None: every shape)
 
     @property
     def ours(self) -> bool:
@@ -167,7 +172,7 @@ def _import_peer(peer: str) -> str | None:
             if peer == "torch":
                 import torch
 
-                torch.set_num_threads(_all_cores())
+                torch.set_num_threads(gs.get_num_threads())  # ours' thread count
             elif peer == "jax":
                 import jax  # noqa: F401
             _peer_status[peer] = None
@@ -245,16 +250,47 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown CPU"
 
 
+SIMD_FLAGS = ("avx512f", "avx2", "fma", "sse4_2", "asimd", "sve")
+
+
+def _cpu_flags() -> list:
+    """The SIMD flags of /proc/cpuinfo that matter to the kernels ([] elsewhere)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith(("flags", "features")):
+                    present = set(line.split(":", 1)[1].split())
+                    return [flag for flag in SIMD_FLAGS if flag in present]
+    except OSError:
+        pass
+    return []
+
+
+def peer_threads() -> dict:
+    """The thread count of each peer, as set for the run (torch only once imported)."""
+    threads = {"ours": gs.get_num_threads(), "numpy": 1}
+    torch = sys.modules.get("torch")
+    if torch is not None and _peer_status.get("torch", "") is None:
+        threads["torch"] = torch.get_num_threads()
+    if "jax" in sys.modules:
+        threads["jax"] = "XLA default (all cores)"
+    return threads
+
+
 def machine_info() -> dict:
     return {
         "platform": platform.platform(),
         "machine": platform.machine(),
         "cpu_model": _cpu_model(),
+        "cpu_flags": _cpu_flags(),
         "cores": _all_cores(),
         "os_cpu_count": os.cpu_count(),
         "cpu_target": gs.cpu_target(),
         "cpu_targets": list(gs.cpu_targets()),
         "gs_num_threads": gs.get_num_threads(),
-        "env": {k: os.environ.get(k) for k in ("GUMBEL_SOFTMAX_TARGET", "OMP_NUM_THREADS")},
+        "env": {
+            k: os.environ.get(k)
+            for k in ("GUMBEL_SOFTMAX_TARGET", "OMP_NUM_THREADS", "XLA_FLAGS", "GOMP_SPINCOUNT")
+        },
         "versions": _versions(),
     }

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from .cases_extra import EXTRA_CASES, EXTRA_NOTE, SECTIONS
-from .cases_main import CASES, OUT_NOTE, PEER_NAMES
+from .cases_main import CASES, OUT_NOTE
 from .core import EXP_GOAL_RATIO, EXP_GOAL_SHAPE, TAU
+from .goals import goals_markdown
 
 # ---------------------------------------------------------------------------------------
 # Reporting
@@ -113,24 +114,47 @@ def problem_notes(result: dict) -> list:
     return notes
 
 
+# The summary's peer columns: each the fastest of the rows named (the strongest version
+# of the peer measured), then the float64 NumPy composition for reference.
+SUMMARY_PEERS = (
+    ("NumPy f32 in place", ("numpy.soft",)),
+    ("torch", ("torch.soft",)),
+    ("JAX", ("jax.soft", "jax.soft_rbg")),
+    ("NumPy f64 rng.gumbel", ("numpy.soft_f64",)),
+)
+
+
+def strongest(result: dict, keys) -> dict | None:
+    """The fastest of the rows ``keys`` that ran (None: none ran)."""
+    rows = [r for r in (_case(result, k) for k in keys) if r is not None]
+    return min(rows, key=lambda r: r["per_call_s"]) if rows else None
+
+
+def _peer_cell(result: dict, keys) -> str:
+    best = strongest(result, keys)
+    if best is not None:
+        return _fmt_ratio(best.get("vs_ours")) or "base failed"
+    first = next((r for r in result["cases"] if r["key"] in keys), None)
+    return first["status"] if first else ""
+
+
 def summary_markdown(results: list, threads: int) -> list:
-    peers = list(PEER_NAMES)
-    header = ["dtype", "shape", "axis", "ours soft", "M elem/s"]
-    header += [f"{PEER_NAMES[p]} / ours" for p in peers]
+    header = ["dtype", "shape", "axis", "ours soft", "M elem/s", "M elem/s, 1 thread"]
+    header += [f"{name} / ours" for name, _ in SUMMARY_PEERS]
     header += ["torch fwd+bwd / drop-in", f"ours {threads} vs 1 thread", "ours / np.copyto"]
     rows = []
     for res in results:
         soft = _case(res, "ours.soft")
+        one = (soft or {}).get("one_thread")
         row = [
             res["dtype"],
             str(tuple(res["shape"])),
             str(res["axis"]),
             fmt_time(soft and soft["per_call_s"]),
             _fmt_rate(soft["melem_per_s"]) if soft else "",
+            _fmt_rate(one["melem_per_s"]) if one else "",
         ]
-        for peer in peers:
-            r = next(r for r in res["cases"] if r["key"] == f"{peer}.soft")
-            row.append(_fmt_ratio(r.get("vs_ours")) or r["status"])
+        row += [_peer_cell(res, keys) for _, keys in SUMMARY_PEERS]
         dropin, torch_fb = _case(res, "ours.torch_fwd_bwd"), _case(res, "torch.fwd_bwd")
         row.append(
             _fmt_ratio(torch_fb["per_call_s"] / dropin["per_call_s"]) if dropin and torch_fb else ""
@@ -178,19 +202,22 @@ def report_markdown(report: dict) -> str:
     lines = [
         f"## gumbel_softmax benchmark, {report['date']}",
         "",
-        f"{m['cpu_model']}, {m['cores']} cores, target `{m['cpu_target']}` "
-        f"(compiled and supported: {', '.join(m['cpu_targets'])}), {threads} threads; "
-        f"NumPy {m['versions']['numpy']}, torch {m['versions']['torch']}, "
-        f"JAX {m['versions']['jax']}. Mode: {report['mode']}; median over repeats, each "
+        f"{machine_line(report)} Mode: {report['mode']}; median over repeats, each "
         f"repeat a loop of calls lasting >= {report['config']['min_time'] * 1e3:g} ms. "
         f"Load average (1, 5, 15 min) at start {report['load_average_start']}, at end "
-        f"{report['load_average_end']}: other processes on the machine make timings noisy.",
+        f"{report['load_average_end']}: other processes on the machine make timings noisy. "
+        f"Command: `{report['command']}`.",
         "",
     ]
     if report["results"]:
-        lines += ["Soft forward (tau=0.5), peer time / our time (> 1: ours is faster):", ""]
+        lines += [
+            "Soft forward (tau=0.5), peer time / our time (> 1: ours is faster; "
+            "each peer's strongest row):",
+            "",
+        ]
         lines += summary_markdown(report["results"], threads)
         lines += ["", OUT_NOTE, ""]
+        lines += goals_markdown(report, report.get("goals")) + [""]
         for res in report["results"]:
             lines += problem_markdown(res, threads)
     extra = report.get("extra_results") or []
@@ -208,6 +235,21 @@ def report_markdown(report: dict) -> str:
         for res in extra:
             lines += problem_markdown(res, threads)
     return "\n".join(lines)
+
+
+def machine_line(report: dict) -> str:
+    """The CPU, its SIMD flags, the target, every peer's thread count and the versions."""
+    m = report["machine"]
+    v = m["versions"]
+    flags = ", ".join(m.get("cpu_flags") or []) or "not read"
+    threads = m.get("peer_threads") or {"ours": m["gs_num_threads"]}
+    thread_text = ", ".join(f"{k} {n}" for k, n in threads.items())
+    return (
+        f"{m['cpu_model']}, {m['cores']} cores (flags: {flags}), target `{m['cpu_target']}` "
+        f"(compiled and supported: {', '.join(m['cpu_targets'])}); threads: {thread_text}; "
+        f"gumbel_softmax {v.get('gumbel_softmax', '?')}, Python {v.get('python', '?')}, "
+        f"NumPy {v['numpy']}, torch {v['torch']}, JAX {v['jax']}."
+    )
 
 
 def default_out_dir(cwd: Path) -> Path:
@@ -246,9 +288,11 @@ def plot(report: dict, path: Path) -> str:
         return "matplotlib not installed, no plot"
     bars = {
         "ours.soft": "ours",
-        "numpy.soft": "NumPy",
+        "numpy.soft": "NumPy float32 in place",
+        "numpy.soft_f64": "NumPy float64 rng.gumbel, cast",
         "torch.soft": "torch",
         "jax.soft": "JAX",
+        "jax.soft_rbg": "JAX, rbg key",
         "bound.copy": "np.copyto",
     }
     bars = {

@@ -81,6 +81,8 @@ def run_problem(
 ) -> dict:
     records = []
     for case in cases:
+        if case.shapes is not None and p.shape not in case.shapes:
+            continue
         progress(f"{section}: {p.title}: {case.label}")
         records.append(run_case(case, p, cfg))
     _add_ratios(records)
