@@ -40,6 +40,7 @@
 #      run from build/wheelcheck/suite: copies of what the tests read next to tests/:
 #      pyproject.toml (pytest's settings; test_extras reads the extras), README.md
 #      (test_docs runs its Python blocks), docs/ (test_docs checks its pages),
+#      CHANGELOG.md (test_golden: an entry for the current stream version),
 #      examples/ (test_vae_example) and bench/ (test_bench_extra, test_bench_main,
 #      test_cli: the benchmark suite, which is not in the wheel).  Nothing there is
 #      importable as gumbel_softmax.
@@ -202,7 +203,7 @@ site=$("$vpy" -c "import sysconfig; print(sysconfig.get_paths()['platlib'])")
 # The test directory: outside the package, with nothing importable as gumbel_softmax.
 suite=$abs_work/suite
 mkdir -p "$suite"
-for f in tests pyproject.toml README.md LICENSE docs examples bench; do
+for f in tests pyproject.toml README.md LICENSE CHANGELOG.md docs examples bench; do
   [ ! -e "$f" ] || cp -r "$f" "$suite/$f"
 done
 find "$suite" -name __pycache__ -prune -exec rm -rf {} +

@@ -7,6 +7,7 @@
 """
 
 import os as _os
+from typing import Final as _Final
 
 # GNU OpenMP (libgomp) reads GOMP_SPINCOUNT once, when the library loads, which is when
 # _core is imported (the wheel bundles its own copy).  Its default lets an idle worker
@@ -55,6 +56,12 @@ from ._layer import GumbelSoftmax, anneal_tau  # noqa: E402
 # The one place of the version: pyproject.toml reads it (dynamic = ["version"]).
 __version__ = "0.1.0"
 
+#: The version of the output bits (docs/contract.md, "Stream version"): the same
+#: STREAM_VERSION gives the same bits from every function, on every SIMD target and
+#: thread count.  Any change of an output bit bumps it, with a CHANGELOG.md entry;
+#: tests/test_golden.py pins the digests of each version (tests/data/golden_digests.json).
+STREAM_VERSION: _Final[int] = 1
+
 if _core.target_warning():
     import warnings
 
@@ -63,6 +70,7 @@ if _core.target_warning():
 __all__ = [
     "GumbelSoftmax",
     "Philox",
+    "STREAM_VERSION",
     "__version__",
     "anneal_tau",
     "categorical",

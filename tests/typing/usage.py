@@ -36,6 +36,7 @@ def numpy_api() -> None:
     assert_type(rng.counter, int)
     assert_type(rng.seed, int)
     assert_type(gs.__version__, str)
+    assert_type(gs.STREAM_VERSION, int)
 
     y = gs.gumbel_softmax(x, 0.5, hard=True, rng=rng, mask=[True, False, True])
     assert_type(y, Array)
