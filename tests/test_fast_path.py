@@ -299,3 +299,46 @@ def test_categorical_fast_path_equal(name, x, axis):
 )
 def test_categorical_declined(args):
     assert _core.categorical_fast(*args) is None
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_short_row_groups_equal_the_row_path(dtype):
+    """Small calls run in the short-row path, one row per vector lane, whose groups move
+    rows into columns (gathers, or scalar copies) and back (one block store for
+    contiguous rows); their noise is drawn with the Philox lanes as rows (more than half a
+    group) or as row blocks (fewer rows).  Every group size and layout must give the bits
+    of the row-by-row path (_core._set_short_rows(False))."""
+    gen = np.random.default_rng(3)
+    cases = []
+    for nrows in (1, 2, 3, 4, 5, 7, 8, 9, 12, 16, 17, 24, 33):
+        for k in (1, 4, 10, 32):
+            x = (3 * gen.standard_normal((nrows, k))).astype(dtype)
+            x[nrows // 2, 0] = -np.inf
+            cases.append((x, -1, None))
+            cases.append((x, -1, np.full((nrows, 2 * k), 9, dtype)[:, ::2]))  # strided out
+            cases.append((np.asfortranarray(x), -1, np.empty_like(x, order="F")))
+            cases.append((np.ascontiguousarray(x.T), 0, None))  # rows with step nrows
+    x3 = np.asfortranarray(gen.standard_normal((4, 5, 6)).astype(dtype))
+    cases.append((x3, 0, np.empty_like(x3, order="F")))  # two batch dims, rows contiguous
+    cases.append((x3[:, ::-1], 0, None))
+
+    def run():
+        out = []
+        for n, (x, axis, o) in enumerate(cases):
+            for tau in (0.5, 1.0):
+                rng = gs.Philox(n, counter=2**32 - 5)
+                y = gs.gumbel_softmax(x, tau, axis=axis, rng=rng, out=o)
+                out.append((y.copy(), rng.counter))
+            out.append((gs.categorical(x, axis=axis, rng=n), 0))
+            out.append((gs.log_gumbel_softmax(x, 0.5, axis=axis, rng=n), 0))
+        return out
+
+    try:
+        fast = run()
+        _core._set_short_rows(False)
+        slow = run()
+    finally:
+        _core._set_short_rows(True)
+    for (a, ca), (b, cb) in zip(fast, slow):
+        assert a.tobytes() == b.tobytes()
+        assert ca == cb

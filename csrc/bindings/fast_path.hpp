@@ -207,7 +207,10 @@ inline bool rng_of(PyObject* o, Rng& r) {
   }
   PyTypeObject* t = philox_type();
   if (t == nullptr || !PyObject_TypeCheck(o, t)) return false;
-  r.philox = py::handle(o).cast<PhiloxState*>();
+  // the C++ object of a gs.Philox (pybind11's simple layout: one value, no type lookup)
+  r.philox = static_cast<PhiloxState*>(
+      reinterpret_cast<detail::instance*>(o)->get_value_and_holder().value_ptr());
+  if (r.philox == nullptr) return false;  // not constructed (a subclass without __init__)
   return true;
 }
 

@@ -280,10 +280,11 @@ struct ShortGroup {
   I unit{};
   I flat{};  // lanes whose 1/tau is 0 (tau -> infinity, see flatten_row): 1/tau = 1 here
   bool any_unit = false, any_general = false, any_flat = false;
-  // Transposed copies: xt[c * W + i] = element c of row i, the same for the noise;
-  // lanes past the last row get x = -inf and noise 1 (finite, never written out).
+  // Columns (rows/short_rows.hpp): xt[c * W + i] = element c of row i, the same for the
+  // noise (gt, ShortNoise::fill_columns); lanes past the last row get x = -inf and
+  // finite noise (never written out).
   alignas(64) T xt[kShortMax * W];
-  alignas(64) T gt[kShortMax * W];
+  const T* gt = nullptr;
   V v[kShortMax];
   V vmax = lanes::splat<V>(ninf);
   I vidx{}, vnan{};
@@ -308,25 +309,14 @@ struct ShortGroup {
     }
   }
 
-  GS_INLINE void transpose(const ShortNoise<T>& noise, int64_t gs) {
-    for (int i = 0; i < W; ++i) {
-      if (i < nrows) {
-        const T* xr = a.x + row_offset(a.xs, r0 + i);
-        const T* gr = noise.g + i * gs;
-        for (int64_t c = 0; c < len; ++c) {
-          xt[c * W + i] = xr[c * a.xs.step];
-          gt[c * W + i] = gr[c];
-        }
-        if (a.mask) {
-          const uint8_t* mr = a.mask + row_offset(a.ms, r0 + i);
-          for (int64_t c = 0; c < len; ++c)
-            if (!mr[c * a.ms.step]) xt[c * W + i] = ninf;
-        }
-      } else {
-        for (int64_t c = 0; c < len; ++c) {
-          xt[c * W + i] = ninf;
-          gt[c * W + i] = T(1);
-        }
+  GS_INLINE void transpose(const T* noise_columns) {
+    gt = noise_columns;
+    load_columns(a.x, a.xs, r0, nrows, len, ninf, xt);
+    if (a.mask) {
+      for (int i = 0; i < nrows; ++i) {
+        const uint8_t* mr = a.mask + row_offset(a.ms, r0 + i);
+        for (int64_t c = 0; c < len; ++c)
+          if (!mr[c * a.ms.step]) xt[c * W + i] = ninf;
       }
     }
   }
@@ -385,21 +375,22 @@ struct ShortGroup {
   }
 
   GS_INLINE void store(T* soft) {
-    if (soft)
-      for (int64_t c = 0; c < len; ++c) lanes::store(xt + c * W, res[c]);
+    if (soft) {
+      // Rows with no sample are NaN: unit lanes where the sum is NaN, the others where
+      // pass 1 saw a NaN or a non-finite maximum (RowStats::defined).
+      const V inf = lanes::splat<V>(std::numeric_limits<T>::infinity());
+      const I general_ok = (vnan == 0) & (vmax > -inf) & (vmax < inf);
+      const I ok = (unit & (unit_sum == unit_sum)) | (~unit & general_ok);
+      const V nan = lanes::splat<V>(kNaN<T>);
+      for (int64_t c = 0; c < len; ++c) lanes::store(xt + c * W, lanes::select(ok, res[c], nan));
+      store_columns(xt, soft, *f.soft_spec, r0, nrows, len);
+    }
+    if (!a.hard && !a.index) return;
     for (int i = 0; i < nrows; ++i) {
       RowStats<T> st;
       st.max = vmax[i];
       st.argmax = vidx[i];
       st.nan = vnan[i] != 0;
-      if (soft) {
-        T* sr = soft + row_offset(*f.soft_spec, r0 + i);
-        const int64_t step = f.soft_spec->step;
-        if (unit[i] ? unit_sum[i] == unit_sum[i] : st.defined())
-          for (int64_t c = 0; c < len; ++c) sr[c * step] = xt[c * W + i];
-        else
-          fill_nan(sr, step, len);
-      }
       f.finish(r0 + i, st);
     }
   }
@@ -410,9 +401,8 @@ void forward_short_group(const Fwd<T>& f, int64_t r0, int64_t nrows) {
   ShortGroup<T> grp(f, r0, nrows);
   grp.lanes_tau();
   ShortNoise<T> noise;
-  const int64_t gs = noise.fill(f.a.key, f.a.first_row, r0, nrows, grp.len,
-                                grp.any_unit ? Draw::exponential : Draw::gumbel);
-  grp.transpose(noise, gs);
+  grp.transpose(noise.fill_columns(f.a.key, f.a.first_row, r0, nrows, grp.len,
+                                   grp.any_unit ? Draw::exponential : Draw::gumbel));
   if (grp.any_general || f.a.hard) grp.pass1();
   T* soft = f.soft;
   if (soft && grp.any_general) grp.general_soft();
