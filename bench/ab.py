@@ -7,6 +7,7 @@ slow drifts cancel; the median over the blocks is reported with its interquartil
 
     python bench/ab.py                      # the pairs below at (4096, 1000), float32
     python bench/ab.py --shape 16384x4096 --blocks 15
+    python bench/ab.py --small              # the small-call goals (issue 15), vs np.exp
 
 Pairs: tau=1 vs tau=0.5 (soft), hard vs soft, 2 threads vs 1 (soft), backward vs
 np.copyto; and for the other samplers: categorical vs hard, per-row tau vs scalar tau, mask= vs
@@ -53,6 +54,43 @@ def paired(a, b, blocks, loops, setup_a=None, setup_b=None):
         ratios.append(tb / ta)
     q = statistics.quantiles(ratios, n=4)
     return statistics.median(ratios), q[0], q[2]
+
+
+def small(args):
+    """--small: issue 15's small-call goals, each paired with one np.exp on the same
+    array (float32): a (64, 10) soft forward (allocating its result) within 2x np.exp,
+    gs.categorical at (64, 10) within 1.5x, and a (1, 10) soft forward in at most 1.5 us
+    (median per call over the blocks)."""
+    x = np.random.default_rng(0).standard_normal((64, 10)).astype(np.float32)
+    x1 = x[:1].copy()
+    rng = gs.Philox(1)
+    loops = max(1, int(args.seconds / _per_call(lambda: np.exp(x), 1000)))
+    print(
+        f"small calls, float32, target {gs.cpu_target()}, {gs.get_num_threads()} threads, "
+        f"{args.blocks} blocks of {loops} calls per side; ratio = time of gs / time of np.exp"
+    )
+    for name, fn, goal in [
+        ("gumbel_softmax (64, 10), tau 0.5", lambda: gs.gumbel_softmax(x, 0.5, rng=rng), 2.0),
+        ("categorical (64, 10)", lambda: gs.categorical(x, rng=rng), 1.5),
+    ]:
+        ratio, lo, hi = paired(lambda: np.exp(x), fn, args.blocks, loops)
+        met = "met" if ratio <= goal else "NOT met"
+        print(
+            f"  {name:34s} {ratio:5.2f}x np.exp (quartiles {lo:.2f} - {hi:.2f}); goal <= {goal}x: {met}"
+        )
+    one = lambda: gs.gumbel_softmax(x1, 0.5, rng=rng)  # noqa: E731
+    times, ratios = [], []
+    for _ in range(args.blocks):
+        te = _per_call(lambda: np.exp(x1), loops)
+        times.append(_per_call(one, loops))
+        ratios.append(times[-1] / te)
+    us = statistics.median(times) * 1e6
+    met = "met" if us <= 1.5 else "NOT met"
+    print(
+        f"  {'gumbel_softmax (1, 10), tau 0.5':34s} {us:5.2f} us per call "
+        f"({statistics.median(ratios):.2f}x np.exp); goal <= 1.5 us: {met}"
+    )
+    return 0
 
 
 def against_cases(shape):
@@ -169,6 +207,11 @@ def main(argv=None):
         "backward relaxed_bernoulli relaxed_bernoulli_backward "
         "concrete_log_prob)",
     )
+    ap.add_argument(
+        "--small",
+        action="store_true",
+        help="the small-call goals of issue 15: (64, 10) and (1, 10) calls against np.exp",
+    )
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     shape = tuple(int(n) for n in args.shape.split("x"))
@@ -176,6 +219,8 @@ def main(argv=None):
         return worker(shape)
     if args.against:
         return against(args)
+    if args.small:
+        return small(args)
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     out = np.empty_like(x)
     grad = np.random.default_rng(1).standard_normal(shape).astype(np.float32)

@@ -43,14 +43,6 @@ py::int_ counter_of(const PhiloxState& s) {
   return py::int_(low);
 }
 
-uint64_t os_entropy_seed() {
-  py::bytes b = py::module_::import("os").attr("urandom")(8);
-  std::string s = b;
-  uint64_t seed = 0;
-  for (int i = 7; i >= 0; --i) seed = (seed << 8) | static_cast<unsigned char>(s[i]);
-  return seed;
-}
-
 }  // namespace
 
 void bind_random(py::module_& m) {

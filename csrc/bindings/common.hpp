@@ -6,11 +6,18 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <cerrno>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <new>
 #include <string>
 #include <vector>
+
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 #include "gumbel_softmax/kernels.hpp"
 #include "philox_state.hpp"
@@ -37,13 +44,40 @@ inline RowSpec rowspec_of(const py::array& a, int axis) {
   const int nd = static_cast<int>(a.ndim());
   if (nd > RowSpec::kMaxDims)
     throw py::value_error("arrays of more than 64 dimensions are not supported");
-  std::vector<int64_t> shape(nd), strides(nd);
+  int64_t shape[RowSpec::kMaxDims], strides[RowSpec::kMaxDims];
   const int64_t item = static_cast<int64_t>(a.itemsize());
   for (int d = 0; d < nd; ++d) {
     shape[d] = static_cast<int64_t>(a.shape(d));
     strides[d] = static_cast<int64_t>(a.strides(d)) / item;
   }
-  return make_rowspec(nd, shape.data(), strides.data(), axis);
+  return make_rowspec(nd, shape, strides, axis);
+}
+
+// 64 bits of OS entropy (the seed of gs.Philox() and of rng=None), as os.urandom(8)
+// read little-endian: getrandom(2) where it exists (what os.urandom calls on Linux),
+// else os.urandom itself.
+inline uint64_t os_entropy_seed() {
+  unsigned char b[8];
+  bool done = false;
+#if defined(__linux__) && defined(SYS_getrandom)
+  size_t got = 0;
+  while (got < sizeof b) {
+    const long n = syscall(SYS_getrandom, b + got, sizeof b - got, 0);
+    if (n > 0) {
+      got += static_cast<size_t>(n);
+    } else if (n < 0 && errno != EINTR) {
+      break;  // ENOSYS (an old kernel), ...: ask Python
+    }
+  }
+  done = got == sizeof b;
+#endif
+  if (!done) {
+    const std::string s = py::bytes(py::module_::import("os").attr("urandom")(8));
+    std::memcpy(b, s.data(), sizeof b);
+  }
+  uint64_t seed = 0;
+  for (int i = 7; i >= 0; --i) seed = (seed << 8) | b[i];
+  return seed;
 }
 
 // Reserves nrows rows of the stream, or raises OverflowError naming the counter.

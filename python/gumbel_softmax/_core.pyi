@@ -40,6 +40,23 @@ def gumbel_softmax(
     mask: npt.NDArray[np.uint8] | None = None,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]: ...
 def masked_row_limit(itemsize: int) -> int: ...
+
+# The fast path of the common case (csrc/bindings/fast_path.hpp): the result, or None
+# where the arguments are not of the common kind (then the general path runs).
+def forward_fast(
+    logits: Any,
+    tau: Any,
+    hard: Any,
+    log: bool,
+    axis: Any,
+    rng: Any,
+    out: Any,
+    return_soft: Any,
+    mask: Any,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray] | None: ...
+def categorical_fast(
+    logits: Any, axis: Any, rng: Any, mask: Any
+) -> npt.NDArray[np.int64] | None: ...
 def categorical(
     logits: np.ndarray, axis: int, rng: _KernelRng, mask: npt.NDArray[np.uint8] | None = None
 ) -> npt.NDArray[np.int64]: ...

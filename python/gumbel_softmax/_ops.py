@@ -41,9 +41,25 @@ from ._args import (
     to_low,
 )
 
+_forward_fast = _core.forward_fast
+_categorical_fast = _core.categorical_fast
+
+
+# The common case of a sampler (a float32/float64 ndarray, a scalar tau, no mask, ...:
+# csrc/bindings/fast_path.hpp) is checked and run by one C++ call, which answers None for
+# anything else: then the general path below checks everything (and raises the errors).
+
 
 def forward(logits, tau, hard, log, axis, rng, out, return_soft, mask):
-    """The sampler of gumbel_softmax and log_gumbel_softmax."""
+    """gumbel_softmax and log_gumbel_softmax: the fast path, else forward_general."""
+    res = _forward_fast(logits, tau, hard, log, axis, rng, out, return_soft, mask)
+    if res is None:
+        return forward_general(logits, tau, hard, log, axis, rng, out, return_soft, mask)
+    return res
+
+
+def forward_general(logits, tau, hard, log, axis, rng, out, return_soft, mask):
+    """The sampler of gumbel_softmax and log_gumbel_softmax (every case)."""
     hard = check_flag(hard, "hard")
     return_soft = check_flag(return_soft, "return_soft")
     x, low, axis, out = sample_setup(logits, axis, out, (("mask", mask), ("tau", tau)))
@@ -62,6 +78,11 @@ def forward(logits, tau, hard, log, axis, rng, out, return_soft, mask):
 
 
 def categorical(logits, axis, rng, mask):
+    res = _categorical_fast(logits, axis, rng, mask)
+    return categorical_general(logits, axis, rng, mask) if res is None else res
+
+
+def categorical_general(logits, axis, rng, mask):
     x, _, axis, _ = sample_setup(logits, axis, None)
     x, kmask = kernel_mask(x, mask, axis)
     return _core.categorical(x, axis, kernel_rng(rng), kmask)

@@ -30,8 +30,10 @@ struct RowSpec {
   int64_t len = 0;
   int64_t step = 1;
   int nbatch = 0;
-  int64_t shape[kMaxDims] = {};
-  int64_t stride[kMaxDims] = {};
+  // Entries 0 .. nbatch - 1 only (make_rowspec sets them): not zeroed, as every call
+  // builds a RowSpec for each of its arrays.
+  int64_t shape[kMaxDims];
+  int64_t stride[kMaxDims];
   // (the offset of row r: row_offset in csrc/kernels/rows/common.hpp)
 };
 

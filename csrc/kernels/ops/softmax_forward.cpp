@@ -35,6 +35,7 @@ struct ForwardArgs {
 #ifdef GS_BIND
 // ----- the binding (compiled into the _core module) ---------------------------
 #include "bindings/common.hpp"
+#include "bindings/fast_path.hpp"
 
 namespace gumbel_softmax {
 namespace {
@@ -99,6 +100,96 @@ py::object categorical_impl(const py::array& logits, int axis, const py::object&
   return std::move(idx);
 }
 
+// ----- the fast path of the common case (bindings/fast_path.hpp) ----------------
+template <class T>
+py::object forward_fast_impl(const fast::Array& x, int axis, double tau, bool hard, bool log,
+                             const fast::Rng& rng, PyObject* out, bool return_soft) {
+  py::array y = out == Py_None ? fast::new_array(x.type_num, x.nd, x.shape)
+                               : py::reinterpret_borrow<py::array>(out);
+  py::array y_soft;
+  const bool separate_soft = hard && return_soft;
+  if (separate_soft) y_soft = fast::new_array(x.type_num, x.nd, x.shape);
+  ForwardArgs<T> a;
+  a.xs = fast::rowspec(x, axis);
+  a.ys = out == Py_None && fast::c_contiguous(x) ? a.xs : fast::rowspec(y, axis);
+  if (separate_soft) a.ss = fast::rowspec(y_soft, axis);
+  a.x = reinterpret_cast<const T*>(x.data);
+  a.y = static_cast<T*>(y.mutable_data());
+  a.y_soft = separate_soft ? static_cast<T*>(y_soft.mutable_data()) : nullptr;
+  a.inv_tau = inverse_tau<T>(tau);
+  a.hard = hard;
+  a.log = log;
+  const Rows rows = fast::take_rows(rng, a.xs.nrows);  // last: a failed call draws nothing
+  a.key = rows.key;
+  a.first_row = rows.first;
+  fast::run([&] { run(a); }, rows, x.size);
+  if (!return_soft) return std::move(y);
+  if (!hard) return py::make_tuple(y, y);
+  return py::make_tuple(y, y_soft);
+}
+
+// _core.forward_fast(logits, tau, hard, log, axis, rng, out, return_soft, mask): the
+// result, or None where the call is not of the common kind.
+PyObject* forward_fast(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  return fast::guarded([&]() -> PyObject* {
+    if (nargs != 9) throw py::type_error("forward_fast takes 9 arguments");
+    fast::Array x;
+    int axis = 0;
+    double tau = 1;
+    bool hard = false, log = false, soft = false;
+    fast::Rng rng;
+    if (!fast::float_array(args[0], x) || x.size == 0 || !fast::tau_of(args[1], tau) ||
+        !fast::flag_of(args[2], hard) || !fast::flag_of(args[3], log) ||
+        !fast::axis_of(args[4], x, axis) || !fast::rng_of(args[5], rng) ||
+        !fast::out_of(args[6], x) || !fast::flag_of(args[7], soft) || args[8] != Py_None)
+      return fast::not_taken();
+    py::object r = fast::is_double(x)
+                       ? forward_fast_impl<double>(x, axis, tau, hard, log, rng, args[6], soft)
+                       : forward_fast_impl<float>(x, axis, tau, hard, log, rng, args[6], soft);
+    return r.release().ptr();
+  });
+}
+
+template <class T>
+py::object categorical_fast_impl(const fast::Array& x, int axis, const fast::Rng& rng) {
+  Py_ssize_t batch[RowSpec::kMaxDims];
+  for (int k = 0, j = 0; k < x.nd; ++k)
+    if (k != axis) batch[j++] = x.shape[k];
+  py::array idx = fast::new_array(fast::kInt64, x.nd - 1, batch);
+  ForwardArgs<T> a;
+  a.xs = fast::rowspec(x, axis);
+  a.x = reinterpret_cast<const T*>(x.data);
+  a.index = static_cast<int64_t*>(idx.mutable_data());
+  const Rows rows = fast::take_rows(rng, a.xs.nrows);
+  a.key = rows.key;
+  a.first_row = rows.first;
+  fast::run([&] { run(a); }, rows, x.size);
+  return idx;
+}
+
+// _core.categorical_fast(logits, axis, rng, mask): as forward_fast.
+PyObject* categorical_fast(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  return fast::guarded([&]() -> PyObject* {
+    if (nargs != 4) throw py::type_error("categorical_fast takes 4 arguments");
+    fast::Array x;
+    int axis = 0;
+    fast::Rng rng;
+    if (!fast::float_array(args[0], x) || x.size == 0 || !fast::axis_of(args[1], x, axis) ||
+        !fast::rng_of(args[2], rng) || args[3] != Py_None)
+      return fast::not_taken();
+    py::object r = fast::is_double(x) ? categorical_fast_impl<double>(x, axis, rng)
+                                      : categorical_fast_impl<float>(x, axis, rng);
+    return r.release().ptr();
+  });
+}
+
+PyMethodDef g_fast_defs[] = {
+    {"forward_fast", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&forward_fast)),
+     METH_FASTCALL, "The common case of gumbel_softmax and log_gumbel_softmax, or None."},
+    {"categorical_fast",
+     reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&categorical_fast)), METH_FASTCALL,
+     "The common case of categorical, or None."}};
+
 void bind(py::module_& m) {
   m.def(
       "gumbel_softmax",
@@ -122,6 +213,8 @@ void bind(py::module_& m) {
                                  : categorical_impl<float>(logits, axis, rng, mask);
       },
       py::arg("logits"), py::arg("axis"), py::arg("rng"), py::arg("mask") = py::none());
+  fast::philox_type() = reinterpret_cast<PyTypeObject*>(py::type::of<PhiloxState>().ptr());
+  for (PyMethodDef& def : g_fast_defs) fast::add_function(m, def);
 }
 
 GS_BINDING(bind)
@@ -187,10 +280,11 @@ struct ShortGroup {
   I unit{};
   I flat{};  // lanes whose 1/tau is 0 (tau -> infinity, see flatten_row): 1/tau = 1 here
   bool any_unit = false, any_general = false, any_flat = false;
-  // Transposed copies: xt[c * W + i] = element c of row i, the same for the noise;
-  // lanes past the last row get x = -inf and noise 1 (finite, never written out).
+  // Columns (rows/short_rows.hpp): xt[c * W + i] = element c of row i, the same for the
+  // noise (gt, ShortNoise::fill_columns); lanes past the last row get x = -inf and
+  // finite noise (never written out).
   alignas(64) T xt[kShortMax * W];
-  alignas(64) T gt[kShortMax * W];
+  const T* gt = nullptr;
   V v[kShortMax];
   V vmax = lanes::splat<V>(ninf);
   I vidx{}, vnan{};
@@ -215,25 +309,14 @@ struct ShortGroup {
     }
   }
 
-  GS_INLINE void transpose(const ShortNoise<T>& noise, int64_t gs) {
-    for (int i = 0; i < W; ++i) {
-      if (i < nrows) {
-        const T* xr = a.x + row_offset(a.xs, r0 + i);
-        const T* gr = noise.g + i * gs;
-        for (int64_t c = 0; c < len; ++c) {
-          xt[c * W + i] = xr[c * a.xs.step];
-          gt[c * W + i] = gr[c];
-        }
-        if (a.mask) {
-          const uint8_t* mr = a.mask + row_offset(a.ms, r0 + i);
-          for (int64_t c = 0; c < len; ++c)
-            if (!mr[c * a.ms.step]) xt[c * W + i] = ninf;
-        }
-      } else {
-        for (int64_t c = 0; c < len; ++c) {
-          xt[c * W + i] = ninf;
-          gt[c * W + i] = T(1);
-        }
+  GS_INLINE void transpose(const T* noise_columns) {
+    gt = noise_columns;
+    load_columns(a.x, a.xs, r0, nrows, len, ninf, xt);
+    if (a.mask) {
+      for (int i = 0; i < nrows; ++i) {
+        const uint8_t* mr = a.mask + row_offset(a.ms, r0 + i);
+        for (int64_t c = 0; c < len; ++c)
+          if (!mr[c * a.ms.step]) xt[c * W + i] = ninf;
       }
     }
   }
@@ -292,21 +375,22 @@ struct ShortGroup {
   }
 
   GS_INLINE void store(T* soft) {
-    if (soft)
-      for (int64_t c = 0; c < len; ++c) lanes::store(xt + c * W, res[c]);
+    if (soft) {
+      // Rows with no sample are NaN: unit lanes where the sum is NaN, the others where
+      // pass 1 saw a NaN or a non-finite maximum (RowStats::defined).
+      const V inf = lanes::splat<V>(std::numeric_limits<T>::infinity());
+      const I general_ok = (vnan == 0) & (vmax > -inf) & (vmax < inf);
+      const I ok = (unit & (unit_sum == unit_sum)) | (~unit & general_ok);
+      const V nan = lanes::splat<V>(kNaN<T>);
+      for (int64_t c = 0; c < len; ++c) lanes::store(xt + c * W, lanes::select(ok, res[c], nan));
+      store_columns(xt, soft, *f.soft_spec, r0, nrows, len);
+    }
+    if (!a.hard && !a.index) return;
     for (int i = 0; i < nrows; ++i) {
       RowStats<T> st;
       st.max = vmax[i];
       st.argmax = vidx[i];
       st.nan = vnan[i] != 0;
-      if (soft) {
-        T* sr = soft + row_offset(*f.soft_spec, r0 + i);
-        const int64_t step = f.soft_spec->step;
-        if (unit[i] ? unit_sum[i] == unit_sum[i] : st.defined())
-          for (int64_t c = 0; c < len; ++c) sr[c * step] = xt[c * W + i];
-        else
-          fill_nan(sr, step, len);
-      }
       f.finish(r0 + i, st);
     }
   }
@@ -317,9 +401,8 @@ void forward_short_group(const Fwd<T>& f, int64_t r0, int64_t nrows) {
   ShortGroup<T> grp(f, r0, nrows);
   grp.lanes_tau();
   ShortNoise<T> noise;
-  const int64_t gs = noise.fill(f.a.key, f.a.first_row, r0, nrows, grp.len,
-                                grp.any_unit ? Draw::exponential : Draw::gumbel);
-  grp.transpose(noise, gs);
+  grp.transpose(noise.fill_columns(f.a.key, f.a.first_row, r0, nrows, grp.len,
+                                   grp.any_unit ? Draw::exponential : Draw::gumbel));
   if (grp.any_general || f.a.hard) grp.pass1();
   T* soft = f.soft;
   if (soft && grp.any_general) grp.general_soft();

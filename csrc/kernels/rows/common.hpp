@@ -173,6 +173,8 @@ GS_INLINE void spill(const Vec<T> (&v)[kSub<T>], T (&acc)[kLanes]) {
 
 // The offset of row r of a RowSpec: base + row_offset(s, r) + c * s.step is element c.
 GS_INLINE int64_t row_offset(const RowSpec& s, int64_t r) {
+  // At most one batch dimension (a contiguous batch): r < nrows, its length.
+  if (s.nbatch <= 1) return s.nbatch ? r * s.stride[0] : 0;
   int64_t off = 0;
   for (int d = s.nbatch - 1; d >= 0; --d) {
     const int64_t n = s.shape[d];

@@ -1,0 +1,344 @@
+"""The fast path of small calls (csrc/bindings/fast_path.hpp) against the general path.
+
+``gs.gumbel_softmax``, ``gs.log_gumbel_softmax`` and ``gs.categorical`` first offer their
+arguments to one C++ call (``_core.forward_fast`` / ``_core.categorical_fast``), which
+takes the common case (an aligned native float32/float64 ndarray, a float or int tau, an
+int axis, rng None / int / ``gs.Philox``, no mask, out None or a matching array) and
+answers None for anything else, which then runs the general path
+(``_ops.forward_general`` / ``_ops.categorical_general``).
+
+Checked here, on the cases at the boundary of the fast path: which path a call takes; the
+same output bits and the same generator state after the call from both paths; the same
+exception type and message from both for bad arguments, and no rows drawn.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import gumbel_softmax as gs
+import numpy as np
+import pytest
+from gumbel_softmax import _core, _ops
+from helpers import assert_bitwise_equal
+
+X32 = np.random.default_rng(0).standard_normal((7, 10)).astype(np.float32)
+X64 = X32.astype(np.float64)
+
+
+def _fwd_args(x, tau=0.5, *, hard=False, log=False, axis=-1, rng=None, out=None, soft=False):
+    return (x, tau, hard, log, axis, rng, out, soft, None)
+
+
+# (id, logits, keyword arguments of forward): every one of these takes the fast path
+TAKEN = [
+    ("f32", X32, {}),
+    ("f64", X64, {}),
+    ("one_row", X32[:1].copy(), {}),
+    ("one_element_rows", X32[:, :1].copy(), {}),
+    ("1d", X32[0].copy(), {}),
+    ("3d", X32.reshape(7, 2, 5), {}),
+    ("long_rows", np.random.default_rng(1).standard_normal((3, 100)).astype(np.float32), {}),
+    ("many_rows", np.random.default_rng(2).standard_normal((700, 9)).astype(np.float32), {}),
+    ("tau1", X32, {"tau": 1.0}),
+    ("tau_int", X32, {"tau": 2}),
+    ("tau_np_float64", X32, {"tau": np.float64(0.25)}),
+    ("tau_tiny", X32, {"tau": 1e-300}),
+    ("tau_huge", X32, {"tau": 1e300}),
+    ("axis0", X32, {"axis": 0}),
+    ("axis_neg", X32.reshape(7, 2, 5), {"axis": -2}),
+    ("strided_rows", X32[:, ::2], {}),
+    ("strided_batch", X32[::2], {}),
+    ("reversed", X32[::-1, ::-1], {}),
+    ("fortran", np.asfortranarray(X32), {}),
+    ("broadcast", np.broadcast_to(X32[0], (5, 10)), {}),
+    ("readonly", np.frombuffer(X32.tobytes(), np.float32).reshape(7, 10), {}),
+    ("hard", X32, {"hard": True}),
+    ("hard_soft", X32, {"hard": True, "soft": True}),
+    ("soft_soft", X32, {"soft": True}),
+    ("log", X32, {"log": True}),
+    ("special", np.array([[0, -np.inf, 1], [np.nan, 0, 1], [np.inf, 0, 0], [-np.inf] * 3],
+                         np.float32), {}),
+]  # fmt: skip
+
+
+def _philox():
+    return gs.Philox(11, counter=5)
+
+
+def _outputs_and_state(fn, x, kw, rng, out=None):
+    res = fn(*_fwd_args(x, rng=rng, out=out, **kw))
+    return res, (rng.counter if isinstance(rng, gs.Philox) else None)
+
+
+def _assert_same(a, b):
+    if isinstance(a, tuple):
+        assert isinstance(b, tuple) and len(a) == len(b)
+        for u, v in zip(a, b):
+            _assert_same(u, v)
+        assert (a[0] is a[1]) == (b[0] is b[1])
+        return
+    assert type(a) is type(b) and a.dtype == b.dtype and a.shape == b.shape
+    assert_bitwise_equal(a, b)
+
+
+@pytest.mark.parametrize("name, x, kw", TAKEN, ids=[c[0] for c in TAKEN])
+def test_fast_path_taken_and_equal(name, x, kw):
+    assert _core.forward_fast(*_fwd_args(x, rng=_philox(), **kw)) is not None
+    fast = _outputs_and_state(_ops.forward, x, kw, _philox())
+    general = _outputs_and_state(_ops.forward_general, x, kw, _philox())
+    _assert_same(fast[0], general[0])
+    assert fast[1] == general[1]
+
+
+@pytest.mark.parametrize("seed", [0, 7, 2**64 - 1])
+def test_int_seed_is_a_new_philox(seed):
+    fast = gs.gumbel_softmax(X32, 0.5, rng=seed)
+    assert_bitwise_equal(fast, _ops.forward_general(*_fwd_args(X32, rng=seed)))
+    assert_bitwise_equal(fast, gs.gumbel_softmax(X32, 0.5, rng=gs.Philox(seed)))
+
+
+def test_rng_none_draws_fresh_entropy():
+    a, b = (gs.gumbel_softmax(X32, 0.5) for _ in range(2))
+    assert a.dtype == np.float32 and a.shape == X32.shape
+    assert not np.array_equal(a, b)
+    np.testing.assert_allclose(a.sum(-1), 1, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "case", ["new", "contiguous", "strided", "fortran", "in_place", "in_place_strided"]
+)
+@pytest.mark.parametrize("hard", [False, True])
+def test_out(case, hard):
+    base = np.full((7, 20), 7.0, np.float32)
+
+    def make():
+        if case == "in_place":
+            return X32.copy(), None
+        if case == "in_place_strided":
+            b = base.copy()
+            b[:, ::2] = X32
+            return b[:, ::2], None
+        out = {"new": None, "contiguous": np.empty_like(X32), "strided": base.copy()[:, ::2],
+               "fortran": np.asfortranarray(np.empty_like(X32))}[case]  # fmt: skip
+        return X32, out
+
+    results = []
+    for fn in (_ops.forward, _ops.forward_general):
+        x, out = make()
+        if case.startswith("in_place"):
+            out = x
+        assert (fn is _ops.forward_general) or _core.forward_fast(
+            *_fwd_args(
+                x.copy() if out is x else x, rng=_philox(), out=None if out is x else out, hard=hard
+            )
+        ) is not None
+        rng = _philox()
+        res = fn(*_fwd_args(x, rng=rng, out=out, hard=hard))
+        assert out is None or res is out
+        results.append((res.copy(), rng.counter))
+    assert_bitwise_equal(results[0][0], results[1][0])
+    assert results[0][1] == results[1][1]
+
+
+def _declined():
+    """(id, positional arguments of forward_fast): calls the fast path leaves to Python."""
+    x16 = X32.astype(np.float16)
+    swapped = X32.astype(X32.dtype.newbyteorder())
+    unaligned = np.frombuffer(b"\0" + X32.tobytes(), np.float32, offset=1, count=70).reshape(7, 10)
+    yield "float16", _fwd_args(x16)
+    yield "int_logits", _fwd_args(np.arange(20).reshape(2, 10))
+    yield "bool_logits", _fwd_args(np.ones((2, 10), bool))
+    yield "list_logits", _fwd_args(X32.tolist())
+    yield "subclass", _fwd_args(X32.view(np.matrix))
+    yield "byteswapped", _fwd_args(swapped)
+    yield "unaligned", _fwd_args(unaligned)
+    yield "0d", _fwd_args(np.float32(1.0))
+    yield "0d_array", _fwd_args(np.array(1.0, np.float32))
+    yield "empty_batch", _fwd_args(np.empty((0, 10), np.float32))
+    yield "empty_rows", _fwd_args(np.empty((3, 0), np.float32))
+    yield "tau_array", _fwd_args(X32, np.full(7, 0.5))
+    yield "tau_0d", _fwd_args(X32, np.array(0.5))
+    yield "tau_float32", _fwd_args(X32, np.float32(0.5))
+    yield "tau_bool", _fwd_args(X32, True)
+    yield "tau_zero", _fwd_args(X32, 0.0)
+    yield "tau_inf", _fwd_args(X32, np.inf)
+    yield "tau_nan", _fwd_args(X32, np.nan)
+    yield "tau_huge_int", _fwd_args(X32, 10**400)
+    yield "hard_int", _fwd_args(X32, hard=1)
+    yield "axis_np_int", _fwd_args(X32, axis=np.int64(1))
+    yield "axis_bool", _fwd_args(X32, axis=True)
+    yield "axis_out", _fwd_args(X32, axis=2)
+    yield "axis_huge", _fwd_args(X32, axis=2**70)
+    yield "rng_generator", _fwd_args(X32, rng=np.random.default_rng(0))
+    yield "rng_np_int", _fwd_args(X32, rng=np.int64(3))
+    yield "rng_negative", _fwd_args(X32, rng=-1)
+    yield "rng_too_big", _fwd_args(X32, rng=2**64)
+    yield "rng_bool", _fwd_args(X32, rng=True)
+    yield "rng_str", _fwd_args(X32, rng="a")
+    yield "out_float64", _fwd_args(X32, out=np.empty(X32.shape))
+    yield "out_shape", _fwd_args(X32, out=np.empty((7, 9), np.float32))
+    yield (
+        "out_readonly",
+        _fwd_args(X32, out=np.frombuffer(X32.tobytes(), np.float32).reshape(7, 10)),
+    )
+    yield "out_list", _fwd_args(X32, out=[0.0] * 70)
+    base = X32.copy()  # written by the overlap cases that are valid
+    yield "out_overlap", _fwd_args(base[:, :5], out=base[:, 5:])  # disjoint elements
+    yield "out_partial_overlap", _fwd_args(base[1:], out=base[:-1])
+    yield "out_half", _fwd_args(x16, out=np.empty_like(x16))
+    yield "mask", (X32, 0.5, False, False, -1, None, None, False, np.ones(10, bool))
+
+
+DECLINED = list(_declined())
+
+
+@pytest.mark.parametrize("name, args", DECLINED, ids=[c[0] for c in DECLINED])
+def test_declined_cases_run_the_general_path(name, args):
+    assert _core.forward_fast(*args) is None
+
+
+def _copy(res):
+    return tuple(_copy(r) for r in res) if isinstance(res, tuple) else res.copy()
+
+
+def _outcome(fn, args):
+    """What a call gives: ('ok', result, counter) or ('raise', type, message, counter)."""
+    rng, given = _philox(), args[5]
+    if isinstance(given, np.random.Generator):
+        given = copy.deepcopy(given)  # the same state for both paths
+    args = args[:5] + (rng if given is None else given,) + args[6:]
+    try:
+        res = fn(*args)
+    except Exception as exc:  # noqa: BLE001 - compared between the two paths
+        return ("raise", type(exc), str(exc), rng.counter)
+    return ("ok", _copy(res), rng.counter)
+
+
+@pytest.mark.parametrize("name, args", DECLINED, ids=[c[0] for c in DECLINED])
+def test_declined_cases_same_outcome(name, args):
+    a, b = (_outcome(fn, args) for fn in (_ops.forward, _ops.forward_general))
+    assert a[0] == b[0]
+    if a[0] == "raise":
+        assert a[1:] == b[1:]
+        assert a[3] == 5  # a failed call draws nothing
+    else:
+        _assert_same(a[1], b[1])
+        assert a[2] == b[2]
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda r: gs.gumbel_softmax(X32, 0.0, rng=r),
+        lambda r: gs.gumbel_softmax(X32, -1, rng=r),
+        lambda r: gs.gumbel_softmax(X32, hard="yes", rng=r),
+        lambda r: gs.gumbel_softmax(X32, axis=5, rng=r),
+        lambda r: gs.gumbel_softmax(X32, axis=1.0, rng=r),
+        lambda r: gs.gumbel_softmax(X32, rng=r, out=np.empty((7, 9), np.float32)),
+        lambda r: gs.gumbel_softmax(X32, rng=r, out=X32[::-1]),
+        lambda r: gs.gumbel_softmax(np.empty((3, 0), np.float32), rng=r),
+        lambda r: gs.log_gumbel_softmax(X32, np.nan, rng=r),
+        lambda r: gs.categorical(X32, axis=-3, rng=r),
+        lambda r: gs.categorical(np.empty((3, 0), np.float32), rng=r),
+    ],
+)
+def test_errors_name_the_argument_and_draw_nothing(call):
+    rng = _philox()
+    with pytest.raises((ValueError, TypeError)) as info:
+        call(rng)
+    assert rng.counter == 5
+    assert any(w in str(info.value) for w in ("tau", "hard", "axis", "out", "logits"))
+
+
+def test_counter_overflow_on_the_fast_path():
+    rng = gs.Philox(1, counter=2**64 - 3)
+    args = _fwd_args(X32, rng=rng)
+    with pytest.raises(OverflowError, match="rng counter overflow"):
+        _core.forward_fast(*args)
+    with pytest.raises(OverflowError) as general:
+        _ops.forward_general(*args)
+    with pytest.raises(OverflowError) as fast:
+        gs.gumbel_softmax(X32, 0.5, rng=rng)
+    assert str(fast.value) == str(general.value)
+    assert rng.counter == 2**64 - 3
+
+
+CAT_TAKEN = [
+    ("f32", X32, -1),
+    ("f64", X64, -1),
+    ("1d", X32[0].copy(), 0),
+    ("axis0", X32, 0),
+    ("strided", X32[::2, ::3], -1),
+    ("3d", X32.reshape(7, 2, 5), 1),
+    ("special", np.array([[0, -np.inf], [np.nan, 0], [-np.inf, -np.inf]], np.float32), -1),
+]
+
+
+@pytest.mark.parametrize("name, x, axis", CAT_TAKEN, ids=[c[0] for c in CAT_TAKEN])
+def test_categorical_fast_path_equal(name, x, axis):
+    assert _core.categorical_fast(x, axis, _philox(), None) is not None
+    r1, r2 = _philox(), _philox()
+    a = _ops.categorical(x, axis, r1, None)
+    b = _ops.categorical_general(x, axis, r2, None)
+    assert a.dtype == b.dtype == np.int64 and a.shape == b.shape
+    np.testing.assert_array_equal(a, b)
+    assert r1.counter == r2.counter
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        (X32.astype(np.float16), -1, None, None),
+        (np.arange(10), -1, None, None),
+        (X32, 2, None, None),
+        (X32, -1, np.random.default_rng(0), None),
+        (X32, -1, None, np.ones(10, bool)),
+        (np.empty((0, 3), np.float32), -1, None, None),
+    ],
+)
+def test_categorical_declined(args):
+    assert _core.categorical_fast(*args) is None
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_short_row_groups_equal_the_row_path(dtype):
+    """Small calls run in the short-row path, one row per vector lane, whose groups move
+    rows into columns (gathers, or scalar copies) and back (one block store for
+    contiguous rows); their noise is drawn with the Philox lanes as rows (more than half a
+    group) or as row blocks (fewer rows).  Every group size and layout must give the bits
+    of the row-by-row path (_core._set_short_rows(False))."""
+    gen = np.random.default_rng(3)
+    cases = []
+    for nrows in (1, 2, 3, 4, 5, 7, 8, 9, 12, 16, 17, 24, 33):
+        for k in (1, 4, 10, 32):
+            x = (3 * gen.standard_normal((nrows, k))).astype(dtype)
+            x[nrows // 2, 0] = -np.inf
+            cases.append((x, -1, None))
+            cases.append((x, -1, np.full((nrows, 2 * k), 9, dtype)[:, ::2]))  # strided out
+            cases.append((np.asfortranarray(x), -1, np.empty_like(x, order="F")))
+            cases.append((np.ascontiguousarray(x.T), 0, None))  # rows with step nrows
+    x3 = np.asfortranarray(gen.standard_normal((4, 5, 6)).astype(dtype))
+    cases.append((x3, 0, np.empty_like(x3, order="F")))  # two batch dims, rows contiguous
+    cases.append((x3[:, ::-1], 0, None))
+
+    def run():
+        out = []
+        for n, (x, axis, o) in enumerate(cases):
+            for tau in (0.5, 1.0):
+                rng = gs.Philox(n, counter=2**32 - 5)
+                y = gs.gumbel_softmax(x, tau, axis=axis, rng=rng, out=o)
+                out.append((y.copy(), rng.counter))
+            out.append((gs.categorical(x, axis=axis, rng=n), 0))
+            out.append((gs.log_gumbel_softmax(x, 0.5, axis=axis, rng=n), 0))
+        return out
+
+    try:
+        fast = run()
+        _core._set_short_rows(False)
+        slow = run()
+    finally:
+        _core._set_short_rows(True)
+    for (a, ca), (b, cb) in zip(fast, slow):
+        assert a.tobytes() == b.tobytes()
+        assert ca == cb
