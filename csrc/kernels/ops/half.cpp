@@ -156,9 +156,46 @@ GS_INLINE void store_u16(uint16_t* p, lanes::VU32 u) {
 }
 #endif
 
-// n half values (step) -> float32 (contiguous), and back.
-void row_to_float(const uint16_t* src, int64_t step, int64_t n, bool bf16, float* dst) {
+#if defined(__AVX2__)
+// float16 <-> float32 by F16C, 8 values an instruction: every AVX2 CPU has it, but the
+// targets' flags do not name it, so it is compiled for these two functions alone and
+// checked at run time (f16c below).  The same bits as half.hpp: half -> float32 is
+// exact but for a signalling NaN, which it quiets (row_to_float's nan_payload), and
+// float32 -> half rounds to nearest even like f32_to_f16_bits, subnormals included;
+// a vector holding a NaN takes f32_to_f16_bits, which keeps NumPy's payload rule.
+__attribute__((target("f16c"))) int64_t f16c_to_float(const uint16_t* src, int64_t n, float* dst) {
   int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(dst + i,
+                     _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i))));
+  return i;
+}
+__attribute__((target("f16c"))) int64_t f16c_to_half(const float* src, int64_t n, uint16_t* dst) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 f = _mm256_loadu_ps(src + i);
+    if (_mm256_movemask_ps(_mm256_cmp_ps(f, f, _CMP_UNORD_Q))) break;
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i),
+                     _mm256_cvtps_ph(f, _MM_FROUND_TO_NEAREST_INT));
+  }
+  return i;
+}
+bool f16c() {
+  static const bool has = __builtin_cpu_supports("f16c");
+  return has;
+}
+#else
+int64_t f16c_to_float(const uint16_t*, int64_t, float*) { return 0; }
+int64_t f16c_to_half(const float*, int64_t, uint16_t*) { return 0; }
+bool f16c() { return false; }
+#endif
+
+// n half values (step) -> float32 (contiguous), and back.  nan_payload: keep a NaN's
+// payload as NumPy does (F16C quiets a signalling NaN), for results a user sees.
+void row_to_float(const uint16_t* src, int64_t step, int64_t n, bool bf16, float* dst,
+                  bool nan_payload = false) {
+  int64_t i = 0;
+  if (step == 1 && !bf16 && !nan_payload && f16c()) i = f16c_to_float(src, n, dst);
 #ifdef GS_HAVE_VECTOR_EXT
   using U = lanes::VU32;
   constexpr int W = lanes::width<lanes::VF32>();
@@ -176,6 +213,7 @@ void row_to_float(const uint16_t* src, int64_t step, int64_t n, bool bf16, float
 }
 void row_to_half(const float* src, int64_t n, bool bf16, uint16_t* dst, int64_t step) {
   int64_t i = 0;
+  if (step == 1 && !bf16 && f16c()) i = f16c_to_half(src, n, dst);
 #ifdef GS_HAVE_VECTOR_EXT
   using U = lanes::VU32;
   constexpr int W = lanes::width<lanes::VF32>();
@@ -242,49 +280,14 @@ void run(const HalfForwardArgs& a) {
 }
 
 void run(const HalfToFloatArgs& a) {
-  const uint16_t* src = a.src;
-  float* dst = a.dst;
-  const bool bf16 = a.bf16;
-  const int64_t n = a.n;
-  for_blocks(n, [&](int64_t begin, int64_t end) {
-    int64_t i = begin;
-#ifdef GS_HAVE_VECTOR_EXT
-    using U = lanes::VU32;
-    constexpr int W = lanes::width<lanes::VF32>();
-    for (; i + W <= end; i += W) {
-      U h;
-      for (int j = 0; j < W; ++j) h[j] = src[i + j];
-      const U f = bf16 ? half::bf16_to_f32_bits(h) : half::f16_to_f32_bits(h);
-      std::memcpy(dst + i, &f, sizeof f);
-    }
-#endif
-    for (; i < end; ++i) {
-      const uint32_t h = src[i];
-      dst[i] = lanes::from_bits(bf16 ? half::bf16_to_f32_bits(h) : half::f16_to_f32_bits(h));
-    }
+  for_blocks(a.n, [&](int64_t begin, int64_t end) {
+    row_to_float(a.src + begin, 1, end - begin, a.bf16, a.dst + begin, true);
   });
 }
 
 void run(const FloatToHalfArgs& a) {
-  const float* src = a.src;
-  uint16_t* dst = a.dst;
-  const bool bf16 = a.bf16;
-  const int64_t n = a.n;
-  for_blocks(n, [&](int64_t begin, int64_t end) {
-    int64_t i = begin;
-#ifdef GS_HAVE_VECTOR_EXT
-    using U = lanes::VU32;
-    constexpr int W = lanes::width<lanes::VF32>();
-    for (; i + W <= end; i += W) {
-      const U u = lanes::load_bits<U>(src + i);
-      const U h = bf16 ? half::f32_to_bf16_bits(u) : half::f32_to_f16_bits(u);
-      for (int j = 0; j < W; ++j) dst[i + j] = static_cast<uint16_t>(h[j]);
-    }
-#endif
-    for (; i < end; ++i) {
-      const uint32_t u = lanes::as_bits(src[i]);
-      dst[i] = static_cast<uint16_t>(bf16 ? half::f32_to_bf16_bits(u) : half::f32_to_f16_bits(u));
-    }
+  for_blocks(a.n, [&](int64_t begin, int64_t end) {
+    row_to_half(a.src + begin, end - begin, a.bf16, a.dst + begin, 1);
   });
 }
 
