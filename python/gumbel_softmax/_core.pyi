@@ -80,6 +80,18 @@ def half_to_float(src: npt.NDArray[np.uint16], bf16: bool) -> npt.NDArray[np.flo
 def float_to_half(
     src: npt.NDArray[np.float32], bf16: bool, out: npt.NDArray[np.uint16] | None = None
 ) -> npt.NDArray[np.uint16]: ...
+def gumbel_softmax_half(
+    x_bits: npt.NDArray[np.uint16],
+    tau: float,
+    inv_taus: np.ndarray | None,
+    hard: bool,
+    log: bool,
+    axis: int,
+    rng: _KernelRng,
+    y_bits: npt.NDArray[np.uint16],
+    soft_bits: npt.NDArray[np.uint16] | None,
+    bf16: bool,
+) -> None: ...
 def top_k(logits: np.ndarray, k: int, axis: int, rng: _KernelRng) -> npt.NDArray[np.int64]: ...
 def gumbel_softmax_backward(
     grad_y: np.ndarray,
@@ -88,6 +100,16 @@ def gumbel_softmax_backward(
     inv_taus: np.ndarray | None,
     axis: int,
     out: np.ndarray | None,
+) -> np.ndarray: ...
+def gumbel_softmax_backward_recompute(
+    grad_y: np.ndarray,
+    logits: np.ndarray,
+    tau: float,
+    inv_taus: np.ndarray | None,
+    axis: int,
+    rng: _KernelRng,
+    out: np.ndarray | None,
+    round_soft: int,
 ) -> np.ndarray: ...
 def relaxed_bernoulli(
     logits: np.ndarray,

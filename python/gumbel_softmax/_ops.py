@@ -32,6 +32,8 @@ from ._args import (
     flat_rows,
     forward_rng,
     half_result,
+    is_bfloat16,
+    is_half,
     is_scalar_tau,
     kernel_mask,
     kernel_rng,
@@ -62,6 +64,10 @@ def forward_general(logits, tau, hard, log, axis, rng, out, return_soft, mask):
     """The sampler of gumbel_softmax and log_gumbel_softmax (every case)."""
     hard = check_flag(hard, "hard")
     return_soft = check_flag(return_soft, "return_soft")
+    if mask is None and type(logits) is np.ndarray and is_half(logits.dtype):
+        res = half_forward(logits, tau, hard, log, axis, rng, out, return_soft)
+        if res is not None:
+            return res
     x, low, axis, out = sample_setup(logits, axis, out, (("mask", mask), ("tau", tau)))
     x, kmask = kernel_mask(x, mask, axis)
     tau, inv_taus = row_taus(tau, x, axis)
@@ -75,6 +81,36 @@ def forward_general(logits, tau, hard, log, axis, rng, out, return_soft, mask):
         return y.fill(res)
     y.fill(res[0])
     return (y.dest, y.dest) if soft is None else (y.dest, soft.fill(res[1]))
+
+
+def half_forward(logits, tau, hard, log, axis, rng, out, return_soft):
+    """forward() of a float16 / bfloat16 ndarray with the conversions fused into the
+    kernel (rows of 33 to 2**15 elements; shorter and longer rows have faster float32
+    paths): the same checks in the same order, the same bits; None where it does not apply."""
+    if logits.ndim == 0 or not (logits.dtype.isnative and logits.flags.aligned):
+        return None
+    axis = check_axis(axis, logits.ndim)
+    if not 32 < logits.shape[axis] <= 2**15:
+        return None
+    low = logits.dtype
+    out = check_out(
+        out, logits.shape, low, (("logits", logits), ("tau", tau)), in_place=("logits",)
+    )
+    tau, inv_taus = row_taus(tau, np.broadcast_to(np.float32(0), logits.shape), axis)
+    rng = kernel_rng(rng)
+    y = HalfDest(logits.shape, low, out)
+    soft = HalfDest(logits.shape, low) if hard and return_soft else None
+    bits = logits.view(np.uint16)
+    sbits = None if soft is None else soft.bits
+    _core.gumbel_softmax_half(
+        bits, tau, inv_taus, hard, log, axis, rng, y.bits, sbits, is_bfloat16(low)
+    )
+    for d in (y, soft):
+        if d is not None and d.staged:
+            np.copyto(d.dest, d.bits.view(d.dest.dtype))
+    if not return_soft:
+        return y.dest
+    return (y.dest, y.dest) if soft is None else (y.dest, soft.dest)
 
 
 def categorical(logits, axis, rng, mask):
@@ -196,9 +232,17 @@ def recompute_backward(grad_y, logits, tau, axis, out, rng, mask):
         (("grad_y", grad_y), ("logits", logits), ("mask", mask), ("tau", tau)),
         in_place=("grad_y",),
     )
-    row_taus(tau, x, ax)
+    t, inv_taus = row_taus(tau, x, ax)
     if mask is not None:
         check_mask(mask, x.shape)
+    if g.dtype == x.dtype:  # fused: each row's y_soft recomputed in cache, then its backward
+        x = apply_mask(x, mask)
+        round_soft = 0 if low is None else 2 if is_bfloat16(low) else 1
+        kout = None if out_low is not None else out
+        res = _core.gumbel_softmax_backward_recompute(
+            g, x, t, inv_taus, ax, kernel_rng(rng), kout, round_soft
+        )
+        return res if out_low is None else to_low(res, out_low, out)
     y_soft = forward(x, tau, False, False, ax, rng, None, False, mask)
     if low is not None:
         y_soft = to_low(y_soft, low, None)

@@ -145,10 +145,12 @@ GS_INLINE void bernoulli_element(V x, V noise, V inv_tau, V& soft, V& hard) {
   using lanes::splat;
   const V v = x + noise;
   const V z = v * inv_tau;
-  const V e = vmath::exp(select(z > S(0), -z, z));
+  // -|z| <= 0 (or NaN): exp_scaled_nonpos gives exp's bits there.  One division: the
+  // quotient of the selected numerator is the selected quotient.
+  const V e = vmath::exp_scaled_nonpos<0>(select(z > S(0), -z, z));
   const V d = S(1) + e;
   hard = select(v > S(0), splat<V>(S(1)), select(v == v, splat<V>(S(0)), splat<V>(kNaN<S>)));
-  soft = select(z == z, select(z >= S(0), S(1) / d, e / d), hard);
+  soft = select(z == z, select(z >= S(0), splat<V>(S(1)), e) / d, hard);
 }
 
 // n results from element c0 on, contiguous in src, to dst (step).
@@ -223,13 +225,62 @@ struct BernoulliOp : Elementwise<BernoulliOp<T>> {
     }
   }
 #endif
+#ifdef GS_HAVE_PARTIAL
+  // Contiguous x and results, 1/tau contiguous or one value: the noise computed from the
+  // row's blocks in the loop, results stored in place, the last partial vector masked.
+  bool direct(const Dest& d) const {
+    return a.xs.step == 1 && a.ts.step <= 1 && (!d.hard || d.hstep == 1) &&
+           (!d.soft || d.sstep == 1);
+  }
+  void direct_part(int64_t r, int64_t begin, int64_t end, const Dest& d) const {
+    using V = Vec<T>;
+    using U = lanes::UInt<V>;
+    constexpr int W = kW<T>;
+    constexpr int wpe = words_per_element<T>();
+    alignas(64) uint32_t words[kChunk * wpe];
+    const T* xr = a.x + row_offset(a.xs, r);
+    const T* tr = a.inv_tau + row_offset(a.ts, r);
+    const bool per_element = a.ts.step == 1;
+    const V t0 = lanes::splat<V>(tr[0]);
+    const philox::RowBlocks blocks(a.key, a.first_row + static_cast<uint64_t>(r));
+    int64_t c0 = begin;  // the chunk's first element, its words in `words`
+    auto one = [&](int64_t c, V xv, V tv, int64_t n) {
+      V soft, hard;
+      const V g = bits_to_logistic<V>(lanes::load_bits<U>(words + (c - c0) * wpe));
+      bernoulli_element<V>(xv, g, tv, soft, hard);
+      if (n == W) {
+        if (d.hard) lanes::store(d.hard + c, hard);
+        if (d.soft) lanes::store(d.soft + c, soft);
+      } else {
+        if (d.hard) lanes::store_first(d.hard + c, hard, n);
+        if (d.soft) lanes::store_first(d.soft + c, soft, n);
+      }
+    };
+    for (; c0 < end; c0 += kChunk) {
+      const int64_t n = std::min(kChunk, end - c0);
+      chunk_words<T>(blocks, c0, n, words);
+      const int64_t full = c0 + n - n % W;
+      int64_t c = c0;
+      for (; c < full; c += W)
+        one(c, lanes::load<V>(xr + c), per_element ? lanes::load<V>(tr + c) : t0, W);
+      if (c < c0 + n) {
+        const int64_t m = c0 + n - c;  // padded lanes: x 0, 1/tau 1 (never stored)
+        one(c, lanes::load_first(xr + c, m, T(0)),
+            per_element ? lanes::load_first(tr + c, m, T(1)) : t0, m);
+      }
+    }
+  }
+#endif
   void row_part(int64_t r, int64_t begin, int64_t end) const {
+    const Dest d = dest(r);
+#ifdef GS_HAVE_PARTIAL
+    if (direct(d)) return direct_part(r, begin, end, d);
+#endif
     ChunkBuffers<T> buf;  // g: the noise, x: the logits, v: the soft sample
     alignas(64) T tb[kChunk + kLanes];
     alignas(64) T hb[kChunk + kLanes];
     const T* xr = a.x + row_offset(a.xs, r);
     const T* tr = a.inv_tau + row_offset(a.ts, r);
-    const Dest d = dest(r);
     const uint64_t q = a.first_row + static_cast<uint64_t>(r);
     for (int64_t c0 = begin; c0 < end; c0 += kChunk) {
       const int64_t n = std::min(kChunk, end - c0);

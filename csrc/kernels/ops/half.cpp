@@ -21,6 +21,27 @@ struct FloatToHalfArgs {
   bool bf16 = false;
 };
 
+// The float16 / bfloat16 soft forward (gumbel_softmax, its log, hard, return_soft; no
+// mask) with its conversions fused: per row, x (half bits, any step) to float32 in a
+// row buffer, the float32 forward of that row (the forward's row path), its results
+// rounded to half bits in y (and y_soft: hard with return_soft).  The same bits as
+// half_to_float, the float32 forward and float_to_half one after the other.
+struct HalfForwardArgs {
+  const uint16_t* x = nullptr;
+  RowSpec xs;
+  uint16_t* y = nullptr;
+  RowSpec ys;
+  uint16_t* y_soft = nullptr;
+  RowSpec ss;
+  float inv_tau = 1;
+  const float* inv_taus = nullptr;
+  bool hard = false;
+  bool log = false;
+  bool bf16 = false;
+  PhiloxKey key{};
+  uint64_t first_row = 0;
+};
+
 }  // namespace gumbel_softmax
 
 #ifdef GS_BIND
@@ -61,6 +82,37 @@ void bind(py::module_& m) {
         return dst;
       },
       py::arg("src"), py::arg("bf16"), py::arg("out") = py::none());
+  m.def(
+      "gumbel_softmax_half",
+      [](const py::array& x_bits, double tau, const py::object& inv_taus, bool hard, bool log,
+         int axis, const py::object& rng, const py::array& y_bits, const py::object& soft_bits,
+         bool bf16) {
+        // x_bits, y_bits, soft_bits: uint16 views of the half arrays (y's and soft's
+        // allocated by the caller before any rows are taken)
+        auto x = py::reinterpret_borrow<py::array_t<uint16_t>>(x_bits);
+        auto y = py::reinterpret_borrow<py::array_t<uint16_t>>(y_bits);
+        HalfForwardArgs a;
+        a.xs = rowspec_of(x, axis);
+        a.ys = rowspec_of(y, axis);
+        a.x = x.data();
+        a.y = y.mutable_data();
+        if (!soft_bits.is_none()) {
+          auto s = py::reinterpret_borrow<py::array_t<uint16_t>>(soft_bits);
+          a.ss = rowspec_of(s, axis);
+          a.y_soft = s.mutable_data();
+        }
+        a.inv_tau = inverse_tau<float>(tau);
+        a.inv_taus = per_row<float>(inv_taus);
+        a.hard = hard;
+        a.log = log;
+        a.bf16 = bf16;
+        const Rows rows = take_rows(rng, a.xs.nrows);
+        a.key = rows.key;
+        a.first_row = rows.first;
+        run_kernel([&] { run(a); }, &rows);
+      },
+      py::arg("x_bits"), py::arg("tau"), py::arg("inv_taus"), py::arg("hard"), py::arg("log"),
+      py::arg("axis"), py::arg("rng"), py::arg("y_bits"), py::arg("soft_bits"), py::arg("bf16"));
 }
 
 GS_BINDING(bind)
@@ -71,6 +123,9 @@ GS_BINDING(bind)
 #else
 // ----- the kernels (compiled once per SIMD target) ----------------------------
 #include "rows/common.hpp"
+#include "rows/pass1.hpp"
+#include "rows/schedule.hpp"
+#include "rows/softmax.hpp"
 #include "simd/half.hpp"
 
 namespace gumbel_softmax {
@@ -87,52 +142,152 @@ void for_blocks(int64_t n, Body&& body) {
            [&](int64_t b, int) { body(b * kConvertBlock, std::min(n, (b + 1) * kConvertBlock)); });
 }
 
-}  // namespace
-
-void run(const HalfToFloatArgs& a) {
-  const uint16_t* src = a.src;
-  float* dst = a.dst;
-  const bool bf16 = a.bf16;
-  const int64_t n = a.n;
-  for_blocks(n, [&](int64_t begin, int64_t end) {
-    int64_t i = begin;
 #ifdef GS_HAVE_VECTOR_EXT
-    using U = lanes::VU32;
-    constexpr int W = lanes::width<lanes::VF32>();
-    for (; i + W <= end; i += W) {
-      U h;
-      for (int j = 0; j < W; ++j) h[j] = src[i + j];
+// W half bits (uint16) <-> W 32-bit lanes.
+typedef uint16_t VU16 __attribute__((vector_size(sizeof(lanes::VU32) / 2)));
+GS_INLINE lanes::VU32 load_u16(const uint16_t* p) {
+  VU16 h;
+  std::memcpy(&h, p, sizeof h);
+  return __builtin_convertvector(h, lanes::VU32);
+}
+GS_INLINE void store_u16(uint16_t* p, lanes::VU32 u) {
+  const VU16 h = __builtin_convertvector(u, VU16);
+  std::memcpy(p, &h, sizeof h);
+}
+#endif
+
+#if defined(__AVX2__)
+// float16 <-> float32 by F16C, 8 values an instruction: every AVX2 CPU has it, but the
+// targets' flags do not name it, so it is compiled for these two functions alone and
+// checked at run time (f16c below).  The same bits as half.hpp: half -> float32 is
+// exact but for a signalling NaN, which it quiets (row_to_float's nan_payload), and
+// float32 -> half rounds to nearest even like f32_to_f16_bits, subnormals included;
+// a vector holding a NaN takes f32_to_f16_bits, which keeps NumPy's payload rule.
+__attribute__((target("f16c"))) int64_t f16c_to_float(const uint16_t* src, int64_t n, float* dst) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(dst + i,
+                     _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i))));
+  return i;
+}
+__attribute__((target("f16c"))) int64_t f16c_to_half(const float* src, int64_t n, uint16_t* dst) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 f = _mm256_loadu_ps(src + i);
+    if (_mm256_movemask_ps(_mm256_cmp_ps(f, f, _CMP_UNORD_Q))) break;
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i),
+                     _mm256_cvtps_ph(f, _MM_FROUND_TO_NEAREST_INT));
+  }
+  return i;
+}
+bool f16c() {
+  static const bool has = __builtin_cpu_supports("f16c");
+  return has;
+}
+#else
+int64_t f16c_to_float(const uint16_t*, int64_t, float*) { return 0; }
+int64_t f16c_to_half(const float*, int64_t, uint16_t*) { return 0; }
+bool f16c() { return false; }
+#endif
+
+// n half values (step) -> float32 (contiguous), and back.  nan_payload: keep a NaN's
+// payload as NumPy does (F16C quiets a signalling NaN), for results a user sees.
+void row_to_float(const uint16_t* src, int64_t step, int64_t n, bool bf16, float* dst,
+                  bool nan_payload = false) {
+  int64_t i = 0;
+  if (step == 1 && !bf16 && !nan_payload && f16c()) i = f16c_to_float(src, n, dst);
+#ifdef GS_HAVE_VECTOR_EXT
+  using U = lanes::VU32;
+  constexpr int W = lanes::width<lanes::VF32>();
+  if (step == 1)
+    for (; i + W <= n; i += W) {
+      const U h = load_u16(src + i);
       const U f = bf16 ? half::bf16_to_f32_bits(h) : half::f16_to_f32_bits(h);
       std::memcpy(dst + i, &f, sizeof f);
     }
 #endif
-    for (; i < end; ++i) {
-      const uint32_t h = src[i];
-      dst[i] = lanes::from_bits(bf16 ? half::bf16_to_f32_bits(h) : half::f16_to_f32_bits(h));
+  for (; i < n; ++i) {
+    const uint32_t h = src[i * step];
+    dst[i] = lanes::from_bits(bf16 ? half::bf16_to_f32_bits(h) : half::f16_to_f32_bits(h));
+  }
+}
+void row_to_half(const float* src, int64_t n, bool bf16, uint16_t* dst, int64_t step) {
+  int64_t i = 0;
+  if (step == 1 && !bf16 && f16c()) i = f16c_to_half(src, n, dst);
+#ifdef GS_HAVE_VECTOR_EXT
+  using U = lanes::VU32;
+  constexpr int W = lanes::width<lanes::VF32>();
+  if (step == 1)
+    for (; i + W <= n; i += W) {
+      const U u = lanes::load_bits<U>(src + i);
+      store_u16(dst + i, bf16 ? half::f32_to_bf16_bits(u) : half::f32_to_f16_bits(u));
     }
+#endif
+  for (; i < n; ++i) {
+    const uint32_t u = lanes::as_bits(src[i]);
+    dst[i * step] =
+        static_cast<uint16_t>(bf16 ? half::f32_to_bf16_bits(u) : half::f32_to_f16_bits(u));
+  }
+}
+
+// Row by row (rows of any length; the Python layer sends rows of up to one segment):
+// x converted into the thread's row buffer, then the forward's row path on it.
+struct HalfForwardOp : Schedule {
+  const HalfForwardArgs& a;
+  const int64_t len;
+  Scratch<float> scratch;  // per thread: x, then the one-hot; v, then the soft sample
+  explicit HalfForwardOp(const HalfForwardArgs& args) : a(args), len(args.xs.len) {}
+
+  void begin_rows(int nthreads) { scratch.resize(static_cast<int64_t>(nthreads) * 2 * len); }
+  void row(int64_t r, int tid) const {
+    float* xb = scratch.data() + static_cast<int64_t>(tid) * 2 * len;
+    float* v = xb + len;
+    row_to_float(a.x + row_offset(a.xs, r), a.xs.step, len, a.bf16, xb);
+    const float itau = a.inv_taus ? a.inv_taus[r] : a.inv_tau;
+    const uint64_t q = a.first_row + static_cast<uint64_t>(r);
+    uint16_t* soft = a.hard ? a.y_soft : a.y;
+    const RowSpec& sspec = a.hard ? a.ss : a.ys;
+    RowStats<float> st;
+    if (soft && !a.log && itau == 1.0f) {  // the tau = 1 path (see unit_exp_sum)
+      if (a.hard) st = noisy_logits(xb, 1, 0, len, a.key, q, static_cast<float*>(nullptr));
+      unit_softmax_row(xb, 1, len, a.key, q, v, v, 1);
+    } else {
+      st = a.hard || itau == 0.0f ? noisy_logits(xb, 1, 0, len, a.key, q, soft ? v : nullptr)
+                                  : noisy_logits<float, false>(xb, 1, 0, len, a.key, q, v);
+      if (soft && st.defined())
+        softmax_from_noisy(v, len, st.max, itau, a.log, v, 1);
+      else if (soft)
+        fill_nan(v, 1, len);
+    }
+    if (soft) row_to_half(v, len, a.bf16, soft + row_offset(sspec, r), sspec.step);
+    if (a.hard) {  // the one-hot (NaN: no defined sample), as the forward writes it
+      if (st.defined()) {
+        std::memset(xb, 0, static_cast<size_t>(len) * sizeof(float));
+        xb[st.argmax] = 1.0f;
+      } else {
+        fill_nan(xb, 1, len);
+      }
+      row_to_half(xb, len, a.bf16, a.y + row_offset(a.ys, r), a.ys.step);
+    }
+  }
+};
+
+}  // namespace
+
+void run(const HalfForwardArgs& a) {
+  HalfForwardOp op(a);
+  run_schedule<float>(op, a.xs.nrows, a.xs.len);
+}
+
+void run(const HalfToFloatArgs& a) {
+  for_blocks(a.n, [&](int64_t begin, int64_t end) {
+    row_to_float(a.src + begin, 1, end - begin, a.bf16, a.dst + begin, true);
   });
 }
 
 void run(const FloatToHalfArgs& a) {
-  const float* src = a.src;
-  uint16_t* dst = a.dst;
-  const bool bf16 = a.bf16;
-  const int64_t n = a.n;
-  for_blocks(n, [&](int64_t begin, int64_t end) {
-    int64_t i = begin;
-#ifdef GS_HAVE_VECTOR_EXT
-    using U = lanes::VU32;
-    constexpr int W = lanes::width<lanes::VF32>();
-    for (; i + W <= end; i += W) {
-      const U u = lanes::load_bits<U>(src + i);
-      const U h = bf16 ? half::f32_to_bf16_bits(u) : half::f32_to_f16_bits(u);
-      for (int j = 0; j < W; ++j) dst[i + j] = static_cast<uint16_t>(h[j]);
-    }
-#endif
-    for (; i < end; ++i) {
-      const uint32_t u = lanes::as_bits(src[i]);
-      dst[i] = static_cast<uint16_t>(bf16 ? half::f32_to_bf16_bits(u) : half::f32_to_f16_bits(u));
-    }
+  for_blocks(a.n, [&](int64_t begin, int64_t end) {
+    row_to_half(a.src + begin, end - begin, a.bf16, a.dst + begin, 1);
   });
 }
 

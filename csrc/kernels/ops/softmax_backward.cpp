@@ -19,6 +19,15 @@ struct BackwardArgs {
   RowSpec os;
   T inv_tau = 1;
   const T* inv_taus = nullptr;
+  // The memory-saving backward: with x non-null (y_soft null), y_soft is recomputed row
+  // by row from the forward's inputs (x, tau, key, first_row; the soft sample, no mask)
+  // in a row buffer, bit for bit the forward's, and with round_soft rounded to float16
+  // (1) or bfloat16 (2) and back, as a half forward's result is.
+  const T* x = nullptr;
+  RowSpec xs;
+  PhiloxKey key{};
+  uint64_t first_row = 0;
+  int round_soft = 0;
 };
 
 }  // namespace gumbel_softmax
@@ -49,7 +58,44 @@ py::object backward_impl(const py::array& grad_y, const py::array& y_soft, doubl
   return std::move(o);
 }
 
+// The backward of the soft sample recomputed from logits (see BackwardArgs::x).
+template <class T>
+py::object recompute_impl(const py::array& grad_y, const py::array& logits, double tau,
+                          const py::object& inv_taus, int axis, const py::object& rng,
+                          const py::object& out, int round_soft) {
+  auto g = py::reinterpret_borrow<py::array_t<T>>(grad_y);
+  auto x = py::reinterpret_borrow<py::array_t<T>>(logits);
+  py::array_t<T> o = result_like<T>(grad_y, out);
+  BackwardArgs<T> a;
+  a.gs = rowspec_of(g, axis);
+  a.xs = rowspec_of(x, axis);
+  a.os = rowspec_of(o, axis);
+  a.grad_y = g.data();
+  a.x = x.data();
+  a.out = o.mutable_data();
+  a.inv_taus = per_row<T>(inv_taus);
+  a.inv_tau = inverse_tau<T>(tau);
+  a.round_soft = sizeof(T) == 4 ? round_soft : 0;
+  // Rows only once everything else has succeeded: a failed call consumes none.
+  const Rows rows = take_rows(rng, a.xs.nrows);
+  a.key = rows.key;
+  a.first_row = rows.first;
+  run_kernel([&] { run(a); }, &rows);
+  return std::move(o);
+}
+
 void bind(py::module_& m) {
+  m.def(
+      "gumbel_softmax_backward_recompute",
+      [](const py::array& grad_y, const py::array& logits, double tau, const py::object& inv_taus,
+         int axis, const py::object& rng, const py::object& out, int round_soft) {
+        return is_double(grad_y) ? recompute_impl<double>(grad_y, logits, tau, inv_taus, axis, rng,
+                                                          out, round_soft)
+                                 : recompute_impl<float>(grad_y, logits, tau, inv_taus, axis, rng,
+                                                         out, round_soft);
+      },
+      py::arg("grad_y"), py::arg("logits"), py::arg("tau"), py::arg("inv_taus"), py::arg("axis"),
+      py::arg("rng"), py::arg("out"), py::arg("round_soft"));
   m.def(
       "gumbel_softmax_backward",
       [](const py::array& grad_y, const py::array& y_soft, double tau, const py::object& inv_taus,
@@ -68,7 +114,10 @@ GS_BINDING(bind)
 
 #else
 // ----- the kernels (compiled once per SIMD target) ----------------------------
+#include "rows/pass1.hpp"
 #include "rows/schedule.hpp"
+#include "rows/softmax.hpp"
+#include "simd/half.hpp"
 
 namespace gumbel_softmax {
 namespace GS_TARGET {
@@ -208,8 +257,66 @@ struct BackwardOp : Schedule {
   }
 };
 
+// y rounded to float16 (round 1) or bfloat16 (2) and back, in place (float32 only).
+template <class T>
+void round_to_half(T* y, int64_t len, int round) {
+  if constexpr (sizeof(T) == 4) {
+    auto one = [round](auto u) {
+      return round == 2 ? half::bf16_to_f32_bits(half::f32_to_bf16_bits(u))
+                        : half::f16_to_f32_bits(half::f32_to_f16_bits(u));
+    };
+    int64_t c = 0;
+#ifdef GS_HAVE_VECTOR_EXT
+    using V = Vec<T>;
+    for (; c + kW<T> <= len; c += kW<T>)
+      lanes::store(y + c, lanes::from_bits(one(lanes::as_bits(lanes::load<V>(y + c)))));
+#endif
+    for (; c < len; ++c) y[c] = lanes::from_bits(one(lanes::as_bits(y[c])));
+  }
+}
+
+// The memory-saving backward, fused: per row, the soft sample into the thread's row
+// buffer (as the forward's row path computes it: the tau = 1 path, or pass 1 and the
+// softmax), then the backward from it while it is in cache.  Row by row on every shape
+// (every path of the forward gives the same bits).
+template <class T>
+struct RecomputeOp : Schedule {
+  const BackwardArgs<T>& a;
+  const int64_t len;
+  Scratch<T> scratch;  // per thread: the row's soft sample
+  explicit RecomputeOp(const BackwardArgs<T>& args) : a(args), len(args.gs.len) {}
+
+  void begin_rows(int nthreads) { scratch.resize(static_cast<int64_t>(nthreads) * len); }
+  void soft_row(int64_t r, T itau, T* v) const {
+    const T* xr = a.x + row_offset(a.xs, r);
+    const uint64_t q = a.first_row + static_cast<uint64_t>(r);
+    if (itau == T(1)) return unit_softmax_row(xr, a.xs.step, len, a.key, q, v, v, 1);
+    const RowStats<T> st = itau == T(0)
+                               ? noisy_logits(xr, a.xs.step, 0, len, a.key, q, v)
+                               : noisy_logits<T, false>(xr, a.xs.step, 0, len, a.key, q, v);
+    if (st.defined())
+      softmax_from_noisy(v, len, st.max, itau, false, v, 1);
+    else
+      fill_nan(v, 1, len);
+  }
+  void row(int64_t r, int tid) const {
+    T* v = scratch.data() + static_cast<int64_t>(tid) * len;
+    const T itau = a.inv_taus ? a.inv_taus[r] : a.inv_tau;
+    soft_row(r, itau, v);
+    if (a.round_soft) round_to_half(v, len, a.round_soft);
+    const T* g = a.grad_y + row_offset(a.gs, r);
+    T* o = a.out + row_offset(a.os, r);
+    backward_apply(g, a.gs.step, v, 1, o, a.os.step, 0, len, row_dot(g, a.gs.step, v, 1, len),
+                   itau);
+  }
+};
+
 template <class T>
 void backward_kernel(const BackwardArgs<T>& a) {
+  if (a.x) {
+    RecomputeOp<T> op(a);
+    return run_schedule<T>(op, a.gs.nrows, a.gs.len);
+  }
   BackwardOp<T> op(a);
   run_schedule<T>(op, a.gs.nrows, a.gs.len);
 }
