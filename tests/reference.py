@@ -244,7 +244,10 @@ def bwd_tol(grad_y, y_soft, tau, dtype, axis=-1) -> np.ndarray:
 
     The kernel sums grad_y * y_soft in 16 partial sums then pairwise, so the sum has
     an error below (K/16 + 5) * eps * sum|grad_y * y_soft|; the difference, product
-    and scaling add a few eps of |y_soft| * (|grad_y| + |sum|) / tau.
+    and scaling add a few eps of |y_soft| * (|grad_y| + |sum|) / tau.  The product
+    y_soft * (grad_y - sum) is rounded before the scaling by 1/tau, and where it is
+    subnormal its error is absolute (up to half the smallest subnormal), so the
+    subnormal slack is scaled by 1/tau too (tau < 1 multiplies it).
     """
     eps = eps_of(dtype)
     gy = np.asarray(grad_y, dtype=np.float64)
@@ -255,7 +258,7 @@ def bwd_tol(grad_y, y_soft, tau, dtype, axis=-1) -> np.ndarray:
     return (
         4.0 * eps * scale
         + (K / 16.0 + 8.0) * eps * np.abs(ys) * sabs / float(tau)
-        + tiny_atol(dtype)
+        + tiny_atol(dtype) * max(1.0, 1.0 / float(tau))
     )
 
 
