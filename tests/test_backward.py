@@ -258,3 +258,13 @@ def test_matches_torch_autograd(gs, moved_noise, dtype, axis, tau):
     # Both against the float64 formula on torch's own forward.
     ref = backward_ref(w, yt.detach().numpy(), tau, axis)
     assert np.all(np.abs(gt - ref) <= bound)
+
+
+def test_subnormal_y_soft_small_tau(gs):
+    """A row with subnormal y_soft entries and tau = 1e-3 (the example Hypothesis 6.170
+    found): the product y_soft * (grad_y - dot) is subnormal and rounded before the
+    scaling by 1/tau, and the result stays within check_backward's bound."""
+    ys = np.array([[0.0, 5.619e-42, 0.0, 1.0], [2.0e-40, 1.0 - 2.0e-40, 0.0, 3.1e-43]], np.float32)
+    gy = np.array([[0.1257, -0.1321, 0.6404, 0.1049], [-0.5357, 0.3616, 1.304, 0.947]], np.float32)
+    for tau in (1e-3, 0.5):
+        check_backward(gs.gumbel_softmax_backward(gy, ys, tau), gy, ys, tau)
