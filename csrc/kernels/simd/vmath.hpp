@@ -253,36 +253,16 @@ GS_INLINE V exp(V z) {
 
 // exp_scaled<N>(z) for z <= 0, -inf or NaN (the softmax's (v - max) / tau and x - max),
 // the same bits as exp_scaled: k is at most N there, so the upper clamp is never
-// needed, and on AVX-512 2^k is applied by one scalef (p 2^k rounded once, as the two
-// factors round it).
+// needed, and 2^k is applied by one scalef on AVX-512 (p 2^k rounded once, as the two
+// factors round it), elsewhere as 2^(k + 64) * 2^-64: for z >= z_min, k >= -150
+// (float32) or -1075 (float64), and k <= N <= 62 resp. 512, so 2^(k + 64) is normal,
+// p 2^(k + 64) is exact and the product with the constant 2^-64 rounds once.
 template <int N, class V>
 GS_INLINE V exp_scaled_nonpos(V z) {
-#if defined(__AVX512F__)
   using S = typename lanes::Traits<V>::Scalar;
-  if constexpr (!std::is_same_v<V, S>) {
-    using C = Consts<S>;
-    using lanes::fma;
-    using lanes::splat;
-    constexpr S z_min = static_cast<S>(C::exp_z_min - N * 0.6931471805599453);
-    z = lanes::select(z < z_min, splat<V>(z_min), z);  // NaN passes through
-    const V biased = z * C::log2e + C::round_magic;
-    const V k = biased - C::round_magic;
-    V r = fma(-k, splat<V>(C::ln2_hi), z);
-    r = fma(-k, splat<V>(C::ln2_lo), r);
-    const V p = exp_poly(r);
-    if constexpr (sizeof(S) == 4)
-      return (V)_mm512_scalef_ps((__m512)p, (__m512)(k + S(N)));
-    else
-      return (V)_mm512_scalef_pd((__m512d)p, (__m512d)(k + S(N)));
-  }
-#endif
-  if constexpr (std::is_same_v<V, typename lanes::Traits<V>::Scalar>) {
+  if constexpr (std::is_same_v<V, S>) {
     return exp_scaled<N, false>(z);
   } else {
-    // 2^k as 2^(k + 64) * 2^-64: for z >= z_min, k >= -150 (float32) or -1075 (float64),
-    // and k <= N <= 62 resp. 512, so 2^(k + 64) is normal, p 2^(k + 64) is exact and the
-    // product with the constant 2^-64 rounds once, as the two factors of exp_scaled do.
-    using S = typename lanes::Traits<V>::Scalar;
     using C = Consts<S>;
     using UInt = lanes::UInt<V>;
     using lanes::fma;
@@ -295,12 +275,19 @@ GS_INLINE V exp_scaled_nonpos(V z) {
     V r = fma(-k, splat<V>(C::ln2_hi), z);
     r = fma(-k, splat<V>(C::ln2_lo), r);
     const V p = exp_poly(r);
+#if defined(__AVX512F__)
+    if constexpr (sizeof(S) == 4)
+      return (V)_mm512_scalef_ps((__m512)p, (__m512)(k + S(N)));
+    else
+      return (V)_mm512_scalef_pd((__m512d)p, (__m512d)(k + S(N)));
+#else
     // bits of 2^(k + N + 64): (k + N + 64 + bias) << mant_bits, k from the bit patterns
     // (unsigned, wrapping: for NaN z the value is arbitrary and the result NaN anyway)
     const auto offset = static_cast<typename lanes::Traits<S>::UInt>(N + 64 + C::exp_bias) -
                         lanes::as_bits(C::round_magic);
     const V scale = lanes::from_bits((UInt)((lanes::as_bits(biased) + offset) << C::mant_bits));
     return (p * scale) * S(0x1p-64);
+#endif
   }
 }
 
