@@ -399,3 +399,96 @@ def test_more_errors():
     for out in (np.full((4, 3), np.nan), np.full((3, 4), np.nan).T):
         assert gs.conditional_gumbel(x, [0, 1, 2, 0], out=out, rng=1) is out
         assert np.isfinite(out).all()
+
+
+# ------------------------------------------------------- point 1 of issue 16: the law
+# Drawing I from gs.categorical(x) and then z from conditional_gumbel(x, I) must give
+# z - x distributed as independent Gumbel(0, 1) coordinates (the Gumbel-max coupling
+# read backwards).  Checked per coordinate (KS against scipy's gumbel_r), on the argmax
+# frequencies (chi-square of argmax(z) = I against softmax(x)), and on the joint law
+# through the argmax of the noise itself (i.i.d. coordinates: argmax(z - x) uniform, a
+# chi-square).  Fixed seeds; the false-alarm rate ALPHA is Bonferroni-split over the
+# K + 2 tests of each logit vector and the two vectors.
+JOINT_LOGITS = [
+    np.array([1.0, 0.0, -0.5, 0.3, 2.0]),
+    np.array([-3.0, 4.0, 0.0, 0.0, 1.5, -1.0, 2.5]),
+]
+
+
+@pytest.mark.parametrize("case", range(len(JOINT_LOGITS)))
+def test_categorical_then_conditional_is_unconditional(case):
+    x = JOINT_LOGITS[case]
+    k, n = x.size, 20_000
+    alpha = ALPHA / (len(JOINT_LOGITS) * (k + 2))
+    xs = np.tile(x, (n, 1))
+    idx = gs.categorical(xs, rng=gs.Philox(31 + case))
+    z = gs.conditional_gumbel(xs, idx, rng=gs.Philox(41 + case))
+    assert np.array_equal(z.argmax(-1), idx)
+    g = z - x
+    for j in range(k):
+        p = stats.kstest(g[:, j], stats.gumbel_r.cdf).pvalue
+        assert p > alpha, (j, p)
+    probs = np.exp(x - np.logaddexp.reduce(x))
+    counts = np.bincount(z.argmax(-1), minlength=k)
+    assert stats.chisquare(counts, n * probs).pvalue > alpha
+    counts = np.bincount(g.argmax(-1), minlength=k)
+    assert stats.chisquare(counts, np.full(k, n / k)).pvalue > alpha
+
+
+def test_joint_law_test_can_fail():
+    """The checks above reject a wrong construction: z[I] taken as logsumexp + g[I] of
+    the *unconditional* noise (the max coordinate then has the wrong law)."""
+    x = JOINT_LOGITS[0]
+    n = 20_000
+    xs = np.tile(x, (n, 1))
+    idx = gs.categorical(xs, rng=gs.Philox(31))
+    g = gs.gumbel(xs.shape, dtype=np.float64, rng=gs.Philox(41))
+    wrong = g.copy()
+    wrong[np.arange(n), idx] = g.max(-1) + 0.5  # a shifted max: not Gumbel(0, 1)
+    p = min(stats.kstest(wrong[:, j], stats.gumbel_r.cdf).pvalue for j in range(x.size))
+    assert p < 1e-6
+
+
+# ----------------------------------------------------- point 1: extreme logits, K = 1e6
+@pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
+def test_finite_for_logits_up_to_1e30(dtype):
+    """Logits anywhere in [-1e30, 1e30] (uniform, log-uniform magnitudes of both signs,
+    rows of only -1e30 or only 1e30, rows mixing both) give finite z with argmax index."""
+    gen = np.random.default_rng(12)
+    rows = [
+        gen.uniform(-1e30, 1e30, (40, 20)),
+        gen.choice([-1.0, 1.0], (40, 20)) * 10.0 ** gen.uniform(-30, 30, (40, 20)),
+        np.full((2, 20), -1e30),
+        np.full((2, 20), 1e30),
+        np.where(np.arange(20) % 2, 1e30, -1e30)[None].repeat(20, 0),
+    ]
+    x = np.concatenate(rows).astype(dtype)
+    for seed in range(3):
+        idx = np.random.default_rng(seed).integers(0, 20, x.shape[0])
+        z = gs.conditional_gumbel(x, idx, rng=seed)
+        assert np.isfinite(z).all(), seed
+        assert _first_argmax_is_index(z, idx, -1), seed
+        # the perturbation never lifts a coordinate: z[j] <= max(x[j] + g[j], z[I])
+        assert (z <= z[np.arange(x.shape[0]), idx][:, None]).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
+def test_row_of_a_million(dtype):
+    """K = 10**6 in one row (logsumexp over 31 segments), index at the start, the middle
+    and the end; finite, argmax = index, and z[I] = logsumexp(x) + g[I] (np.longdouble:
+    a float64 logaddexp.reduce over 10**6 terms is itself 1e-13 off)."""
+    k = 10**6
+    x = (3 * np.random.default_rng(5).standard_normal((3, k))).astype(dtype)
+    x[1, ::2] = -1e30
+    idx = np.array([0, k // 2 + 1, k - 1])
+    z = gs.conditional_gumbel(x, idx, rng=gs.Philox(6))
+    assert np.isfinite(z).all()
+    assert _first_argmax_is_index(z, idx, -1)
+    g = gs.gumbel((3, k), dtype=dtype, rng=gs.Philox(6))
+    xl = x.astype(np.longdouble)
+    m = xl.max(-1)
+    lse = m + np.log(np.exp(xl - m[:, None]).sum(-1))
+    zi = z[np.arange(3), idx].astype(np.longdouble)
+    gi = g[np.arange(3), idx].astype(np.longdouble)
+    tol = TOL_ULPS * np.finfo(dtype).eps * (1 + np.abs(lse) + np.abs(gi))
+    assert (np.abs(zi - (lse + gi)) <= tol).all()
