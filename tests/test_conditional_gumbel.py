@@ -475,20 +475,67 @@ def test_finite_for_logits_up_to_1e30(dtype):
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 def test_row_of_a_million(dtype):
     """K = 10**6 in one row (logsumexp over 31 segments), index at the start, the middle
-    and the end; finite, argmax = index, and z[I] = logsumexp(x) + g[I] (np.longdouble:
-    a float64 logaddexp.reduce over 10**6 terms is itself 1e-13 off)."""
+    and the end; finite, argmax = index, and z[I] = logsumexp(x) + g[I] (float64 with
+    NumPy's pairwise sum, ~20 eps: a float64 logaddexp.reduce over 10**6 terms is
+    sequential and itself 1e-13 off)."""
     k = 10**6
-    x = (3 * np.random.default_rng(5).standard_normal((3, k))).astype(dtype)
+    x = 3 * np.random.default_rng(5).standard_normal((3, k), dtype=dtype)
     x[1, ::2] = -1e30
     idx = np.array([0, k // 2 + 1, k - 1])
     z = gs.conditional_gumbel(x, idx, rng=gs.Philox(6))
     assert np.isfinite(z).all()
     assert _first_argmax_is_index(z, idx, -1)
     g = gs.gumbel((3, k), dtype=dtype, rng=gs.Philox(6))
-    xl = x.astype(np.longdouble)
-    m = xl.max(-1)
-    lse = m + np.log(np.exp(xl - m[:, None]).sum(-1))
-    zi = z[np.arange(3), idx].astype(np.longdouble)
-    gi = g[np.arange(3), idx].astype(np.longdouble)
+    x64 = x.astype(np.float64)
+    m = x64.max(-1)
+    lse = m + np.log(np.exp(x64 - m[:, None]).sum(-1))
+    zi = z[np.arange(3), idx].astype(np.float64)
+    gi = g[np.arange(3), idx].astype(np.float64)
     tol = TOL_ULPS * np.finfo(dtype).eps * (1 + np.abs(lse) + np.abs(gi))
     assert (np.abs(zi - (lse + gi)) <= tol).all()
+
+
+# ------------------------------------------------------------------------ split rows
+@pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
+def test_split_rows_bitwise(dtype, restore_threads):
+    """Few long rows take the split path with 2 threads (a row's segments over the
+    threads) and the row path with 1: the same bits, for contiguous, strided and
+    in-place calls and a strided out."""
+    x = _logits((2, 3 * 2**15 + 77), dtype, 9)
+    idx = _index(x, -1, 9)
+    xs = np.repeat(x, 2, axis=1)[:, ::2]  # the same values, strided
+    res = {}
+    for n in (1, 2):
+        gs.set_num_threads(n)
+        out_s = np.empty((x.shape[1], 2), dtype).T  # a strided out
+        inplace = x.copy()
+        res[n] = [
+            gs.conditional_gumbel(x, idx, rng=gs.Philox(3)),
+            gs.conditional_gumbel(xs, idx, rng=gs.Philox(3)),
+            gs.conditional_gumbel(x, idx, rng=gs.Philox(3), out=out_s),
+            gs.conditional_gumbel(inplace, idx, rng=gs.Philox(3), out=inplace),
+            gs.conditional_gumbel(x[:1], idx[:1], rng=gs.Philox(3)),
+        ]
+    for a, b in zip(res[1], res[2], strict=True):
+        assert_bitwise_equal(a, b)
+    for a in res[2][1:4]:
+        assert_bitwise_equal(a, res[2][0])
+    assert_bitwise_equal(res[2][4], res[2][0][:1])
+
+
+def test_long_row_split_matches_reference():
+    """A row of 2**22 + 5 elements always takes the split path: the formula, in float64
+    (pairwise sums: far below the float32 tolerance) on 4096 columns and the index."""
+    x = 3 * np.random.default_rng(10).standard_normal((1, 2**22 + 5), dtype=np.float32)
+    i = 2**21 + 3
+    z = gs.conditional_gumbel(x, [i], rng=gs.Philox(8))
+    g = gs.gumbel(x.shape, dtype=np.float32, rng=gs.Philox(8))[0].astype(np.float64)
+    x64 = x[0].astype(np.float64)
+    lse = x64.max() + np.log(np.exp(x64 - x64.max()).sum())
+    zi = lse + g[i]
+    cols = np.random.default_rng(1).choice(x.shape[1], 4096, replace=False)
+    ref = -np.logaddexp(-zi, -(x64[cols] + g[cols]))
+    tol = TOL_ULPS * np.finfo(np.float32).eps * (1 + np.abs(x).max() + np.abs(g).max())
+    assert (np.abs(z[0, cols] - ref) <= tol).all()
+    assert abs(z[0, i] - zi) <= tol
+    assert z.argmax() == i

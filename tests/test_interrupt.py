@@ -20,8 +20,10 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a chi
 
 LATENCY = 0.2  # seconds from SIGINT to KeyboardInterrupt in Python
 
-# Each call takes seconds here (10**9 - 4 * 10**9 elements; broadcast inputs keep the
-# memory small).  `out` is made before the clock starts and kept afterwards: freeing
+# Each call takes seconds here (2**28 - 4 * 10**9 elements; broadcast inputs keep the
+# memory small).  The one-long-row cases run the split-row paths (a row's segments over
+# the threads), where a loop stopped by Ctrl-C must not be followed by a pass over the
+# whole row (a NaN fill, a one-hot, a selection).  `out` is made before the clock starts and kept afterwards: freeing
 # gigabytes of touched pages takes a good part of 0.2 s by itself.
 CALLS = {
     "categorical": "gs.categorical(np.broadcast_to(np.zeros(2**16, np.float32), (2**16, 2**16)), rng=1)",
@@ -29,6 +31,9 @@ CALLS = {
     "soft": "gs.gumbel_softmax(np.broadcast_to(np.zeros(2**14, np.float32), (2**14, 2**14)), rng=1, out=out)",
     "one_long_row": "gs.categorical(np.broadcast_to(np.float32(0), (2**31 - 1,)), rng=1)",
     "gumbel": "gs.gumbel((2**14, 2**14), rng=1, out=out)",
+    "conditional": "gs.conditional_gumbel(np.broadcast_to(np.zeros(2**14, np.float32), (2**14, 2**14)), np.zeros(2**14, np.int64), rng=1, out=out)",
+    "conditional_one_long_row": "gs.conditional_gumbel(np.broadcast_to(np.float32(0), (2**28,)), 5, rng=1, out=out.reshape(-1))",
+    "hard_one_long_row": "gs.gumbel_softmax(np.broadcast_to(np.float32(0), (2**28,)), 0.5, hard=True, rng=1, out=out.reshape(-1))",
     "backward": "gs.gumbel_softmax_backward(np.broadcast_to(np.float32(1), (2**14, 2**14)), np.broadcast_to(np.float32(0.5), (2**14, 2**14)), out=out)",
 }
 

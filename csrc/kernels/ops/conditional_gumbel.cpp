@@ -132,29 +132,109 @@ T row_logsumexp(T* x, int64_t len, T xmax) {
   return xmax + vmath::log(sum);
 }
 
-// v (contiguous, len elements) -> z in place, given z_I = zi at i.
+// Elements [begin, end) of v (contiguous, the row's element 0) -> z in place, given
+// z_I = zi at i.  Elementwise: any split of a row into parts gives the same bits.
 template <class T>
-void conditional_from_noisy(T* v, int64_t len, int64_t i, T zi) {
-  int64_t c = 0;
+void conditional_part(T* v, int64_t begin, int64_t end, int64_t i, T zi) {
+  int64_t c = begin;
 #ifdef GS_HAVE_VECTOR_EXT
   using V = Vec<T>;
-  for (; c + kW<T> <= len; c += kW<T>) lanes::store(v + c, truncated(lanes::load<V>(v + c), zi));
+  for (; c + kW<T> <= end; c += kW<T>) lanes::store(v + c, truncated(lanes::load<V>(v + c), zi));
 #endif
-  for (; c < len; ++c) v[c] = truncated(v[c], zi);
+  for (; c < end; ++c) v[c] = truncated(v[c], zi);
   const T below = next_below(zi);  // the tie rule: z_j < z_I for j < I, z_j <= z_I after
-  for (int64_t j = 0; j < i; ++j)
+  for (int64_t j = begin; j < std::min(i, end); ++j)
     if (v[j] >= zi) v[j] = below;
-  v[i] = zi;
+  if (i >= begin && i < end) v[i] = zi;
 }
 
-// Row by row only: each row needs its logsumexp and its v, in per-thread scratch.
+// Few long rows (or one of at least kLongRow elements): one row at a time, each pass
+// over the row's segments spread over the threads (and Ctrl-C polled between
+// segments).  The same arithmetic as row(): the max is exact in any order, the
+// logsumexp sums the segments in order, the rest is elementwise.
+template <class T>
+struct SplitConditional {
+  const ConditionalArgs<T>* a = nullptr;
+  int64_t len = 0, nseg = 0;
+  int nthreads = 1;
+  Scratch<RowStats<T>> seg_st;
+  Scratch<T> seg_val;
+  Scratch<T> seg_x;  // per thread: a segment of a strided x, gathered for exp_sum
+  Scratch<T> vbuf;   // a strided z: v staged in one row buffer
+
+  void init(const ConditionalArgs<T>& args) {
+    a = &args;
+    len = args.xs.len;
+    nseg = segments(len);
+    nthreads = static_cast<int>(std::min<int64_t>(max_threads(), nseg));
+    seg_st.resize(nseg);
+    seg_val.resize(nseg);
+    if (args.xs.step != 1) seg_x.resize(static_cast<int64_t>(nthreads) * kSegment);
+    if (args.zs.step != 1) vbuf.resize(len);
+  }
+  // body(k, begin, end, tid) over the segments of the row (for_segments with the tid).
+  template <class Body>
+  void segs(Body&& body) {
+    for_rows(nseg, nthreads, [&](int64_t k, int tid) {
+      body(k, k * kSegment, std::min(len, (k + 1) * kSegment), tid);
+    });
+  }
+  // logsumexp of the row x (read before v overwrites it when z is x); segment k of a
+  // strided x is gathered first (exp_sum sums element c in partial (c - begin) % 16,
+  // so a gathered segment gives the bits of the contiguous one).
+  T logsumexp(const T* x, int64_t step) {
+    segs([&](int64_t k, int64_t begin, int64_t end, int) {
+      seg_val[k] = row_max(x, step, begin, end);
+    });
+    T xmax = seg_val[0];
+    for (int64_t k = 1; k < nseg; ++k) xmax = std::max(xmax, seg_val[k]);
+    segs([&](int64_t k, int64_t begin, int64_t end, int tid) {
+      if (step == 1) {  // kStore = false: exp_sum only reads x
+        seg_val[k] = exp_sum<false>(const_cast<T*>(x), begin, end, xmax, T(1));
+        return;
+      }
+      T* buf = seg_x.data() + static_cast<int64_t>(tid) * kSegment;
+      for (int64_t c = begin; c < end; ++c) buf[c - begin] = x[c * step];
+      seg_val[k] = exp_sum<false>(buf, 0, end - begin, xmax, T(1));
+    });
+    T sum = seg_val[0];
+    for (int64_t k = 1; k < nseg; ++k) sum = sum + seg_val[k];
+    return xmax + vmath::log(sum);
+  }
+  void row(int64_t r) {
+    const T* xr = a->x + row_offset(a->xs, r);
+    T* zr = a->z + row_offset(a->zs, r);
+    T* v = vbuf.empty() ? zr : vbuf.data();
+    const uint64_t q = a->first_row + static_cast<uint64_t>(r);
+    const T lse = logsumexp(xr, a->xs.step);
+    segs([&](int64_t k, int64_t begin, int64_t end, int) {
+      seg_st[k] = noisy_logits(xr, a->xs.step, begin, end, a->key, q, v);
+    });
+    if (interrupted()) return;  // the loops stopped: seg_st is not the row's
+    if (!combine(seg_st.data(), nseg).defined()) return fill_nan(zr, a->zs.step, len);
+    const int64_t i = a->index[r];
+    const T zi = lse + gumbel_at<T>(a->key, q, i);
+    segs([&](int64_t, int64_t begin, int64_t end, int) {
+      conditional_part(v, begin, end, i, zi);
+      if (v != zr)
+        for (int64_t c = begin; c < end; ++c) zr[c * a->zs.step] = v[c];
+    });
+  }
+};
+
+// Row by row (each row needs its logsumexp and its v, in per-thread scratch), and
+// split rows.  (No short-row or tile path yet: short and strided rows take row().)
 template <class T>
 struct ConditionalOp : Schedule {
+  static constexpr bool kSplitRows = true;
   const ConditionalArgs<T>& a;
   const int64_t len;
   Scratch<T> scratch;  // per thread: x of the row, then v (when z is strided)
+  SplitConditional<T> split;
 
   explicit ConditionalOp(const ConditionalArgs<T>& args) : a(args), len(args.xs.len) {}
+  void begin_split() { split.init(a); }
+  void split_row(int64_t r) { split.row(r); }
 
   void begin_rows(int nthreads) { scratch.resize(static_cast<int64_t>(nthreads) * 2 * len); }
   void row(int64_t r, int tid) const {
@@ -168,7 +248,7 @@ struct ConditionalOp : Schedule {
     if (!st.defined()) return fill_nan(zr, a.zs.step, len);
     const int64_t i = a.index[r];
     const T zi = row_logsumexp(xb, len, row_max(xb, 1, 0, len)) + gumbel_at<T>(a.key, q, i);
-    conditional_from_noisy(v, len, i, zi);
+    conditional_part(v, 0, len, i, zi);
     if (v != zr)
       for (int64_t c = 0; c < len; ++c) zr[c * a.zs.step] = v[c];
   }

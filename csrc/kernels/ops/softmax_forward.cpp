@@ -485,6 +485,9 @@ struct SplitForward {
       });
       st = combine(seg_st.data(), nseg);
     }
+    // Ctrl-C stopped the loop: st is not the row's (a NaN fill or a one-hot written
+    // over the whole row would hold the interrupt up by a pass over the row).
+    if (interrupted()) return;
     if (unit)
       unit_row(xr, q, v, soft_row);
     else if (f->soft && st.defined())

@@ -177,6 +177,7 @@ struct TopKOp : Schedule {
     for_segments(len, [&](int64_t j, int64_t begin, int64_t end) {
       seg_st[j] = noisy_logits(xr, a.xs.step, begin, end, a.key, row_q(r), vbuf.data());
     });
+    if (interrupted()) return;  // Ctrl-C stopped the loop: no selection over the row
     finish(r, combine(seg_st.data(), segments(len)), vbuf.data(), items.data(), ibuf.data());
   }
   // Scratch per thread, allocated before anything is written.
