@@ -79,6 +79,8 @@ def _make_calls():
     end = gs.Philox(1, counter=2**64 - 1)
     npgen = np.random.default_rng(3)
     cplx = x32.astype(np.complex64)
+    idx2 = np.array([0, 1])  # conditional_gumbel: one index per row of x32 and of x64.T
+    xm = np.where(np.arange(3) == 1, -np.inf, x32).astype(np.float32)  # index 1 masked
 
     def reserve_and_copy():
         rng.reserve(2)
@@ -110,6 +112,13 @@ def _make_calls():
         ("gumbel32", lambda: gs.gumbel((2, 3), rng=rng), None, None),
         ("gumbel64_out", lambda: gs.gumbel((3, 2), rng=rng, out=out64), None, None),
         ("philox4x32", lambda: gs.philox4x32(cnt, key), None, None),
+        ("conditional", lambda: gs.conditional_gumbel(x32, idx2, rng=rng), None, None),
+        (
+            "conditional_out_axis0",
+            lambda: gs.conditional_gumbel(x64, idx2, axis=0, rng=rng, out=out64),
+            None,
+            None,
+        ),
         ("Philox", lambda: gs.Philox(5, counter=3), None, None),
         ("reserve_copy_pickle", reserve_and_copy, None, None),
         ("empty_batch", lambda: gs.gumbel_softmax(np.zeros((0, 3)), rng=end), None, None),
@@ -180,8 +189,50 @@ def _make_calls():
             "key",
         ),
         ("philox_counters", lambda: gs.philox4x32(cnt[:, :3], key), ValueError, "counters"),
+        (
+            "conditional_index_range",
+            lambda: gs.conditional_gumbel(x32, idx2 + 5, rng=rng, out=out32),
+            IndexError,
+            "index",
+        ),
+        (
+            "conditional_index_masked",
+            lambda: gs.conditional_gumbel(xm, idx2, rng=rng),
+            ValueError,
+            "index",
+        ),
+        (
+            "conditional_index_type",
+            lambda: gs.conditional_gumbel(x32, x32[:, 0]),
+            TypeError,
+            "index",
+        ),
+        (
+            "conditional_overflow",
+            lambda: gs.conditional_gumbel(x32, idx2, rng=end, out=out32),
+            OverflowError,
+            "counter",
+        ),
     ]
-    watched = [x32, x64, xi, out32, out64, ro, big, gy, ys, cnt, key, rng, end, npgen, cplx]
+    watched = [
+        x32,
+        x64,
+        xi,
+        out32,
+        out64,
+        ro,
+        big,
+        gy,
+        ys,
+        cnt,
+        key,
+        rng,
+        end,
+        npgen,
+        cplx,
+        idx2,
+        xm,
+    ]
     return calls, watched
 
 

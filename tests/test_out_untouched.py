@@ -512,6 +512,149 @@ def test_gumbel_rejects_and_writes_nothing(case, dtype, layout):
 
 
 # --------------------------------------------------------------------------------------
+# conditional_gumbel: each case maps (dtype, layout) -> (logits, kwargs, guard, rng)
+# --------------------------------------------------------------------------------------
+IDX = np.array([0, 6, 3, 1, 2])  # one index per row of SHAPE
+
+
+def _cond(**kw):
+    def make(dtype, layout):
+        x, out, base, rng = _std(dtype, layout)
+        args = dict(index=IDX.copy(), rng=rng, out=out)
+        args.update(kw)
+        guard = [base, x] + [a for a in (args["index"],) if isinstance(a, np.ndarray)]
+        return x, args, guard, rng
+
+    return make
+
+
+def _cond_logits(make_x, index=IDX, out_shape=SHAPE):
+    def make(dtype, layout):
+        base, out = _out_view(out_shape, dtype, layout)
+        rng = _rng()
+        return make_x(dtype), dict(index=index, rng=rng, out=out), [base], rng
+
+    return make
+
+
+def _cond_out(make_out):
+    def make(dtype, layout):
+        x = _logits(SHAPE, dtype)
+        base, out = make_out(dtype, layout)
+        rng = _rng()
+        return x, dict(index=IDX, rng=rng, out=out), [base, x], rng
+
+    return make
+
+
+def _cond_masked(dtype, layout):
+    x, kw, guard, rng = _cond()(dtype, layout)
+    x[2, 3] = -np.inf  # the logit row 2's index points at
+    return x, kw, guard, rng
+
+
+def _cond_overlap(dtype, layout):
+    x, kw, guard, rng = _fwd_overlap(dtype, layout)
+    return x, dict(index=IDX, rng=rng, out=kw["out"]), guard, rng
+
+
+def _cond_overlap_index(dtype, layout):
+    """out shares bytes with index (int64 inside a float buffer)."""
+    step = 1 if layout == "contiguous" else 2
+    base = np.empty(36 * step, np.float64)
+    _fill_pattern(base)
+    out = base[: 35 * step : step].reshape(SHAPE)
+    idx = base[4 : 4 + 5].view(np.int64)
+    idx[:] = IDX
+    x = _logits(SHAPE, np.float64)
+    rng = _rng()
+    return x, dict(index=idx, rng=rng, out=out), [base, x], rng
+
+
+def _cond_in_place_overflow(dtype, layout):
+    x, kw, guard, rng = _fwd_in_place_overflow(dtype, layout)
+    return x, dict(index=IDX, rng=rng, out=x), guard, rng
+
+
+def _cond_rng(make_rng):
+    def make(dtype, layout):
+        x, out, base, _ = _std(dtype, layout)
+        rng = make_rng()
+        kw = dict(index=IDX, rng=rng, out=out)
+        return x, kw, [base, x], (rng if isinstance(rng, gs.Philox) else None)
+
+    return make
+
+
+def _cond_long_row(dtype, layout):
+    x = np.broadcast_to(dtype(0.0), (2**31,))
+    base, out = _zero_stride_writable(2**31, dtype)
+    rng = _rng()
+    return x, dict(index=np.int64(0), rng=rng, out=out), [base], rng
+
+
+COND_CASES = {
+    "index=float": (TypeError, "index", _cond(index=IDX.astype(np.float64))),
+    "index=bool": (TypeError, "index", _cond(index=IDX > 2)),
+    "index=shape": (ValueError, "index", _cond(index=IDX[:4])),
+    "index=ndim": (ValueError, "index", _cond(index=IDX[None])),
+    "index=7": (IndexError, "index", _cond(index=np.array([0, 7, 3, 1, 2]))),
+    "index=-1": (IndexError, "index", _cond(index=np.array([0, 6, -1, 1, 2]))),
+    "index=masked": (ValueError, "index", _cond_masked),
+    "index=array-raises": (RuntimeError, "boom", _cond(index=_ArrayBoom())),
+    "index=None": (TypeError, "index", _cond(index=None)),
+    "logits=complex": (
+        TypeError,
+        "logits",
+        _cond_logits(lambda dt: _logits(SHAPE, dt).astype(np.complex128)),
+    ),
+    "logits=str": (TypeError, "logits", _cond_logits(lambda dt: _logits(SHAPE, dt).astype(str))),
+    "logits=0d": (ValueError, "logits", _cond_logits(lambda dt: np.array(1.0, dt), 0, ())),
+    "logits=array-raises": (RuntimeError, "boom", _cond_logits(lambda dt: _ArrayBoom())),
+    "logits=row>2**31-1": (ValueError, "logits", _cond_long_row),
+    "axis=2": (np.exceptions.AxisError, "axis", _cond(axis=2)),
+    "axis=1.5": (TypeError, "axis", _cond(axis=1.5)),
+    "axis=None": (TypeError, "axis", _cond(axis=None)),
+    "out=shape": (ValueError, "out", _cond_out(lambda dt, lay: _out_view((7, 5), dt, lay))),
+    "out=dtype": (ValueError, "out", _cond_out(_other_dtype)),
+    "out=int": (ValueError, "out", _cond_out(lambda dt, lay: _out_view(SHAPE, np.int64, lay))),
+    "out=readonly": (ValueError, "out", _cond_out(_readonly)),
+    "out=overlap": (ValueError, "out", _cond_overlap),
+    "out=overlap-index": (ValueError, "index", _cond_overlap_index),
+    "out=list": (TypeError, "out", _cond(out=[[0.0] * 7] * 5)),
+    "rng=str": (TypeError, "rng", _cond_rng(lambda: "123")),
+    "rng=bool": (TypeError, "rng", _cond_rng(lambda: True)),
+    "seed=-1": (ValueError, "seed", _cond_rng(lambda: -1)),
+    "counter-overflow": (
+        OverflowError,
+        "counter",
+        _cond_rng(lambda: gs.Philox(SEED, counter=END - 4)),
+    ),
+    "counter-exhausted": (OverflowError, "counter", _cond_rng(_exhausted)),
+    "counter-overflow-in-place": (OverflowError, "counter", _cond_in_place_overflow),
+}
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
+@pytest.mark.parametrize("case", list(COND_CASES))
+def test_conditional_gumbel_rejects_and_writes_nothing(case, dtype, layout):
+    exc, match, make = COND_CASES[case]
+    x, kw, guard, rng = make(dtype, layout)
+    assert_untouched(exc, match, lambda: gs.conditional_gumbel(x, **kw), guard, rng)
+    if (
+        kw.get("axis", -1) == -1
+        and isinstance(x, np.ndarray)
+        and x.ndim == 2
+        and isinstance(kw["out"], np.ndarray)
+        and not case.startswith("out=")
+    ):
+        # the same with the rows along axis 0 (strided rows of a transposed out)
+        kw_t = dict(kw, out=kw["out"].T, axis=0)
+        assert_untouched(exc, match, lambda: gs.conditional_gumbel(x.T, **kw_t), guard, rng)
+
+
+# --------------------------------------------------------------------------------------
 # Philox.reserve
 # --------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
@@ -554,6 +697,14 @@ CONSUMERS = {
     "gumbel": lambda rng, R, dt: (gs.gumbel((R, 6), dtype=dt, rng=rng),),
     "gumbel-out": lambda rng, R, dt: (gs.gumbel((R, 6), rng=rng, out=np.empty((R, 6), dt)),),
     "reserve": lambda rng, R, dt: (np.array(rng.reserve(R), dtype=object),),
+    "conditional": lambda rng, R, dt: (
+        gs.conditional_gumbel(_x((R, 6), dt), np.arange(R) % 6, rng=rng),
+    ),
+    "conditional-axis0-out": lambda rng, R, dt: (
+        gs.conditional_gumbel(
+            _x((6, R), dt), np.arange(R) % 6, axis=0, rng=rng, out=np.empty((6, R), dt)
+        ),
+    ),
 }
 
 

@@ -7,7 +7,8 @@ in this module and nothing is asserted about speed):
 2. a separate ``gs.Philox`` per thread (and ``int`` seeds, a fresh generator per call).
 
 Every thread mixes ``gumbel_softmax`` (soft; hard with ``return_soft``; ``out=``;
-``axis=0``), ``gumbel`` (float32, float64 with ``out=``), ``gumbel_softmax_backward``,
+``axis=0``), ``gumbel`` (float32, float64 with ``out=``), ``conditional_gumbel``
+(float32; float64 along axis 0 into ``out=``; long rows), ``gumbel_softmax_backward``,
 ``philox4x32`` and ``Philox.reserve``, in small calls (run on the calling thread),
 calls of 2**14 elements (OpenMP over rows inside the call) and single rows of 70001
 elements (OpenMP over the 2**15-element segments of the row).
@@ -108,6 +109,26 @@ def _hard64_soft(rng, n):
     return (ys, y)
 
 
+IDX8 = 3  # conditional_gumbel's index in every row of length K
+
+
+def _cond32(rng, n):
+    return (gs.conditional_gumbel(np.broadcast_to(L32, (n, K)), np.full(n, IDX8), rng=rng),)
+
+
+def _cond64_axis0_out(rng, n):
+    # the conditional rows of L64, categories along axis 0 (strided rows), into out
+    out = np.empty((K, n), dtype=np.float64)
+    x = np.broadcast_to(L64[:, None], (K, n))
+    got = gs.conditional_gumbel(x, np.full(n, IDX8), axis=0, rng=rng, out=out)
+    assert got is out
+    return (np.ascontiguousarray(out.T),)
+
+
+def _cond64(rng, n):
+    return (gs.conditional_gumbel(np.broadcast_to(L64, (n, K)), np.full(n, IDX8), rng=rng),)
+
+
 def _gumbel32_long(rng, n):
     return (gs.gumbel((n, LONG), rng=rng),)
 
@@ -127,8 +148,10 @@ SHARED_KINDS = {
     "hard64_soft": ("s64", _hard64_soft),
     "gumbel32_long": ("g32", _gumbel32_long),  # element c uses word c: first K = g32 row
     "gumbel64_long": ("g64", _gumbel64_long),
+    "cond32": ("c32", _cond32),
+    "cond64_axis0_out": ("c64", _cond64_axis0_out),
 }
-LONG_KINDS = {"gumbel32_long", "gumbel64_long", "soft32_long", "hard64_long"}
+LONG_KINDS = {"gumbel32_long", "gumbel64_long", "soft32_long", "hard64_long", "cond32_long"}
 
 
 def _hard32(rng, n):
@@ -146,11 +169,30 @@ def _hard64_long(rng, n):
     return (y, ys)
 
 
+def _cond32_long(rng, n):
+    idx = np.full(n, LONG // 2)
+    return (gs.conditional_gumbel(np.broadcast_to(LONG32, (n, LONG)), idx, rng=rng),)
+
+
 # with a private generator the start is known: any call will do
 PRIVATE_KINDS = {name: fn for name, (_, fn) in SHARED_KINDS.items()}
-PRIVATE_KINDS.update({"hard32": _hard32, "soft32_long": _soft32_long, "hard64_long": _hard64_long})
+PRIVATE_KINDS.update(
+    {
+        "hard32": _hard32,
+        "soft32_long": _soft32_long,
+        "hard64_long": _hard64_long,
+        "cond32_long": _cond32_long,
+    }
+)
 
-FAMILIES = {"g32": _gumbel32, "g64": _gumbel64_out, "s32": _soft32, "s64": _soft64_out}
+FAMILIES = {
+    "g32": _gumbel32,
+    "g64": _gumbel64_out,
+    "s32": _soft32,
+    "s64": _soft64_out,
+    "c32": _cond32,
+    "c64": _cond64,
+}
 
 
 # --------------------------------------------------------------------------------------
