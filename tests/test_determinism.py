@@ -52,6 +52,12 @@ def compute():
             # a non-contiguous, negatively strided view
             xv = x[::-2, ::-1]
             res[name + "_soft_view"] = gs.gumbel_softmax(xv, 0.3, rng=gs.Philox(14))
+            idx = gs.categorical(x, rng=gs.Philox(15))
+            res[name + "_conditional"] = gs.conditional_gumbel(
+                x, idx, rng=gs.Philox(16, counter=2**32 - 5))
+            idx0 = gs.categorical(x, axis=0, rng=gs.Philox(15))
+            res[name + "_conditional_axis0"] = gs.conditional_gumbel(
+                x, idx0, axis=0, rng=gs.Philox(16))
     return res
 '''
 
@@ -96,7 +102,7 @@ def test_omp_num_threads_1_vs_2_bitwise(tmp_path):
     assert int(r1.pop("num_threads")) == 1
     assert int(r2.pop("num_threads")) == (2 if _have_openmp() else 1)
     assert sorted(r1) == sorted(r2)
-    assert len(r1) == 3 * 2 * 9
+    assert len(r1) == 3 * 2 * 11
     for name in r1:
         assert_bitwise_equal(r1[name], r2[name])
     # and the same as this process computes, whatever its thread count
@@ -134,6 +140,31 @@ def test_split_rows_over_calls_2d(dtype, hard):
         parts.append(gs.gumbel_softmax(x[lo:hi], 0.9, hard=hard, rng=rng))
         assert rng.counter == start + hi
     assert_bitwise_equal(np.concatenate(parts), whole)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_split_rows_over_calls_conditional(dtype):
+    R, K = 1000, 37
+    x = (np.random.default_rng(4).standard_normal((R, K)) * 2).astype(dtype)
+    idx = gs.categorical(x, rng=3)
+    start = 2**32 - 150  # the split crosses the low-word boundary of the counter
+    whole = gs.conditional_gumbel(x, idx, rng=gs.Philox(78, counter=start))
+    rng = gs.Philox(78, counter=start)
+    parts = []
+    for lo, hi in [(0, 100), (100, 101), (101, R)]:
+        parts.append(gs.conditional_gumbel(x[lo:hi], idx[lo:hi], rng=rng))
+        assert rng.counter == start + hi
+    assert_bitwise_equal(np.concatenate(parts), whole)
+    # along axis 0, the rows split by columns
+    x0 = np.ascontiguousarray(x.T)
+    whole0 = gs.conditional_gumbel(x0, idx, axis=0, rng=gs.Philox(78, counter=start))
+    assert_bitwise_equal(whole0, whole.T)
+    rng = gs.Philox(78, counter=start)
+    parts = [
+        gs.conditional_gumbel(x0[:, lo:hi], idx[lo:hi], axis=0, rng=rng)
+        for lo, hi in [(0, 10), (10, 11), (11, R)]
+    ]
+    assert_bitwise_equal(np.concatenate(parts, axis=1), whole0)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -22,7 +22,9 @@ test_fuzz_gumbel_softmax_hard   exact one-hot (+0.0 / 1.0) at the first argmax o
                                 logits + noise in the dtype; y_soft = the soft sample
                                 bitwise and within check_forward; as above otherwise
 test_fuzz_other_samplers        on the same calls: categorical = the hard one-hot's
-                                position (-1 on NaN rows), counter + rows; top_k =
+                                position (-1 on NaN rows), counter + rows;
+                                conditional_gumbel at categorical's index = the
+                                formula from the noise, argmax = index; top_k =
                                 stable sort of -(logits + g), -1 slots; log space =
                                 float64 log-softmax of the rounded v / tau within
                                 8 eps (2 + |log y| + log K), finite, -inf exactly at
@@ -632,6 +634,8 @@ def test_fuzz_other_samplers(gs, moved_noise, case):
             close = np.abs(e - soft[ok]) <= 2 * tol * e + 2 * np.finfo(dt).smallest_subnormal
             assert np.all(close)
 
+    check_conditional(gs, x, x0, g, c, undefined, axis, seed, p, R)
+
     # relaxed_bernoulli's rows are all dimensions but the last, whatever the axis
     rows_b = int(np.prod(shape[:-1]))
     pb = min(p, END - rows_b)
@@ -641,6 +645,46 @@ def test_fuzz_other_samplers(gs, moved_noise, case):
     L = gs.logistic(shape, dtype=dt, rng=gs.Philox(seed, counter=pb))
     vb = x0 + L
     np.testing.assert_array_equal(b, np.where(np.isnan(vb), np.nan, (vb > 0).astype(dt)))
+
+
+def check_conditional(gs, x, x0, g, c, undefined, axis, seed, p, R):
+    """conditional_gumbel on the drawn call, index = categorical's (the first finite
+    logit on undefined rows): counter + rows; argmax(z) = index on defined rows, NaN rows
+    exactly where the row is undefined, -inf exactly at -inf logits; the formula from
+    the call's noise g in float64 within 8 eps (1 + max|x| + max|g|) of the row; bitwise
+    equal to the contiguous moveaxis call."""
+    xm = np.moveaxis(x0, axis, -1)
+    if xm.size == 0 or np.any(np.all(np.isneginf(xm), axis=-1)):
+        event("conditional_gumbel skipped: a row of only -inf")
+        return
+    idx = np.where(undefined, np.argmax(~np.isneginf(xm), axis=-1), c)
+    rng = gs.Philox(seed, counter=p)
+    z = gs.conditional_gumbel(x, idx, axis=axis, rng=rng)
+    assert rng.counter == p + R
+    assert z.shape == x0.shape and z.dtype == x0.dtype
+    zm = np.moveaxis(z, axis, -1)
+    ref_call = gs.conditional_gumbel(np.ascontiguousarray(xm), idx, rng=gs.Philox(seed, counter=p))
+    np.testing.assert_array_equal(zm, ref_call)
+    assert np.all(np.isnan(zm[undefined]))
+    d = ~undefined
+    if not np.any(d):
+        return
+    zd, xd = zm[d], xm[d].astype(np.float64)
+    gd = np.moveaxis(g, axis, -1)[d].astype(np.float64)
+    idd = idx[d]
+    np.testing.assert_array_equal(np.argmax(zd, axis=-1), idd)
+    np.testing.assert_array_equal(np.isneginf(zd), np.isneginf(xd))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        m = np.max(xd, axis=-1, keepdims=True)
+        lse = m + np.log(np.sum(np.exp(xd - m), axis=-1, keepdims=True))
+        zi = lse + np.take_along_axis(gd, idd[:, None], -1)
+        ref = -np.logaddexp(-zi, -(xd + gd))
+    np.put_along_axis(ref, idd[:, None], zi, -1)
+    fin = np.isfinite(xd)
+    scale = 1 + np.max(np.abs(np.where(fin, xd, 0)), -1) + np.max(np.abs(gd), -1)
+    tol = np.broadcast_to(8 * eps_of(zd.dtype) * scale[:, None], zd.shape)
+    err = np.abs(zd.astype(np.float64) - ref)
+    assert np.all(err[fin] <= tol[fin]), float(np.max(err[fin] / tol[fin]))
 
 
 # ---------------------------------------------------------------------------- backward

@@ -16,6 +16,7 @@ RNG = np.random.default_rng(0)
 X = RNG.standard_normal(SHAPE)
 GY = RNG.standard_normal(SHAPE)
 YS = gs.gumbel_softmax(X, rng=1)
+IDX = np.array([0, 4, 2, 1, 3, 0])  # conditional_gumbel: one index per row
 
 
 def _shared(out_dtype, in_dtype, in_shape):
@@ -35,6 +36,8 @@ def _fill(inp, name):
         inp[...] = True
     elif name == "tau":
         inp[...] = 0.75
+    elif name == "index":
+        inp[...] = IDX
     elif name == "y_soft":
         inp[...] = YS[: inp.shape[0]] if inp.shape == SHAPE else 0.2
     else:
@@ -149,6 +152,27 @@ PAIRS = [
         lambda a, o, r: gs.gumbel_softmax_backward(GY, tau=a, logits=X, rng=r, out=o),
     ),
     (
+        "conditional_gumbel",
+        "logits",
+        np.float64,
+        SHAPE,
+        lambda a, o, r: gs.conditional_gumbel(a, IDX, rng=r, out=o),
+    ),
+    (
+        "conditional_gumbel",
+        "index",
+        np.int64,
+        SHAPE[:1],
+        lambda a, o, r: gs.conditional_gumbel(X, a, rng=r, out=o),
+    ),
+    (
+        "conditional_gumbel axis 0",
+        "index",
+        np.int64,
+        SHAPE[:1],
+        lambda a, o, r: gs.conditional_gumbel(X.T, a, axis=0, rng=r, out=o.T),
+    ),
+    (
         "relaxed_bernoulli",
         "logits",
         np.float64,
@@ -239,6 +263,11 @@ IN_PLACE = [
         "gumbel_softmax_backward recompute",
         "grad_y",
         lambda a, o: gs.gumbel_softmax_backward(a, tau=0.5, logits=X, rng=4, out=o),
+    ),
+    (
+        "conditional_gumbel",
+        "logits",
+        lambda a, o: gs.conditional_gumbel(a, IDX, rng=4, out=o),
     ),
     ("relaxed_bernoulli", "logits", lambda a, o: gs.relaxed_bernoulli(a, 0.5, rng=4, out=o)),
     (

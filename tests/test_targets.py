@@ -252,6 +252,20 @@ SPECIAL_SCRIPT = textwrap.dedent(
                 ys[::3] = np.where(np.isfinite(ys[::3]), ys[::3] / (1 + ys[::3]), ys[::3])
             mask = np.random.default_rng(3).random(shape) < 0.8
             taus = np.resize([0.5, 1.0, 1e46, 3.0], shape[0])
+            # conditional_gumbel: the index at the first logit that is not -inf (a row of
+            # only -inf gets a 0 there: there is no sample with any argmax)
+            xc = x.copy()
+            xc[np.isneginf(xc).all(axis=1), 0] = 0
+            ci = np.argmax(~np.isneginf(xc), axis=1)
+            ckey = f"{np.dtype(dt).name}{shape}cond"
+            record(ckey, gs.conditional_gumbel(xc, ci, rng=4))
+            record(ckey + "T", gs.conditional_gumbel(np.ascontiguousarray(xc.T), ci, axis=0, rng=4))
+            for lo in halves:
+                with np.errstate(all="ignore"):
+                    xl = xc.astype(lo)
+                xl[np.isneginf(xl.astype(np.float32)).all(axis=1), 0] = 0
+                cl = np.argmax(~np.isneginf(xl.astype(np.float32)), axis=1)
+                record(ckey + np.dtype(lo).name, gs.conditional_gumbel(xl, cl, rng=4))
             # 1e46: 1/tau rounds to 0 in float32 (tau -> infinity); 1.7e308: 1/tau subnormal
             for tau in (0.5, 1.0, 1e46, 1.7e308):
                 key = f"{np.dtype(dt).name}{shape}tau{tau}"
