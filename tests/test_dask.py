@@ -92,10 +92,19 @@ def _samplers():
     def top_k0(m, x, rng, axis):
         return (m.top_k(x, 0, axis=axis, rng=rng),)
 
-    return {
-        f.__name__: f
-        for f in (soft, soft_tau1, hard, hard_soft, soft_soft, log, categorical, top_k, top_k0)
-    }
+    def conditional(m, x, rng, axis):
+        # the index of the largest logit: a lazy Dask argmax for the Dask call
+        idx = (da if m is gsd else np).argmax(x, axis=axis)
+        return (m.conditional_gumbel(x, idx, axis=axis, rng=rng),)
+
+    def conditional_np_index(m, x, rng, axis):
+        # a NumPy index (checked at call time) with Dask logits
+        idx = np.argmax(np.asarray(x), axis=axis)
+        return (m.conditional_gumbel(x, idx, axis=axis, rng=rng),)
+
+    fns = (soft, soft_tau1, hard, hard_soft, soft_soft, log, categorical, top_k, top_k0)
+    fns += (conditional, conditional_np_index)
+    return {f.__name__: f for f in fns}
 
 
 SAMPLERS = _samplers()
@@ -405,6 +414,10 @@ BAD = [
     ("top_k", (X, -1), {}),
     ("top_k", (X, 1.0), {}),
     ("top_k", (X, True), {}),
+    ("conditional_gumbel", (X, np.zeros(4)), {}),
+    ("conditional_gumbel", (X, np.zeros(3, int)), {}),
+    ("conditional_gumbel", (X, np.zeros(4, int)), {"axis": 2}),
+    ("conditional_gumbel", (X.astype(complex), np.zeros(4, int)), {}),
     ("gumbel", ((),), {}),
     ("gumbel", ((3, -1),), {}),
     ("gumbel", ("a",), {}),
@@ -447,6 +460,24 @@ def test_errors_raise_eagerly_as_numpy(fn, args, kwargs):
             getattr(gsd, fn)(*call_args, **kwargs)
         assert str(err.value) == str(np_err.value)
     assert rng.counter == 0  # a failing call reserves nothing
+
+
+def test_conditional_index_values():
+    """An index out of range or at a -inf logit: with NumPy logits and index the Dask
+    call raises at call time as NumPy does, reserving nothing; with a Dask index, the
+    NumPy call inside the block raises from compute."""
+    x = np.where(np.arange(3) == 1, -np.inf, X)
+    for bad, exc in (([0, 3, 0, 0], IndexError), ([0, 1, 0, 0], ValueError)):
+        with pytest.raises(exc) as np_err:
+            gs.conditional_gumbel(x, bad)
+        rng = gs.Philox(1)
+        with pytest.raises(exc) as err:
+            gsd.conditional_gumbel(x, bad, rng=rng)
+        assert str(err.value) == str(np_err.value) and rng.counter == 0
+        lazy = gsd.conditional_gumbel(x, da.from_array(np.array(bad), chunks=2), rng=rng)
+        assert rng.counter == 4
+        with pytest.raises(exc):
+            compute(lazy)
 
 
 def test_unknown_chunks_raise():

@@ -103,6 +103,19 @@ def _sample_run(kind, xr, tr, k, hard, pair, rng, ym, idx):
     return None
 
 
+def conditional_block(x, idx, *, axis, seed, counter, out_dtype, block_info=None):
+    """One block of conditional_gumbel: idx has length 1 along axis."""
+    runs = _block_runs(block_info[0], axis, x.ndim)
+    xm = np.moveaxis(x, axis, -1)
+    im = np.moveaxis(idx, axis, -1)[..., 0]
+    z = np.empty(x.shape, out_dtype)
+    zm = np.moveaxis(z, axis, -1)
+    for i, row in runs:
+        rng = Philox(seed, counter=counter + row)
+        _api.conditional_gumbel(xm[i], im[i], rng=rng, out=zm[i])
+    return z
+
+
 def bernoulli_block(
     x, *tau_block, tau, hard, return_soft, seed, counter, out_dtype, block_info=None
 ):

@@ -8,7 +8,8 @@
 True
 
 Functions: :func:`gumbel_softmax`, :func:`log_gumbel_softmax`, :func:`categorical`,
-:func:`top_k`, :func:`relaxed_bernoulli`, :func:`gumbel`, :func:`logistic`,
+:func:`top_k`, :func:`conditional_gumbel`, :func:`relaxed_bernoulli`, :func:`gumbel`,
+:func:`logistic`,
 :func:`gumbel_softmax_backward` and :func:`relaxed_bernoulli_backward`.  They take Dask
 arrays (NumPy arrays and array-likes are converted with ``dask.array.asarray``) and
 return lazy Dask arrays.  This module needs Dask (``pip install
@@ -42,7 +43,10 @@ Choices, for whoever needs to rely on them:
   result twice gives the same bits.
 - **Eager validation.**  Dtype, shape, ``axis``, ``k``, scalar ``tau`` and ``rng`` are
   checked at call time, with the NumPy API's exception types and messages, and nothing is
-  reserved from ``rng`` when a check fails.  Shapes and chunk sizes must be known (no
+  reserved from ``rng`` when a check fails.  So is the ``index`` of
+  :func:`conditional_gumbel` (dtype and shape; its values too when it and ``logits`` are
+  NumPy arrays; the values of a Dask index or against Dask logits only when the blocks
+  run, as for a Dask ``tau``).  Shapes and chunk sizes must be known (no
   NaN chunks: call ``compute_chunk_sizes()`` first).
 - **Dtypes** follow the NumPy API: float32 and float64 stay, integer and bool become
   float64, float16 (and bfloat16 with ``ml_dtypes``) are computed on the float32 stream
@@ -86,6 +90,7 @@ from ._dask_blocks import (
     backward_block,
     bernoulli_backward_block,
     bernoulli_block,
+    conditional_block,
     noise_block,
     sample_block,
 )
@@ -100,6 +105,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "categorical",
+    "conditional_gumbel",
     "gumbel",
     "gumbel_softmax",
     "gumbel_softmax_backward",
@@ -401,6 +407,58 @@ def top_k(logits: _ArrayIn, k: SupportsIndex, *, axis: Axis = -1, rng: RngLike =
     chunk), chunked as ``logits`` along the batch dimensions."""
     k = _args.as_index(k, "k")
     return _sampler("top_k", logits, None, False, False, k, axis, rng)
+
+
+def _conditional_index(index, logits, x, axis):
+    """conditional_gumbel's index as a Dask array of the batch shape, chunked as x's
+    batch dimensions, after the NumPy API's checks (all of them when logits and index
+    are NumPy arrays; dtype and shape otherwise)."""
+    from . import _ops
+
+    if isinstance(index, da.Array):
+        if index.dtype.kind not in "iu":
+            raise TypeError(f"index must be an integer array, got dtype {index.dtype}")
+        batch = _batch(x.shape, axis)
+        if index.shape != batch:
+            raise ValueError(
+                f"index must have shape {batch} (logits' shape without axis {axis}), "
+                f"got {index.shape}"
+            )
+        _check_known(index, "index")
+        idx = index.astype(np.int64)
+    else:
+        probe = np.broadcast_to(np.zeros((), np.float32), x.shape)  # every logit finite
+        if not isinstance(logits, da.Array):
+            probe = _args.as_float_array(logits, "logits", half=True)[0]
+        idx = da.from_array(_ops.conditional_index(index, probe, axis), chunks=-1)
+    return _broadcast_chunked(idx, idx.shape, _batch(x.chunks, axis))
+
+
+def conditional_gumbel(
+    logits: _ArrayIn, index: _ArrayIn, *, axis: Axis = -1, rng: RngLike = None
+) -> da.Array:
+    """Lazy :func:`gumbel_softmax.conditional_gumbel`: ``z`` of ``logits``' shape, given
+    its argmax ``index`` along ``axis`` (NumPy or Dask, the batch shape).  ``index`` is
+    chunked like the batch dimensions of ``logits``; an index at a ``-inf`` logit raises
+    at call time when both are NumPy arrays, else from ``compute``."""
+    x, dtype, axis = _setup(logits, axis)
+    x = _one_chunk(x, axis)
+    idx = da.expand_dims(_conditional_index(index, logits, x, axis), axis)
+    seed, counter = _rng_state(rng, math.prod(_batch(x.shape, axis)))
+    token = tokenize(x.name, idx.name, axis, seed, counter, str(dtype))
+    return da.map_blocks(
+        conditional_block,
+        x,
+        idx,
+        name=f"gumbel_softmax-conditional_gumbel-{token}",
+        dtype=dtype,
+        chunks=x.chunks,
+        meta=np.empty((0,) * x.ndim, dtype),
+        axis=axis,
+        seed=seed,
+        counter=counter,
+        out_dtype=dtype,
+    )
 
 
 @overload

@@ -100,6 +100,7 @@ def dask_api() -> None:
     assert_type(gsd.log_gumbel_softmax(np.zeros((2, 3)), rng=1), da.Array)
     assert_type(gsd.categorical(x, rng=1), da.Array)
     assert_type(gsd.top_k(x, 2, rng=1), da.Array)
+    assert_type(gsd.conditional_gumbel(x, np.zeros(8, np.int64), rng=1), da.Array)
     assert_type(gsd.relaxed_bernoulli(x, rng=1), da.Array)
     assert_type(gsd.gumbel((8, 3), chunks=4, rng=1), da.Array)
     assert_type(gsd.logistic(5, rng=1), da.Array)
