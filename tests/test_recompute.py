@@ -69,6 +69,47 @@ def _rng_pair(kind, seed, p):
     raise ValueError(kind)
 
 
+# ------------------------------------------- the decoupled-temperature recipe
+# docs/user-guide.md, "Recipe: decoupled straight-through temperatures": the forward
+# at tau_f (hard or soft), the backward's soft sample at tau_b, by recomputing with
+# the forward's state.  The result must be J(softmax((x + g) / tau_b)) grad / tau_b
+# with g = gs.gumbel at the forward's state, J(p) = diag(p) - p p^T, in float64.
+@pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
+@pytest.mark.parametrize("hard", [False, True])
+@pytest.mark.parametrize(
+    "tau_f, tau_b", [(1.0, 0.5), (0.1, 2.0), (0.5, "per_row")], ids=["1-0.5", "0.1-2", "rows"]
+)
+def test_decoupled_tau_recipe(dtype, hard, tau_f, tau_b):
+    x = random_logits((12, 9), dtype, seed=3)
+    grad = random_logits((12, 9), dtype, seed=4)
+    if tau_b == "per_row":
+        tau_b = np.resize([0.3, 1.0, 4.0], 12)
+    rng = gs.Philox(17, counter=2**32 - 5)
+    state = copy.copy(rng)  # the forward's state, kept for the backward
+    y, y_soft = gs.gumbel_softmax(x, tau_f, hard=hard, rng=rng, return_soft=True)
+    got = gs.gumbel_softmax_backward(grad, logits=x, tau=tau_b, rng=state)
+    assert state.counter == 2**32 - 5  # the backward draws nothing
+    g = gs.gumbel(x.shape, dtype=dtype, rng=gs.Philox(17, counter=2**32 - 5))
+    tb = np.reshape(tau_b, (-1, 1)) if np.ndim(tau_b) else tau_b
+    p = np.exp(
+        (x.astype(np.float64) + g) / tb - np.max((x.astype(np.float64) + g) / tb, -1, keepdims=True)
+    )
+    p /= p.sum(-1, keepdims=True)
+    gd = grad.astype(np.float64)
+    jvp = p * gd - p * np.sum(p * gd, -1, keepdims=True)  # J(p) grad, J symmetric
+    ref = jvp / tb
+    # the backward's tolerance (bwd_tol) plus the soft sample's at tau_b (fwd_rtol)
+    eps = np.finfo(dtype).eps
+    vmax = np.abs(x.astype(np.float64) + g).max()
+    rtol_p = 8 * eps * (1 + vmax / np.min(tau_b)) + 4 * 3 * eps
+    scale = p * (np.abs(gd) + np.sum(np.abs(p * gd), -1, keepdims=True)) / tb
+    assert np.all(np.abs(got - ref) <= (rtol_p + 16 * eps) * 2 * scale + 1e-30)
+    # the forward was at tau_f: its soft sample differs from the backward's (tau_f != tau_b)
+    assert not np.allclose(y_soft, p, atol=1e-3)
+    if hard:
+        assert np.array_equal(y.argmax(-1), p.argmax(-1))  # the same noise, any tau
+
+
 @pytest.mark.parametrize("rng_kind", ["philox", "int", "generator"])
 @pytest.mark.parametrize("case", list(CASES))
 @pytest.mark.parametrize("hard", [False, True])
