@@ -54,6 +54,9 @@ from pathlib import Path
 import gumbel_softmax as gs
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import vae_estimators as est_mod  # noqa: E402  (examples/vae_estimators.py)
+
 N_VARS = 20  # categorical latent variables
 N_CATS = 10  # categories per variable
 N_PIXELS = 64
@@ -202,10 +205,14 @@ def forward(params, x, tau, hard, rng):
     x : ndarray, shape (B, 64)
     tau : float
         Temperature.
-    hard : bool
-        Straight-through: the decoder gets exact one-hots.
-    rng : gs.Philox, int or numpy.random.Generator
-        Gumbel noise, as for ``gs.gumbel_softmax`` (a ``Philox`` is advanced by B * 20 rows).
+    hard : bool, str or vae_estimators.Estimator
+        The latent layer's estimator: ``False`` (or ``"soft"``) the relaxed sample,
+        ``True`` (or ``"st"``) straight-through Gumbel-Softmax (the decoder gets exact
+        one-hots), ``"gumbel-rao"`` or ``"reinmax"`` (one-hots too, other gradients;
+        ``Estimator("gumbel-rao", samples=K)`` for K draws).
+    rng : gs.Philox
+        Gumbel noise, as for ``gs.gumbel_softmax`` (advanced by B * 20 rows; Gumbel-Rao's
+        backward draws B * 20 * K more).
 
     Returns
     -------
@@ -213,23 +220,26 @@ def forward(params, x, tau, hard, rng):
         Mean over the batch of BCE (summed over pixels) + KL (summed over variables).
     cache : tuple
     """
+    est = est_mod.as_estimator(hard)
     h1, logits = encode(params, x)
-    y, y_soft = gs.gumbel_softmax(logits, tau, hard=hard, rng=rng, return_soft=True)
+    y, latent = est_mod.latent_forward(est, logits, tau, rng)
     z = y.reshape(len(x), N_VARS * N_CATS)
     h2, pixel_logits = decode(params, z)
     kl, q, log_q = kl_uniform(logits)
     loss = float(np.mean(bce_with_logits(pixel_logits, x) + kl))
-    return loss, (x, h1, q, log_q, y_soft, z, h2, pixel_logits, tau)
+    return loss, (x, h1, q, log_q, est, latent, z, h2, pixel_logits)
 
 
 def backward(params, cache):
     """Gradients of :func:`forward`'s loss with respect to every parameter.
 
-    The latent layer's gradient is ``gs.gumbel_softmax_backward`` of the soft sample, for
-    ``hard=True`` too (straight-through: the decoder's gradient at the one-hot is passed
-    to the logits as if it were the gradient at the soft sample).
+    The latent layer's gradient is the estimator's (``vae_estimators.latent_backward``):
+    ``gs.gumbel_softmax_backward`` of the soft sample for the relaxed sample and for
+    straight-through (the decoder's gradient at the one-hot is passed to the logits as
+    if it were the gradient at the soft sample), ``gs.gumbel_rao_backward`` or
+    ``gs.reinmax_backward`` for the others.
     """
-    x, h1, q, log_q, y_soft, z, h2, pixel_logits, tau = cache
+    x, h1, q, log_q, est, latent, z, h2, pixel_logits = cache
     n = len(x)
     grads = {}
     # d/dl of softplus(l) - x l is sigmoid(l) - x; stable sigmoid via tanh
@@ -240,8 +250,8 @@ def backward(params, cache):
     d_h2 *= h2 > 0
     grads["W3"] = z.T @ d_h2
     grads["b3"] = d_h2.sum(axis=0)
-    d_z = (d_h2 @ params["W3"].T).reshape(y_soft.shape)
-    d_logits = gs.gumbel_softmax_backward(d_z, y_soft, tau)
+    d_z = (d_h2 @ params["W3"].T).reshape(q.shape)
+    d_logits = est_mod.latent_backward(est, d_z, latent)
     # KL: d/dl_j sum_k q_k log q_k = q_j (log q_j - sum_k q_k log q_k)
     d_logits += q * (log_q - (q * log_q).sum(axis=-1, keepdims=True)) / n
     d_logits = d_logits.reshape(n, N_VARS * N_CATS)
@@ -328,6 +338,7 @@ def train_numpy(
     noise_seed=0,
     eval_seed=12345,
     verbose=True,
+    checkpoint=None,
 ):
     """Train the VAE in NumPy; ``params`` is updated in place.
 
@@ -336,8 +347,9 @@ def train_numpy(
     params : dict of ndarray
         Initial weights (:func:`init_params`).
     x_train, x_test : ndarray, shape (n, 64)
-    hard : bool
-        Straight-through Gumbel-Softmax instead of the relaxed sample.
+    hard : bool, str or vae_estimators.Estimator
+        The latent layer's estimator (see :func:`forward`); ``True``: straight-through
+        Gumbel-Softmax instead of the relaxed sample.
     taus : sequence of float
         Temperature of each optimiser step (:func:`tau_schedule`), at least as many as
         the steps of ``orders``.
@@ -352,6 +364,9 @@ def train_numpy(
         Noise seed of every evaluation.
     verbose : bool
         Print one line per epoch.
+    checkpoint : callable, optional
+        ``checkpoint(epoch, params, tau)`` before training (epoch 0, ``taus[0]``) and
+        after every epoch (at its last temperature), outside the timed steps.
 
     Returns
     -------
@@ -369,6 +384,8 @@ def train_numpy(
         evaluate(params, x_test, taus[0], hard, eval_seed),
     )
     step = 0
+    if checkpoint is not None:
+        checkpoint(0, params, float(taus[0]))
     for epoch, order in enumerate(orders, start=1):
         total = 0.0
         t0 = time.perf_counter()
@@ -384,11 +401,33 @@ def train_numpy(
         hist["tau"].append(tau)
         hist["test"].append(evaluate(params, x_test, tau, hard, eval_seed))
         _log_epoch("ours", epoch, hist, verbose)
+        if checkpoint is not None:
+            checkpoint(epoch, params, tau)
     return hist
 
 
 # --------------------------------------------------------------------------------------
 # The same model in PyTorch
+
+
+def neg_elbo_torch(p, x, tau, hard, generator=None, use_package=True):
+    """The -ELBO of minibatch ``x`` (a tensor) in PyTorch, ``p`` a dict of tensors; the
+    latent layer of estimator ``hard`` (as in :func:`forward`) as PyTorch code writes it
+    (``vae_estimators.latent_torch``: ``F.gumbel_softmax`` for soft and straight-through,
+    the papers' Gumbel-Rao and ReinMax)."""
+    import torch
+    import torch.nn.functional as F
+
+    est = est_mod.as_estimator(hard)
+    h1 = torch.relu(x @ p["W1"] + p["b1"])
+    logits = (h1 @ p["W2"] + p["b2"]).reshape(len(x), N_VARS, N_CATS)
+    y = est_mod.latent_torch(est, logits, tau, generator, use_package)
+    h2 = torch.relu(y.reshape(len(x), N_VARS * N_CATS) @ p["W3"] + p["b3"])
+    pix = h2 @ p["W4"] + p["b4"]
+    bce = F.binary_cross_entropy_with_logits(pix, x, reduction="none").sum(-1)
+    log_q = F.log_softmax(logits, dim=-1)
+    kl = (log_q.exp() * log_q).sum((-2, -1)) + N_VARS * math.log(N_CATS)
+    return (bce + kl).mean()
 
 
 def train_torch(
@@ -405,15 +444,17 @@ def train_torch(
     eval_seed=12345,
     verbose=True,
     num_threads=None,
+    checkpoint=None,
 ):
-    """Train the same VAE in PyTorch (autograd, ``F.gumbel_softmax``, ``torch.optim.Adam``).
+    """Train the same VAE in PyTorch (autograd, :func:`neg_elbo_torch`, ``torch.optim.Adam``).
 
     Parameters are those of :func:`train_numpy`; ``params`` (NumPy arrays) is copied, not
     modified, and the tensors keep its dtype. The training noise comes from
     ``torch.manual_seed(noise_seed)``; each evaluation draws with ``torch.manual_seed
     (eval_seed)`` inside ``torch.random.fork_rng``, leaving the training stream alone.
     ``num_threads`` sets ``torch.set_num_threads`` for the run (restored afterwards);
-    ``None`` takes ``gs.get_num_threads()``.
+    ``None`` takes ``gs.get_num_threads()``.  ``checkpoint(epoch, params, tau)`` gets the
+    weights as NumPy arrays.
 
     Returns
     -------
@@ -421,23 +462,14 @@ def train_torch(
         As :func:`train_numpy`, plus ``params``: the trained weights as NumPy arrays.
     """
     import torch
-    import torch.nn.functional as F
-
-    def neg_elbo(p, x, tau):
-        h1 = torch.relu(x @ p["W1"] + p["b1"])
-        logits = (h1 @ p["W2"] + p["b2"]).reshape(len(x), N_VARS, N_CATS)
-        y = F.gumbel_softmax(logits, tau=tau, hard=hard, dim=-1)
-        h2 = torch.relu(y.reshape(len(x), N_VARS * N_CATS) @ p["W3"] + p["b3"])
-        pix = h2 @ p["W4"] + p["b4"]
-        bce = F.binary_cross_entropy_with_logits(pix, x, reduction="none").sum(-1)
-        log_q = F.log_softmax(logits, dim=-1)
-        kl = (log_q.exp() * log_q).sum((-2, -1)) + N_VARS * math.log(N_CATS)
-        return (bce + kl).mean()
 
     def evaluate_t(p, x, tau):
         with torch.no_grad(), torch.random.fork_rng():
             torch.manual_seed(eval_seed)
-            return float(neg_elbo(p, x, tau))
+            return float(neg_elbo_torch(p, x, tau, hard))
+
+    def as_numpy(p):
+        return {k: v.detach().numpy().copy() for k, v in p.items()}
 
     old_threads = torch.get_num_threads()
     torch.set_num_threads(num_threads or gs.get_num_threads())
@@ -449,6 +481,9 @@ def train_torch(
         hist = _new_history(
             float(taus[0]), evaluate_t(p, xtr, float(taus[0])), evaluate_t(p, xte, float(taus[0]))
         )
+        if checkpoint is not None:
+            with torch.random.fork_rng():
+                checkpoint(0, as_numpy(p), float(taus[0]))
         step = 0
         for epoch, order in enumerate(orders, start=1):
             total = 0.0
@@ -456,7 +491,7 @@ def train_torch(
             for start in range(0, len(order), batch_size):
                 xb = xtr[torch.from_numpy(order[start : start + batch_size])]
                 opt.zero_grad(set_to_none=True)
-                loss = neg_elbo(p, xb, float(taus[step]))
+                loss = neg_elbo_torch(p, xb, float(taus[step]), hard)
                 loss.backward()
                 opt.step()
                 total += loss.detach().item() * len(xb)
@@ -467,7 +502,10 @@ def train_torch(
             hist["tau"].append(tau)
             hist["test"].append(evaluate_t(p, xte, tau))
             _log_epoch("torch", epoch, hist, verbose)
-        hist["params"] = {k: v.detach().numpy().copy() for k, v in p.items()}
+            if checkpoint is not None:
+                with torch.random.fork_rng():
+                    checkpoint(epoch, as_numpy(p), tau)
+        hist["params"] = as_numpy(p)
     finally:
         torch.set_num_threads(old_threads)
     return hist
@@ -638,6 +676,41 @@ def main(argv=None):
         "a 100 x 200 minibatch gains nothing from more; 0 keeps each "
         "library's own setting and gives PyTorch our kernels' count)",
     )
+    ap.add_argument(
+        "--estimator",
+        nargs="+",
+        choices=("st", "gumbel-rao", "reinmax"),
+        help="train with these gradient estimators of the one-hot sample instead of "
+        "--mode: straight-through Gumbel-Softmax, Gumbel-Rao (GR-MCk, one run per "
+        "--samples) or ReinMax; ours and PyTorch's, with the variance table",
+    )
+    ap.add_argument(
+        "--samples",
+        nargs="+",
+        type=int,
+        default=[10],
+        help="K of Gumbel-Rao, one run each (default 10)",
+    )
+    ap.add_argument(
+        "--reinmax-tau",
+        type=float,
+        default=1.0,
+        help="ReinMax's temperature, constant (>= 1; default 1)",
+    )
+    ap.add_argument(
+        "--variance-draws",
+        type=int,
+        default=100,
+        help="with --estimator: encoder gradients drawn at fixed weights at the start, "
+        "middle and end of each run, for their variance (default 100; 0: none)",
+    )
+    ap.add_argument(
+        "--variance-batch",
+        type=int,
+        default=100,
+        help="the minibatch of the variance: the first N training images (default 100)",
+    )
+    ap.add_argument("--no-reinmax-package", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--no-torch", action="store_true", help="skip the PyTorch run")
     ap.add_argument("--json", metavar="PATH", help="write the curves and timings as JSON")
     ap.add_argument("--plot", metavar="PATH", help="save the -ELBO curves (needs matplotlib)")
@@ -647,8 +720,10 @@ def main(argv=None):
         ap.error("--epochs and --batch-size must be >= 1")
     if args.threads < 0:
         ap.error("--threads must be >= 0")
+    if any(k < 1 for k in args.samples) or args.reinmax_tau < 1 or args.variance_draws < 0:
+        ap.error("--samples must be >= 1, --reinmax-tau >= 1, --variance-draws >= 0")
     with thread_limits(args.threads):
-        return _run(args)
+        return _run_estimators(args) if args.estimator else _run(args)
 
 
 def _run(args):
@@ -727,6 +802,172 @@ def _run(args):
         _plot(results, args.plot)
         print(f"wrote {args.plot}")
     return results
+
+
+# --------------------------------------------------------------------------------------
+# --estimator: straight-through, Gumbel-Rao and ReinMax, ours and PyTorch's
+
+
+def _estimator_runs(args):
+    """(Estimator, taus) of each run: ST and Gumbel-Rao on the annealed schedule,
+    ReinMax at its constant temperature (>= 1)."""
+    runs = []
+    for name in dict.fromkeys(args.estimator):
+        if name == "gumbel-rao":
+            runs += [est_mod.Estimator(name, k) for k in dict.fromkeys(args.samples)]
+        else:
+            runs.append(est_mod.Estimator(name))
+    return runs
+
+
+def _variance_recorder(out, x_var, est, draws, epochs, impl, use_package, cross=None):
+    """A checkpoint callback: at epochs 0, epochs // 2 and epochs, the variance of
+    ``est``'s encoder gradient (``impl`` ours or torch) at the current weights; with
+    ``cross`` (a list of estimators) also ours for each of those, into ``out``."""
+    this = sys.modules[__name__]
+    marks = est_mod.checkpoint_epochs(epochs)
+
+    def record(epoch, params, tau):
+        if epoch not in marks or not draws:
+            return
+        if impl == "ours":
+            g = est_mod.encoder_gradients(this, params, x_var, tau, est, draws)
+        else:
+            g = est_mod.encoder_gradients_torch(
+                this, params, x_var, tau, est, draws, 2024, use_package
+            )
+        out.setdefault("variance", []).append(
+            {"epoch": epoch, "tau": tau, **est_mod.variance_summary(g)}
+        )
+        for other in cross or ():
+            # at these weights, the other estimators' variance (ours), each at its own tau
+            t = 1.0 if other.name == "reinmax" else tau
+            v = est_mod.variance_summary(
+                est_mod.encoder_gradients(this, params, x_var, t, other, draws)
+            )
+            out.setdefault("cross", {}).setdefault(other.label, []).append(
+                {"epoch": epoch, "tau": t, **v}
+            )
+
+    return record
+
+
+def _run_estimators(args):
+    """Train every requested estimator with both implementations; variance at three
+    checkpoints; print the tables, save JSON."""
+    x_train, x_test = load_data(data_seed=args.data_seed)
+    steps_per_epoch = -(-len(x_train) // args.batch_size)
+    total_steps = args.epochs * steps_per_epoch
+    rate = args.anneal_rate
+    if rate is None:
+        rate = default_anneal_rate(total_steps, args.tau0, args.tau_min)
+    annealed = tau_schedule(total_steps, args.tau0, args.tau_min, rate)
+    orders = batch_orders(len(x_train), args.epochs, args.seed + 1)
+    init = init_params(np.random.default_rng(args.seed))
+    x_var = x_train[: args.variance_batch]
+    use_torch = not args.no_torch and _torch_available()
+    use_package = not args.no_reinmax_package and est_mod.reinmax_package() is not None
+    runs = _estimator_runs(args)
+    print(
+        f"{len(x_train)} training / {len(x_test)} test images; latent {N_VARS} x {N_CATS}; "
+        f"{args.epochs} epochs of {steps_per_epoch} steps; float32; {gs.get_num_threads()} "
+        f"thread(s); estimators {[e.label for e in runs]}; variance over "
+        f"{args.variance_draws} draws on {len(x_var)} images"
+    )
+    results = {
+        "config": {**vars(args), "anneal_rate": rate, "threads": gs.get_num_threads()},
+        "machine": {
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "gumbel_softmax": gs.__version__,
+            "cpu_target": gs.cpu_target(),
+            "reinmax_package": use_package,
+        },
+        "estimators": {},
+    }
+    cross = [e for e in runs]
+    for est in runs:
+        taus = np.full(total_steps, args.reinmax_tau) if est.name == "reinmax" else annealed
+        common = dict(
+            hard=est,
+            taus=taus,
+            orders=orders,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            noise_seed=args.seed,
+            verbose=not args.quiet,
+        )
+        print(f"\n== {est.label} ==")
+        res = {"ours": {}, "torch": {}}
+        rec = _variance_recorder(
+            res["ours"],
+            x_var,
+            est,
+            args.variance_draws,
+            args.epochs,
+            "ours",
+            use_package,
+            cross if est.name == "st" else None,
+        )
+        res["ours"].update(
+            train_numpy(
+                {k: v.copy() for k, v in init.items()}, x_train, x_test, checkpoint=rec, **common
+            )
+        )
+        if use_torch:
+            import torch
+
+            results["machine"]["torch"] = torch.__version__
+            rec = _variance_recorder(
+                res["torch"], x_var, est, args.variance_draws, args.epochs, "torch", use_package
+            )
+            res["torch"].update(train_torch(init, x_train, x_test, checkpoint=rec, **common))
+            del res["torch"]["params"]
+        results["estimators"][est.label] = res
+    results["tables"] = _estimator_tables(results)
+    print("\n" + results["tables"])
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
+        print(f"wrote {args.json}")
+    return results
+
+
+def _estimator_tables(results):
+    """Markdown: the -ELBO / time table, the variance table (each run's own weights) and
+    the variance of every estimator at the straight-through run's weights."""
+    lines = [
+        "| estimator | ours test -ELBO | torch test -ELBO | ours s/epoch | torch s/epoch |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    var_lines = [
+        "| estimator | impl | start | middle | end |",
+        "|---|---|---:|---:|---:|",
+    ]
+    cross = None
+    for label, res in results["estimators"].items():
+        cells = []
+        for impl in ("ours", "torch"):
+            h = res.get(impl) or {}
+            cells.append(f"{h['test'][-1]:.3f}" if h.get("test") else "-")
+        for impl in ("ours", "torch"):
+            h = res.get(impl) or {}
+            cells.append(f"{np.mean(h['seconds']):.4f}" if h.get("seconds") else "-")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        for impl in ("ours", "torch"):
+            v = (res.get(impl) or {}).get("variance")
+            if v:
+                vals = " | ".join(f"{c['total_variance']:.4g}" for c in v)
+                var_lines.append(f"| {label} | {impl} | {vals} |")
+        cross = cross or res["ours"].get("cross")
+    out = "\n".join(lines) + "\n\n" + "\n".join(var_lines)
+    if cross:
+        cl = ["| estimator (ours) | start | middle | end |", "|---|---:|---:|---:|"]
+        for label, v in cross.items():
+            cl.append(f"| {label} | " + " | ".join(f"{c['total_variance']:.4g}" for c in v) + " |")
+        out += "\n\n" + "\n".join(cl)
+    return out
 
 
 if __name__ == "__main__":

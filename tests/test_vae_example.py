@@ -274,3 +274,110 @@ def test_numpy_and_torch_trainers_agree(vae, data, one_thread, hard):
     drop = ours["init_test"] - ours["test"][-1]
     assert drop > 0.3 * ours["init_test"]  # far more than the 3 % allowed between them
     assert theirs["init_test"] - theirs["test"][-1] > 0.3 * theirs["init_test"]
+
+
+# --------------------------------------------------------------------------------------
+# Estimators (issue 16, point 6): straight-through, Gumbel-Rao and ReinMax, ours and
+# the PyTorch implementations written from the papers (examples/vae_estimators.py)
+
+ESTIMATORS = EXAMPLE.parent / "vae_estimators.py"
+
+
+@pytest.fixture(scope="module")
+def est(vae):
+    """examples/vae_estimators.py (imported by the example itself)."""
+    import sys
+
+    return sys.modules["vae_estimators"]
+
+
+def _jvp(p, v):
+    """J(p) v along the last axis, J(p) = diag(p) - p p^T (float64)."""
+    return p * v - p * np.sum(p * v, axis=-1, keepdims=True)
+
+
+def _softmax(z):
+    e = np.exp(z - z.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def test_torch_gumbel_rao_is_the_formula(est):
+    """The torch GR-MCk (K conditional draws materialised, the noise held fixed in the
+    softmax) gives (1 / (K tau)) sum_k J(softmax(z_k / tau)) grad on its own draws
+    (float64), its draws have argmax = I, and the forward is the one-hot."""
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed")
+    gen = torch.Generator().manual_seed(3)
+    logits = torch.randn(6, 4, 7, dtype=torch.float64, generator=gen, requires_grad=True)
+    d = est.one_hot_sample_torch(logits, gen)
+    z = est.conditional_gumbel_torch(logits, d, 12, gen)
+    assert torch.equal(z.argmax(-1), d.argmax(-1).expand(12, 6, 4))
+    tau = 0.7
+    y = est.gumbel_rao_surrogate_torch(logits, d, z, tau)
+    assert torch.equal(y, d)
+    grad = torch.randn(6, 4, 7, dtype=torch.float64, generator=gen)
+    (y * grad).sum().backward()
+    zn, gn = z.numpy(), grad.numpy()
+    ref = np.mean([_jvp(_softmax(zk / tau), gn) for zk in zn], axis=0) / tau
+    np.testing.assert_allclose(logits.grad.numpy(), ref, rtol=1e-12, atol=1e-15)
+
+
+def test_torch_reinmax_equals_the_package(est):
+    """ReinMaxTorch (written from the paper) = the ``reinmax`` package on the package's
+    own sample, for the gradients at the sample and at p0 (float64); skipped without
+    the package (pip install reinmax)."""
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed")
+    package = est.reinmax_package()
+    if package is None:
+        pytest.skip("the reinmax package is not installed")
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(5, 3, 6, dtype=torch.float64, generator=gen)
+    gy, gp = (torch.randn(5, 3, 6, dtype=torch.float64, generator=gen) for _ in range(2))
+    for tau in (1.0, 1.7):
+        a = x.clone().requires_grad_(True)
+        y, p = package(a, tau)
+        ((y * gy).sum() + (p * gp).sum()).backward()
+        b = x.clone().requires_grad_(True)
+        y2, p2 = est.reinmax_torch(b, tau, y.detach())
+        assert torch.equal(y2, y) and torch.allclose(p2, p)
+        ((y2 * gy).sum() + (p2 * gp).sum()).backward()
+        # the package subtracts the row mean at the end: a no-op up to rounding (J's rows
+        # sum to 0), so equal within float64 rounding
+        np.testing.assert_allclose(b.grad.numpy(), a.grad.numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_torch_reinmax_is_the_formula(est):
+    """ReinMaxTorch: 2 J(p1) g + J(p0) (g_p - g / 2), p0 = softmax(x), p1 =
+    (softmax(x / tau) + D) / 2, in float64 (no package needed)."""
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed")
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(4, 9, dtype=torch.float64, generator=gen, requires_grad=True)
+    d = est.one_hot_sample_torch(x, gen)
+    g, gp = (torch.randn(4, 9, dtype=torch.float64, generator=gen) for _ in range(2))
+    y, p = est.reinmax_torch(x, 1.5, d)
+    ((y * g).sum() + (p * gp).sum()).backward()
+    xn, dn, gn, gpn = x.detach().numpy(), d.numpy(), g.numpy(), gp.numpy()
+    p0, p1 = _softmax(xn), 0.5 * (_softmax(xn / 1.5) + dn)
+    ref = 2 * _jvp(p1, gn) + _jvp(p0, gpn - gn / 2)
+    np.testing.assert_allclose(x.grad.numpy(), ref, rtol=1e-12, atol=1e-15)
+
+
+def test_variance_machinery(vae, data, est):
+    """encoder_gradients: draws differ (fresh noise), have the encoder's size, are
+    reproducible from the seed; a draw is loss_and_grads' encoder gradient; the
+    summary's total variance is the trace of the sample covariance."""
+    x = data[0][:10]
+    params = vae.init_params(np.random.default_rng(6))
+    st = est.Estimator("st")
+    g = est.encoder_gradients(vae, params, x, 0.8, st, draws=4, seed=9)
+    assert g.shape == (4, sum(params[k].size for k in ENCODER))
+    assert not np.array_equal(g[0], g[1])
+    np.testing.assert_array_equal(g, est.encoder_gradients(vae, params, x, 0.8, st, 4, 9))
+    rng = gs.Philox(9)
+    first = vae.loss_and_grads(params, x, 0.8, st, rng)[1]
+    np.testing.assert_array_equal(g[0], np.concatenate([first[k].reshape(-1) for k in ENCODER]))
+    s = est.variance_summary(g)
+    centred = g - g.mean(axis=0)
+    trace_cov = np.einsum("ij,ij->", centred, centred) / (len(g) - 1)  # trace of np.cov(g.T)
+    assert s["total_variance"] == pytest.approx(trace_cov, rel=1e-9)
+    assert s["draws"] == 4
+    assert est.checkpoint_epochs(300) == [0, 150, 300]
