@@ -710,6 +710,19 @@ def main(argv=None):
         default=100,
         help="the minibatch of the variance: the first N training images (default 100)",
     )
+    ap.add_argument(
+        "--only",
+        choices=("ours", "torch"),
+        help="with --estimator: run one implementation only (to split a long run; "
+        "--merge joins the JSON files)",
+    )
+    ap.add_argument(
+        "--merge",
+        nargs="+",
+        metavar="JSON",
+        help="print (and with --json save) the tables of earlier --estimator runs' JSON "
+        "files together, training nothing",
+    )
     ap.add_argument("--no-reinmax-package", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--no-torch", action="store_true", help="skip the PyTorch run")
     ap.add_argument("--json", metavar="PATH", help="write the curves and timings as JSON")
@@ -722,6 +735,8 @@ def main(argv=None):
         ap.error("--threads must be >= 0")
     if any(k < 1 for k in args.samples) or args.reinmax_tau < 1 or args.variance_draws < 0:
         ap.error("--samples must be >= 1, --reinmax-tau >= 1, --variance-draws >= 0")
+    if args.merge:
+        return _merge(args.merge, args.json)
     with thread_limits(args.threads):
         return _run_estimators(args) if args.estimator else _run(args)
 
@@ -910,12 +925,10 @@ def _run_estimators(args):
             use_package,
             cross if est.name == "st" else None,
         )
-        res["ours"].update(
-            train_numpy(
-                {k: v.copy() for k, v in init.items()}, x_train, x_test, checkpoint=rec, **common
-            )
-        )
-        if use_torch:
+        if args.only != "torch":
+            params = {k: v.copy() for k, v in init.items()}
+            res["ours"].update(train_numpy(params, x_train, x_test, checkpoint=rec, **common))
+        if use_torch and args.only != "ours":
             import torch
 
             results["machine"]["torch"] = torch.__version__
@@ -932,6 +945,29 @@ def _run_estimators(args):
         Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
         print(f"wrote {args.json}")
     return results
+
+
+def _merge(paths, out=None):
+    """The results of several ``--estimator`` runs' JSON files as one (a later file's
+    implementation of an estimator completes an earlier one's); prints the tables."""
+    merged = None
+    for path in paths:
+        res = json.loads(Path(path).read_text())
+        if merged is None:
+            merged = res
+            continue
+        for label, impls in res["estimators"].items():
+            mine = merged["estimators"].setdefault(label, {"ours": {}, "torch": {}})
+            for impl, hist in impls.items():
+                if hist:
+                    mine[impl] = hist
+        merged["machine"].update(res["machine"])
+    merged["tables"] = _estimator_tables(merged)
+    print(merged["tables"])
+    if out:
+        Path(out).write_text(json.dumps(merged, indent=1) + "\n")
+        print(f"wrote {out}")
+    return merged
 
 
 def _estimator_tables(results):
