@@ -385,3 +385,97 @@ def test_bad_shapes_and_axis():
         gsj.gumbel_softmax(0, np.zeros((2, 0), np.float32))
     with pytest.raises(TypeError, match="hard"):
         jax.jit(lambda h: gsj.gumbel_softmax(0, x, hard=h))(True)
+
+
+# ---------------------------------------------------------------------------------------
+# The two ways the kernels run under jit: XLA FFI custom calls (builds with jaxlib's
+# headers, gsj.uses_ffi()) and jax.pure_callback (the fallback).  Same bits.
+
+
+@pytest.fixture
+def callback_path(monkeypatch):
+    """The pure_callback fallback for one test, in a build that has the FFI handlers too."""
+    monkeypatch.setattr(gsj, "_FFI_TARGETS", None)
+    assert not gsj.uses_ffi()
+
+
+def test_uses_ffi_exactly_when_the_build_has_the_handlers():
+    from gumbel_softmax import _core
+
+    assert gsj.uses_ffi() == hasattr(_core, "_xla_ffi")
+
+
+def _paths_outputs(x, w, tau, hard, axis, key):
+    """Forward, gradients (logits, traced tau) and vmap over keys, jitted."""
+
+    def loss(x, t):
+        return (w * gsj.gumbel_softmax(key, x, t, hard=hard, axis=axis)).sum()
+
+    y = jax.jit(gsj.gumbel_softmax, static_argnames=("hard", "axis"))(key, x, tau, hard, axis)
+    gx, gt = jax.jit(jax.grad(loss, argnums=(0, 1)))(x, jnp.float32(tau))
+    keys = jax.random.split(jax.random.PRNGKey(7), 5)
+    v = jax.jit(jax.vmap(lambda k: gsj.gumbel_softmax(k, x, tau, hard=hard, axis=axis)))(keys)
+    return y, gx, gt, v
+
+
+@pytest.mark.parametrize(
+    "shape,axis,hard,dtype",
+    [
+        ((64, 10), -1, False, np.float32),
+        ((3, 7, 5), 1, True, np.float32),
+        ((2, 33), -1, True, jnp.bfloat16),
+        ((5, 4), 0, False, jnp.float16),
+    ],
+)
+def test_ffi_and_callback_paths_agree(monkeypatch, shape, axis, hard, dtype):
+    x = jnp.asarray(_normal(shape)).astype(dtype)
+    w = jnp.asarray(_normal(shape, seed=2)).astype(dtype)
+    first = _paths_outputs(x, w, 0.7, hard, axis, jax.random.PRNGKey(3))
+    monkeypatch.setattr(gsj, "_FFI_TARGETS", None if gsj.uses_ffi() else gsj._FFI_TARGETS)
+    second = _paths_outputs(x, w, 0.7, hard, axis, jax.random.PRNGKey(3))
+    y, gx, gt, v = first
+    assert same_bits(y, second[0]) and same_bits(gx, second[1]) and same_bits(v, second[3])
+    # the tau gradient: float64 sums in both, of float64 (FFI) or float32 (callback) logs,
+    # and for half dtypes of the float32 (FFI) or the rounded (callback) grad_logits
+    rtol = 1e-5 if dtype == np.float32 else 4 * float(jnp.finfo(dtype).eps)
+    np.testing.assert_allclose(float(gt), float(second[2]), rtol=rtol, atol=1e-6)
+    assert same_bits(y, _ref(np.asarray(x), 0.7, 3, hard=hard, axis=axis))
+
+
+def test_callback_path_still_matches_numpy(callback_path):
+    x, w = _normal((6, 9)), _normal((6, 9), seed=1)
+    y = _jit(5, x, 0.5, True)
+    assert same_bits(y, _ref(x, 0.5, 5, hard=True))
+    g = jax.jit(jax.grad(lambda x: (w * gsj.gumbel_softmax(5, x, 0.5, hard=True)).sum()))(x)
+    assert same_bits(g, _ref_grad(w, x, 0.5, 5, hard=True))
+
+
+def test_nested_vmap_over_keys_and_taus_equals_separate_calls():
+    """vmap of vmap: every batch element is one call with its own key and tau."""
+    x = _normal((3, 6))
+    keys = jax.random.split(jax.random.PRNGKey(1), 6).reshape(2, 3, 2)
+    taus = jnp.array([0.5, 2.0])
+    f = jax.jit(
+        jax.vmap(lambda ks, t: jax.vmap(lambda k: gsj.gumbel_softmax(k, x, t))(ks), in_axes=(0, 0))
+    )
+    out = f(keys, taus)
+    for i in range(2):
+        for j in range(3):
+            assert same_bits(out[i, j], _ref(x, float(taus[i]), gsj.seed_of(keys[i, j])))
+
+
+def test_bad_traced_tau_prints_nothing(capfd):
+    """The error is a clean JaxRuntimeError naming tau: no callback traceback on stderr
+    (with the FFI handlers; the pure_callback fallback lets JAX log the callback's)."""
+    if not gsj.uses_ffi():
+        pytest.skip("this build runs jax.pure_callback (no XLA FFI handlers)")
+    f = jax.jit(lambda t: gsj.gumbel_softmax(0, jnp.zeros((2, 3)), t))
+    capfd.readouterr()
+    with pytest.raises(
+        jax.errors.JaxRuntimeError, match=r"tau must be positive and finite, got -1\.0\n"
+    ):
+        f(-1.0).block_until_ready()
+    with pytest.raises(jax.errors.JaxRuntimeError, match="got nan"):
+        f(jnp.nan).block_until_ready()
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""

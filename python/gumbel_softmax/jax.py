@@ -1,4 +1,4 @@
-"""Gumbel-Softmax for JAX: the package's CPU kernels behind ``jax.pure_callback``.
+"""Gumbel-Softmax for JAX: the package's CPU kernels as XLA custom calls (or callbacks).
 
 >>> import jax, jax.numpy as jnp
 >>> import gumbel_softmax.jax as gsj
@@ -14,11 +14,20 @@ under ``jax.jit``, ``jax.grad`` (reverse mode: ``jax.custom_vjp``) and ``jax.vma
 needs JAX (``pip install 'gumbel-softmax[jax]'``); ``import gumbel_softmax`` alone never
 imports JAX.
 
+How the kernels run: a build made where jaxlib is installed (``pip install
+--no-build-isolation .`` in an environment with JAX and the build tools; CMake's
+``GUMBEL_SOFTMAX_XLA_FFI``, see docs/building.md) has XLA FFI handlers, and every call is
+then an XLA custom call (``jax.ffi.ffi_call``) that runs the kernels on XLA's buffers,
+with no Python in between: a jitted (64, 10) sample costs about what a pure-JAX one
+does.  Other builds (an isolated ``pip install .``, the wheels) run the same kernels in
+``jax.pure_callback``, which costs tens of microseconds of Python per call.
+``uses_ffi()`` says which; the results are the same bits either way.
+
 Choices, for whoever needs to rely on them:
 
 - **Samples.**  The result is bitwise ``gs.gumbel_softmax(np.asarray(logits), tau,
   hard=hard, axis=axis, rng=gs.Philox(seed))`` (counter 0), eagerly and under ``jit``:
-  the forward pass *is* that call, run on the host in a ``jax.pure_callback``.
+  the forward pass runs that call's kernel (in the custom call or the callback).
   ``logits`` are taken as ``jnp.asarray(logits)`` (so a float64 NumPy array is float32
   unless ``jax_enable_x64`` is on).
 - **Key to seed.**  ``key_or_seed`` is one of
@@ -37,11 +46,12 @@ Choices, for whoever needs to rely on them:
   the callback: a negative one raises there (see *Errors*).  An int passed to a
   ``jit``-ed function as an argument is traced by JAX as int32 (JAX refuses ints
   ``>= 2**31`` there): pass a key, or make the seed a static argument, for larger seeds.
-- **vmap.**  Both callbacks use ``vmap_method="sequential"``: the batch is a loop of
-  callback calls, each batch element with its own key (or the same key, when only the
-  logits are batched), so ``vmap(f)(keys, xs)[i] == f(keys[i], xs[i])`` bitwise, as
-  ``vmap`` promises.  It is a Python-level loop: for one big sample with one key, pass
-  the whole batch as extra dimensions of ``logits`` instead of vmapping.
+- **vmap.**  Each batch element is drawn as its own call, with its own key (or the same
+  key, when only the logits are batched) and tau, so ``vmap(f)(keys, xs)[i] == f(keys[i],
+  xs[i])`` bitwise, as ``vmap`` promises.  With the FFI handlers the batch is one custom
+  call (``vmap_method="broadcast_all"``) whose C++ loop runs the elements; with callbacks
+  it is a Python-level loop of callback calls (``vmap_method="sequential"``).  For one big
+  sample with one key, pass the whole batch as extra dimensions of ``logits``.
 - **Gradients.**  Reverse mode only (``jax.grad``, ``jax.vjp``; ``jax.jvp`` and
   ``jacfwd`` are not supported by ``custom_vjp``).  The backward pass runs
   ``gs.gumbel_softmax_backward(grad_y, y_soft, tau, axis=axis)`` in a callback, with
@@ -57,7 +67,11 @@ Choices, for whoever needs to rely on them:
   ``dL/dtau = -sum(grad_logits * log(y_soft))`` (0 where ``y_soft == 0``), which follows
   from ``y = softmax(s / tau)``, ``s = logits + g``: ``dL/dtau = -sum(grad_logits * s) /
   tau`` and, as ``grad_logits`` sums to 0 over each row, ``s`` may be replaced by
-  ``tau * log(y_soft)`` (``s`` minus a constant per row).  It is accumulated in float64.
+  ``tau * log(y_soft)`` (``s`` minus a constant per row).  It is accumulated in float64:
+  with the FFI handlers from float64 logs of ``y_soft`` and the unrounded (float32 for
+  half dtypes) ``grad_logits``; with callbacks from logs in the data's precision (float32
+  for half dtypes) and the rounded ``grad_logits``, so the two paths may differ in the
+  last bits of this gradient (every other output is bitwise the same).
   So ``jax.jit(f)(key, x, 0.3)`` (tau rounded to float32) and ``f(key, x, 0.3)`` may
   differ in the last bits; pass ``tau`` as a JAX array to avoid retracing ``jit`` for
   every new value (annealing).  Only a scalar ``tau`` is supported.
@@ -66,14 +80,15 @@ Choices, for whoever needs to rely on them:
   computed in float32 and rounded, as in the NumPy API.  The result and the gradients
   have the dtype of ``logits``.  Integer, bool, complex and other float types raise
   ``TypeError`` naming logits.
-- **Devices.**  ``pure_callback`` runs on the host: on a GPU or TPU backend the operands
-  are copied to the host and the results back, which costs a device round trip per
-  call.  It is meant for CPU.
+- **Devices.**  The custom calls are registered for the CPU platform only; on a GPU or
+  TPU backend use the callback build (``pure_callback`` copies the operands to the host
+  and back, a device round trip per call).  It is meant for CPU.
 - **Errors.**  Arguments known when tracing (shapes, dtypes, static and concrete values)
   are checked eagerly.  A bad *traced* value (a traced tau that is not positive and
-  finite, a negative traced seed) can only be seen by the callback, which raises the
-  package's ``ValueError``; JAX reports it as ``jax.errors.JaxRuntimeError`` carrying
-  that message.
+  finite, a negative traced seed) can only be seen when the kernels run: JAX raises
+  ``jax.errors.JaxRuntimeError`` carrying the package's message (``tau must be positive
+  and finite, got -1.0``).  With the FFI handlers nothing else is printed; a callback's
+  ``ValueError`` is also logged by JAX with its traceback.
 """
 
 from __future__ import annotations
@@ -90,7 +105,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("gumbel_softmax.jax needs JAX: pip install 'gumbel-softmax[jax]'") from exc
 
-from . import _api, _args
+from . import _api, _args, _core
 
 if TYPE_CHECKING:
     from jax.typing import ArrayLike
@@ -100,7 +115,7 @@ if TYPE_CHECKING:
     # an int seed, a PRNG key (new-style, or legacy uint32[2]) or a 0-d integer array
     KeyOrSeed = Union[int, np.integer[Any], jax.Array]
 
-__all__ = ["gumbel_softmax", "seed_of"]
+__all__ = ["gumbel_softmax", "seed_of", "uses_ffi"]
 
 _SEED_LIMIT = 1 << 64
 _FLOATS = tuple(np.dtype(d) for d in (jnp.float16, jnp.bfloat16, jnp.float32, jnp.float64))
@@ -273,11 +288,89 @@ def _sds(a):
     return jax.ShapeDtypeStruct(a.shape, a.dtype)
 
 
+# The XLA FFI handlers (csrc/bindings/xla_ffi.cpp), when this build has them: registered
+# with XLA once, at import; otherwise the kernels run in jax.pure_callback.
+_FFI_TARGETS = getattr(_core, "_xla_ffi", None)
+if _FFI_TARGETS is not None:
+    for _name, _capsule in _FFI_TARGETS.items():
+        jax.ffi.register_ffi_target(_name, _capsule, platform="cpu")
+_KEY_KINDS = {"words": 0, "seed": 1}
+_HALF = (np.dtype(jnp.float16), np.dtype(jnp.bfloat16))
+
+
+def uses_ffi() -> bool:
+    """True when the jitted calls run the kernels as XLA custom calls (this build has the
+    XLA FFI handlers); False when they run in ``jax.pure_callback``.
+
+    >>> import gumbel_softmax.jax as gsj
+    >>> gsj.uses_ffi() in (True, False)
+    True
+    """
+    return _FFI_TARGETS is not None
+
+
+def _tau_operand(tau):
+    return jnp.zeros((), jnp.float32) if tau is None else tau
+
+
+def _ffi_forward(hard, axis, kind, static_tau, return_soft, key, x, tau):
+    """The forward as an XLA custom call (float16/bfloat16: computed in float32 and
+    rounded, as the NumPy API does)."""
+    work = x.astype(jnp.float32) if x.dtype in _HALF else x
+    shapes = (_sds(work), jax.ShapeDtypeStruct(work.shape if return_soft else (0,), work.dtype))
+    call = jax.ffi.ffi_call("gumbel_softmax_forward", shapes, vmap_method="broadcast_all")
+    y, y_soft = call(
+        key,
+        work,
+        _tau_operand(tau),
+        axis=np.int64(axis),
+        ndim=np.int64(x.ndim),
+        hard=bool(hard),
+        key_kind=np.int64(_KEY_KINDS[kind]),
+        static_tau=np.float64(0.0 if static_tau is None else static_tau),
+        traced_tau=tau is not None,
+    )
+    y = y.astype(x.dtype)
+    return (y, y_soft.astype(x.dtype)) if return_soft else y
+
+
+def _ffi_backward(axis, static_tau, g, y_soft, tau):
+    half = y_soft.dtype in _HALF
+    gw = g.astype(jnp.float32) if half else g.astype(y_soft.dtype)
+    ys = y_soft.astype(jnp.float32) if half else y_soft
+    tau_shape = jax.ShapeDtypeStruct((0,), jnp.float32) if tau is None else _sds(tau)
+    call = jax.ffi.ffi_call(
+        "gumbel_softmax_backward", (_sds(gw), tau_shape), vmap_method="broadcast_all"
+    )
+    gx, gtau = call(
+        gw,
+        ys,
+        _tau_operand(tau),
+        axis=np.int64(axis),
+        ndim=np.int64(y_soft.ndim),
+        static_tau=np.float64(0.0 if static_tau is None else static_tau),
+        traced_tau=tau is not None,
+    )
+    gx = gx.astype(y_soft.dtype)
+    return gx if tau is None else (gx, gtau)
+
+
 def _forward_call(hard, axis, kind, static_tau, return_soft, key, x, tau):
+    if _FFI_TARGETS is not None:
+        return _ffi_forward(hard, axis, kind, static_tau, return_soft, key, x, tau)
     cb = functools.partial(_np_forward, hard, axis, kind, static_tau, return_soft)
     shapes = (_sds(x), _sds(x)) if return_soft else _sds(x)
     args = (key, x) if tau is None else (key, x, tau)
     return jax.pure_callback(cb, shapes, *args, vmap_method=_SEQUENTIAL)
+
+
+def _backward_call(axis, static_tau, g, y_soft, tau):
+    if _FFI_TARGETS is not None:
+        return _ffi_backward(axis, static_tau, g, y_soft, tau)
+    cb = functools.partial(_np_backward, axis, static_tau)
+    if tau is None:
+        return jax.pure_callback(cb, _sds(y_soft), g, y_soft, vmap_method=_SEQUENTIAL)
+    return jax.pure_callback(cb, (_sds(y_soft), _sds(tau)), g, y_soft, tau, vmap_method=_SEQUENTIAL)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3))
@@ -295,14 +388,10 @@ def _gumbel_softmax_fwd(hard, axis, kind, static_tau, key, x, tau):
 
 def _gumbel_softmax_bwd(hard, axis, kind, static_tau, res, g):
     y_soft, tau = res
-    cb = functools.partial(_np_backward, axis, static_tau)
     if tau is None:
-        gx = jax.pure_callback(cb, _sds(y_soft), g, y_soft, vmap_method=_SEQUENTIAL)
-        return None, gx, None
+        return None, _backward_call(axis, static_tau, g, y_soft, None), None
     tau = jnp.asarray(tau)  # a residual may come back as a Python float (a literal)
-    gx, gtau = jax.pure_callback(
-        cb, (_sds(y_soft), _sds(tau)), g, y_soft, tau, vmap_method=_SEQUENTIAL
-    )
+    gx, gtau = _backward_call(axis, static_tau, g, y_soft, tau)
     return None, gx, gtau
 
 
@@ -324,7 +413,7 @@ def gumbel_softmax(
 
     Bitwise ``gumbel_softmax.gumbel_softmax(np.asarray(logits), tau, hard=hard,
     axis=axis, rng=gumbel_softmax.Philox(seed_of(key_or_seed)))``, computed on the host
-    in a ``jax.pure_callback``; usable under ``jit``, ``grad`` (reverse mode) and
+    as an XLA custom call or in a ``jax.pure_callback`` (``uses_ffi()``); usable under ``jit``, ``grad`` (reverse mode) and
     ``vmap``.  See the module docstring for the key mapping, the tau gradient and vmap.
 
     Parameters

@@ -4,33 +4,8 @@
 // (compiled into _core with GS_BIND), else its kernels (compiled once per SIMD target).
 #include "gumbel_softmax/kernels.hpp"
 
-// ----- the op's arguments (shared by the kernels and the binding: types only) ----
-namespace gumbel_softmax {
-
-// One forward call over the rows of x.  y = softmax((x + g) / tau), its log (log), its
-// one-hot (hard; with a non-null y_soft the relaxed sample goes there too), or only the
-// index of the one-hot (index non-null, y null: categorical).  All specs have the same
-// nrows and len.
-template <class T>
-struct ForwardArgs {
-  const T* x = nullptr;
-  RowSpec xs;
-  T* y = nullptr;
-  RowSpec ys;
-  T* y_soft = nullptr;
-  RowSpec ss;
-  int64_t* index = nullptr;       // per row, contiguous: the argmax of x + g, or -1
-  const uint8_t* mask = nullptr;  // or: 0 makes that x -inf (rows of at most
-  RowSpec ms;                     //   masked_row_limit elements)
-  T inv_tau = 1;                  // for every row, unless
-  const T* inv_taus = nullptr;    // one per row, contiguous
-  bool hard = false;
-  bool log = false;
-  PhiloxKey key{};
-  uint64_t first_row = 0;
-};
-
-}  // namespace gumbel_softmax
+// ----- the op's arguments: ForwardArgs, in softmax_args.hpp (types only) -----
+#include "softmax_args.hpp"
 
 #ifdef GS_BIND
 // ----- the binding (compiled into the _core module) ---------------------------
