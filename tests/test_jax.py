@@ -479,3 +479,29 @@ def test_bad_traced_tau_prints_nothing(capfd):
         f(jnp.nan).block_until_ready()
     out, err = capfd.readouterr()
     assert out == "" and err == ""
+
+
+@pytest.mark.parametrize(
+    "shape,axis,tau,hard",
+    [
+        ((10,), -1, 0.5, False),  # short rows, one per element
+        ((3, 7), -1, 1.0, True),  # short rows, the tau = 1 path
+        ((40, 3), 0, 0.7, True),  # strided rows (tiles)
+        ((2, 300), -1, 1.0, False),  # rows of the row path
+        ((1, 70000), -1, 0.9, True),  # one long row (split over segments)
+    ],
+)
+@pytest.mark.parametrize("x64_on", [False, True])
+def test_vmap_over_keys_every_row_path(shape, axis, tau, hard, x64_on):
+    """vmap over keys (one custom call with a key per row, with the FFI handlers) equals
+    separate calls on every row path of the kernel, also with a traced tau per element."""
+    with jax.enable_x64(x64_on):
+        dtype = np.float64 if x64_on else np.float32
+        xs = np.stack([_normal(shape, dtype, seed=s) for s in range(3)])
+        keys = jax.random.split(jax.random.PRNGKey(11), 3)
+        taus = jnp.asarray([tau, 2 * tau, tau], dtype)
+        f = jax.jit(jax.vmap(lambda k, x, t: gsj.gumbel_softmax(k, x, t, hard=hard, axis=axis)))
+        out = f(keys, jnp.asarray(xs), taus)
+        for i in range(3):
+            ref = _ref(xs[i], float(taus[i]), gsj.seed_of(keys[i]), hard=hard, axis=axis)
+            assert same_bits(out[i], ref)

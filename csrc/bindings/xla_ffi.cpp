@@ -24,6 +24,7 @@
 #include <limits>
 #include <new>
 #include <string>
+#include <vector>
 
 #include "bindings/common.hpp"
 #include "bindings/philox_state.hpp"
@@ -47,7 +48,7 @@ struct Element {
 ffi::ErrorOr<Element> element_of(const ffi::AnyBuffer& b, int64_t ndim) {
   const auto dims = b.dimensions();
   const int64_t rank = static_cast<int64_t>(dims.size());
-  if (ndim < 1 || ndim > rank || ndim > RowSpec::kMaxDims)
+  if (ndim < 1 || ndim > rank || ndim >= RowSpec::kMaxDims)
     return ffi::Unexpected(ffi::Error::InvalidArgument("gumbel_softmax: bad ndim"));
   Element e;
   e.ndim = static_cast<int>(ndim);
@@ -133,29 +134,56 @@ ffi::Error run_unpolled(Kernel&& kernel) {
   return ffi::Error::Success();
 }
 
+// One kernel call over every row of every batch element: row r of element i draws row
+// r of element i's key (ForwardArgs::row_keys), with element i's tau (per row), so the
+// batch costs what one batched call does, with the bits of separate calls.
 template <class T>
 ffi::Error forward_t(const ffi::AnyBuffer& key, const ffi::AnyBuffer& x, const ffi::AnyBuffer& tau,
                      const Element& e, int axis, bool hard, int64_t key_kind, double static_tau,
                      bool traced_tau, ffi::AnyBuffer y, ffi::AnyBuffer y_soft) {
   const bool soft_out = y_soft.element_count() != 0;
-  const RowSpec spec = make_rowspec(e.ndim, e.shape, e.strides, axis);
-  for (int64_t i = 0; i < e.batch; ++i) {
-    auto seed = seed_of(key, key_kind, i);
-    if (!seed.has_value()) return seed.error();
-    auto t = tau_of(tau, traced_tau, static_tau, i);
-    if (!t.has_value()) return t.error();
+  // The batch as one array: the batch dimensions merged into one, before the element's.
+  int64_t shape[RowSpec::kMaxDims + 1], strides[RowSpec::kMaxDims + 1];
+  shape[0] = e.batch;
+  strides[0] = e.size;
+  std::copy(e.shape, e.shape + e.ndim, shape + 1);
+  std::copy(e.strides, e.strides + e.ndim, strides + 1);
+  const RowSpec spec = make_rowspec(e.ndim + 1, shape, strides, axis + 1);
+  const int64_t rows_per = e.size / std::max<int64_t>(spec.len, 1);
+  try {
+    std::vector<PhiloxKey> keys(static_cast<size_t>(spec.nrows));
+    std::vector<uint64_t> qs(static_cast<size_t>(spec.nrows));
+    std::vector<T> inv_taus(traced_tau ? static_cast<size_t>(spec.nrows) : 0);
+    for (int64_t i = 0; i < e.batch; ++i) {
+      auto seed = seed_of(key, key_kind, i);
+      if (!seed.has_value()) return seed.error();
+      auto t = tau_of(tau, traced_tau, static_tau, i);
+      if (!t.has_value()) return t.error();
+      const PhiloxKey k = PhiloxState(*seed, 0).key();
+      for (int64_t r = 0; r < rows_per; ++r) {
+        keys[i * rows_per + r] = k;
+        qs[i * rows_per + r] = static_cast<uint64_t>(r);
+        if (traced_tau) inv_taus[i * rows_per + r] = inverse_tau<T>(*t);
+      }
+    }
     ForwardArgs<T> a;
     a.xs = a.ys = a.ss = spec;
-    a.x = x.reinterpret_data<T>() + i * e.size;
-    a.y = y.reinterpret_data<T>() + i * e.size;
-    a.y_soft = soft_out && hard ? y_soft.reinterpret_data<T>() + i * e.size : nullptr;
-    a.inv_tau = inverse_tau<T>(*t);
+    a.x = x.reinterpret_data<T>();
+    a.y = y.reinterpret_data<T>();
+    a.y_soft = soft_out && hard ? y_soft.reinterpret_data<T>() : nullptr;
+    a.inv_tau = inverse_tau<T>(static_tau > 0 ? static_tau : 1.0);
+    a.inv_taus = traced_tau ? inv_taus.data() : nullptr;
     a.hard = hard;
-    a.key = PhiloxState(*seed, 0).key();
+    a.row_keys = keys.data();
+    a.row_qs = qs.data();
     ffi::Error err = run_unpolled([&] { run(a); });
     if (!err.success()) return err;
-    if (soft_out && !hard) std::copy(a.y, a.y + e.size, y_soft.reinterpret_data<T>() + i * e.size);
+  } catch (const std::bad_alloc&) {
+    return ffi::Error(ffi::ErrorCode::kResourceExhausted, "gumbel_softmax: out of memory");
   }
+  if (soft_out && !hard)
+    std::copy(y.reinterpret_data<T>(), y.reinterpret_data<T>() + e.batch * e.size,
+              y_soft.reinterpret_data<T>());
   return ffi::Error::Success();
 }
 

@@ -49,7 +49,9 @@ Choices, for whoever needs to rely on them:
 - **vmap.**  Each batch element is drawn as its own call, with its own key (or the same
   key, when only the logits are batched) and tau, so ``vmap(f)(keys, xs)[i] == f(keys[i],
   xs[i])`` bitwise, as ``vmap`` promises.  With the FFI handlers the batch is one custom
-  call (``vmap_method="broadcast_all"``) whose C++ loop runs the elements; with callbacks
+  call (``vmap_method="broadcast_all"``) that runs the elements' rows as one kernel call,
+  each row with its element's key and tau (so vmap over keys costs about what one
+  batched call does); with callbacks
   it is a Python-level loop of callback calls (``vmap_method="sequential"``).  For one big
   sample with one key, pass the whole batch as extra dimensions of ``logits``.
 - **Gradients.**  Reverse mode only (``jax.grad``, ``jax.vjp``; ``jax.jvp`` and

@@ -28,6 +28,11 @@ struct ForwardArgs {
   bool log = false;
   PhiloxKey key{};
   uint64_t first_row = 0;
+  // Or a key and a stream row per row (both non-null, nrows entries each): row r draws
+  // the noise of row row_qs[r] of key row_keys[r] (the XLA FFI handlers: each element of
+  // a vmap is its own call, with its own key, run as rows of one kernel call).
+  const PhiloxKey* row_keys = nullptr;
+  const uint64_t* row_qs = nullptr;
 };
 
 // out = y_soft * (grad_y - sum(grad_y * y_soft)) / tau, row by row (inv_taus: one per
