@@ -316,7 +316,7 @@ def test_half_dtypes(dtype, hard):
         (float("nan"), ValueError),
         ("a", TypeError),
         (True, TypeError),
-        (np.ones(2), ValueError),
+        (np.ones(3), ValueError),  # does not broadcast to the batch shape (2,)
         (1 + 2j, TypeError),
     ],
 )
@@ -359,18 +359,23 @@ def test_negative_traced_seed_raises_from_the_callback():
         f(-3).block_until_ready()
 
 
-@pytest.mark.parametrize(
-    "logits",
-    [
-        np.arange(6).reshape(2, 3),
-        np.ones(3, bool),
-        jnp.ones((2, 3), jnp.int32),
-        np.ones(3, np.complex64),
-    ],
-)
+@pytest.mark.parametrize("logits", [np.ones(3, np.complex64), np.array(["a", "b"])])
 def test_non_float_logits(logits):
     with pytest.raises(TypeError, match="logits"):
         gsj.gumbel_softmax(0, logits)
+
+
+@pytest.mark.parametrize("x64_on", [False, True])
+def test_integer_and_bool_logits_are_converted_as_numpy_does(x64_on):
+    """Integer and bool logits: float64 as in the NumPy API (float32 without x64)."""
+    with jax.enable_x64(x64_on):
+        for logits in (np.arange(6).reshape(2, 3), np.array([True, False, True])):
+            y = gsj.gumbel_softmax(4, logits, 0.5)
+            want = np.float64 if x64_on else np.float32
+            assert y.dtype == want
+            assert same_bits(y, _ref(logits.astype(want), 0.5, 4))
+            if x64_on:  # exactly the NumPy API's own conversion
+                assert same_bits(y, _ref(logits, 0.5, 4))
 
 
 def test_bad_shapes_and_axis():
@@ -505,3 +510,121 @@ def test_vmap_over_keys_every_row_path(shape, axis, tau, hard, x64_on):
         for i in range(3):
             ref = _ref(xs[i], float(taus[i]), gsj.seed_of(keys[i]), hard=hard, axis=axis)
             assert same_bits(out[i], ref)
+
+
+# ---------------------------------------------------------------------------------------
+# Breadth: per-row tau, mask, log_gumbel_softmax, categorical (both kernel paths)
+
+
+@pytest.fixture(params=["ffi", "callback"])
+def path(request, monkeypatch):
+    """Each test once per way the kernels run (with callbacks only, when the build has no
+    FFI handlers, the "ffi" run is the callback run again)."""
+    if request.param == "callback":
+        monkeypatch.setattr(gsj, "_FFI_TARGETS", None)
+    return request.param
+
+
+def _fd(f, x, eps):
+    """Central finite differences of the scalar function f at x (float64 numpy)."""
+    g = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        d = np.zeros_like(x)
+        d[i] = eps
+        g[i] = (f(x + d) - f(x - d)) / (2 * eps)
+    return g
+
+
+@pytest.mark.parametrize("axis", [-1, 0])
+def test_per_row_tau_concrete_and_traced(path, axis):
+    x = _normal((4, 5))
+    shape = (4,) if axis == -1 else (5,)
+    taus = np.linspace(0.3, 2.0, shape[0])
+    want = gs.gumbel_softmax(x, taus, hard=True, axis=axis, rng=gs.Philox(6))
+    assert same_bits(gsj.gumbel_softmax(6, x, taus, True, axis), want)
+    f = jax.jit(lambda t: gsj.gumbel_softmax(6, x, t, True, axis))
+    # traced float32 taus: the NumPy API on the same float32 values
+    t32 = taus.astype(np.float32)
+    want32 = gs.gumbel_softmax(x, t32.astype(np.float64), hard=True, axis=axis, rng=gs.Philox(6))
+    assert same_bits(f(jnp.asarray(t32)), want32)
+    # keepdims form and broadcasting
+    kd = np.expand_dims(taus, axis)
+    assert same_bits(gsj.gumbel_softmax(6, x, kd, True, axis), want)
+    with pytest.raises(ValueError, match="tau"):
+        gsj.gumbel_softmax(6, x, np.ones(7), axis=axis)
+    with pytest.raises(ValueError, match="tau must be positive"):
+        gsj.gumbel_softmax(6, x, -taus, axis=axis)
+
+
+def test_per_row_traced_tau_gradient_matches_finite_differences(path, x64):
+    x, w = _normal((3, 6), np.float64), _normal((3, 6), np.float64, seed=1)
+    taus = np.array([0.4, 1.0, 2.5])
+
+    def loss(t):
+        return (w * gsj.gumbel_softmax(2, x, t)).sum()
+
+    g = jax.grad(loss)(jnp.asarray(taus))
+    fd = _fd(lambda t: float(loss(jnp.asarray(t))), taus, 1e-6)
+    np.testing.assert_allclose(np.asarray(g), fd, rtol=1e-6, atol=1e-9)
+    # a broadcast tau of shape (1,): its gradient is the sum over the rows
+    g1 = jax.grad(loss)(jnp.asarray([0.7]))
+    fd1 = _fd(lambda t: float(loss(jnp.asarray(t))), np.array([0.7]), 1e-6)
+    np.testing.assert_allclose(np.asarray(g1), fd1, rtol=1e-6, atol=1e-9)
+
+
+def test_mask_equals_the_numpy_mask_and_has_zero_gradient(path):
+    x, w = _normal((3, 6)), _normal((3, 6), seed=1)
+    mask = np.ones((3, 6), bool)
+    mask[0, 2] = mask[1, 0] = mask[2, 5] = False
+    want = gs.gumbel_softmax(x, 0.5, hard=True, mask=mask, rng=gs.Philox(9))
+    assert same_bits(gsj.gumbel_softmax(9, x, 0.5, True, mask=mask), want)
+    g = jax.grad(lambda x: (w * gsj.gumbel_softmax(9, x, 0.5, mask=mask)).sum())(x)
+    assert (np.asarray(g)[~mask] == 0).all()
+    row_mask = np.array([True, False, True, True, True, True])  # broadcasts over rows
+    assert same_bits(
+        gsj.gumbel_softmax(9, x, 0.5, mask=row_mask),
+        gs.gumbel_softmax(x, 0.5, mask=np.broadcast_to(row_mask, x.shape), rng=gs.Philox(9)),
+    )
+    with pytest.raises(TypeError, match="mask"):
+        gsj.gumbel_softmax(9, x, mask=np.ones((3, 6)))
+    with pytest.raises(ValueError, match="mask"):
+        gsj.gumbel_softmax(9, x, mask=np.ones((2, 6), bool))
+
+
+@pytest.mark.parametrize("x64_on", [False, True])
+def test_log_gumbel_softmax_bitwise_and_gradients(path, x64_on):
+    with jax.enable_x64(x64_on):
+        dt = np.float64 if x64_on else np.float32
+        x, w = _normal((3, 7), dt), _normal((3, 7), dt, seed=1)
+        want = gs.log_gumbel_softmax(x, 0.05, rng=gs.Philox(5))
+        assert same_bits(jax.jit(lambda x: gsj.log_gumbel_softmax(5, x, 0.05))(x), want)
+        if not x64_on:
+            return
+        taus = np.array([0.5, 1.0, 2.0])
+
+        def loss(x, t):
+            return (w * gsj.log_gumbel_softmax(5, x, t)).sum()
+
+        gx, gt = jax.grad(loss, argnums=(0, 1))(jnp.asarray(x), jnp.asarray(taus))
+        fx = _fd(lambda v: float(loss(jnp.asarray(v), jnp.asarray(taus))), x, 1e-6)
+        ft = _fd(lambda v: float(loss(jnp.asarray(x), jnp.asarray(v))), taus, 1e-6)
+        np.testing.assert_allclose(np.asarray(gx), fx, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(np.asarray(gt), ft, rtol=1e-5, atol=1e-7)
+
+
+def test_categorical_bitwise_vmap_and_mask(path):
+    x = _normal((5, 8))
+    mask = np.ones(8, bool)
+    mask[3] = False
+    want = gs.categorical(x, rng=gs.Philox(3), mask=np.broadcast_to(mask, x.shape))
+    got = jax.jit(lambda x: gsj.categorical(3, x, mask=mask))(x)
+    assert got.dtype == jnp.int32 and (np.asarray(got) == want).all()
+    # the index of the hard sample's one-hot, from the same key
+    hard = gsj.gumbel_softmax(3, x, 0.5, hard=True, mask=mask)
+    assert (np.asarray(hard).argmax(-1) == want).all()
+    keys = jax.random.split(jax.random.PRNGKey(2), 4)
+    v = jax.vmap(lambda k: gsj.categorical(k, x, axis=0))(keys)
+    for i in range(4):
+        assert (
+            np.asarray(v[i]) == gs.categorical(x, axis=0, rng=gs.Philox(gsj.seed_of(keys[i])))
+        ).all()
