@@ -86,9 +86,9 @@ py::object gumbel_rao_impl(const py::array& grad_y, const py::array& logits,
                            const py::object& out) {
   auto g = py::reinterpret_borrow<py::array_t<T>>(grad_y);
   auto x = py::reinterpret_borrow<py::array_t<T>>(logits);
+  py::array_t<T> o = result_like<T>(grad_y, out);  // first: MemoryError before any work
   const py::array_t<int64_t> index =
       one_hot_index<T>(py::reinterpret_borrow<py::array_t<T>>(y_hard), x, axis);
-  py::array_t<T> o = result_like<T>(grad_y, out);
   GumbelRaoArgs<T> a;
   a.gs = rowspec_of(g, axis);
   a.xs = rowspec_of(x, axis);
