@@ -164,8 +164,9 @@ def reinmax_backward(
     y_hard : array_like
         The forward's one-hot sample, same shape (used as given in the formula).
     tau : float or array_like
-        The temperature, ``tau >= 1`` (ValueError below, as in the reference package):
-        a scalar, or one per row as for :func:`gumbel_softmax`.
+        The temperature, ``tau >= 1`` (ValueError below: the estimator's second-order
+        argument needs it and its authors recommend it; the reference package does not
+        check): a scalar, or one per row as for :func:`gumbel_softmax`.
     axis : int
         The category axis.
     out : ndarray, optional
@@ -245,8 +246,7 @@ def _taus(tau, x, axis, at_least_one):
         t = None
     if at_least_one and low < 1:
         raise ValueError(
-            f"tau must be >= 1 for ReinMax (its second-order step needs it, as in the "
-            f"reference implementation), got {low!r}"
+            f"tau must be >= 1 for ReinMax (its second-order step assumes it), got {low!r}"
         )
     if t is not None:
         return t, None
