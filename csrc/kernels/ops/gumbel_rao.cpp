@@ -319,7 +319,9 @@ struct GumbelRaoOp {
       q[i] = kInf;
       return true;
     }
-    for (int64_t c = 0; c < padded; ++c) q[c] = vmath::exp(lse - q[c]);
+    using V = Lane<T>;
+    for (int64_t c = 0; c < padded; c += kWidth<T>)
+      lanes::store(q + c, vmath::exp(lse - lanes::load<V>(q + c)));
     q[i] = T(0);
     return true;
   }
@@ -351,7 +353,10 @@ struct GumbelRaoOp {
     bool fast;
     if (!prepare(r, i, q, lse, fast)) return fill_nan(o, a.os.step, len);
     const T* gr = a.grad_y + row_offset(a.gs, r);
-    for (int64_t c = 0; c < len; ++c) g[c] = gr[c * a.gs.step];
+    if (a.gs.step == 1)
+      std::memcpy(g, gr, static_cast<size_t>(len) * sizeof(T));
+    else
+      for (int64_t c = 0; c < len; ++c) g[c] = gr[c * a.gs.step];
     for (int64_t c = len; c < padded; ++c) g[c] = T(0);
     for (int64_t c = 0; c < padded; ++c) acc[c] = T(0);
     const T itau = a.inv_taus ? a.inv_taus[r] : a.inv_tau;
@@ -366,10 +371,13 @@ struct GumbelRaoOp {
         draw<RowKind::fast>(q, g, e, acc, row, i, lse, itau);
     }
     const T scale = itau / static_cast<T>(a.samples);
-    for (int64_t c = 0; c < len; ++c) {
-      const T v = acc[c] * scale;
-      o[c * a.os.step] = v == v ? v : kNaN<T>;
-    }
+    using V = Lane<T>;
+    for (int64_t c = 0; c < padded; c += kWidth<T>)
+      lanes::store(acc + c, canonical(lanes::load<V>(acc + c) * scale));
+    if (a.os.step == 1)
+      std::memcpy(o, acc, static_cast<size_t>(len) * sizeof(T));
+    else
+      for (int64_t c = 0; c < len; ++c) o[c * a.os.step] = acc[c];
   }
 };
 
