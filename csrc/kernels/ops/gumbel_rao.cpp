@@ -198,6 +198,19 @@ template <class T>
 constexpr int kWidth = 1;
 #endif
 
+// Loads and stores of a Lane: a native vector, or a scalar without vector extensions
+// (where lanes::load and lanes::store do not exist).
+template <class V, class S>
+GS_INLINE V lane_load(const S* p) {
+  V v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+template <class S, class V>
+GS_INLINE void lane_store(S* p, V v) {
+  std::memcpy(p, &v, sizeof v);
+}
+
 // log(1 + w) for w >= 0 finite (lanes or a scalar): log1p_reduced(w) below sqrt(2) - 1,
 // else log(1 + w) (1 + w rounded: at most 1.5 ulp more, see docs/contract.md).
 template <class V>
@@ -243,10 +256,9 @@ GS_INLINE DrawSums<T> draw_segment(const T* q, const T* g, T* e, int64_t begin, 
     // iterations are independent, rather than one long dependency chain per vector.
     T* ec = e + c0;
     for (int64_t o = 0; o < n; o += W)
-      lanes::store(ec + o,
-                   bits_to_exponential<V>(lanes::load_bits<lanes::UInt<V>>(words + o * wpe)));
+      lane_store(ec + o, bits_to_exponential<V>(lane_load<lanes::UInt<V>>(words + o * wpe)));
     for (int64_t o = 0; o < n; o += W) {
-      const V E = lanes::load<V>(ec + o), qv = lanes::load<V>(q + c0 + o);
+      const V E = lane_load<V>(ec + o), qv = lane_load<V>(q + c0 + o);
       V L;
       if constexpr (kKind == RowKind::wide) {
         const V d = zi + vmath::log(E) - qv;  // z_I - v: +inf at -inf x, -inf at I
@@ -260,18 +272,18 @@ GS_INLINE DrawSums<T> draw_segment(const T* q, const T* g, T* e, int64_t begin, 
           L = lanes::select(w < kInf, log1p_pos(lanes::select(w < kInf, w, lanes::splat<V>(T(0)))),
                             w);
       }
-      lanes::store(ec + o, L);
+      lane_store(ec + o, L);
     }
     for (int64_t i = 0; i < n; i += kLanes)
       for (int k = 0; k < kLanes / W; ++k) {
         const int64_t o = i + k * W;
-        V ev = lanes::load<V>(ec + o);
+        V ev = lane_load<V>(ec + o);
         if constexpr (kKind != RowKind::unit)
           ev = lanes::select(ev < kInf, vmath::exp_scaled_nonpos<0>(-(ev * itau)),
                              lanes::splat<V>(T(0)));
-        lanes::store(ec + o, ev);
+        lane_store(ec + o, ev);
         vs[k] = vs[k] + ev;
-        vd[k] = lanes::fma(lanes::load<V>(g + c0 + o), ev, vd[k]);
+        vd[k] = lanes::fma(lane_load<V>(g + c0 + o), ev, vd[k]);
       }
   }
   T as[kLanes], ad[kLanes];  // lane j of vector k is partial sum k * W + j
@@ -286,8 +298,8 @@ GS_INLINE void accumulate(const T* e, const T* g, T* acc, int64_t n, T c, T dp) 
   using V = Lane<T>;
   constexpr int W = kWidth<T>;
   for (int64_t i = 0; i < n; i += W) {
-    const V p = lanes::load<V>(e + i) * c;
-    lanes::store(acc + i, lanes::fma(p, lanes::load<V>(g + i) - dp, lanes::load<V>(acc + i)));
+    const V p = lane_load<V>(e + i) * c;
+    lane_store(acc + i, lanes::fma(p, lane_load<V>(g + i) - dp, lane_load<V>(acc + i)));
   }
 }
 
@@ -321,7 +333,7 @@ struct GumbelRaoOp {
     }
     using V = Lane<T>;
     for (int64_t c = 0; c < padded; c += kWidth<T>)
-      lanes::store(q + c, vmath::exp(lse - lanes::load<V>(q + c)));
+      lane_store(q + c, vmath::exp(lse - lane_load<V>(q + c)));
     q[i] = T(0);
     return true;
   }
@@ -373,7 +385,7 @@ struct GumbelRaoOp {
     const T scale = itau / static_cast<T>(a.samples);
     using V = Lane<T>;
     for (int64_t c = 0; c < padded; c += kWidth<T>)
-      lanes::store(acc + c, canonical(lanes::load<V>(acc + c) * scale));
+      lane_store(acc + c, canonical(lane_load<V>(acc + c) * scale));
     if (a.os.step == 1)
       std::memcpy(o, acc, static_cast<size_t>(len) * sizeof(T));
     else

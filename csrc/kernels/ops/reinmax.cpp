@@ -107,6 +107,19 @@ template <class T>
 constexpr int kWidth = 1;
 #endif
 
+// Loads and stores of a Lane: a native vector, or a scalar without vector extensions
+// (where lanes::load and lanes::store do not exist).
+template <class V, class S>
+GS_INLINE V lane_load(const S* p) {
+  V v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+template <class S, class V>
+GS_INLINE void lane_store(S* p, V v) {
+  std::memcpy(p, &v, sizeof v);
+}
+
 // The six sums of a row (16 lanes each, segments): S0 = sum(e0), St = sum(et),
 // A = sum(g e0), B = sum(gp e0), C = sum(g et), H = sum(h g); e0 = exp(x - max),
 // et = exp((x - max) / tau).
@@ -131,20 +144,20 @@ GS_INLINE Sums<T> exp_sums(const RowBufs<T>& r, int64_t begin, int64_t end, T ma
   for (int64_t i = begin; i < end; i += kLanes)
     for (int k = 0; k < kS; ++k) {
       const int64_t c = i + k * W;
-      const V d = lanes::load<V>(r.x + c) - max;
-      const V g = lanes::load<V>(r.g + c);
+      const V d = lane_load<V>(r.x + c) - max;
+      const V g = lane_load<V>(r.g + c);
       const V e0 = vmath::exp_scaled_nonpos<0>(d);
-      lanes::store(r.e0 + c, e0);
+      lane_store(r.e0 + c, e0);
       s0[k] = s0[k] + e0;
       va[k] = lanes::fma(g, e0, va[k]);
-      if constexpr (kGp) vb[k] = lanes::fma(lanes::load<V>(r.p + c), e0, vb[k]);
-      vh[k] = lanes::fma(lanes::load<V>(r.h + c), g, vh[k]);
+      if constexpr (kGp) vb[k] = lanes::fma(lane_load<V>(r.p + c), e0, vb[k]);
+      vh[k] = lanes::fma(lane_load<V>(r.h + c), g, vh[k]);
       if constexpr (!kUnit) {
         // 1/tau = 0 (tau -> infinity): (-inf) * 0 is NaN, the limit's exp is 0
         const V t = d * itau;
         const V et = vmath::exp_scaled_nonpos<0>(
             lanes::select(t == t, t, lanes::splat<V>(-std::numeric_limits<T>::infinity())));
-        lanes::store(r.et + c, et);
+        lane_store(r.et + c, et);
         st[k] = st[k] + et;
         vc[k] = lanes::fma(g, et, vc[k]);
       }
@@ -175,13 +188,13 @@ GS_INLINE void apply(const RowBufs<T>& r, T* o, int64_t n, T c0, T ct, T d0, T d
   using V = Lane<T>;
   constexpr int W = kWidth<T>;
   for (int64_t i = 0; i < n; i += W) {
-    const V g = lanes::load<V>(r.g + i);
-    const V p0 = lanes::load<V>(r.e0 + i) * c0;
-    const V pt = kUnit ? p0 : lanes::load<V>(r.et + i) * ct;
+    const V g = lane_load<V>(r.g + i);
+    const V p0 = lane_load<V>(r.e0 + i) * c0;
+    const V pt = kUnit ? p0 : lane_load<V>(r.et + i) * ct;
     V u = g * T(-0.5);
-    if constexpr (kGp) u = u + lanes::load<V>(r.p + i);
-    const V v = lanes::fma(pt + lanes::load<V>(r.h + i), g - d1, p0 * (u - d0));
-    lanes::store(o + i, canonical(v));
+    if constexpr (kGp) u = u + lane_load<V>(r.p + i);
+    const V v = lanes::fma(pt + lane_load<V>(r.h + i), g - d1, p0 * (u - d0));
+    lane_store(o + i, canonical(v));
   }
 }
 
