@@ -107,6 +107,12 @@ template <class T>
 constexpr int kWidth = 1;
 #endif
 
+#if defined(__GNUC__) || defined(__clang__)
+#define GS_LAMBDA_INLINE __attribute__((always_inline))
+#else
+#define GS_LAMBDA_INLINE
+#endif
+
 // Loads and stores of a Lane: a native vector, or a scalar without vector extensions
 // (where lanes::load and lanes::store do not exist).
 template <class V, class S>
@@ -128,40 +134,65 @@ struct Sums {
   T s0 = 0, st = 0, a = 0, b = 0, c = 0, h = 0;
 };
 
-// The row buffers (padded to whole 16-element steps: x -inf, the others 0).
+// A row's operands, contiguous: the caller's rows where they are (step 1) or copies,
+// read up to the last whole 16-element step; the rest of the row goes through a Tail.
+// e0, et (scratch) and o hold whole steps (o: the caller's row only for whole steps).
 template <class T>
 struct RowBufs {
-  T *x, *g, *h, *p, *e0, *et;
+  const T *x, *g, *h, *p;
+  T *e0, *et, *o;
 };
 
-// Pass 2 on [begin, end) (multiples of 16): e0 and et (stored), and their sums.
-// kUnit: tau = 1 (et = e0); kGp: grad_p given.
+// The last partial step of a row (rem < 16 elements), padded (x -inf, the others 0:
+// padded lanes add +0 to every sum) and computed in place of whole steps.
+template <class T>
+struct Tail {
+  alignas(64) T x[kLanes], g[kLanes], h[kLanes], p[kLanes], o[kLanes];
+  RowBufs<T> bufs;
+  Tail(const RowBufs<T>& r, int64_t full, int64_t rem) {
+    for (int64_t j = 0; j < kLanes; ++j) {
+      const bool in = j < rem;
+      x[j] = in ? r.x[full + j] : -std::numeric_limits<T>::infinity();
+      g[j] = in ? r.g[full + j] : T(0);
+      h[j] = in ? r.h[full + j] : T(0);
+      p[j] = in && r.p ? r.p[full + j] : T(0);
+    }
+    bufs = {x, g, h, p, r.e0 + full, r.et + full, o};
+  }
+};
+
+// Pass 2 on the whole steps [begin, end) of r, then (tail non-null) the tail: e0 and et
+// (stored), and their sums.  kUnit: tau = 1 (et = e0); kGp: grad_p given.
 template <bool kUnit, bool kGp, class T>
-GS_INLINE Sums<T> exp_sums(const RowBufs<T>& r, int64_t begin, int64_t end, T max, T itau) {
+GS_INLINE Sums<T> exp_sums(const RowBufs<T>& r, int64_t begin, int64_t end, const RowBufs<T>* tail,
+                           T max, T itau) {
   using V = Lane<T>;
   constexpr int W = kWidth<T>, kS = kLanes / W;
   V s0[kS] = {}, st[kS] = {}, va[kS] = {}, vb[kS] = {}, vc[kS] = {}, vh[kS] = {};
-  for (int64_t i = begin; i < end; i += kLanes)
+  auto step = [&](const RowBufs<T>& b, int64_t i) GS_LAMBDA_INLINE {
     for (int k = 0; k < kS; ++k) {
       const int64_t c = i + k * W;
-      const V d = lane_load<V>(r.x + c) - max;
-      const V g = lane_load<V>(r.g + c);
+      const V d = lane_load<V>(b.x + c) - max;
+      const V g = lane_load<V>(b.g + c);
       const V e0 = vmath::exp_scaled_nonpos<0>(d);
-      lane_store(r.e0 + c, e0);
+      lane_store(b.e0 + c, e0);
       s0[k] = s0[k] + e0;
       va[k] = lanes::fma(g, e0, va[k]);
-      if constexpr (kGp) vb[k] = lanes::fma(lane_load<V>(r.p + c), e0, vb[k]);
-      vh[k] = lanes::fma(lane_load<V>(r.h + c), g, vh[k]);
+      if constexpr (kGp) vb[k] = lanes::fma(lane_load<V>(b.p + c), e0, vb[k]);
+      vh[k] = lanes::fma(lane_load<V>(b.h + c), g, vh[k]);
       if constexpr (!kUnit) {
         // 1/tau = 0 (tau -> infinity): (-inf) * 0 is NaN, the limit's exp is 0
         const V t = d * itau;
         const V et = vmath::exp_scaled_nonpos<0>(
             lanes::select(t == t, t, lanes::splat<V>(-std::numeric_limits<T>::infinity())));
-        lane_store(r.et + c, et);
+        lane_store(b.et + c, et);
         st[k] = st[k] + et;
         vc[k] = lanes::fma(g, et, vc[k]);
       }
     }
+  };
+  for (int64_t i = begin; i < end; i += kLanes) step(r, i);
+  if (tail) step(*tail, 0);
   auto total = [](const V(&v)[kS]) {
     T acc[kLanes];  // lane j of vector k is partial sum k * W + j
     std::memcpy(acc, v, sizeof acc);
@@ -182,9 +213,9 @@ GS_INLINE Sums<T> exp_sums(const RowBufs<T>& r, int64_t begin, int64_t end, T ma
   return s;
 }
 
-// Pass 3 on the padded row: out = (et ct + h) (g - d1) + (e0 c0) (gp - g / 2 - d0).
+// Pass 3 on [0, n) (whole steps): out = (et ct + h) (g - d1) + (e0 c0) (gp - g / 2 - d0).
 template <bool kUnit, bool kGp, class T>
-GS_INLINE void apply(const RowBufs<T>& r, T* o, int64_t n, T c0, T ct, T d0, T d1) {
+GS_INLINE void apply(const RowBufs<T>& r, int64_t n, T c0, T ct, T d0, T d1) {
   using V = Lane<T>;
   constexpr int W = kWidth<T>;
   for (int64_t i = 0; i < n; i += W) {
@@ -194,15 +225,26 @@ GS_INLINE void apply(const RowBufs<T>& r, T* o, int64_t n, T c0, T ct, T d0, T d
     V u = g * T(-0.5);
     if constexpr (kGp) u = u + lane_load<V>(r.p + i);
     const V v = lanes::fma(pt + lane_load<V>(r.h + i), g - d1, p0 * (u - d0));
-    lane_store(o + i, canonical(v));
+    lane_store(r.o + i, canonical(v));
   }
 }
 
+// A row of len elements: passes 2 and 3, segment by segment for the sums; the last
+// rem = len % 16 elements through a Tail, copied to r.o + full at the end.
 template <bool kUnit, bool kGp, class T>
-void reinmax_row(const RowBufs<T>& r, T* o, int64_t padded, T max, T itau) {
-  Sums<T> s = exp_sums<kUnit, kGp>(r, 0, std::min(padded, kSegment), max, itau);
-  for (int64_t b = kSegment; b < padded; b += kSegment) {
-    const Sums<T> t = exp_sums<kUnit, kGp>(r, b, std::min(padded, b + kSegment), max, itau);
+void reinmax_row(const RowBufs<T>& r, int64_t len, T max, T itau) {
+  const int64_t full = len - len % kLanes, rem = len - full;
+  Tail<T> tail(r, full, rem);
+  Sums<T> s;
+  for (int64_t b = 0; b < len; b += kSegment) {
+    const int64_t end = std::min(len, b + kSegment);
+    const bool last = end == len && rem > 0;
+    const Sums<T> t =
+        exp_sums<kUnit, kGp>(r, b, std::min(end, full), last ? &tail.bufs : nullptr, max, itau);
+    if (b == 0) {
+      s = t;
+      continue;
+    }
     s.s0 = s.s0 + t.s0;
     s.st = s.st + t.st;
     s.a = s.a + t.a;
@@ -213,19 +255,20 @@ void reinmax_row(const RowBufs<T>& r, T* o, int64_t padded, T max, T itau) {
   const T c0 = T(1) / s.s0, ct = T(1) / s.st;
   const T d1 = (s.c * ct + s.h) * T(0.5);
   const T d0 = (s.b - s.a * T(0.5)) * c0;
-  apply<kUnit, kGp>(r, o, padded, c0, ct, d0, d1);
+  apply<kUnit, kGp>(r, full, c0, ct, d0, d1);
+  if (rem) {
+    apply<kUnit, kGp>(tail.bufs, kLanes, c0, ct, d0, d1);
+    std::memcpy(r.o + full, tail.o, static_cast<size_t>(rem) * sizeof(T));
+  }
 }
 
-// Copies row r of an array into buf (contiguous), padding to `padded` with pad.
+// Row r of an array, contiguous: in place when its step is 1, else copied into buf.
 template <class T>
-GS_INLINE void gather_row(const T* base, const RowSpec& s, int64_t r, T* buf, int64_t padded,
-                          T pad) {
+GS_INLINE const T* row_of(const T* base, const RowSpec& s, int64_t r, T* buf) {
   const T* p = base + row_offset(s, r);
-  if (s.step == 1)
-    std::memcpy(buf, p, static_cast<size_t>(s.len) * sizeof(T));
-  else
-    for (int64_t c = 0; c < s.len; ++c) buf[c] = p[c * s.step];
-  for (int64_t c = s.len; c < padded; ++c) buf[c] = pad;
+  if (s.step == 1) return p;
+  for (int64_t c = 0; c < s.len; ++c) buf[c] = p[c * s.step];
+  return buf;
 }
 
 template <class T>
@@ -238,32 +281,26 @@ struct ReinmaxOp {
 
   void row(int64_t r, int tid) const {
     T* base = scratch.data() + static_cast<int64_t>(tid) * 7 * padded;
-    const RowBufs<T> b{base,
-                       base + padded,
-                       base + 2 * padded,
-                       base + 3 * padded,
-                       base + 4 * padded,
-                       base + 5 * padded};
-    T* ob = base + 6 * padded;
-    gather_row(a.x, a.xs, r, b.x, padded, -std::numeric_limits<T>::infinity());
-    gather_row(a.grad_y, a.gs, r, b.g, padded, T(0));
-    gather_row(a.y_hard, a.hs, r, b.h, padded, T(0));
-    if (a.grad_p) gather_row(a.grad_p, a.ps, r, b.p, padded, T(0));
     T* o = a.out + row_offset(a.os, r);
+    const RowBufs<T> b{row_of(a.x, a.xs, r, base),
+                       row_of(a.grad_y, a.gs, r, base + padded),
+                       row_of(a.y_hard, a.hs, r, base + 2 * padded),
+                       a.grad_p ? row_of(a.grad_p, a.ps, r, base + 3 * padded) : nullptr,
+                       base + 4 * padded,
+                       base + 5 * padded,
+                       a.os.step == 1 ? o : base + 6 * padded};
     const T max = row_max(b.x, 1, 0, len);
     const T itau = a.inv_taus ? a.inv_taus[r] : a.inv_tau;
     if (!(max > -std::numeric_limits<T>::infinity() && max < std::numeric_limits<T>::infinity()))
       return fill_nan(o, a.os.step, len);  // (a NaN in x makes the sums NaN below)
     if (itau == T(1))
-      a.grad_p ? reinmax_row<true, true>(b, ob, padded, max, itau)
-               : reinmax_row<true, false>(b, ob, padded, max, itau);
+      a.grad_p ? reinmax_row<true, true>(b, len, max, itau)
+               : reinmax_row<true, false>(b, len, max, itau);
     else
-      a.grad_p ? reinmax_row<false, true>(b, ob, padded, max, itau)
-               : reinmax_row<false, false>(b, ob, padded, max, itau);
-    if (a.os.step == 1)
-      std::memcpy(o, ob, static_cast<size_t>(len) * sizeof(T));
-    else
-      for (int64_t c = 0; c < len; ++c) o[c * a.os.step] = ob[c];
+      a.grad_p ? reinmax_row<false, true>(b, len, max, itau)
+               : reinmax_row<false, false>(b, len, max, itau);
+    if (a.os.step != 1)
+      for (int64_t c = 0; c < len; ++c) o[c * a.os.step] = b.o[c];
   }
 };
 
