@@ -43,6 +43,9 @@ def compute():
             res[name + "_backward"] = gs.gumbel_softmax_backward(gy, y_soft, 0.7)
             res[name + "_backward_axis0"] = gs.gumbel_softmax_backward(
                 gy, y_soft, 1.5, axis=0)
+            res[name + "_gumbel_rao"] = gs.gumbel_rao_backward(
+                gy, x, yh, 0.7, samples=2, rng=gs.Philox(15, counter=2**32 - 3))
+            res[name + "_reinmax"] = gs.reinmax_backward(gy, x, yh, 1.5, grad_p=y_soft)
             res[name + "_gumbel"] = gs.gumbel(shape, dtype=dt,
                                               rng=gs.Philox(2**40 + 3, counter=12345))
             res[name + "_soft_axis0"] = gs.gumbel_softmax(x, 2.0, axis=0,
@@ -96,7 +99,7 @@ def test_omp_num_threads_1_vs_2_bitwise(tmp_path):
     assert int(r1.pop("num_threads")) == 1
     assert int(r2.pop("num_threads")) == (2 if _have_openmp() else 1)
     assert sorted(r1) == sorted(r2)
-    assert len(r1) == 3 * 2 * 9
+    assert len(r1) == 3 * 2 * 11
     for name in r1:
         assert_bitwise_equal(r1[name], r2[name])
     # and the same as this process computes, whatever its thread count
