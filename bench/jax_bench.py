@@ -116,6 +116,43 @@ CASES = {  # (implementation, op) -> maker(x, w)
 }
 NAMES = {"ours": "gs.jax (jit)", "jax": "pure JAX (jit)", "numpy": "gs NumPy API"}
 
+# vmap over per-example keys: VMAP_BATCH keys, (VMAP_K,) logits each, against one batched
+# call on the (VMAP_BATCH, VMAP_K) array with one key (the issue's goal: within 2x).
+VMAP_BATCH, VMAP_K = 256, 10
+
+
+def _vmap_step(sample, per_example):
+    """A jitted step: split the key into VMAP_BATCH keys and vmap (per_example), or draw
+    the whole batch with one key."""
+
+    def body(xs, key):
+        key, sub = jax.random.split(key)
+        if per_example:
+            keys = jax.random.split(sub, VMAP_BATCH)
+            return jax.vmap(sample)(keys, xs), key
+        return sample(sub, xs), key
+
+    step = jax.jit(body)
+
+    def make(xs):
+        xj = jax.device_put(xs)
+        state = [jax.random.PRNGKey(1)]
+
+        def call():
+            out, state[0] = step(xj, state[0])
+            jax.block_until_ready(out)
+
+        return call
+
+    return make
+
+
+VMAP_CASES = {
+    "ours vmap over keys": _vmap_step(_ours_sample, per_example=True),
+    "ours one batched call": _vmap_step(_ours_sample, per_example=False),
+    "pure JAX vmap over keys": _vmap_step(_pure_jax_sample, per_example=True),
+}
+
 
 def check_parity(x, w):
     """Ours under jit is bitwise the NumPy API (and its gradient); raises otherwise."""
@@ -169,6 +206,40 @@ def run(cfg, progress) -> list:
     return results
 
 
+def run_vmap(cfg, progress) -> dict:
+    xs = np.random.default_rng(0).standard_normal((VMAP_BATCH, VMAP_K)).astype(DTYPE)
+    times = {}
+    for name, make in VMAP_CASES.items():
+        progress(f"vmap {name}")
+        fn = make(xs)
+        for _ in range(3):
+            fn()
+        times[name] = gb.measure(fn, cfg).per_call
+    return {
+        "batch": VMAP_BATCH,
+        "k": VMAP_K,
+        "per_call_s": times,
+        "vmap_over_batched": times["ours vmap over keys"] / times["ours one batched call"],
+    }
+
+
+# The goals of issue 17 (point 4), as ratios of ours to the reference (at most).
+GOALS = {"forward (64, 10)": 1.5, "forward+grad (64, 10)": 1.5, "vmap over keys": 2.0}
+
+
+def goal_lines(report: dict) -> list:
+    got = {}
+    for r in report["results"]:
+        if tuple(r["shape"]) == (64, 10):
+            got[f"{r['op']} (64, 10)"] = 1 / r["jax_over_ours"]
+    got["vmap over keys"] = report["vmap"]["vmap_over_batched"]
+    lines = ["", "| goal | ours / reference | at most | met |", "|---|---:|---:|---|"]
+    for name, limit in GOALS.items():
+        ratio = got[name]
+        lines.append(f"| {name} | {ratio:.2f} | {limit} | {'yes' if ratio <= limit else 'no'} |")
+    return lines
+
+
 def _fmt_time(s: float) -> str:
     if s < 1e-3:
         return f"{s * 1e6:.1f} us"
@@ -203,11 +274,22 @@ def markdown(report: dict) -> str:
             f"| {_fmt_time(t['numpy']['per_call_s'])} | {t['numpy']['melem_per_s']:.0f} "
             f"| {r['ours_over_numpy']:.2f} |"
         )
+    v = report["vmap"]
     lines += [
         "",
-        "`ours / NumPy API` is the cost of going through JAX (dispatch, the "
-        "callback, copying the result into an XLA buffer).",
+        "`ours / NumPy API` is the cost of going through JAX (dispatch, the custom call or "
+        "the callback, copying the result into an XLA buffer). The kernels run as "
+        + ("XLA FFI custom calls." if report["uses_ffi"] else "jax.pure_callback callbacks."),
+        "",
+        f"vmap over {v['batch']} per-example keys, ({v['k']},) logits each, jitted:",
+        "",
+        "| call | time |",
+        "|---|---:|",
     ]
+    for name, t in v["per_call_s"].items():
+        lines.append(f"| {name} | {_fmt_time(t)} |")
+    lines.append(f"| ours vmap / ours one batched call | {v['vmap_over_batched']:.2f} |")
+    lines += goal_lines(report)
     return "\n".join(lines)
 
 
@@ -249,9 +331,11 @@ def main(argv=None) -> int:
         "config": {**vars(cfg), "tau": TAU},
         "machine": gb.machine_info(),
         "jax_backend": jax.default_backend(),
+        "uses_ffi": gsj.uses_ffi(),
     }
     gb.warm_up()
     report["results"] = run(cfg, progress)
+    report["vmap"] = run_vmap(cfg, progress)
     report["elapsed_s"] = time.perf_counter() - start
     text = markdown(report)
     print(text)

@@ -182,6 +182,21 @@ def numpy_cases(d: Digest, group: str) -> None:
             d.add(
                 f"conditional_gumbel/{sec}", ci, gs.conditional_gumbel(cx, ci, axis=axis, rng=P(3))
             )
+            # the estimators: y_hard the one-hot of ci (x's -inf and NaN rows for ReinMax)
+            yh = np.zeros_like(cx)
+            np.put_along_axis(yh, np.expand_dims(ci, axis), 1, axis)
+            for tname, tau in taus(x, axis):
+                d.add(
+                    f"gumbel_rao_backward/{sec}/tau_{tname}",
+                    gs.gumbel_rao_backward(w, cx, yh, tau, samples=3, axis=axis, rng=P(5)),
+                )
+            hx = gs.gumbel_softmax(x, hard=True, axis=axis, rng=P(6))
+            for tname, tau in (("1", 1.0), ("1.5", 1.5), ("huge", 1e46)):
+                d.add(
+                    f"reinmax_backward/{sec}/tau_{tname}",
+                    gs.reinmax_backward(w, x, hx, tau, axis=axis),
+                    gs.reinmax_backward(w, x, hx, tau, axis=axis, grad_p=w[::-1].copy()),
+                )
             mtag = f"{sec}/mask"
             d.add(
                 f"gumbel_softmax/{mtag}", gs.gumbel_softmax(x, 0.7, axis=axis, mask=mask, rng=P(4))

@@ -26,10 +26,10 @@ def bench():
     report and cli, and the names the tests use."""
     sys.path.insert(0, str(BENCH))
     try:
-        from gsbench import cases_extra, cli, core, report, runner
+        from gsbench import cases_estimators, cases_extra, cli, core, report, runner
     finally:
         sys.path.remove(str(BENCH))
-    names = {**vars(core), **vars(cases_extra)}
+    names = {**vars(core), **vars(cases_extra), **vars(cases_estimators)}
     names.update(core=core, cases_extra=cases_extra, cli=cli, report=report, runner=runner)
     return types.SimpleNamespace(**names)
 
@@ -80,6 +80,32 @@ def test_extra_peers_match_ours(bench):
     k = min(bench.TOP_K, 9)
     assert bench._numpy_top_k(False)(p)().shape == bench._ours_top_k(p)().shape == (5, k)
     assert bench._numpy_categorical(p)().shape == bench._ours_categorical(p)().shape == (5,)
+
+
+def test_torch_estimator_peers_compute_ours(bench):
+    """The PyTorch compositions of the estimator rows compute what ours computes: ReinMax
+    the same values (float64, 1e-12); Gumbel-Rao the same conditional expectation (the
+    noise differs): over 4000 rows of one logit vector, sharing their hard samples, the
+    per-coordinate means agree (Welch z-test, two-sided, alpha = 1e-6 per coordinate)."""
+    torch = pytest.importorskip("torch")
+    from scipy import stats
+
+    p = bench.Problem.make((6, 9), -1, "float64")
+    np.testing.assert_allclose(
+        bench._torch_reinmax(p)().numpy(),
+        bench._ours_reinmax(bench.REINMAX_TAU)(p)(),
+        rtol=0,
+        atol=1e-12,
+    )
+    x = np.tile(np.array([0.5, -1.0, 0.0, 1.5, -0.3]), (4000, 1))
+    g = np.tile(np.array([1.0, -2.0, 0.5, 0.0, 0.7]), (4000, 1))
+    q = bench.Problem((4000, 5), -1, np.dtype(np.float64), x, g, x)
+    torch.manual_seed(0)
+    ours = bench._ours_gumbel_rao(bench.SAMPLES)(q)()
+    theirs = bench._torch_gumbel_rao(q)().numpy()
+    se = np.sqrt((ours.var(0, ddof=1) + theirs.var(0, ddof=1)) / len(x))
+    z = (ours.mean(0) - theirs.mean(0)) / se
+    assert (np.abs(z) < stats.norm.isf(1e-6 / 2)).all(), z
 
 
 def test_numpy_top_k_is_ordered(bench):

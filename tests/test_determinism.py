@@ -43,6 +43,9 @@ def compute():
             res[name + "_backward"] = gs.gumbel_softmax_backward(gy, y_soft, 0.7)
             res[name + "_backward_axis0"] = gs.gumbel_softmax_backward(
                 gy, y_soft, 1.5, axis=0)
+            res[name + "_gumbel_rao"] = gs.gumbel_rao_backward(
+                gy, x, yh, 0.7, samples=2, rng=gs.Philox(15, counter=2**32 - 3))
+            res[name + "_reinmax"] = gs.reinmax_backward(gy, x, yh, 1.5, grad_p=y_soft)
             res[name + "_gumbel"] = gs.gumbel(shape, dtype=dt,
                                               rng=gs.Philox(2**40 + 3, counter=12345))
             res[name + "_soft_axis0"] = gs.gumbel_softmax(x, 2.0, axis=0,

@@ -19,6 +19,11 @@ def _logits(shape=(6, 5), dtype=np.float64, seed=0):
     return random_logits(shape, dtype, seed)
 
 
+def _one_hot(shape=(6, 5)):
+    """A one-hot y_hard for _logits() (finite everywhere)."""
+    return np.eye(shape[-1])[np.arange(shape[0]) % shape[-1]]
+
+
 def _filled(shape, dtype=np.float64):
     out = np.empty(shape, dtype=dtype)
     out[...] = SENTINEL
@@ -821,6 +826,12 @@ TAU_TAKERS = {
         np.full((6, 5), 0.2), _logits(), tau
     ),
     "GumbelSoftmax": lambda tau, out: gs.GumbelSoftmax(tau=tau),
+    "gumbel_rao_backward": lambda tau, out: gs.gumbel_rao_backward(
+        _logits(seed=1), _logits(), _one_hot(), tau, rng=0, out=out
+    ),
+    "reinmax_backward": lambda tau, out: gs.reinmax_backward(
+        _logits(seed=1), _logits(), _one_hot(), tau, out=out
+    ),
 }
 
 
@@ -860,6 +871,12 @@ AXIS_TAKERS = {
         np.full((6, 5), 0.2), _logits(), axis=ax
     ),
     "GumbelSoftmax": lambda ax, out: gs.GumbelSoftmax(axis=ax).forward(_logits()),
+    "gumbel_rao_backward": lambda ax, out: gs.gumbel_rao_backward(
+        _logits(seed=1), _logits(), _one_hot(), axis=ax, rng=0, out=out
+    ),
+    "reinmax_backward": lambda ax, out: gs.reinmax_backward(
+        _logits(seed=1), _logits(), _one_hot(), axis=ax, out=out
+    ),
 }
 
 
@@ -924,6 +941,8 @@ ARRAY_TAKERS = {
     "grad_y": lambda a: gs.gumbel_softmax_backward(a, _logits()),
     "y_soft": lambda a: gs.gumbel_softmax_backward(_logits(), a),
     "y": lambda a: gs.concrete_log_prob(a, _logits()),
+    "y_hard": lambda a: gs.gumbel_rao_backward(_logits(), _logits(), a, rng=0),
+    "grad_p": lambda a: gs.reinmax_backward(_logits(), _logits(), _one_hot(), grad_p=a),
 }
 
 

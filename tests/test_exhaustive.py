@@ -54,6 +54,7 @@ def reports(tmp_path_factory):
     return out
 
 
+@pytest.mark.exhaustive
 @pytest.mark.parametrize("target", ["baseline", "avx2", "avx512"])
 def test_noise_map_on_target(reports, target):
     if target not in reports:
@@ -73,6 +74,7 @@ def test_noise_map_on_target(reports, target):
     assert r["f64"]["random"]["count"] == 10**8
 
 
+@pytest.mark.exhaustive
 def test_digests_equal_across_targets(reports):
     digests = {
         t: (r["f32"]["digest"], r["f64"]["extremes"]["digest"], r["f64"]["random"]["digest"])

@@ -20,6 +20,7 @@ X = np.random.default_rng(0).standard_normal((6, 5))
 G = np.random.default_rng(1).standard_normal((6, 5))
 HUGE = np.broadcast_to(np.float32(0.0), (2**21, 2**21))  # 2**42 elements, 16 TiB as float32
 HUGE_HALF = np.broadcast_to(np.float16(0.0), HUGE.shape)
+ONE_HOT = np.eye(5)[np.arange(6) % 5]
 
 
 def _cases():
@@ -138,6 +139,32 @@ def _cases():
         MemoryError,
         None,
         lambda r: gs.conditional_gumbel(HUGE_HALF, np.zeros(2**21, np.int64), rng=r),
+    )
+    yield (
+        "gumbel_rao_y_hard",
+        ValueError,
+        "y_hard",
+        lambda r: gs.gumbel_rao_backward(G, X, np.full(X.shape, 0.2), rng=r),
+    )
+    yield (
+        "gumbel_rao_samples",
+        ValueError,
+        "samples",
+        lambda r: gs.gumbel_rao_backward(G, X, ONE_HOT, samples=0, rng=r),
+    )
+    yield (
+        "gumbel_rao_out",
+        ValueError,
+        "out",
+        lambda r: gs.gumbel_rao_backward(G, X, ONE_HOT, rng=r, out=np.empty((6, 4))),
+    )
+    yield (
+        "memory_gumbel_rao",
+        MemoryError,
+        None,
+        lambda r: gs.gumbel_rao_backward(
+            HUGE, HUGE, np.broadcast_to(np.eye(1, 2**21, dtype=np.float32), HUGE.shape), rng=r
+        ),
     )
     yield (
         "memory_logistic",

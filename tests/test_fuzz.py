@@ -32,6 +32,11 @@ test_fuzz_other_samplers        on the same calls: categorical = the hard one-ho
 test_fuzz_backward              check_backward against backward_ref; result dtype;
                                 ``out`` / in place on grad_y or y_soft; inputs
                                 untouched; bitwise equal to the contiguous moveaxis call
+test_fuzz_estimators            gumbel_rao_backward against the float64 reference from
+                                conditional_gumbel's draws of the documented rows,
+                                counter + samples * rows; reinmax_backward against the
+                                formula; both: ``out`` / in place on grad_y, bitwise
+                                equal to the contiguous moveaxis call
 test_fuzz_gumbel                gumbel_ref within noise_tol, finite, in the documented
                                 range; counter + rows; ``out`` views; any split of the
                                 rows into two calls gives the same bits
@@ -796,6 +801,114 @@ def test_fuzz_backward(gs, case):
         tau,
     )
     np.testing.assert_array_equal(got, np.moveaxis(moved, -1, axis))
+
+
+# -------------------------------------------------------------------------- estimators
+@dataclasses.dataclass(frozen=True)
+class EstimatorCase:
+    shape: tuple
+    axis: int
+    dtype: str
+    x_values: Values
+    gy_values: Values
+    x_layout: Layout
+    gy_layout: Layout
+    tau: object
+    samples: int
+    seed: int
+    out: str  # none | fresh | view | grad_y
+    out_layout: Layout
+
+
+@st.composite
+def estimator_cases(draw):
+    shape, axis = draw(shapes_and_axes())
+    ndim = len(shape)
+    return EstimatorCase(
+        shape=shape,
+        axis=axis,
+        dtype=np.dtype(draw(st.sampled_from(FLOATS))).name,
+        x_values=draw(values_st(max_offset_exp=4, kinds=("normal", "integers", "offset"))),
+        gy_values=draw(backward_values),
+        x_layout=draw(layouts(ndim, broadcast=True)),
+        gy_layout=draw(layouts(ndim)),
+        tau=draw(tau_objects()),
+        samples=draw(st.integers(1, 4)),
+        seed=draw(seeds),
+        out=draw(st.sampled_from(["none", "fresh", "view", "grad_y"])),
+        out_layout=draw(layouts(ndim)),
+    )
+
+
+@FUZZ
+@given(case=estimator_cases())
+def test_fuzz_estimators(gs, case):
+    """gumbel_rao_backward against the float64 reference from conditional_gumbel's draws
+    of the documented rows (tolerance as in test_estimators.py), reinmax_backward (at
+    max(tau, 1)) against the formula within 32 eps (1 + max|grad_y|); both bitwise equal
+    to the contiguous moveaxis call, ``out`` returned and nothing outside it written."""
+    shape, axis, dt, K = case.shape, case.axis, np.dtype(case.dtype), case.samples
+    tau = float(case.tau)
+    x, _ = place(case.x_values.make(shape), case.x_layout, dt)
+    gy, _ = place(case.gy_values.make(shape), case.gy_layout, dt)
+    idx = gs.categorical(x, axis=axis, rng=case.seed)
+    yh = np.zeros(shape, dt)
+    np.put_along_axis(yh, np.expand_dims(idx, axis), 1, axis)
+    note_call(shape, axis, n_rows(shape, axis) * K, 0, tau)
+    note_layout("logits", case.x_layout)
+    event(f"out: {case.out}")
+    m = shape[axis]
+    xm, gm, ym = (np.moveaxis(a, axis, -1).reshape(-1, m) for a in (x, gy, yh))
+    for fn in ("gumbel_rao_backward", "reinmax_backward"):
+        out = base = None
+        if case.out == "fresh":
+            out = np.full(shape, SENTINEL, dtype=dt)
+        elif case.out == "view":
+            out, base = place(np.zeros(shape), case.out_layout, dt)
+            base_before = base.copy()
+        elif case.out == "grad_y":
+            out = gy.copy()
+        gin = out if case.out == "grad_y" else gy
+        if fn == "gumbel_rao_backward":
+            rng = gs.Philox(case.seed)
+            got = gs.gumbel_rao_backward(gin, x, yh, tau, samples=K, axis=axis, rng=rng, out=out)
+            assert rng.counter == n_rows(shape, axis) * K
+            moved = gs.gumbel_rao_backward(gm, xm, ym, tau, samples=K, rng=case.seed)
+        else:
+            got = gs.reinmax_backward(gin, x, yh, max(tau, 1.0), axis=axis, out=out)
+            moved = gs.reinmax_backward(gm, xm, ym, max(tau, 1.0))
+        if out is not None:
+            assert got is out
+        assert got.shape == shape and got.dtype == dt
+        if base is not None:
+            mask = inside(case.out_layout, shape)
+            assert np.array_equal(base[~mask], base_before[~mask]), "written outside out"
+        expect = np.moveaxis(moved.reshape(np.moveaxis(gy, axis, -1).shape), -1, axis)
+        np.testing.assert_array_equal(got, expect)
+        if gm.shape[0] == 0:
+            continue
+        g64 = gm.astype(np.float64)
+        gmax = np.abs(g64).max(-1)
+        eps = float(np.finfo(dt).eps)
+        if fn == "gumbel_rao_backward":
+            im = idx.reshape(-1)  # C order over the batch, as the rows of xm
+            z = gs.conditional_gumbel(np.repeat(xm, K, 0), np.repeat(im, K), rng=case.seed)
+            z = z.astype(np.float64).reshape(-1, K, m)
+            p = softmax_ref(z / tau, axis=-1)
+            jg = p * (g64[:, None] - (p * g64[:, None]).sum(-1, keepdims=True))
+            ref = jg.mean(1) / tau
+            zmax = np.abs(z).max((1, 2))
+            tol = 3 * gmax * 8 * eps * (1 + zmax) / tau**2 + 16 * eps * gmax / tau
+        else:
+            t = max(tau, 1.0)
+            p0 = softmax_ref(xm.astype(np.float64), axis=-1)
+            p1 = (softmax_ref(xm.astype(np.float64) / t, axis=-1) + ym) / 2
+            u = -g64 / 2
+            ref = 2 * p1 * (g64 - (p1 * g64).sum(-1, keepdims=True))
+            ref += p0 * (u - (p0 * u).sum(-1, keepdims=True))
+            tol = 32 * eps * (1 + gmax)
+        err = np.abs(moved.astype(np.float64) - ref).max(-1)
+        assert (err <= tol).all(), (fn, float((err / tol).max()))
 
 
 # ------------------------------------------------------------------------------- noise

@@ -316,7 +316,7 @@ def test_half_dtypes(dtype, hard):
         (float("nan"), ValueError),
         ("a", TypeError),
         (True, TypeError),
-        (np.ones(2), ValueError),
+        (np.ones(3), ValueError),  # does not broadcast to the batch shape (2,)
         (1 + 2j, TypeError),
     ],
 )
@@ -359,18 +359,23 @@ def test_negative_traced_seed_raises_from_the_callback():
         f(-3).block_until_ready()
 
 
-@pytest.mark.parametrize(
-    "logits",
-    [
-        np.arange(6).reshape(2, 3),
-        np.ones(3, bool),
-        jnp.ones((2, 3), jnp.int32),
-        np.ones(3, np.complex64),
-    ],
-)
+@pytest.mark.parametrize("logits", [np.ones(3, np.complex64), np.array(["a", "b"])])
 def test_non_float_logits(logits):
     with pytest.raises(TypeError, match="logits"):
         gsj.gumbel_softmax(0, logits)
+
+
+@pytest.mark.parametrize("x64_on", [False, True])
+def test_integer_and_bool_logits_are_converted_as_numpy_does(x64_on):
+    """Integer and bool logits: float64 as in the NumPy API (float32 without x64)."""
+    with jax.enable_x64(x64_on):
+        for logits in (np.arange(6).reshape(2, 3), np.array([True, False, True])):
+            y = gsj.gumbel_softmax(4, logits, 0.5)
+            want = np.float64 if x64_on else np.float32
+            assert y.dtype == want
+            assert same_bits(y, _ref(logits.astype(want), 0.5, 4))
+            if x64_on:  # exactly the NumPy API's own conversion
+                assert same_bits(y, _ref(logits, 0.5, 4))
 
 
 def test_bad_shapes_and_axis():
@@ -385,3 +390,241 @@ def test_bad_shapes_and_axis():
         gsj.gumbel_softmax(0, np.zeros((2, 0), np.float32))
     with pytest.raises(TypeError, match="hard"):
         jax.jit(lambda h: gsj.gumbel_softmax(0, x, hard=h))(True)
+
+
+# ---------------------------------------------------------------------------------------
+# The two ways the kernels run under jit: XLA FFI custom calls (builds with jaxlib's
+# headers, gsj.uses_ffi()) and jax.pure_callback (the fallback).  Same bits.
+
+
+@pytest.fixture
+def callback_path(monkeypatch):
+    """The pure_callback fallback for one test, in a build that has the FFI handlers too."""
+    monkeypatch.setattr(gsj, "_FFI_TARGETS", None)
+    assert not gsj.uses_ffi()
+
+
+def test_uses_ffi_exactly_when_the_build_has_the_handlers():
+    from gumbel_softmax import _core
+
+    assert gsj.uses_ffi() == hasattr(_core, "_xla_ffi")
+
+
+def _paths_outputs(x, w, tau, hard, axis, key):
+    """Forward, gradients (logits, traced tau) and vmap over keys, jitted."""
+
+    def loss(x, t):
+        return (w * gsj.gumbel_softmax(key, x, t, hard=hard, axis=axis)).sum()
+
+    y = jax.jit(gsj.gumbel_softmax, static_argnames=("hard", "axis"))(key, x, tau, hard, axis)
+    gx, gt = jax.jit(jax.grad(loss, argnums=(0, 1)))(x, jnp.float32(tau))
+    keys = jax.random.split(jax.random.PRNGKey(7), 5)
+    v = jax.jit(jax.vmap(lambda k: gsj.gumbel_softmax(k, x, tau, hard=hard, axis=axis)))(keys)
+    return y, gx, gt, v
+
+
+@pytest.mark.parametrize(
+    "shape,axis,hard,dtype",
+    [
+        ((64, 10), -1, False, np.float32),
+        ((3, 7, 5), 1, True, np.float32),
+        ((2, 33), -1, True, jnp.bfloat16),
+        ((5, 4), 0, False, jnp.float16),
+    ],
+)
+def test_ffi_and_callback_paths_agree(monkeypatch, shape, axis, hard, dtype):
+    x = jnp.asarray(_normal(shape)).astype(dtype)
+    w = jnp.asarray(_normal(shape, seed=2)).astype(dtype)
+    first = _paths_outputs(x, w, 0.7, hard, axis, jax.random.PRNGKey(3))
+    monkeypatch.setattr(gsj, "_FFI_TARGETS", None if gsj.uses_ffi() else gsj._FFI_TARGETS)
+    second = _paths_outputs(x, w, 0.7, hard, axis, jax.random.PRNGKey(3))
+    y, gx, gt, v = first
+    assert same_bits(y, second[0]) and same_bits(gx, second[1]) and same_bits(v, second[3])
+    # the tau gradient: float64 sums in both, of float64 (FFI) or float32 (callback) logs,
+    # and for half dtypes of the float32 (FFI) or the rounded (callback) grad_logits
+    rtol = 1e-5 if dtype == np.float32 else 4 * float(jnp.finfo(dtype).eps)
+    np.testing.assert_allclose(float(gt), float(second[2]), rtol=rtol, atol=1e-6)
+    assert same_bits(y, _ref(np.asarray(x), 0.7, 3, hard=hard, axis=axis))
+
+
+def test_callback_path_still_matches_numpy(callback_path):
+    x, w = _normal((6, 9)), _normal((6, 9), seed=1)
+    y = _jit(5, x, 0.5, True)
+    assert same_bits(y, _ref(x, 0.5, 5, hard=True))
+    g = jax.jit(jax.grad(lambda x: (w * gsj.gumbel_softmax(5, x, 0.5, hard=True)).sum()))(x)
+    assert same_bits(g, _ref_grad(w, x, 0.5, 5, hard=True))
+
+
+def test_nested_vmap_over_keys_and_taus_equals_separate_calls():
+    """vmap of vmap: every batch element is one call with its own key and tau."""
+    x = _normal((3, 6))
+    keys = jax.random.split(jax.random.PRNGKey(1), 6).reshape(2, 3, 2)
+    taus = jnp.array([0.5, 2.0])
+    f = jax.jit(
+        jax.vmap(lambda ks, t: jax.vmap(lambda k: gsj.gumbel_softmax(k, x, t))(ks), in_axes=(0, 0))
+    )
+    out = f(keys, taus)
+    for i in range(2):
+        for j in range(3):
+            assert same_bits(out[i, j], _ref(x, float(taus[i]), gsj.seed_of(keys[i, j])))
+
+
+def test_bad_traced_tau_prints_nothing(capfd):
+    """The error is a clean JaxRuntimeError naming tau: no callback traceback on stderr
+    (with the FFI handlers; the pure_callback fallback lets JAX log the callback's)."""
+    if not gsj.uses_ffi():
+        pytest.skip("this build runs jax.pure_callback (no XLA FFI handlers)")
+    f = jax.jit(lambda t: gsj.gumbel_softmax(0, jnp.zeros((2, 3)), t))
+    capfd.readouterr()
+    with pytest.raises(
+        jax.errors.JaxRuntimeError, match=r"tau must be positive and finite, got -1\.0\n"
+    ):
+        f(-1.0).block_until_ready()
+    with pytest.raises(jax.errors.JaxRuntimeError, match="got nan"):
+        f(jnp.nan).block_until_ready()
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+
+
+@pytest.mark.parametrize(
+    "shape,axis,tau,hard",
+    [
+        ((10,), -1, 0.5, False),  # short rows, one per element
+        ((3, 7), -1, 1.0, True),  # short rows, the tau = 1 path
+        ((40, 3), 0, 0.7, True),  # strided rows (tiles)
+        ((2, 300), -1, 1.0, False),  # rows of the row path
+        ((1, 70000), -1, 0.9, True),  # one long row (split over segments)
+    ],
+)
+@pytest.mark.parametrize("x64_on", [False, True])
+def test_vmap_over_keys_every_row_path(shape, axis, tau, hard, x64_on):
+    """vmap over keys (one custom call with a key per row, with the FFI handlers) equals
+    separate calls on every row path of the kernel, also with a traced tau per element."""
+    with jax.enable_x64(x64_on):
+        dtype = np.float64 if x64_on else np.float32
+        xs = np.stack([_normal(shape, dtype, seed=s) for s in range(3)])
+        keys = jax.random.split(jax.random.PRNGKey(11), 3)
+        taus = jnp.asarray([tau, 2 * tau, tau], dtype)
+        f = jax.jit(jax.vmap(lambda k, x, t: gsj.gumbel_softmax(k, x, t, hard=hard, axis=axis)))
+        out = f(keys, jnp.asarray(xs), taus)
+        for i in range(3):
+            ref = _ref(xs[i], float(taus[i]), gsj.seed_of(keys[i]), hard=hard, axis=axis)
+            assert same_bits(out[i], ref)
+
+
+# ---------------------------------------------------------------------------------------
+# Breadth: per-row tau, mask, log_gumbel_softmax, categorical (both kernel paths)
+
+
+@pytest.fixture(params=["ffi", "callback"])
+def path(request, monkeypatch):
+    """Each test once per way the kernels run (with callbacks only, when the build has no
+    FFI handlers, the "ffi" run is the callback run again)."""
+    if request.param == "callback":
+        monkeypatch.setattr(gsj, "_FFI_TARGETS", None)
+    return request.param
+
+
+def _fd(f, x, eps):
+    """Central finite differences of the scalar function f at x (float64 numpy)."""
+    g = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        d = np.zeros_like(x)
+        d[i] = eps
+        g[i] = (f(x + d) - f(x - d)) / (2 * eps)
+    return g
+
+
+@pytest.mark.parametrize("axis", [-1, 0])
+def test_per_row_tau_concrete_and_traced(path, axis):
+    x = _normal((4, 5))
+    shape = (4,) if axis == -1 else (5,)
+    taus = np.linspace(0.3, 2.0, shape[0])
+    want = gs.gumbel_softmax(x, taus, hard=True, axis=axis, rng=gs.Philox(6))
+    assert same_bits(gsj.gumbel_softmax(6, x, taus, True, axis), want)
+    f = jax.jit(lambda t: gsj.gumbel_softmax(6, x, t, True, axis))
+    # traced float32 taus: the NumPy API on the same float32 values
+    t32 = taus.astype(np.float32)
+    want32 = gs.gumbel_softmax(x, t32.astype(np.float64), hard=True, axis=axis, rng=gs.Philox(6))
+    assert same_bits(f(jnp.asarray(t32)), want32)
+    # keepdims form and broadcasting
+    kd = np.expand_dims(taus, axis)
+    assert same_bits(gsj.gumbel_softmax(6, x, kd, True, axis), want)
+    with pytest.raises(ValueError, match="tau"):
+        gsj.gumbel_softmax(6, x, np.ones(7), axis=axis)
+    with pytest.raises(ValueError, match="tau must be positive"):
+        gsj.gumbel_softmax(6, x, -taus, axis=axis)
+
+
+def test_per_row_traced_tau_gradient_matches_finite_differences(path, x64):
+    x, w = _normal((3, 6), np.float64), _normal((3, 6), np.float64, seed=1)
+    taus = np.array([0.4, 1.0, 2.5])
+
+    def loss(t):
+        return (w * gsj.gumbel_softmax(2, x, t)).sum()
+
+    g = jax.grad(loss)(jnp.asarray(taus))
+    fd = _fd(lambda t: float(loss(jnp.asarray(t))), taus, 1e-6)
+    np.testing.assert_allclose(np.asarray(g), fd, rtol=1e-6, atol=1e-9)
+    # a broadcast tau of shape (1,): its gradient is the sum over the rows
+    g1 = jax.grad(loss)(jnp.asarray([0.7]))
+    fd1 = _fd(lambda t: float(loss(jnp.asarray(t))), np.array([0.7]), 1e-6)
+    np.testing.assert_allclose(np.asarray(g1), fd1, rtol=1e-6, atol=1e-9)
+
+
+def test_mask_equals_the_numpy_mask_and_has_zero_gradient(path):
+    x, w = _normal((3, 6)), _normal((3, 6), seed=1)
+    mask = np.ones((3, 6), bool)
+    mask[0, 2] = mask[1, 0] = mask[2, 5] = False
+    want = gs.gumbel_softmax(x, 0.5, hard=True, mask=mask, rng=gs.Philox(9))
+    assert same_bits(gsj.gumbel_softmax(9, x, 0.5, True, mask=mask), want)
+    g = jax.grad(lambda x: (w * gsj.gumbel_softmax(9, x, 0.5, mask=mask)).sum())(x)
+    assert (np.asarray(g)[~mask] == 0).all()
+    row_mask = np.array([True, False, True, True, True, True])  # broadcasts over rows
+    assert same_bits(
+        gsj.gumbel_softmax(9, x, 0.5, mask=row_mask),
+        gs.gumbel_softmax(x, 0.5, mask=np.broadcast_to(row_mask, x.shape), rng=gs.Philox(9)),
+    )
+    with pytest.raises(TypeError, match="mask"):
+        gsj.gumbel_softmax(9, x, mask=np.ones((3, 6)))
+    with pytest.raises(ValueError, match="mask"):
+        gsj.gumbel_softmax(9, x, mask=np.ones((2, 6), bool))
+
+
+@pytest.mark.parametrize("x64_on", [False, True])
+def test_log_gumbel_softmax_bitwise_and_gradients(path, x64_on):
+    with jax.enable_x64(x64_on):
+        dt = np.float64 if x64_on else np.float32
+        x, w = _normal((3, 7), dt), _normal((3, 7), dt, seed=1)
+        want = gs.log_gumbel_softmax(x, 0.05, rng=gs.Philox(5))
+        assert same_bits(jax.jit(lambda x: gsj.log_gumbel_softmax(5, x, 0.05))(x), want)
+        if not x64_on:
+            return
+        taus = np.array([0.5, 1.0, 2.0])
+
+        def loss(x, t):
+            return (w * gsj.log_gumbel_softmax(5, x, t)).sum()
+
+        gx, gt = jax.grad(loss, argnums=(0, 1))(jnp.asarray(x), jnp.asarray(taus))
+        fx = _fd(lambda v: float(loss(jnp.asarray(v), jnp.asarray(taus))), x, 1e-6)
+        ft = _fd(lambda v: float(loss(jnp.asarray(x), jnp.asarray(v))), taus, 1e-6)
+        np.testing.assert_allclose(np.asarray(gx), fx, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(np.asarray(gt), ft, rtol=1e-5, atol=1e-7)
+
+
+def test_categorical_bitwise_vmap_and_mask(path):
+    x = _normal((5, 8))
+    mask = np.ones(8, bool)
+    mask[3] = False
+    want = gs.categorical(x, rng=gs.Philox(3), mask=np.broadcast_to(mask, x.shape))
+    got = jax.jit(lambda x: gsj.categorical(3, x, mask=mask))(x)
+    assert got.dtype == jnp.int32 and (np.asarray(got) == want).all()
+    # the index of the hard sample's one-hot, from the same key
+    hard = gsj.gumbel_softmax(3, x, 0.5, hard=True, mask=mask)
+    assert (np.asarray(hard).argmax(-1) == want).all()
+    keys = jax.random.split(jax.random.PRNGKey(2), 4)
+    v = jax.vmap(lambda k: gsj.categorical(k, x, axis=0))(keys)
+    for i in range(4):
+        assert (
+            np.asarray(v[i]) == gs.categorical(x, axis=0, rng=gs.Philox(gsj.seed_of(keys[i])))
+        ).all()

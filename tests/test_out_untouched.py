@@ -446,6 +446,106 @@ def test_backward_rejects_and_writes_nothing(case, dtype, layout):
 
 
 # --------------------------------------------------------------------------------------
+# gumbel_rao_backward and reinmax_backward: each case maps (dtype, layout) -> kwargs
+# --------------------------------------------------------------------------------------
+def _est(**kw):
+    """Valid arguments of both estimators (rng for Gumbel-Rao only) updated with kw
+    (values may be callables of the dtype)."""
+
+    def make(fn, dtype, layout):
+        base, out = _out_view(SHAPE, dtype, layout)
+        x, gy = _logits(SHAPE, dtype), _logits(SHAPE, dtype, seed=2)
+        yh = np.eye(SHAPE[1], dtype=dtype)[np.arange(SHAPE[0]) % SHAPE[1]]
+        args = dict(grad_y=gy, logits=x, y_hard=yh, tau=1.5, out=out)
+        rng = _rng() if fn == "gumbel_rao_backward" else None
+        if rng is not None:
+            args["rng"] = rng
+        args.update({k: v(dtype) if callable(v) else v for k, v in kw.items()})
+        if isinstance(args.get("rng"), gs.Philox):
+            rng = args["rng"]
+        guard = [base] + [a for a in args.values() if isinstance(a, np.ndarray) and a is not out]
+        return args, guard, rng
+
+    return make
+
+
+def _est_out(make_out):
+    def make(fn, dtype, layout):
+        args, guard, rng = _est()(fn, dtype, layout)
+        out_base, out = make_out(dtype, layout)
+        args["out"] = out
+        return args, guard[1:] + [out_base], rng
+
+    return make
+
+
+def _est_overlapping(fn, dtype, layout):
+    args, guard, rng = _est()(fn, dtype, layout)
+    step = 1 if layout == "contiguous" else 2
+    buf = np.empty(36 * step, dtype)
+    _fill_pattern(buf)
+    gy = buf[: 35 * step : step].reshape(SHAPE)
+    gy[...] = args["grad_y"]
+    args["grad_y"] = gy
+    args["out"] = buf[step : 36 * step : step].reshape(SHAPE)
+    return args, [buf] + guard[2:], rng
+
+
+def _not_one_hot(dtype):
+    return np.full(SHAPE, 0.2, dtype)
+
+
+BOTH = ("gumbel_rao_backward", "reinmax_backward")
+GR = ("gumbel_rao_backward",)
+EST_CASES = {
+    "tau=0": (BOTH, ValueError, "tau", _est(tau=0.0)),
+    "tau=nan": (BOTH, ValueError, "tau", _est(tau=float("nan"))),
+    "tau=str": (BOTH, TypeError, "tau", _est(tau="1")),
+    "tau=rows-shape": (BOTH, ValueError, "tau", _est(tau=np.ones(4))),
+    "grad_y=complex": (BOTH, TypeError, "grad_y", _est(grad_y=lambda dt: np.ones(SHAPE, complex))),
+    "logits=object": (BOTH, TypeError, "logits", _est(logits=lambda dt: np.ones(SHAPE, object))),
+    "y_hard=shape": (BOTH, ValueError, "y_hard", _est(y_hard=lambda dt: np.ones((5, 6), dt))),
+    "logits=array-raises": (BOTH, RuntimeError, "boom", _est(logits=_ArrayBoom())),
+    "axis=2": (BOTH, np.exceptions.AxisError, "axis", _est(axis=2)),
+    "axis=1.5": (BOTH, TypeError, "axis", _est(axis=1.5)),
+    "out=shape": (BOTH, ValueError, "out", _est_out(lambda dt, lay: _out_view((5, 6), dt, lay))),
+    "out=dtype": (BOTH, ValueError, "out", _est_out(_other_dtype)),
+    "out=readonly": (BOTH, ValueError, "out", _est_out(_readonly)),
+    "out=list": (BOTH, TypeError, "out", _est(out=[[0.0] * 7] * 5)),
+    "out=overlap-grad_y": (BOTH, ValueError, "out", _est_overlapping),
+    "y_hard=not-one-hot": (GR, ValueError, "y_hard", _est(y_hard=_not_one_hot)),
+    "samples=0": (GR, ValueError, "samples", _est(samples=0)),
+    "samples=float": (GR, TypeError, "samples", _est(samples=2.0)),
+    "mask=int": (GR, TypeError, "mask", _est(mask=np.ones(SHAPE, int))),
+    "rng=str": (GR, TypeError, "rng", _est(rng="1")),
+    "counter-overflow": (GR, OverflowError, "counter", _est(rng=_rng(END - 4))),
+    "tau=0.5": (("reinmax_backward",), ValueError, "tau", _est(tau=0.5)),
+    "grad_p=shape": (
+        ("reinmax_backward",),
+        ValueError,
+        "grad_p",
+        _est(grad_p=lambda dt: np.ones((5, 6), dt)),
+    ),
+    "grad_p=complex": (
+        ("reinmax_backward",),
+        TypeError,
+        "grad_p",
+        _est(grad_p=lambda dt: np.ones(SHAPE, complex)),
+    ),
+}
+EST_PARAMS = [(fn, case) for case, (fns, *_) in EST_CASES.items() for fn in fns]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
+@pytest.mark.parametrize("fn,case", EST_PARAMS, ids=[f"{f}-{c}" for f, c in EST_PARAMS])
+def test_estimators_reject_and_write_nothing(fn, case, dtype, layout):
+    _, exc, match, make = EST_CASES[case]
+    args, guard, rng = make(fn, dtype, layout)
+    assert_untouched(exc, match, lambda: getattr(gs, fn)(**args), guard, rng)
+
+
+# --------------------------------------------------------------------------------------
 # gumbel
 # --------------------------------------------------------------------------------------
 def _gum(shape=SHAPE, out_shape=None, out_dtype=None, readonly=False, rng=None, **kw):

@@ -17,6 +17,7 @@ X = RNG.standard_normal(SHAPE)
 GY = RNG.standard_normal(SHAPE)
 YS = gs.gumbel_softmax(X, rng=1)
 IDX = np.array([0, 4, 2, 1, 3, 0])  # conditional_gumbel: one index per row
+YH = gs.gumbel_softmax(X, hard=True, rng=1)
 
 
 def _shared(out_dtype, in_dtype, in_shape):
@@ -40,8 +41,10 @@ def _fill(inp, name):
         inp[...] = IDX
     elif name == "y_soft":
         inp[...] = YS[: inp.shape[0]] if inp.shape == SHAPE else 0.2
+    elif name == "y_hard":
+        inp[...] = YH
     else:
-        inp[...] = {"logits": X, "grad_y": GY}[name]
+        inp[...] = {"logits": X, "grad_y": GY, "grad_p": GY}[name]
 
 
 # (function name, input name, input dtype, input shape, call(input, out, rng))
@@ -207,6 +210,62 @@ PAIRS = [
         SHAPE,
         lambda a, o, r: gs.relaxed_bernoulli_backward(GY, YS, a, out=o),
     ),
+    (
+        "gumbel_rao_backward",
+        "grad_y",
+        np.float64,
+        SHAPE,
+        lambda a, o, r: gs.gumbel_rao_backward(a, X, YH, rng=r, out=o),
+    ),
+    (
+        "gumbel_rao_backward",
+        "logits",
+        np.float64,
+        SHAPE,
+        lambda a, o, r: gs.gumbel_rao_backward(GY, a, YH, rng=r, out=o),
+    ),
+    (
+        "gumbel_rao_backward",
+        "y_hard",
+        np.float64,
+        SHAPE,
+        lambda a, o, r: gs.gumbel_rao_backward(GY, X, a, rng=r, out=o),
+    ),
+    (
+        "gumbel_rao_backward",
+        "mask",
+        np.bool_,
+        SHAPE,
+        lambda a, o, r: gs.gumbel_rao_backward(GY, X, YH, rng=r, out=o, mask=a),
+    ),
+    (
+        "reinmax_backward",
+        "grad_y",
+        np.float64,
+        SHAPE,
+        lambda a, o, r: gs.reinmax_backward(a, X, YH, out=o),
+    ),
+    (
+        "reinmax_backward",
+        "logits",
+        np.float64,
+        SHAPE,
+        lambda a, o, r: gs.reinmax_backward(GY, a, YH, out=o),
+    ),
+    (
+        "reinmax_backward",
+        "y_hard",
+        np.float64,
+        SHAPE,
+        lambda a, o, r: gs.reinmax_backward(GY, X, a, out=o),
+    ),
+    (
+        "reinmax_backward",
+        "grad_p",
+        np.float64,
+        SHAPE,
+        lambda a, o, r: gs.reinmax_backward(GY, X, YH, out=o, grad_p=a),
+    ),
 ]
 
 
@@ -280,6 +339,12 @@ IN_PLACE = [
         "y_soft",
         lambda a, o: gs.relaxed_bernoulli_backward(GY, a, 0.5, out=o),
     ),
+    (
+        "gumbel_rao_backward",
+        "grad_y",
+        lambda a, o: gs.gumbel_rao_backward(a, X, YH, 0.5, samples=3, rng=4, out=o),
+    ),
+    ("reinmax_backward", "grad_y", lambda a, o: gs.reinmax_backward(a, X, YH, 1.5, out=o)),
 ]
 
 

@@ -381,3 +381,185 @@ def test_variance_machinery(vae, data, est):
     assert s["total_variance"] == pytest.approx(trace_cov, rel=1e-9)
     assert s["draws"] == 4
     assert est.checkpoint_epochs(300) == [0, 150, 300]
+
+
+HARD_ESTIMATORS = ["st", "gumbel-rao", "reinmax"]
+
+
+def _estimator(est, name):
+    return est.Estimator(name, samples=5) if name == "gumbel-rao" else est.Estimator(name)
+
+
+@pytest.mark.parametrize("name", HARD_ESTIMATORS)
+def test_two_epochs_reduce_the_loss_each_estimator(vae, data, est, one_thread, name):
+    """Ours: 2 short epochs of each estimator lower the training and test -ELBO
+    (ReinMax at its constant tau = 1, the others on the annealed schedule)."""
+    x_train, x_test = data
+    epochs, batch_size = 2, 50
+    steps = epochs * (len(x_train) // batch_size)
+    taus = np.ones(steps) if name == "reinmax" else vae.tau_schedule(steps)
+    hist = vae.train_numpy(
+        vae.init_params(np.random.default_rng(0)),
+        x_train,
+        x_test,
+        hard=_estimator(est, name),
+        taus=taus,
+        orders=vae.batch_orders(len(x_train), epochs, 1),
+        batch_size=batch_size,
+        noise_seed=0,
+        verbose=False,
+    )
+    assert np.all(np.isfinite(hist["train"] + hist["test"]))
+    assert hist["train"][1] < hist["train"][0] < hist["init_train"]
+    assert hist["test"][1] < hist["init_test"]
+
+
+def _latent_reference(name, logits, y, d_z, tau, seed, samples=5):
+    """The estimator's gradient at the logits, in float64 from its formula, with the
+    noise the example's call used: the forward's rows of gs.Philox(seed) (straight-
+    through's soft sample), then for Gumbel-Rao the conditional draws of the documented
+    stream rows that follow (draw k of row r at row R + r K + k, R the forward's rows)."""
+    shape, c = logits.shape, logits.shape[-1]
+    x2, y2, d2 = (a.reshape(-1, c).astype(np.float64) for a in (logits, y, d_z))
+    rows = len(x2)
+    if name == "st":
+        g = gs.gumbel(x2.shape, dtype=np.float64, rng=gs.Philox(seed))
+        ref = _jvp(_softmax((x2 + g) / tau), d2) / tau
+    elif name == "gumbel-rao":
+        index = y2.argmax(-1)
+        z = gs.conditional_gumbel(
+            np.repeat(x2, samples, axis=0),
+            np.repeat(index, samples),
+            rng=gs.Philox(seed, counter=rows),
+        ).reshape(rows, samples, c)
+        ref = np.mean([_jvp(_softmax(z[:, k] / tau), d2) for k in range(samples)], 0) / tau
+    else:
+        p0, p1 = _softmax(x2), 0.5 * (_softmax(x2 / tau) + y2)
+        ref = 2 * _jvp(p1, d2) + _jvp(p0, -d2 / 2)
+    return ref.reshape(shape)
+
+
+@pytest.mark.parametrize("name", HARD_ESTIMATORS)
+def test_estimator_gradient_matches_reference(vae, data, est, name):
+    """The hand-written gradient of each hard estimator's path (float64, fixed noise):
+
+    - decoder: central differences of the true loss (the one-hot does not move);
+    - the gradient at the one-hot ``d_z``: central differences of the decoder's loss in
+      ``z`` (smooth: z enters the decoder only);
+    - encoder: central differences of ``S(theta) = sum(c * logits(theta)) + mean KL``,
+      whose derivative chains the estimator's latent gradient ``c`` (its formula in
+      float64, :func:`_latent_reference`) through the encoder.
+    """
+    x = data[0][:5].astype(np.float64)
+    params = vae.init_params(np.random.default_rng(7), dtype=np.float64)
+    e = _estimator(est, name)
+    tau, seed = (1.3 if name == "reinmax" else 0.7), 19
+    loss, grads = vae.loss_and_grads(params, x, tau, e, gs.Philox(seed))
+    loss_again, cache = vae.forward(params, x, tau, e, gs.Philox(seed))
+    assert loss_again == loss
+    z = cache[6]  # the one-hots the decoder saw, (B, 200)
+    rng = np.random.default_rng(8)
+
+    def true_loss():
+        return vae.forward(params, x, tau, e, gs.Philox(seed))[0]
+
+    for n in DECODER:
+        _check_entries(n, params[n], grads[n], true_loss, rng)
+
+    def dec_loss(zz):
+        return float(np.sum(vae.bce_with_logits(vae.decode(params, zz)[1], x)) / len(x))
+
+    h = 1e-6
+    d_z = np.empty_like(z)
+    for j in range(z.shape[1]):
+        up, down = z.copy(), z.copy()
+        up[:, j] += h
+        down[:, j] -= h
+        for b in range(len(x)):  # per image: its BCE depends on its own z only
+            d_z[b, j] = (
+                vae.bce_with_logits(vae.decode(params, up[b : b + 1])[1], x[b : b + 1])[0]
+                - vae.bce_with_logits(vae.decode(params, down[b : b + 1])[1], x[b : b + 1])[0]
+            ) / (2 * h * len(x))
+    _, logits0 = vae.encode(params, x)
+    y = z.reshape(logits0.shape)
+    c = _latent_reference(name, logits0, y, d_z.reshape(logits0.shape), tau, seed)
+
+    def surrogate():
+        _, logits = vae.encode(params, x)
+        return float(np.sum(c * logits) + np.mean(vae.kl_uniform(logits)[0]))
+
+    for n in ENCODER:
+        gflat = grads[n].reshape(-1)
+        picks = [int(np.argmax(np.abs(gflat)))] + rng.choice(gflat.size, 4).tolist()
+        for i in picks:
+            fd = _central_difference(params[n], i, surrogate)
+            assert gflat[i] == pytest.approx(fd, rel=1e-5, abs=1e-7), (n, i)
+
+
+@pytest.mark.parametrize("name", ["gumbel-rao", "reinmax"])
+def test_ours_equals_torch_on_the_same_noise(vae, data, est, name):
+    """Our Gumbel-Rao / ReinMax gradients of every parameter = torch autograd (float64)
+    of the same model with the PyTorch estimator on the same noise: the one-hot of our
+    forward, and for Gumbel-Rao the conditional draws of the documented stream rows
+    (``gs.conditional_gumbel``) fed to the torch surrogate."""
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed")
+    F = torch.nn.functional
+    x = data[0][:8].astype(np.float64)
+    params = vae.init_params(np.random.default_rng(9), dtype=np.float64)
+    e = _estimator(est, name)
+    tau, seed, k = (1.2 if name == "reinmax" else 0.6), 23, 5
+    loss, grads = vae.loss_and_grads(params, x, tau, e, gs.Philox(seed))
+    shape = (len(x), vae.N_VARS, vae.N_CATS)
+    _, cache = vae.forward(params, x, tau, e, gs.Philox(seed))
+    d = torch.from_numpy(cache[6].reshape(shape))
+
+    p = {n: torch.tensor(v, requires_grad=True) for n, v in params.items()}
+    xt = torch.from_numpy(x)
+    h1 = torch.relu(xt @ p["W1"] + p["b1"])
+    logits = (h1 @ p["W2"] + p["b2"]).reshape(shape)
+    if name == "gumbel-rao":
+        rows = len(x) * vae.N_VARS
+        l2 = logits.detach().numpy().reshape(rows, -1)
+        z = gs.conditional_gumbel(
+            np.repeat(l2, k, axis=0),
+            np.repeat(cache[6].reshape(rows, -1).argmax(-1), k),
+            rng=gs.Philox(seed, counter=rows),
+        )
+        z = torch.from_numpy(z.reshape(len(x), vae.N_VARS, k, -1).transpose(2, 0, 1, 3).copy())
+        y = est.gumbel_rao_surrogate_torch(logits, d, z, tau)
+    else:
+        y = est.reinmax_torch(logits, tau, d)[0]
+    h2 = torch.relu(y.reshape(len(x), -1) @ p["W3"] + p["b3"])
+    pix = h2 @ p["W4"] + p["b4"]
+    bce = F.binary_cross_entropy_with_logits(pix, xt, reduction="none").sum(-1)
+    log_q = torch.log_softmax(logits, -1)
+    kl = (log_q.exp() * log_q).sum((-2, -1)) + vae.N_VARS * np.log(vae.N_CATS)
+    t_loss = (bce + kl).mean()
+    t_loss.backward()
+    assert loss == pytest.approx(t_loss.item(), rel=1e-12)
+    for n in vae.PARAM_NAMES:
+        np.testing.assert_allclose(grads[n], p[n].grad.numpy(), rtol=1e-9, atol=1e-12, err_msg=n)
+
+
+@pytest.mark.parametrize("name", HARD_ESTIMATORS)
+def test_torch_trainer_each_estimator(vae, data, est, one_thread, name):
+    """The PyTorch trainer with each estimator (the reinmax package when installed):
+    two short epochs lower the -ELBO."""
+    pytest.importorskip("torch", reason="PyTorch is not installed")
+    x_train, x_test = data
+    epochs, batch_size = 2, 50
+    steps = epochs * (len(x_train) // batch_size)
+    hist = vae.train_torch(
+        vae.init_params(np.random.default_rng(0)),
+        x_train,
+        x_test,
+        hard=_estimator(est, name),
+        taus=np.ones(steps) if name == "reinmax" else vae.tau_schedule(steps),
+        orders=vae.batch_orders(len(x_train), epochs, 1),
+        batch_size=batch_size,
+        noise_seed=0,
+        verbose=False,
+        num_threads=1,
+    )
+    assert hist["train"][1] < hist["train"][0] < hist["init_train"]
+    assert hist["test"][1] < hist["init_test"]

@@ -8,6 +8,7 @@ import math
 import gumbel_softmax as gs
 import numpy as np
 
+from .cases_estimators import ESTIMATOR_CASES, ESTIMATOR_NOTE
 from .cases_main import _ours_backward, _ours_forward, _ours_forward_backward, _tensor
 from .core import TAU, Case
 
@@ -605,6 +606,8 @@ EXTRA_CASES = (
         _ours_forward_backward_recompute,
         "ours.fwd_bwd",
     ),
+    # the gradient estimators of issue 16 (cases_estimators.py)
+    *ESTIMATOR_CASES,
 )
 EXTRA_NOTE = (
     "The NumPy rows draw their noise in the logits' dtype, in place on buffers allocated "
@@ -617,6 +620,6 @@ EXTRA_NOTE = (
     f"min({TOP_K}, K); JAX's top_k returns (k, B). torch distributions are built inside "
     "the timed call (validate_args=False), as a user builds them. Our rows pass out= where "
     "the API takes one; categorical, top_k and concrete_log_prob allocate their (small) "
-    "results."
+    "results. " + ESTIMATOR_NOTE
 )
 SECTIONS = ("main", "extra")

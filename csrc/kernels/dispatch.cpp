@@ -197,6 +197,11 @@ void begin_call() {
   t_next_poll = PollClock::time_point{};  // set at the call's first clock read
 }
 
+void begin_call_unpolled() {
+  t_interrupted = false;
+  t_next_poll = PollClock::time_point::max();  // never reached: no poll
+}
+
 bool poll_interrupt(PollClock::time_point now) {
   if (t_interrupted) return true;
   if (t_next_poll == PollClock::time_point{}) t_next_poll = now + kPollPeriod;

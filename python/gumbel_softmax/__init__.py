@@ -51,6 +51,7 @@ from ._api import (  # noqa: E402 (after the environment set-up above)
     set_num_threads,
     top_k,
 )
+from ._estimators import gumbel_rao_backward, reinmax_backward  # noqa: E402
 from ._layer import GumbelSoftmax, anneal_tau  # noqa: E402
 
 # The one place of the version: pyproject.toml reads it (dynamic = ["version"]).
@@ -80,11 +81,13 @@ __all__ = [
     "cpu_targets",
     "get_num_threads",
     "gumbel",
+    "gumbel_rao_backward",
     "gumbel_softmax",
     "gumbel_softmax_backward",
     "log_gumbel_softmax",
     "logistic",
     "philox4x32",
+    "reinmax_backward",
     "relaxed_bernoulli",
     "relaxed_bernoulli_backward",
     "set_num_threads",

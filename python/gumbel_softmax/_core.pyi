@@ -76,6 +76,27 @@ def conditional_gumbel(
     rng: _KernelRng,
     out: np.ndarray | None,
 ) -> np.ndarray: ...
+def gumbel_rao_backward(
+    grad_y: np.ndarray,
+    logits: np.ndarray,
+    y_hard: np.ndarray,
+    tau: float,
+    inv_taus: np.ndarray | None,
+    samples: int,
+    axis: int,
+    rng: _KernelRng,
+    out: np.ndarray | None,
+) -> np.ndarray: ...
+def reinmax_backward(
+    grad_y: np.ndarray,
+    logits: np.ndarray,
+    y_hard: np.ndarray,
+    grad_p: np.ndarray | None,
+    tau: float,
+    inv_taus: np.ndarray | None,
+    axis: int,
+    out: np.ndarray | None,
+) -> np.ndarray: ...
 def half_to_float(src: npt.NDArray[np.uint16], bf16: bool) -> npt.NDArray[np.float32]: ...
 def float_to_half(
     src: npt.NDArray[np.float32], bf16: bool, out: npt.NDArray[np.uint16] | None = None

@@ -50,6 +50,9 @@ def numpy_api() -> None:
     i = gs.categorical(x, rng=3)
     assert_type(gs.conditional_gumbel(x, i, rng=gs.Philox(3)), npt.NDArray[Any])
     assert_type(gs.top_k(x, 2, rng=rng), npt.NDArray[np.int64])
+    yh = gs.gumbel_softmax(x, hard=True, rng=0)
+    assert_type(gs.gumbel_rao_backward(x, x, yh, 0.5, samples=3, rng=rng, mask=None), Array)
+    assert_type(gs.reinmax_backward(x, x, yh, tau=1.5, grad_p=x, out=np.empty_like(x)), Array)
 
     assert_type(gs.gumbel_softmax_backward(x, y_soft, 0.5), Array)
     assert_type(gs.gumbel_softmax_backward(x, logits=x, rng=0, out=np.empty_like(x)), Array)
@@ -84,6 +87,8 @@ def numpy_api_rejects() -> None:
     gs.categorical(x, rng="seed")  # type: ignore[arg-type]
     gs.conditional_gumbel(x, x, axis="0")  # type: ignore[arg-type]
     gs.top_k(x, 2.0)  # type: ignore[arg-type]
+    gs.gumbel_rao_backward(x, x, x, samples="3")  # type: ignore[arg-type]
+    gs.reinmax_backward(x, x, x, axis=None)  # type: ignore[arg-type]
     gs.gumbel((2, 3), rng=1.5)  # type: ignore[arg-type]
     gs.gumbel_softmax_backward(x, x, out=[0.0])  # type: ignore[arg-type]
     gs.relaxed_bernoulli(x, rng=gs)  # type: ignore[call-overload]

@@ -92,6 +92,9 @@ bool in_fork_child();
 using InterruptHook = bool (*)();
 void set_interrupt_hook(InterruptHook hook);
 void begin_call();
+// begin_call for a call that must not ask the hook (XLA FFI handlers: any thread, with or
+// without the GIL): it runs to the end.
+void begin_call_unpolled();
 bool poll_interrupt(std::chrono::steady_clock::time_point now);
 bool interrupted();
 // The number of threads that ran the last parallel-or-serial loop over rows (for tests

@@ -78,23 +78,12 @@ GS_BINDING(bind)
 
 #else
 // ----- the kernels (compiled once per SIMD target) ----------------------------
-#include "rows/pass1.hpp"
+#include "rows/conditional.hpp"
 #include "rows/schedule.hpp"
-#include "rows/softmax.hpp"
 
 namespace gumbel_softmax {
 namespace GS_TARGET {
 namespace {
-
-// log(1 + t) for t in [0, 1] (lanes or a scalar): log1p_reduced up to t = 1/2, above it
-// 1 + t = 2 (1 + (t - 1) / 2) with t - 1 exact (Sterbenz).
-template <class V>
-GS_INLINE V log1p_unit(V t) {
-  using S = typename lanes::Traits<V>::Scalar;
-  const V lo = vmath::log1p_reduced(t);
-  const V hi = vmath::log_combine(lanes::splat<V>(S(1)), (t - S(1)) * S(0.5));
-  return lanes::select(t <= S(0.5), lo, hi);
-}
 
 // z_j = min(zi, v) - log1p(exp(-|zi - v|)) (lanes or a scalar); v = -inf gives -inf.
 template <class V, class S>
@@ -116,20 +105,7 @@ T next_below(T z) {
 // g_c of absolute row q (the noise noisy_logits adds to element c).
 template <class T>
 T gumbel_at(PhiloxKey key, uint64_t q, int64_t c) {
-  alignas(64) uint32_t words[kChunk * words_per_element<T>()];
-  alignas(64) T g[kChunk];
-  const int64_t c0 = c - c % kChunk;
-  noise_chunk(key, q, c0, c - c0 + 1, words, g);
-  return g[c - c0];
-}
-
-// logsumexp of a contiguous row whose max xmax is finite, summed as the samplers sum.
-template <class T>
-T row_logsumexp(T* x, int64_t len, T xmax) {
-  T sum = exp_sum<false>(x, 0, std::min(len, kSegment), xmax, T(1));
-  for (int64_t b = kSegment; b < len; b += kSegment)
-    sum = sum + exp_sum<false>(x, b, std::min(len, b + kSegment), xmax, T(1));
-  return xmax + vmath::log(sum);
+  return -vmath::log(exponential_at<T>(key, q, c));
 }
 
 // Elements [begin, end) of v (contiguous, the row's element 0) -> z in place, given

@@ -4,33 +4,8 @@
 // (compiled into _core with GS_BIND), else its kernels (compiled once per SIMD target).
 #include "gumbel_softmax/kernels.hpp"
 
-// ----- the op's arguments (shared by the kernels and the binding: types only) ----
-namespace gumbel_softmax {
-
-// out = y_soft * (grad_y - sum(grad_y * y_soft)) / tau, row by row (inv_taus: one per
-// row, contiguous, or null for inv_tau everywhere).  out may be grad_y or y_soft.
-template <class T>
-struct BackwardArgs {
-  const T* grad_y = nullptr;
-  RowSpec gs;
-  const T* y_soft = nullptr;
-  RowSpec ss;
-  T* out = nullptr;
-  RowSpec os;
-  T inv_tau = 1;
-  const T* inv_taus = nullptr;
-  // The memory-saving backward: with x non-null (y_soft null), y_soft is recomputed row
-  // by row from the forward's inputs (x, tau, key, first_row; the soft sample, no mask)
-  // in a row buffer, bit for bit the forward's, and with round_soft rounded to float16
-  // (1) or bfloat16 (2) and back, as a half forward's result is.
-  const T* x = nullptr;
-  RowSpec xs;
-  PhiloxKey key{};
-  uint64_t first_row = 0;
-  int round_soft = 0;
-};
-
-}  // namespace gumbel_softmax
+// ----- the op's arguments: BackwardArgs, in softmax_args.hpp (types only) -----
+#include "softmax_args.hpp"
 
 #ifdef GS_BIND
 // ----- the binding (compiled into the _core module) ---------------------------

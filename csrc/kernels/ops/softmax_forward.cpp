@@ -4,33 +4,8 @@
 // (compiled into _core with GS_BIND), else its kernels (compiled once per SIMD target).
 #include "gumbel_softmax/kernels.hpp"
 
-// ----- the op's arguments (shared by the kernels and the binding: types only) ----
-namespace gumbel_softmax {
-
-// One forward call over the rows of x.  y = softmax((x + g) / tau), its log (log), its
-// one-hot (hard; with a non-null y_soft the relaxed sample goes there too), or only the
-// index of the one-hot (index non-null, y null: categorical).  All specs have the same
-// nrows and len.
-template <class T>
-struct ForwardArgs {
-  const T* x = nullptr;
-  RowSpec xs;
-  T* y = nullptr;
-  RowSpec ys;
-  T* y_soft = nullptr;
-  RowSpec ss;
-  int64_t* index = nullptr;       // per row, contiguous: the argmax of x + g, or -1
-  const uint8_t* mask = nullptr;  // or: 0 makes that x -inf (rows of at most
-  RowSpec ms;                     //   masked_row_limit elements)
-  T inv_tau = 1;                  // for every row, unless
-  const T* inv_taus = nullptr;    // one per row, contiguous
-  bool hard = false;
-  bool log = false;
-  PhiloxKey key{};
-  uint64_t first_row = 0;
-};
-
-}  // namespace gumbel_softmax
+// ----- the op's arguments: ForwardArgs, in softmax_args.hpp (types only) -----
+#include "softmax_args.hpp"
 
 #ifdef GS_BIND
 // ----- the binding (compiled into the _core module) ---------------------------
@@ -259,7 +234,11 @@ struct Fwd {
     if (a.hard) write_hard(a.y + row_offset(a.ys, r), a.ys.step, a.xs.len, st);
   }
   bool needs_stats() const { return a.hard || a.index; }
-  uint64_t row_q(int64_t r) const { return a.first_row + static_cast<uint64_t>(r); }
+  // Row r's Philox key and stream row: the call's, or the row's own (row_keys).
+  PhiloxKey key(int64_t r) const { return a.row_keys ? a.row_keys[r] : a.key; }
+  uint64_t row_q(int64_t r) const {
+    return a.row_keys ? a.row_qs[r] : a.first_row + static_cast<uint64_t>(r);
+  }
 };
 
 #ifdef GS_HAVE_VECTOR_EXT
@@ -401,8 +380,10 @@ void forward_short_group(const Fwd<T>& f, int64_t r0, int64_t nrows) {
   ShortGroup<T> grp(f, r0, nrows);
   grp.lanes_tau();
   ShortNoise<T> noise;
-  grp.transpose(noise.fill_columns(f.a.key, f.a.first_row, r0, nrows, grp.len,
-                                   grp.any_unit ? Draw::exponential : Draw::gumbel));
+  const Draw draw = grp.any_unit ? Draw::exponential : Draw::gumbel;
+  grp.transpose(f.a.row_keys
+                    ? noise.fill_columns(f.a.row_keys + r0, f.a.row_qs + r0, nrows, grp.len, draw)
+                    : noise.fill_columns(f.a.key, f.a.first_row, r0, nrows, grp.len, draw));
   if (grp.any_general || f.a.hard) grp.pass1();
   T* soft = f.soft;
   if (soft && grp.any_general) grp.general_soft();
@@ -434,7 +415,7 @@ struct SplitForward {
     return sum;
   }
   // The tau = 1 soft sample of row r (x at xr, in v, then to soft_row).
-  void unit_row(const T* xr, uint64_t q, T* v, T* soft_row) {
+  void unit_row(const T* xr, PhiloxKey key, uint64_t q, T* v, T* soft_row) {
     const RowSpec& xs = f->a.xs;
     for_segments(len, [&](int64_t k, int64_t begin, int64_t end) {
       seg_sum[k] = row_max(xr, xs.step, begin, end);
@@ -442,7 +423,7 @@ struct SplitForward {
     T xmax = seg_sum[0];
     for (int64_t k = 1; k < nseg; ++k) xmax = std::max(xmax, seg_sum[k]);
     for_segments(len, [&](int64_t k, int64_t begin, int64_t end) {
-      seg_sum[k] = unit_exp_sum(xr, xs.step, begin, end, xmax, f->a.key, q, v);
+      seg_sum[k] = unit_exp_sum(xr, xs.step, begin, end, xmax, key, q, v);
     });
     const T sum = total();
     if (sum == sum) {
@@ -474,6 +455,7 @@ struct SplitForward {
   }
   void row(int64_t r) {
     const T* xr = f->a.x + row_offset(f->a.xs, r);
+    const PhiloxKey key = f->key(r);
     const uint64_t q = f->row_q(r);
     const bool unit = f->unit(r);
     T* soft_row = f->soft ? f->soft + row_offset(*f->soft_spec, r) : nullptr;
@@ -481,7 +463,7 @@ struct SplitForward {
     RowStats<T> st;
     if (f->needs_stats() || !unit) {
       for_segments(len, [&](int64_t k, int64_t begin, int64_t end) {
-        seg_st[k] = noisy_logits(xr, f->a.xs.step, begin, end, f->a.key, q, unit ? nullptr : v);
+        seg_st[k] = noisy_logits(xr, f->a.xs.step, begin, end, key, q, unit ? nullptr : v);
       });
       st = combine(seg_st.data(), nseg);
     }
@@ -489,7 +471,7 @@ struct SplitForward {
     // over the whole row would hold the interrupt up by a pass over the row).
     if (interrupted()) return;
     if (unit)
-      unit_row(xr, q, v, soft_row);
+      unit_row(xr, key, q, v, soft_row);
     else if (f->soft && st.defined())
       general_row(st, f->itau(r), v, soft_row);
     else if (f->soft)
@@ -543,7 +525,6 @@ struct ForwardOp : Schedule {
 
 template <class T>
 void ForwardOp<T>::tile(int64_t r0, int64_t g, T* tile) const {
-  const PhiloxKey key = a.key;
   RowStats<T> st[kTileRows];
   if (a.mask)
     gather_tile_masked(a.x, a.xs, a.mask, a.ms, r0, g, tile);
@@ -552,6 +533,7 @@ void ForwardOp<T>::tile(int64_t r0, int64_t g, T* tile) const {
   for (int64_t i = 0; i < g; ++i) {
     T* row = tile + i * len;  // x, then v = x + g, then the soft sample, in place
     const int64_t r = r0 + i;
+    const PhiloxKey key = f.key(r);
     if (f.unit(r)) {
       if (f.needs_stats())
         st[i] = noisy_logits(row, 1, 0, len, key, f.row_q(r), static_cast<T*>(nullptr));
@@ -601,21 +583,22 @@ void ForwardOp<T>::row(int64_t r, int tid) const {
   const RowSpec& xs = a.xs;
   const T* xr = a.x + row_offset(xs, r);
   if (a.mask) xr = mask_row(r, xr, tid);
+  const PhiloxKey key = f.key(r);
   const uint64_t q = f.row_q(r);
   T* const soft = f.soft;
   T* soft_row = soft ? soft + row_offset(*f.soft_spec, r) : nullptr;
   T* v = soft ? (staged ? scratch.data() + static_cast<int64_t>(tid) * len : soft_row) : nullptr;
   if (f.unit(r)) {
     RowStats<T> st;
-    if (f.needs_stats()) st = noisy_logits(xr, xs.step, 0, len, a.key, q, static_cast<T*>(nullptr));
-    unit_softmax_row(xr, xs.step, len, a.key, q, v, soft_row, f.soft_spec->step);
+    if (f.needs_stats()) st = noisy_logits(xr, xs.step, 0, len, key, q, static_cast<T*>(nullptr));
+    unit_softmax_row(xr, xs.step, len, key, q, v, soft_row, f.soft_spec->step);
     f.finish(r, st);
     return;
   }
   // The soft sample alone needs the max only (see noisy_logits), unless 1/tau = 0.
   const RowStats<T> st = f.needs_stats() || f.itau(r) == T(0)
-                             ? noisy_logits(xr, xs.step, 0, len, a.key, q, v)
-                             : noisy_logits<T, false>(xr, xs.step, 0, len, a.key, q, v);
+                             ? noisy_logits(xr, xs.step, 0, len, key, q, v)
+                             : noisy_logits<T, false>(xr, xs.step, 0, len, key, q, v);
   if (soft) {
     if (st.defined())
       softmax_from_noisy(v, len, st.max, f.itau(r), a.log, soft_row, f.soft_spec->step);

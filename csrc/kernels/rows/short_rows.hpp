@@ -106,29 +106,63 @@ struct ShortNoise {
     return cols;
   }
 
+  // The same columns for rows with keys and stream rows of their own (ForwardArgs::
+  // row_keys): row i of the group draws row qs[i] of keys[i].  Lanes past nrows repeat
+  // the last row (finite noise, never written out).
+  const T* fill_columns(const PhiloxKey* keys, const uint64_t* qs, int64_t nrows, int64_t len,
+                        Draw draw) {
+    using philox::VU32;
+    VU32 q_lo, q_hi, k0, k1;
+    for (int j = 0; j < philox::kBlockLanes; ++j) {
+      const int64_t i = std::min<int64_t>(j % kW<T>, nrows - 1);
+      q_lo[j] = static_cast<uint32_t>(qs[i]);
+      q_hi[j] = static_cast<uint32_t>(qs[i] >> 32);
+      k0[j] = keys[i].k0;
+      k1[j] = keys[i].k1;
+    }
+    fill_lanes(q_lo, q_hi, LaneKeys{k0, k1}, len, draw);
+    return cols;
+  }
+
   alignas(64) T cols[kShortMax * kW<T>];
 
  private:
+  struct LaneKeys {
+    philox::VU32 k0, k1;
+  };
   void fill_lanes(PhiloxKey key, uint64_t first_row, int64_t r0, int64_t len, Draw draw) {
+    using philox::VU32;
+    VU32 row;
+    for (int j = 0; j < philox::kBlockLanes; ++j) row[j] = static_cast<uint32_t>(j % kW<T>);
+    const uint64_t q0 = first_row + static_cast<uint64_t>(r0);
+    const VU32 q_lo = row + static_cast<uint32_t>(q0);
+    const VU32 q_hi = (VU32{} + static_cast<uint32_t>(q0 >> 32)) - (VU32)(q_lo < row);
+    fill_lanes(q_lo, q_hi, key, len, draw);
+  }
+  static GS_INLINE void block(philox::VU32& c0, philox::VU32& c1, philox::VU32& c2,
+                              philox::VU32& c3, PhiloxKey key) {
+    philox::block_lanes(c0, c1, c2, c3, key);
+  }
+  static GS_INLINE void block(philox::VU32& c0, philox::VU32& c1, philox::VU32& c2,
+                              philox::VU32& c3, const LaneKeys& key) {
+    philox::block_lanes(c0, c1, c2, c3, key.k0, key.k1);
+  }
+  // Lane j: row j % W (stream row q_lo/q_hi[j], key of lane j); float64 computes two
+  // blocks of each row per step (lanes j >= W: the second).
+  template <class Key>
+  GS_INLINE void fill_lanes(philox::VU32 q_lo, philox::VU32 q_hi, const Key& key, int64_t len,
+                            Draw draw) {
     using philox::VU32;
     constexpr int W = kW<T>;
     constexpr int BL = philox::kBlockLanes;
     static_assert(W * words_per_element<T>() == BL, "one row per lane (float64: two lanes)");
-    // Lane j: row j % W; float64 computes two blocks of each row per step (lanes
-    // j >= W: the second).
-    VU32 row, second;
-    for (int j = 0; j < BL; ++j) {
-      row[j] = static_cast<uint32_t>(j % W);
-      second[j] = static_cast<uint32_t>(j / W);
-    }
-    const uint64_t q0 = first_row + static_cast<uint64_t>(r0);
-    const VU32 q_lo = row + static_cast<uint32_t>(q0);
-    const VU32 q_hi = (VU32{} + static_cast<uint32_t>(q0 >> 32)) - (VU32)(q_lo < row);
+    VU32 second;
+    for (int j = 0; j < BL; ++j) second[j] = static_cast<uint32_t>(j / W);
     const bool exponential = draw == Draw::exponential;
     for (int64_t c = 0; c < len; c += 4) {
       const uint32_t b = static_cast<uint32_t>(c / 4 * words_per_element<T>());  // first block
       VU32 c0 = second + b, c1 = VU32{}, c2 = q_lo, c3 = q_hi;
-      philox::block_lanes(c0, c1, c2, c3, key);
+      block(c0, c1, c2, c3, key);
       if constexpr (sizeof(T) == 4) {
         put(c, c0, len, exponential);
         put(c + 1, c1, len, exponential);

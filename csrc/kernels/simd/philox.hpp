@@ -127,6 +127,39 @@ GS_INLINE void block_lanes(VU32& c0, VU32& c1, VU32& c2, VU32& c3, PhiloxKey key
   c3 = (VU32)((e3 & low) | (o3 << 32));
 }
 
+// block_lanes with a key per lane (lane i: the key (k0[i], k1[i])); the same rounds.  The
+// keys are split into even and odd lanes as the words are; the key schedule's additions
+// wrap in the low halves, and the high halves carry garbage that no step reads.
+GS_INLINE void block_lanes(VU32& c0, VU32& c1, VU32& c2, VU32& c3, VU32 k0, VU32 k1) {
+  VU64 e0 = (VU64)c0, e1 = (VU64)c1, e2 = (VU64)c2, e3 = (VU64)c3;
+  VU64 o0 = e0 >> 32, o1 = e1 >> 32, o2 = e2 >> 32, o3 = e3 >> 32;
+  VU64 ke0 = (VU64)k0, ke1 = (VU64)k1;
+  VU64 ko0 = ke0 >> 32, ko1 = ke1 >> 32;
+  for (int r = 0; r < kRounds; ++r) {
+    if (r > 0) {
+      ke0 += kWeyl0;
+      ko0 += kWeyl0;
+      ke1 += kWeyl1;
+      ko1 += kWeyl1;
+    }
+    const VU64 pe0 = mul_even(e0, kMul0), pe1 = mul_even(e2, kMul1);
+    const VU64 po0 = mul_even(o0, kMul0), po1 = mul_even(o2, kMul1);
+    e0 = (pe1 >> 32) ^ e1 ^ ke0;
+    e2 = (pe0 >> 32) ^ e3 ^ ke1;
+    e1 = pe1;
+    e3 = pe0;
+    o0 = (po1 >> 32) ^ o1 ^ ko0;
+    o2 = (po0 >> 32) ^ o3 ^ ko1;
+    o1 = po1;
+    o3 = po0;
+  }
+  const uint64_t low = 0xffffffffull;
+  c0 = (VU32)((e0 & low) | (o0 << 32));
+  c1 = (VU32)((e1 & low) | (o1 << 32));
+  c2 = (VU32)((e2 & low) | (o2 << 32));
+  c3 = (VU32)((e3 & low) | (o3 << 32));
+}
+
 #if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
 #define GS_HAVE_SHUFFLEVECTOR 1
 #endif

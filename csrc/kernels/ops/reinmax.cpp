@@ -1,0 +1,322 @@
+// Op "reinmax": the backward of ReinMax (Liu et al., "Bridging Discrete and
+// Backpropagation: Straight-Through and Beyond", NeurIPS 2023), gs.reinmax_backward.
+// Layout of an op file (see csrc/README.md): its Args (types only), then its binding
+// (compiled into _core with GS_BIND), else its kernels (compiled once per SIMD target).
+#include "gumbel_softmax/kernels.hpp"
+
+// ----- the op's arguments (shared by the kernels and the binding: types only) ----
+namespace gumbel_softmax {
+
+// Row by row, with p0 = softmax(x), pt = softmax(x / tau), h = y_hard, u = grad_p -
+// grad_y / 2 (grad_p null: 0) and p1 = (pt + h) / 2:
+//   out = 2 J(p1) grad_y + J(p0) u = (pt + h) * (grad_y - d1) + p0 * (u - d0),
+//   d1 = sum(p1 * grad_y), d0 = sum(p0 * u), J(p) = diag(p) - p p^T.
+// Rows with a NaN, a +inf or only -inf in x are NaN.  out may be grad_y itself.
+template <class T>
+struct ReinmaxArgs {
+  const T* grad_y = nullptr;
+  RowSpec gs;
+  const T* x = nullptr;
+  RowSpec xs;
+  const T* y_hard = nullptr;
+  RowSpec hs;
+  const T* grad_p = nullptr;
+  RowSpec ps;
+  T* out = nullptr;
+  RowSpec os;
+  T inv_tau = 1;
+  const T* inv_taus = nullptr;
+};
+
+}  // namespace gumbel_softmax
+
+#ifdef GS_BIND
+// ----- the binding (compiled into the _core module) ---------------------------
+#include "bindings/common.hpp"
+
+namespace gumbel_softmax {
+namespace {
+
+// Every array: float32/float64 of one dtype and shape, any strides (checked by the
+// Python layer); grad_p may be None.
+template <class T>
+py::object reinmax_impl(const py::array& grad_y, const py::array& logits, const py::array& y_hard,
+                        const py::object& grad_p, double tau, const py::object& inv_taus, int axis,
+                        const py::object& out) {
+  auto g = py::reinterpret_borrow<py::array_t<T>>(grad_y);
+  auto x = py::reinterpret_borrow<py::array_t<T>>(logits);
+  auto h = py::reinterpret_borrow<py::array_t<T>>(y_hard);
+  py::array_t<T> o = result_like<T>(grad_y, out);
+  ReinmaxArgs<T> a;
+  a.gs = rowspec_of(g, axis);
+  a.xs = rowspec_of(x, axis);
+  a.hs = rowspec_of(h, axis);
+  a.os = rowspec_of(o, axis);
+  a.grad_y = g.data();
+  a.x = x.data();
+  a.y_hard = h.data();
+  a.out = o.mutable_data();
+  py::array_t<T> p;
+  if (!grad_p.is_none()) {
+    p = py::reinterpret_borrow<py::array_t<T>>(grad_p);
+    a.ps = rowspec_of(p, axis);
+    a.grad_p = p.data();
+  }
+  a.inv_taus = per_row<T>(inv_taus);
+  a.inv_tau = inverse_tau<T>(tau);
+  run_kernel([&] { run(a); });
+  return std::move(o);
+}
+
+void bind(py::module_& m) {
+  m.def(
+      "reinmax_backward",
+      [](const py::array& grad_y, const py::array& logits, const py::array& y_hard,
+         const py::object& grad_p, double tau, const py::object& inv_taus, int axis,
+         const py::object& out) {
+        return is_double(grad_y)
+                   ? reinmax_impl<double>(grad_y, logits, y_hard, grad_p, tau, inv_taus, axis, out)
+                   : reinmax_impl<float>(grad_y, logits, y_hard, grad_p, tau, inv_taus, axis, out);
+      },
+      py::arg("grad_y"), py::arg("logits"), py::arg("y_hard"), py::arg("grad_p"), py::arg("tau"),
+      py::arg("inv_taus"), py::arg("axis"), py::arg("out"));
+}
+
+GS_BINDING(bind)
+
+}  // namespace
+}  // namespace gumbel_softmax
+
+#else
+// ----- the kernels (compiled once per SIMD target) ----------------------------
+#include "rows/softmax.hpp"
+
+namespace gumbel_softmax {
+namespace GS_TARGET {
+namespace {
+
+#ifdef GS_HAVE_VECTOR_EXT
+template <class T>
+using Lane = Vec<T>;
+template <class T>
+constexpr int kWidth = kW<T>;
+#else
+template <class T>
+using Lane = T;
+template <class T>
+constexpr int kWidth = 1;
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define GS_LAMBDA_INLINE __attribute__((always_inline))
+#else
+#define GS_LAMBDA_INLINE
+#endif
+
+// Loads and stores of a Lane: a native vector, or a scalar without vector extensions
+// (where lanes::load and lanes::store do not exist).
+template <class V, class S>
+GS_INLINE V lane_load(const S* p) {
+  V v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+template <class S, class V>
+GS_INLINE void lane_store(S* p, V v) {
+  std::memcpy(p, &v, sizeof v);
+}
+
+// The six sums of a row (16 lanes each, segments): S0 = sum(e0), St = sum(et),
+// A = sum(g e0), B = sum(gp e0), C = sum(g et), H = sum(h g); e0 = exp(x - max),
+// et = exp((x - max) / tau).
+template <class T>
+struct Sums {
+  T s0 = 0, st = 0, a = 0, b = 0, c = 0, h = 0;
+};
+
+// A row's operands, contiguous: the caller's rows where they are (step 1) or copies,
+// read up to the last whole 16-element step; the rest of the row goes through a Tail.
+// e0, et (scratch) and o hold whole steps (o: the caller's row only for whole steps).
+template <class T>
+struct RowBufs {
+  const T *x, *g, *h, *p;
+  T *e0, *et, *o;
+};
+
+// The last partial step of a row (rem < 16 elements), padded (x -inf, the others 0:
+// padded lanes add +0 to every sum) and computed in place of whole steps.
+template <class T>
+struct Tail {
+  alignas(64) T x[kLanes], g[kLanes], h[kLanes], p[kLanes], o[kLanes];
+  RowBufs<T> bufs;
+  Tail(const RowBufs<T>& r, int64_t full, int64_t rem) {
+    for (int64_t j = 0; j < kLanes; ++j) {
+      const bool in = j < rem;
+      x[j] = in ? r.x[full + j] : -std::numeric_limits<T>::infinity();
+      g[j] = in ? r.g[full + j] : T(0);
+      h[j] = in ? r.h[full + j] : T(0);
+      p[j] = in && r.p ? r.p[full + j] : T(0);
+    }
+    bufs = {x, g, h, p, r.e0 + full, r.et + full, o};
+  }
+};
+
+// Pass 2 on the whole steps [begin, end) of r, then (tail non-null) the tail: e0 and et
+// (stored), and their sums.  kUnit: tau = 1 (et = e0); kGp: grad_p given.
+template <bool kUnit, bool kGp, class T>
+GS_INLINE Sums<T> exp_sums(const RowBufs<T>& r, int64_t begin, int64_t end, const RowBufs<T>* tail,
+                           T max, T itau) {
+  using V = Lane<T>;
+  constexpr int W = kWidth<T>, kS = kLanes / W;
+  V s0[kS] = {}, st[kS] = {}, va[kS] = {}, vb[kS] = {}, vc[kS] = {}, vh[kS] = {};
+  auto step = [&](const RowBufs<T>& b, int64_t i) GS_LAMBDA_INLINE {
+    for (int k = 0; k < kS; ++k) {
+      const int64_t c = i + k * W;
+      const V d = lane_load<V>(b.x + c) - max;
+      const V g = lane_load<V>(b.g + c);
+      const V e0 = vmath::exp_scaled_nonpos<0>(d);
+      lane_store(b.e0 + c, e0);
+      s0[k] = s0[k] + e0;
+      va[k] = lanes::fma(g, e0, va[k]);
+      if constexpr (kGp) vb[k] = lanes::fma(lane_load<V>(b.p + c), e0, vb[k]);
+      vh[k] = lanes::fma(lane_load<V>(b.h + c), g, vh[k]);
+      if constexpr (!kUnit) {
+        // 1/tau = 0 (tau -> infinity): (-inf) * 0 is NaN, the limit's exp is 0
+        const V t = d * itau;
+        const V et = vmath::exp_scaled_nonpos<0>(
+            lanes::select(t == t, t, lanes::splat<V>(-std::numeric_limits<T>::infinity())));
+        lane_store(b.et + c, et);
+        st[k] = st[k] + et;
+        vc[k] = lanes::fma(g, et, vc[k]);
+      }
+    }
+  };
+  for (int64_t i = begin; i < end; i += kLanes) step(r, i);
+  if (tail) step(*tail, 0);
+  auto total = [](const V(&v)[kS]) {
+    T acc[kLanes];  // lane j of vector k is partial sum k * W + j
+    std::memcpy(acc, v, sizeof acc);
+    return tree_sum(acc);
+  };
+  Sums<T> s;
+  s.s0 = total(s0);
+  s.a = total(va);
+  s.h = total(vh);
+  if constexpr (kGp) s.b = total(vb);
+  if constexpr (!kUnit) {
+    s.st = total(st);
+    s.c = total(vc);
+  } else {
+    s.st = s.s0;
+    s.c = s.a;
+  }
+  return s;
+}
+
+// Pass 3 on [0, n) (whole steps): out = (et ct + h) (g - d1) + (e0 c0) (gp - g / 2 - d0).
+template <bool kUnit, bool kGp, class T>
+GS_INLINE void apply(const RowBufs<T>& r, int64_t n, T c0, T ct, T d0, T d1) {
+  using V = Lane<T>;
+  constexpr int W = kWidth<T>;
+  for (int64_t i = 0; i < n; i += W) {
+    const V g = lane_load<V>(r.g + i);
+    const V p0 = lane_load<V>(r.e0 + i) * c0;
+    const V pt = kUnit ? p0 : lane_load<V>(r.et + i) * ct;
+    V u = g * T(-0.5);
+    if constexpr (kGp) u = u + lane_load<V>(r.p + i);
+    const V v = lanes::fma(pt + lane_load<V>(r.h + i), g - d1, p0 * (u - d0));
+    lane_store(r.o + i, canonical(v));
+  }
+}
+
+// A row of len elements: passes 2 and 3, segment by segment for the sums; the last
+// rem = len % 16 elements through a Tail, copied to r.o + full at the end.
+template <bool kUnit, bool kGp, class T>
+void reinmax_row(const RowBufs<T>& r, int64_t len, T max, T itau) {
+  const int64_t full = len - len % kLanes, rem = len - full;
+  Tail<T> tail(r, full, rem);
+  Sums<T> s;
+  for (int64_t b = 0; b < len; b += kSegment) {
+    const int64_t end = std::min(len, b + kSegment);
+    const bool last = end == len && rem > 0;
+    const Sums<T> t =
+        exp_sums<kUnit, kGp>(r, b, std::min(end, full), last ? &tail.bufs : nullptr, max, itau);
+    if (b == 0) {
+      s = t;
+      continue;
+    }
+    s.s0 = s.s0 + t.s0;
+    s.st = s.st + t.st;
+    s.a = s.a + t.a;
+    s.b = s.b + t.b;
+    s.c = s.c + t.c;
+    s.h = s.h + t.h;
+  }
+  const T c0 = T(1) / s.s0, ct = T(1) / s.st;
+  const T d1 = (s.c * ct + s.h) * T(0.5);
+  const T d0 = (s.b - s.a * T(0.5)) * c0;
+  apply<kUnit, kGp>(r, full, c0, ct, d0, d1);
+  if (rem) {
+    apply<kUnit, kGp>(tail.bufs, kLanes, c0, ct, d0, d1);
+    std::memcpy(r.o + full, tail.o, static_cast<size_t>(rem) * sizeof(T));
+  }
+}
+
+// Row r of an array, contiguous: in place when its step is 1, else copied into buf.
+template <class T>
+GS_INLINE const T* row_of(const T* base, const RowSpec& s, int64_t r, T* buf) {
+  const T* p = base + row_offset(s, r);
+  if (s.step == 1) return p;
+  for (int64_t c = 0; c < s.len; ++c) buf[c] = p[c * s.step];
+  return buf;
+}
+
+template <class T>
+struct ReinmaxOp {
+  const ReinmaxArgs<T>& a;
+  const int64_t len, padded;
+  Scratch<T> scratch;  // per thread: x, g, h, gp, e0, et, out (padded elements each)
+  explicit ReinmaxOp(const ReinmaxArgs<T>& args)
+      : a(args), len(args.xs.len), padded((args.xs.len + kLanes - 1) / kLanes * kLanes) {}
+
+  void row(int64_t r, int tid) const {
+    T* base = scratch.data() + static_cast<int64_t>(tid) * 7 * padded;
+    T* o = a.out + row_offset(a.os, r);
+    const RowBufs<T> b{row_of(a.x, a.xs, r, base),
+                       row_of(a.grad_y, a.gs, r, base + padded),
+                       row_of(a.y_hard, a.hs, r, base + 2 * padded),
+                       a.grad_p ? row_of(a.grad_p, a.ps, r, base + 3 * padded) : nullptr,
+                       base + 4 * padded,
+                       base + 5 * padded,
+                       a.os.step == 1 ? o : base + 6 * padded};
+    const T max = row_max(b.x, 1, 0, len);
+    const T itau = a.inv_taus ? a.inv_taus[r] : a.inv_tau;
+    if (!(max > -std::numeric_limits<T>::infinity() && max < std::numeric_limits<T>::infinity()))
+      return fill_nan(o, a.os.step, len);  // (a NaN in x makes the sums NaN below)
+    if (itau == T(1))
+      a.grad_p ? reinmax_row<true, true>(b, len, max, itau)
+               : reinmax_row<true, false>(b, len, max, itau);
+    else
+      a.grad_p ? reinmax_row<false, true>(b, len, max, itau)
+               : reinmax_row<false, false>(b, len, max, itau);
+    if (a.os.step != 1)
+      for (int64_t c = 0; c < len; ++c) o[c * a.os.step] = b.o[c];
+  }
+};
+
+template <class T>
+void reinmax_kernel(const ReinmaxArgs<T>& a) {
+  ReinmaxOp<T> op(a);
+  const int nthreads = threads_for(a.xs.nrows, a.xs.len);
+  op.scratch.resize(static_cast<int64_t>(nthreads) * 7 * op.padded);
+  for_rows(a.xs.nrows, nthreads, [&](int64_t r, int tid) { op.row(r, tid); });
+}
+
+}  // namespace
+
+GS_KERNEL(ReinmaxArgs, reinmax_kernel)
+
+}  // namespace GS_TARGET
+}  // namespace gumbel_softmax
+
+#endif  // GS_BIND
