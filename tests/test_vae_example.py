@@ -5,7 +5,14 @@
   the Gumbel noise held fixed (soft: every parameter; hard: the decoder against the true
   loss, the encoder against the straight-through surrogate);
 - with PyTorch: the manual gradient equals autograd's for the same noise, and the NumPy
-  and PyTorch trainers (different noise, same everything else) follow the same curve.
+  and PyTorch trainers (different noise, same everything else) follow the same curve;
+- the estimators of issue 16 (straight-through, Gumbel-Rao, ReinMax;
+  examples/vae_estimators.py): 2 short epochs of each lower the loss (ours and torch);
+  each hand-written gradient = finite differences of the true loss (decoder), of the
+  decoder in z (the gradient at the one-hot) and of a linear surrogate carrying the
+  estimator's float64 formula on the same noise (encoder); our Gumbel-Rao / ReinMax
+  gradients = torch autograd of the PyTorch versions on the same noise (float64); the
+  PyTorch versions = their formulas and the ``reinmax`` package (skipped without it).
 
 The example is not a package: it is loaded from its path.
 """
