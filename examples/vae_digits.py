@@ -35,6 +35,12 @@ other: epochs took 12 to 65 times longer, in both implementations (``--threads 2
 (docs/user-guide.md, "Threads and SIMD targets"), and ours with ``--threads 2`` takes about 3 times
 as long per epoch as with 1 thread, no longer 12 to 65 times; one thread stays faster.
 
+``--estimator st gumbel-rao reinmax --samples 10 100`` trains instead with the one-hot
+forward and the gradient estimators of issue 16 (straight-through, Gumbel-Rao with each
+K, ReinMax at ``--reinmax-tau``), ours and PyTorch's (``examples/vae_estimators.py``),
+and measures the variance of the encoder's gradient at the start, middle and end of each
+run (``--variance-draws``); ``examples/results/vae_estimators.md`` has a run.
+
 Run ``python examples/vae_digits.py --help`` for the options. Every epoch prints the mean
 training -ELBO over the epoch, the test -ELBO (same noise seed at every evaluation), the
 temperature at the end of the epoch and the wall seconds of the epoch's training steps

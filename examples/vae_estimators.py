@@ -43,7 +43,6 @@ variance table of ``examples/results/vae_estimators.md``.
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import gumbel_softmax as gs
 import numpy as np
@@ -283,18 +282,3 @@ def checkpoint_epochs(epochs):
     """The epochs after which the variance is measured: 0 (the initial weights), the
     middle and the end."""
     return sorted({0, epochs // 2, epochs})
-
-
-def relative_std(values):
-    """std / |mean| of a list (0 for fewer than 2 values)."""
-    a = np.asarray(values, np.float64)
-    return float(a.std(ddof=1) / abs(a.mean())) if len(a) > 1 else 0.0
-
-
-def gr_memory_elements(batch, n_vars, n_cats, samples):
-    """Elements the torch GR-MCk materialises for one minibatch (the K draws)."""
-    return samples * batch * n_vars * n_cats
-
-
-def fmt_sci(v):
-    return f"{v:.3g}" if math.isfinite(v) else "-"
