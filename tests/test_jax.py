@@ -628,3 +628,59 @@ def test_categorical_bitwise_vmap_and_mask(path):
         assert (
             np.asarray(v[i]) == gs.categorical(x, axis=0, rng=gs.Philox(gsj.seed_of(keys[i])))
         ).all()
+
+
+# ---------------------------------------------------------------------------------------
+# Gradient estimators (issue 16): gumbel_rao and reinmax
+
+
+@pytest.mark.parametrize("axis", [-1, 0])
+def test_gumbel_rao_forward_and_gradient_are_the_numpy_functions(path, axis):
+    x, w = _normal((4, 6)), _normal((4, 6), seed=1)
+    f = jax.jit(lambda x: gsj.gumbel_rao(5, x, 0.5, samples=7, axis=axis))
+    y = gs.gumbel_softmax(x, 0.5, hard=True, axis=axis, rng=gs.Philox(5))
+    assert same_bits(f(x), y)
+    g = jax.jit(jax.grad(lambda x: (w * gsj.gumbel_rao(5, x, 0.5, samples=7, axis=axis)).sum()))(x)
+    nrows = x.size // x.shape[axis]
+    want = gs.gumbel_rao_backward(
+        w, x, y, 0.5, samples=7, axis=axis, rng=gs.Philox(5, counter=nrows)
+    )
+    assert same_bits(g, want)
+
+
+def test_gumbel_rao_vmap_over_keys(path):
+    x, w = _normal((3, 5)), _normal((3, 5), seed=1)
+    keys = jax.random.split(jax.random.PRNGKey(4), 3)
+    gv = jax.vmap(
+        jax.grad(lambda x, k: (w * gsj.gumbel_rao(k, x, 0.7, samples=4)).sum()), in_axes=(None, 0)
+    )(x, keys)
+    for i in range(3):
+        seed = gsj.seed_of(keys[i])
+        y = gs.gumbel_softmax(x, 0.7, hard=True, rng=gs.Philox(seed))
+        want = gs.gumbel_rao_backward(w, x, y, 0.7, samples=4, rng=gs.Philox(seed, counter=3))
+        assert same_bits(gv[i], want)
+
+
+def test_reinmax_outputs_and_gradient_are_the_numpy_functions(path):
+    x, w, v = _normal((4, 6)), _normal((4, 6), seed=1), _normal((4, 6), seed=2)
+
+    def loss(x):
+        y, p = gsj.reinmax(3, x, 1.5)
+        return (w * y).sum() + (v * p).sum()
+
+    y, p = gsj.reinmax(3, x, 1.5)
+    y_ref = gs.gumbel_softmax(x, 1.5, hard=True, rng=gs.Philox(3))
+    assert same_bits(y, y_ref)
+    assert same_bits(p, jax.nn.softmax(jnp.asarray(x)))
+    g = jax.jit(jax.grad(loss))(x)
+    assert same_bits(g, gs.reinmax_backward(w, x, y_ref, 1.5, grad_p=v))
+
+
+def test_estimator_errors():
+    x = _normal((2, 3))
+    with pytest.raises(ValueError, match="tau"):
+        gsj.reinmax(0, x, 0.5)
+    with pytest.raises(ValueError, match="samples"):
+        gsj.gumbel_rao(0, x, samples=0)
+    with pytest.raises(TypeError, match="samples"):
+        gsj.gumbel_rao(0, x, samples=2.0)

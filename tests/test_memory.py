@@ -73,6 +73,7 @@ def _make_calls():
     big = np.zeros(12, np.float32)
     gy = gen.standard_normal((2, 3)).astype(np.float32)
     ys = gs.gumbel_softmax(x32, rng=1)
+    yh = gs.gumbel_softmax(x32, hard=True, rng=1)
     cnt = gen.integers(0, 2**32, (3, 4), dtype=np.uint64).astype(np.uint32)
     key = np.array([1, 2], np.uint32)
     rng = gs.Philox(7)
@@ -122,6 +123,8 @@ def _make_calls():
         ("Philox", lambda: gs.Philox(5, counter=3), None, None),
         ("reserve_copy_pickle", reserve_and_copy, None, None),
         ("empty_batch", lambda: gs.gumbel_softmax(np.zeros((0, 3)), rng=end), None, None),
+        ("gumbel_rao", lambda: gs.gumbel_rao_backward(gy, x32, yh, rng=rng, out=out32), None, None),
+        ("reinmax", lambda: gs.reinmax_backward(gy, x32, yh, 1.5, grad_p=ys), None, None),
         # -------------------------------------------------------------- raising calls
         ("tau_value", lambda: gs.gumbel_softmax(x32, 0.0, rng=rng, out=out32), ValueError, "tau"),
         ("tau_type", lambda: gs.gumbel_softmax(x32, "1", rng=rng), TypeError, "tau"),
@@ -213,26 +216,22 @@ def _make_calls():
             OverflowError,
             "counter",
         ),
+        (
+            "gumbel_rao_y_hard",
+            lambda: gs.gumbel_rao_backward(gy, x32, ys, rng=rng),
+            ValueError,
+            "y_hard",
+        ),
+        (
+            "gumbel_rao_overflow",
+            lambda: gs.gumbel_rao_backward(gy, x32, yh, rng=end),
+            OverflowError,
+            "counter",
+        ),
+        ("reinmax_tau", lambda: gs.reinmax_backward(gy, x32, yh, 0.5), ValueError, "tau"),
     ]
-    watched = [
-        x32,
-        x64,
-        xi,
-        out32,
-        out64,
-        ro,
-        big,
-        gy,
-        ys,
-        cnt,
-        key,
-        rng,
-        end,
-        npgen,
-        cplx,
-        idx2,
-        xm,
-    ]
+    watched = [x32, x64, xi, out32, out64, ro, big, gy, ys, yh, cnt, key, rng, end, npgen, cplx]
+    watched += [idx2, xm]
     return calls, watched
 
 

@@ -294,6 +294,12 @@ SPECIAL_SCRIPT = textwrap.dedent(
                 record(key + "rbt", gs.relaxed_bernoulli(x, np.resize(taus, shape), rng=8))
                 record(key + "rbb", gs.relaxed_bernoulli_backward(w, ys, tau))
                 record(key + "rbbT", gs.relaxed_bernoulli_backward(w.T, ys.T, tau))
+                # the estimators: y_hard at each row's first logit that is not -inf
+                cx = np.where(np.isneginf(x).all(-1, keepdims=True), 0, x).astype(dt)
+                yh = np.zeros(shape, dt)
+                yh[np.arange(shape[0]), np.argmax(~np.isneginf(cx), -1)] = 1
+                record(key + "gr", gs.gumbel_rao_backward(w, cx, yh, tau, samples=2, rng=9))
+                record(key + "rm", gs.reinmax_backward(w, x, yh, max(tau, 1.0), grad_p=w))
                 ctau = min(tau, float(np.finfo(dt).max))
                 record(key + "cl", gs.concrete_log_prob(ys, x, ctau))
                 record(key + "cll", gs.concrete_log_prob(w, x, ctau, log_space=True))

@@ -20,6 +20,7 @@ from ._args import (
     is_scalar_tau,
     tau_values,
 )
+from ._estimators import gumbel_rao_backward, reinmax_backward
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -52,6 +53,16 @@ class GumbelSoftmax:
         ``mask``) and the generator's position instead of the soft sample, and
         ``backward`` recomputes the soft sample (bitwise the stored one).  The caller
         must not modify ``logits`` in place between ``forward`` and ``backward``.
+        Straight-through only (``estimator="st"``).
+    estimator : {"st", "gumbel-rao", "reinmax"}
+        The gradient of ``backward``: ``"st"``, that of the soft sample (straight-through
+        when ``hard``); ``"gumbel-rao"``, :func:`gumbel_rao_backward` with ``samples``
+        conditional draws (the next rows of ``rng``, after the forward's); ``"reinmax"``,
+        :func:`reinmax_backward` (``tau >= 1``).  The last two need ``hard=True`` and keep
+        a reference to ``logits`` and the one-hot (do not modify them in place before
+        ``backward``).
+    samples : int
+        The number of conditional draws of ``"gumbel-rao"`` (``>= 1``).
 
     Examples
     --------
@@ -62,6 +73,10 @@ class GumbelSoftmax:
     >>> g = layer.backward(np.ones_like(y))
     >>> y.shape, g.shape
     ((4, 3), (4, 3))
+    >>> rao = gs.GumbelSoftmax(tau=0.5, hard=True, rng=0, estimator="gumbel-rao", samples=100)
+    >>> g = rao.backward(np.ones_like(rao.forward(x)) * [1.0, 0.0, 0.0])
+    >>> bool(np.allclose(g.sum(axis=-1), 0.0))
+    True
     """
 
     tau: TauLike
@@ -69,6 +84,8 @@ class GumbelSoftmax:
     axis: int
     rng: Philox
     recompute: bool
+    estimator: str
+    samples: int
 
     def __init__(
         self,
@@ -77,6 +94,8 @@ class GumbelSoftmax:
         axis: Axis = -1,
         rng: RngLike = None,
         recompute: Flag = False,
+        estimator: str = "st",
+        samples: SupportsIndex = 10,
     ) -> None:
         # Checked here, as each call checks them, so that a bad layer fails where it is
         # made rather than at its first forward.
@@ -88,6 +107,9 @@ class GumbelSoftmax:
         self.hard = check_flag(hard, "hard")
         self.axis = check_axis_arg(axis)
         self.recompute = check_flag(recompute, "recompute")
+        self.estimator, self.samples = _check_estimator(
+            estimator, samples, self.hard, self.recompute, tau
+        )
         self.rng = as_rng(rng)
         self._saved: _Saved | None = None
 
@@ -95,6 +117,12 @@ class GumbelSoftmax:
         """Draw ``gumbel_softmax(logits, self.tau, hard=self.hard, ...)`` and keep what
         ``backward`` needs."""
         tau = self.tau
+        if self.estimator != "st":
+            if self.estimator == "reinmax":
+                _check_reinmax_tau(tau)
+            y = gumbel_softmax(logits, tau, hard=True, axis=self.axis, rng=self.rng, mask=mask)
+            self._saved = (False, (logits, y), mask, tau, None)
+            return y
         if self.recompute:
             before = copy.copy(self.rng)
             y = gumbel_softmax(logits, tau, hard=self.hard, axis=self.axis, rng=self.rng, mask=mask)
@@ -119,6 +147,23 @@ class GumbelSoftmax:
         if self._saved is None:
             raise RuntimeError("GumbelSoftmax.backward called before forward")
         recompute, saved, mask, tau, before = self._saved
+        if self.estimator == "gumbel-rao":
+            logits, y = saved
+            return gumbel_rao_backward(
+                grad_y,
+                logits,
+                y,
+                tau,
+                samples=self.samples,
+                axis=self.axis,
+                rng=self.rng,
+                mask=mask,
+            )
+        if self.estimator == "reinmax":
+            logits, y = saved
+            if mask is not None:
+                logits = np.where(np.asarray(mask, dtype=bool), logits, -np.inf)
+            return reinmax_backward(grad_y, logits, y, tau, axis=self.axis)
         if recompute:
             return gumbel_softmax_backward(
                 grad_y, tau=tau, axis=self.axis, logits=saved, rng=before, mask=mask
@@ -128,8 +173,43 @@ class GumbelSoftmax:
     def __repr__(self) -> str:
         return (
             f"GumbelSoftmax(tau={self.tau!r}, hard={self.hard}, axis={self.axis}, "
-            f"rng={self.rng!r}, recompute={self.recompute})"
+            f"rng={self.rng!r}, recompute={self.recompute}, estimator={self.estimator!r}, "
+            f"samples={self.samples})"
         )
+
+
+_ESTIMATORS = ("st", "gumbel-rao", "reinmax")
+
+
+def _check_reinmax_tau(tau: Any) -> None:
+    values = np.asarray(tau_values(tau) if not is_scalar_tau(tau) else check_tau(tau))
+    if (values < 1).any():
+        raise ValueError(f"tau must be >= 1 for estimator='reinmax', got {tau!r}")
+
+
+def _check_estimator(
+    estimator: Any, samples: Any, hard: bool, recompute: bool, tau: Any
+) -> tuple[str, int]:
+    if not isinstance(estimator, str):
+        raise TypeError(f"estimator must be a str, got {type(estimator).__name__}")
+    if estimator not in _ESTIMATORS:
+        raise ValueError(f"estimator must be one of {_ESTIMATORS}, got {estimator!r}")
+    if isinstance(samples, (bool, np.bool_)):
+        raise TypeError("samples must be an integer, got bool")
+    try:
+        samples = operator.index(samples)
+    except TypeError:
+        raise TypeError(f"samples must be an integer, got {type(samples).__name__}") from None
+    if samples < 1:
+        raise ValueError(f"samples must be >= 1, got {samples}")
+    if estimator != "st":
+        if not hard:
+            raise ValueError(f"estimator={estimator!r} needs hard=True (it is a hard sample's)")
+        if recompute:
+            raise ValueError(f"recompute applies to estimator='st' only, not {estimator!r}")
+        if estimator == "reinmax":
+            _check_reinmax_tau(tau)
+    return estimator, samples
 
 
 def _positive(value: Any, name: str, allow_zero: bool = False) -> float:

@@ -70,6 +70,8 @@ def numpy_api() -> None:
     gs.set_num_threads(None)
 
     layer = gs.GumbelSoftmax(tau=0.5, hard=True, rng=0, recompute=True)
+    rao = gs.GumbelSoftmax(tau=0.5, hard=True, rng=0, estimator="gumbel-rao", samples=20)
+    assert_type(rao.backward(rao.forward(np.zeros((2, 3)))), Array)
     assert_type(layer.rng, gs.Philox)
     assert_type(layer.backward(np.ones_like(layer.forward(x))), Array)
     layer.tau = gs.anneal_tau(1000, rate=1e-4)
