@@ -105,7 +105,7 @@ def test_omp_num_threads_1_vs_2_bitwise(tmp_path):
     assert int(r1.pop("num_threads")) == 1
     assert int(r2.pop("num_threads")) == (2 if _have_openmp() else 1)
     assert sorted(r1) == sorted(r2)
-    assert len(r1) == 3 * 2 * 11
+    assert len(r1) == 3 * 2 * 13
     for name in r1:
         assert_bitwise_equal(r1[name], r2[name])
     # and the same as this process computes, whatever its thread count
