@@ -187,7 +187,11 @@ struct SplitConditional {
       seg_st[k] = noisy_logits(xr, a->xs.step, begin, end, a->key, q, v);
     });
     if (interrupted()) return;  // the loops stopped: seg_st is not the row's
-    if (!combine(seg_st.data(), nseg).defined()) return fill_nan(zr, a->zs.step, len);
+    if (!combine(seg_st.data(), nseg).defined()) {
+      return segs([&](int64_t, int64_t begin, int64_t end, int) {
+        fill_nan(zr + begin * a->zs.step, a->zs.step, end - begin);
+      });
+    }
     const int64_t i = a->index[r];
     const T zi = lse + gumbel_at<T>(a->key, q, i);
     segs([&](int64_t, int64_t begin, int64_t end, int) {

@@ -476,7 +476,20 @@ struct SplitForward {
       general_row(st, f->itau(r), v, soft_row);
     else if (f->soft)
       fill_nan(soft_row, f->soft_spec->step, len);
-    f->finish(r, st);
+    finish(r, st);
+  }
+  // Fwd::finish over the row's segments (the same bits): the one-hot (or NaN) write of
+  // a long row is polled for Ctrl-C as the other passes are.
+  void finish(int64_t r, const RowStats<T>& st) {
+    const ForwardArgs<T>& a = f->a;
+    if (a.index) a.index[r] = st.defined() ? st.argmax : -1;
+    if (!a.hard) return;
+    T* yr = a.y + row_offset(a.ys, r);
+    const T fill = st.defined() ? T(0) : kNaN<T>;
+    for_segments(len, [&](int64_t, int64_t begin, int64_t end) {
+      for (int64_t c = begin; c < end; ++c) yr[c * a.ys.step] = fill;
+    });
+    if (st.defined() && !interrupted()) yr[st.argmax * a.ys.step] = T(1);
   }
 };
 
