@@ -175,10 +175,11 @@ def _backward(grad, y_soft, tau_t, tau, dim, need_tau):
 
 def tau_grad(grad_logits, y_soft, tau_shape, tau_dtype, dim):
     """d loss / d tau for each tau element: -sum(grad_logits * log(y_soft)) over a row
-    (s = logits + g = tau * log(y_soft) + const per row, and grad_logits sums to 0)."""
-    with np.errstate(divide="ignore"):
-        term = np.where(y_soft > 0, grad_logits * np.log(np.where(y_soft > 0, y_soft, 1)), 0)
-    rows = torch.from_numpy(-term.sum(axis=dim, keepdims=True, dtype=np.float64))
+    (s = logits + g = tau * log(y_soft) + const per row, and grad_logits sums to 0), in
+    float64."""
+    g, y = grad_logits.astype(np.float64), y_soft.astype(np.float64)  # (float16: exact)
+    term = g * np.log(np.where(y > 0, y, 1))  # 0 where y_soft is 0, as is grad_logits
+    rows = torch.from_numpy(-term.sum(axis=dim, keepdims=True))
     return to_tau_shape(rows, tau_shape, dim).to(tau_dtype)
 
 
