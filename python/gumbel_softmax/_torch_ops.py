@@ -1,7 +1,8 @@
 """The torch custom ops behind ``gumbel_softmax.torch`` (``torch.library``).
 
-Three ops in the ``gumbel_softmax`` namespace, each with a fake (meta) implementation,
-so that ``torch.compile`` puts them into its graph as opaque nodes, and a vmap rule:
+Three ops in the ``gumbel_softmax`` namespace (``torch.ops.gumbel_softmax``), each with a
+fake (meta) implementation, so that ``torch.compile`` puts them into its graph as opaque
+nodes; the sample and backward ops have vmap rules, the sample op its autograd:
 
 - ``seed(order, tau)``: 64 random bits from torch's default generator, as the state
   ``[seed, 0]`` of a Philox stream (an int64 tensor of two words, each the two's
@@ -224,10 +225,24 @@ ORDER = torch.zeros(1, dtype=torch.int64)
 _pending = threading.local()  # the last seed op's (state words, undo), per thread
 
 
-@torch.library.custom_op(
-    "gumbel_softmax::seed", mutates_args=("order",), tags=(torch.Tag.nondeterministic_seeded,)
+# The ops are defined with torch.library.Library and a CPU kernel (not custom_op, whose
+# Python layers around the kernel cost about 40 us a call against 10 us: a compiled
+# step would be slower than an eager one)
+_LIB = torch.library.Library("gumbel_softmax", "DEF")
+_LIB.define(
+    "seed(Tensor(a!) order, Tensor? tau) -> Tensor", tags=(torch.Tag.nondeterministic_seeded,)
 )
-def seed_op(order: torch.Tensor, tau: torch.Tensor | None) -> torch.Tensor:
+_LIB.define(
+    "sample(Tensor logits, Tensor state, Tensor? tau_t, float tau, bool hard, bool log, "
+    "int dim, bool need_soft, Tensor? mask, bool fixed) -> (Tensor, Tensor)"
+)
+_LIB.define(
+    "backward(Tensor grad, Tensor y_soft, Tensor? tau_t, float tau, int dim, bool need_tau) "
+    "-> (Tensor, Tensor)"
+)
+
+
+def seed_impl(order, tau):
     if tau is not None:
         v = tau_value(tau, None)
         _args.check_tau(v) if np.ndim(v) == 0 else _args.tau_values(v)
@@ -235,11 +250,6 @@ def seed_op(order: torch.Tensor, tau: torch.Tensor | None) -> torch.Tensor:
     seed, undo = draw_torch(None)
     _pending.last = ((seed, 0), undo)
     return state_tensor(seed)
-
-
-@seed_op.register_fake
-def _(order, tau):
-    return torch.empty(2, dtype=torch.int64)
 
 
 def _undo_seed(state):
@@ -250,19 +260,7 @@ def _undo_seed(state):
         last[1]()
 
 
-@torch.library.custom_op("gumbel_softmax::sample", mutates_args=())
-def sample_op(
-    logits: torch.Tensor,
-    state: torch.Tensor,
-    tau_t: torch.Tensor | None,
-    tau: float,
-    hard: bool,
-    log: bool,
-    dim: int,
-    need_soft: bool,
-    mask: torch.Tensor | None,
-    fixed: bool,
-) -> tuple[torch.Tensor, torch.Tensor]:
+def sample_impl(logits, state, tau_t, tau, hard, log, dim, need_soft, mask, fixed):
     try:
         return forward_impl(logits, philox_of(state), tau_t, tau, hard, log, dim, need_soft, mask)
     except BaseException:
@@ -270,24 +268,25 @@ def sample_op(
         raise
 
 
-@sample_op.register_fake
+_LIB.impl("seed", seed_impl, "CPU")
+_LIB.impl("sample", sample_impl, "CPU")
+_LIB.impl("backward", lambda *args: backward_impl(*args), "CPU")
+seed_op = torch.ops.gumbel_softmax.seed.default
+sample_op = torch.ops.gumbel_softmax.sample.default
+backward_op = torch.ops.gumbel_softmax.backward.default
+
+
+@torch.library.register_fake("gumbel_softmax::seed", lib=_LIB)
+def _(order, tau):
+    return torch.empty(2, dtype=torch.int64)
+
+
+@torch.library.register_fake("gumbel_softmax::sample", lib=_LIB)
 def _(logits, state, tau_t, tau, hard, log, dim, need_soft, mask, fixed):
     return logits.new_empty(logits.shape), logits.new_empty(logits.shape if need_soft else 0)
 
 
-@torch.library.custom_op("gumbel_softmax::backward", mutates_args=())
-def backward_op(
-    grad: torch.Tensor,
-    y_soft: torch.Tensor,
-    tau_t: torch.Tensor | None,
-    tau: float,
-    dim: int,
-    need_tau: bool,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    return backward_impl(grad, y_soft, tau_t, tau, dim, need_tau)
-
-
-@backward_op.register_fake
+@torch.library.register_fake("gumbel_softmax::backward", lib=_LIB)
 def _(grad, y_soft, tau_t, tau, dim, need_tau):
     gt = tau_t.new_empty(tau_t.shape) if need_tau else y_soft.new_empty(0)
     return y_soft.new_empty(y_soft.shape), gt
@@ -320,7 +319,7 @@ VMAP_ERROR = (
 )
 
 
-@torch.library.register_vmap("gumbel_softmax::sample")
+@torch.library.register_vmap("gumbel_softmax::sample", lib=_LIB)
 def _(info, in_dims, logits, state, tau_t, tau, hard, log, dim, need_soft, mask, fixed):
     # fixed (an int seed): a function of the seed, the same noise for every element, as
     # a loop over the elements would draw; else what vmap's randomness asks for
@@ -358,7 +357,7 @@ def _(info, in_dims, logits, state, tau_t, tau, hard, log, dim, need_soft, mask,
     return (y, soft), (0, soft_dim)
 
 
-@torch.library.register_vmap("gumbel_softmax::backward")
+@torch.library.register_vmap("gumbel_softmax::backward", lib=_LIB)
 def _(info, in_dims, grad, y_soft, tau_t, tau, dim, need_tau):
     size = info.batch_size
     ndim = y_soft.dim() - (in_dims[1] is not None)
@@ -464,7 +463,9 @@ def _sample_backward(ctx, grad_y, grad_soft):
     return (gx, None, gt) + _NONE[:7]
 
 
-sample_op.register_autograd(_sample_backward, setup_context=_sample_setup)
+torch.library.register_autograd(
+    "gumbel_softmax::sample", _sample_backward, setup_context=_sample_setup, lib=_LIB
+)
 
 
 def with_graph(ctx, g, y_soft, tau_t, grad_x, grad_tau):
