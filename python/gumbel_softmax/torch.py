@@ -5,10 +5,14 @@
 >>> y = gumbel_softmax(logits, tau=0.5, hard=True)  # where F.gumbel_softmax was  # doctest: +SKIP
 
 The same call as ``torch.nn.functional.gumbel_softmax(logits, tau=1, hard=False,
-eps=1e-10, dim=-1)``, plus a ``generator``; an autograd Function whose forward and
-backward are this package's fused kernels, run on zero-copy NumPy views of the tensors
-(contiguous or not, nothing is copied; the results are new tensors sharing the memory of
-the arrays the kernels wrote).
+eps=1e-10, dim=-1)``, plus a ``generator`` and a ``mask``.  Its forward and backward are
+this package's fused kernels, registered with ``torch.library`` as the custom ops
+``torch.ops.gumbel_softmax.seed`` / ``.sample`` / ``.backward`` (fake implementations,
+vmap rules, the sample op's autograd): ``torch.compile(model, fullgraph=True)`` puts them
+into its graph, and ``torch.func`` transforms them.  In plain eager mode the same
+implementations run directly (a custom op's dispatch would cost as much as a small
+call), on zero-copy NumPy views of the tensors (contiguous or not; the results are new
+tensors sharing the memory of the arrays the kernels wrote).
 
 What differs from ``F.gumbel_softmax`` (see the README's migration table and docs/integrations.md):
 
@@ -23,8 +27,11 @@ What differs from ``F.gumbel_softmax`` (see the README's migration table and doc
   ``y_hard - y_soft.detach() + y_soft`` is only close to it; the gradient is the same
   straight-through gradient, that of the soft sample;
 - the noise is never infinite, so no NaN from ``log(0)``;
-- CPU tensors of dtype float32, float64 or float16 only (float16 is computed in float32
-  and rounded, as in the NumPy API); other devices and dtypes raise;
+- CPU tensors of dtype float32, float64, float16 or bfloat16 (the half dtypes are
+  computed in float32 and rounded to nearest even, as in the NumPy API: bitwise its
+  result on the same values); other devices and dtypes raise;
+- ``mask`` (a bool tensor broadcasting to ``logits``): ``False`` excludes a category
+  exactly as a ``-inf`` logit does (probability and gradient exactly 0);
 - ``tau`` may be a float, a 0-d tensor or a tensor of per-row temperatures (broadcasting
   to the batch shape, as in the NumPy API); a tensor ``tau`` that requires grad gets its
   gradient, ``-sum(grad_logits * log(y_soft))`` over each row;
@@ -36,11 +43,23 @@ What differs from ``F.gumbel_softmax`` (see the README's migration table and doc
   and a failure after it (a ``MemoryError`` allocating the results) puts the caller's
   ``torch.Generator`` (or torch's default generator) or ``numpy.random.Generator`` back
   as it was, unless another draw from it came in between;
-- ``torch.compile`` runs the call eagerly (one graph break), drawing fresh noise per call;
-  ``torch.jit.trace`` (which would freeze the seed into the trace) and ``torch.func``
-  transforms (``grad``, ``vmap``, ``jvp``, ...: their tensors have no memory for the
-  kernels) raise ``RuntimeError`` naming them.  ``torch.autograd.functional.jacobian`` and
-  ``hessian`` work, ``vectorize=True`` included;
+- ``torch.compile``: no graph break with ``generator=None`` (the seed op draws from
+  torch's default generator at every run of the graph, in program order, so compiled
+  calls draw fresh noise and equal eager calls bitwise from the same
+  ``torch.manual_seed``) or an int seed (a constant state, the same noise at every call,
+  as in eager mode); a ``torch.Generator``, ``Philox`` or ``numpy.random.Generator`` costs
+  one graph break (its draw runs eagerly, fresh at every call), so ``fullgraph=True``
+  raises for them rather than freeze noise into the graph;
+- ``torch.func``: ``grad``, ``vjp``, ``jacrev`` and ``vmap`` work (``jvp`` and ``jacfwd``,
+  forward mode, are not implemented).  Under ``vmap`` with ``generator=None``,
+  ``randomness="different"`` gives each element its own noise (the batch becomes more
+  rows of one call: the result is the eager call on the stacked batch), ``"same"`` the
+  same noise for every element, and ``"error"`` (vmap's default) raises
+  ``RuntimeError``; an int seed is no random operation (every element gets the noise of
+  that seed, as a loop of calls does); a stateful generator raises ``RuntimeError``;
+- ``torch.jit.trace`` (which would freeze the seed into the trace) raises
+  ``RuntimeError``; ``torch.autograd.functional.jacobian`` and ``hessian`` work,
+  ``vectorize=True`` included;
 - ``torch.utils.checkpoint`` recomputes the forward in the backward: with
   ``generator=None`` (checkpoint restores torch's default generator) or an int seed the
   recomputation draws the same noise; with a stateful generator (``torch.Generator``,
@@ -398,7 +417,8 @@ def gumbel_softmax(
     ----------
     logits : torch.Tensor
         ``[..., num_features]`` unnormalised log-probabilities: a CPU tensor of dtype
-        float32, float64 or float16, any shape and strides.  ``-inf`` masks a category.
+        float32, float64, float16 or bfloat16, any shape and strides.  ``-inf`` masks a
+        category.
     tau : float or torch.Tensor
         Temperature, positive and finite; a tensor may hold one per row (it broadcasts
         to the batch shape) and receives a gradient when it requires one.
@@ -412,6 +432,9 @@ def gumbel_softmax(
     generator : None, int, Philox, numpy.random.Generator or torch.Generator
         Source of the noise (see the module docstring); ``None`` draws a seed from
         torch's default generator.
+    mask : torch.Tensor of bool, optional
+        Broadcastable to ``logits``' shape; ``False`` excludes a category exactly as a
+        ``-inf`` logit does (probability and gradient exactly 0, never the one-hot).
 
     Returns
     -------
@@ -424,10 +447,11 @@ def gumbel_softmax(
     TypeError, ValueError, IndexError
         For a bad argument, naming it (``dim`` out of range: an ``AxisError``, both an
         ``IndexError`` as in torch and a ``ValueError``); ``MemoryError`` when the
-        results cannot be allocated; ``RuntimeError`` under ``torch.jit.trace`` and
-        ``torch.func`` transforms, and for a stateful ``generator`` during a backward
-        pass (``torch.utils.checkpoint``'s recomputation).  A call that raises draws nothing: every generator
-        (torch's default one included) is left as it was.
+        results cannot be allocated; ``RuntimeError`` under ``torch.jit.trace``, under
+        ``vmap(randomness="error")`` with ``generator=None``, for a stateful
+        ``generator`` under ``vmap`` or during a backward pass
+        (``torch.utils.checkpoint``'s recomputation).  A call that raises draws
+        nothing: every generator (torch's default one included) is left as it was.
 
     Examples
     --------
