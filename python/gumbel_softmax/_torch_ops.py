@@ -149,20 +149,36 @@ def _forward(logits, rng, tau_t, tau, hard, log, dim, need_soft, mask):
     return y, (logits.new_empty(0) if soft is None else soft)
 
 
-def backward_impl(grad, y_soft, tau_t, tau, dim, need_tau):
-    """(grad_logits, grad_tau or an empty tensor) by the backward kernel."""
+def backward_impl(grad, y_soft, tau_t, tau, dim, need_tau, log):
+    """(grad_logits, grad_tau or an empty tensor) by the backward kernel; log: y_soft is
+    log_gumbel_softmax's output (its backward is computed here in NumPy)."""
     if not torch._C._are_functorch_transforms_active():
-        return _backward(grad, y_soft, tau_t, tau, dim, need_tau)
+        return _backward(grad, y_soft, tau_t, tau, dim, need_tau, log)
     with torch._C._DisableFuncTorch():
-        return _backward(grad, y_soft, tau_t, tau, dim, need_tau)
+        return _backward(grad, y_soft, tau_t, tau, dim, need_tau, log)
 
 
-def _backward(grad, y_soft, tau_t, tau, dim, need_tau):
+def _log_backward(g, log_y, tau, dim):
+    """(g - exp(log_y) * sum(g)) / tau, computed in float32 or float64 (the dtype of
+    log_y, float32 for the half ones) and returned in it."""
+    dtype = np.float64 if log_y.dtype == np.float64 else np.float32
+    ly, g = log_y.astype(dtype, copy=False), g.astype(dtype, copy=False)
+    if np.ndim(tau):
+        tau = np.expand_dims(_args.batch_taus(tau, ly.shape, dim), dim)
+    return ((g - np.exp(ly) * g.sum(axis=dim, keepdims=True)) / np.asarray(tau, dtype)).astype(
+        log_y.dtype
+    )
+
+
+def _backward(grad, y_soft, tau_t, tau, dim, need_tau, log):
     ys, bf16 = array_of(y_soft)
     g = array_of(grad)[0]
     if g.dtype != ys.dtype:
         g = g.astype(ys.dtype)
-    gx = _api.gumbel_softmax_backward(g, ys, tau_value(tau_t, tau), axis=dim)
+    if log:
+        gx = _log_backward(g, ys, tau_value(tau_t, tau), dim)
+    else:
+        gx = _api.gumbel_softmax_backward(g, ys, tau_value(tau_t, tau), axis=dim)
     if bf16:
         dest = Bf16Dest(gx.shape)
         grad_x = dest.fill(gx)
@@ -171,15 +187,19 @@ def _backward(grad, y_soft, tau_t, tau, dim, need_tau):
         grad_x = torch.from_numpy(gx)
     if not need_tau:
         return grad_x, y_soft.new_empty(0)
-    return grad_x, tau_grad(gx, ys, tau_t.shape, tau_t.dtype, dim)
+    return grad_x, tau_grad(gx, ys, tau_t.shape, tau_t.dtype, dim, log)
 
 
-def tau_grad(grad_logits, y_soft, tau_shape, tau_dtype, dim):
+def tau_grad(grad_logits, y_soft, tau_shape, tau_dtype, dim, log=False):
     """d loss / d tau for each tau element: -sum(grad_logits * log(y_soft)) over a row
     (s = logits + g = tau * log(y_soft) + const per row, and grad_logits sums to 0), in
-    float64."""
+    float64; the same for log_gumbel_softmax, whose output is log(y_soft)."""
     g, y = grad_logits.astype(np.float64), y_soft.astype(np.float64)  # (float16: exact)
-    term = g * np.log(np.where(y > 0, y, 1))  # 0 where y_soft is 0, as is grad_logits
+    if log:
+        log_y = np.where(np.isfinite(y), y, 0)  # 0 where the sample is 0, as is g
+    else:
+        log_y = np.log(np.where(y > 0, y, 1))  # 0 where y_soft is 0, as is g
+    term = g * log_y
     rows = torch.from_numpy(-term.sum(axis=dim, keepdims=True))
     return to_tau_shape(rows, tau_shape, dim).to(tau_dtype)
 
@@ -200,19 +220,26 @@ def tau_rows(tau_t, shape, dim):
     return tau_t.expand(shape[:dim] + shape[dim + 1 :]).unsqueeze(dim)
 
 
-def graph_backward(g, y_soft, tau, tau_t, dim, need_tau):
+def graph_backward(g, y_soft, tau, tau_t, dim, need_tau, log=False):
     """The backward in differentiable torch ops, for higher-order gradients and the
     legacy vmap: grad_logits = y_soft * (g - sum(g * y_soft)) / tau (y_soft is the saved
     output, so its own gradient flows back through the Function), and the tau gradient
-    -sum(grad_logits * log(y_soft)) over each row."""
+    -sum(grad_logits * log(y_soft)) over each row; log: y_soft is log(y_soft), and
+    grad_logits = (g - y_soft * sum(g)) / tau."""
     if tau_t is None:
         rows_tau = tau
     else:
         rows_tau = tau_rows(tau_t, tuple(y_soft.shape), dim).to(y_soft.dtype)
-    gx = y_soft * (g - (g * y_soft).sum(dim, keepdim=True)) / rows_tau
+    if log:
+        gx = (g - y_soft.exp() * g.sum(dim, keepdim=True)) / rows_tau
+    else:
+        gx = y_soft * (g - (g * y_soft).sum(dim, keepdim=True)) / rows_tau
     if not need_tau:
         return gx, None
-    log_y = torch.where(y_soft > 0, y_soft, 1).log()  # 0 where y_soft is 0, as is gx
+    if log:
+        log_y = torch.where(y_soft.isfinite(), y_soft, 0)
+    else:
+        log_y = torch.where(y_soft > 0, y_soft, 1).log()  # 0 where y_soft is 0, as is gx
     rows = -(gx * log_y).sum(dim, keepdim=True)
     return gx, to_tau_shape(rows, tau_t.shape, dim).to(tau_t.dtype)
 
@@ -237,8 +264,8 @@ _LIB.define(
     "int dim, bool need_soft, Tensor? mask, bool fixed) -> (Tensor, Tensor)"
 )
 _LIB.define(
-    "backward(Tensor grad, Tensor y_soft, Tensor? tau_t, float tau, int dim, bool need_tau) "
-    "-> (Tensor, Tensor)"
+    "backward(Tensor grad, Tensor y_soft, Tensor? tau_t, float tau, int dim, bool need_tau, "
+    "bool log) -> (Tensor, Tensor)"
 )
 
 
@@ -268,12 +295,53 @@ def sample_impl(logits, state, tau_t, tau, hard, log, dim, need_soft, mask, fixe
         raise
 
 
+_LIB.define(
+    "indices(Tensor logits, Tensor state, Tensor? mask, int dim, int k, bool fixed) -> Tensor"
+)
+
+
+def indices_impl(logits, rng, mask, dim, k):
+    """categorical (k < 0) or top_k by the NumPy API, as an int64 tensor."""
+    if not torch._C._are_functorch_transforms_active():
+        return _indices(logits, rng, mask, dim, k)
+    with torch._C._DisableFuncTorch():
+        return _indices(logits, rng, mask, dim, k)
+
+
+def _indices(logits, rng, mask, dim, k):
+    x = array_of(logits)[0]
+    m = None if mask is None else mask.detach().numpy()
+    if k < 0:
+        return torch.from_numpy(_api.categorical(x, axis=dim, rng=rng, mask=m))
+    return torch.from_numpy(_api.top_k(x, k, axis=dim, rng=rng, mask=m))
+
+
+def indices_op_impl(logits, state, mask, dim, k, fixed):
+    try:
+        return indices_impl(logits, philox_of(state), mask, dim, k)
+    except BaseException:
+        _undo_seed(state)
+        raise
+
+
+_LIB.impl("indices", indices_op_impl, "CPU")
 _LIB.impl("seed", seed_impl, "CPU")
 _LIB.impl("sample", sample_impl, "CPU")
 _LIB.impl("backward", lambda *args: backward_impl(*args), "CPU")
 seed_op = torch.ops.gumbel_softmax.seed.default
 sample_op = torch.ops.gumbel_softmax.sample.default
 backward_op = torch.ops.gumbel_softmax.backward.default
+indices_op = torch.ops.gumbel_softmax.indices.default
+
+
+@torch.library.register_fake("gumbel_softmax::indices", lib=_LIB)
+def _(logits, state, mask, dim, k, fixed):
+    shape = list(logits.shape)
+    if k < 0:
+        del shape[dim]
+    else:
+        shape[dim] = k
+    return logits.new_empty(shape, dtype=torch.int64)
 
 
 @torch.library.register_fake("gumbel_softmax::seed", lib=_LIB)
@@ -287,7 +355,7 @@ def _(logits, state, tau_t, tau, hard, log, dim, need_soft, mask, fixed):
 
 
 @torch.library.register_fake("gumbel_softmax::backward", lib=_LIB)
-def _(grad, y_soft, tau_t, tau, dim, need_tau):
+def _(grad, y_soft, tau_t, tau, dim, need_tau, log):
     gt = tau_t.new_empty(tau_t.shape) if need_tau else y_soft.new_empty(0)
     return y_soft.new_empty(y_soft.shape), gt
 
@@ -357,13 +425,28 @@ def _(info, in_dims, logits, state, tau_t, tau, hard, log, dim, need_soft, mask,
     return (y, soft), (0, soft_dim)
 
 
+@torch.library.register_vmap("gumbel_softmax::indices", lib=_LIB)
+def _(info, in_dims, logits, state, mask, dim, k, fixed):
+    if info.randomness == "error" and not fixed:
+        raise RuntimeError(VMAP_ERROR)
+    if in_dims[1] is not None:
+        raise RuntimeError("gumbel_softmax: the generator state must not be batched under vmap")
+    size = info.batch_size
+    x = _batched(logits, in_dims[0], size)
+    m = None if mask is None else _batched(mask, in_dims[2], size)
+    if info.randomness == "different" and not fixed:
+        return indices_op(x, state, m, dim + 1, k, fixed), 0
+    outs = [indices_op(x[b], state, m if m is None else m[b], dim, k, fixed) for b in range(size)]
+    return torch.stack(outs), 0
+
+
 @torch.library.register_vmap("gumbel_softmax::backward", lib=_LIB)
-def _(info, in_dims, grad, y_soft, tau_t, tau, dim, need_tau):
+def _(info, in_dims, grad, y_soft, tau_t, tau, dim, need_tau, log):
     size = info.batch_size
     ndim = y_soft.dim() - (in_dims[1] is not None)
     g, s = _batched(grad, in_dims[0], size), _batched(y_soft, in_dims[1], size)
     t = None if tau_t is None else _batched_tau(tau_t, in_dims[2], size, ndim, dim)
-    gx, gt = backward_op(g, s, t, tau, dim + 1, need_tau)
+    gx, gt = backward_op(g, s, t, tau, dim + 1, need_tau, log)
     if not need_tau:
         return (gx, gt), (0, None)
     return (gx, gt.reshape((size,) + tuple(tau_t.shape[in_dims[2] is not None :]))), (0, 0)
@@ -398,8 +481,8 @@ class GumbelSoftmaxFn(torch.autograd.Function):
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        _, tau_t, _, _, tau, _, _, dim, need_soft, _ = inputs
-        _save(ctx, output, tau_t, tau, dim, need_soft)
+        _, tau_t, _, _, tau, _, log, dim, need_soft, _ = inputs
+        _save(ctx, output, tau_t, tau, dim, need_soft, log)
 
     @staticmethod
     def backward(ctx, grad_y, grad_soft):
@@ -420,9 +503,9 @@ def apply(*args):
     return _apply_plain(*args)
 
 
-def _save(ctx, output, tau_t, tau, dim, need_soft):
+def _save(ctx, output, tau_t, tau, dim, need_soft, log):
     ctx.set_materialize_grads(False)
-    ctx.tau, ctx.dim = tau, dim
+    ctx.tau, ctx.dim, ctx.log = tau, dim, log
     ctx.save_for_backward(output[1] if need_soft else output[0], tau_t)
 
 
@@ -435,7 +518,7 @@ def _grads(ctx, grad_y, grad_soft, need_x, need_tau, op):
     if _is_legacy_batched(g):
         # the legacy vmap over the backward (autograd.functional.jacobian with
         # vectorize=True): torch ops, which it batches
-        gx, gt = graph_backward(g, y_soft, ctx.tau, tau_t, ctx.dim, need_tau)
+        gx, gt = graph_backward(g, y_soft, ctx.tau, tau_t, ctx.dim, need_tau, ctx.log)
         return gx if need_x else None, gt
     if op or use_ops(g, y_soft, tau_t):
         with torch.no_grad():  # the op's own autograd kernel does not support torch.func
@@ -446,15 +529,16 @@ def _grads(ctx, grad_y, grad_soft, need_x, need_tau, op):
                 ctx.tau,
                 ctx.dim,
                 need_tau,
+                ctx.log,
             )
     else:
-        gx, gt = backward_impl(g, y_soft, tau_t, ctx.tau, ctx.dim, need_tau)
+        gx, gt = backward_impl(g, y_soft, tau_t, ctx.tau, ctx.dim, need_tau, ctx.log)
     return with_graph(ctx, g, y_soft, tau_t, gx if need_x else None, gt if need_tau else None)
 
 
 def _sample_setup(ctx, inputs, output):
-    _, _, tau_t, tau, _, _, dim, need_soft, _, _ = inputs
-    _save(ctx, output, tau_t, tau, dim, need_soft)
+    _, _, tau_t, tau, _, log, dim, need_soft, _, _ = inputs
+    _save(ctx, output, tau_t, tau, dim, need_soft, log)
 
 
 def _sample_backward(ctx, grad_y, grad_soft):
@@ -477,7 +561,7 @@ def with_graph(ctx, g, y_soft, tau_t, grad_x, grad_tau):
         g.requires_grad or y_soft.requires_grad or (tau_t is not None and tau_t.requires_grad)
     ):
         return grad_x, grad_tau
-    gx, gt = graph_backward(g, y_soft, ctx.tau, tau_t, ctx.dim, grad_tau is not None)
+    gx, gt = graph_backward(g, y_soft, ctx.tau, tau_t, ctx.dim, grad_tau is not None, ctx.log)
     if grad_x is not None:
         grad_x = grad_x + (gx - gx.detach())
     if grad_tau is not None:

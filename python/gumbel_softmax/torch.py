@@ -101,7 +101,7 @@ if TYPE_CHECKING:
     # or a torch.Generator
     GeneratorLike = Union[RngLike, _torch.Generator]
 
-__all__ = ["gumbel_softmax"]
+__all__ = ["categorical", "gumbel_softmax", "log_gumbel_softmax", "top_k"]
 
 _DTYPES = (_torch.float32, _torch.float64, _torch.float16, _torch.bfloat16)
 _MAX_DIMS = 64  # the kernels' limit (and NumPy's); torch allows more
@@ -351,11 +351,63 @@ def _state(generator, tau_t, rows, compiling):
     raise RuntimeError(_VMAP_GENERATOR.format(kind=type(generator).__name__))
 
 
-def _gumbel_softmax(logits, tau, hard, eps, dim, generator, mask):
+def _prepare(logits, tau, dim, mask, compiling):
+    """The checks every function shares: (shape, dim, tau, tau tensor, mask)."""
     if _torch.jit.is_tracing():
         raise RuntimeError(_TRACING)
-    compiling = _torch.compiler.is_compiling()
     _check_logits(logits)
+    shape = tuple(logits.shape)
+    dim = _dim_arg(dim, len(shape))
+    _check_rows(shape, dim)
+    tau, tau_t = _tau_arg(tau, shape, dim, compiling)
+    return shape, dim, tau, tau_t, _mask_arg(mask, shape)
+
+
+def _run(generator, rows, tau_t, compiling, through_op, direct):
+    """Draw and run, once everything is checked: through_op(state, fixed) under
+    torch.compile and vmap (the state a tensor), else direct(rng) (what the NumPy API
+    takes), and a failure after the draw (the allocation of the results) puts the
+    caller's generator back as it was."""
+    vmap = () if compiling else _vmap_randomness()
+    if _ERROR in vmap and generator is None:  # an int seed is no random operation
+        raise RuntimeError(_ops.VMAP_ERROR)
+    if compiling or vmap:
+        return through_op(_state(generator, tau_t, rows, compiling), _is_seed(generator))
+    if generator is not None and not _is_seed(generator):
+        _check_not_recomputing(generator)
+    rng, undo = _draw(generator)
+    try:
+        return direct(rng)
+    except BaseException:
+        if undo is not None:
+            undo()
+        raise
+
+
+def _sample(logits, tau, hard, log, dim, generator, mask):
+    """gumbel_softmax (log=False) and log_gumbel_softmax (log=True)."""
+    compiling = _torch.compiler.is_compiling()
+    shape, dim, tau, tau_t, mask = _prepare(logits, tau, dim, mask, compiling)
+    need_soft = hard and (
+        _torch.is_grad_enabled()
+        and (logits.requires_grad or (tau_t is not None and tau_t.requires_grad))
+    )
+
+    def through_op(state, fixed):
+        if compiling:  # the op, with its registered autograd
+            return _torch.ops.gumbel_softmax.sample(
+                logits, state, tau_t, tau, hard, log, dim, need_soft, mask, fixed
+            )[0]
+        return _ops.apply(logits, tau_t, mask, state, tau, hard, log, dim, need_soft, fixed)[0]
+
+    def direct(rng):
+        return _ops.apply(logits, tau_t, mask, rng, tau, hard, log, dim, need_soft, False)[0]
+
+    rows = logits.numel() // shape[dim]
+    return _run(generator, rows, tau_t, compiling, through_op, direct)
+
+
+def _gumbel_softmax(logits, tau, hard, eps, dim, generator, mask):
     try:
         default_eps = bool(eps == 1e-10)
     except Exception:
@@ -364,41 +416,30 @@ def _gumbel_softmax(logits, tau, hard, eps, dim, generator, mask):
         ) from None
     if not default_eps:
         warnings.warn("`eps` parameter is deprecated and has no effect.", stacklevel=3)
-    hard = _hard_arg(hard)
-    shape = tuple(logits.shape)
-    dim = _dim_arg(dim, len(shape))
-    _check_rows(shape, dim)
-    tau, tau_t = _tau_arg(tau, shape, dim, compiling)
-    mask = _mask_arg(mask, shape)
-    need_soft = hard and (
-        _torch.is_grad_enabled()
-        and (logits.requires_grad or (tau_t is not None and tau_t.requires_grad))
-    )
-    vmap = () if compiling else _vmap_randomness()
-    if _ERROR in vmap and generator is None:  # an int seed is no random operation
-        raise RuntimeError(_ops.VMAP_ERROR)
-    if compiling or vmap:
-        rows = logits.numel() // shape[dim]
-        state = _state(generator, tau_t, rows, compiling)
-        fixed = _is_seed(generator)
-        if compiling:  # the op, with its registered autograd
-            return _torch.ops.gumbel_softmax.sample(
-                logits, state, tau_t, tau, hard, False, dim, need_soft, mask, fixed
-            )[0]
-        out = _ops.apply(logits, tau_t, mask, state, tau, hard, False, dim, need_soft, fixed)
-        return out[0]
-    if generator is not None and not _is_seed(generator):
-        _check_not_recomputing(generator)
-    # Everything is checked: only now is the seed drawn.  What can still fail (the
-    # allocation of the results) puts the caller's generator back as it was.
-    rng, undo = _draw(generator)
-    try:
-        out = _ops.apply(logits, tau_t, mask, rng, tau, hard, False, dim, need_soft, False)
-    except BaseException:
-        if undo is not None:
-            undo()
-        raise
-    return out[0]
+    return _sample(logits, tau, _hard_arg(hard), False, dim, generator, mask)
+
+
+def _indices(logits, k, dim, generator, mask):
+    """categorical (k None) and top_k."""
+    compiling = _torch.compiler.is_compiling()
+    shape, dim, _, _, mask = _prepare(logits, 1.0, dim, mask, compiling)
+    if k is None:
+        k = -1
+    else:
+        if isinstance(k, (bool, np.bool_)) or not isinstance(k, (numbers.Integral, np.integer)):
+            raise TypeError(f"k must be an integer, got {type(k).__name__}")
+        if not 0 <= k <= shape[dim]:
+            raise ValueError(f"k must be in [0, {shape[dim]}] (the length of dim {dim}), got {k}")
+        k = int(k)
+
+    def through_op(state, fixed):
+        return _torch.ops.gumbel_softmax.indices(logits, state, mask, dim, k, fixed)
+
+    def direct(rng):
+        return _ops.indices_impl(logits, rng, mask, dim, k)
+
+    rows = logits.numel() // shape[dim]
+    return _run(generator, rows, None, compiling, through_op, direct)
 
 
 def gumbel_softmax(
@@ -466,3 +507,135 @@ def gumbel_softmax(
     True
     """
     return _gumbel_softmax(logits, tau, hard, eps, dim, generator, mask)
+
+
+def log_gumbel_softmax(
+    logits: _torch.Tensor,
+    tau: float | _torch.Tensor = 1,
+    dim: Axis = -1,
+    generator: GeneratorLike = None,
+    *,
+    mask: _torch.Tensor | None = None,
+) -> _torch.Tensor:
+    """The log of a Gumbel-Softmax sample, computed in log space (differentiable).
+
+    :func:`gumbel_softmax.log_gumbel_softmax` on tensors: the same noise and rows as
+    :func:`gumbel_softmax` from the same generator state, so ``exp`` of the result is
+    that sample up to rounding, but finite wherever the logit is finite, even when a
+    small ``tau`` makes the sample underflow to 0 (``ExpRelaxedCategorical.rsample()``
+    of ``torch.distributions``).  ``-inf`` where the logit is ``-inf`` or masked.
+
+    Parameters
+    ----------
+    logits, tau, dim, generator, mask
+        As for :func:`gumbel_softmax` (there is no ``hard``).
+
+    Returns
+    -------
+    torch.Tensor
+        ``log(y)``, same shape and dtype as ``logits``; differentiable with respect to
+        ``logits`` and a tensor ``tau``: ``grad_logits = (g - exp(log_y) * sum(g)) / tau``.
+
+    Raises
+    ------
+    TypeError, ValueError, IndexError, RuntimeError
+        As :func:`gumbel_softmax`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from gumbel_softmax.torch import gumbel_softmax, log_gumbel_softmax
+    >>> x = torch.tensor([0.0, 1.0, 2.0])
+    >>> bool(torch.isfinite(log_gumbel_softmax(x, tau=1e-3, generator=3)).all())
+    True
+    >>> bool((gumbel_softmax(x, tau=1e-3, generator=3) == 0).any())  # underflows to 0
+    True
+    """
+    return _sample(logits, tau, False, True, dim, generator, mask)
+
+
+def categorical(
+    logits: _torch.Tensor,
+    dim: Axis = -1,
+    generator: GeneratorLike = None,
+    *,
+    mask: _torch.Tensor | None = None,
+) -> _torch.Tensor:
+    """Category indices by the Gumbel-max trick: ``argmax(logits + g, dim)``.
+
+    :func:`gumbel_softmax.categorical` on tensors: the position of the one-hot that
+    ``gumbel_softmax(logits, hard=True)`` draws from the same generator state (ties go
+    to the lowest index).  Index ``i`` has probability ``softmax(logits)[i]``, as for
+    ``torch.distributions.Categorical(logits=logits).sample()``, moved to the last
+    dimension.
+
+    Parameters
+    ----------
+    logits, dim, generator, mask
+        As for :func:`gumbel_softmax`.
+
+    Returns
+    -------
+    torch.Tensor of int64
+        ``logits.shape`` without ``dim``; ``-1`` for rows with no defined sample (a NaN
+        or ``+inf`` logit, or every category ``-inf`` or masked).  Not differentiable.
+
+    Raises
+    ------
+    TypeError, ValueError, IndexError, RuntimeError
+        As :func:`gumbel_softmax`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from gumbel_softmax.torch import categorical, gumbel_softmax
+    >>> x = torch.randn(4, 6)
+    >>> idx = categorical(x, generator=5)
+    >>> torch.equal(idx, gumbel_softmax(x, hard=True, generator=5).argmax(-1))
+    True
+    """
+    return _indices(logits, None, dim, generator, mask)
+
+
+def top_k(
+    logits: _torch.Tensor,
+    k: int,
+    dim: Axis = -1,
+    generator: GeneratorLike = None,
+    *,
+    mask: _torch.Tensor | None = None,
+) -> _torch.Tensor:
+    """``k`` categories without replacement (Gumbel-top-k, Kool et al. 2019).
+
+    :func:`gumbel_softmax.top_k` on tensors: the indices of the ``k`` largest
+    ``logits + g`` in decreasing order (ties: lower index first), with the noise and
+    rows of :func:`gumbel_softmax`; ``torch.topk(logits + g, k, dim).indices`` on our
+    noise ``g``, and the ordered draw of the Plackett-Luce model.
+
+    Parameters
+    ----------
+    logits, dim, generator, mask
+        As for :func:`gumbel_softmax`.
+    k : int
+        ``0 <= k <= logits.shape[dim]``.
+
+    Returns
+    -------
+    torch.Tensor of int64
+        ``logits.shape`` with ``k`` along ``dim``; ``-1`` past the categories that can
+        be drawn.  Not differentiable.
+
+    Raises
+    ------
+    TypeError, ValueError, IndexError, RuntimeError
+        As :func:`gumbel_softmax`, and for a bad ``k``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from gumbel_softmax.torch import top_k
+    >>> idx = top_k(torch.zeros(5), 3, generator=2)
+    >>> idx.shape, len(set(idx.tolist()))
+    (torch.Size([3]), 3)
+    """
+    return _indices(logits, k, dim, generator, mask)
