@@ -279,6 +279,10 @@ def torch_cases(d: Digest) -> None:
         idx = gst.categorical(x.detach(), generator=8, mask=mask)
         d.add(f"torch/float64/{name}/categorical_mask", idx.numpy())
         d.add(f"torch/float64/{name}/top_k_3", gst.top_k(x.detach(), 3, generator=9).numpy())
+        tau_e = torch.from_numpy(values(shape[-1:], 10, 0.2, 2.0)).requires_grad_()
+        y = gst.relaxed_bernoulli(x, tau_e, hard=True, generator=10)
+        (gx,) = torch.autograd.grad(y, x, grad_outputs=w)
+        d.add(f"torch/float64/{name}/relaxed_bernoulli_hard", y.detach().numpy(), gx.numpy())
 
 
 def jax_cases(d: Digest) -> None:

@@ -1,11 +1,14 @@
-"""gumbel_softmax.torch beyond the drop-in: categorical, top_k, log_gumbel_softmax.
+"""gumbel_softmax.torch beyond the drop-in: categorical, top_k, log_gumbel_softmax,
+relaxed_bernoulli.
 
 - bitwise the NumPy API's result from the same state (float32, float64, float16,
   bfloat16, mask=, strided views);
 - against torch on the same noise ``g`` (``gumbel_softmax.gumbel``): ``categorical`` is
   the argmax of the hard sample and of ``logits + g``, ``top_k`` is ``torch.topk(logits
   + g, k).indices``, ``log_gumbel_softmax`` is ``torch.log_softmax((logits + g) / tau)``
-  with its gradients (logits and a per-row tau: gradcheck, gradgradcheck);
+  with its gradients (logits and a per-row tau: gradcheck, gradgradcheck), and
+  ``relaxed_bernoulli`` is ``torch.distributions.RelaxedBernoulli``'s reparameterized
+  sample ``sigmoid((logits + L) / tau)`` on our logistic noise ``L``, with its gradients;
 - in distribution: categorical against ``torch.distributions.Categorical``, a
   chi-square test of homogeneity at a 1e-4 false-alarm rate (fixed seeds);
 - under ``torch.compile(fullgraph=True)`` (no graph break, compiled = eager) and
@@ -25,6 +28,7 @@ from gumbel_softmax.torch import (  # noqa: E402
     categorical,
     gumbel_softmax,
     log_gumbel_softmax,
+    relaxed_bernoulli,
     top_k,
 )
 
@@ -213,3 +217,133 @@ def test_errors_name_the_argument_and_draw_nothing(call, exc, words):
         )
         same = torch.equal(before, after) if isinstance(before, torch.Tensor) else before == after
         assert same and torch.equal(torch.get_rng_state(), default)
+
+
+# --------------------------------------------------------------------------------------
+# relaxed_bernoulli
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("hard", [False, True])
+@pytest.mark.parametrize("shape", [(7, 9), (40,), (), (3, 2, 50)])
+def test_bernoulli_bitwise_the_numpy_api(dtype, hard, shape):
+    x = _logits(shape, dtype)
+    tau = torch.linspace(0.3, 2.0, shape[-1]).to(dtype) if shape else 0.7
+    rng_t, rng_n = gs.Philox(5, counter=3), gs.Philox(5, counter=3)
+    y = relaxed_bernoulli(x, tau, hard, rng_t)
+    t = tau if isinstance(tau, float) else tau.float().numpy()
+    ref = gs.relaxed_bernoulli(_np(x), t, hard=hard, rng=rng_n)
+    assert y.dtype == dtype and tuple(y.shape) == shape
+    if dtype == torch.bfloat16:
+        assert np.array_equal(y.view(torch.int16).numpy(), ref.view(np.int16))
+    else:
+        assert np.array_equal(y.numpy(), ref)
+    assert rng_t.counter == rng_n.counter
+
+
+def test_bernoulli_is_torchs_rsample_on_our_noise():
+    """RelaxedBernoulli.rsample: sigmoid((logits + log(u) - log1p(-u)) / tau), a
+    logistic L = log(u) - log1p(-u); ours on our L, and the gradients of that formula
+    (logits and a per-element tau)."""
+    x = _logits((6, 8)).requires_grad_()
+    tau = torch.rand(8, dtype=torch.float64, generator=torch.Generator().manual_seed(2)) + 0.3
+    tau.requires_grad_()
+    w = _logits((6, 8), seed=3)
+    noise = torch.from_numpy(gs.logistic((6, 8), dtype=np.float64, rng=gs.Philox(9)))
+    y = relaxed_bernoulli(x, tau, generator=9)
+    ref = torch.sigmoid((x + noise) / tau)
+    assert torch.allclose(y, ref, rtol=1e-12, atol=1e-15)
+    ours = torch.autograd.grad((y * w).sum(), (x, tau))
+    theirs = torch.autograd.grad((ref * w).sum(), (x, tau))
+    for a, b in zip(ours, theirs):
+        assert torch.allclose(a, b, rtol=1e-10, atol=1e-12)
+    dist = torch.distributions.RelaxedBernoulli(tau.detach(), logits=x.detach())
+    assert torch.isfinite(dist.log_prob(y.detach().clamp(1e-6, 1 - 1e-6))).all()
+
+
+def test_bernoulli_gradients():
+    x = _logits((4, 5)).requires_grad_()
+    tau = torch.rand(5, dtype=torch.float64, generator=torch.Generator().manual_seed(4)) + 0.3
+    tau.requires_grad_()
+
+    def f(v, t):
+        return relaxed_bernoulli(v, t, generator=2)
+
+    assert torch.autograd.gradcheck(f, (x, tau))
+    assert torch.autograd.gradgradcheck(f, (x, tau))
+    grads = []
+    for hard in (False, True):  # straight-through: the soft sample's gradient
+        v = x.detach().clone().requires_grad_()
+        (relaxed_bernoulli(v, 0.5, hard, 6) * torch.arange(5.0)).sum().backward()
+        grads.append(v.grad)
+    assert torch.equal(*grads)
+
+
+def test_bernoulli_hard_frequency():
+    """20,000 hard draws at p = sigmoid(0.8): the count is Binomial(n, p); a two-sided
+    z-test at a 1e-4 false-alarm rate (|z| < 3.89), fixed seed."""
+    n, p = 20_000, torch.sigmoid(torch.tensor(0.8)).item()
+    count = relaxed_bernoulli(torch.full((n,), 0.8), hard=True, generator=1).sum().item()
+    assert abs(count - n * p) / (n * p * (1 - p)) ** 0.5 < 3.89
+
+
+def test_bernoulli_compile_and_vmap():
+    x = _logits((4, 6), torch.float32)
+    explained = torch._dynamo.explain(lambda v: relaxed_bernoulli(v, 0.5, True))(x)
+    assert explained.graph_break_count == 0
+    compiled = torch.compile(
+        lambda v: relaxed_bernoulli(v * 2, 0.5), fullgraph=True, backend="aot_eager"
+    )
+    torch.manual_seed(3)
+    a = [compiled(x) for _ in range(2)]
+    torch.manual_seed(3)
+    b = [relaxed_bernoulli(x * 2, 0.5) for _ in range(2)]
+    assert all(torch.equal(u, v) for u, v in zip(a, b)) and not torch.equal(a[0], a[1])
+    torch._dynamo.reset()
+    torch.manual_seed(4)
+    y = torch.func.vmap(lambda v: relaxed_bernoulli(v, 0.5), randomness="different")(x)
+    torch.manual_seed(4)
+    assert torch.equal(y, relaxed_bernoulli(x, 0.5))
+    torch.manual_seed(4)
+    y = torch.func.vmap(lambda v: relaxed_bernoulli(v, 0.5), randomness="same")(x)
+    torch.manual_seed(4)
+    assert torch.equal(y[2], relaxed_bernoulli(x[2], 0.5))
+    with pytest.raises(RuntimeError, match="randomness error mode"):
+        torch.func.vmap(lambda v: relaxed_bernoulli(v, 0.5))(x)
+    g = torch.func.grad(lambda v: relaxed_bernoulli(v, 0.5, generator=1).sum())(x)
+    v = x.clone().requires_grad_()
+    relaxed_bernoulli(v, 0.5, generator=1).sum().backward()
+    assert torch.equal(g, v.grad)
+
+
+@pytest.mark.parametrize(
+    "call,exc,words",
+    [
+        (lambda g: relaxed_bernoulli(torch.zeros(3, 4), 0.0, generator=g), ValueError, "tau"),
+        (
+            lambda g: relaxed_bernoulli(torch.zeros(3, 4), torch.ones(3), generator=g),
+            ValueError,
+            "tau",
+        ),
+        (
+            lambda g: relaxed_bernoulli(
+                torch.zeros(3, 4), torch.tensor([1.0, -1, 1, 1]), generator=g
+            ),
+            ValueError,
+            "tau",
+        ),
+        (
+            lambda g: relaxed_bernoulli(torch.zeros(3, 4), hard="yes", generator=g),
+            TypeError,
+            "hard",
+        ),
+        (lambda g: relaxed_bernoulli(np.zeros(3), generator=g), TypeError, "logits"),
+        (
+            lambda g: relaxed_bernoulli(torch.zeros(3, dtype=torch.int32), generator=g),
+            TypeError,
+            "logits",
+        ),
+    ],
+)
+def test_bernoulli_errors_draw_nothing(call, exc, words):
+    test_errors_name_the_argument_and_draw_nothing(call, exc, words)

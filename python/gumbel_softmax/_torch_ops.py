@@ -49,7 +49,7 @@ def array_of(t):
     t = t.detach().resolve_neg().resolve_conj()
     if t.dtype == torch.bfloat16:
         bits = np.ascontiguousarray(t.view(torch.int16).numpy()).view(np.uint16)
-        return _core.half_to_float(bits, True), True
+        return _core.half_to_float(bits, True).reshape(t.shape), True  # (0-d stays 0-d)
     return t.numpy(), False
 
 

@@ -92,6 +92,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without torch
         "(for the CPU build: pip install torch --index-url https://download.pytorch.org/whl/cpu)"
     ) from exc
 
+from . import _torch_bernoulli as _bern  # and the relaxed Bernoulli ops
 from . import _torch_ops as _ops  # registers the custom ops (torch.ops.gumbel_softmax)
 
 if TYPE_CHECKING:
@@ -101,7 +102,13 @@ if TYPE_CHECKING:
     # or a torch.Generator
     GeneratorLike = Union[RngLike, _torch.Generator]
 
-__all__ = ["categorical", "gumbel_softmax", "log_gumbel_softmax", "top_k"]
+__all__ = [
+    "categorical",
+    "gumbel_softmax",
+    "log_gumbel_softmax",
+    "relaxed_bernoulli",
+    "top_k",
+]
 
 _DTYPES = (_torch.float32, _torch.float64, _torch.float16, _torch.bfloat16)
 _MAX_DIMS = 64  # the kernels' limit (and NumPy's); torch allows more
@@ -419,6 +426,47 @@ def _gumbel_softmax(logits, tau, hard, eps, dim, generator, mask):
     return _sample(logits, tau, _hard_arg(hard), False, dim, generator, mask)
 
 
+def _bernoulli(logits, tau, hard, generator):
+    compiling = _torch.compiler.is_compiling()
+    if _torch.jit.is_tracing():
+        raise RuntimeError(_TRACING)
+    if not isinstance(logits, _torch.Tensor):
+        raise TypeError(f"logits must be a torch.Tensor, got {type(logits).__name__}")
+    if logits.dim() > _MAX_DIMS:
+        raise ValueError(f"logits must have at most {_MAX_DIMS} dimensions, got {logits.dim()}")
+    _check_tensor(logits, "logits", "float32, float64, float16 or bfloat16")
+    hard = _hard_arg(hard)
+    shape = tuple(logits.shape)
+    if shape and shape[-1] > _MAX_ROW:
+        raise ValueError(f"logits rows have {shape[-1]} elements; at most 2**31 - 1 are supported")
+    if isinstance(tau, (_torch.Tensor, np.ndarray)) and tau.ndim:
+        try:
+            full = _torch.broadcast_shapes(tuple(tau.shape), shape)
+        except RuntimeError:
+            full = None
+        if full != shape:
+            raise ValueError(
+                f"tau of shape {tuple(tau.shape)} does not broadcast to logits' shape {shape}"
+            )
+    # _tau_arg's checks, with the elements as the rows (a tau broadcasting to shape)
+    tau, tau_t = _tau_arg(tau, shape + (1,), len(shape), compiling)
+    need_soft = hard and (
+        _torch.is_grad_enabled()
+        and (logits.requires_grad or (tau_t is not None and tau_t.requires_grad))
+    )
+
+    def through_op(state, fixed):
+        if compiling:
+            return _bern.sample_op(logits, state, tau_t, tau, hard, need_soft, fixed)[0]
+        return _bern.apply(logits, tau_t, state, tau, hard, need_soft, fixed)[0]
+
+    def direct(rng):
+        return _bern.apply(logits, tau_t, rng, tau, hard, need_soft, False)[0]
+
+    rows = logits.numel() // shape[-1] if shape and shape[-1] else (1 if not shape else 0)
+    return _run(generator, rows, tau_t, compiling, through_op, direct)
+
+
 def _indices(logits, k, dim, generator, mask):
     """categorical (k None) and top_k."""
     compiling = _torch.compiler.is_compiling()
@@ -639,3 +687,54 @@ def top_k(
     (torch.Size([3]), 3)
     """
     return _indices(logits, k, dim, generator, mask)
+
+
+def relaxed_bernoulli(
+    logits: _torch.Tensor,
+    tau: float | _torch.Tensor = 1,
+    hard: bool | _torch.Tensor = False,
+    generator: GeneratorLike = None,
+) -> _torch.Tensor:
+    """Relaxed Bernoulli (binary Concrete) samples ``sigmoid((logits + L) / tau)``.
+
+    :func:`gumbel_softmax.relaxed_bernoulli` on tensors (``L`` standard logistic noise,
+    elementwise; rows are all dimensions but the last): the reparameterized sample of
+    ``torch.distributions.RelaxedBernoulli(tau, logits=logits).rsample()``, on our noise.
+
+    Parameters
+    ----------
+    logits : torch.Tensor
+        Log-odds, any shape (0-d included); dtypes as for :func:`gumbel_softmax`.
+    tau : float or torch.Tensor
+        Positive, finite temperature, or a tensor broadcasting to ``logits``' shape
+        (it receives a gradient when it requires one).
+    hard : bool
+        Exactly 1.0 where ``logits + L > 0`` and 0.0 elsewhere, with the gradient of the
+        soft sample (straight-through).
+    generator : None, int, Philox, numpy.random.Generator or torch.Generator
+        As for :func:`gumbel_softmax`.
+
+    Returns
+    -------
+    torch.Tensor
+        Same shape and dtype as ``logits``; differentiable in ``logits`` and a tensor
+        ``tau``: ``grad_logits = grad * y (1 - y) / tau``.
+
+    Raises
+    ------
+    TypeError, ValueError, RuntimeError
+        As :func:`gumbel_softmax`.
+
+    Examples
+    --------
+    >>> import torch, gumbel_softmax as gs
+    >>> from gumbel_softmax.torch import relaxed_bernoulli
+    >>> x = torch.tensor([-1.0, 0.0, 2.0])
+    >>> y = relaxed_bernoulli(x, tau=0.5, generator=4)
+    >>> bool(((y > 0) & (y < 1)).all())
+    True
+    >>> torch.equal(relaxed_bernoulli(x, hard=True, generator=4),
+    ...             (x + torch.from_numpy(gs.logistic(3, rng=4)) > 0).float())
+    True
+    """
+    return _bernoulli(logits, tau, hard, generator)

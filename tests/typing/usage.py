@@ -138,6 +138,7 @@ def torch_api() -> None:
     assert_type(gst.log_gumbel_softmax(x, 0.5, generator=1, mask=mask), torch.Tensor)
     assert_type(gst.categorical(x, generator=np.random.default_rng(0)), torch.Tensor)
     assert_type(gst.top_k(x, 2, dim=-1, mask=mask), torch.Tensor)
+    assert_type(gst.relaxed_bernoulli(x, torch.ones(3), hard=True, generator=2), torch.Tensor)
 
 
 def torch_api_rejects() -> None:
