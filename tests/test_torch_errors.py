@@ -310,6 +310,24 @@ BAD_CALLS = {
         ValueError,
         "hard",
     ),
+    # mask
+    "mask wrong shape": (
+        lambda gen: gumbel_softmax(
+            torch.zeros(3, 4), mask=torch.ones(5, dtype=torch.bool), generator=gen
+        ),
+        ValueError,
+        "mask of shape",
+    ),
+    "mask float": (
+        lambda gen: gumbel_softmax(torch.zeros(3, 4), mask=torch.ones(4), generator=gen),
+        TypeError,
+        "mask must be a bool tensor",
+    ),
+    "mask ndarray": (
+        lambda gen: gumbel_softmax(torch.zeros(3, 4), mask=np.ones(4, bool), generator=gen),
+        TypeError,
+        "mask must be a bool torch.Tensor",
+    ),
     # generator
     "generator negative seed": (
         lambda gen: gumbel_softmax(torch.zeros(3, 4), generator=-1),
