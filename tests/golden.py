@@ -278,6 +278,26 @@ def torch_cases(d: Digest) -> None:
             # (the gradient of tau is left out: it is summed by NumPy and torch)
             (gx,) = torch.autograd.grad(y, x, grad_outputs=w)
             d.add(f"torch/{tag}/tau_tensor", y.detach().numpy(), gx.numpy())
+    # bfloat16 (no .numpy(): its bits), log_gumbel_softmax, categorical, top_k, mask=
+    for shape, name in (((64, 10), "short"), ((3, 5000), "long")):
+        x = torch.from_numpy(values(shape, 3)).requires_grad_()
+        w = torch.from_numpy(values(shape, 4))
+        mask = torch.from_numpy(values(shape, 6) > -1.5)
+        xb = x.detach().to(torch.bfloat16).requires_grad_()
+        y = gst.gumbel_softmax(xb, tau=0.5, hard=True, generator=6)
+        (gx,) = torch.autograd.grad(y, xb, grad_outputs=w.to(torch.bfloat16))
+        bits = [t.detach().view(torch.int16).numpy() for t in (y, gx)]
+        d.add(f"torch/bfloat16/{name}/hard_True/tau_0.5", *bits)
+        y = gst.log_gumbel_softmax(x, tau=0.5, generator=7, mask=mask)
+        (gx,) = torch.autograd.grad(y, x, grad_outputs=torch.where(mask, w, 0))
+        d.add(f"torch/float64/{name}/log_mask", y.detach().numpy(), gx.numpy())
+        idx = gst.categorical(x.detach(), generator=8, mask=mask)
+        d.add(f"torch/float64/{name}/categorical_mask", idx.numpy())
+        d.add(f"torch/float64/{name}/top_k_3", gst.top_k(x.detach(), 3, generator=9).numpy())
+        tau_e = torch.from_numpy(values(shape[-1:], 10, 0.2, 2.0)).requires_grad_()
+        y = gst.relaxed_bernoulli(x, tau_e, hard=True, generator=10)
+        (gx,) = torch.autograd.grad(y, x, grad_outputs=w)
+        d.add(f"torch/float64/{name}/relaxed_bernoulli_hard", y.detach().numpy(), gx.numpy())
 
 
 def jax_cases(d: Digest) -> None:

@@ -140,12 +140,19 @@ def torch_api() -> None:
     assert_type(
         gst.gumbel_softmax(x, torch.tensor(0.5), dim=0, generator=gs.Philox(1)), torch.Tensor
     )
+    mask = torch.ones(2, 3, dtype=torch.bool)
+    assert_type(gst.gumbel_softmax(x, 0.5, mask=mask), torch.Tensor)
+    assert_type(gst.log_gumbel_softmax(x, 0.5, generator=1, mask=mask), torch.Tensor)
+    assert_type(gst.categorical(x, generator=np.random.default_rng(0)), torch.Tensor)
+    assert_type(gst.top_k(x, 2, dim=-1, mask=mask), torch.Tensor)
+    assert_type(gst.relaxed_bernoulli(x, torch.ones(3), hard=True, generator=2), torch.Tensor)
 
 
 def torch_api_rejects() -> None:
     x = torch.zeros(2, 3, requires_grad=True)
     gst.gumbel_softmax(np.zeros((2, 3)))  # type: ignore[arg-type]
     gst.gumbel_softmax(x, generator="seed")  # type: ignore[arg-type]
+    gst.top_k(x, "2")  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":
