@@ -104,8 +104,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "categorical",
+    "gumbel_rao",
     "gumbel_softmax",
     "log_gumbel_softmax",
+    "reinmax",
     "relaxed_bernoulli",
     "top_k",
 ]
@@ -738,3 +740,71 @@ def relaxed_bernoulli(
     True
     """
     return _bernoulli(logits, tau, hard, generator)
+
+
+def reinmax(
+    logits: _torch.Tensor,
+    tau: float = 1.0,
+    *,
+    dim: Axis = -1,
+    generator: GeneratorLike = None,
+) -> tuple[_torch.Tensor, _torch.Tensor]:
+    """ReinMax (Liu et al., NeurIPS 2023): ``(y_hard, y_soft)`` like the reference
+    package's ``reinmax(logits, tau)``.
+
+    ``y_hard`` is a one-hot sample of ``softmax(logits)`` (bitwise ``gumbel_softmax(logits,
+    tau, hard=True, dim=dim, generator=generator)``, whose argmax does not depend on
+    tau) and ``y_soft = softmax(logits)``; the gradient with respect to ``logits`` is
+    ``gs.reinmax_backward(grad_y_hard, logits, y_hard, tau, grad_p=grad_y_soft)``.
+    ``tau >= 1`` (a float), as the estimator's authors recommend (ValueError below).
+    Under ``torch.compile`` the call runs eagerly (one graph break).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from gumbel_softmax.torch import reinmax
+    >>> x = torch.zeros(2, 3, requires_grad=True)
+    >>> y_hard, y_soft = reinmax(x, 1.5, generator=0)
+    >>> ((y_hard * torch.arange(3.0)).sum() + y_soft[:, 0].sum()).backward()
+    >>> x.grad.shape
+    torch.Size([2, 3])
+    """
+    from ._torch_estimators import reinmax as _reinmax
+
+    return _reinmax(logits, tau, dim=dim, generator=generator)
+
+
+def gumbel_rao(
+    logits: _torch.Tensor,
+    tau: float = 1.0,
+    *,
+    samples: int = 10,
+    dim: Axis = -1,
+    generator: GeneratorLike = None,
+) -> _torch.Tensor:
+    """The one-hot of ``gumbel_softmax(..., hard=True)`` with the Gumbel-Rao (GR-MCk)
+    gradient (Paulus, Maddison & Krause, ICLR 2021).
+
+    The forward is bitwise ``gumbel_softmax(logits, tau, hard=True, dim=dim,
+    generator=generator)``; the gradient with respect to ``logits`` is
+    ``gs.gumbel_rao_backward(grad_y, logits, y_hard, tau, samples=samples, axis=dim,
+    rng=R)``, where ``R`` is fixed when the forward runs: for an int seed the stream rows
+    after the forward's (``Philox(seed, counter=nrows)``); for a ``Philox`` its next
+    ``samples * nrows`` rows (reserved at the forward); otherwise a seed drawn from the
+    generator (torch's default one for None).  A second backward of the same graph
+    draws the same rows.  ``tau`` is a float.  Under ``torch.compile`` the call runs
+    eagerly (one graph break).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from gumbel_softmax.torch import gumbel_rao
+    >>> x = torch.zeros(4, 3, requires_grad=True)
+    >>> y = gumbel_rao(x, 0.5, samples=20, generator=0)
+    >>> (y * torch.arange(3.0)).sum().backward()
+    >>> bool(torch.allclose(x.grad.sum(dim=-1), torch.zeros(4), atol=1e-6))
+    True
+    """
+    from ._torch_estimators import gumbel_rao as _gumbel_rao
+
+    return _gumbel_rao(logits, tau, samples=samples, dim=dim, generator=generator)
