@@ -52,6 +52,7 @@ from ._api import (  # noqa: E402 (after the environment set-up above)
     top_k,
 )
 from ._layer import GumbelSoftmax, anneal_tau  # noqa: E402
+from ._subset import relaxed_top_k, relaxed_top_k_backward  # noqa: E402
 
 # The one place of the version: pyproject.toml reads it (dynamic = ["version"]).
 __version__ = "0.1.0"
@@ -87,6 +88,8 @@ __all__ = [
     "philox4x32",
     "relaxed_bernoulli",
     "relaxed_bernoulli_backward",
+    "relaxed_top_k",
+    "relaxed_top_k_backward",
     "set_num_threads",
     "top_k",
 ]
