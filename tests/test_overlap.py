@@ -183,6 +183,55 @@ PAIRS = [
         SHAPE,
         lambda a, o, r: gs.relaxed_bernoulli_backward(GY, YS, a, out=o),
     ),
+    (
+        "relaxed_top_k",
+        "logits",
+        np.float64,
+        SHAPE,
+        lambda a, o, r: gs.relaxed_top_k(a, 2, rng=r, out=o),
+    ),
+    (
+        "relaxed_top_k hard",
+        "mask",
+        np.bool_,
+        SHAPE,
+        lambda a, o, r: gs.relaxed_top_k(X, 2, hard=True, rng=r, out=o, mask=a),
+    ),
+    (
+        "relaxed_top_k",
+        "tau",
+        np.float64,
+        SHAPE[:1],
+        lambda a, o, r: gs.relaxed_top_k(X, 2, a, rng=r, out=o),
+    ),
+    (
+        "relaxed_top_k_backward",
+        "grad_y",
+        np.float64,
+        SHAPE,
+        lambda a, o, r: gs.relaxed_top_k_backward(a, X, 2, rng=r, out=o),
+    ),
+    (
+        "relaxed_top_k_backward",
+        "logits",
+        np.float64,
+        SHAPE,
+        lambda a, o, r: gs.relaxed_top_k_backward(GY, a, 2, rng=r, out=o),
+    ),
+    (
+        "relaxed_top_k_backward",
+        "mask",
+        np.bool_,
+        SHAPE[1:],
+        lambda a, o, r: gs.relaxed_top_k_backward(GY, X, 2, rng=r, out=o, mask=a),
+    ),
+    (
+        "relaxed_top_k_backward",
+        "tau",
+        np.float64,
+        SHAPE[:1],
+        lambda a, o, r: gs.relaxed_top_k_backward(GY, X, 2, a, rng=r, out=o),
+    ),
 ]
 
 
@@ -250,6 +299,17 @@ IN_PLACE = [
         "relaxed_bernoulli_backward",
         "y_soft",
         lambda a, o: gs.relaxed_bernoulli_backward(GY, a, 0.5, out=o),
+    ),
+    ("relaxed_top_k", "logits", lambda a, o: gs.relaxed_top_k(a, 2, 0.5, rng=4, out=o)),
+    (
+        "relaxed_top_k hard",
+        "logits",
+        lambda a, o: gs.relaxed_top_k(a, 2, 0.5, hard=True, rng=4, out=o),
+    ),
+    (
+        "relaxed_top_k_backward",
+        "grad_y",
+        lambda a, o: gs.relaxed_top_k_backward(a, X, 2, 0.5, rng=4, out=o),
     ),
 ]
 
