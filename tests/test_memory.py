@@ -113,6 +113,19 @@ def _make_calls():
         ("Philox", lambda: gs.Philox(5, counter=3), None, None),
         ("reserve_copy_pickle", reserve_and_copy, None, None),
         ("empty_batch", lambda: gs.gumbel_softmax(np.zeros((0, 3)), rng=end), None, None),
+        (
+            "subset_hard_soft_out",
+            lambda: gs.relaxed_top_k(x32, 2, 0.5, hard=True, rng=rng, out=out32, return_soft=True),
+            None,
+            None,
+        ),
+        (
+            "subset_backward",
+            lambda: gs.relaxed_top_k_backward(gy, x32, 2, 0.5, rng=rng),
+            None,
+            None,
+        ),
+        ("subset_generator", lambda: gs.relaxed_top_k(x32, 2, rng=npgen), None, None),
         # -------------------------------------------------------------- raising calls
         ("tau_value", lambda: gs.gumbel_softmax(x32, 0.0, rng=rng, out=out32), ValueError, "tau"),
         ("tau_type", lambda: gs.gumbel_softmax(x32, "1", rng=rng), TypeError, "tau"),
@@ -180,6 +193,14 @@ def _make_calls():
             "key",
         ),
         ("philox_counters", lambda: gs.philox4x32(cnt[:, :3], key), ValueError, "counters"),
+        ("subset_k", lambda: gs.relaxed_top_k(x32, 4, rng=rng, out=out32), ValueError, "k"),
+        ("subset_overflow", lambda: gs.relaxed_top_k(x32, 2, rng=end), OverflowError, "counter"),
+        (
+            "subset_backward_rng",
+            lambda: gs.relaxed_top_k_backward(gy, x32, 2, rng=None),
+            ValueError,
+            "rng",
+        ),
     ]
     watched = [x32, x64, xi, out32, out64, ro, big, gy, ys, cnt, key, rng, end, npgen, cplx]
     return calls, watched
