@@ -20,6 +20,7 @@ X = np.random.default_rng(0).standard_normal((6, 5))
 G = np.random.default_rng(1).standard_normal((6, 5))
 HUGE = np.broadcast_to(np.float32(0.0), (2**21, 2**21))  # 2**42 elements, 16 TiB as float32
 HUGE_HALF = np.broadcast_to(np.float16(0.0), HUGE.shape)
+BIG_ROW = np.broadcast_to(np.float32(0.0), (1, 2**21))
 
 
 def _cases():
@@ -174,6 +175,12 @@ def _cases():
         ValueError,
         "k",
         lambda r: gs.relaxed_top_k_backward(G, X, 9, rng=r),
+    )
+    yield (
+        "subset_backward_scratch",  # the result fits, k rows of scratch (16 TiB) do not
+        MemoryError,
+        None,
+        lambda r: gs.relaxed_top_k_backward(BIG_ROW, BIG_ROW, 2**21, rng=r),
     )
     yield (
         "subset_backward_memory",

@@ -160,6 +160,14 @@ namespace {
 // partial sum as it is); grad_y with 0.
 inline int64_t padded(int64_t len) { return (len + kLanes - 1) / kLanes * kLanes; }
 
+// a * b for scratch sizes (a, b >= 0), saturating: a size that does not fit in int64_t
+// asks for more than any machine has, and the allocation throws std::bad_alloc (a
+// MemoryError, with the call's rows given back) instead of wrapping to a small buffer.
+inline int64_t scratch_size(int64_t a, int64_t b) {
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  return b != 0 && a > kMax / b ? kMax : a * b;
+}
+
 template <class T>
 constexpr T kNinf = -std::numeric_limits<T>::infinity();
 
@@ -508,7 +516,7 @@ struct RelaxedTopKBackwardOp : Schedule {
 
   void begin_rows(int nthreads) {
     const int64_t n = nthreads;
-    bufs.resize(n * (k + 2) * L);
+    bufs.resize(scratch_size(n, scratch_size(k + 2, L)));
     infos.resize(n * k);
   }
   void row(int64_t r, int tid) const {
