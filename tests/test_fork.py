@@ -36,7 +36,7 @@ COMMON = textwrap.dedent(
     TAUS = np.linspace(0.5, 2.0, X.shape[0])
     KINDS = ["soft", "hard", "log", "mask_tau", "categorical", "top_k", "backward",
              "recompute", "bernoulli", "bernoulli_backward", "gumbel", "logistic",
-             "concrete", "half"]
+             "concrete", "half", "subset", "subset_backward"]
 
     def call(kind, seed=7):
         rng = gs.Philox(seed, counter=5)
@@ -54,6 +54,8 @@ COMMON = textwrap.dedent(
         if kind == "logistic": return [gs.logistic(X.shape, dtype=np.float64, rng=rng)]
         if kind == "concrete": return [gs.concrete_log_prob(Y, X, 0.5)]
         if kind == "half": return [gs.gumbel_softmax(H, 0.5, rng=rng)]
+        if kind == "subset": return list(gs.relaxed_top_k(X, 3, 0.5, hard=True, rng=rng, return_soft=True))
+        if kind == "subset_backward": return [gs.relaxed_top_k_backward(G, X, 3, 0.5, rng=rng)]
         raise ValueError(kind)
 
     def same(a, b):

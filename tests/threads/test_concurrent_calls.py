@@ -146,9 +146,20 @@ def _hard64_long(rng, n):
     return (y, ys)
 
 
+def _subset32(rng, n):
+    return gs.relaxed_top_k(
+        np.broadcast_to(L32, (n, K)), 3, 0.7, hard=True, return_soft=True, rng=rng
+    )
+
+
+def _subset64(rng, n):
+    return (gs.relaxed_top_k(np.broadcast_to(L64, (n, K)), K, 1.3, rng=rng),)
+
+
 # with a private generator the start is known: any call will do
 PRIVATE_KINDS = {name: fn for name, (_, fn) in SHARED_KINDS.items()}
 PRIVATE_KINDS.update({"hard32": _hard32, "soft32_long": _soft32_long, "hard64_long": _hard64_long})
+PRIVATE_KINDS.update({"subset32": _subset32, "subset64": _subset64})
 
 FAMILIES = {"g32": _gumbel32, "g64": _gumbel64_out, "s32": _soft32, "s64": _soft64_out}
 
