@@ -156,6 +156,22 @@ def numpy_api(d):
         d.add(f"np/long/{dt.__name__}", h, s, gs.gumbel_softmax_backward(w, s, 0.5))
         d.add(f"np/long/{dt.__name__}", gs.categorical(x, rng=gs.Philox(5)))
         d.add(f"np/long/{dt.__name__}", gs.log_gumbel_softmax(x, 1.0, rng=gs.Philox(5)))
+    # relaxed_top_k and its backward, in sections of their own
+    for shape in SHAPES[1:]:
+        for dt in _dtypes():
+            n += 1
+            x = _logits(shape, dt, n, True)
+            w = np.random.default_rng(n + 1000).standard_normal(shape).astype(dt)
+            for axis in (-1, 0):
+                k = min(3, shape[axis])
+                xa = x if axis == -1 else x[::-1]
+                sec = f"subset/{np.dtype(dt).name}/ax{axis}"
+                for tau in (0.1, 1.0, 3.0):
+                    h, s = gs.relaxed_top_k(
+                        xa, k, tau, hard=True, return_soft=True, axis=axis, rng=gs.Philox(n)
+                    )
+                    b = gs.relaxed_top_k_backward(w, xa, k, tau, axis=axis, rng=gs.Philox(n))
+                    d.add(sec, h, s, b)
     # Philox, the layer, anneal_tau
     c = np.arange(64, dtype=np.uint32).reshape(16, 4)
     d.add("philox", gs.philox4x32(c, np.array([1, 2], dtype=np.uint32)))

@@ -160,6 +160,12 @@ def numpy_cases(d: Digest, group: str) -> None:
                     f"gumbel_softmax_backward_recompute/{s_}",
                     gs.gumbel_softmax_backward(w, tau=tau, axis=axis, logits=x, rng=P(n)),
                 )
+                rk = gs.relaxed_top_k(x, k, tau, hard=True, return_soft=True, axis=axis, rng=P(n))
+                d.add(f"relaxed_top_k/{s_}", rk, gs.relaxed_top_k(x, k, tau, axis=axis, rng=P(n)))
+                d.add(
+                    f"relaxed_top_k_backward/{s_}",
+                    gs.relaxed_top_k_backward(w, x, k, tau, axis=axis, rng=P(n)),
+                )
                 rh, rs = gs.relaxed_bernoulli(x, tau, hard=True, return_soft=True, rng=P(n))
                 d.add(f"relaxed_bernoulli/{s_}", rh, rs)
                 d.add(f"relaxed_bernoulli_backward/{s_}", gs.relaxed_bernoulli_backward(w, rs, tau))
@@ -207,6 +213,11 @@ def numpy_cases(d: Digest, group: str) -> None:
             )
             d.add(f"categorical/{mtag}", gs.categorical(x, axis=axis, mask=mask, rng=P(4)))
             d.add(f"top_k/{mtag}", gs.top_k(x, k, axis=axis, mask=mask, rng=P(4)))
+            d.add(
+                f"relaxed_top_k/{mtag}",
+                gs.relaxed_top_k(x, k, 0.7, axis=axis, mask=mask, rng=P(4)),
+                gs.relaxed_top_k_backward(w, x, k, 0.7, axis=axis, mask=mask, rng=P(4)),
+            )
             _, ms = gs.gumbel_softmax(x, 0.7, axis=axis, mask=mask, rng=P(4), return_soft=True)
             d.add(
                 f"gumbel_softmax_backward_recompute/{mtag}",
@@ -233,6 +244,9 @@ def numpy_cases(d: Digest, group: str) -> None:
     x3 = values((4, 6, 5), 12).astype(np.float32)
     d.add("gumbel_softmax/float32/3d_axis1", gs.gumbel_softmax(x3, 0.5, axis=1, rng=gs.Philox(3)))
     d.add("top_k/float32/3d_axis1", gs.top_k(x3, 2, axis=1, rng=gs.Philox(3)))
+    d.add("relaxed_top_k/float32/3d_axis1", gs.relaxed_top_k(x3, 6, 0.5, axis=1, rng=gs.Philox(3)))
+    xw = values((3, 50), 15).astype(np.float32)  # k > 32: the other selection path
+    d.add("relaxed_top_k/float32/k40_hard", gs.relaxed_top_k(xw, 40, hard=True, rng=gs.Philox(3)))
     d.add(
         "gumbel_softmax/int_logits",
         gs.gumbel_softmax(np.arange(12).reshape(3, 4), rng=gs.Philox(1)),
@@ -278,6 +292,26 @@ def torch_cases(d: Digest) -> None:
             # (the gradient of tau is left out: it is summed by NumPy and torch)
             (gx,) = torch.autograd.grad(y, x, grad_outputs=w)
             d.add(f"torch/{tag}/tau_tensor", y.detach().numpy(), gx.numpy())
+    # bfloat16 (no .numpy(): its bits), log_gumbel_softmax, categorical, top_k, mask=
+    for shape, name in (((64, 10), "short"), ((3, 5000), "long")):
+        x = torch.from_numpy(values(shape, 3)).requires_grad_()
+        w = torch.from_numpy(values(shape, 4))
+        mask = torch.from_numpy(values(shape, 6) > -1.5)
+        xb = x.detach().to(torch.bfloat16).requires_grad_()
+        y = gst.gumbel_softmax(xb, tau=0.5, hard=True, generator=6)
+        (gx,) = torch.autograd.grad(y, xb, grad_outputs=w.to(torch.bfloat16))
+        bits = [t.detach().view(torch.int16).numpy() for t in (y, gx)]
+        d.add(f"torch/bfloat16/{name}/hard_True/tau_0.5", *bits)
+        y = gst.log_gumbel_softmax(x, tau=0.5, generator=7, mask=mask)
+        (gx,) = torch.autograd.grad(y, x, grad_outputs=torch.where(mask, w, 0))
+        d.add(f"torch/float64/{name}/log_mask", y.detach().numpy(), gx.numpy())
+        idx = gst.categorical(x.detach(), generator=8, mask=mask)
+        d.add(f"torch/float64/{name}/categorical_mask", idx.numpy())
+        d.add(f"torch/float64/{name}/top_k_3", gst.top_k(x.detach(), 3, generator=9).numpy())
+        tau_e = torch.from_numpy(values(shape[-1:], 10, 0.2, 2.0)).requires_grad_()
+        y = gst.relaxed_bernoulli(x, tau_e, hard=True, generator=10)
+        (gx,) = torch.autograd.grad(y, x, grad_outputs=w)
+        d.add(f"torch/float64/{name}/relaxed_bernoulli_hard", y.detach().numpy(), gx.numpy())
 
 
 def jax_cases(d: Digest) -> None:

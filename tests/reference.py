@@ -20,6 +20,9 @@ bwd_tol(grad_y, y_soft, tau, dtype, axis)    elementwise absolute tolerance, bac
 noise_tol(g_ref, dtype)                      elementwise tolerance for the noise
 load_kat(path=None)                          parse tests/data/philox_kat.txt
 one_hot_ref(v, axis)                         exact one-hot at the first argmax
+relaxed_top_k_ref(v, k, tau, axis)           float64 relaxed top-k (Xie & Ermon) of v
+relaxed_top_k_tol(ref, dtype)                elementwise tolerance for relaxed_top_k
+relaxed_top_k_comparable(ref, dtype)         its rows that a dtype computes comparably
 check_forward / check_one_hot / check_backward   assertions with informative messages
 """
 
@@ -53,6 +56,9 @@ __all__ = [
     "check_one_hot",
     "check_backward",
     "one_hot_ref",
+    "relaxed_top_k_ref",
+    "relaxed_top_k_tol",
+    "relaxed_top_k_comparable",
     "gumbel_from_bits_ref",
     "stream_bits_ref",
 ]
@@ -367,3 +373,119 @@ def check_backward(got, grad_y, y_soft, tau, axis=-1, dtype=None, factor=1.0):
     bound = factor * bwd_tol(grad_y, y_soft, tau, dtype, axis)
     assert np.all(np.isfinite(g64))
     assert np.all(err <= bound), _fail_detail("backward", g64, ref, err, bound)
+
+
+# ------------------------------------------------------------------- relaxed top-k
+class RelaxedTopK:
+    """What relaxed_top_k_ref computes, float64, with ``axis`` where v had it: ``y`` (the
+    sample), ``a`` (the k steps' softmaxes, shape (k,) + v.shape), ``err`` (a
+    first-order bound on the rounding error of y computed in a dtype of machine epsilon
+    u, in units of u: |y - y_exact| <= err * u), and per row ``zerr``, the largest bound
+    on the error of an exponent (r_i - max r) / tau over the steps (units of u: the
+    bound is first order, so it holds while zerr * u is small), and ``omin``, the
+    smallest nonzero 1 - a of a step's argmax (O / S; inf if none: where that is near
+    the dtype's underflow, the dtype may round it to 0, the category taken with
+    certainty, its r exactly -inf, where float64 does not)."""
+
+    def __init__(self, y, a, err, zerr, omin):
+        self.y, self.a, self.err, self.zerr, self.omin = y, a, err, zerr, omin
+
+
+def relaxed_top_k_ref(v, k, tau, axis=-1) -> RelaxedTopK:
+    """The relaxed top-k of perturbed logits ``v`` (docs/contract.md, "Relaxed top-k"),
+    in float64: ``r = v``, then for j = 1..k: ``r += log(1 - a_{j-1})`` (j > 1) and
+    ``a_j = softmax(r / tau)``; ``y = sum_j a_j``.  log(1 - a) in the stable form: for
+    the row's first argmax I, ``log(O / S)`` with ``e = exp((r - max r) / tau)``, ``O``
+    the sum of the other e and ``S = 1 + O``; else ``log1p(-a)``.  A step whose r is
+    -inf everywhere adds 0.  ``tau``: a scalar or one per row (the batch shape); every
+    row of ``v`` must have a finite maximum.
+
+    ``err`` is a first-order running error bound (units of u): each step's error of r,
+    ``dr``, is carried to the next by the absolute values of the step's Jacobian,
+        dr'_i = |1 - a_i / tau| dr_i + a_i / ((1 - a_i) tau) sum_{j != i} a_j dr_j  (i != I)
+        dr'_I = |1 - a_I / tau| dr_I + a_I / tau sum_{i != I} (e_i / O) dr_i,
+    and to a by |da_i| <= a_i / tau (dr_i + sum_j a_j dr_j), plus each operation's own
+    rounding (1 u, the functions' 2 u, sums of K terms (K/16 + 8) u, the exponents'
+    |r_i - max r| u).  So it grows as the formula's own condition does: by up to about
+    2 / tau per step for small tau (the taken category's new r depends on the others'
+    through (r_i - r_I) / tau: for small tau and many steps the sample is chaotic in v,
+    and no tolerance can be small), not at all at tau >= 1.
+    """
+    v = np.moveaxis(np.asarray(v, dtype=np.float64), axis, -1)
+    batch, K = v.shape[:-1], v.shape[-1]
+    r = v.reshape(-1, K).copy()
+    n = r.shape[0]
+    t = np.broadcast_to(np.asarray(tau, dtype=np.float64), batch).reshape(-1, 1)
+    rows = np.arange(n)
+    omin = np.full(n, np.inf)
+    zerr = np.zeros(n)
+    y = np.zeros_like(r)
+    steps = np.zeros((k,) + r.shape)
+    sums = K / 16.0 + 8.0
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        dr = np.where(np.isfinite(r), 2.0 * np.abs(r) + 4.0, 0.0)  # v = x + g rounded
+        Y = np.zeros_like(r)
+        for j in range(k):
+            m = np.max(r, axis=-1, keepdims=True)
+            live = np.isfinite(m[:, 0])
+            fin = np.isfinite(r) & live[:, None]
+            big = np.argmax(r, axis=-1)
+            d = np.where(fin, r - np.where(live[:, None], m, 0.0), 0.0)
+            e = np.where(fin, np.exp(d / t), 0.0)
+            # the exponents' error: propagated (dr_i + dr_I) / tau, rounded (|d| / tau)
+            drI = dr[rows, big][:, None]
+            zrel = np.where(fin, (dr + drI + np.abs(d)) / t + 2.0, 0.0)
+            zerr = np.maximum(zerr, np.max(zrel, axis=-1))
+            e[rows, big] = 0.0
+            other = np.sum(e, axis=-1)
+            total = 1.0 + other
+            a = e / total[:, None]
+            a[rows, big] = np.where(live, 1.0 / total, 0.0)
+            steps[j] = a
+            y += a
+            # rounding of a (exp, the sums, the division), then the propagated error
+            srel = np.sum(e * (np.abs(d) / t + 2.0), axis=-1) / total + sums
+            mean_dr = np.sum(a * dr, axis=-1, keepdims=True)
+            local = np.where(fin, np.abs(d) / t + 3.0, 0.0) + srel[:, None]
+            A = a * (local + (dr + mean_dr) / t)
+            Y += A + y
+            if j + 1 == k:
+                break
+            lg = np.log1p(-a)
+            lI = np.log(other) - np.log(total)
+            omin = np.where(live & (other > 0), np.minimum(omin, other / total), omin)
+            h = a / (1.0 - a)
+            spread = (mean_dr - a * dr) / t  # sum_{j != i} a_j dr_j / tau
+            new = np.abs(1.0 - a / t) * dr + h * spread + h * local + 2.0 * np.abs(lg) + 2.0
+            wI = np.where(other[:, None] > 0, e / other[:, None], 0.0)  # e_i / O, i != I
+            wsum = np.sum(wI * dr, axis=-1)
+            wloc = np.sum(wI * np.where(fin, np.abs(d) / t + 2.0, 0.0), axis=-1) + sums
+            aI = a[rows, big]
+            newI = np.abs(1.0 - aI / t[:, 0]) * drI[:, 0] + aI / t[:, 0] * wsum
+            newI = newI + wloc + 1.0 + 2.0 * np.abs(lI) + 2.0
+            lg[rows, big] = np.where(live, lI, 0.0)
+            new[rows, big] = newI
+            r = r + lg
+            dr = np.where(np.isfinite(r), new + np.abs(r), 0.0)
+    shape = batch + (K,)
+    y = np.moveaxis(y.reshape(shape), -1, axis)
+    a = np.moveaxis(steps.reshape((k,) + shape), -1, axis if axis < 0 else axis + 1)
+    err = np.moveaxis(Y.reshape(shape), -1, axis)
+    return RelaxedTopK(y, a, err, zerr.reshape(batch), omin.reshape(batch))
+
+
+def relaxed_top_k_comparable(ref, dtype) -> np.ndarray:
+    """The rows (batch shape) where ``dtype`` and float64 compute the same thing within
+    relaxed_top_k_tol: every exponent's error bound at most 0.05 (the first-order
+    regime: exp of a perturbed exponent moves by at most 5.2 %, which the factor 2 of
+    relaxed_top_k_tol covers), and every nonzero
+    1 - a_I far from ``dtype``'s underflow (above 2**20 times its smallest normal)."""
+    eps = eps_of(dtype)
+    return (ref.zerr * eps <= 0.05) & (ref.omin > 2.0**20 * float(np.finfo(np.dtype(dtype)).tiny))
+
+
+def relaxed_top_k_tol(ref, dtype) -> np.ndarray:
+    """Elementwise absolute tolerance of a relaxed_top_k sample computed in ``dtype``
+    against ``ref`` (a RelaxedTopK): 2 err eps (the package's rounding and, for
+    float64, the reference's own) + tiny_atol."""
+    return 2.0 * ref.err * eps_of(dtype) + tiny_atol(dtype)

@@ -108,6 +108,26 @@ def test_torch_estimator_peers_compute_ours(bench):
     assert (np.abs(z) < stats.norm.isf(1e-6 / 2)).all(), z
 
 
+def test_subset_peers_compute_relaxed_top_k(bench):
+    """The NumPy and torch relaxed_top_k rows compute our formula: on our noise, NumPy's
+    steps equal gs.relaxed_top_k (float64, well-conditioned tau), and the torch row
+    sums to k."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        from gsbench import cases_subset
+    finally:
+        sys.path.remove(str(BENCH))
+    x = np.random.default_rng(0).standard_normal((6, 12))
+    g = gumbel_softmax.gumbel(x.shape, dtype=np.float64, rng=3)
+    got = cases_subset.numpy_relaxed_steps(x + g, 4, 0.5, -1)
+    np.testing.assert_allclose(got, gumbel_softmax.relaxed_top_k(x, 4, 0.5, rng=3), atol=1e-12)
+    assert cases_subset.SUBSET_CASES[0].compare_to == "ours.soft"
+    if bench._import_peer("torch") is None:
+        p = bench.Problem.make((5, 9), -1, "float64")
+        y = cases_subset._torch_subset(p)().numpy()
+        np.testing.assert_allclose(y.sum(-1), min(cases_subset.SUBSET_K, 9), rtol=1e-12)
+
+
 def test_numpy_top_k_is_ordered(bench):
     p = bench.Problem.make((4, 30), -1, "float32")
     gen = np.random.default_rng(1)

@@ -342,3 +342,91 @@ def test_long_rows_split_over_threads_bitwise(shape, dtype, tau, restore_threads
         rtol=1e-4,
         atol=1e-6 if dtype == np.float32 else 1e-12,
     )
+
+
+# --------------------------------------------------------------------------------------
+# relaxed_top_k and its backward: threads, splits of the rows, axes
+# --------------------------------------------------------------------------------------
+SUBSET_CHILD = r"""
+import sys
+import numpy as np
+import gumbel_softmax as gs
+out = {}
+data = np.random.default_rng(3)
+for shape, k in (((3000, 40), 4), ((2, 70_001), 3), ((20_000, 9), 9)):
+    for dt in (np.float32, np.float64):
+        x = (2 * data.standard_normal(shape)).astype(dt)
+        gy = data.standard_normal(shape).astype(dt)
+        name = f"{shape[0]}x{shape[1]}_{np.dtype(dt).name}"
+        rng = gs.Philox(11, counter=2**32 - 5)
+        out[name + "_hard"], out[name + "_soft"] = gs.relaxed_top_k(
+            x, k, 0.6, hard=True, return_soft=True, rng=rng)
+        out[name + "_axis0"] = gs.relaxed_top_k(x, 2, 1.5, axis=0, rng=gs.Philox(12))
+        out[name + "_bwd"] = gs.relaxed_top_k_backward(gy, x, k, 0.6,
+                                                       rng=gs.Philox(11, counter=2**32 - 5))
+out["num_threads"] = np.array(gs.get_num_threads())
+np.savez(sys.argv[1], **out)
+"""
+
+
+def test_relaxed_top_k_threads_1_vs_2_bitwise(tmp_path):
+    """OMP_NUM_THREADS=1 and 2 give the same bits (forward soft and hard, along axis 0,
+    and the backward), for many short rows, few long ones and many rows of 9."""
+    res = {}
+    for n in (1, 2):
+        env = child_env(same_path=True, OMP_NUM_THREADS=str(n))
+        proc = run_python(SUBSET_CHILD, tmp_path / f"t{n}.npz", env=env, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        res[n] = dict(np.load(tmp_path / f"t{n}.npz"))
+    assert int(res[1].pop("num_threads")) == 1
+    assert int(res[2].pop("num_threads")) == (2 if _have_openmp() else 1)
+    assert sorted(res[1]) == sorted(res[2]) and len(res[1]) == 3 * 2 * 4
+    for name in res[1]:
+        assert_bitwise_equal(res[1][name], res[2][name], name)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("hard", [False, True])
+def test_relaxed_top_k_split_rows_over_calls(dtype, hard):
+    """Any split of the rows into calls from one generator gives the same bits; the
+    backward of each part, replayed from the part's state, too."""
+    R, K = 600, 23
+    x = (np.random.default_rng(1).standard_normal((R, K)) * 2).astype(dtype)
+    gy = np.random.default_rng(2).standard_normal((R, K)).astype(dtype)
+    start = 2**32 - 150
+    whole = gs.relaxed_top_k(x, 5, 0.7, hard=hard, rng=gs.Philox(77, counter=start))
+    bwhole = gs.relaxed_top_k_backward(gy, x, 5, 0.7, rng=gs.Philox(77, counter=start))
+    rng = gs.Philox(77, counter=start)
+    parts, bparts = [], []
+    for lo, hi in [(0, 100), (100, 101), (101, R)]:
+        bparts.append(gs.relaxed_top_k_backward(gy[lo:hi], x[lo:hi], 5, 0.7, rng=rng))
+        parts.append(gs.relaxed_top_k(x[lo:hi], 5, 0.7, hard=hard, rng=rng))
+        assert rng.counter == start + hi
+    assert_bitwise_equal(np.concatenate(parts), whole)
+    assert_bitwise_equal(np.concatenate(bparts), bwhole)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,axis", list(_axis_cases()))
+def test_relaxed_top_k_axis_equals_moveaxis(shape, axis, dtype):
+    """axis=a (any strides) is moveaxis of the contiguous last-axis call from the same
+    state, forward (soft, hard) and backward; a negative axis is the same axis."""
+    x = (np.random.default_rng(4).standard_normal(shape) * 2).astype(dtype)
+    gy = np.random.default_rng(5).standard_normal(shape).astype(dtype)
+    k = min(3, shape[axis])
+    xm, gm = np.moveaxis(x, axis, -1), np.moveaxis(gy, axis, -1)
+
+    def rng():
+        return gs.Philox(31, counter=2**32 - 17)
+
+    for hard in (False, True):
+        y = gs.relaxed_top_k(x, k, 0.8, hard=hard, axis=axis, rng=rng())
+        z = gs.relaxed_top_k(np.ascontiguousarray(xm), k, 0.8, hard=hard, rng=rng())
+        assert_bitwise_equal(y, np.moveaxis(z, -1, axis))
+        w = gs.relaxed_top_k(x, k, 0.8, hard=hard, axis=axis - len(shape), rng=rng())
+        assert_bitwise_equal(w, y)
+    b = gs.relaxed_top_k_backward(gy, x, k, 0.8, axis=axis, rng=rng())
+    c = gs.relaxed_top_k_backward(
+        np.ascontiguousarray(gm), np.ascontiguousarray(xm), k, 0.8, rng=rng()
+    )
+    assert_bitwise_equal(b, np.moveaxis(c, -1, axis))

@@ -832,6 +832,10 @@ TAU_TAKERS = {
     "reinmax_backward": lambda tau, out: gs.reinmax_backward(
         _logits(seed=1), _logits(), _one_hot(), tau, out=out
     ),
+    "relaxed_top_k": lambda tau, out: gs.relaxed_top_k(_logits(), 2, tau, rng=0, out=out),
+    "relaxed_top_k_backward": lambda tau, out: gs.relaxed_top_k_backward(
+        _logits(seed=1), _logits(), 2, tau, rng=0, out=out
+    ),
 }
 
 
@@ -840,7 +844,7 @@ TAU_TAKERS = {
     "tau", [HUGE_INT, -HUGE_INT, [1.0, 2.0, HUGE_INT, 1.0, 1.0, 1.0]], ids=["big", "-big", "list"]
 )
 def test_tau_too_large_for_a_float_names_tau(fn, tau):
-    if isinstance(tau, list) and fn.startswith("relaxed"):
+    if isinstance(tau, list) and fn.startswith("relaxed_bernoulli"):
         tau = [tau[2]] * 5  # broadcasts against the last axis
     call, out = _with_out(lambda o: TAU_TAKERS[fn](tau, o))
     rng = None
@@ -876,6 +880,10 @@ AXIS_TAKERS = {
     ),
     "reinmax_backward": lambda ax, out: gs.reinmax_backward(
         _logits(seed=1), _logits(), _one_hot(), axis=ax, out=out
+    ),
+    "relaxed_top_k": lambda ax, out: gs.relaxed_top_k(_logits(), 1, axis=ax, rng=0, out=out),
+    "relaxed_top_k_backward": lambda ax, out: gs.relaxed_top_k_backward(
+        _logits(seed=1), _logits(), 1, axis=ax, rng=0, out=out
     ),
 }
 
@@ -914,6 +922,12 @@ FLAG_TAKERS = {
     ),
     ("GumbelSoftmax", "hard"): lambda v, out: gs.GumbelSoftmax(hard=v),
     ("GumbelSoftmax", "recompute"): lambda v, out: gs.GumbelSoftmax(recompute=v),
+    ("relaxed_top_k", "hard"): lambda v, out: gs.relaxed_top_k(
+        _logits(), 2, hard=v, rng=0, out=out
+    ),
+    ("relaxed_top_k", "return_soft"): lambda v, out: gs.relaxed_top_k(
+        _logits(), 2, return_soft=v, rng=0, out=out
+    ),
 }
 
 
@@ -944,22 +958,33 @@ ARRAY_TAKERS = {
     "y_hard": lambda a: gs.gumbel_rao_backward(_logits(), _logits(), a, rng=0),
     "grad_p": lambda a: gs.reinmax_backward(_logits(), _logits(), _one_hot(), grad_p=a),
 }
+# relaxed_top_k's arrays, as ARRAY_TAKERS'
+SUBSET_ARRAY_TAKERS = {
+    "logits": lambda a: gs.relaxed_top_k(a, 1, rng=0),
+    "mask": lambda a: gs.relaxed_top_k(_logits(), 1, rng=0, mask=a),
+    "tau": lambda a: gs.relaxed_top_k(_logits(), 1, a, rng=0),
+    "grad_y": lambda a: gs.relaxed_top_k_backward(a, _logits(), 1, rng=0),
+}
 
 
-@pytest.mark.parametrize("name", sorted(ARRAY_TAKERS))
-def test_ragged_lists_name_the_argument(name):
+ALL_ARRAY_TAKERS = {(n, "numpy"): f for n, f in ARRAY_TAKERS.items()}
+ALL_ARRAY_TAKERS.update({(n, "subset"): f for n, f in SUBSET_ARRAY_TAKERS.items()})
+
+
+@pytest.mark.parametrize("name,api", sorted(ALL_ARRAY_TAKERS))
+def test_ragged_lists_name_the_argument(name, api):
     with pytest.raises(ValueError, match=name):
-        ARRAY_TAKERS[name]([[1.0, 2.0], [3.0]])
+        ALL_ARRAY_TAKERS[name, api]([[1.0, 2.0], [3.0]])
 
 
-@pytest.mark.parametrize("name", sorted(ARRAY_TAKERS))
-def test_masked_arrays_are_rejected(name):
+@pytest.mark.parametrize("name,api", sorted(ALL_ARRAY_TAKERS))
+def test_masked_arrays_are_rejected(name, api):
     """A masked array raises TypeError: its mask would otherwise be dropped silently."""
     base = np.ones((6, 5), bool) if name == "mask" else np.full((6, 5), 0.5)
     if name == "tau":
         base = np.ones(6)
     with pytest.raises(TypeError, match=f"{name} is a numpy.ma.MaskedArray"):
-        ARRAY_TAKERS[name](np.ma.array(base, mask=np.zeros(base.shape, bool)))
+        ALL_ARRAY_TAKERS[name, api](np.ma.array(base, mask=np.zeros(base.shape, bool)))
 
 
 def test_masked_array_out_is_rejected():

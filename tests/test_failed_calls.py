@@ -21,6 +21,7 @@ G = np.random.default_rng(1).standard_normal((6, 5))
 HUGE = np.broadcast_to(np.float32(0.0), (2**21, 2**21))  # 2**42 elements, 16 TiB as float32
 HUGE_HALF = np.broadcast_to(np.float16(0.0), HUGE.shape)
 ONE_HOT = np.eye(5)[np.arange(6) % 5]
+BIG_ROW = np.broadcast_to(np.float32(0.0), (1, 2**21))
 
 
 def _cases():
@@ -139,6 +140,54 @@ def _cases():
         MemoryError,
         None,
         lambda r: gs.conditional_gumbel(HUGE_HALF, np.zeros(2**21, np.int64), rng=r),
+    )
+    yield "subset_k", ValueError, "k", lambda r: gs.relaxed_top_k(X, 6, rng=r)
+    yield "subset_k0", ValueError, "k", lambda r: gs.relaxed_top_k(X, 0, rng=r)
+    yield "subset_k_type", TypeError, "k", lambda r: gs.relaxed_top_k(X, 2.0, rng=r)
+    yield "subset_tau", ValueError, "tau", lambda r: gs.relaxed_top_k(X, 2, 0.0, rng=r)
+    yield "subset_hard", TypeError, "hard", lambda r: gs.relaxed_top_k(X, 2, hard="no", rng=r)
+    yield (
+        "subset_mask",
+        TypeError,
+        "mask",
+        lambda r: gs.relaxed_top_k(X, 2, rng=r, mask=np.ones(5)),
+    )
+    yield (
+        "subset_out",
+        ValueError,
+        "out",
+        lambda r: gs.relaxed_top_k(X, 2, rng=r, out=np.empty((6, 4))),
+    )
+    yield "memory_subset", MemoryError, None, lambda r: gs.relaxed_top_k(HUGE, 2, rng=r)
+    yield (
+        "memory_subset_half",
+        MemoryError,
+        None,
+        lambda r: gs.relaxed_top_k(HUGE_HALF, 2, hard=True, return_soft=True, rng=r),
+    )
+    yield (
+        "subset_backward_shape",
+        ValueError,
+        "logits",
+        lambda r: gs.relaxed_top_k_backward(G[:3], X, 2, rng=r),
+    )
+    yield (
+        "subset_backward_k",
+        ValueError,
+        "k",
+        lambda r: gs.relaxed_top_k_backward(G, X, 9, rng=r),
+    )
+    yield (
+        "subset_backward_scratch",  # the result fits, k rows of scratch (16 TiB) do not
+        MemoryError,
+        None,
+        lambda r: gs.relaxed_top_k_backward(BIG_ROW, BIG_ROW, 2**21, rng=r),
+    )
+    yield (
+        "subset_backward_memory",
+        MemoryError,
+        None,
+        lambda r: gs.relaxed_top_k_backward(HUGE, HUGE, 2, rng=r),
     )
     yield (
         "gumbel_rao_y_hard",
@@ -304,18 +353,21 @@ import numpy as np
 import gumbel_softmax as gs
 gs.set_num_threads(1)  # no thread to create under the limit
 x = np.broadcast_to(np.float64(0.0), (2, 2**28))  # top_k keeps a 2 GiB row buffer
+# relaxed_top_k: a 512 MiB result, and 1.5 GiB of row buffers (r, e and the sample)
+xs = np.broadcast_to(np.float64(0.0), (1, 2**26))
 philox, gen = gs.Philox(5, counter=3), np.random.default_rng(5)
 state = gen.bit_generator.state
 with open("/proc/self/statm") as f:
     used = int(f.read().split()[0]) * resource.getpagesize()
 resource.setrlimit(resource.RLIMIT_AS, (used + 2**30, resource.RLIM_INFINITY))
-for rng in (philox, gen):
-    try:
-        gs.top_k(x, 1, rng=rng)
-    except MemoryError:
-        pass
-    else:
-        sys.exit("no MemoryError")
+for call in (lambda r: gs.top_k(x, 1, rng=r), lambda r: gs.relaxed_top_k(xs, 2, rng=r)):
+    for rng in (philox, gen):
+        try:
+            call(rng)
+        except MemoryError:
+            pass
+        else:
+            sys.exit("no MemoryError")
 resource.setrlimit(resource.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
 assert philox.counter == 3, philox.counter
 assert gen.bit_generator.state == state

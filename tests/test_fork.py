@@ -36,7 +36,7 @@ COMMON = textwrap.dedent(
     TAUS = np.linspace(0.5, 2.0, X.shape[0])
     KINDS = ["soft", "hard", "log", "mask_tau", "categorical", "top_k", "backward",
              "recompute", "bernoulli", "bernoulli_backward", "gumbel", "logistic",
-             "concrete", "half", "conditional"]
+             "concrete", "half", "conditional", "subset", "subset_backward"]
     IDX = gs.categorical(X, rng=9)
 
     def call(kind, seed=7):
@@ -56,6 +56,8 @@ COMMON = textwrap.dedent(
         if kind == "concrete": return [gs.concrete_log_prob(Y, X, 0.5)]
         if kind == "half": return [gs.gumbel_softmax(H, 0.5, rng=rng)]
         if kind == "conditional": return [gs.conditional_gumbel(X, IDX, rng=rng)]
+        if kind == "subset": return list(gs.relaxed_top_k(X, 3, 0.5, hard=True, rng=rng, return_soft=True))
+        if kind == "subset_backward": return [gs.relaxed_top_k_backward(G, X, 3, 0.5, rng=rng)]
         raise ValueError(kind)
 
     def same(a, b):

@@ -29,6 +29,11 @@ test_fuzz_other_samplers        on the same calls: categorical = the hard one-ho
                                 float64 log-softmax of the rounded v / tau within
                                 8 eps (2 + |log y| + log K), finite, -inf exactly at
                                 -inf logits; relaxed_bernoulli hard = [x + L > 0]
+test_fuzz_relaxed_top_k         the same calls with k in [1, K]: hard = top_k's k-hot;
+                                the relaxed sample finite, >= 0, 0 at -inf, row sums
+                                <= k, = relaxed_top_k_ref within relaxed_top_k_tol on
+                                the comparable rows; counter + rows; ``out``; bitwise
+                                the moveaxis call; the backward: moveaxis, rng kept
 test_fuzz_backward              check_backward against backward_ref; result dtype;
                                 ``out`` / in place on grad_y or y_soft; inputs
                                 untouched; bitwise equal to the contiguous moveaxis call
@@ -111,6 +116,9 @@ from reference import (
     gumbel_ref,
     noise_tol,
     philox4x32_ref,
+    relaxed_top_k_comparable,
+    relaxed_top_k_ref,
+    relaxed_top_k_tol,
     softmax_ref,
 )
 
@@ -690,6 +698,98 @@ def check_conditional(gs, x, x0, g, c, undefined, axis, seed, p, R):
     tol = np.broadcast_to(8 * eps_of(zd.dtype) * scale[:, None], zd.shape)
     err = np.abs(zd.astype(np.float64) - ref)
     assert np.all(err[fin] <= tol[fin]), float(np.max(err[fin] / tol[fin]))
+
+
+# ------------------------------------------------------------------------ relaxed top-k
+@FUZZ
+@given(case=forward_cases(), data=st.data())
+def test_fuzz_relaxed_top_k(gs, moved_noise, case, data):
+    """relaxed_top_k on the drawn calls, k drawn in [1, K], hard or not: counter + rows;
+    ``out`` returned and nothing outside it written; bitwise the contiguous moveaxis
+    call; hard = the k-hot of top_k from the same state (NaN rows NaN); the relaxed
+    sample: NaN exactly on undefined rows, else finite, >= 0, 0 at -inf logits, row sums
+    at most k, and the float64 reference (on the rows where its bound is first order);
+    its backward: bitwise the moveaxis call, 0 at -inf logits, finite on defined rows,
+    rng untouched."""
+    shape, axis, seed, p = case.shape, case.axis, case.seed, case.counter
+    tau = float(case.tau)
+    ax = axis % len(shape)
+    K = shape[ax]
+    k = data.draw(st.integers(1, K), label="k")
+    hard = data.draw(st.booleans(), label="hard")
+    x, _ = place(case.values.make(shape, case.dtype), case.layout, case.dtype)
+    x0 = np.array(x, dtype=np.float64 if x.dtype.kind in "biu" else x.dtype)
+    dt = x0.dtype
+    R = n_rows(shape, axis)
+    note_call(shape, axis, R, p, tau)
+    out = base = None
+    if case.out == "fresh":
+        out = np.full(shape, SENTINEL, dtype=dt)
+    elif case.out == "view":
+        out, base = place(np.full(shape, 0.5), case.out_layout, dt)
+        base_before = base.copy()
+    elif case.out == "inplace":
+        out = x
+    rng_arg, rng = make_rng(gs, case.rng_kind, seed, p)
+    res = gs.relaxed_top_k(
+        x, k, case.tau, hard=hard, axis=axis, rng=rng_arg, out=out, return_soft=case.return_soft
+    )
+    y, soft = res if case.return_soft else (res, None)
+    if out is not None:
+        assert y is out
+    assert y.shape == shape and y.dtype == dt
+    if rng is not None:
+        assert rng.counter == p + R
+    if base is not None:
+        assert np.array_equal(
+            base[~inside(case.out_layout, shape)], base_before[~inside(case.out_layout, shape)]
+        )
+
+    def philox():
+        return gs.Philox(seed, counter=p)
+
+    xm = np.ascontiguousarray(np.moveaxis(x0, axis, -1))
+    ym = gs.relaxed_top_k(xm, k, tau, hard=hard, rng=philox())
+    np.testing.assert_array_equal(y, np.moveaxis(ym, -1, axis))
+    undefined = np.any(np.isnan(gs.gumbel_softmax(xm, tau, hard=True, rng=philox())), axis=-1)
+    if hard:
+        t = gs.top_k(xm, k, rng=philox())
+        ref = np.zeros(xm.shape[:-1] + (K + 1,))
+        np.put_along_axis(ref, np.where(t < 0, K, t), 1.0, axis=-1)
+        ref = np.where(undefined[..., None], np.nan, ref[..., :K])
+        np.testing.assert_array_equal(ym, ref)
+        soft_m = gs.relaxed_top_k(xm, k, tau, rng=philox())
+        if soft is not None:
+            np.testing.assert_array_equal(soft, np.moveaxis(soft_m, -1, axis))
+    else:
+        soft_m = ym
+        if soft is not None:
+            assert soft is y
+    assert np.all(np.isnan(soft_m[undefined]))
+    good = soft_m[~undefined].astype(np.float64)
+    assert np.all(np.isfinite(good)) and np.all(good >= 0)
+    assert np.all(good[np.isneginf(xm[~undefined])] == 0)
+    assert np.all(good.sum(-1) <= k * (1 + (K / 16 + 8 + k) * eps_of(dt)))
+    g = np.moveaxis(moved_noise(shape, dt, seed, p, axis), axis, -1)
+    v = (xm + g.astype(dt))[~undefined]
+    if v.size and eps_of(dt) * float(np.max(np.abs(v[np.isfinite(v)]))) / tau <= 1e-3:
+        ref = relaxed_top_k_ref(v, k, min(tau, float(np.finfo(dt).max)))
+        ok = relaxed_top_k_comparable(ref, dt)
+        event(f"relaxed_top_k: {ok.mean():.0%} of the rows compared" if ok.size else "no rows")
+        err = np.abs(good - ref.y)[ok]
+        assert np.all(err <= relaxed_top_k_tol(ref, dt)[ok])
+
+    # the backward, replayed from the same state
+    gy = np.random.default_rng(case.values.seed).standard_normal(shape).astype(dt)
+    rng = philox()
+    gx = gs.relaxed_top_k_backward(gy, x0, k, tau, axis=axis, rng=rng)
+    assert rng.counter == p and gx.shape == shape and gx.dtype == dt
+    gm = gs.relaxed_top_k_backward(
+        np.ascontiguousarray(np.moveaxis(gy, axis, -1)), xm, k, tau, rng=philox()
+    )
+    np.testing.assert_array_equal(gx, np.moveaxis(gm, -1, axis))
+    assert np.all(gm[np.isneginf(xm) & ~undefined[..., None]] == 0)
+    assert np.all(np.isnan(gm[undefined]))
 
 
 # ---------------------------------------------------------------------------- backward

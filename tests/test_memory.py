@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 N_CALLS = 10**5
-WARMUP_ROUNDS = 60
+WARMUP_ROUNDS = 200  # the numpy.random.Generator calls settle after ~100 draws
 LIMIT = 2 * 2**20  # bytes
 
 _STATM = "/proc/self/statm"
@@ -125,6 +125,19 @@ def _make_calls():
         ("empty_batch", lambda: gs.gumbel_softmax(np.zeros((0, 3)), rng=end), None, None),
         ("gumbel_rao", lambda: gs.gumbel_rao_backward(gy, x32, yh, rng=rng, out=out32), None, None),
         ("reinmax", lambda: gs.reinmax_backward(gy, x32, yh, 1.5, grad_p=ys), None, None),
+        (
+            "subset_hard_soft_out",
+            lambda: gs.relaxed_top_k(x32, 2, 0.5, hard=True, rng=rng, out=out32, return_soft=True),
+            None,
+            None,
+        ),
+        (
+            "subset_backward",
+            lambda: gs.relaxed_top_k_backward(gy, x32, 2, 0.5, rng=rng),
+            None,
+            None,
+        ),
+        ("subset_generator", lambda: gs.relaxed_top_k(x32, 2, rng=npgen), None, None),
         # -------------------------------------------------------------- raising calls
         ("tau_value", lambda: gs.gumbel_softmax(x32, 0.0, rng=rng, out=out32), ValueError, "tau"),
         ("tau_type", lambda: gs.gumbel_softmax(x32, "1", rng=rng), TypeError, "tau"),
@@ -229,6 +242,14 @@ def _make_calls():
             "counter",
         ),
         ("reinmax_tau", lambda: gs.reinmax_backward(gy, x32, yh, 0.5), ValueError, "tau"),
+        ("subset_k", lambda: gs.relaxed_top_k(x32, 4, rng=rng, out=out32), ValueError, "k"),
+        ("subset_overflow", lambda: gs.relaxed_top_k(x32, 2, rng=end), OverflowError, "counter"),
+        (
+            "subset_backward_rng",
+            lambda: gs.relaxed_top_k_backward(gy, x32, 2, rng=None),
+            ValueError,
+            "rng",
+        ),
     ]
     watched = [x32, x64, xi, out32, out64, ro, big, gy, ys, yh, cnt, key, rng, end, npgen, cplx]
     watched += [idx2, xm]

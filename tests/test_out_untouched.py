@@ -534,6 +534,18 @@ EST_CASES = {
     ),
 }
 EST_PARAMS = [(fn, case) for case, (fns, *_) in EST_CASES.items() for fn in fns]
+# relaxed_top_k: the same table, and its k
+# --------------------------------------------------------------------------------------
+SUBSET_CASES = dict(
+    FWD_CASES,
+    **{
+        "k=0": (ValueError, "k", _fwd(k=0)),
+        "k=8": (ValueError, "k", _fwd(k=8)),
+        "k=-1": (ValueError, "k", _fwd(k=-1)),
+        "k=1.5": (TypeError, "k", _fwd(k=1.5)),
+        "k=bool": (TypeError, "k", _fwd(k=True)),
+    },
+)
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
@@ -543,6 +555,116 @@ def test_estimators_reject_and_write_nothing(fn, case, dtype, layout):
     _, exc, match, make = EST_CASES[case]
     args, guard, rng = make(fn, dtype, layout)
     assert_untouched(exc, match, lambda: getattr(gs, fn)(**args), guard, rng)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
+@pytest.mark.parametrize(
+    "hard,return_soft",
+    [(False, False), (True, False), (True, True)],
+    ids=["soft", "hard", "hard+return_soft"],
+)
+@pytest.mark.parametrize("case", list(SUBSET_CASES))
+def test_relaxed_top_k_rejects_and_writes_nothing(case, hard, return_soft, dtype, layout):
+    exc, match, make = SUBSET_CASES[case]
+    x, kw, guard, rng = make(dtype, layout)
+    kw = dict(kw)
+    k = kw.pop("k", 2)
+    assert_untouched(
+        exc,
+        match,
+        lambda: gs.relaxed_top_k(x, k, hard=hard, return_soft=return_soft, **kw),
+        guard,
+        rng,
+    )
+
+
+def _rbwd(**kw):
+    def make(dtype, layout):
+        gy, x, out, base = _bwd_std(dtype, layout)
+        args = dict(k=2, tau=0.5, rng=_rng(), out=out)
+        args.update(kw)
+        return gy, x, args, [base, gy, x]
+
+    return make
+
+
+def _rbwd_inputs(make_gy, make_x, out_shape=SHAPE):
+    def make(dtype, layout):
+        base, out = _out_view(out_shape, dtype, layout)
+        gy, x = make_gy(dtype), make_x(dtype)
+        guard = [base] + [a for a in (gy, x) if isinstance(a, np.ndarray)]
+        return gy, x, dict(k=2, tau=0.5, rng=_rng(), out=out), guard
+
+    return make
+
+
+def _rbwd_overlap(which):
+    def make(dtype, layout):
+        gy, x, args, guard = _bwd_overlap("grad_y" if which == "grad_y" else "y_soft")(
+            dtype, layout
+        )
+        return gy, x, dict(args, k=2, rng=_rng()), guard
+
+    return make
+
+
+SUBSET_BWD_CASES = {
+    "tau=0": (ValueError, "tau", _rbwd(tau=0.0)),
+    "tau=str": (TypeError, "tau", _rbwd(tau="1")),
+    "tau=array-shape": (ValueError, "tau", _rbwd(tau=np.ones(3))),
+    "k=0": (ValueError, "k", _rbwd(k=0)),
+    "k=8": (ValueError, "k", _rbwd(k=8)),
+    "k=1.5": (TypeError, "k", _rbwd(k=1.5)),
+    "rng=None": (ValueError, "rng", _rbwd(rng=None)),
+    "rng=str": (TypeError, "rng", _rbwd(rng="1")),
+    "mask=int": (TypeError, "mask", _rbwd(mask=np.ones(SHAPE, np.int8))),
+    "grad_y=complex": (
+        TypeError,
+        "grad_y",
+        _rbwd_inputs(
+            lambda dt: _logits(SHAPE, dt).astype(np.complex64), lambda dt: _logits(SHAPE, dt)
+        ),
+    ),
+    "logits=object": (
+        TypeError,
+        "logits",
+        _rbwd_inputs(lambda dt: _logits(SHAPE, dt), lambda dt: _logits(SHAPE, dt).astype(object)),
+    ),
+    "shapes-differ": (
+        ValueError,
+        "logits",
+        _rbwd_inputs(lambda dt: _logits(SHAPE, dt), lambda dt: _logits((5, 6), dt)),
+    ),
+    "logits=0d": (
+        ValueError,
+        "logits",
+        _rbwd_inputs(lambda dt: np.array(1.0, dt), lambda dt: np.array(1.0, dt), ()),
+    ),
+    "axis=2": (np.exceptions.AxisError, "axis", _rbwd(axis=2)),
+    "axis=1.5": (TypeError, "axis", _rbwd(axis=1.5)),
+    "out=shape": (ValueError, "out", _bwd_out(lambda dt, lay: _out_view((5, 6), dt, lay))),
+    "out=dtype": (ValueError, "out", _bwd_out(_other_dtype)),
+    "out=readonly": (ValueError, "out", _bwd_out(_readonly)),
+    "out=overlap-grad_y": (ValueError, "out", _rbwd_overlap("grad_y")),
+    "out=overlap-logits": (ValueError, "out", _rbwd_overlap("logits")),
+    "out=list": (TypeError, "out", _rbwd(out=[[0.0] * 7] * 5)),
+}
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
+@pytest.mark.parametrize("case", list(SUBSET_BWD_CASES))
+def test_relaxed_top_k_backward_rejects_and_writes_nothing(case, dtype, layout):
+    """The backward never advances rng (it replays the forward's rows from a copy); a
+    rejected call writes nothing either."""
+    exc, match, make = SUBSET_BWD_CASES[case]
+    gy, x, kw, guard = make(dtype, layout)
+    kw = dict(kw)
+    k = kw.pop("k", 2)
+    kw.setdefault("rng", _rng())
+    rng = kw["rng"] if isinstance(kw["rng"], gs.Philox) else None
+    assert_untouched(exc, match, lambda: gs.relaxed_top_k_backward(gy, x, k, **kw), guard, rng)
 
 
 # --------------------------------------------------------------------------------------

@@ -266,6 +266,55 @@ PAIRS = [
         SHAPE,
         lambda a, o, r: gs.reinmax_backward(GY, X, YH, out=o, grad_p=a),
     ),
+    (
+        "relaxed_top_k",
+        "logits",
+        np.float64,
+        SHAPE,
+        lambda a, o, r: gs.relaxed_top_k(a, 2, rng=r, out=o),
+    ),
+    (
+        "relaxed_top_k hard",
+        "mask",
+        np.bool_,
+        SHAPE,
+        lambda a, o, r: gs.relaxed_top_k(X, 2, hard=True, rng=r, out=o, mask=a),
+    ),
+    (
+        "relaxed_top_k",
+        "tau",
+        np.float64,
+        SHAPE[:1],
+        lambda a, o, r: gs.relaxed_top_k(X, 2, a, rng=r, out=o),
+    ),
+    (
+        "relaxed_top_k_backward",
+        "grad_y",
+        np.float64,
+        SHAPE,
+        lambda a, o, r: gs.relaxed_top_k_backward(a, X, 2, rng=r, out=o),
+    ),
+    (
+        "relaxed_top_k_backward",
+        "logits",
+        np.float64,
+        SHAPE,
+        lambda a, o, r: gs.relaxed_top_k_backward(GY, a, 2, rng=r, out=o),
+    ),
+    (
+        "relaxed_top_k_backward",
+        "mask",
+        np.bool_,
+        SHAPE[1:],
+        lambda a, o, r: gs.relaxed_top_k_backward(GY, X, 2, rng=r, out=o, mask=a),
+    ),
+    (
+        "relaxed_top_k_backward",
+        "tau",
+        np.float64,
+        SHAPE[:1],
+        lambda a, o, r: gs.relaxed_top_k_backward(GY, X, 2, a, rng=r, out=o),
+    ),
 ]
 
 
@@ -345,6 +394,17 @@ IN_PLACE = [
         lambda a, o: gs.gumbel_rao_backward(a, X, YH, 0.5, samples=3, rng=4, out=o),
     ),
     ("reinmax_backward", "grad_y", lambda a, o: gs.reinmax_backward(a, X, YH, 1.5, out=o)),
+    ("relaxed_top_k", "logits", lambda a, o: gs.relaxed_top_k(a, 2, 0.5, rng=4, out=o)),
+    (
+        "relaxed_top_k hard",
+        "logits",
+        lambda a, o: gs.relaxed_top_k(a, 2, 0.5, hard=True, rng=4, out=o),
+    ),
+    (
+        "relaxed_top_k_backward",
+        "grad_y",
+        lambda a, o: gs.relaxed_top_k_backward(a, X, 2, 0.5, rng=4, out=o),
+    ),
 ]
 
 

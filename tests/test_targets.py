@@ -56,6 +56,13 @@ SCRIPT = textwrap.dedent(
                         lg=gs.logistic(shape, dtype=dt, rng=n),
                         cl=gs.concrete_log_prob(s, view, tau),
                         cll=gs.concrete_log_prob(np.log(s), view, taus, log_space=True),
+                        rk=gs.relaxed_top_k(view, min(3, shape[1]), tau, rng=n),
+                        rkh=gs.relaxed_top_k(view, shape[1], tau, hard=True, return_soft=True,
+                                             rng=n)[1],
+                        rkt=gs.relaxed_top_k(view, 1, taus, rng=n),
+                        rkb=gs.relaxed_top_k_backward(w, view, min(3, shape[1]), taus, rng=n),
+                        rkb0=gs.relaxed_top_k_backward(w[::-1], view, min(2, shape[0]), tau,
+                                                       axis=0, rng=n),
                     )
                     for name, a in dict(y=y, h=h, s=s, y0=y0, b=b, b0=b0, g=g, **more).items():
                         out[key + name] = a
@@ -281,6 +288,10 @@ SPECIAL_SCRIPT = textwrap.dedent(
                     record(k + "log", gs.log_gumbel_softmax(v, tau, axis=ax, rng=5))
                     record(k + "cat", gs.categorical(v, axis=ax, rng=5))
                     record(k + "topk", gs.top_k(v, min(3, shape[1]), axis=ax, rng=5))
+                    rk, rks = gs.relaxed_top_k(v, min(3, shape[1]), tau, hard=True,
+                                               return_soft=True, axis=ax, rng=5)
+                    record(k + "rtk", rk)
+                    record(k + "rtks", rks)
                 record(key + "mask", gs.gumbel_softmax(x, tau, mask=mask, rng=6))
                 record(key + "logmask", gs.log_gumbel_softmax(x, tau, mask=mask, rng=6))
                 record(key + "rowtau", gs.gumbel_softmax(x, taus, hard=True, return_soft=True, rng=7))
@@ -289,6 +300,9 @@ SPECIAL_SCRIPT = textwrap.dedent(
                 record(key + "bwrow", gs.gumbel_softmax_backward(w, ys, taus))
                 record(key + "bwT", gs.gumbel_softmax_backward(w.T, ys.T, tau, axis=0))
                 record(key + "bwre", gs.gumbel_softmax_backward(w, logits=x, tau=tau, rng=5, mask=mask))
+                record(key + "rtkmask", gs.relaxed_top_k(x, 2, tau, mask=mask, rng=6))
+                record(key + "rtkrow", gs.relaxed_top_k(x, 2, taus, rng=6))
+                record(key + "rtkb", gs.relaxed_top_k_backward(w, x, 2, tau, rng=5, mask=mask))
                 record(key + "rb", gs.relaxed_bernoulli(x, tau, rng=8))
                 record(key + "rbh", gs.relaxed_bernoulli(x, tau, hard=True, return_soft=True, rng=8))
                 record(key + "rbt", gs.relaxed_bernoulli(x, np.resize(taus, shape), rng=8))
@@ -310,6 +324,7 @@ SPECIAL_SCRIPT = textwrap.dedent(
                     record(key + hn + "soft", gs.gumbel_softmax(xl, tau, rng=5))
                     record(key + hn + "hard", gs.gumbel_softmax(xl, tau, hard=True, rng=5))
                     record(key + hn + "log", gs.log_gumbel_softmax(xl, tau, rng=5))
+                    record(key + hn + "rtk", gs.relaxed_top_k(xl, 2, tau, rng=5))
                     record(key + hn + "bw", gs.gumbel_softmax_backward(wl, yl, tau))
                     record(key + hn + "rb", gs.relaxed_bernoulli(xl, tau, rng=8))
                     record(key + hn + "rbb", gs.relaxed_bernoulli_backward(wl, yl, tau))

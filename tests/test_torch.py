@@ -150,6 +150,22 @@ def test_bitwise_equal_to_numpy_api(dtype, hard, shape, dim):
     assert rng_t.counter == rng_n.counter  # advanced by the number of rows
 
 
+@pytest.mark.parametrize("hard", [False, True])
+def test_mask_is_the_numpy_apis_and_gets_no_gradient(hard):
+    x = torch.randn(6, 9, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    mask = torch.rand(9, generator=torch.Generator().manual_seed(4)) > 0.4
+    xi = x.clone().requires_grad_()
+    y = gumbel_softmax(xi, 0.5, hard=hard, generator=5, mask=mask)
+    ref = gs.gumbel_softmax(x.numpy(), 0.5, hard=hard, rng=5, mask=mask.numpy())
+    assert _equal(y, ref)
+    assert (y.detach()[:, ~mask] == 0).all()
+    y.backward(torch.randn(6, 9, dtype=torch.float64))
+    assert (xi.grad[:, ~mask] == 0).all()
+    # the same as -inf logits
+    xm = x.masked_fill(~mask, -torch.inf)
+    assert torch.equal(y.detach(), gumbel_softmax(xm, 0.5, hard=hard, generator=5))
+
+
 def test_bitwise_equal_for_strided_views_without_copying_them():
     base = torch.randn(20, 30, generator=torch.Generator().manual_seed(5))
     for view in (base[::2, 1::3], base.t(), base[3:, 5:], base.unsqueeze(1).expand(20, 4, 30)):

@@ -7,11 +7,10 @@
   first-order values stay bitwise those of the backward kernel;
 - batched gradients (vmap over the backward: ``check_batched_grad``,
   ``is_grads_batched``, ``jacobian(vectorize=True)``) equal the reference's;
-- ``torch.jit.trace`` raises instead of storing the seed as a constant; ``torch.func``
-  transforms raise naming them; ``torch.compile`` calls draw fresh noise per call.
+- ``torch.jit.trace`` raises instead of storing the seed as a constant.
 
-Errors, the generators after a failed call and checkpoint recomputation:
-test_torch_errors.py.
+``torch.func``: test_torch_func.py; ``torch.compile``: test_torch_compile.py; errors,
+the generators after a failed call and checkpoint recomputation: test_torch_errors.py.
 """
 
 import numpy as np
@@ -205,7 +204,7 @@ def test_batched_gradients():
 
 
 # --------------------------------------------------------------------------------------
-# Tracing, torch.func, torch.compile
+# Tracing
 
 
 @pytest.mark.filterwarnings(r"ignore:`torch\.jit\.trace` is deprecated:DeprecationWarning")
@@ -220,70 +219,6 @@ def test_jit_trace_raises_instead_of_freezing_the_noise():
     with pytest.raises(RuntimeError, match=r"torch\.jit\.trace"):
         torch.jit.trace(lambda v: gumbel_softmax(v, 0.5, generator=rng), (x,), check_trace=False)
     assert rng.bit_generator.state == state and torch.equal(torch.get_rng_state(), torch_state)
-
-
-# torch.func's forward-mode transforms call torch.jit.script, deprecated in torch 2.13
-@pytest.mark.filterwarnings(r"ignore:`torch\.jit\.script` is deprecated:DeprecationWarning")
-@pytest.mark.parametrize("transform", ["grad", "vjp", "jacrev", "jacfwd", "jvp", "vmap", "hessian"])
-def test_torch_func_transforms_raise_naming_them(transform):
-    x = torch.randn(3, 4, dtype=torch.float64)
-    f = lambda v: gumbel_softmax(v, 0.5, generator=1)  # noqa: E731
-    call = {
-        "grad": lambda: torch.func.grad(lambda v: f(v)[:, 0].sum())(x),
-        "vjp": lambda: torch.func.vjp(f, x),
-        "jacrev": lambda: torch.func.jacrev(f)(x),
-        "jacfwd": lambda: torch.func.jacfwd(f)(x),
-        "jvp": lambda: torch.func.jvp(f, (x,), (torch.ones_like(x),)),
-        "vmap": lambda: torch.func.vmap(f, randomness="different")(x),
-        "hessian": lambda: torch.func.hessian(lambda v: f(v)[:, 0].sum())(x),
-    }[transform]
-    rng_state = torch.get_rng_state()
-    with pytest.raises(RuntimeError, match=r"does not support torch\.func transforms"):
-        call()
-    assert torch.equal(torch.get_rng_state(), rng_state)
-
-
-def test_torch_func_on_tau_raises():
-    x = torch.randn(3, 4, dtype=torch.float64)
-    with pytest.raises(RuntimeError, match=r"torch\.func"):
-        torch.func.grad(lambda t: gumbel_softmax(x, t, generator=1)[:, 0].sum())(
-            torch.tensor(0.5, dtype=torch.float64)
-        )
-
-
-@pytest.mark.parametrize("kind", ["default", "torch", "philox", "numpy"])
-def test_torch_compile_draws_fresh_noise_per_call(kind):
-    """torch.compile graph-breaks around the kernels; what it compiles must not hold the
-    seed as a constant: each compiled call draws new noise, and reseeding reproduces."""
-    import torch._dynamo
-
-    torch._dynamo.reset()
-    x = torch.randn(4, 6)
-
-    def make():
-        return {
-            "default": None,
-            "torch": torch.Generator().manual_seed(3),
-            "philox": gs.Philox(3),
-            "numpy": np.random.default_rng(3),
-        }[kind]
-
-    def f(v, gen):
-        return gumbel_softmax(v * 2, 0.5, generator=gen)
-
-    compiled = torch.compile(f, backend="eager")
-    runs = []
-    for _ in range(2):
-        torch.manual_seed(0)
-        gen = make()
-        runs.append([compiled(x, gen) for _ in range(3)])
-    # fresh per call, reproducible from the same state, and the eager result
-    assert not torch.equal(runs[0][0], runs[0][1]) and not torch.equal(runs[0][1], runs[0][2])
-    assert all(torch.equal(a, b) for a, b in zip(*runs))
-    torch.manual_seed(0)
-    gen = make()
-    assert all(torch.equal(f(x, gen), a) for a in runs[0])
-    torch._dynamo.reset()
 
 
 def test_gradient_penalty_is_not_dropped():

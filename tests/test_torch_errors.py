@@ -35,9 +35,9 @@ def test_non_cpu_tensor_raises():
         gumbel_softmax(x)
 
 
-@pytest.mark.parametrize("dtype", [torch.int64, torch.bool, torch.complex64, torch.bfloat16])
+@pytest.mark.parametrize("dtype", [torch.int64, torch.bool, torch.complex64, torch.float8_e4m3fn])
 def test_bad_dtype_raises(dtype):
-    with pytest.raises(TypeError, match="logits must be a float32, float64 or float16"):
+    with pytest.raises(TypeError, match="logits must be a float32, float64, float16 or bfloat16"):
         gumbel_softmax(torch.zeros(3, 4, dtype=dtype))
 
 
@@ -201,8 +201,8 @@ BAD_CALLS = {
         TypeError,
         "logits",
     ),
-    "logits bfloat16": (
-        lambda gen: gumbel_softmax(torch.zeros(3, 4, dtype=torch.bfloat16), generator=gen),
+    "logits float8": (
+        lambda gen: gumbel_softmax(torch.zeros(3, 4, dtype=torch.float8_e5m2), generator=gen),
         TypeError,
         "logits",
     ),
@@ -309,6 +309,24 @@ BAD_CALLS = {
         ),
         ValueError,
         "hard",
+    ),
+    # mask
+    "mask wrong shape": (
+        lambda gen: gumbel_softmax(
+            torch.zeros(3, 4), mask=torch.ones(5, dtype=torch.bool), generator=gen
+        ),
+        ValueError,
+        "mask of shape",
+    ),
+    "mask float": (
+        lambda gen: gumbel_softmax(torch.zeros(3, 4), mask=torch.ones(4), generator=gen),
+        TypeError,
+        "mask must be a bool tensor",
+    ),
+    "mask ndarray": (
+        lambda gen: gumbel_softmax(torch.zeros(3, 4), mask=np.ones(4, bool), generator=gen),
+        TypeError,
+        "mask must be a bool torch.Tensor",
     ),
     # generator
     "generator negative seed": (
@@ -452,14 +470,14 @@ def test_a_failure_does_not_undo_another_draw(monkeypatch):
     """A generator is put back only when nothing else drew from it since our seed: a
     draw by other code in between (another thread) is not rewound, which would hand
     its numbers out twice."""
-    import gumbel_softmax.torch as gst
+    import gumbel_softmax._torch_ops as gst
 
     def draw_then_fail(*args, **kwargs):
         torch.rand(3)  # someone else's draw from torch's default generator
         raise MemoryError("simulated")
 
     torch.manual_seed(5)
-    gst._seed_from_torch(None)
+    gst.seed_from_torch(None)
     torch.rand(3)
     expected = torch.get_rng_state()
     torch.manual_seed(5)

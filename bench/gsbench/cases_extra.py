@@ -10,6 +10,7 @@ import numpy as np
 
 from .cases_estimators import ESTIMATOR_CASES, ESTIMATOR_NOTE
 from .cases_main import _ours_backward, _ours_forward, _ours_forward_backward, _tensor
+from .cases_subset import SUBSET_CASES, SUBSET_K
 from .core import TAU, Case
 
 # ---------------------------------------------------------------------------------------
@@ -456,6 +457,8 @@ EXTRA_CASES = (
         _jax_call(_jax_top_k_body),
         "ours.top_k",
     ),
+    # relaxed_top_k (issue 16): k softmaxes, against one soft forward
+    *SUBSET_CASES,
     # log_gumbel_softmax
     Case("ours.log_soft", "ours log_gumbel_softmax, out=", "ours", _ours_log_forward),
     Case(
@@ -617,7 +620,8 @@ EXTRA_NOTE = (
     "categorical is faster; mask=, per-row tau, float16/bfloat16 and the recomputing "
     "backward against the plain call > 1 is their overhead; these also show the ratio "
     "of the one-thread times. top_k uses k = "
-    f"min({TOP_K}, K); JAX's top_k returns (k, B). torch distributions are built inside "
+    f"min({TOP_K}, K), relaxed_top_k k = min({SUBSET_K}, K) (its row against the soft "
+    "forward: per step = vs / k); JAX's top_k returns (k, B). torch distributions are built inside "
     "the timed call (validate_args=False), as a user builds them. Our rows pass out= where "
     "the API takes one; categorical, top_k and concrete_log_prob allocate their (small) "
     "results. " + ESTIMATOR_NOTE

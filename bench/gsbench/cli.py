@@ -71,7 +71,7 @@ def parse_args(argv) -> argparse.Namespace:
         choices=["all", *SECTIONS],
         default="all",
         help="'main': gumbel_softmax against the peers; 'extra': categorical, "
-        "top_k, log_gumbel_softmax, concrete_log_prob, relaxed_bernoulli, "
+        "top_k, relaxed_top_k, log_gumbel_softmax, concrete_log_prob, relaxed_bernoulli, "
         "mask=, per-row tau, float16/bfloat16, recomputing backward; "
         "'all' (default): both",
     )

@@ -53,6 +53,7 @@ from ._api import (  # noqa: E402 (after the environment set-up above)
 )
 from ._estimators import gumbel_rao_backward, reinmax_backward  # noqa: E402
 from ._layer import GumbelSoftmax, anneal_tau  # noqa: E402
+from ._subset import relaxed_top_k, relaxed_top_k_backward  # noqa: E402
 
 # The one place of the version: pyproject.toml reads it (dynamic = ["version"]).
 __version__ = "0.1.0"
@@ -90,6 +91,8 @@ __all__ = [
     "reinmax_backward",
     "relaxed_bernoulli",
     "relaxed_bernoulli_backward",
+    "relaxed_top_k",
+    "relaxed_top_k_backward",
     "set_num_threads",
     "top_k",
 ]

@@ -114,6 +114,27 @@ def gumbel_softmax_half(
     bf16: bool,
 ) -> None: ...
 def top_k(logits: np.ndarray, k: int, axis: int, rng: _KernelRng) -> npt.NDArray[np.int64]: ...
+def relaxed_top_k(
+    logits: np.ndarray,
+    k: int,
+    tau: float,
+    inv_taus: np.ndarray | None,
+    hard: bool,
+    axis: int,
+    rng: _KernelRng,
+    out: np.ndarray | None,
+    return_soft: bool,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]: ...
+def relaxed_top_k_backward(
+    grad_y: np.ndarray,
+    logits: np.ndarray,
+    k: int,
+    tau: float,
+    inv_taus: np.ndarray | None,
+    axis: int,
+    rng: _KernelRng,
+    out: np.ndarray | None,
+) -> np.ndarray: ...
 def gumbel_softmax_backward(
     grad_y: np.ndarray,
     y_soft: np.ndarray,

@@ -174,6 +174,16 @@ def _cond32_long(rng, n):
     return (gs.conditional_gumbel(np.broadcast_to(LONG32, (n, LONG)), idx, rng=rng),)
 
 
+def _subset32(rng, n):
+    return gs.relaxed_top_k(
+        np.broadcast_to(L32, (n, K)), 3, 0.7, hard=True, return_soft=True, rng=rng
+    )
+
+
+def _subset64(rng, n):
+    return (gs.relaxed_top_k(np.broadcast_to(L64, (n, K)), K, 1.3, rng=rng),)
+
+
 # with a private generator the start is known: any call will do
 PRIVATE_KINDS = {name: fn for name, (_, fn) in SHARED_KINDS.items()}
 PRIVATE_KINDS.update(
@@ -184,6 +194,7 @@ PRIVATE_KINDS.update(
         "cond32_long": _cond32_long,
     }
 )
+PRIVATE_KINDS.update({"subset32": _subset32, "subset64": _subset64})
 
 FAMILIES = {
     "g32": _gumbel32,

@@ -62,6 +62,11 @@ def numpy_api() -> None:
     assert_type(b, Array)
     assert_type(gs.relaxed_bernoulli_backward(x, b_soft, tau=0.5), Array)
     assert_type(gs.concrete_log_prob(y_soft, x, 0.5, log_space=False), Array)
+    assert_type(gs.relaxed_top_k(x, 2, 0.5, rng=rng, mask=[True, False, True]), Array)
+    s_hard, s_soft = gs.relaxed_top_k(x, 2, np.full(4, 0.5), hard=True, return_soft=True)
+    assert_type(s_soft, Array)
+    assert_type(gs.relaxed_top_k(x, np.int64(2), return_soft=flag), "Array | tuple[Array, Array]")
+    assert_type(gs.relaxed_top_k_backward(x, x, 2, 0.5, rng=0, out=np.empty_like(x)), Array)
     assert_type(gs.philox4x32([0, 0, 0, 0], [0, 0]), npt.NDArray[np.uint32])
     assert_type(gs.cpu_target(), str)
     assert_type(gs.cpu_targets(), list[str])
@@ -91,6 +96,9 @@ def numpy_api_rejects() -> None:
     gs.top_k(x, 2.0)  # type: ignore[arg-type]
     gs.gumbel_rao_backward(x, x, x, samples="3")  # type: ignore[arg-type]
     gs.reinmax_backward(x, x, x, axis=None)  # type: ignore[arg-type]
+    gs.relaxed_top_k(x, 2.0)  # type: ignore[call-overload]
+    _ = gs.relaxed_top_k(x, 2, return_soft=True).shape  # type: ignore[attr-defined]
+    gs.relaxed_top_k_backward(x, x, 2)  # type: ignore[call-arg]
     gs.gumbel((2, 3), rng=1.5)  # type: ignore[arg-type]
     gs.gumbel_softmax_backward(x, x, out=[0.0])  # type: ignore[arg-type]
     gs.relaxed_bernoulli(x, rng=gs)  # type: ignore[call-overload]
@@ -141,12 +149,19 @@ def torch_api() -> None:
     assert_type(
         gst.gumbel_softmax(x, torch.tensor(0.5), dim=0, generator=gs.Philox(1)), torch.Tensor
     )
+    mask = torch.ones(2, 3, dtype=torch.bool)
+    assert_type(gst.gumbel_softmax(x, 0.5, mask=mask), torch.Tensor)
+    assert_type(gst.log_gumbel_softmax(x, 0.5, generator=1, mask=mask), torch.Tensor)
+    assert_type(gst.categorical(x, generator=np.random.default_rng(0)), torch.Tensor)
+    assert_type(gst.top_k(x, 2, dim=-1, mask=mask), torch.Tensor)
+    assert_type(gst.relaxed_bernoulli(x, torch.ones(3), hard=True, generator=2), torch.Tensor)
 
 
 def torch_api_rejects() -> None:
     x = torch.zeros(2, 3, requires_grad=True)
     gst.gumbel_softmax(np.zeros((2, 3)))  # type: ignore[arg-type]
     gst.gumbel_softmax(x, generator="seed")  # type: ignore[arg-type]
+    gst.top_k(x, "2")  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":
