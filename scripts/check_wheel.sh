@@ -8,7 +8,8 @@
 # (wheel tag, bundled libraries, tests passed per SIMD target, time per step).
 #
 # Environment (all optional):
-#   CHECK_WHEEL_TARGETS  SIMD targets to run the suite on, e.g. "baseline avx2"
+#   CHECK_WHEEL_TARGETS  SIMD targets to run the suite on, e.g. "baseline avx2", or "best"
+#                        (the one this CPU picks); default: every target it supports
 #                        (default: every target gs.cpu_targets() lists on this CPU)
 #   CHECK_WHEEL_PEERS    extra requirements for the test environment, so that the
 #                        optional peers' tests run instead of skipping, e.g.
@@ -271,7 +272,10 @@ note "fresh venv: gumbel_softmax from $site, libgomp from gumbel_softmax.libs ($
 
 # ---------------------------------------------------------------------------------------
 available=$("$vpy" -c "import gumbel_softmax as gs; print(' '.join(gs.cpu_targets()))")
-read -r -a targets <<<"${CHECK_WHEEL_TARGETS:-$available}"
+read -r -a all_targets <<<"$available"
+wanted=${CHECK_WHEEL_TARGETS:-$available}
+[ "$wanted" = best ] && wanted=${all_targets[${#all_targets[@]}-1]}  # the one users get
+read -r -a targets <<<"$wanted"
 [ "${#targets[@]}" -gt 0 ] || fail "no targets to test"
 for t in "${targets[@]}"; do
   [[ " $available " == *" $t "* ]] ||
