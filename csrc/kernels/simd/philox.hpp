@@ -100,35 +100,8 @@ GS_INLINE VU64 mul_even(VU64 a, uint32_t m) {
 // multiplies them directly, the high products are one shift away, and the high halves
 // of the 64-bit lanes carry garbage that no later step reads (pmuludq ignores it, XOR
 // keeps the halves apart, the final packing drops it).
-GS_INLINE void block_lanes(VU32& c0, VU32& c1, VU32& c2, VU32& c3, PhiloxKey key) {
-  VU64 e0 = (VU64)c0, e1 = (VU64)c1, e2 = (VU64)c2, e3 = (VU64)c3;
-  VU64 o0 = e0 >> 32, o1 = e1 >> 32, o2 = e2 >> 32, o3 = e3 >> 32;
-  uint64_t k0 = key.k0, k1 = key.k1;
-  for (int r = 0; r < kRounds; ++r) {
-    if (r > 0) {
-      k0 = static_cast<uint32_t>(k0 + kWeyl0);
-      k1 = static_cast<uint32_t>(k1 + kWeyl1);
-    }
-    const VU64 pe0 = mul_even(e0, kMul0), pe1 = mul_even(e2, kMul1);
-    const VU64 po0 = mul_even(o0, kMul0), po1 = mul_even(o2, kMul1);
-    e0 = (pe1 >> 32) ^ e1 ^ k0;
-    e2 = (pe0 >> 32) ^ e3 ^ k1;
-    e1 = pe1;
-    e3 = pe0;
-    o0 = (po1 >> 32) ^ o1 ^ k0;
-    o2 = (po0 >> 32) ^ o3 ^ k1;
-    o1 = po1;
-    o3 = po0;
-  }
-  const uint64_t low = 0xffffffffull;
-  c0 = (VU32)((e0 & low) | (o0 << 32));
-  c1 = (VU32)((e1 & low) | (o1 << 32));
-  c2 = (VU32)((e2 & low) | (o2 << 32));
-  c3 = (VU32)((e3 & low) | (o3 << 32));
-}
-
-// block_lanes with a key per lane (lane i: the key (k0[i], k1[i])); the same rounds.  The
-// keys are split into even and odd lanes as the words are; the key schedule's additions
+// Lane i uses the key (k0[i], k1[i]) (ForwardArgs::row_keys; block_lanes below splats one
+// key).  The keys are split into even and odd lanes as the words are; the key schedule's additions
 // wrap in the low halves, and the high halves carry garbage that no step reads.
 GS_INLINE void block_lanes(VU32& c0, VU32& c1, VU32& c2, VU32& c3, VU32 k0, VU32 k1) {
   VU64 e0 = (VU64)c0, e1 = (VU64)c1, e2 = (VU64)c2, e3 = (VU64)c3;
@@ -158,6 +131,10 @@ GS_INLINE void block_lanes(VU32& c0, VU32& c1, VU32& c2, VU32& c3, VU32 k0, VU32
   c1 = (VU32)((e1 & low) | (o1 << 32));
   c2 = (VU32)((e2 & low) | (o2 << 32));
   c3 = (VU32)((e3 & low) | (o3 << 32));
+}
+
+GS_INLINE void block_lanes(VU32& c0, VU32& c1, VU32& c2, VU32& c3, PhiloxKey key) {
+  block_lanes(c0, c1, c2, c3, VU32{} + key.k0, VU32{} + key.k1);
 }
 
 #if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
