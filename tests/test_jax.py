@@ -497,9 +497,10 @@ def test_bad_traced_tau_prints_nothing(capfd):
     ],
 )
 @pytest.mark.parametrize("x64_on", [False, True])
-def test_vmap_over_keys_every_row_path(shape, axis, tau, hard, x64_on):
-    """vmap over keys (one custom call with a key per row, with the FFI handlers) equals
-    separate calls on every row path of the kernel, also with a traced tau per element."""
+def test_vmap_over_keys_every_row_path(path, shape, axis, tau, hard, x64_on):
+    """vmap over keys (one custom call with a key per row, with the FFI handlers; one
+    callback per element without) equals separate calls on every row path of the kernel,
+    also with a traced tau per element."""
     with jax.enable_x64(x64_on):
         dtype = np.float64 if x64_on else np.float32
         xs = np.stack([_normal(shape, dtype, seed=s) for s in range(3)])
@@ -510,6 +511,43 @@ def test_vmap_over_keys_every_row_path(shape, axis, tau, hard, x64_on):
         for i in range(3):
             ref = _ref(xs[i], float(taus[i]), gsj.seed_of(keys[i]), hard=hard, axis=axis)
             assert same_bits(out[i], ref)
+
+
+def test_x64_callbacks_on_xla_threads(callback_path):
+    """With x64 on, the callbacks get float64 operands and may return float64 and int64
+    results also when XLA runs them on its own threads (where the thread-local x64 switch
+    is off): one long row, as in CI's build without the FFI handlers."""
+    with jax.enable_x64(True):
+        x = jnp.asarray(_normal((1, 70000), np.float64))
+        w = jnp.asarray(_normal((1, 70000), np.float64, seed=1))
+        keys = jax.random.split(jax.random.PRNGKey(2), 2)
+        taus = jnp.asarray([0.6, 1.3])
+        y = jax.jit(jax.vmap(lambda k, t: gsj.gumbel_softmax(k, x, t)))(keys, taus)
+        assert y.dtype == np.float64
+        for i in range(2):
+            assert same_bits(y[i], _ref(np.asarray(x), float(taus[i]), gsj.seed_of(keys[i])))
+        idx = jax.jit(jax.vmap(lambda k: gsj.categorical(k, x)))(keys)
+        assert idx.dtype == np.int64
+        for i in range(2):
+            want = gs.categorical(np.asarray(x), rng=gs.Philox(gsj.seed_of(keys[i])))
+            assert np.array_equal(np.asarray(idx[i]), want)
+
+        def loss(x, t):
+            return (w * gsj.gumbel_softmax(3, x, t, hard=True)).sum()
+
+        gx, gt = jax.jit(jax.vmap(jax.grad(loss, argnums=(0, 1)), in_axes=(None, 0)))(x, taus)
+        assert gx.dtype == gt.dtype == np.float64
+        for i in range(2):
+            assert same_bits(
+                gx[i], _ref_grad(np.asarray(w), np.asarray(x), float(taus[i]), 3, hard=True)
+            )
+        xn, wn = np.asarray(x), np.asarray(w)
+        g = jax.jit(jax.grad(lambda x: (w * gsj.gumbel_rao(3, x, 1.2, samples=2)).sum()))(x)
+        y = _ref(xn, 1.2, 3, hard=True)
+        want = gs.gumbel_rao_backward(wn, xn, y, 1.2, samples=2, rng=gs.Philox(3, counter=1))
+        assert g.dtype == np.float64 and same_bits(g, want)
+        g = jax.jit(jax.grad(lambda x: (w * gsj.reinmax(3, x, 1.2)[0]).sum()))(x)
+        assert g.dtype == np.float64 and same_bits(g, gs.reinmax_backward(wn, xn, y, 1.2))
 
 
 # ---------------------------------------------------------------------------------------

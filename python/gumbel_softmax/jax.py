@@ -374,6 +374,52 @@ def _sds(a):
     return jax.ShapeDtypeStruct(a.shape, a.dtype)
 
 
+def _host_call(cb, shapes, *args):
+    """``jax.pure_callback(cb, shapes, *args)``, one callback per batch element under vmap,
+    with 64-bit operands and results carried across as pairs of uint32 words.
+
+    ``jax.enable_x64`` is a thread-local switch, and XLA may run a callback on one of its
+    own threads, where it is off: JAX then casts float64 operands to float32 on the way
+    in (the result's dtype no longer matches) and refuses float64 and int64 results.  The
+    words cross unchanged, and the callback sees the arrays of the traced program."""
+    args = tuple(jnp.asarray(a) for a in args)
+    single = not isinstance(shapes, tuple)
+    outs = (shapes,) if single else shapes
+    wide_in = [np.dtype(a.dtype).itemsize == 8 for a in args]
+    wide_out = [np.dtype(o.dtype).itemsize == 8 for o in outs]
+    if not any(wide_in) and not any(wide_out):
+        return jax.pure_callback(cb, shapes, *args, vmap_method=_SEQUENTIAL)
+    in_specs = [(np.dtype(a.dtype), a.shape) for a in args]
+
+    def host(*words):
+        vals = [
+            np.asarray(w).view(dt).reshape(shape) if wide else w
+            for w, wide, (dt, shape) in zip(words, wide_in, in_specs)
+        ]
+        res = cb(*vals)
+        res = (res,) if single else tuple(res)
+        return tuple(
+            np.ascontiguousarray(r, dtype=o.dtype).reshape(o.shape + (1,)).view(np.uint32)
+            if wide
+            else r
+            for r, o, wide in zip(res, outs, wide_out)
+        )
+
+    packed_in = [
+        jax.lax.bitcast_convert_type(a, jnp.uint32) if wide else a for a, wide in zip(args, wide_in)
+    ]
+    packed_out = tuple(
+        jax.ShapeDtypeStruct(o.shape + (2,), jnp.uint32) if wide else o
+        for o, wide in zip(outs, wide_out)
+    )
+    res = jax.pure_callback(host, packed_out, *packed_in, vmap_method=_SEQUENTIAL)
+    res = tuple(
+        jax.lax.bitcast_convert_type(r, o.dtype) if wide else r
+        for r, o, wide in zip(res, outs, wide_out)
+    )
+    return res[0] if single else res
+
+
 # The XLA FFI handlers (csrc/bindings/xla_ffi.cpp), when this build has them: registered
 # with XLA once, at import; otherwise the kernels run in jax.pure_callback.
 _FFI_TARGETS = getattr(_core, "_xla_ffi", None)
@@ -456,7 +502,7 @@ def _forward_call(hard, log, axis, kind, static_tau, return_soft, key, x, tau):
     cb = functools.partial(_np_forward, hard, log, axis, kind, static_tau, return_soft)
     shapes = (_sds(x), _sds(x)) if return_soft else _sds(x)
     args = (key, x) if tau is None else (key, x, tau)
-    return jax.pure_callback(cb, shapes, *args, vmap_method=_SEQUENTIAL)
+    return _host_call(cb, shapes, *args)
 
 
 def _backward_call(axis, static_tau, g, y_soft, tau):
@@ -464,8 +510,8 @@ def _backward_call(axis, static_tau, g, y_soft, tau):
         return _ffi_backward(axis, static_tau, g, y_soft, tau)
     cb = functools.partial(_np_backward, axis, static_tau)
     if tau is None:
-        return jax.pure_callback(cb, _sds(y_soft), g, y_soft, vmap_method=_SEQUENTIAL)
-    return jax.pure_callback(cb, (_sds(y_soft), _sds(tau)), g, y_soft, tau, vmap_method=_SEQUENTIAL)
+        return _host_call(cb, _sds(y_soft), g, y_soft)
+    return _host_call(cb, (_sds(y_soft), _sds(tau)), g, y_soft, tau)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3))
@@ -550,7 +596,7 @@ def _categorical(axis, kind, key, x):
             key_kind=np.int64(_KEY_KINDS[kind]),
         )
     cb = functools.partial(_np_categorical, axis, kind, np.dtype(index_dtype))
-    return jax.pure_callback(cb, out, key, work, vmap_method=_SEQUENTIAL)
+    return _host_call(cb, out, key, work)
 
 
 def _common_args(key_or_seed, logits, axis, mask):
@@ -711,7 +757,7 @@ def _gumbel_rao_bwd(axis, kind, static_tau, samples, res, g):
     key, x, y, tau = res
     cb = functools.partial(_np_gumbel_rao_backward, axis, kind, static_tau, samples)
     args = (key, g, x, y) if tau is None else (key, g, x, y, tau)
-    gx = jax.pure_callback(cb, _sds(x), *args, vmap_method=_SEQUENTIAL)
+    gx = _host_call(cb, _sds(x), *args)
     return None, gx, None if tau is None else jnp.zeros_like(tau)
 
 
@@ -780,7 +826,7 @@ def _reinmax_bwd(axis, kind, static_tau, res, cts):
     g, gp = cts
     cb = functools.partial(_np_reinmax_backward, axis, static_tau)
     args = (g, gp, x, y) if tau is None else (g, gp, x, y, tau)
-    gx = jax.pure_callback(cb, _sds(x), *args, vmap_method=_SEQUENTIAL)
+    gx = _host_call(cb, _sds(x), *args)
     return None, gx, None if tau is None else jnp.zeros_like(tau)
 
 
