@@ -17,7 +17,9 @@
   ``"same"`` the same noise for every element, ``"error"`` raises drawing nothing;
   ``jacrev`` equals ``torch.autograd.functional.jacobian``;
 - bad arguments raise naming ``k``, ``tau``, ``dim``, ``logits`` and draw nothing (the
-  default generator and a ``Philox`` unchanged); a second-order gradient raises.
+  default generator and a ``Philox`` unchanged), as does a failure after the draw (a
+  ``MemoryError``: the draw is put back, eager and compiled); a second-order gradient
+  raises rather than vanish.
 """
 
 import numpy as np
@@ -356,3 +358,30 @@ def test_errors_name_the_argument_and_draw_nothing(args, kwargs, exc, match):
         with pytest.raises(exc, match=match):
             relaxed_top_k(*args, **kwargs, generator=p)
         assert p.counter == 0
+
+
+@pytest.mark.usefixtures("_fresh_dynamo")
+@pytest.mark.parametrize(
+    "kind, compiled", [("default", False), ("torch", False), ("philox", False), ("default", True)]
+)
+def test_a_failure_after_the_draw_draws_nothing(kind, compiled):
+    """A result that cannot be allocated (a 4 TiB expanded input): MemoryError, and the
+    generator is where it was (the draw is put back; a Philox reserves nothing), eager
+    and compiled (where the seed op's draw is put back by the sample op)."""
+    huge = torch.zeros(1).expand(2**20, 2**20)
+    g = {"default": None, "torch": torch.Generator().manual_seed(1), "philox": gs.Philox(2)}[kind]
+
+    def f(x):
+        return relaxed_top_k(x, 2, generator=g)
+
+    fn = torch.compile(f, backend="aot_eager") if compiled else f
+    torch.manual_seed(4)
+    state = torch.get_rng_state() if g is None else g.get_state() if kind == "torch" else None
+    with pytest.raises(MemoryError):
+        fn(huge)
+    if kind == "default":
+        assert torch.equal(torch.get_rng_state(), state)
+    elif kind == "torch":
+        assert torch.equal(g.get_state(), state)
+    else:
+        assert g.counter == 0
