@@ -312,6 +312,12 @@ def torch_cases(d: Digest) -> None:
         y = gst.relaxed_bernoulli(x, tau_e, hard=True, generator=10)
         (gx,) = torch.autograd.grad(y, x, grad_outputs=w)
         d.add(f"torch/float64/{name}/relaxed_bernoulli_hard", y.detach().numpy(), gx.numpy())
+        for v, dt in ((x, "float64"), (x.detach().float().requires_grad_(), "float32")):
+            for hard in (False, True):
+                y = gst.relaxed_top_k(v, 3, 0.5, hard=hard, generator=11)
+                (gx,) = torch.autograd.grad(y, v, grad_outputs=w.to(v.dtype))
+                key = f"torch/{dt}/{name}/relaxed_top_k_3_hard_{hard}"
+                d.add(key, y.detach().numpy(), gx.numpy())
 
 
 def jax_cases(d: Digest) -> None:
@@ -358,6 +364,8 @@ def dask_cases(d: Digest) -> None:
     d.add(
         "dask/relaxed_bernoulli", run(rh), run(rs), run(gsd.relaxed_bernoulli_backward(w, rs, 0.5))
     )
+    th, ts = gsd.relaxed_top_k(x, 4, 0.5, hard=True, return_soft=True, rng=P(2))
+    d.add("dask/relaxed_top_k", run(gsd.relaxed_top_k(x, 4, 0.5, rng=P(2))), run(th), run(ts))
     d.add("dask/gumbel", run(gsd.gumbel((40, 33), chunks=(16, 33), rng=P(2))))
     d.add("dask/logistic", run(gsd.logistic((40, 33), chunks=(16, 33), rng=P(2))))
 

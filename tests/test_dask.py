@@ -102,8 +102,19 @@ def _samplers():
         idx = np.argmax(np.asarray(x), axis=axis)
         return (m.conditional_gumbel(x, idx, axis=axis, rng=rng),)
 
+    def relaxed_top_k(m, x, rng, axis):
+        return (m.relaxed_top_k(x, min(2, x.shape[axis]), 0.5, axis=axis, rng=rng),)
+
+    def relaxed_top_k_all(m, x, rng, axis):  # k = the row length: every step taken
+        return (m.relaxed_top_k(x, x.shape[axis], axis=axis, rng=rng),)
+
+    def relaxed_top_k_hard_soft(m, x, rng, axis):
+        k = min(3, x.shape[axis])
+        return m.relaxed_top_k(x, k, 0.3, hard=True, axis=axis, rng=rng, return_soft=True)
+
     fns = (soft, soft_tau1, hard, hard_soft, soft_soft, log, categorical, top_k, top_k0)
     fns += (conditional, conditional_np_index)
+    fns += (relaxed_top_k, relaxed_top_k_all, relaxed_top_k_hard_soft)
     return {f.__name__: f for f in fns}
 
 
@@ -245,6 +256,8 @@ def test_dtypes_follow_numpy(dtype):
         ("log_gumbel_softmax", {}),
         ("relaxed_bernoulli", {}),
         ("categorical", {}),
+        ("relaxed_top_k", {"k": 2}),
+        ("relaxed_top_k", {"k": 3, "hard": True}),
     ):
         lazy = getattr(gsd, fn)(xd, rng=3, **kw)
         expected = getattr(gs, fn)(x, rng=3, **kw)
@@ -298,6 +311,10 @@ def test_per_row_tau():
         assert_same(
             gsd.log_gumbel_softmax(xd, tau, axis=axis, rng=1),
             gs.log_gumbel_softmax(x, tau, axis=axis, rng=1),
+        )
+        assert_same(
+            gsd.relaxed_top_k(xd, 2, da.from_array(tau, chunks=2), axis=axis, rng=1),
+            gs.relaxed_top_k(x, 2, tau, axis=axis, rng=1),
         )
     bern_tau = rs.uniform(0.1, 3, (8, 1, 6))
     assert_same(
@@ -436,6 +453,17 @@ BAD = [
     ("gumbel_softmax_backward", (X, X), {"logits": X}),
     ("gumbel_softmax_backward", (X,), {"logits": X}),
     ("gumbel_softmax_backward", (X,), {"logits": X[:2], "rng": 1}),
+    ("relaxed_top_k", (X, 0), {}),
+    ("relaxed_top_k", (X, 4), {}),
+    ("relaxed_top_k", (X, 2.0), {}),
+    ("relaxed_top_k", (X, True), {}),
+    ("relaxed_top_k", (X, 2), {"tau": -1.0}),
+    ("relaxed_top_k", (X, 2), {"tau": np.ones(5)}),
+    ("relaxed_top_k", (X, 2), {"axis": 2}),
+    ("relaxed_top_k", (X, 2), {"hard": "yes"}),
+    ("relaxed_top_k", (X, 2), {"return_soft": 2}),
+    ("relaxed_top_k", (X.astype(complex), 2), {}),
+    ("relaxed_top_k", (np.zeros(()), 1), {}),
     ("relaxed_bernoulli_backward", (X, X[:2]), {}),
     ("relaxed_bernoulli_backward", (X, X), {"tau": -2}),
 ]
@@ -549,6 +577,7 @@ def test_cluster_matches_numpy(client):
         gsd.top_k(xd, 2, rng=r1),
         gsd.gumbel((60, 5, 7), chunks=(7, 2, 7), rng=r1),
         gsd.relaxed_bernoulli(xd, 0.5, rng=r1),
+        *gsd.relaxed_top_k(xd, 3, 0.4, hard=True, axis=1, rng=r1, return_soft=True),
     ]
     expected = [
         gs.gumbel_softmax(x, 0.5, rng=r2),
@@ -558,6 +587,7 @@ def test_cluster_matches_numpy(client):
         gs.top_k(x, 2, rng=r2),
         gs.gumbel((60, 5, 7), rng=r2),
         gs.relaxed_bernoulli(x, 0.5, rng=r2),
+        *gs.relaxed_top_k(x, 3, 0.4, hard=True, axis=1, rng=r2, return_soft=True),
     ]
     assert r1.counter == r2.counter
     got = client.gather(client.compute(lazy))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _api
+from . import _api, _subset
 from ._args import Philox
 
 
@@ -59,7 +59,7 @@ def sample_block(
     xm = np.moveaxis(x, axis, -1)
     tm = np.moveaxis(tau_block[0], axis, -1) if tau_block else None
     single = len(runs) == 1
-    pair = kind == "soft" and hard and return_soft  # (y, y_soft)
+    pair = kind in ("soft", "subset") and hard and return_soft  # (y, y_soft)
     y, ym = _block_result(kind, x, xm, axis, k, out_dtype)
     soft = soft_m = None
     if pair and not single:
@@ -93,6 +93,9 @@ def _sample_run(kind, xr, tr, k, hard, pair, rng, ym, idx):
     """The NumPy call of one run (axis last), into ym[idx]; its y_soft for a pair."""
     if kind == "soft":
         res = _api.gumbel_softmax(xr, tr, hard=hard, rng=rng, out=ym[idx], return_soft=pair)
+        return res[1] if pair else None
+    if kind == "subset":
+        res = _subset.relaxed_top_k(xr, k, tr, hard=hard, rng=rng, out=ym[idx], return_soft=pair)
         return res[1] if pair else None
     if kind == "log":
         _api.log_gumbel_softmax(xr, tr, rng=rng, out=ym[idx])

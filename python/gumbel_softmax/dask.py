@@ -8,8 +8,8 @@
 True
 
 Functions: :func:`gumbel_softmax`, :func:`log_gumbel_softmax`, :func:`categorical`,
-:func:`top_k`, :func:`conditional_gumbel`, :func:`relaxed_bernoulli`, :func:`gumbel`,
-:func:`logistic`,
+:func:`top_k`, :func:`relaxed_top_k`, :func:`conditional_gumbel`,
+:func:`relaxed_bernoulli`, :func:`gumbel`, :func:`logistic`,
 :func:`gumbel_softmax_backward` and :func:`relaxed_bernoulli_backward`.  They take Dask
 arrays (NumPy arrays and array-likes are converted with ``dask.array.asarray``) and
 return lazy Dask arrays.  This module needs Dask (``pip install
@@ -52,9 +52,9 @@ Choices, for whoever needs to rely on them:
   float64, float16 (and bfloat16 with ``ml_dtypes``) are computed on the float32 stream
   and rounded back.
 - **tau** is a positive finite scalar or, for :func:`gumbel_softmax`,
-  :func:`log_gumbel_softmax` and :func:`gumbel_softmax_backward`, an array of one
-  temperature per row (NumPy or Dask; broadcastable to the batch shape, or with length 1
-  along ``axis``), and for the relaxed Bernoulli functions an array broadcastable to
+  :func:`log_gumbel_softmax`, :func:`relaxed_top_k` and :func:`gumbel_softmax_backward`,
+  an array of one temperature per row (NumPy or Dask; broadcastable to the batch shape,
+  or with length 1 along ``axis``), and for the relaxed Bernoulli functions an array broadcastable to
   ``logits.shape``.  It is broadcast and chunked like the batch dimensions.  The values
   of a NumPy ``tau`` array are checked at call time; those of a Dask ``tau`` array only
   when the blocks run (the ``ValueError`` comes from ``compute``).
@@ -94,6 +94,8 @@ from ._dask_blocks import (
     noise_block,
     sample_block,
 )
+from ._dask_subset import relaxed_top_k
+from ._subset import check_subset_k
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike, DTypeLike
@@ -113,6 +115,7 @@ __all__ = [
     "logistic",
     "relaxed_bernoulli",
     "relaxed_bernoulli_backward",
+    "relaxed_top_k",
     "top_k",
 ]
 
@@ -253,12 +256,14 @@ def _sampler(kind, logits, tau, hard, return_soft, k, axis, rng):
     x, dtype, axis = _setup(logits, axis)
     if kind == "top_k":
         _args.check_k(k, x.shape[axis], axis)
+    elif kind == "subset":
+        k = check_subset_k(k, x.shape[axis], axis)
     x = _one_chunk(x, axis)
     tau_arr = None
-    if kind in ("soft", "log"):
+    if kind in ("soft", "log", "subset"):
         tau, tau_arr = _row_tau(tau, x.shape, x.chunks, axis)
     seed, counter = _rng_state(rng, math.prod(_batch(x.shape, axis)))
-    pair = kind == "soft" and hard and return_soft
+    pair = kind in ("soft", "subset") and hard and return_soft
     token = tokenize(
         x.name,
         None if tau_arr is None else tau_arr.name,

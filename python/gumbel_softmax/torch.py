@@ -94,6 +94,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without torch
 
 from . import _torch_bernoulli as _bern  # and the relaxed Bernoulli ops
 from . import _torch_ops as _ops  # registers the custom ops (torch.ops.gumbel_softmax)
+from . import _torch_subset as _subset  # and relaxed_top_k's
 
 if TYPE_CHECKING:
     from ._typing import Axis, RngLike
@@ -109,6 +110,7 @@ __all__ = [
     "log_gumbel_softmax",
     "reinmax",
     "relaxed_bernoulli",
+    "relaxed_top_k",
     "top_k",
 ]
 
@@ -808,3 +810,64 @@ def gumbel_rao(
     from ._torch_estimators import gumbel_rao as _gumbel_rao
 
     return _gumbel_rao(logits, tau, samples=samples, dim=dim, generator=generator)
+
+
+def relaxed_top_k(
+    logits: _torch.Tensor,
+    k: int,
+    tau: float | _torch.Tensor = 1.0,
+    *,
+    hard: bool | _torch.Tensor = False,
+    dim: Axis = -1,
+    generator: GeneratorLike = None,
+) -> _torch.Tensor:
+    """A relaxed k-subset (Xie & Ermon, IJCAI 2019): :func:`gumbel_softmax.relaxed_top_k`
+    on tensors, differentiable in ``logits``.
+
+    Bitwise ``gs.relaxed_top_k(logits.numpy(), k, tau, hard=hard, axis=dim, rng=<the same
+    state>)`` (the noise and rows of :func:`gumbel_softmax`); ``hard=True`` gives the
+    exact k-hot of :func:`top_k` from the same state with the relaxed sample's gradient
+    (straight-through).  The gradient is ``gs.relaxed_top_k_backward``, which recomputes
+    the ``k`` softmaxes from the forward's state (only ``logits`` is saved); a gradient
+    of that gradient (a Hessian) raises ``RuntimeError``.  Custom ops as
+    :func:`gumbel_softmax`'s: ``torch.compile`` (no graph break for ``generator=None`` or
+    an int seed), ``torch.func`` (``grad``, ``vjp``, ``jacrev``, ``vmap``) and the
+    generator semantics are the same.  No ``mask`` (use ``-inf`` logits).
+
+    Parameters
+    ----------
+    logits, dim, generator
+        As for :func:`gumbel_softmax`; ``-inf`` excludes a category.
+    k : int
+        ``1 <= k <= logits.shape[dim]``.
+    tau : float or torch.Tensor
+        Positive, finite; a tensor may hold one per row.  It gets no gradient (a tensor
+        that requires one raises ``ValueError``).
+    hard : bool
+        Return the exact k-hot, with the relaxed sample's gradient.
+
+    Returns
+    -------
+    torch.Tensor
+        ``logits``' shape and dtype; rows sum to ``k``.
+
+    Raises
+    ------
+    TypeError, ValueError, IndexError, RuntimeError
+        As :func:`gumbel_softmax`, and for a bad ``k``.
+
+    Examples
+    --------
+    >>> import torch, gumbel_softmax as gs
+    >>> from gumbel_softmax.torch import relaxed_top_k
+    >>> x = torch.tensor([[0.0, 1.0, 2.0, 3.0]], requires_grad=True)
+    >>> y = relaxed_top_k(x, 2, tau=0.5, generator=0)
+    >>> round(float(y.detach().sum()), 5)
+    2.0
+    >>> torch.equal(y.detach(), torch.from_numpy(
+    ...     gs.relaxed_top_k(x.detach().numpy(), 2, 0.5, rng=0)))
+    True
+    >>> relaxed_top_k(x, 2, hard=True, generator=0).sum(dim=-1)
+    tensor([2.], grad_fn=<SumBackward1>)
+    """
+    return _subset.relaxed_top_k(logits, k, tau, hard, dim, generator)

@@ -117,6 +117,9 @@ def dask_api() -> None:
     assert_type(gsd.top_k(x, 2, rng=1), da.Array)
     assert_type(gsd.conditional_gumbel(x, np.zeros(8, np.int64), rng=1), da.Array)
     assert_type(gsd.relaxed_bernoulli(x, rng=1), da.Array)
+    assert_type(gsd.relaxed_top_k(x, 2, 0.5, rng=1), da.Array)
+    k_hot, k_soft = gsd.relaxed_top_k(x, 2, hard=True, axis=-1, return_soft=True)
+    assert_type(k_soft, da.Array)
     assert_type(gsd.gumbel((8, 3), chunks=4, rng=1), da.Array)
     assert_type(gsd.logistic(5, rng=1), da.Array)
     assert_type(gsd.gumbel_softmax_backward(x, logits=x, rng=0), da.Array)
@@ -127,6 +130,7 @@ def dask_api_rejects() -> None:
     x = da.zeros((8, 3), chunks=(4, 3))
     gsd.categorical(x, axis="0")  # type: ignore[arg-type]
     _ = gsd.gumbel_softmax(x, return_soft=True).compute()  # type: ignore[attr-defined]
+    _ = gsd.relaxed_top_k(x, 2, return_soft=True).compute()  # type: ignore[attr-defined]
 
 
 def jax_api() -> None:
@@ -155,6 +159,7 @@ def torch_api() -> None:
     assert_type(gst.categorical(x, generator=np.random.default_rng(0)), torch.Tensor)
     assert_type(gst.top_k(x, 2, dim=-1, mask=mask), torch.Tensor)
     assert_type(gst.relaxed_bernoulli(x, torch.ones(3), hard=True, generator=2), torch.Tensor)
+    assert_type(gst.relaxed_top_k(x, 2, 0.5, hard=True, dim=-1, generator=None), torch.Tensor)
 
 
 def torch_api_rejects() -> None:
@@ -162,6 +167,7 @@ def torch_api_rejects() -> None:
     gst.gumbel_softmax(np.zeros((2, 3)))  # type: ignore[arg-type]
     gst.gumbel_softmax(x, generator="seed")  # type: ignore[arg-type]
     gst.top_k(x, "2")  # type: ignore[arg-type]
+    gst.relaxed_top_k(x, 2, 0.5, True)  # type: ignore[call-arg]
 
 
 if __name__ == "__main__":
