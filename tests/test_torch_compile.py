@@ -216,13 +216,31 @@ def test_failed_compiled_call_draws_nothing():
         assert torch.equal(torch.get_rng_state(), state)
 
 
-def test_memory_error_in_a_compiled_call_draws_nothing():
-    """The sample op puts back the seed op's draw when it fails (its results cannot be
-    allocated): the next call draws what it would have drawn."""
-    compiled = torch.compile(lambda x: gumbel_softmax(x), backend="aot_eager")
+@pytest.mark.parametrize("kind", ["default", "torch", "numpy", "philox"])
+def test_memory_error_in_a_compiled_call_draws_nothing(kind):
+    """The op puts back the draw that made its state when it fails (its results cannot
+    be allocated): the seed op's draw from torch's default generator, and the eager draw
+    (a graph break) from a torch.Generator, a numpy.random.Generator or a Philox."""
+    make = {
+        "default": lambda: None,
+        "torch": lambda: torch.Generator().manual_seed(1),
+        "numpy": lambda: np.random.default_rng(2),
+        "philox": lambda: gs.Philox(3, counter=5),
+    }[kind]
+    gen = make()
+    compiled = torch.compile(lambda x: gumbel_softmax(x, generator=gen), backend="aot_eager")
     huge = torch.zeros(1).expand(2**20, 2**20)  # a 4 TiB result
     torch.manual_seed(4)
-    state = torch.get_rng_state()
+
+    def snapshot():
+        if kind == "default":
+            return torch.get_rng_state()
+        if kind == "torch":
+            return gen.get_state()
+        return gen.bit_generator.state if kind == "numpy" else gen.counter
+
+    state = snapshot()
     with pytest.raises(MemoryError):
         compiled(huge)
-    assert torch.equal(torch.get_rng_state(), state)
+    after = snapshot()
+    assert torch.equal(after, state) if isinstance(state, torch.Tensor) else after == state

@@ -72,6 +72,14 @@ void bind_random(py::module_& m) {
             return py::int_(reserve_rows(s, rows));
           },
           py::arg("n"), "Atomically reserve n rows; returns the first. OverflowError past 2**64.")
+      .def(
+          "_unreserve",
+          [](PhiloxState& s, py::object start, py::object n) {
+            return s.unreserve(to_u64(start, "start"), to_u64(n, "n"));
+          },
+          py::arg("start"), py::arg("n"),
+          "Give back rows [start, start + n) of a reserve() whose call failed, if no "
+          "reservation followed it; returns whether it did.")
       .def("__copy__", [](const PhiloxState& s) { return PhiloxState(s); })
       .def(
           "__deepcopy__", [](const PhiloxState& s, py::object) { return PhiloxState(s); },

@@ -282,12 +282,18 @@ def seed_impl(order, tau):
         _args.check_tau(v) if np.ndim(v) == 0 else _args.tau_values(v)
     order.add_(1)
     seed, undo = draw_torch(None)
-    _pending.last = ((seed, 0), undo)
+    remember_draw((seed, 0), undo)
     return state_tensor(seed)
 
 
+def remember_draw(state, undo):
+    """The last draw of this thread, (seed, counter) and its undo: the op that fails on
+    that state puts the generator back (_undo_seed)."""
+    _pending.last = (state, undo)
+
+
 def _undo_seed(state):
-    """After a failed sample: put back the default generator's draw of this state."""
+    """After a failed op: put back the draw that made this state (remember_draw)."""
     last = getattr(_pending, "last", None)
     if last is not None and tuple(v & _MASK64 for v in state.tolist()) == last[0]:
         _pending.last = None

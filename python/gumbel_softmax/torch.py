@@ -341,12 +341,21 @@ def _draw(generator):
 def _eager_state(generator, rows):
     """Under torch.compile, the state tensor of a stateful generator (a graph break:
     it runs eagerly at every call, so each call draws anew): a Philox's rows reserved,
-    or a seed drawn from a numpy.random.Generator or a torch.Generator."""
+    or a seed drawn from a numpy.random.Generator or a torch.Generator; an op that then
+    fails on this state (MemoryError) puts the generator back as it was."""
     _check_not_recomputing(generator)
-    rng = _draw(generator)[0]
-    if rng is generator:  # a Philox
-        return _ops.state_tensor(rng.seed, rng.reserve(rows))
-    return _ops.state_tensor(rng.seed, rng.counter)
+    rng, undo = _draw(generator)
+    if rng is generator:  # a Philox: its rows, given back if the op fails
+        start = rng.reserve(rows)
+
+        def undo():
+            rng._unreserve(start, rows)
+
+        state = (rng.seed, start)
+    else:
+        state = (rng.seed, rng.counter)
+    _ops.remember_draw(state, undo)  # the op that fails with this state calls undo()
+    return _ops.state_tensor(*state)
 
 
 def _state(generator, tau_t, rows, compiling):
