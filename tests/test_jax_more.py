@@ -372,6 +372,26 @@ def test_relaxed_top_k_vmap_over_keys_forward_and_gradient():
         np.testing.assert_allclose(float(gt[i]), float(gti), rtol=1e-4, atol=1e-6)
 
 
+def test_traced_int_seeds_under_jit_and_vmap():
+    """A seed passed through jit (a traced int32) and a vmap over seeds: the backward's
+    callbacks get the traced seed as their residual."""
+    x, w = _normal((3, 6)), _normal((3, 6), seed=1)
+    seeds = jnp.arange(3)
+
+    def loss(x, s):
+        return (w * gsj.relaxed_top_k(s, x, 2, 0.7)).sum() + (
+            w * gsj.relaxed_bernoulli(s, x, 0.7, True)
+        ).sum()
+
+    g = jax.jit(jax.vmap(jax.grad(loss), in_axes=(None, 0)))(x, seeds)
+    idx = jax.jit(jax.vmap(lambda s: gsj.top_k(s, x, 2)))(seeds)
+    for i in range(3):
+        assert same_bits(g[i], jax.jit(jax.grad(loss))(x, i))
+        want = _rtk_grad(w, x, 2, 0.7, i) + _rb_grad(w, x, 0.7, i, True)
+        assert same_bits(g[i], want)
+        assert np.array_equal(np.asarray(idx[i]), gs.top_k(x, 2, rng=gs.Philox(i)))
+
+
 @pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16])
 def test_relaxed_top_k_half_dtypes(dtype):
     x = jnp.asarray(_normal((5, 7)), dtype)

@@ -45,11 +45,18 @@ if TYPE_CHECKING:
     from .jax import KeyOrSeed
 
 
-def _static(value, name, check):
-    """A static Python argument (hard, k): a traced one raises TypeError naming it."""
+def _static_flag(value, name):
+    """A static bool (hard): a traced one raises TypeError naming it."""
     if _is_traced(value):
-        raise TypeError(f"{name} must be a Python value (a static argument), got a traced value")
-    return check(value)
+        raise TypeError(f"{name} must be a Python bool (a static argument), got a traced value")
+    return _args.check_flag(value, name)
+
+
+def _static_k(value):
+    """A static int k: a traced one raises TypeError naming it."""
+    if _is_traced(value):
+        raise TypeError("k must be a Python int (a static argument), got a traced value")
+    return _args.as_index(value, "k")
 
 
 def _index_dtype():
@@ -91,7 +98,7 @@ def top_k(
     >>> idx.shape, [len(set(row)) for row in idx.tolist()]
     ((2, 3), [3, 3])
     """
-    k = _static(k, "k", lambda v: _args.as_index(v, "k"))
+    k = _static_k(k)
     kind, key, x, axis = _common_args(key_or_seed, logits, axis, mask)
     _args.check_k(k, x.shape[axis], axis)
     shape = x.shape[:axis] + (k,) + x.shape[axis + 1 :]
@@ -257,7 +264,7 @@ def relaxed_bernoulli(
     >>> bool((g > 0).all())
     True
     """
-    hard = _static(hard, "hard", lambda v: _args.check_flag(v, "hard"))
+    hard = _static_flag(hard, "hard")
     kind, key = _key_operand(key_or_seed)
     x = _bernoulli_logits(logits)
     static_tau, tau_op = _elementwise_tau(tau, x.shape)
@@ -318,9 +325,11 @@ def _np_noise(axis, kind, dtype, key, x):
 
 
 def _tau_grad(k, axis, kind, key, x, tau, g):
-    """dL/dtau of a traced tau: reverse mode (jax.vjp) of the formula of
-    docs/contract.md, "Relaxed top-k", written in JAX ops on the kernels' noise (float32
-    for half data), for the tau cotangent only (the logits' is the kernels')."""
+    """dL/dtau of a traced tau: ``sum(g * dy/dtau)``, dy/dtau by forward mode (jax.jvp)
+    through the formula of docs/contract.md, "Relaxed top-k", written in JAX ops on the
+    kernels' noise (float32 for half data).  Forward mode keeps the memory at a few
+    arrays of x's size for any k (reverse mode would keep every step's); rows are
+    independent, so one tangent of ones gives each row's derivative by its own tau."""
     work = jnp.float32 if x.dtype in _HALF else x.dtype
     noise = _host_call(
         functools.partial(_np_noise, axis, kind, np.dtype(work)),
@@ -334,22 +343,23 @@ def _tau_grad(k, axis, kind, key, x, tau, g):
     def sample(t):
         return _relaxed_top_k_formula(v, k, t[..., None] if t.ndim else t)
 
-    _, vjp = jax.vjp(sample, t)
-    (gt,) = vjp(jnp.moveaxis(g.astype(work), axis, -1))
-    return gt.astype(tau.dtype)
+    _, dy = jax.jvp(sample, (t,), (jnp.ones_like(t),))
+    prod = jnp.moveaxis(g.astype(work), axis, -1) * dy
+    return (jnp.sum(prod, axis=-1) if t.ndim else jnp.sum(prod)).astype(tau.dtype)
 
 
 def _relaxed_top_k_formula(v, k, t):
     """sum_j a_j, a_j = softmax(r_j / t) along the last axis, r_1 = v, r_{j+1} = r_j +
     log(1 - a_j): log(1 - a) of the row's first argmax I as log(O / S) (O the sum of the
-    others' exponentials, S = 1 + O), -inf where O is 0; -inf entries stay out (the
-    ``where``s keep their gradient 0, not NaN)."""
-    r, y = v, jnp.zeros_like(v)
+    others' exponentials, S = 1 + O), -inf where O is 0; -inf entries stay out, and the
+    ``where``s keep their derivatives 0, not NaN."""
     first = jnp.arange(v.shape[-1])
-    for j in range(k):
+
+    def step(_, carry):
+        r, y = carry
         big = jnp.argmax(r, axis=-1)[..., None]
         top = first == big
-        m = jnp.take_along_axis(r, big, axis=-1)  # r_I, with its gradient (e_I is 1)
+        m = jnp.take_along_axis(r, big, axis=-1)  # r_I, with its derivative (e_I is 1)
         live = jnp.isfinite(m)
         fin = jnp.isfinite(r) & live
         d = jnp.where(fin, r - jnp.where(live, m, 0), 0)
@@ -357,14 +367,13 @@ def _relaxed_top_k_formula(v, k, t):
         other = jnp.sum(e, axis=-1, keepdims=True)
         total = 1 + other
         a = jnp.where(top, jnp.where(live, 1 / total, 0), e / total)
-        y = y + a
-        if j + 1 == k:
-            break
         pos = other > 0
         log_top = jnp.where(pos, jnp.log(jnp.where(pos, other, 1)) - jnp.log(total), -jnp.inf)
-        step = jnp.where(top, jnp.where(live, log_top, 0), jnp.where(fin, jnp.log1p(-a), 0))
-        r = r + step
-    return y
+        log_rest = jnp.log1p(-jnp.where(top, 0, a))  # a <= 1/2 off the argmax
+        r = r + jnp.where(top, jnp.where(live, log_top, 0), jnp.where(fin, log_rest, 0))
+        return r, y + a  # (the last step's r is not used)
+
+    return jax.lax.fori_loop(0, k, step, (v, jnp.zeros_like(v)))[1]
 
 
 _relaxed_top_k.defvjp(_relaxed_top_k_fwd, _relaxed_top_k_bwd)
@@ -389,8 +398,13 @@ def relaxed_top_k(
     Under ``jax.custom_vjp``, the gradient with respect to ``logits`` is bitwise
     ``gumbel_softmax.relaxed_top_k_backward(grad_y, logits, k, tau, axis=axis,
     mask=mask, rng=Philox(seed))`` (the relaxed sample's gradient, recomputed from the
-    key: nothing but the inputs is kept; for ``hard=True`` straight-through).  The
-    kernels run in ``jax.pure_callback`` (no XLA FFI handler).
+    key: nothing but the inputs is kept; for ``hard=True`` straight-through).  A traced
+    ``tau`` (scalar or per row) gets ``sum(grad_y * dy/dtau)``, which the NumPy API does
+    not compute: ``dy/dtau`` by ``jax.jvp`` through the recursion written in JAX ops
+    (``docs/contract.md``, "Relaxed top-k") on the kernels' noise, fetched in one more
+    callback only then; as JAX ops, its last bits may change under ``jit`` and ``vmap``.
+    A concrete ``tau`` gets no gradient.  The kernels run in ``jax.pure_callback`` (no
+    XLA FFI handler).
 
     Parameters
     ----------
@@ -421,8 +435,8 @@ def relaxed_top_k(
     >>> g.shape
     (1, 4)
     """
-    hard = _static(hard, "hard", lambda v: _args.check_flag(v, "hard"))
-    k = _static(k, "k", lambda v: _args.as_index(v, "k"))
+    hard = _static_flag(hard, "hard")
+    k = _static_k(k)
     kind, key, x, axis = _common_args(key_or_seed, logits, axis, mask)
     k = _subset.check_subset_k(k, x.shape[axis], axis)
     static_tau, tau_op = _split_tau(tau, x.shape, axis)
