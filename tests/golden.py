@@ -337,6 +337,16 @@ def jax_cases(d: Digest) -> None:
     d.add(
         "jax/float32/key", np.asarray(gsj.gumbel_softmax(key, x, 0.5)), np.uint64(gsj.seed_of(key))
     )
+    # top_k, relaxed_bernoulli, relaxed_top_k (callbacks; concrete tau: the tau gradients
+    # pass through NumPy's log or JAX ops and are left out)
+    d.add("jax/top_k", np.asarray(gsj.top_k(5, x, 4)), np.asarray(gsj.top_k(5, x, 2, axis=0)))
+    for hard in (False, True):
+        rb = gsj.relaxed_bernoulli(5, x, 0.5, hard)
+        gb = jax.grad(lambda z, h=hard: (gsj.relaxed_bernoulli(5, z, 0.5, h) * w).sum())(x)
+        rt = gsj.relaxed_top_k(5, x, 3, 0.5, hard)
+        gt = jax.grad(lambda z, h=hard: (gsj.relaxed_top_k(5, z, 3, 0.5, h) * w).sum())(x)
+        d.add(f"jax/relaxed_bernoulli/hard_{hard}", np.asarray(rb), np.asarray(gb))
+        d.add(f"jax/relaxed_top_k/hard_{hard}", np.asarray(rt), np.asarray(gt))
 
 
 def dask_cases(d: Digest) -> None:

@@ -24,11 +24,13 @@ MODULES = [
     "gumbel_softmax._layer",
     "gumbel_softmax.torch",
     "gumbel_softmax.jax",
+    "gumbel_softmax._jax_more",  # top_k, relaxed_bernoulli, relaxed_top_k of gsj
     "gumbel_softmax.dask",
 ]
 OPTIONAL = {
     "gumbel_softmax.torch": "torch",
     "gumbel_softmax.jax": "jax",
+    "gumbel_softmax._jax_more": "jax",
     "gumbel_softmax.dask": "dask",
 }
 ROOT = Path(__file__).resolve().parents[1]

@@ -123,7 +123,10 @@ __all__ = [
     "gumbel_softmax",
     "log_gumbel_softmax",
     "reinmax",
+    "relaxed_bernoulli",
+    "relaxed_top_k",
     "seed_of",
+    "top_k",
     "uses_ffi",
 ]
 
@@ -865,3 +868,7 @@ def reinmax(
         if np.any(np.asarray(values) < 1):
             raise ValueError(f"tau must be >= 1 for reinmax, got {tau!r}")
     return _reinmax(axis, kind, static_tau, key, x, tau_op)
+
+
+# top_k, relaxed_bernoulli, relaxed_top_k: in _jax_more (they use the helpers above)
+from ._jax_more import relaxed_bernoulli, relaxed_top_k, top_k  # noqa: E402

@@ -138,12 +138,18 @@ def jax_api() -> None:
     assert_type(gsj.gumbel_softmax(jax.random.PRNGKey(0), x, 0.5, hard=True), jax.Array)
     assert_type(gsj.gumbel_softmax(5, x, tau=jnp.asarray(0.5)), jax.Array)
     assert_type(gsj.seed_of(jax.random.key(7)), int)
+    mask = jnp.ones((2, 3), bool)
+    assert_type(gsj.top_k(jax.random.key(1), x, 2, axis=-1, mask=mask), jax.Array)
+    assert_type(gsj.relaxed_bernoulli(3, x, jnp.ones(3), hard=True), jax.Array)
+    assert_type(gsj.relaxed_top_k(3, x, 2, 0.5, hard=True, axis=0, mask=mask), jax.Array)
 
 
 def jax_api_rejects() -> None:
     x = jnp.zeros((2, 3))
     gsj.gumbel_softmax(x)  # type: ignore[call-arg]
     gsj.gumbel_softmax("key", x)  # type: ignore[arg-type]
+    gsj.top_k(0, x, "2")  # type: ignore[arg-type]
+    gsj.relaxed_top_k(0, x)  # type: ignore[call-arg]
 
 
 def torch_api() -> None:
