@@ -469,21 +469,50 @@ def test_nested_vmap_over_keys_and_taus_equals_separate_calls():
             assert same_bits(out[i, j], _ref(x, float(taus[i]), gsj.seed_of(keys[i, j])))
 
 
-def test_bad_traced_tau_prints_nothing(capfd):
-    """The error is a clean JaxRuntimeError naming tau: no callback traceback on stderr
-    (with the FFI handlers; the pure_callback fallback lets JAX log the callback's)."""
-    if not gsj.uses_ffi():
-        pytest.skip("this build runs jax.pure_callback (no XLA FFI handlers)")
-    f = jax.jit(lambda t: gsj.gumbel_softmax(0, jnp.zeros((2, 3)), t))
+_TRACED_TAU_CALLS = {
+    "gumbel_softmax": lambda t: gsj.gumbel_softmax(0, jnp.zeros((2, 3)), t),
+    "relaxed_bernoulli": lambda t: gsj.relaxed_bernoulli(0, jnp.zeros((2, 3)), t),
+    "relaxed_top_k": lambda t: gsj.relaxed_top_k(0, jnp.zeros((2, 3)), 2, t),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_TRACED_TAU_CALLS))
+@pytest.mark.parametrize("way", ["ffi", "callback"])
+def test_bad_traced_tau_prints_nothing(monkeypatch, capfd, way, name):
+    """The error is a JaxRuntimeError naming tau, and nothing reaches stderr: with the
+    FFI handlers, and with callbacks (JAX's log record of our callback's ValueError is
+    filtered out; other records pass)."""
+    if way == "callback":
+        monkeypatch.setattr(gsj, "_FFI_TARGETS", None)
+    f = jax.jit(_TRACED_TAU_CALLS[name])
     capfd.readouterr()
     with pytest.raises(
-        jax.errors.JaxRuntimeError, match=r"tau must be positive and finite, got -1\.0\n"
+        jax.errors.JaxRuntimeError, match=r"tau must be positive and finite, got -1\.0"
     ):
         f(-1.0).block_until_ready()
     with pytest.raises(jax.errors.JaxRuntimeError, match="got nan"):
         f(jnp.nan).block_until_ready()
     out, err = capfd.readouterr()
     assert out == "" and err == ""
+
+
+def test_other_callback_errors_are_still_logged(caplog):
+    """The filter drops only the records of our own callbacks' ValueError/TypeError."""
+    import logging
+
+    def broken(x):
+        raise ValueError("not ours")
+
+    with caplog.at_level(logging.ERROR, logger="jax._src.callback"):
+        with pytest.raises(Exception, match="not ours"):
+            jax.jit(lambda x: jax.pure_callback(broken, _sds_like(x), x))(
+                jnp.ones(2)
+            ).block_until_ready()
+    assert any("pure_callback failed" in r.getMessage() for r in caplog.records)
+
+
+def _sds_like(x):
+    return jax.ShapeDtypeStruct(x.shape, x.dtype)
 
 
 @pytest.mark.parametrize(

@@ -89,13 +89,15 @@ Choices, for whoever needs to rely on them:
   are checked eagerly.  A bad *traced* value (a traced tau that is not positive and
   finite, a negative traced seed) can only be seen when the kernels run: JAX raises
   ``jax.errors.JaxRuntimeError`` carrying the package's message (``tau must be positive
-  and finite, got -1.0``).  With the FFI handlers nothing else is printed; a callback's
-  ``ValueError`` is also logged by JAX with its traceback.
+  and finite, got -1.0``) and nothing is printed.  Raised in a callback, the message
+  also carries the callback's traceback (JAX's log record of it, which would go to
+  stderr, is filtered out: only for our callbacks' ValueError and TypeError).
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import numbers
 from typing import TYPE_CHECKING, Any, Union
 
@@ -377,14 +379,44 @@ def _sds(a):
     return jax.ShapeDtypeStruct(a.shape, a.dtype)
 
 
+class _QuietOwnErrors(logging.Filter):
+    """Drops JAX's log record of an exception that one of our callbacks raised on
+    purpose (a ValueError or TypeError naming a bad traced argument): JAX raises it as a
+    JaxRuntimeError anyway, and the record would dump a traceback on stderr.  Other
+    exceptions, and other callbacks' records, pass."""
+
+    def filter(self, record):
+        exc = record.exc_info[1] if record.exc_info else None
+        return not getattr(exc, "_gumbel_softmax_raised", False)
+
+
+logging.getLogger("jax._src.callback").addFilter(_QuietOwnErrors())
+
+
+def _marked(cb):
+    """cb, whose ValueError and TypeError carry the mark _QuietOwnErrors looks for."""
+
+    @functools.wraps(cb)
+    def run(*args):
+        try:
+            return cb(*args)
+        except (ValueError, TypeError) as exc:
+            exc._gumbel_softmax_raised = True
+            raise
+
+    return run
+
+
 def _host_call(cb, shapes, *args):
     """``jax.pure_callback(cb, shapes, *args)``, one callback per batch element under vmap,
-    with 64-bit operands and results carried across as pairs of uint32 words.
+    with 64-bit operands and results carried across as pairs of uint32 words, and the
+    callback's errors kept off stderr (_QuietOwnErrors).
 
     ``jax.enable_x64`` is a thread-local switch, and XLA may run a callback on one of its
     own threads, where it is off: JAX then casts float64 operands to float32 on the way
     in (the result's dtype no longer matches) and refuses float64 and int64 results.  The
     words cross unchanged, and the callback sees the arrays of the traced program."""
+    cb = _marked(cb)
     args = tuple(jnp.asarray(a) for a in args)
     single = not isinstance(shapes, tuple)
     outs = (shapes,) if single else shapes
