@@ -178,7 +178,7 @@ enum TauCase { kTauOne, kTauFinite, kTauAny };
 
 // The operands of the row this thread computes next (x, g, h, gp, and out, to be
 // written), each where that row exists and is contiguous, else the current row's: read
-// into the cache (L2) while this row is computed, so that the memory traffic of a row
+// into the cache (all levels) while this row is computed, so that the memory traffic of a row
 // overlaps the arithmetic of the one before (the hardware prefetchers stop at every
 // 4 KiB page, about every row of 1000 float32).  Only a hint: no result depends on it.
 template <class T>
@@ -188,7 +188,7 @@ struct NextRow {
 };
 
 #if defined(__GNUC__) || defined(__clang__)
-#define GS_PREFETCH(addr, write) __builtin_prefetch((addr), (write), 2)
+#define GS_PREFETCH(addr, write) __builtin_prefetch((addr), (write), 3)
 #else
 #define GS_PREFETCH(addr, write) ((void)(addr))
 #endif
@@ -358,8 +358,11 @@ GS_INLINE const T* row_of(const T* base, const RowSpec& s, int64_t r, T* buf) {
   return buf;
 }
 
-// Rows up to this length are prefetched (the next row's operands stay in L2 beside the
-// current row's seven arrays).
+// Rows up to this length are prefetched (the next row's operands fit in L2 beside the
+// current row's seven arrays; for rows of up to 1000 float32, in L1 too, which is where
+// the prefetch puts them: timed against prefetching into L2 only (locality 2), 1.37x vs
+// 1.42x the stored backward at (4096, 1000), equal at (1024, 4096); without the
+// prefetch of out 1.49x).
 constexpr int64_t kPrefetchLen = int64_t{1} << 14;
 
 template <class T>
