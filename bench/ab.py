@@ -99,6 +99,7 @@ def against_cases(shape):
     x64 = x.astype(np.float64)
     grad = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
     y_soft = gs.gumbel_softmax(x, 0.5, rng=1)
+    y_hard = gs.gumbel_softmax(x, 0.5, hard=True, rng=1)
     taus = np.full(shape[0], 0.5)
     rng = gs.Philox(1)
     out, out64 = np.empty_like(x), np.empty_like(x64)
@@ -115,6 +116,8 @@ def against_cases(shape):
             grad, y_soft, 0.5, out=out
         ),
         "concrete_log_prob": lambda: gs.concrete_log_prob(y_soft, x, 0.5),
+        "reinmax-tau1.5": lambda: gs.reinmax_backward(grad, x, y_hard, 1.5, out=out),
+        "reinmax-tau1": lambda: gs.reinmax_backward(grad, x, y_hard, 1.0, out=out),
     }
 
 
@@ -205,7 +208,7 @@ def main(argv=None):
         help="with --against: only these comma-separated cases (soft-tau0.5 "
         "soft-tau1 soft-tau0.5-float64 hard per-row-tau log_gumbel_softmax "
         "backward relaxed_bernoulli relaxed_bernoulli_backward "
-        "concrete_log_prob)",
+        "concrete_log_prob reinmax-tau1.5 reinmax-tau1)",
     )
     ap.add_argument(
         "--small",

@@ -401,6 +401,31 @@ def test_reinmax_undefined_rows_are_nan():
     assert (r[:3].view(np.uint64) == np.array(np.nan).view(np.uint64)).all()
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
+def test_reinmax_every_case_of_one_over_tau(dtype):
+    """The kernel's cases of 1/tau (exactly 1; in (0, 1); 0: tau so large that 1/tau
+    rounds to 0, float32 only) in one call with per-row taus: each row equals its scalar-tau call
+    bit for bit and the float64 reference, where softmax(x / tau) at 1/tau = 0 is its
+    limit, uniform over the finite logits.  Rows of 1000 (prefetched) and 40000."""
+    for n in (1000, 40000):
+        g, x, y, _ = _case((5, n), dtype, 6)
+        taus = np.array([1.0, 1.5, 1e300, 1e30, 3.0])
+        got = gs.reinmax_backward(g, x, y, taus)
+        zero = np.asarray(1 / taus).astype(dtype) == 0  # 1/tau as the kernel has it
+        assert zero.tolist() == [False, False, dtype == np.float32, False, False]
+        limit = np.where(np.isneginf(x), -np.inf, 0.0)  # x / tau as 1/tau -> 0
+        for i, tau in enumerate(taus):
+            assert_bitwise_equal(got[i], gs.reinmax_backward(g[i], x[i], y[i], tau))
+            xi, gi, yi = (a[i].astype(np.float64) for a in (x, g, y))
+            p0, pt = _softmax(xi), _softmax(limit[i] if zero[i] else xi / tau)
+            ref = 2 * _jacobian_apply((pt + yi) / 2, gi) + _jacobian_apply(p0, -gi / 2)
+            tol = 32 * np.finfo(dtype).eps * (1 + np.abs(gi).max())
+            assert (np.abs(got[i] - ref) <= tol).all(), (
+                i,
+                float((np.abs(got[i] - ref) / tol).max()),
+            )
+
+
 def test_reinmax_equals_torch_autograd_of_the_construction():
     """Algorithm 2 of the paper: pi0 = softmax(theta), pi1 = (softmax(theta / tau) + D) / 2,
     pi1 = softmax(sg(log pi1 - theta) + theta), pi2 = 2 pi1 - pi0 / 2,
