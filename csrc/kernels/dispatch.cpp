@@ -16,6 +16,7 @@
 #include <pthread.h>
 #endif
 
+#include "float_env.hpp"
 #include "gumbel_softmax/kernels.hpp"
 #include "table.hpp"
 
@@ -128,11 +129,21 @@ std::vector<std::string> cpu_targets() {
 }
 
 // The public entry points forward to the active target's table.
-#define GS_OP(name, Args)                                        \
-  void run(const Args<float>& a) { active().table.f32.name(a); } \
-  void run(const Args<double>& a) { active().table.f64.name(a); }
+// Every kernel runs in the IEEE environment (float_env.hpp), whatever the caller's.
+#define GS_OP(name, Args)           \
+  void run(const Args<float>& a) {  \
+    const IeeeScope ieee;           \
+    active().table.f32.name(a);     \
+  }                                 \
+  void run(const Args<double>& a) { \
+    const IeeeScope ieee;           \
+    active().table.f64.name(a);     \
+  }
 #define GS_OP_UNTYPED(name, Args) \
-  void run(const Args& a) { active().table.name(a); }
+  void run(const Args& a) {       \
+    const IeeeScope ieee;         \
+    active().table.name(a);       \
+  }
 #include "gumbel_softmax/ops.inc"
 #undef GS_OP
 #undef GS_OP_UNTYPED

@@ -30,6 +30,7 @@ struct ShortRowsArgs {
 #include <string>
 
 #include "bindings/common.hpp"
+#include "kernels/float_env.hpp"
 
 namespace gumbel_softmax {
 namespace {
@@ -83,6 +84,21 @@ void bind(py::module_& m) {
   m.def(
       "_set_short_rows", [](bool on) { run(ShortRowsArgs{on}); }, py::arg("on"),
       "Testing aid: the across-rows path for rows of <= 32 elements on or off.");
+  m.def(
+      "_set_flush_denormal",
+      [](bool on) {
+#ifdef GS_HAVE_MXCSR
+        constexpr unsigned kFlush = 0x8000u | 0x0040u;  // flush-to-zero, denormals-are-zero
+        _mm_setcsr(on ? (_mm_getcsr() | kFlush) : (_mm_getcsr() & ~kFlush));
+        return true;
+#else
+        (void)on;
+        return false;
+#endif
+      },
+      py::arg("on"),
+      "Testing aid: flush-to-zero and denormals-are-zero on or off in the calling thread "
+      "(as torch.set_flush_denormal); False where the CPU has no MXCSR.");
 }
 
 GS_BINDING(bind)

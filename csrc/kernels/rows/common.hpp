@@ -19,6 +19,7 @@
 #include <omp.h>
 #endif
 
+#include "float_env.hpp"
 #include "gumbel_softmax/kernels.hpp"
 #include "simd/gumbel.hpp"
 #include "simd/lanes.hpp"
@@ -112,6 +113,7 @@ void for_rows(int64_t nrows, int nthreads, Body&& body) {
     std::atomic<bool> stop{false};
 #pragma omp parallel num_threads(nthreads)
     {
+      const IeeeScope ieee;  // a worker keeps the environment of the thread that made it
       const int tid = omp_get_thread_num(), team = omp_get_num_threads();
       if (tid == 0) note_team_size(team);
       const int64_t chunk = std::max<int64_t>(1, nrows / (int64_t{32} * team));
