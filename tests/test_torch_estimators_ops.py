@@ -231,6 +231,26 @@ def test_compiled_equals_eager_bitwise_and_draws_fresh_noise(backend, generator)
 
 
 @pytest.mark.usefixtures("_fresh_dynamo")
+def test_int_seed_conditional_rows_follow_the_batch_size_when_compiled():
+    """An int seed's conditional draws start after the forward's rows, a count that
+    Dynamo makes symbolic when the batch size changes (a recompilation with dynamic
+    shapes): every size compiled = eager, forward and gradient."""
+
+    def f(x):
+        return gumbel_rao(x * 1, 0.5, samples=3, generator=4)
+
+    compiled = torch.compile(f, backend="aot_eager", fullgraph=True)
+    for n in (6, 9, 13):
+        w = _data((n, 5), n)
+        runs = []
+        for fn in (f, compiled):
+            x = _data((n, 5), 30).requires_grad_()
+            y = fn(x)
+            runs.append([y.detach(), torch.autograd.grad(y, x, w)[0]])
+        assert _all_same(runs[0], runs[1])
+
+
+@pytest.mark.usefixtures("_fresh_dynamo")
 @pytest.mark.parametrize("fn_name", ["reinmax", "gumbel_rao"])
 @pytest.mark.parametrize("kind", ["torch", "philox", "numpy"])
 def test_stateful_generators_cost_a_graph_break_not_frozen_noise(fn_name, kind):
