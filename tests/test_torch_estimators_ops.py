@@ -409,6 +409,25 @@ def test_errors_name_the_argument_and_draw_nothing(name, args, kwargs, exc, matc
 
 
 @pytest.mark.usefixtures("_fresh_dynamo")
+@pytest.mark.parametrize("case", [0, 4, 7, 8, 14], ids=lambda i: BAD[i][4])
+def test_compiled_calls_with_bad_arguments_raise_and_draw_nothing(case):
+    """Under torch.compile the checks run when Dynamo traces the call (it then runs the
+    frame eagerly, which raises the same exception); nothing is drawn, from torch's
+    default generator or a Philox."""
+    name, args, kwargs, exc, match = BAD[case]
+    fn = reinmax if name == "reinmax" else gumbel_rao
+    for gen in (None, gs.Philox(1)):
+        extra = {} if "generator" in kwargs else {"generator": gen}
+        compiled = torch.compile(lambda x: fn(x, *args[1:], **kwargs, **extra), backend="aot_eager")
+        torch.manual_seed(0)
+        before = torch.get_rng_state()
+        with pytest.raises(exc, match=match):
+            compiled(args[0])
+        assert torch.equal(before, torch.get_rng_state())
+        assert gen is None or gen.counter == 0
+
+
+@pytest.mark.usefixtures("_fresh_dynamo")
 @pytest.mark.parametrize("fn_name", ["reinmax", "gumbel_rao"])
 @pytest.mark.parametrize("compiled", [False, True])
 @pytest.mark.parametrize("kind", ["default", "torch", "numpy", "philox"])
