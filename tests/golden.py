@@ -318,6 +318,36 @@ def torch_cases(d: Digest) -> None:
                 (gx,) = torch.autograd.grad(y, v, grad_outputs=w.to(v.dtype))
                 key = f"torch/{dt}/{name}/relaxed_top_k_3_hard_{hard}"
                 d.add(key, y.detach().numpy(), gx.numpy())
+    _torch_estimator_cases(d)
+
+
+def _torch_estimator_cases(d: Digest) -> None:
+    """reinmax and gumbel_rao: the hard sample and the estimators' gradients, for each
+    kind of generator (gumbel_rao's conditional draws are fixed by it); reinmax's p0 is
+    torch.softmax (torch's arithmetic: left out, its gradient is in)."""
+    import gumbel_softmax as gs
+    import gumbel_softmax.torch as gst
+    import torch
+
+    gens = {
+        "seed": lambda: 12,
+        "philox": lambda: gs.Philox(12, counter=2**32 - 3),
+        "torch": lambda: torch.Generator().manual_seed(12),
+    }
+    for shape, name in (((64, 10), "short"), ((3, 5000), "long")):
+        x64 = torch.from_numpy(values(shape, 3))
+        w64, v64 = torch.from_numpy(values(shape, 4)), torch.from_numpy(values(shape, 5))
+        for dt in (torch.float64, torch.float32, torch.float16):
+            x, w, v = x64.to(dt).requires_grad_(), w64.to(dt), v64.to(dt)
+            tag = f"torch/{str(dt).split('.')[-1]}/{name}"
+            for gen, make in gens.items() if dt == torch.float64 else [("seed", gens["seed"])]:
+                for dim in (-1, 0):
+                    y, p = gst.reinmax(x, 1.5, dim=dim, generator=make())
+                    (gx,) = torch.autograd.grad((y, p), x, grad_outputs=(w, v))
+                    d.add(f"{tag}/reinmax/{gen}/dim_{dim}", y.detach().numpy(), gx.numpy())
+                    y = gst.gumbel_rao(x, 0.5, samples=3, dim=dim, generator=make())
+                    (gx,) = torch.autograd.grad(y, x, grad_outputs=w)
+                    d.add(f"{tag}/gumbel_rao_3/{gen}/dim_{dim}", y.detach().numpy(), gx.numpy())
 
 
 def jax_cases(d: Digest) -> None:

@@ -93,6 +93,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without torch
     ) from exc
 
 from . import _torch_bernoulli as _bern  # and the relaxed Bernoulli ops
+from . import _torch_estimators as _est  # reinmax's and gumbel_rao's
 from . import _torch_ops as _ops  # registers the custom ops (torch.ops.gumbel_softmax)
 from . import _torch_subset as _subset  # and relaxed_top_k's
 
@@ -768,7 +769,9 @@ def reinmax(
     tau) and ``y_soft = softmax(logits)``; the gradient with respect to ``logits`` is
     ``gs.reinmax_backward(grad_y_hard, logits, y_hard, tau, grad_p=grad_y_soft)``.
     ``tau >= 1`` (a float), as the estimator's authors recommend (ValueError below).
-    Under ``torch.compile`` the call runs eagerly (one graph break).
+    Custom ops as :func:`gumbel_softmax`'s (``torch.compile`` without graph break for
+    ``generator=None`` or an int seed, ``torch.func``, float16 and bfloat16); a gradient
+    of the gradient raises ``RuntimeError``.
 
     Examples
     --------
@@ -780,9 +783,7 @@ def reinmax(
     >>> x.grad.shape
     torch.Size([2, 3])
     """
-    from ._torch_estimators import reinmax as _reinmax
-
-    return _reinmax(logits, tau, dim=dim, generator=generator)
+    return _est.reinmax(logits, tau, dim, generator)
 
 
 def gumbel_rao(
@@ -801,10 +802,11 @@ def gumbel_rao(
     ``gs.gumbel_rao_backward(grad_y, logits, y_hard, tau, samples=samples, axis=dim,
     rng=R)``, where ``R`` is fixed when the forward runs: for an int seed the stream rows
     after the forward's (``Philox(seed, counter=nrows)``); for a ``Philox`` its next
-    ``samples * nrows`` rows (reserved at the forward); otherwise a seed drawn from the
-    generator (torch's default one for None).  A second backward of the same graph
-    draws the same rows.  ``tau`` is a float.  Under ``torch.compile`` the call runs
-    eagerly (one graph break).
+    ``samples * nrows`` rows (reserved at the forward); otherwise a second seed drawn
+    from the generator, after the forward's (torch's default one for None: under
+    ``torch.compile`` one op draws both).  A second backward of the same graph
+    draws the same rows.  ``tau`` is a float.  Custom ops as :func:`reinmax`'s (under
+    ``vmap(randomness="different")`` the batch is more rows of one call, draws included).
 
     Examples
     --------
@@ -816,9 +818,7 @@ def gumbel_rao(
     >>> bool(torch.allclose(x.grad.sum(dim=-1), torch.zeros(4), atol=1e-6))
     True
     """
-    from ._torch_estimators import gumbel_rao as _gumbel_rao
-
-    return _gumbel_rao(logits, tau, samples=samples, dim=dim, generator=generator)
+    return _est.gumbel_rao(logits, tau, samples, dim, generator)
 
 
 def relaxed_top_k(
