@@ -42,6 +42,7 @@ import torch
 from . import _api, _args, _core
 
 _MASK64 = (1 << 64) - 1
+_FLOATS = (np.float32, np.float64)
 _NONE = (None,) * 10
 _functorch = torch._C._functorch
 _is_wrapped = _functorch.is_functorch_wrapped_tensor
@@ -190,6 +191,10 @@ def _backward(grad, y_soft, tau_t, tau, dim, need_tau, log):
         g = g.astype(ys.dtype)
     if log:
         gx = _log_backward(g, ys, tau_value(tau_t, tau), dim)
+    elif tau_t is None and ys.dtype.type in _FLOATS and g.shape == ys.shape and 0 <= dim < g.ndim:
+        # the common case (autograd's gradient of the forward's output, a float tau):
+        # the kernel without the NumPy API's argument checks, known to pass here
+        gx = _core.gumbel_softmax_backward(g, ys, _args.check_tau(tau), None, dim, None)
     else:
         gx = _api.gumbel_softmax_backward(g, ys, tau_value(tau_t, tau), axis=dim)
     if bf16:
