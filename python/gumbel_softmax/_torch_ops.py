@@ -25,7 +25,9 @@ nodes; all but the seed op have vmap rules, the sample op its autograd:
 an int seed's: under vmap the same noise for every element, whatever the randomness.
 
 Under ``torch.compile`` the public functions call the ops, whose registered autograd
-calls the backward op.  Elsewhere autograd is an ``autograd.Function`` with a separate
+calls the backward op.  A compiled graph calls each op once per run, so their kernels
+are kept lean (see ``register_autograd``: the sample op's autograd kernel runs the CPU
+kernel itself in a compiled graph instead of redispatching to it).  Elsewhere autograd is an ``autograd.Function`` with a separate
 ``setup_context`` (the style that ``torch.func`` needs; an op's registered autograd does
 not support it), whose forward and backward call the ops under ``torch.func``, and the
 same implementations directly in plain eager mode (an op's dispatch costs about 10 us,
