@@ -244,3 +244,67 @@ def test_memory_error_in_a_compiled_call_draws_nothing(kind):
         compiled(huge)
     after = snapshot()
     assert torch.equal(after, state) if isinstance(state, torch.Tensor) else after == state
+
+
+# The raw ops, as a compiled graph calls them: the sample op's autograd kernel runs its
+# CPU kernel itself for a call that records nothing on plain CPU tensors (the call of a
+# compiled graph) and hands anything else to torch.library's kernel; the backward op
+# skips the NumPy API's checks for autograd's own arguments.
+
+
+def _state(seed):
+    from gumbel_softmax import _torch_ops as ops
+
+    return ops.state_tensor(seed)
+
+
+@pytest.mark.parametrize("hard", [False, True])
+def test_sample_op_without_grad_is_the_numpy_api(hard):
+    sample = torch.ops.gumbel_softmax.sample.default
+    x = torch.randn(5, 7, dtype=torch.float64)
+    with torch.no_grad():  # the kernel shortcut
+        y, soft = sample(x, _state(11), None, 0.5, hard, False, 1, True, None, False)
+    y_ref, soft_ref = gs.gumbel_softmax(x.numpy(), 0.5, hard=hard, rng=11, return_soft=True)
+    assert np.array_equal(y.numpy(), y_ref) and np.array_equal(soft.numpy(), soft_ref)
+    # with a gradient to record: torch.library's autograd kernel, the same values, and
+    # the gradient of the soft sample (the NumPy backward on its own output)
+    xg = x.clone().requires_grad_()
+    y2, soft2 = sample(xg, _state(11), None, 0.5, hard, False, 1, True, None, False)
+    assert y2.requires_grad and torch.equal(y2.detach(), y)
+    g = torch.randn(5, 7, dtype=torch.float64)
+    y2.backward(g)
+    ref = gs.gumbel_softmax_backward(g.numpy(), soft_ref, 0.5)
+    assert np.array_equal(xg.grad.numpy(), ref)
+
+
+def test_sample_op_under_a_dispatch_mode_is_not_run():
+    """Fake tensors (as torch.compile traces) reach the fake implementation, not the
+    CPU kernel: the shortcut is taken for plain CPU tensors only."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    sample = torch.ops.gumbel_softmax.sample.default
+    with FakeTensorMode() as mode, torch.no_grad():
+        x = mode.from_tensor(torch.randn(3, 4))
+        y, soft = sample(
+            x, mode.from_tensor(_state(1)), None, 1.0, False, False, 1, True, None, False
+        )
+    assert type(y).__name__ == "FakeTensor" and y.shape == (3, 4) and soft.shape == (3, 4)
+
+
+def test_backward_op_is_the_numpy_backward():
+    backward = torch.ops.gumbel_softmax.backward.default
+    ys = torch.from_numpy(
+        gs.gumbel_softmax(np.random.default_rng(0).normal(size=(4, 6)), 0.6, rng=0)
+    )
+    cases = [
+        (torch.randn(4, 6, dtype=torch.float64), 1),  # contiguous
+        (torch.randn(6, 4, dtype=torch.float64).t(), 1),  # transposed
+        (torch.ones(1, 1, dtype=torch.float64).expand(4, 6), 1),  # stride 0 (sum's grad)
+        (torch.randn(4, 6, dtype=torch.float64), 0),  # the other axis
+    ]
+    for g, dim in cases:
+        gx, _ = backward(g, ys, None, 0.6, dim, False, False)
+        ref = gs.gumbel_softmax_backward(g.numpy(), ys.numpy(), 0.6, axis=dim)
+        assert np.array_equal(gx.numpy(), ref)
+    with pytest.raises(ValueError, match="tau"):  # what the NumPy API checks still raises
+        backward(g, ys, None, -1.0, 1, False, False)

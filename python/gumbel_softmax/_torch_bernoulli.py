@@ -223,6 +223,4 @@ def _op_backward(ctx, grad_y, grad_soft):
     return (gx, None, gt) + (None,) * 4
 
 
-torch.library.register_autograd(
-    "gumbel_softmax::bernoulli", _op_backward, setup_context=_op_setup, lib=T._LIB
-)
+T.register_autograd(T._LIB, "bernoulli", _sample_op_impl, _op_backward, _op_setup)

@@ -6,9 +6,11 @@ nodes; all but the seed op have vmap rules, the sample op its autograd:
 
 - ``seed(order, tau)``: 64 random bits from torch's default generator, as the state
   ``[seed, 0]`` of a Philox stream (an int64 tensor of two words, each the two's
-  complement of a value in ``[0, 2**64)``).  Tagged ``nondeterministic_seeded``, and it
-  mutates ``order`` (a module-level counter), so that a compiled graph runs its draws,
-  in program order, at every call.  ``tau`` (a tensor temperature or None) is checked
+  complement of a value in ``[0, 2**64)``).  Tagged ``nondeterministic_seeded``, and its
+  schema writes ``order`` (a module-level token: ``Tensor(a!)``), so that a compiled
+  graph runs its draws, in program order, at every call (the kernel leaves the token's
+  value as it is: only the declared write orders the draws, and an ``add_`` would cost
+  a dispatch per draw).  ``tau`` (a tensor temperature or None) is checked
   first: in a compiled graph its values are only known when the op runs, and a failed
   call must draw nothing.
 - ``sample(logits, state, tau_t, tau, hard, log, dim, need_soft, mask, fixed)``: the
@@ -23,7 +25,9 @@ nodes; all but the seed op have vmap rules, the sample op its autograd:
 an int seed's: under vmap the same noise for every element, whatever the randomness.
 
 Under ``torch.compile`` the public functions call the ops, whose registered autograd
-calls the backward op.  Elsewhere autograd is an ``autograd.Function`` with a separate
+calls the backward op.  A compiled graph calls each op once per run, so their kernels
+are kept lean (see ``register_autograd``: the sample op's autograd kernel runs the CPU
+kernel itself in a compiled graph instead of redispatching to it).  Elsewhere autograd is an ``autograd.Function`` with a separate
 ``setup_context`` (the style that ``torch.func`` needs; an op's registered autograd does
 not support it), whose forward and backward call the ops under ``torch.func``, and the
 same implementations directly in plain eager mode (an op's dispatch costs about 10 us,
@@ -40,6 +44,7 @@ import torch
 from . import _api, _args, _core
 
 _MASK64 = (1 << 64) - 1
+_FLOATS = (np.float32, np.float64)
 _NONE = (None,) * 10
 _functorch = torch._C._functorch
 _is_wrapped = _functorch.is_functorch_wrapped_tensor
@@ -53,7 +58,11 @@ def array_of(t):
     """(a NumPy array of a plain CPU tensor, bf16): a view for float32/float64/float16
     (no copy), float32 values for bfloat16 (NumPy has no bfloat16; its bits are read as
     uint16 and widened as the NumPy API widens an ml_dtypes bfloat16 array)."""
-    t = t.detach().resolve_neg().resolve_conj()
+    # (each call below is a dispatch: only the ones that do something)
+    if t.requires_grad:
+        t = t.detach()
+    if t.is_neg() or t.is_conj():
+        t = t.resolve_neg().resolve_conj()
     if t.dtype == torch.bfloat16:
         bits = np.ascontiguousarray(t.view(torch.int16).numpy()).view(np.uint16)
         return _core.half_to_float(bits, True).reshape(t.shape), True  # (0-d stays 0-d)
@@ -98,8 +107,8 @@ def state_tensor(seed, counter=0):
 
 def seed_from_torch(gen):
     """A 64-bit seed drawn from a torch.Generator (None: torch's default generator)."""
-    words = torch.randint(0, 2**32, (2,), dtype=torch.int64, generator=gen)
-    return (int(words[0]) << 32) | int(words[1])
+    hi, lo = torch.randint(0, 2**32, (2,), dtype=torch.int64, generator=gen).tolist()
+    return (hi << 32) | lo
 
 
 def draw_torch(gen):
@@ -184,6 +193,10 @@ def _backward(grad, y_soft, tau_t, tau, dim, need_tau, log):
         g = g.astype(ys.dtype)
     if log:
         gx = _log_backward(g, ys, tau_value(tau_t, tau), dim)
+    elif tau_t is None and ys.dtype.type in _FLOATS and g.shape == ys.shape and 0 <= dim < g.ndim:
+        # the common case (autograd's gradient of the forward's output, a float tau):
+        # the kernel without the NumPy API's argument checks, known to pass here
+        gx = _core.gumbel_softmax_backward(g, ys, _args.check_tau(tau), None, dim, None)
     else:
         gx = _api.gumbel_softmax_backward(g, ys, tau_value(tau_t, tau), axis=dim)
     if bf16:
@@ -254,7 +267,7 @@ def graph_backward(g, y_soft, tau, tau_t, dim, need_tau, log=False):
 # ---------------------------------------------------------------------------------------
 # The ops
 
-# Counts the seed draws: the seed op mutates it, which orders the draws of a graph.
+# The seed op's token: its schema writes it, which orders the draws of a graph.
 ORDER = torch.zeros(1, dtype=torch.int64)
 _pending = threading.local()  # the last seed op's (state words, undo), per thread
 
@@ -280,10 +293,11 @@ def seed_impl(order, tau):
     if tau is not None:
         v = tau_value(tau, None)
         _args.check_tau(v) if np.ndim(v) == 0 else _args.tau_values(v)
-    order.add_(1)
     seed, undo = draw_torch(None)
     remember_draw((seed, 0), undo)
-    return state_tensor(seed)
+    # state_tensor(seed) without torch.tensor's parsing of a list (a third of its cost;
+    # this runs at every draw of a compiled graph, never traced)
+    return torch.from_numpy(np.array([seed - (1 << 64) if seed >> 63 else seed, 0], np.int64))
 
 
 def remember_draw(state, undo):
@@ -560,9 +574,39 @@ def _sample_backward(ctx, grad_y, grad_soft):
     return (gx, None, gt) + _NONE[:7]
 
 
-torch.library.register_autograd(
-    "gumbel_softmax::sample", _sample_backward, setup_context=_sample_setup, lib=_LIB
-)
+_AFTER_AUTOGRAD = torch._C._after_autograd_keyset
+_CPU = torch._C.DispatchKey.CPU
+_any_requires_grad = torch._C._any_requires_grad
+
+
+def register_autograd(lib, name, impl, backward, setup_context):
+    """torch.library.register_autograd of the op ``gumbel_softmax::name`` (CPU kernel
+    impl), except that its autograd kernel runs impl itself for a call that records
+    nothing on plain CPU tensors (every call of a compiled graph: the registered kernel
+    would redispatch to impl, a second trip through the dispatcher and Python per
+    call).  Anything else (grad to record, a dispatch mode, functionalization, fake
+    tensors) goes to the kernel torch.library generates, as register_autograd would."""
+    qualname = f"gumbel_softmax::{name}"
+    op = getattr(torch.ops.gumbel_softmax, name).default
+    try:
+        from torch._library.autograd import Info, make_autograd_impl
+
+        generated = make_autograd_impl(op, Info(backward, setup_context))
+    except (ImportError, AttributeError, TypeError):  # another torch: its own kernel
+        torch.library.register_autograd(qualname, backward, setup_context=setup_context, lib=lib)
+        return
+
+    def kernel(keyset, *args):
+        if (keyset & _AFTER_AUTOGRAD).highestPriorityTypeId() == _CPU and not (
+            torch.is_grad_enabled() and _any_requires_grad(*args)
+        ):
+            return impl(*args)
+        return generated(keyset, *args)
+
+    lib.impl(name, kernel, "Autograd", with_keyset=True)
+
+
+register_autograd(_LIB, "sample", sample_impl, _sample_backward, _sample_setup)
 
 
 def with_graph(ctx, g, y_soft, tau_t, grad_x, grad_tau):
