@@ -81,16 +81,20 @@ py::object forward_fast_impl(const fast::Array& x, int axis, double tau, bool ha
                              const fast::Rng& rng, PyObject* out, bool return_soft) {
   py::array y = out == Py_None ? fast::new_array(x.type_num, x.nd, x.shape)
                                : py::reinterpret_borrow<py::array>(out);
-  py::array y_soft;
-  const bool separate_soft = hard && return_soft;
-  if (separate_soft) y_soft = fast::new_array(x.type_num, x.nd, x.shape);
+  // (a py::object, not a py::array: the default py::array is a new empty array, an
+  // allocation that costs small calls about 0.1 us)
+  py::object y_soft;
   ForwardArgs<T> a;
+  if (hard && return_soft) {
+    py::array s = fast::new_array(x.type_num, x.nd, x.shape);
+    a.ss = fast::rowspec(s, axis);
+    a.y_soft = static_cast<T*>(s.mutable_data());
+    y_soft = std::move(s);
+  }
   a.xs = fast::rowspec(x, axis);
   a.ys = out == Py_None && fast::c_contiguous(x) ? a.xs : fast::rowspec(y, axis);
-  if (separate_soft) a.ss = fast::rowspec(y_soft, axis);
   a.x = reinterpret_cast<const T*>(x.data);
   a.y = static_cast<T*>(y.mutable_data());
-  a.y_soft = separate_soft ? static_cast<T*>(y_soft.mutable_data()) : nullptr;
   a.inv_tau = inverse_tau<T>(tau);
   a.hard = hard;
   a.log = log;
@@ -274,6 +278,16 @@ struct ShortGroup {
       : f(fwd), a(fwd.a), r0(first), nrows(n), len(fwd.a.xs.len) {}
 
   GS_INLINE void lanes_tau() {
+    if (!a.inv_taus) {  // one tau for the call: every lane alike
+      const bool u = f.unit(r0), zero = a.inv_tau == T(0);
+      itau = lanes::splat<V>(zero ? T(1) : a.inv_tau);
+      flat = zero ? ~I{} : I{};
+      unit = u ? ~I{} : I{};
+      any_flat = zero;
+      any_unit = u;
+      any_general = !u;
+      return;
+    }
     for (int i = 0; i < nrows; ++i) {
       itau[i] = f.itau(r0 + i);
       if (itau[i] == T(0)) {
@@ -302,18 +316,27 @@ struct ShortGroup {
 
   // Pass 1 on v = x + g (max, first argmax, NaN) as in noisy_logits, for the rows of the
   // general path and for the one-hot; g = -log(E) exactly as bits_to_gumbel computes it
-  // when the noise was drawn as E.
+  // when the noise was drawn as E.  The argmax only where it is used (kIndex: the one-hot
+  // or categorical's index); the running values in locals, not in the group's members,
+  // which the compiler would store at every step.
+  template <bool kIndex>
   GS_INLINE void pass1() {
+    V m = vmax;
+    I idx = vidx, nan = vnan;
+    const bool log_noise = any_unit;
     for (int64_t c = 0; c < len; ++c) {
       V gc = lanes::load<V>(gt + c * W);
-      if (any_unit) gc = -vmath::log(gc);
+      if (log_noise) gc = -vmath::log(gc);
       const V vc = lanes::load<V>(xt + c * W) + gc;
       v[c] = vc;
-      const I greater = vc > vmax;
-      vmax = lanes::select(greater, vc, vmax);
-      vidx = greater ? (I{} + static_cast<int>(c)) : vidx;
-      vnan |= (vc != vc);
+      const I greater = vc > m;
+      m = lanes::select(greater, vc, m);
+      if (kIndex) idx = greater ? (I{} + static_cast<int>(c)) : idx;
+      nan |= (vc != vc);
     }
+    vmax = m;
+    vidx = idx;
+    vnan = nan;
   }
 
   GS_INLINE void general_soft() {
@@ -384,7 +407,10 @@ void forward_short_group(const Fwd<T>& f, int64_t r0, int64_t nrows) {
   grp.transpose(f.a.row_keys
                     ? noise.fill_columns(f.a.row_keys + r0, f.a.row_qs + r0, nrows, grp.len, draw)
                     : noise.fill_columns(f.a.key, f.a.first_row, r0, nrows, grp.len, draw));
-  if (grp.any_general || f.a.hard) grp.pass1();
+  if (f.needs_stats())
+    grp.template pass1<true>();
+  else if (grp.any_general)
+    grp.template pass1<false>();
   T* soft = f.soft;
   if (soft && grp.any_general) grp.general_soft();
   if (soft && grp.any_unit) grp.unit_soft();
