@@ -162,12 +162,32 @@ PyObject* categorical_fast(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   });
 }
 
+// The general paths of the entries (fast::entry), set once by _ops.
+PyObject* g_general_forward = nullptr;
+PyObject* g_general_categorical = nullptr;
+
+PyObject* forward_entry(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
+  return fast::entry<&forward_fast>(g_general_forward, self, args, nargs);
+}
+
+PyObject* categorical_entry(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
+  return fast::entry<&categorical_fast>(g_general_categorical, self, args, nargs);
+}
+
+template <PyObject* (*F)(PyObject*, PyObject* const*, Py_ssize_t)>
+PyCFunction fastcall() {
+  return reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(F));
+}
+
 PyMethodDef g_fast_defs[] = {
-    {"forward_fast", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&forward_fast)),
-     METH_FASTCALL, "The common case of gumbel_softmax and log_gumbel_softmax, or None."},
-    {"categorical_fast",
-     reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&categorical_fast)), METH_FASTCALL,
-     "The common case of categorical, or None."}};
+    {"forward_fast", fastcall<&forward_fast>(), METH_FASTCALL,
+     "The common case of gumbel_softmax and log_gumbel_softmax, or None."},
+    {"categorical_fast", fastcall<&categorical_fast>(), METH_FASTCALL,
+     "The common case of categorical, or None."},
+    {"forward_entry", fastcall<&forward_entry>(), METH_FASTCALL,
+     "forward_fast's result, else the general path's (set_general_paths)."},
+    {"categorical_entry", fastcall<&categorical_entry>(), METH_FASTCALL,
+     "categorical_fast's result, else the general path's (set_general_paths)."}};
 
 void bind(py::module_& m) {
   m.def(
@@ -192,6 +212,19 @@ void bind(py::module_& m) {
                                  : categorical_impl<float>(logits, axis, rng, mask);
       },
       py::arg("logits"), py::arg("axis"), py::arg("rng"), py::arg("mask") = py::none());
+  m.def(
+      "set_general_paths",
+      [](const py::function& forward, const py::function& categorical) {
+        for (auto [slot, f] : {std::pair{&g_general_forward, &forward},
+                               std::pair{&g_general_categorical, &categorical}}) {
+          PyObject* old = *slot;
+          *slot = f->inc_ref().ptr();
+          Py_XDECREF(old);
+        }
+      },
+      py::arg("forward"), py::arg("categorical"),
+      "The Python functions forward_entry and categorical_entry call when the fast path "
+      "does not take a call.");
   fast::philox_type() = reinterpret_cast<PyTypeObject*>(py::type::of<PhiloxState>().ptr());
   for (PyMethodDef& def : g_fast_defs) fast::add_function(m, def);
 }
