@@ -1,5 +1,5 @@
 # Type stubs of the compiled module (csrc/bindings); keep in step with the bindings.
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import numpy.typing as npt
@@ -58,6 +58,24 @@ def forward_fast(
 def categorical_fast(
     logits: Any, axis: Any, rng: Any, mask: Any
 ) -> npt.NDArray[np.int64] | None: ...
+
+# The same, else the general path's result (the Python functions set_general_paths set).
+def forward_entry(
+    logits: Any,
+    tau: Any,
+    hard: Any,
+    log: bool,
+    axis: Any,
+    rng: Any,
+    out: Any,
+    return_soft: Any,
+    mask: Any,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]: ...
+def categorical_entry(logits: Any, axis: Any, rng: Any, mask: Any) -> npt.NDArray[np.int64]: ...
+def set_general_paths(
+    forward: Callable[..., np.ndarray | tuple[np.ndarray, np.ndarray]],
+    categorical: Callable[..., npt.NDArray[np.int64]],
+) -> None: ...
 def categorical(
     logits: np.ndarray, axis: int, rng: _KernelRng, mask: npt.NDArray[np.uint8] | None = None
 ) -> npt.NDArray[np.int64]: ...

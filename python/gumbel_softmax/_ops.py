@@ -43,21 +43,17 @@ from ._args import (
     to_low,
 )
 
-_forward_fast = _core.forward_fast
-_categorical_fast = _core.categorical_fast
-
-
 # The common case of a sampler (a float32/float64 ndarray, a scalar tau, no mask, ...:
-# csrc/bindings/fast_path.hpp) is checked and run by one C++ call, which answers None for
-# anything else: then the general path below checks everything (and raises the errors).
-
-
-def forward(logits, tau, hard, log, axis, rng, out, return_soft, mask):
-    """gumbel_softmax and log_gumbel_softmax: the fast path, else forward_general."""
-    res = _forward_fast(logits, tau, hard, log, axis, rng, out, return_soft, mask)
-    if res is None:
-        return forward_general(logits, tau, hard, log, axis, rng, out, return_soft, mask)
-    return res
+# csrc/bindings/fast_path.hpp) is checked and run by one C++ call; anything else runs the
+# general path below, which checks everything (and raises the errors).  The C++ entries
+# call the general path themselves (set at the end of this module), which saves small
+# calls a Python frame:
+#   forward(logits, tau, hard, log, axis, rng, out, return_soft, mask)
+#     gumbel_softmax and log_gumbel_softmax: _core.forward_fast, else forward_general;
+#   categorical(logits, axis, rng, mask)
+#     _core.categorical_fast, else categorical_general.
+forward = _core.forward_entry
+categorical = _core.categorical_entry
 
 
 def forward_general(logits, tau, hard, log, axis, rng, out, return_soft, mask):
@@ -111,11 +107,6 @@ def half_forward(logits, tau, hard, log, axis, rng, out, return_soft):
     if not return_soft:
         return y.dest
     return (y.dest, y.dest) if soft is None else (y.dest, soft.dest)
-
-
-def categorical(logits, axis, rng, mask):
-    res = _categorical_fast(logits, axis, rng, mask)
-    return categorical_general(logits, axis, rng, mask) if res is None else res
 
 
 def categorical_general(logits, axis, rng, mask):
@@ -394,3 +385,6 @@ def set_num_threads(n):
             f"n must be at most {limit} (4 per processor available to this process), got {n}"
         )
     _core.set_num_threads(n)
+
+
+_core.set_general_paths(forward_general, categorical_general)

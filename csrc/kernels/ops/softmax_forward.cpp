@@ -81,16 +81,20 @@ py::object forward_fast_impl(const fast::Array& x, int axis, double tau, bool ha
                              const fast::Rng& rng, PyObject* out, bool return_soft) {
   py::array y = out == Py_None ? fast::new_array(x.type_num, x.nd, x.shape)
                                : py::reinterpret_borrow<py::array>(out);
-  py::array y_soft;
-  const bool separate_soft = hard && return_soft;
-  if (separate_soft) y_soft = fast::new_array(x.type_num, x.nd, x.shape);
+  // (a py::object, not a py::array: the default py::array is a new empty array, an
+  // allocation that costs small calls about 0.1 us)
+  py::object y_soft;
   ForwardArgs<T> a;
+  if (hard && return_soft) {
+    py::array s = fast::new_array(x.type_num, x.nd, x.shape);
+    a.ss = fast::rowspec(s, axis);
+    a.y_soft = static_cast<T*>(s.mutable_data());
+    y_soft = std::move(s);
+  }
   a.xs = fast::rowspec(x, axis);
   a.ys = out == Py_None && fast::c_contiguous(x) ? a.xs : fast::rowspec(y, axis);
-  if (separate_soft) a.ss = fast::rowspec(y_soft, axis);
   a.x = reinterpret_cast<const T*>(x.data);
   a.y = static_cast<T*>(y.mutable_data());
-  a.y_soft = separate_soft ? static_cast<T*>(y_soft.mutable_data()) : nullptr;
   a.inv_tau = inverse_tau<T>(tau);
   a.hard = hard;
   a.log = log;
@@ -158,12 +162,32 @@ PyObject* categorical_fast(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   });
 }
 
+// The general paths of the entries (fast::entry), set once by _ops.
+PyObject* g_general_forward = nullptr;
+PyObject* g_general_categorical = nullptr;
+
+PyObject* forward_entry(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
+  return fast::entry<&forward_fast>(g_general_forward, self, args, nargs);
+}
+
+PyObject* categorical_entry(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
+  return fast::entry<&categorical_fast>(g_general_categorical, self, args, nargs);
+}
+
+template <PyObject* (*F)(PyObject*, PyObject* const*, Py_ssize_t)>
+PyCFunction fastcall() {
+  return reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(F));
+}
+
 PyMethodDef g_fast_defs[] = {
-    {"forward_fast", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&forward_fast)),
-     METH_FASTCALL, "The common case of gumbel_softmax and log_gumbel_softmax, or None."},
-    {"categorical_fast",
-     reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&categorical_fast)), METH_FASTCALL,
-     "The common case of categorical, or None."}};
+    {"forward_fast", fastcall<&forward_fast>(), METH_FASTCALL,
+     "The common case of gumbel_softmax and log_gumbel_softmax, or None."},
+    {"categorical_fast", fastcall<&categorical_fast>(), METH_FASTCALL,
+     "The common case of categorical, or None."},
+    {"forward_entry", fastcall<&forward_entry>(), METH_FASTCALL,
+     "forward_fast's result, else the general path's (set_general_paths)."},
+    {"categorical_entry", fastcall<&categorical_entry>(), METH_FASTCALL,
+     "categorical_fast's result, else the general path's (set_general_paths)."}};
 
 void bind(py::module_& m) {
   m.def(
@@ -188,6 +212,19 @@ void bind(py::module_& m) {
                                  : categorical_impl<float>(logits, axis, rng, mask);
       },
       py::arg("logits"), py::arg("axis"), py::arg("rng"), py::arg("mask") = py::none());
+  m.def(
+      "set_general_paths",
+      [](const py::function& forward, const py::function& categorical) {
+        for (auto [slot, f] : {std::pair{&g_general_forward, &forward},
+                               std::pair{&g_general_categorical, &categorical}}) {
+          PyObject* old = *slot;
+          *slot = f->inc_ref().ptr();
+          Py_XDECREF(old);
+        }
+      },
+      py::arg("forward"), py::arg("categorical"),
+      "The Python functions forward_entry and categorical_entry call when the fast path "
+      "does not take a call.");
   fast::philox_type() = reinterpret_cast<PyTypeObject*>(py::type::of<PhiloxState>().ptr());
   for (PyMethodDef& def : g_fast_defs) fast::add_function(m, def);
 }
@@ -274,6 +311,16 @@ struct ShortGroup {
       : f(fwd), a(fwd.a), r0(first), nrows(n), len(fwd.a.xs.len) {}
 
   GS_INLINE void lanes_tau() {
+    if (!a.inv_taus) {  // one tau for the call: every lane alike
+      const bool u = f.unit(r0), zero = a.inv_tau == T(0);
+      itau = lanes::splat<V>(zero ? T(1) : a.inv_tau);
+      flat = zero ? ~I{} : I{};
+      unit = u ? ~I{} : I{};
+      any_flat = zero;
+      any_unit = u;
+      any_general = !u;
+      return;
+    }
     for (int i = 0; i < nrows; ++i) {
       itau[i] = f.itau(r0 + i);
       if (itau[i] == T(0)) {
@@ -302,18 +349,27 @@ struct ShortGroup {
 
   // Pass 1 on v = x + g (max, first argmax, NaN) as in noisy_logits, for the rows of the
   // general path and for the one-hot; g = -log(E) exactly as bits_to_gumbel computes it
-  // when the noise was drawn as E.
+  // when the noise was drawn as E.  The argmax only where it is used (kIndex: the one-hot
+  // or categorical's index); the running values in locals, not in the group's members,
+  // which the compiler would store at every step.
+  template <bool kIndex>
   GS_INLINE void pass1() {
+    V m = vmax;
+    I idx = vidx, nan = vnan;
+    const bool log_noise = any_unit;
     for (int64_t c = 0; c < len; ++c) {
       V gc = lanes::load<V>(gt + c * W);
-      if (any_unit) gc = -vmath::log(gc);
+      if (log_noise) gc = -vmath::log(gc);
       const V vc = lanes::load<V>(xt + c * W) + gc;
       v[c] = vc;
-      const I greater = vc > vmax;
-      vmax = lanes::select(greater, vc, vmax);
-      vidx = greater ? (I{} + static_cast<int>(c)) : vidx;
-      vnan |= (vc != vc);
+      const I greater = vc > m;
+      m = lanes::select(greater, vc, m);
+      if (kIndex) idx = greater ? (I{} + static_cast<int>(c)) : idx;
+      nan |= (vc != vc);
     }
+    vmax = m;
+    vidx = idx;
+    vnan = nan;
   }
 
   GS_INLINE void general_soft() {
@@ -384,7 +440,10 @@ void forward_short_group(const Fwd<T>& f, int64_t r0, int64_t nrows) {
   grp.transpose(f.a.row_keys
                     ? noise.fill_columns(f.a.row_keys + r0, f.a.row_qs + r0, nrows, grp.len, draw)
                     : noise.fill_columns(f.a.key, f.a.first_row, r0, nrows, grp.len, draw));
-  if (grp.any_general || f.a.hard) grp.pass1();
+  if (f.needs_stats())
+    grp.template pass1<true>();
+  else if (grp.any_general)
+    grp.template pass1<false>();
   T* soft = f.soft;
   if (soft && grp.any_general) grp.general_soft();
   if (soft && grp.any_unit) grp.unit_soft();
