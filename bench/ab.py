@@ -12,7 +12,7 @@ slow drifts cancel; the median over the blocks is reported with its interquartil
 Pairs: tau=1 vs tau=0.5 (soft), hard vs soft, 2 threads vs 1 (soft), backward vs
 np.copyto; and for the other samplers: categorical vs hard, per-row tau vs scalar tau, mask= vs
 none, float16 vs float32, recomputing backward vs stored backward (forward included on
-both sides).  Ratios are "speed of A / speed of B" (> 1: A is faster).
+both sides); tau=0.1 vs 0.5 for the soft forward and the backward (subnormal results).  Ratios are "speed of A / speed of B" (> 1: A is faster).
 
 Two builds: ``--against DIR`` pairs each call of this build (A) with the same call of
 the package installed in DIR (B), for example another commit installed with
@@ -106,6 +106,7 @@ def against_cases(shape):
     return {
         "soft-tau0.5": lambda: gs.gumbel_softmax(x, 0.5, rng=rng, out=out),
         "soft-tau1": lambda: gs.gumbel_softmax(x, 1.0, rng=rng, out=out),
+        "soft-tau0.1": lambda: gs.gumbel_softmax(x, 0.1, rng=rng, out=out),
         "soft-tau0.5-float64": lambda: gs.gumbel_softmax(x64, 0.5, rng=rng, out=out64),
         "hard": lambda: gs.gumbel_softmax(x, 0.5, hard=True, rng=rng, out=out),
         "per-row-tau": lambda: gs.gumbel_softmax(x, taus, rng=rng, out=out),
@@ -235,6 +236,7 @@ def main(argv=None):
 
     hard = lambda: gs.gumbel_softmax(x, 0.5, hard=True, rng=rng, out=out)  # noqa: E731
     y_soft = gs.gumbel_softmax(x, 0.5, rng=1)
+    y_small = gs.gumbel_softmax(x, 0.1, rng=1)
     bwd = lambda: gs.gumbel_softmax_backward(grad, y_soft, 0.5, out=out)  # noqa: E731
     copy = lambda: np.copyto(out, x)  # noqa: E731
     one = lambda: gs.set_num_threads(1)  # noqa: E731
@@ -286,6 +288,15 @@ def main(argv=None):
             None,
         ),
         ("recompute vs stored (fwd+bwd)", recomputed, stored, None, None),
+        # small temperatures put about a fifth of the exps below the smallest normal
+        ("tau=0.1 vs tau=0.5 (soft)", soft(0.1), soft(0.5), None, None),
+        (
+            "backward: y of tau=0.1 vs 0.5",
+            lambda: gs.gumbel_softmax_backward(grad, y_small, 0.1, out=out),
+            bwd,
+            None,
+            None,
+        ),
     ]
     try:
         for name, a, b, sa, sb in rows:

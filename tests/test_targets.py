@@ -76,6 +76,7 @@ SCRIPT = textwrap.dedent(
         out[f"log{bits}"] = ev("log", np.concatenate([normals, np.linspace(0.5, 2, 100_001, dtype=dt)]))
         out[f"exp{bits}"] = ev("exp", np.linspace(-750, 720, 300_001, dtype=dt))
         out[f"log1p{bits}"] = ev("log1p_reduced", np.linspace(-0.3, 0.42, 100_001, dtype=dt))
+        out[f"expn{bits}"] = ev("exp_nonpos", np.linspace(-750, 0, 300_001, dtype=dt))
     out["noise32"] = gs._core._noise_f32(gen.integers(0, 2**32, 1_000_000, dtype=np.uint32))
     out["noise64"] = gs._core._noise_f64(gen.integers(0, 2**64, 200_000, dtype=np.uint64))
     np.savez(sys.argv[1], **out)
@@ -111,6 +112,75 @@ def test_every_target_bitwise_equal(tmp_path):
             if k == "target":
                 continue
             assert_bitwise_equal(ref[k], other[k], f"{first} and {t} differ in {k}")
+
+
+# Results below the smallest normal: the AVX2 and AVX-512 targets compute them without
+# the hardware's subnormal arithmetic (vmath.hpp, GS_EXACT_TINY), the baseline target
+# with it, so equal bits here check that emulation against the hardware.  Every float32
+# input of the band where exp is subnormal, and whole calls at the temperatures that put
+# a fifth of a row's exps there (float32 tau 0.03 to 0.1; float64 0.005 to 0.01), on
+# every row path: the row path, strided rows (tiles), short rows, one long row split
+# over the threads, per-row tau, and the functions built on the same exps.
+TINY_SCRIPT = textwrap.dedent(
+    """
+    import sys, numpy as np, gumbel_softmax as gs
+    out = {"target": np.array(gs.cpu_target())}
+    lo, hi = np.float32(-86.0).view(np.uint32), np.float32(-104.5).view(np.uint32)
+    band = np.arange(lo, hi + 1, dtype=np.uint32).view(np.float32)
+    out["exp_band"] = gs._core._eval_f32("exp", band)
+    out["expn_band"] = gs._core._eval_f32("exp_nonpos", band)
+    z64 = np.linspace(-746, -700, 1_000_001)
+    out["exp_band64"] = gs._core._eval_f64("exp", z64)
+    out["expn_band64"] = gs._core._eval_f64("exp_nonpos", z64)
+    gs.set_num_threads(2)  # the split of one long row needs two threads
+    n = 0
+    for dt, taus in ((np.float32, (0.1, 0.05)), (np.float64, (0.01, 0.006))):
+        for shape in ((40, 1000), (9, 37), (1, 70000), (300, 6)):
+            gen = np.random.default_rng(n)
+            x = gen.standard_normal(shape).astype(dt)
+            w = gen.standard_normal(shape).astype(dt)
+            k = min(3, shape[1])
+            for tau in taus:
+                for view in (x, x[::-1, ::-1]):
+                    n += 1
+                    h, s = gs.gumbel_softmax(view, tau, hard=True, return_soft=True, rng=n)
+                    taus_r = np.where(np.arange(shape[0]) % 3 == 0, 1.0, tau)
+                    res = dict(
+                        y=gs.gumbel_softmax(view, tau, rng=n), s=s,
+                        r=gs.gumbel_softmax(view, taus_r, rng=n),
+                        l=gs.log_gumbel_softmax(view, tau, rng=n),
+                        b=gs.gumbel_softmax_backward(w, s, tau),
+                        bc=gs.gumbel_softmax_backward(w, tau=tau, logits=view, rng=n),
+                        rm=gs.reinmax_backward(w, view / tau, h, 1.0),
+                        gr=gs.gumbel_rao_backward(w, view, h, tau, samples=2, rng=n),
+                        rk=gs.relaxed_top_k(view, k, tau, rng=n),
+                        rkb=gs.relaxed_top_k_backward(w, view, k, tau, rng=n),
+                        rb=gs.relaxed_bernoulli(view * 10, tau, rng=n),
+                        cl=gs.concrete_log_prob(s, view, tau),
+                    )
+                    for name, a in res.items():
+                        out[f"{n}{name}"] = a
+    np.savez(sys.argv[1], **out)
+    """
+)
+
+
+def test_subnormal_band_every_target_bitwise_equal(tmp_path):
+    results = {}
+    for t in gs.cpu_targets():
+        proc = run_python(TINY_SCRIPT, tmp_path / f"{t}.npz", env=target_env(t), timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        results[t] = np.load(tmp_path / f"{t}.npz")
+        assert str(results[t]["target"]) == t
+    ref = results["baseline"]
+    for key, dt in (("1y", np.float32), ("17y", np.float64)):  # the band is reached (> 5%)
+        y = ref[key]
+        assert y.dtype == dt and np.mean((y > 0) & (y < np.finfo(dt).tiny)) > 0.05, key
+    for t, other in results.items():
+        assert ref.files == other.files
+        for k in ref.files:
+            if k != "target":
+                assert_bitwise_equal(ref[k], other[k], f"baseline and {t} differ in {k}")
 
 
 def import_with_target(target):

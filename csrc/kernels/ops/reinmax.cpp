@@ -107,12 +107,6 @@ template <class T>
 constexpr int kWidth = 1;
 #endif
 
-#if defined(__GNUC__) || defined(__clang__)
-#define GS_LAMBDA_INLINE __attribute__((always_inline))
-#else
-#define GS_LAMBDA_INLINE
-#endif
-
 // Loads and stores of a Lane: a native vector, or a scalar without vector extensions
 // (where lanes::load and lanes::store do not exist).
 template <class V, class S>

@@ -384,7 +384,7 @@ struct RelaxedTopKOp : Schedule {
     select_top(v, len, k, o, items.data() + tid * nitems,
                k > kInsertK ? ibuf.data() + tid * len : nullptr);
     T* yr = a.y + row_offset(a.ys, r);
-    for (int64_t c = 0; c < len; ++c) yr[c * a.ys.step] = T(0);
+    fill_row(yr, a.ys.step, len, T(0));
     for (int64_t j = 0; j < k; ++j)
       if (o[j] >= 0) yr[o[j] * a.ys.step] = T(1);
   }

@@ -248,7 +248,7 @@ namespace {
 template <class T>
 void write_hard(T* yr, int64_t step, int64_t len, const RowStats<T>& st) {
   if (!st.defined()) return fill_nan(yr, step, len);
-  for (int64_t c = 0; c < len; ++c) yr[c * step] = T(0);
+  fill_row(yr, step, len, T(0));
   yr[st.argmax * step] = T(1);
 }
 
@@ -458,6 +458,7 @@ struct SplitForward {
   int64_t len = 0, nseg = 0;
   Scratch<RowStats<T>> seg_st;
   Scratch<T> seg_sum;
+  Scratch<unsigned char> seg_tiny;  // general_row: exp_sum's tiny flag of each segment
   Scratch<T> staged;  // a strided soft destination is staged in one row buffer
 
   void init(const Fwd<T>& fwd) {
@@ -466,6 +467,7 @@ struct SplitForward {
     nseg = segments(len);
     seg_st.resize(nseg);
     seg_sum.resize(nseg);
+    seg_tiny.resize(nseg);
     if (fwd.soft && fwd.soft_spec->step != 1) staged.resize(len);
   }
   T total() const {
@@ -499,17 +501,19 @@ struct SplitForward {
     const T it = flat ? T(1) : itau;
     for_segments(len, [&](int64_t k, int64_t begin, int64_t end) {
       if (flat) flatten_row(v, begin, end, st.max);
-      seg_sum[k] =
-          f->a.log ? exp_sum<false>(v, begin, end, st.max, it) : exp_sum(v, begin, end, st.max, it);
+      bool tiny = false;
+      seg_sum[k] = f->a.log ? exp_sum<false>(v, begin, end, st.max, it)
+                            : exp_sum(v, begin, end, st.max, it, &tiny);
+      seg_tiny[k] = tiny;
     });
     const T sum = total();
     const T lse = f->a.log ? vmath::log(sum) : T(0);
     const T inv_sum = T(1) / sum;
-    for_segments(len, [&](int64_t, int64_t begin, int64_t end) {
+    for_segments(len, [&](int64_t k, int64_t begin, int64_t end) {
       if (f->a.log)
         log_scale(v, begin, end, st.max, it, lse, soft_row, f->soft_spec->step);
       else
-        scale(v, begin, end, inv_sum, soft_row, f->soft_spec->step);
+        scale(v, begin, end, inv_sum, soft_row, f->soft_spec->step, seg_tiny[k] != 0);
     });
   }
   void row(int64_t r) {
@@ -546,7 +550,7 @@ struct SplitForward {
     T* yr = a.y + row_offset(a.ys, r);
     const T fill = st.defined() ? T(0) : kNaN<T>;
     for_segments(len, [&](int64_t, int64_t begin, int64_t end) {
-      for (int64_t c = begin; c < end; ++c) yr[c * a.ys.step] = fill;
+      fill_row(yr + begin * a.ys.step, a.ys.step, end - begin, fill);
     });
     if (st.defined() && !interrupted()) yr[st.argmax * a.ys.step] = T(1);
   }

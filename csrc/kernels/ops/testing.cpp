@@ -8,7 +8,8 @@
 namespace gumbel_softmax {
 
 // Testing aid: a math primitive elementwise on the target's lanes (see ops/testing.cpp):
-// which = 0 log, 1 exp, 2 log1p_reduced, 3 bits_to_gumbel (of the input's bits).
+// which = 0 log, 1 exp, 2 log1p_reduced, 3 bits_to_gumbel (of the input's bits), 4
+// exp_nonpos (exp_scaled_nonpos<0>, the softmax's exp: inputs <= 0, -inf or NaN).
 template <class T>
 struct EvalArgs {
   int which = 0;
@@ -42,6 +43,7 @@ int primitive_index(const std::string& name) {
   if (name == "log") return 0;
   if (name == "exp") return 1;
   if (name == "log1p_reduced") return 2;
+  if (name == "exp_nonpos") return 4;
   throw py::value_error("unknown primitive " + name);
 }
 
@@ -117,7 +119,7 @@ namespace {
 
 // Elementwise evaluation of one math primitive on this target's lanes (tests bound their
 // error and compare targets): 0 = log, 1 = exp, 2 = log1p_reduced, 3 = bits_to_gumbel
-// (input: the bits, as float32 / float64 of the same width).
+// (input: the bits, as float32 / float64 of the same width), 4 = exp_scaled_nonpos<0>.
 template <class T>
 void eval_kernel(const EvalArgs<T>& a) {
   const int which = a.which;
@@ -133,6 +135,8 @@ void eval_kernel(const EvalArgs<T>& a) {
         return vmath::exp(x);
       case 2:
         return vmath::log1p_reduced(x);
+      case 4:
+        return vmath::exp_scaled_nonpos<0>(x);
       default:
         return bits_to_gumbel<V>(lanes::as_bits(x));
     }

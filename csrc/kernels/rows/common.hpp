@@ -204,8 +204,16 @@ GS_INLINE V canonical(V x) {
 }
 
 template <class T>
+void fill_row(T* p, int64_t step, int64_t len, T value) {
+  if (step == 1)
+    std::fill(p, p + len, value);  // vectorised (a loop with a runtime step is scalar)
+  else
+    for (int64_t c = 0; c < len; ++c) p[c * step] = value;
+}
+
+template <class T>
 void fill_nan(T* p, int64_t step, int64_t len) {
-  for (int64_t c = 0; c < len; ++c) p[c * step] = kNaN<T>;
+  fill_row(p, step, len, kNaN<T>);
 }
 
 // Rows are summed in segments of kSegment elements: the sum of a row is

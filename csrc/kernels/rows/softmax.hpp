@@ -23,17 +23,20 @@ void flatten_row(T* v, int64_t begin, int64_t end, T max) {
 }
 
 // Pass 2 on v[begin, end) in place (contiguous): e = exp((v - max) / tau) (stored when
-// kStore); returns the segment's sum, element c in partial sum (c - begin) % 16.
+// kStore); returns the segment's sum, element c in partial sum (c - begin) % 16.  Sets
+// *tiny (when given) if an e came from exp's path for results below the smallest normal
+// (vmath.hpp, GS_EXACT_TINY), which scale then takes too.
 template <bool kStore = true, class T>
-T exp_sum(T* v, int64_t begin, int64_t end, T max, T inv_tau) {
+T exp_sum(T* v, int64_t begin, int64_t end, T max, T inv_tau, bool* tiny = nullptr) {
   int64_t c = begin;
 #ifdef GS_HAVE_VECTOR_EXT
   using V = Vec<T>;
+  bool small = false;  // (a local: kept in a register in the loops)
   V vacc[kSub<T>] = {};
   for (; c + kLanes <= end; c += kLanes)
     for (int k = 0; k < kSub<T>; ++k) {
       T* p = v + c + k * kW<T>;
-      const V e = vmath::exp_scaled_nonpos<0>((lanes::load<V>(p) - max) * inv_tau);
+      const V e = vmath::exp_scaled_nonpos<0>((lanes::load<V>(p) - max) * inv_tau, &small);
       if (kStore) lanes::store(p, e);
       vacc[k] = vacc[k] + e;
     }
@@ -49,7 +52,7 @@ T exp_sum(T* v, int64_t begin, int64_t end, T max, T inv_tau) {
       const int64_t nk = std::min<int64_t>(rem - k * kW<T>, kW<T>);
       if (nk <= 0) break;
       const V x = nk == kW<T> ? lanes::load<V>(p) : lanes::load_first(p, nk, ninf);
-      const V e = vmath::exp_scaled_nonpos<0>((x - max) * inv_tau);
+      const V e = vmath::exp_scaled_nonpos<0>((x - max) * inv_tau, &small);
       if (kStore) nk == kW<T> ? lanes::store(p, e) : lanes::store_first(p, e, nk);
       vacc[k] = vacc[k] + e;
     }
@@ -58,7 +61,7 @@ T exp_sum(T* v, int64_t begin, int64_t end, T max, T inv_tau) {
     for (int64_t j = 0; j < kLanes; ++j) tail[j] = j < rem ? v[c + j] : ninf;
     for (int k = 0; k < kSub<T>; ++k) {
       T* p = tail + k * kW<T>;
-      const V e = vmath::exp_scaled_nonpos<0>((lanes::load<V>(p) - max) * inv_tau);
+      const V e = vmath::exp_scaled_nonpos<0>((lanes::load<V>(p) - max) * inv_tau, &small);
       if (kStore) lanes::store(p, e);
       vacc[k] = vacc[k] + e;
     }
@@ -68,7 +71,9 @@ T exp_sum(T* v, int64_t begin, int64_t end, T max, T inv_tau) {
   }
   T acc[kLanes];
   spill<T>(vacc, acc);
+  if (tiny && small) *tiny = true;
 #else
+  (void)tiny;
   T acc[kLanes] = {};
   for (; c + kLanes <= end; c += kLanes)
     for (int j = 0; j < kLanes; ++j) {
@@ -85,9 +90,38 @@ T exp_sum(T* v, int64_t begin, int64_t end, T max, T inv_tau) {
   return tree_sum(acc);
 }
 
+// y = e * s on [begin, end) (y may be v itself, step 1) for float32 e >= 0 some of which
+// are below the smallest normal, and 0 < s <= 1: those products come from
+// vmath::scale_tiny (the same bits, without the assist of a multiply with a subnormal).
+template <class T>
+GS_COLD void scale_with_tiny(const T* v, int64_t begin, int64_t end, T s, T* y, int64_t ystep) {
+  int64_t i = begin;
+#if defined(GS_EXACT_TINY)
+  if constexpr (sizeof(T) == 4) {
+    using V = Vec<T>;
+    using Int = lanes::Int<V>;
+    for (; i + kW<T> <= end; i += kW<T>) {
+      const V e = lanes::load<V>(v + i);
+      const auto small = (Int)lanes::as_bits(e) < 0x00800000;  // +0 too (exact either way)
+      // (the others' products with no subnormal operand: those lanes multiply +0)
+      const V r = lanes::any_set(small) ? lanes::select(small, vmath::scale_tiny(e, s),
+                                                        lanes::select(small, V{}, e) * s)
+                                        : e * s;
+      if (ystep == 1)
+        lanes::store(y + i, r);
+      else
+        for (int j = 0; j < kW<T>; ++j) y[(i + j) * ystep] = r[j];
+    }
+  }
+#endif
+  for (; i < end; ++i) y[i * ystep] = v[i] * s;
+}
+
 // Pass 3 on [begin, end): y = e * s, or y = e / s when kDivide (y may be v itself, step 1).
+// tiny: exp_sum reported e below the smallest normal (then 0 < s <= 1, not kDivide).
 template <bool kDivide = false, class T>
-void scale(const T* v, int64_t begin, int64_t end, T s, T* y, int64_t ystep) {
+void scale(const T* v, int64_t begin, int64_t end, T s, T* y, int64_t ystep, bool tiny = false) {
+  if (!kDivide && tiny) return scale_with_tiny(v, begin, end, s, y, ystep);
   int64_t i = begin;
 #ifdef GS_HAVE_VECTOR_EXT
   if (ystep == 1)
@@ -130,11 +164,12 @@ void softmax_from_noisy(T* v, int64_t len, T max, T inv_tau, bool log, T* y, int
     if (sum != sum) return fill_nan(y, ystep, len);
     return log_scale(v, 0, len, max, inv_tau, vmath::log(sum), y, ystep);
   }
-  T sum = exp_sum(v, 0, std::min(len, kSegment), max, inv_tau);
+  bool tiny = false;
+  T sum = exp_sum(v, 0, std::min(len, kSegment), max, inv_tau, &tiny);
   for (int64_t b = kSegment; b < len; b += kSegment)
-    sum = sum + exp_sum(v, b, std::min(len, b + kSegment), max, inv_tau);
+    sum = sum + exp_sum(v, b, std::min(len, b + kSegment), max, inv_tau, &tiny);
   if (sum != sum) return fill_nan(y, ystep, len);
-  scale(v, 0, len, T(1) / sum, y, ystep);
+  scale(v, 0, len, T(1) / sum, y, ystep, tiny);
 }
 
 // ----- tau = 1 --------------------------------------------------------------------

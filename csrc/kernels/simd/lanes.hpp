@@ -33,7 +33,9 @@
 #if defined(__GNUC__) || defined(__clang__)
 #define GS_INLINE inline __attribute__((always_inline))
 #define GS_COLD __attribute__((noinline, cold))  // rarely run: kept out of the hot code
+#define GS_LAMBDA_INLINE __attribute__((always_inline))
 #else
+#define GS_LAMBDA_INLINE
 #define GS_INLINE inline
 #define GS_COLD
 #endif

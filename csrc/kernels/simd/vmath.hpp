@@ -206,6 +206,77 @@ GS_INLINE V exp_poly(V r) {
   }
 }
 
+// ----- results below the smallest normal, without microcode assists -------------------
+// On many x86 cores a multiply, FMA, division or scalef whose input or result is
+// subnormal takes a microcode assist of 100 cycles or more per instruction (on the
+// Xeon of docs/performance.md: 44 ns per AVX-512 multiply or FMA, 52 per division, 68
+// per scalef, against under 2; additions and comparisons are not affected).  A softmax at
+// tau around 0.03 to 0.2 puts a fifth of its exps in the subnormal range, which made it
+// 5x slower.  So on the AVX2 and AVX-512 targets (GS_EXACT_TINY) the lanes whose exp is
+// below the smallest normal are computed in integer arithmetic (ldexp_tiny), and
+// multiples of such results in exact double arithmetic (scale_tiny), each rounded to
+// nearest even as the hardware rounds: the same bits.  The baseline target keeps the
+// plain operations, and the tests compare the targets bit for bit on rows in that band
+// (tests/test_targets.py).
+#if defined(__AVX2__) || defined(__AVX512F__)
+#define GS_EXACT_TINY 1
+#endif
+
+// p 2^j rounded to nearest even, for positive normal p in [1/2, 2) and an integer j with
+// p 2^j below the smallest normal (or within rounding of it): the result is subnormal,
+// +0 or the smallest normal.  In units of the smallest subnormal, p 2^j = m 2^-t with m
+// the 24 (53) bit significand of p and t = 1 - E - j (E its biased exponent), so the
+// result's bits are m >> t rounded to nearest even (t >= 0 here; t is capped at the lane
+// width - 1, where every m rounds to 0 as a larger t does).
+template <class V>
+GS_INLINE V ldexp_tiny(V p, lanes::Int<V> j) {
+  using S = typename lanes::Traits<V>::Scalar;
+  using C = Consts<S>;
+  using UInt = lanes::UInt<V>;
+  using Int = lanes::Int<V>;
+  using SU = typename lanes::Traits<S>::UInt;
+  constexpr int kLast = static_cast<int>(8 * sizeof(S)) - 1;
+  const UInt pb = lanes::as_bits(p);
+  const UInt m = (pb & C::mant_mask) | (SU(1) << C::mant_bits);
+  Int t = 1 - (Int)(pb >> C::mant_bits) - j;
+  t = t < 0 ? Int{} : t;
+  t = t > kLast ? Int{} + kLast : t;
+  const UInt ut = (UInt)t;
+  const UInt q = m >> ut;
+  const UInt unit = (UInt{} + 1) << ut;
+  const UInt rem = m & (unit - 1), half = unit >> 1;
+  // round up past the half, and at the half (rem != 0: a real tie) to even
+  const UInt up = (UInt)((rem > half) | ((rem == half) & (rem != 0) & ((q & 1) != 0)));
+  return lanes::from_bits(q - up);  // up: all ones (-1) in the lanes that round up
+}
+
+#if defined(GS_EXACT_TINY)
+// e * c rounded to nearest even, for float32 lanes e >= 0 below the smallest normal (or
+// +0) and a scalar 0 < c <= 1 (other lanes: any bits).  With q the bits of e
+// (e = q 2^-149, q < 2^23), the result in units of 2^-149 is q c: exact in double (47
+// bits), rounded to an integer by the conversion (to nearest even, the mode the kernels
+// run in), at most 2^23 (the result's bits: subnormal, +0 or the smallest normal).
+GS_INLINE lanes::VF32 scale_tiny(lanes::VF32 e, double c) {
+#if defined(__AVX512F__)
+  const __m512i q = (__m512i)lanes::as_bits(e);
+  const __m512d cd = _mm512_set1_pd(c);
+  const __m256i lo =
+      _mm512_cvtpd_epi32(_mm512_mul_pd(_mm512_cvtepi32_pd(_mm512_castsi512_si256(q)), cd));
+  const __m256i hi =
+      _mm512_cvtpd_epi32(_mm512_mul_pd(_mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(q, 1)), cd));
+  return lanes::from_bits((lanes::VU32)_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1));
+#else
+  const __m256i q = (__m256i)lanes::as_bits(e);
+  const __m256d cd = _mm256_set1_pd(c);
+  const __m128i lo =
+      _mm256_cvtpd_epi32(_mm256_mul_pd(_mm256_cvtepi32_pd(_mm256_castsi256_si128(q)), cd));
+  const __m128i hi =
+      _mm256_cvtpd_epi32(_mm256_mul_pd(_mm256_cvtepi32_pd(_mm256_extracti128_si256(q, 1)), cd));
+  return lanes::from_bits((lanes::VU32)_mm256_set_m128i(hi, lo));
+#endif
+}
+#endif
+
 // exp_scaled<N>(z) = e^z * 2^N, rounded once like exp (the scaling is folded into the
 // exponent, so no rounding of z + N ln2 and no intermediate underflow); exp = N = 0.
 //   range:  as exp, with the clamps moved down by N ln2
@@ -247,6 +318,20 @@ GS_INLINE V exp_scaled(V z) {
   constexpr unsigned bias = static_cast<unsigned>(C::exp_bias);
   const V s1 = lanes::from_bits((UInt)((k1 + bias) << C::mant_bits));
   const V s2 = lanes::from_bits((UInt)((k2 + bias) << C::mant_bits));
+#if defined(GS_EXACT_TINY)
+  if constexpr (!std::is_same_v<V, S>) {
+    // results below the smallest normal (k + N <= 1 - bias; not the +0 lanes, whose k is
+    // N here, nor NaN lanes, whose k is arbitrary): from ldexp_tiny, the other lanes'
+    // scaling with k + N = 0 in those lanes
+    const auto small = (ki < 2 - C::exp_bias) & (z == z);
+    if (lanes::any_set(small)) {
+      const V p0 = select(small, splat<V>(S(1)), p);
+      const V t1 = select(small, splat<V>(S(1)), s1), t2 = select(small, splat<V>(S(1)), s2);
+      const V res = select(small, ldexp_tiny(p, ki), (p0 * t1) * t2);
+      return select(under, splat<V>(S(0)), res);
+    }
+  }
+#endif
   return select(under, splat<V>(S(0)), (p * s1) * s2);
 }
 
@@ -261,10 +346,14 @@ GS_INLINE V exp(V z) {
 // factors round it), elsewhere as 2^(k + 64) * 2^-64: for z >= z_min, k >= -150
 // (float32) or -1075 (float64), and k <= N <= 62 resp. 512, so 2^(k + 64) is normal,
 // p 2^(k + 64) is exact and the product with the constant 2^-64 rounds once.
+// With GS_EXACT_TINY, a vector with a lane below z_low (a result that may be below the
+// smallest normal, or +0 below z_min) takes exp_low, where the scaling sees no such
+// lane: +0 below z_min, ldexp_tiny for the others (and *tiny is set when there are any).
 template <int N, class V>
-GS_INLINE V exp_scaled_nonpos(V z) {
+GS_INLINE V exp_scaled_nonpos(V z, bool* tiny = nullptr) {
   using S = typename lanes::Traits<V>::Scalar;
   if constexpr (std::is_same_v<V, S>) {
+    (void)tiny;
     return exp_scaled<N, false>(z);
   } else {
     using C = Consts<S>;
@@ -273,6 +362,51 @@ GS_INLINE V exp_scaled_nonpos(V z) {
     using lanes::splat;
     static_assert(N <= (sizeof(S) == 4 ? 63 : 959), "2^(k + 64) must stay finite");
     constexpr S z_min = static_cast<S>(C::exp_z_min - N * 0.6931471805599453);
+    // bits of 2^(k + N + 64) from those of biased: (k + N + 64 + bias) << mant_bits, k
+    // from the bit patterns (unsigned, wrapping: for NaN z the value is arbitrary and
+    // the result NaN anyway)
+    auto scaled = [](V p, V k, V biased) GS_LAMBDA_INLINE {
+#if defined(__AVX512F__)
+      (void)biased;
+      if constexpr (sizeof(S) == 4)
+        return (V)_mm512_scalef_ps((__m512)p, (__m512)(k + S(N)));
+      else
+        return (V)_mm512_scalef_pd((__m512d)p, (__m512d)(k + S(N)));
+#else
+      (void)k;
+      const auto offset = static_cast<typename lanes::Traits<S>::UInt>(N + 64 + C::exp_bias) -
+                          lanes::as_bits(C::round_magic);
+      const V scale = lanes::from_bits((UInt)((lanes::as_bits(biased) + offset) << C::mant_bits));
+      return (p * scale) * S(0x1p-64);
+#endif
+    };
+#if defined(GS_EXACT_TINY)
+    // below z_low, k + N <= -126 (-1022) is possible; above it k + N >= -125 (-1021)
+    constexpr S z_low = static_cast<S>((C::exp_bias - 2 + N) * -0.6931471805599453);
+    const auto low = z < z_low;  // NaN: false
+    const V biased = z * C::log2e + C::round_magic;
+    const V k = biased - C::round_magic;
+    V r = fma(-k, splat<V>(C::ln2_hi), z);
+    r = fma(-k, splat<V>(C::ln2_lo), r);
+    const V p = exp_poly(r);  // any value in the lanes below z_min (-inf z: NaN)
+    if (!lanes::any_set(low)) return scaled(p, k, biased);
+    // exp_low: the lanes below z_min are +0, those with k + N <= 1 - bias (a result
+    // below the smallest normal, or rounding up to it) come from ldexp_tiny, and the
+    // scaling computes the others with k = 0 in those lanes (a normal p 2^N)
+    using Int = lanes::Int<V>;
+    const auto under = z < z_min;
+    const Int j = (Int)(lanes::as_bits(biased) - lanes::as_bits(C::round_magic)) + N;
+    const auto small = (j < 2 - C::exp_bias) & low & ~under;  // (NaN lanes are not low)
+    const auto out = under | small;
+    const V b0 = lanes::select(out, splat<V>(C::round_magic), biased);
+    V res = scaled(p, lanes::select(out, splat<V>(S(0)), k), b0);
+    if (lanes::any_set(small)) {
+      res = lanes::select(small, ldexp_tiny(lanes::select(small, p, splat<V>(S(1))), j), res);
+      if (tiny) *tiny = true;
+    }
+    return lanes::select(under, splat<V>(S(0)), res);
+#else
+    (void)tiny;
     const auto under = z < z_min;                 // +0, without an underflow (as in exp_scaled)
     z = lanes::select(under, splat<V>(S(0)), z);  // NaN passes through
     const V biased = z * C::log2e + C::round_magic;
@@ -280,20 +414,7 @@ GS_INLINE V exp_scaled_nonpos(V z) {
     V r = fma(-k, splat<V>(C::ln2_hi), z);
     r = fma(-k, splat<V>(C::ln2_lo), r);
     const V p = exp_poly(r);
-#if defined(__AVX512F__)
-    if constexpr (sizeof(S) == 4)
-      return lanes::select(under, splat<V>(S(0)),
-                           (V)_mm512_scalef_ps((__m512)p, (__m512)(k + S(N))));
-    else
-      return lanes::select(under, splat<V>(S(0)),
-                           (V)_mm512_scalef_pd((__m512d)p, (__m512d)(k + S(N))));
-#else
-    // bits of 2^(k + N + 64): (k + N + 64 + bias) << mant_bits, k from the bit patterns
-    // (unsigned, wrapping: for NaN z the value is arbitrary and the result NaN anyway)
-    const auto offset = static_cast<typename lanes::Traits<S>::UInt>(N + 64 + C::exp_bias) -
-                        lanes::as_bits(C::round_magic);
-    const V scale = lanes::from_bits((UInt)((lanes::as_bits(biased) + offset) << C::mant_bits));
-    return lanes::select(under, splat<V>(S(0)), (p * scale) * S(0x1p-64));
+    return lanes::select(under, splat<V>(S(0)), scaled(p, k, biased));
 #endif
   }
 }
