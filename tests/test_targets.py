@@ -150,6 +150,7 @@ TINY_SCRIPT = textwrap.dedent(
                         r=gs.gumbel_softmax(view, taus_r, rng=n),
                         l=gs.log_gumbel_softmax(view, tau, rng=n),
                         b=gs.gumbel_softmax_backward(w, s, tau),
+                        bs=gs.gumbel_softmax_backward(w * 1e-30, s, tau),  # subnormal products
                         bc=gs.gumbel_softmax_backward(w, tau=tau, logits=view, rng=n),
                         rm=gs.reinmax_backward(w, view / tau, h, 1.0),
                         gr=gs.gumbel_rao_backward(w, view, h, tau, samples=2, rng=n),

@@ -98,21 +98,52 @@ namespace gumbel_softmax {
 namespace GS_TARGET {
 namespace {
 
+// The float32 y_soft of a small temperature has entries below the smallest normal,
+// whose products take a microcode assist each (vmath.hpp, GS_EXACT_TINY): from the
+// first 16 elements with such a y_soft on, the rest of the segment's dot uses
+// vmath::fma_exact (the same bits), and the segment is reported (*tiny) so that
+// backward_apply uses vmath::mul_exact on it (its own running sums may be subnormal
+// too, hence the rest of the segment and not only those elements).
+#if defined(GS_EXACT_TINY)
+GS_COLD void segment_dot_tiny(const float* g, const float* s, int64_t& c, int64_t end,
+                              Vec<float> (&vacc)[kSub<float>]) {
+  using V = Vec<float>;
+  for (; c + kLanes <= end; c += kLanes)
+    for (int k = 0; k < kSub<float>; ++k) {
+      const int64_t o = c + k * kW<float>;
+      vacc[k] = vmath::fma_exact(lanes::load<V>(g + o), lanes::load<V>(s + o), vacc[k]);
+    }
+}
+#endif
+
 // dot = sum(grad_y * y_soft) over elements [begin, end) of a row, in the order of the
-// forward sums (partial sum (c - begin) % 16, combined pairwise).
+// forward sums (partial sum (c - begin) % 16, combined pairwise).  *tiny: see above.
 template <class T>
-T segment_dot(const T* g, int64_t gst, const T* s, int64_t sst, int64_t begin, int64_t end) {
+T segment_dot(const T* g, int64_t gst, const T* s, int64_t sst, int64_t begin, int64_t end,
+              bool* tiny) {
   int64_t c = begin;
   T acc[kLanes] = {};
 #ifdef GS_HAVE_VECTOR_EXT
   if (gst == 1 && sst == 1) {
     using V = Vec<T>;
     V vacc[kSub<T>] = {};
-    for (; c + kLanes <= end; c += kLanes)
+    for (; c + kLanes <= end; c += kLanes) {
+#if defined(GS_EXACT_TINY)
+      if constexpr (sizeof(T) == 4) {
+        auto t = vmath::tiny_lanes(lanes::load<V>(s + c));
+        for (int k = 1; k < kSub<T>; ++k) t |= vmath::tiny_lanes(lanes::load<V>(s + c + k * kW<T>));
+        if (lanes::any_set(t)) {
+          *tiny = true;
+          segment_dot_tiny(g, s, c, end, vacc);
+          break;
+        }
+      }
+#endif
       for (int k = 0; k < kSub<T>; ++k) {
         const int64_t o = c + k * kW<T>;
         vacc[k] = lanes::fma(lanes::load<V>(g + o), lanes::load<V>(s + o), vacc[k]);
       }
+    }
     spill<T>(vacc, acc);
   }
 #endif
@@ -125,10 +156,10 @@ T segment_dot(const T* g, int64_t gst, const T* s, int64_t sst, int64_t begin, i
 
 // dot of a whole row, segment by segment like the forward sums.
 template <class T>
-T row_dot(const T* g, int64_t gst, const T* s, int64_t sst, int64_t len) {
-  T dot = segment_dot(g, gst, s, sst, 0, std::min(len, kSegment));
+T row_dot(const T* g, int64_t gst, const T* s, int64_t sst, int64_t len, bool* tiny) {
+  T dot = segment_dot(g, gst, s, sst, 0, std::min(len, kSegment), tiny);
   for (int64_t b = kSegment; b < len; b += kSegment)
-    dot = dot + segment_dot(g, gst, s, sst, b, std::min(len, b + kSegment));
+    dot = dot + segment_dot(g, gst, s, sst, b, std::min(len, b + kSegment), tiny);
   return dot;
 }
 
@@ -149,15 +180,30 @@ GS_COLD void fix_nan(T* o, int64_t ost, int64_t begin, int64_t end, T dot) {
 // before it is written, so out may be grad_y or y_soft itself.
 // NaN results are then made canonical by fix_nan, in a second pass over the rows
 // where one came out (the first only tests for them).
+// tiny: the segment's dot reported y_soft below the smallest normal; its whole vectors
+// then use vmath::mul_exact.
 template <class T>
 GS_INLINE void backward_apply(const T* g, int64_t gst, const T* s, int64_t sst, T* o, int64_t ost,
-                              int64_t begin, int64_t end, T dot, T inv_tau) {
+                              int64_t begin, int64_t end, T dot, T inv_tau, bool tiny) {
   int64_t i = begin;
   bool nan = false;
 #ifdef GS_HAVE_VECTOR_EXT
   if (gst == 1 && sst == 1 && ost == 1) {
     using V = Vec<T>;
     lanes::NanTest<V> vnan;
+#if defined(GS_EXACT_TINY)
+    if constexpr (sizeof(T) == 4)
+      if (tiny) {
+        const V it = lanes::splat<V>(inv_tau);
+        for (; i + kW<T> <= end; i += kW<T>) {
+          const V d = lanes::load<V>(g + i) - dot;
+          const V r = vmath::mul_exact(vmath::mul_exact(lanes::load<V>(s + i), d), it);
+          lanes::store(o + i, r);
+          vnan.add(r);
+        }
+      }
+#endif
+    (void)tiny;
     for (; i + kW<T> <= end; i += kW<T>) {
       const V r = (lanes::load<V>(s + i) * (lanes::load<V>(g + i) - dot)) * inv_tau;
       lanes::store(o + i, r);
@@ -196,23 +242,32 @@ struct BackwardOp : Schedule {
   explicit BackwardOp(const BackwardArgs<T>& args) : a(args), len(args.gs.len) {}
 
   T itau(int64_t r) const { return a.inv_taus ? a.inv_taus[r] : a.inv_tau; }
+  Scratch<unsigned char> seg_tiny;  // split rows: each segment's tiny flag (segment_dot)
   void whole_row(const T* g, int64_t gst, const T* s, int64_t sst, T* o, int64_t ost,
                  T inv_tau) const {
-    backward_apply(g, gst, s, sst, o, ost, 0, len, row_dot(g, gst, s, sst, len), inv_tau);
+    bool tiny = false;
+    const T dot = row_dot(g, gst, s, sst, len, &tiny);
+    backward_apply(g, gst, s, sst, o, ost, 0, len, dot, inv_tau, tiny);
   }
-  void begin_split() { seg_dot.resize(segments(len)); }
+  void begin_split() {
+    seg_dot.resize(segments(len));
+    seg_tiny.resize(segments(len));
+  }
   void split_row(int64_t r) {
     const int64_t nseg = segments(len);
     const T* g = a.grad_y + row_offset(a.gs, r);
     const T* s = a.y_soft + row_offset(a.ss, r);
     T* o = a.out + row_offset(a.os, r);
     for_segments(len, [&](int64_t k, int64_t begin, int64_t end) {
-      seg_dot[k] = segment_dot(g, a.gs.step, s, a.ss.step, begin, end);
+      bool tiny = false;
+      seg_dot[k] = segment_dot(g, a.gs.step, s, a.ss.step, begin, end, &tiny);
+      seg_tiny[k] = tiny;
     });
     T dot = seg_dot[0];
     for (int64_t k = 1; k < nseg; ++k) dot = dot + seg_dot[k];
-    for_segments(len, [&](int64_t, int64_t begin, int64_t end) {
-      backward_apply(g, a.gs.step, s, a.ss.step, o, a.os.step, begin, end, dot, itau(r));
+    for_segments(len, [&](int64_t k, int64_t begin, int64_t end) {
+      backward_apply(g, a.gs.step, s, a.ss.step, o, a.os.step, begin, end, dot, itau(r),
+                     seg_tiny[k] != 0);
     });
   }
   bool strided() const { return a.gs.step != 1 || a.ss.step != 1 || a.os.step != 1; }
@@ -281,8 +336,9 @@ struct RecomputeOp : Schedule {
     if (a.round_soft) round_to_half(v, len, a.round_soft);
     const T* g = a.grad_y + row_offset(a.gs, r);
     T* o = a.out + row_offset(a.os, r);
-    backward_apply(g, a.gs.step, v, 1, o, a.os.step, 0, len, row_dot(g, a.gs.step, v, 1, len),
-                   itau);
+    bool tiny = false;
+    const T dot = row_dot(g, a.gs.step, v, 1, len, &tiny);
+    backward_apply(g, a.gs.step, v, 1, o, a.os.step, 0, len, dot, itau, tiny);
   }
 };
 

@@ -277,6 +277,70 @@ GS_INLINE lanes::VF32 scale_tiny(lanes::VF32 e, double c) {
 }
 #endif
 
+#if defined(GS_EXACT_TINY)
+// The float32 lanes of x with a nonzero |x| below the smallest normal: with b the bits of
+// |x|, b + 0x7f800000 (wrapping) is above 0x7f800000 as a signed integer exactly for
+// 0 < b < 0x00800000 (zeros stay at 0x7f800000, normals and NaN wrap negative).
+GS_INLINE lanes::VI32 tiny_lanes(lanes::VF32 x) {
+  return (lanes::VI32)((lanes::as_bits(x) & 0x7fffffffu) + 0x7f800000u) > 0x7f800000;
+}
+
+// A float32 vector as two vectors of doubles (its lower and upper halves), and back with
+// one rounding to float32 (to nearest even; conversions take no assist).
+struct Halves {
+  lanes::VF64 lo, hi;
+};
+GS_INLINE Halves widen(lanes::VF32 x) {
+#if defined(__AVX512F__)
+  const __m256 h = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd((__m512)x), 1));
+  return {(lanes::VF64)_mm512_cvtps_pd(_mm512_castps512_ps256((__m512)x)),
+          (lanes::VF64)_mm512_cvtps_pd(h)};
+#else
+  return {(lanes::VF64)_mm256_cvtps_pd(_mm256_castps256_ps128((__m256)x)),
+          (lanes::VF64)_mm256_cvtps_pd(_mm256_extractf128_ps((__m256)x, 1))};
+#endif
+}
+GS_INLINE lanes::VF32 narrow(Halves h) {
+#if defined(__AVX512F__)
+  const __m512d lo = _mm512_castps_pd(_mm512_castps256_ps512(_mm512_cvtpd_ps((__m512d)h.lo)));
+  const __m256d hi = _mm256_castps_pd(_mm512_cvtpd_ps((__m512d)h.hi));
+  return (lanes::VF32)_mm512_castpd_ps(_mm512_insertf64x4(lo, hi, 1));
+#else
+  return (lanes::VF32)_mm256_set_m128(_mm256_cvtpd_ps((__m256d)h.hi),
+                                      _mm256_cvtpd_ps((__m256d)h.lo));
+#endif
+}
+
+// a * b as float32 multiplication rounds it, for any lanes, through doubles: the
+// product of two floats is exact in double (48 bits, no double underflow), and the
+// conversion rounds it once.  No operand is subnormal in double.
+GS_INLINE lanes::VF32 mul_exact(lanes::VF32 a, lanes::VF32 b) {
+  const Halves x = widen(a), y = widen(b);
+  return narrow({x.lo * y.lo, x.hi * y.hi});
+}
+
+// fma(a, b, c) rounded once, through doubles: p = a b is exact, s + e = p + c exactly
+// (TwoSum), s rounded to odd (its last bit set toward e when e != 0 and the bit is clear),
+// and round-to-odd in 53 bits followed by rounding to 24 is the single rounding of p + c.
+// Infinite or NaN lanes: e is NaN, s is kept (the hardware's inf or a NaN).
+GS_INLINE lanes::VF64 fma_odd(lanes::VF64 a, lanes::VF64 b, lanes::VF64 c) {
+  using lanes::VU64;
+  const lanes::VF64 p = a * b, s = p + c;
+  const lanes::VF64 bv = s - p;
+  const lanes::VF64 e = (p - (s - bv)) + (c - bv);
+  const VU64 sb = lanes::as_bits(s);
+  const auto inexact = (e < 0) | (e > 0);  // false for NaN
+  const auto away = (e < 0) == (s < 0);    // toward e is away from 0
+  const auto even = (sb & 1u) == 0;
+  const VU64 step = (VU64)(inexact & even) & (VU64)(away ? lanes::VI64{} + 1 : lanes::VI64{} - 1);
+  return lanes::from_bits(sb + step);
+}
+GS_INLINE lanes::VF32 fma_exact(lanes::VF32 a, lanes::VF32 b, lanes::VF32 c) {
+  const Halves x = widen(a), y = widen(b), z = widen(c);
+  return narrow({fma_odd(x.lo, y.lo, z.lo), fma_odd(x.hi, y.hi, z.hi)});
+}
+#endif
+
 // exp_scaled<N>(z) = e^z * 2^N, rounded once like exp (the scaling is folded into the
 // exponent, so no rounding of z + N ln2 and no intermediate underflow); exp = N = 0.
 //   range:  as exp, with the clamps moved down by N ln2
