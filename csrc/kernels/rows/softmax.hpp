@@ -90,21 +90,24 @@ T exp_sum(T* v, int64_t begin, int64_t end, T max, T inv_tau, bool* tiny = nullp
   return tree_sum(acc);
 }
 
-// y = e * s on [begin, end) (y may be v itself, step 1) for float32 e >= 0 some of which
-// are below the smallest normal, and 0 < s <= 1: those products come from
-// vmath::scale_tiny (the same bits, without the assist of a multiply with a subnormal).
+// y = e * s on [begin, end) (y may be v itself, step 1), for float32 e >= 0 some of which
+// are below the smallest normal (exp_sum's tiny flag) and 0 < s <= 1: the lanes whose
+// product may be below the smallest normal (e < 2^-125 / s; comparisons take no assist)
+// come from vmath::mul_exact (the same bits, without the assist of a multiplication
+// with a subnormal operand or result).
 template <class T>
 GS_COLD void scale_with_tiny(const T* v, int64_t begin, int64_t end, T s, T* y, int64_t ystep) {
   int64_t i = begin;
 #if defined(GS_EXACT_TINY)
   if constexpr (sizeof(T) == 4) {
     using V = Vec<T>;
-    using Int = lanes::Int<V>;
+    const V vs = lanes::splat<V>(s);
+    const T below = T(2) * std::numeric_limits<T>::min() / s;
     for (; i + kW<T> <= end; i += kW<T>) {
       const V e = lanes::load<V>(v + i);
-      const auto small = (Int)lanes::as_bits(e) < 0x00800000;  // +0 too (exact either way)
-      // (the others' products with no subnormal operand: those lanes multiply +0)
-      const V r = lanes::any_set(small) ? lanes::select(small, vmath::scale_tiny(e, s),
+      const auto small = e < below;
+      // (the other lanes' products with no small operand: those lanes multiply +0)
+      const V r = lanes::any_set(small) ? lanes::select(small, vmath::mul_exact(e, vs),
                                                         lanes::select(small, V{}, e) * s)
                                         : e * s;
       if (ystep == 1)

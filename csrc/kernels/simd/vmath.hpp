@@ -210,14 +210,14 @@ GS_INLINE V exp_poly(V r) {
 // On many x86 cores a multiply, FMA, division or scalef whose input or result is
 // subnormal takes a microcode assist of 100 cycles or more per instruction (on the
 // Xeon of docs/performance.md: 44 ns per AVX-512 multiply or FMA, 52 per division, 68
-// per scalef, against under 2; additions and comparisons are not affected).  A softmax at
-// tau around 0.03 to 0.2 puts a fifth of its exps in the subnormal range, which made it
-// 5x slower.  So on the AVX2 and AVX-512 targets (GS_EXACT_TINY) the lanes whose exp is
-// below the smallest normal are computed in integer arithmetic (ldexp_tiny), and
-// multiples of such results in exact double arithmetic (scale_tiny), each rounded to
-// nearest even as the hardware rounds: the same bits.  The baseline target keeps the
-// plain operations, and the tests compare the targets bit for bit on rows in that band
-// (tests/test_targets.py).
+// per scalef, against under 2; additions, comparisons, min/max and conversions are not
+// affected).  A softmax at tau around 0.03 to 0.2 puts a fifth of its exps in the
+// subnormal range, which made it 5x slower.  So on the AVX2 and AVX-512 targets
+// (GS_EXACT_TINY) the lanes whose exp is below the smallest normal are computed in
+// integer arithmetic (ldexp_tiny), and products with such operands or results in exact
+// double arithmetic (mul_exact, fma_exact), each rounded to nearest even as the hardware
+// rounds: the same bits.  The baseline target keeps the plain operations, and the tests
+// compare the targets bit for bit on rows in that band (tests/test_targets.py).
 #if defined(__AVX2__) || defined(__AVX512F__)
 #define GS_EXACT_TINY 1
 #endif
@@ -249,33 +249,6 @@ GS_INLINE V ldexp_tiny(V p, lanes::Int<V> j) {
   const UInt up = (UInt)((rem > half) | ((rem == half) & (rem != 0) & ((q & 1) != 0)));
   return lanes::from_bits(q - up);  // up: all ones (-1) in the lanes that round up
 }
-
-#if defined(GS_EXACT_TINY)
-// e * c rounded to nearest even, for float32 lanes e >= 0 below the smallest normal (or
-// +0) and a scalar 0 < c <= 1 (other lanes: any bits).  With q the bits of e
-// (e = q 2^-149, q < 2^23), the result in units of 2^-149 is q c: exact in double (47
-// bits), rounded to an integer by the conversion (to nearest even, the mode the kernels
-// run in), at most 2^23 (the result's bits: subnormal, +0 or the smallest normal).
-GS_INLINE lanes::VF32 scale_tiny(lanes::VF32 e, double c) {
-#if defined(__AVX512F__)
-  const __m512i q = (__m512i)lanes::as_bits(e);
-  const __m512d cd = _mm512_set1_pd(c);
-  const __m256i lo =
-      _mm512_cvtpd_epi32(_mm512_mul_pd(_mm512_cvtepi32_pd(_mm512_castsi512_si256(q)), cd));
-  const __m256i hi =
-      _mm512_cvtpd_epi32(_mm512_mul_pd(_mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(q, 1)), cd));
-  return lanes::from_bits((lanes::VU32)_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1));
-#else
-  const __m256i q = (__m256i)lanes::as_bits(e);
-  const __m256d cd = _mm256_set1_pd(c);
-  const __m128i lo =
-      _mm256_cvtpd_epi32(_mm256_mul_pd(_mm256_cvtepi32_pd(_mm256_castsi256_si128(q)), cd));
-  const __m128i hi =
-      _mm256_cvtpd_epi32(_mm256_mul_pd(_mm256_cvtepi32_pd(_mm256_extracti128_si256(q, 1)), cd));
-  return lanes::from_bits((lanes::VU32)_mm256_set_m128i(hi, lo));
-#endif
-}
-#endif
 
 #if defined(GS_EXACT_TINY)
 // The float32 lanes of x in (0, smallest normal): with b the bits of x, b + 0x7f800000
