@@ -174,13 +174,21 @@ constexpr T kNinf = -std::numeric_limits<T>::infinity();
 // log(1 - a) for a in [0, 1/2] (slightly above is harmless), within the error of log:
 // log1p(-a) on the reduced range for a <= 1 - sqrt(1/2), else -ln 2 + log1p(1 - 2a)
 // (1 - 2a is exact by Sterbenz's lemma), one evaluation of the series either way.
+// For 0 < a < 2^-30 (float32) or 2^-60 (float64) the series gives exactly -a (2 + f
+// rounds to 2, and the correction, about a^2 / 2, is below half an ulp of a), which is
+// returned directly: the series' squares would underflow there, and a multiplication
+// with a subnormal operand or result takes a microcode assist on many x86 cores (an a of
+// a small tau's softmax is often that small).  The same bits either way.
 template <class V>
 GS_INLINE V log1m(V a) {
   using S = typename lanes::Traits<V>::Scalar;
-  const auto big = a > S(0.29289321881345254);  // 1 - sqrt(1/2)
+  constexpr S kTiny = sizeof(S) == 4 ? S(0x1p-30) : S(0x1p-60);
+  const auto tiny = (a > S(0)) & (a < kTiny);
+  const V a0 = lanes::select(tiny, lanes::splat<V>(S(0)), a);
+  const auto big = a0 > S(0.29289321881345254);  // 1 - sqrt(1/2)
   const V e = lanes::select(big, lanes::splat<V>(S(-1)), lanes::splat<V>(S(0)));
-  const V f = lanes::select(big, S(1) - (a + a), -a);
-  return vmath::log_combine(e, f);
+  const V f = lanes::select(big, S(1) - (a0 + a0), -a0);
+  return lanes::select(tiny, -a, vmath::log_combine(e, f));
 }
 
 // log(1 - a_I) of a step's argmax I, where a_I = 1/S and 1 - a_I = O/S, O the sum of the
@@ -201,10 +209,11 @@ T log_rest(T O, T S, T aI) {
 // (kFlat: 1/tau = 0, the tau -> infinity limit: e = 1 at every finite r, as flatten_row
 // does), stored; returns their sum, element c in partial sum (c - b) % 16.
 template <bool kFlat, class T>
-T exp_segment(const T* r, T* e, int64_t b, int64_t end, T max, T itau) {
+T exp_segment(const T* r, T* e, int64_t b, int64_t end, T max, T itau, bool* tiny) {
 #ifdef GS_HAVE_VECTOR_EXT
   using V = Vec<T>;
   V vacc[kSub<T>] = {};
+  bool small = false;  // an e below the smallest normal (vmath.hpp, GS_EXACT_TINY)
   for (int64_t c = b; c < end; c += kLanes)
     for (int s = 0; s < kSub<T>; ++s) {
       const V rv = lanes::load<V>(r + c + s * kW<T>);
@@ -212,13 +221,15 @@ T exp_segment(const T* r, T* e, int64_t b, int64_t end, T max, T itau) {
       if constexpr (kFlat)
         ev = lanes::select(rv == kNinf<T>, lanes::splat<V>(T(0)), lanes::splat<V>(T(1)));
       else
-        ev = vmath::exp_scaled_nonpos<0>((rv - max) * itau);
+        ev = vmath::exp_scaled_nonpos<0>((rv - max) * itau, &small);
       lanes::store(e + c + s * kW<T>, ev);
       vacc[s] = vacc[s] + ev;
     }
   T acc[kLanes];
   spill<T>(vacc, acc);
+  if (small) *tiny = true;
 #else
+  (void)tiny;
   T acc[kLanes] = {};
   for (int64_t c = b; c < end; c += kLanes)
     for (int j = 0; j < kLanes; ++j) {
@@ -233,16 +244,34 @@ T exp_segment(const T* r, T* e, int64_t b, int64_t end, T max, T itau) {
 }
 
 // Pass 1 over the padded row [0, L): segment sums added in order, as every row sum.
+// *tiny: set when an e is below the smallest normal (then the passes 2 take care).
 template <class T>
-T exp_pass(const T* r, T* e, int64_t L, T max, T itau) {
+T exp_pass(const T* r, T* e, int64_t L, T max, T itau, bool* tiny) {
   T sum = T(0);
   for (int64_t b = 0; b < L; b += kSegment) {
     const int64_t end = std::min(L, b + kSegment);
-    sum = sum + (itau == T(0) ? exp_segment<true>(r, e, b, end, max, itau)
-                              : exp_segment<false>(r, e, b, end, max, itau));
+    sum = sum + (itau == T(0) ? exp_segment<true>(r, e, b, end, max, itau, tiny)
+                              : exp_segment<false>(r, e, b, end, max, itau, tiny));
   }
   return sum;
 }
+
+// a = e * inv_sum of one vector, for a pass 2 after an exp pass that found e below the
+// smallest normal: the lanes whose a may be below it come from vmath::mul_exact (the
+// same bits, without the assists of subnormal operands).
+#if defined(GS_EXACT_TINY)
+struct TinyStep {
+  float inv_sum, below;
+  explicit TinyStep(float s) : inv_sum(s), below(2 * std::numeric_limits<float>::min() / s) {}
+  GS_INLINE Vec<float> a(Vec<float> e) const {
+    using V = Vec<float>;
+    const auto small = e < below;
+    if (!lanes::any_set(small)) return e * inv_sum;
+    return lanes::select(small, vmath::mul_exact(e, lanes::splat<V>(inv_sum)),
+                         lanes::select(small, V{}, e) * inv_sum);
+  }
+};
+#endif
 
 // The maximum of r and its first index.
 template <class T>
@@ -254,10 +283,26 @@ struct Top {
 // Pass 2 of a step that has a next one: a = e / S (as e * (1/S)) into dst (kStoreA) or
 // added to dst (the sample), r += log(1 - a), and the maximum of the new r.
 template <bool kStoreA, class T>
-Top<T> update_pass(const T* e, T* dst, T* r, int64_t L, T inv_sum) {
+Top<T> update_pass(const T* e, T* dst, T* r, int64_t L, T inv_sum, bool tiny) {
 #ifdef GS_HAVE_VECTOR_EXT
   using V = Vec<T>;
   LaneStats<T, true> st;
+#if defined(GS_EXACT_TINY)
+  if constexpr (sizeof(T) == 4)
+    if (tiny) {
+      const TinyStep t(inv_sum);
+      for (int64_t c = 0; c < L; c += kW<T>) {
+        const V a = t.a(lanes::load<V>(e + c));
+        lanes::store(dst + c, kStoreA ? a : lanes::load<V>(dst + c) + a);
+        const V rv = lanes::load<V>(r + c) + log1m(a);
+        lanes::store(r + c, rv);
+        st.add(rv, c);
+      }
+      const RowStats<T> rs = st.result(0, L);
+      return Top<T>{rs.max, rs.argmax};
+    }
+#endif
+  (void)tiny;
   for (int64_t c = 0; c < L; c += kW<T>) {
     const V a = lanes::load<V>(e + c) * inv_sum;
     lanes::store(dst + c, kStoreA ? a : lanes::load<V>(dst + c) + a);
@@ -268,6 +313,7 @@ Top<T> update_pass(const T* e, T* dst, T* r, int64_t L, T inv_sum) {
   const RowStats<T> rs = st.result(0, L);
   return Top<T>{rs.max, rs.argmax};
 #else
+  (void)tiny;
   Top<T> top{kNinf<T>, 0};
   for (int64_t c = 0; c < L; ++c) {
     const T a = e[c] * inv_sum;
@@ -281,14 +327,27 @@ Top<T> update_pass(const T* e, T* dst, T* r, int64_t L, T inv_sum) {
 
 // Pass 2 of the last step: a = e / S into dst (kStoreA) or added to it.
 template <bool kStoreA, class T>
-void last_pass(const T* e, T* dst, int64_t L, T inv_sum) {
+void last_pass(const T* e, T* dst, int64_t L, T inv_sum, bool tiny) {
   int64_t c = 0;
 #ifdef GS_HAVE_VECTOR_EXT
   using V = Vec<T>;
+#if defined(GS_EXACT_TINY)
+  if constexpr (sizeof(T) == 4)
+    if (tiny) {
+      const TinyStep t(inv_sum);
+      for (; c < L; c += kW<T>) {
+        const V a = t.a(lanes::load<V>(e + c));
+        lanes::store(dst + c, kStoreA ? a : lanes::load<V>(dst + c) + a);
+      }
+    }
+#endif
+  (void)tiny;
   for (; c < L; c += kW<T>) {
     const V a = lanes::load<V>(e + c) * inv_sum;
     lanes::store(dst + c, kStoreA ? a : lanes::load<V>(dst + c) + a);
   }
+#else
+  (void)tiny;
 #endif
   for (; c < L; ++c) dst[c] = kStoreA ? e[c] * inv_sum : dst[c] + e[c] * inv_sum;
 }
@@ -316,16 +375,17 @@ int64_t relaxed_steps(T* r, T* e, T* dst, int64_t L, int64_t k, T itau, Top<T> t
     const int64_t I = top.idx;
     const T rI = r[I];
     r[I] = kNinf<T>;
-    const T O = exp_pass(r, e, L, top.max, itau);
+    bool tiny = false;
+    const T O = exp_pass(r, e, L, top.max, itau, &tiny);
     const T S = O + T(1), inv_sum = T(1) / S;
     T* d = kStoreA ? dst + j * L : dst;
     if (kStoreA) info[j] = StepInfo<T>{I, O, S};
     if (j + 1 == k) {
-      last_pass<kStoreA>(e, d, L, inv_sum);
+      last_pass<kStoreA>(e, d, L, inv_sum, tiny);
       d[I] = kStoreA ? inv_sum : d[I] + inv_sum;
       return k;
     }
-    Top<T> next = update_pass<kStoreA>(e, d, r, L, inv_sum);
+    Top<T> next = update_pass<kStoreA>(e, d, r, L, inv_sum, tiny);
     d[I] = kStoreA ? inv_sum : d[I] + inv_sum;
     r[I] = rI + log_rest(O, S, inv_sum);
     if (r[I] > next.max || (r[I] == next.max && I < next.idx)) next = Top<T>{r[I], I};
