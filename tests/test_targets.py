@@ -157,6 +157,9 @@ TINY_SCRIPT = textwrap.dedent(
                         rk=gs.relaxed_top_k(view, k, tau, rng=n),
                         rkb=gs.relaxed_top_k_backward(w, view, k, tau, rng=n),
                         rb=gs.relaxed_bernoulli(view * 10, tau, rng=n),
+                        rbb=gs.relaxed_bernoulli_backward(
+                            w, gs.relaxed_bernoulli(view * 10, tau, rng=n), tau
+                        ),
                         cl=gs.concrete_log_prob(s, view, tau),
                     )
                     for name, a in res.items():

@@ -147,10 +147,15 @@ GS_INLINE void bernoulli_element(V x, V noise, V inv_tau, V& soft, V& hard) {
   const V z = v * inv_tau;
   // -|z| <= 0 (or NaN): exp_scaled_nonpos gives exp's bits there.  One division: the
   // quotient of the selected numerator is the selected quotient.
+  // Where e <= 2^-24 (2^-53), 1 + e rounds to 1 and the quotient is its numerator: taken
+  // directly (the same bits), so that no division sees a subnormal e (a microcode
+  // assist on many x86 cores; a small tau puts many e there).
   const V e = vmath::exp_scaled_nonpos<0>(select(z > S(0), -z, z));
+  const auto one = e <= S(sizeof(S) == 4 ? 0x1p-24 : 0x1p-53);
   const V d = S(1) + e;
+  const V n = select(z >= S(0), splat<V>(S(1)), e);
   hard = select(v > S(0), splat<V>(S(1)), select(v == v, splat<V>(S(0)), splat<V>(kNaN<S>)));
-  soft = select(z == z, select(z >= S(0), splat<V>(S(1)), e) / d, hard);
+  soft = select(z == z, select(one, n, select(one, splat<V>(S(1)), n) / d), hard);
 }
 
 // n results from element c0 on, contiguous in src, to dst (step).
@@ -327,7 +332,19 @@ struct BernoulliBackwardOp : Elementwise<BernoulliBackwardOp<T>> {
       for (; c + kW<T> <= end; c += kW<T>) {
         const V sv = lanes::load<V>(s + c);
         const V tv = ts.step ? lanes::load<V>(t + c) : lanes::splat<V>(t[0]);
-        lanes::store(o + c, canonical(((lanes::load<V>(g + c) * sv) * (T(1) - sv)) * tv));
+        const V gv = lanes::load<V>(g + c);
+#if defined(GS_EXACT_TINY)
+        // A y_soft below 2^-60 (a small tau's tails) may make a product subnormal: those
+        // vectors multiply through vmath::mul_exact (the same bits, without the assists).
+        if constexpr (sizeof(T) == 4)
+          if (lanes::any_set(sv < T(0x1p-60))) {
+            using vmath::mul_exact;
+            const V r = mul_exact(mul_exact(mul_exact(gv, sv), T(1) - sv), tv);
+            lanes::store(o + c, canonical(r));
+            continue;
+          }
+#endif
+        lanes::store(o + c, canonical(((gv * sv) * (T(1) - sv)) * tv));
       }
     }
 #endif
