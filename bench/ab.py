@@ -99,6 +99,7 @@ def against_cases(shape):
     x64 = x.astype(np.float64)
     grad = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
     y_soft = gs.gumbel_softmax(x, 0.5, rng=1)
+    y_small = gs.gumbel_softmax(x, 0.1, rng=1)  # tau 0.1: a fifth of it subnormal
     y_hard = gs.gumbel_softmax(x, 0.5, hard=True, rng=1)
     taus = np.full(shape[0], 0.5)
     rng = gs.Philox(1)
@@ -112,6 +113,10 @@ def against_cases(shape):
         "per-row-tau": lambda: gs.gumbel_softmax(x, taus, rng=rng, out=out),
         "log_gumbel_softmax": lambda: gs.log_gumbel_softmax(x, 0.5, rng=rng, out=out),
         "backward": lambda: gs.gumbel_softmax_backward(grad, y_soft, 0.5, out=out),
+        "backward-tau0.1": lambda: gs.gumbel_softmax_backward(grad, y_small, 0.1, out=out),
+        "relaxed_top_k-tau0.5": lambda: gs.relaxed_top_k(x, 3, 0.5, rng=rng),
+        "relaxed_top_k-tau0.1": lambda: gs.relaxed_top_k(x, 3, 0.1, rng=rng),
+        "relaxed_bernoulli-tau0.1": lambda: gs.relaxed_bernoulli(5 * x, 0.1, rng=rng, out=out),
         "relaxed_bernoulli": lambda: gs.relaxed_bernoulli(x, 0.5, rng=rng, out=out),
         "relaxed_bernoulli_backward": lambda: gs.relaxed_bernoulli_backward(
             grad, y_soft, 0.5, out=out
@@ -207,8 +212,9 @@ def main(argv=None):
         "--only",
         metavar="NAMES",
         help="with --against: only these comma-separated cases (soft-tau0.5 "
-        "soft-tau1 soft-tau0.5-float64 hard per-row-tau log_gumbel_softmax "
-        "backward relaxed_bernoulli relaxed_bernoulli_backward "
+        "soft-tau1 soft-tau0.1 soft-tau0.5-float64 hard per-row-tau log_gumbel_softmax "
+        "backward backward-tau0.1 relaxed_top_k-tau0.5 relaxed_top_k-tau0.1 "
+        "relaxed_bernoulli-tau0.1 relaxed_bernoulli relaxed_bernoulli_backward "
         "concrete_log_prob reinmax-tau1.5 reinmax-tau1)",
     )
     ap.add_argument(
