@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <new>
 
 #ifdef GUMBEL_SOFTMAX_HAVE_OPENMP
 #include <omp.h>
@@ -243,7 +244,10 @@ inline bool split_rows(int64_t nrows, int64_t len) {
 
 // Per-thread scratch of a call: n elements of T, zeroed, allocated up front (so that a
 // failed allocation happens before anything is written).  (A class of this namespace
-// rather than std::vector: see the per-target rule in csrc/README.md.)
+// rather than std::vector: see the per-target rule in csrc/README.md.)  A failed
+// allocation throws std::bad_alloc (MemoryError in Python) from a nothrow new, so that
+// under AddressSanitizer, whose throwing operator new aborts the process instead
+// (scripts/sanitize.sh sets allocator_may_return_null=1), it still raises.
 template <class T>
 class Scratch {
  public:
@@ -256,7 +260,10 @@ class Scratch {
     delete[] p_;
     p_ = nullptr;
     n_ = 0;
-    if (n > 0) p_ = new T[static_cast<size_t>(n)]();
+    if (n > 0) {
+      p_ = new (std::nothrow) T[static_cast<size_t>(n)]();
+      if (!p_) throw std::bad_alloc();
+    }
     n_ = n;
   }
   T* data() const { return p_; }
