@@ -253,8 +253,9 @@ GS_INLINE V ldexp_tiny(V p, lanes::Int<V> j) {
 #if defined(GS_EXACT_TINY)
 // The float32 lanes of x in (0, smallest normal): with b the bits of x, b + 0x7f800000
 // (wrapping) is above 0x7f800000 as a signed integer exactly for 0 < b < 0x00800000
-// (+0 stays at 0x7f800000; normals, NaN and every negative x wrap negative, so negative
-// subnormals are not found: the samples these tests serve are never negative).
+// (+0 stays at 0x7f800000; normals, NaN and every negative x wrap negative: a negative
+// subnormal is not found, and takes the plain, slower operation; the soft samples this
+// test is used on are never negative).
 GS_INLINE lanes::VI32 tiny_lanes(lanes::VF32 x) {
   return (lanes::VI32)(lanes::as_bits(x) + 0x7f800000u) > 0x7f800000;
 }
@@ -385,8 +386,9 @@ GS_INLINE V exp(V z) {
 // (float32) or -1075 (float64), and k <= N <= 62 resp. 512, so 2^(k + 64) is normal,
 // p 2^(k + 64) is exact and the product with the constant 2^-64 rounds once.
 // With GS_EXACT_TINY, a vector with a lane below z_low (a result that may be below the
-// smallest normal, or +0 below z_min) takes exp_low, where the scaling sees no such
-// lane: +0 below z_min, ldexp_tiny for the others (and *tiny is set when there are any).
+// smallest normal, or +0 below z_min) takes a slower branch ("exp_low" below), where the
+// scaling sees no such lane: +0 below z_min, ldexp_tiny for the results below the
+// smallest normal (and *tiny is set when there are any).
 template <int N, class V>
 GS_INLINE V exp_scaled_nonpos(V z, bool* tiny = nullptr) {
   using S = typename lanes::Traits<V>::Scalar;
