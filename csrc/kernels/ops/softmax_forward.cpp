@@ -459,7 +459,7 @@ struct SplitForward {
   Scratch<RowStats<T>> seg_st;
   Scratch<T> seg_sum;
   Scratch<unsigned char> seg_tiny;  // general_row: exp_sum's tiny flag of each segment
-  Scratch<T> staged;  // a strided soft destination is staged in one row buffer
+  Scratch<T> staged;                // a strided soft destination is staged in one row buffer
 
   void init(const Fwd<T>& fwd) {
     f = &fwd;
