@@ -263,13 +263,7 @@ T exp_pass(const T* r, T* e, int64_t L, T max, T itau, bool* tiny) {
 struct TinyStep {
   float inv_sum, below;
   explicit TinyStep(float s) : inv_sum(s), below(2 * std::numeric_limits<float>::min() / s) {}
-  GS_INLINE Vec<float> a(Vec<float> e) const {
-    using V = Vec<float>;
-    const auto small = e < below;
-    if (!lanes::any_set(small)) return e * inv_sum;
-    return lanes::select(small, vmath::mul_exact(e, lanes::splat<V>(inv_sum)),
-                         lanes::select(small, V{}, e) * inv_sum);
-  }
+  GS_INLINE Vec<float> a(Vec<float> e) const { return vmath::scale_small(e, inv_sum, below); }
 };
 #endif
 

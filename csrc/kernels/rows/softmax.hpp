@@ -101,15 +101,9 @@ GS_COLD void scale_with_tiny(const T* v, int64_t begin, int64_t end, T s, T* y, 
 #if defined(GS_EXACT_TINY)
   if constexpr (sizeof(T) == 4) {
     using V = Vec<T>;
-    const V vs = lanes::splat<V>(s);
     const T below = T(2) * std::numeric_limits<T>::min() / s;
     for (; i + kW<T> <= end; i += kW<T>) {
-      const V e = lanes::load<V>(v + i);
-      const auto small = e < below;
-      // (the other lanes' products with no small operand: those lanes multiply +0)
-      const V r = lanes::any_set(small) ? lanes::select(small, vmath::mul_exact(e, vs),
-                                                        lanes::select(small, V{}, e) * s)
-                                        : e * s;
+      const V r = vmath::scale_small(lanes::load<V>(v + i), s, below);
       if (ystep == 1)
         lanes::store(y + i, r);
       else

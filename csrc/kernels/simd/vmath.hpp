@@ -294,6 +294,16 @@ GS_INLINE lanes::VF32 mul_exact(lanes::VF32 a, lanes::VF32 b) {
   return narrow({x.lo * y.lo, x.hi * y.hi});
 }
 
+// e * s for e >= 0 and 0 < s <= 1, below = 2^-125 / s: the lanes whose product may be
+// below the smallest normal (e < below; comparisons take no assist) from mul_exact, the
+// others multiplied as usual (those lanes multiply +0 there).  The same bits as e * s.
+GS_INLINE lanes::VF32 scale_small(lanes::VF32 e, float s, float below) {
+  const auto small = e < below;
+  if (!lanes::any_set(small)) return e * s;
+  return lanes::select(small, mul_exact(e, lanes::splat<lanes::VF32>(s)),
+                       lanes::select(small, lanes::VF32{}, e) * s);
+}
+
 // fma(a, b, c) rounded once, through doubles: p = a b is exact, s + e = p + c exactly
 // (TwoSum), s rounded to odd (its last bit set toward e when e != 0 and the bit is clear),
 // and round-to-odd in 53 bits followed by rounding to 24 is the single rounding of p + c.
