@@ -48,9 +48,13 @@ CALLS = {
 
 CHILD = textwrap.dedent(
     """
-    import sys, time
+    import signal, sys, time
     import numpy as np
     import gumbel_softmax as gs
+    # Python raises KeyboardInterrupt only if SIGINT was not ignored when it started; a
+    # suite started in the background of a shell without job control (`pytest &`) passes
+    # SIGINT on ignored, so install Python's own handler whatever the parent did.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     gs.set_num_threads({threads})
     out = np.zeros((2**14, 2**14), np.float32)  # touched: no page faults in the call
     gs.gumbel_softmax(np.zeros((2, 3)), rng=np.random.default_rng(0))  # imports done
