@@ -114,6 +114,12 @@ def against_cases(shape):
         "log_gumbel_softmax": lambda: gs.log_gumbel_softmax(x, 0.5, rng=rng, out=out),
         "backward": lambda: gs.gumbel_softmax_backward(grad, y_soft, 0.5, out=out),
         "backward-tau0.1": lambda: gs.gumbel_softmax_backward(grad, y_small, 0.1, out=out),
+        "backward-recompute": lambda: gs.gumbel_softmax_backward(
+            grad, logits=x, tau=0.5, rng=1, out=out
+        ),
+        "backward-recompute-tau1": lambda: gs.gumbel_softmax_backward(
+            grad, logits=x, tau=1.0, rng=1, out=out
+        ),
         "relaxed_top_k-tau0.5": lambda: gs.relaxed_top_k(x, 3, 0.5, rng=rng),
         "relaxed_top_k-tau0.1": lambda: gs.relaxed_top_k(x, 3, 0.1, rng=rng),
         "relaxed_bernoulli-tau0.1": lambda: gs.relaxed_bernoulli(5 * x, 0.1, rng=rng, out=out),

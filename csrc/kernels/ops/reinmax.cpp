@@ -181,12 +181,6 @@ struct NextRow {
   T* o;
 };
 
-#if defined(__GNUC__) || defined(__clang__)
-#define GS_PREFETCH(addr, write) __builtin_prefetch((addr), (write), 3)
-#else
-#define GS_PREFETCH(addr, write) ((void)(addr))
-#endif
-
 // The cache lines of elements [i, i + 16) of n's rows (its copy in registers).
 template <bool kGp, class T>
 GS_INLINE void prefetch_step(const NextRow<T>& n, int64_t i) {
@@ -352,12 +346,11 @@ GS_INLINE const T* row_of(const T* base, const RowSpec& s, int64_t r, T* buf) {
   return buf;
 }
 
-// Rows up to this length are prefetched (the next row's operands fit in L2 beside the
+// Rows up to kPrefetchLen are prefetched (the next row's operands fit in L2 beside the
 // current row's seven arrays; for rows of up to 1000 float32, in L1 too, which is where
 // the prefetch puts them: timed against prefetching into L2 only (locality 2), 1.37x vs
 // 1.42x the stored backward at (4096, 1000), equal at (1024, 4096); without the
 // prefetch of out 1.49x).
-constexpr int64_t kPrefetchLen = int64_t{1} << 14;
 
 template <class T>
 struct ReinmaxOp {

@@ -317,13 +317,15 @@ struct RecomputeOp : Schedule {
   explicit RecomputeOp(const BackwardArgs<T>& args) : a(args), len(args.gs.len) {}
 
   void begin_rows(int nthreads) { scratch.resize(static_cast<int64_t>(nthreads) * len); }
-  void soft_row(int64_t r, T itau, T* v) const {
+  // pf: the row's grad_y and out, fetched while the soft sample is computed, so that
+  // their memory traffic overlaps its arithmetic instead of following it (see row()).
+  void soft_row(int64_t r, T itau, T* v, const RowPrefetch<T>& pf) const {
     const T* xr = a.x + row_offset(a.xs, r);
     const uint64_t q = a.first_row + static_cast<uint64_t>(r);
-    if (itau == T(1)) return unit_softmax_row(xr, a.xs.step, len, a.key, q, v, v, 1);
+    if (itau == T(1)) return unit_softmax_row(xr, a.xs.step, len, a.key, q, v, v, 1, pf);
     const RowStats<T> st = itau == T(0)
-                               ? noisy_logits(xr, a.xs.step, 0, len, a.key, q, v)
-                               : noisy_logits<T, false>(xr, a.xs.step, 0, len, a.key, q, v);
+                               ? noisy_logits(xr, a.xs.step, 0, len, a.key, q, v, pf)
+                               : noisy_logits<T, false>(xr, a.xs.step, 0, len, a.key, q, v, pf);
     if (st.defined())
       softmax_from_noisy(v, len, st.max, itau, false, v, 1);
     else
@@ -332,10 +334,14 @@ struct RecomputeOp : Schedule {
   void row(int64_t r, int tid) const {
     T* v = scratch.data() + static_cast<int64_t>(tid) * len;
     const T itau = a.inv_taus ? a.inv_taus[r] : a.inv_tau;
-    soft_row(r, itau, v);
-    if (a.round_soft) round_to_half(v, len, a.round_soft);
     const T* g = a.grad_y + row_offset(a.gs, r);
     T* o = a.out + row_offset(a.os, r);
+    // Prefetched where both are contiguous and fit in L2 beside the row buffer; else the
+    // hint points at the row buffer (already cached).  Measured: 1.15x faster at
+    // (4096, 1000) and (1024, 4096), 2 threads (bench/ab.py --against the build before).
+    const bool pf = a.gs.step == 1 && a.os.step == 1 && len <= kPrefetchLen;
+    soft_row(r, itau, v, RowPrefetch<T>{pf ? g : v, pf ? o : v});
+    if (a.round_soft) round_to_half(v, len, a.round_soft);
     bool tiny = false;
     const T dot = row_dot(g, a.gs.step, v, 1, len, &tiny);
     backward_apply(g, a.gs.step, v, 1, o, a.os.step, 0, len, dot, itau, tiny);

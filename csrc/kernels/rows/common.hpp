@@ -174,6 +174,36 @@ GS_INLINE void spill(const Vec<T> (&v)[kSub<T>], T (&acc)[kLanes]) {
 
 #endif
 
+// ----- prefetching the rows a loop will need next -----------------------------------
+// A hint to fetch the cache line of addr into every cache level (write: for a store).
+#if defined(__GNUC__) || defined(__clang__)
+#define GS_PREFETCH(addr, write) __builtin_prefetch((addr), (write), 3)
+#else
+#define GS_PREFETCH(addr, write) ((void)(addr))
+#endif
+
+// What a row loop fetches alongside its own work (noisy_logits, unit_exp_sum: at(c) once
+// per vector of elements c ..): NoPrefetch nothing; RowPrefetch element c of two rows to
+// be read and one to be written, so that their memory traffic overlaps the loop's
+// arithmetic instead of following it (the memory-saving backward's grad_y and out).
+// Only hints: no result depends on them.
+// Rows up to this length are prefetched (two rows of operands fit in L2 beside the
+// rows a loop works on; longer rows would evict their own data).
+constexpr int64_t kPrefetchLen = int64_t{1} << 14;
+
+struct NoPrefetch {
+  GS_INLINE void at(int64_t) const {}
+};
+template <class T>
+struct RowPrefetch {
+  const T* read;
+  T* write;
+  GS_INLINE void at(int64_t c) const {
+    GS_PREFETCH(read + c, 0);
+    GS_PREFETCH(write + c, 1);
+  }
+};
+
 // The offset of row r of a RowSpec: base + row_offset(s, r) + c * s.step is element c.
 GS_INLINE int64_t row_offset(const RowSpec& s, int64_t r) {
   // At most one batch dimension (a contiguous batch): r < nrows, its length.

@@ -154,17 +154,19 @@ struct LaneStats {
 
 // Pass 1 on the n elements from c0 on, whose words are in buf.words: v = x + g into
 // v_out + c0 (when non-null), and into the stats.
-template <class T, bool kFull>
+template <class T, bool kFull, class Pf>
 GS_INLINE void noisy_chunk(const T* x, int64_t step, int64_t c0, int64_t n, ChunkBuffers<T>& buf,
-                           T* v_out, LaneStats<T, kFull>& st) {
+                           T* v_out, LaneStats<T, kFull>& st, const Pf& pf) {
   using V = Vec<T>;
   constexpr int W = kW<T>;
   // The exponential variates of the chunk first, then their logs: two short loops
   // overlap better than one long dependency chain per vector.
 #pragma GCC unroll 2
-  for (int64_t i = 0; i < n; i += W)
+  for (int64_t i = 0; i < n; i += W) {
+    pf.at(c0 + i);
     lanes::store(buf.g + i, bits_to_exponential<V>(lanes::load_bits<lanes::UInt<V>>(
                                 buf.words + i * words_per_element<T>())));
+  }
   // g = -log(E), so x + g = x - log(E) exactly.
   auto noisy = [&](V xv, int64_t i) { return xv - vmath::log(lanes::load<V>(buf.g + i)); };
 #ifdef GS_HAVE_PARTIAL
@@ -203,10 +205,11 @@ GS_INLINE void noisy_chunk(const T* x, int64_t step, int64_t c0, int64_t n, Chun
 // with its max, first argmax and NaN flag.  x and v_out point at the row's element 0; v
 // is written to v_out (contiguous) when it is non-null.  kFull = false finds the max
 // alone (argmax = begin, nan = false), for the soft sample of a row with 1/tau > 0: a
-// NaN in v makes the row's sum NaN (softmax_from_noisy), so it needs no flag.
-template <class T, bool kFull = true>
+// NaN in v makes the row's sum NaN (softmax_from_noisy), so it needs no flag.  pf:
+// what to prefetch meanwhile (see RowPrefetch; vectorised targets only).
+template <class T, bool kFull = true, class Pf = NoPrefetch>
 RowStats<T> noisy_logits(const T* x, int64_t step, int64_t begin, int64_t end, PhiloxKey key,
-                         uint64_t q, T* v_out) {
+                         uint64_t q, T* v_out, const Pf& pf = {}) {
   ChunkBuffers<T> buf;
 #ifdef GS_HAVE_VECTOR_EXT
   const philox::RowBlocks blocks(key, q);
@@ -214,10 +217,11 @@ RowStats<T> noisy_logits(const T* x, int64_t step, int64_t begin, int64_t end, P
   for (int64_t c0 = begin; c0 < end; c0 += kChunk) {
     const int64_t n = std::min(kChunk, end - c0);
     chunk_words<T>(blocks, c0, n, buf.words);
-    noisy_chunk(x, step, c0, n, buf, v_out, lst);
+    noisy_chunk(x, step, c0, n, buf, v_out, lst, pf);
   }
   return lst.result(begin, end);
 #else
+  (void)pf;
   RowStats<T> st;
   st.argmax = begin;
   for (int64_t c0 = begin; c0 < end; c0 += kChunk) {

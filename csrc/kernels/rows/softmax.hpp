@@ -207,9 +207,10 @@ T row_max(const T* x, int64_t step, int64_t begin, int64_t end) {
 
 // a_c for elements [begin, end) of row q (begin a multiple of kChunk) into a (the row's
 // element 0, contiguous); returns the segment's sum, element c in partial (c - begin) % 16.
-template <class T>
+// pf: what to prefetch meanwhile (see RowPrefetch).
+template <class T, class Pf = NoPrefetch>
 T unit_exp_sum(const T* x, int64_t step, int64_t begin, int64_t end, T xmax, PhiloxKey key,
-               uint64_t q, T* a) {
+               uint64_t q, T* a, const Pf& pf = {}) {
   constexpr int N = kUnitScale<T>;
   ChunkBuffers<T> buf;
 #ifdef GS_HAVE_VECTOR_EXT
@@ -236,6 +237,7 @@ T unit_exp_sum(const T* x, int64_t step, int64_t begin, int64_t end, T xmax, Phi
       for (int64_t i = 0; i < full; i += kLanes)
         for (int k = 0; k < kSub<T>; ++k) {
           const int64_t o = i + k * W;
+          pf.at(c0 + o);
           const V e = term(lanes::load<V>(xc + o), o);
           lanes::store(ac + o, e);
           vacc[k] = vacc[k] + e;
@@ -255,6 +257,7 @@ T unit_exp_sum(const T* x, int64_t step, int64_t begin, int64_t end, T xmax, Phi
     for (int64_t i = 0; i < n; i += kLanes)
       for (int k = 0; k < kSub<T>; ++k) {
         const int64_t o = i + k * W;
+        pf.at(c0 + o);
         const V e = term(lanes::load<V>(xc + o), o);
         lanes::store(buf.v + o, e);
         vacc[k] = vacc[k] + e;
@@ -264,6 +267,7 @@ T unit_exp_sum(const T* x, int64_t step, int64_t begin, int64_t end, T xmax, Phi
   T acc[kLanes];
   spill<T>(vacc, acc);
 #else
+  (void)pf;
   T acc[kLanes] = {};
   for (int64_t c0 = begin; c0 < end; c0 += kChunk) {
     const int64_t n = std::min(kChunk, end - c0);
@@ -280,13 +284,14 @@ T unit_exp_sum(const T* x, int64_t step, int64_t begin, int64_t end, T xmax, Phi
 }
 
 // The tau = 1 soft sample of one row: a in v (contiguous), then y (y may be v itself).
-template <class T>
+// pf: what to prefetch meanwhile (see RowPrefetch).
+template <class T, class Pf = NoPrefetch>
 void unit_softmax_row(const T* x, int64_t step, int64_t len, PhiloxKey key, uint64_t q, T* v, T* y,
-                      int64_t ystep) {
+                      int64_t ystep, const Pf& pf = {}) {
   const T xmax = row_max(x, step, 0, len);
-  T sum = unit_exp_sum(x, step, 0, std::min(len, kSegment), xmax, key, q, v);
+  T sum = unit_exp_sum(x, step, 0, std::min(len, kSegment), xmax, key, q, v, pf);
   for (int64_t b = kSegment; b < len; b += kSegment)
-    sum = sum + unit_exp_sum(x, step, b, std::min(len, b + kSegment), xmax, key, q, v);
+    sum = sum + unit_exp_sum(x, step, b, std::min(len, b + kSegment), xmax, key, q, v, pf);
   if (sum != sum) return fill_nan(y, ystep, len);
   scale<true>(v, 0, len, sum, y, ystep);
 }
