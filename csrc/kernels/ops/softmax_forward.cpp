@@ -597,6 +597,21 @@ struct ForwardOp : Schedule {
   }
   const T* mask_row(int64_t r, const T* xr, int tid) const;
   void row(int64_t r, int tid) const;
+
+  // What row r's loops prefetch (see RowPrefetch): row r + 1's x, and its soft sample
+  // or else its one-hot, to be written, so that the hardware prefetchers' restart at
+  // every row (a new 4 KiB page for rows of 1000 float32) costs no wait.  Where that
+  // row is missing, strided or long, row r's own x (in cache already).  Measured
+  // (bench/ab.py --against the build before, 2 threads): 1.04-1.06x at tau 0.5 and
+  // 1.10-1.16x at tau 1 on (4096, 1000), (2048, 2000) and (16384, 4096).
+  RowPrefetch<T> next_row(int64_t r, const T* xr) const {
+    const RowSpec& xs = a.xs;
+    if (r + 1 >= xs.nrows || len > kPrefetchLen || xs.step != 1) return {xr, xr};
+    const T* next_x = a.x + row_offset(xs, r + 1);
+    if (f.soft && !staged) return {next_x, f.soft + row_offset(*f.soft_spec, r + 1)};
+    if (a.y && a.ys.step == 1) return {next_x, a.y + row_offset(a.ys, r + 1)};
+    return {next_x, next_x};
+  }
 };
 
 template <class T>
@@ -658,6 +673,7 @@ template <class T>
 void ForwardOp<T>::row(int64_t r, int tid) const {
   const RowSpec& xs = a.xs;
   const T* xr = a.x + row_offset(xs, r);
+  const RowPrefetch<T> pf = next_row(r, xr);
   if (a.mask) xr = mask_row(r, xr, tid);
   const PhiloxKey key = f.key(r);
   const uint64_t q = f.row_q(r);
@@ -666,15 +682,16 @@ void ForwardOp<T>::row(int64_t r, int tid) const {
   T* v = soft ? (staged ? scratch.data() + static_cast<int64_t>(tid) * len : soft_row) : nullptr;
   if (f.unit(r)) {
     RowStats<T> st;
-    if (f.needs_stats()) st = noisy_logits(xr, xs.step, 0, len, key, q, static_cast<T*>(nullptr));
-    unit_softmax_row(xr, xs.step, len, key, q, v, soft_row, f.soft_spec->step);
+    if (f.needs_stats())
+      st = noisy_logits(xr, xs.step, 0, len, key, q, static_cast<T*>(nullptr), pf);
+    unit_softmax_row(xr, xs.step, len, key, q, v, soft_row, f.soft_spec->step, pf);
     f.finish(r, st);
     return;
   }
   // The soft sample alone needs the max only (see noisy_logits), unless 1/tau = 0.
   const RowStats<T> st = f.needs_stats() || f.itau(r) == T(0)
-                             ? noisy_logits(xr, xs.step, 0, len, key, q, v)
-                             : noisy_logits<T, false>(xr, xs.step, 0, len, key, q, v);
+                             ? noisy_logits(xr, xs.step, 0, len, key, q, v, pf)
+                             : noisy_logits<T, false>(xr, xs.step, 0, len, key, q, v, pf);
   if (soft) {
     if (st.defined())
       softmax_from_noisy(v, len, st.max, f.itau(r), a.log, soft_row, f.soft_spec->step);

@@ -197,7 +197,7 @@ struct NoPrefetch {
 template <class T>
 struct RowPrefetch {
   const T* read;
-  T* write;
+  const T* write;
   GS_INLINE void at(int64_t c) const {
     GS_PREFETCH(read + c, 0);
     GS_PREFETCH(write + c, 1);
