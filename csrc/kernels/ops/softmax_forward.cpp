@@ -597,21 +597,6 @@ struct ForwardOp : Schedule {
   }
   const T* mask_row(int64_t r, const T* xr, int tid) const;
   void row(int64_t r, int tid) const;
-
-  // What row r's loops prefetch (see RowPrefetch): row r + 1's x, and its soft sample
-  // or else its one-hot, to be written, so that the hardware prefetchers' restart at
-  // every row (a new 4 KiB page for rows of 1000 float32) costs no wait.  Where that
-  // row is missing, strided or long, row r's own x (in cache already).  Measured
-  // (bench/ab.py --against the build before, 2 threads): 1.04-1.06x at tau 0.5 and
-  // 1.10-1.16x at tau 1 on (4096, 1000), (2048, 2000) and (16384, 4096).
-  RowPrefetch<T> next_row(int64_t r, const T* xr) const {
-    const RowSpec& xs = a.xs;
-    if (r + 1 >= xs.nrows || len > kPrefetchLen || xs.step != 1) return {xr, xr};
-    const T* next_x = a.x + row_offset(xs, r + 1);
-    if (f.soft && !staged) return {next_x, f.soft + row_offset(*f.soft_spec, r + 1)};
-    if (a.y && a.ys.step == 1) return {next_x, a.y + row_offset(a.ys, r + 1)};
-    return {next_x, next_x};
-  }
 };
 
 template <class T>
@@ -653,19 +638,7 @@ void ForwardOp<T>::tile(int64_t r0, int64_t g, T* tile) const {
 template <class T>
 const T* ForwardOp<T>::mask_row(int64_t r, const T* xr, int tid) const {
   T* xm = masked.data() + static_cast<int64_t>(tid) * len;
-  const uint8_t* mr = a.mask + row_offset(a.ms, r);
-  constexpr T ninf = -std::numeric_limits<T>::infinity();
-  int64_t c = 0;
-#ifdef GS_HAVE_VECTOR_EXT
-  using V = Vec<T>;
-  using I = lanes::Int<V>;
-  for (; c + kW<T> <= len; c += kW<T>) {
-    I mv;
-    for (int j = 0; j < kW<T>; ++j) mv[j] = mr[c + j];
-    lanes::store(xm + c, lanes::select(mv != 0, lanes::load<V>(xr + c), lanes::splat<V>(ninf)));
-  }
-#endif
-  for (; c < len; ++c) xm[c] = mr[c] ? xr[c] : ninf;
+  mask_contiguous(xr, a.mask + row_offset(a.ms, r), len, xm);
   return xm;
 }
 
@@ -673,7 +646,9 @@ template <class T>
 void ForwardOp<T>::row(int64_t r, int tid) const {
   const RowSpec& xs = a.xs;
   const T* xr = a.x + row_offset(xs, r);
-  const RowPrefetch<T> pf = next_row(r, xr);
+  const bool to_soft = f.soft && !staged;  // row r + 1's x and output, fetched meanwhile
+  const RowPrefetch<T> pf =
+      next_row_prefetch(a.x, xs, to_soft ? f.soft : a.y, to_soft ? f.soft_spec : &a.ys, r, xr);
   if (a.mask) xr = mask_row(r, xr, tid);
   const PhiloxKey key = f.key(r);
   const uint64_t q = f.row_q(r);

@@ -217,6 +217,21 @@ GS_INLINE int64_t row_offset(const RowSpec& s, int64_t r) {
   return off;
 }
 
+// What row r's loops prefetch (RowPrefetch) on the row-by-row path: row r + 1's x and
+// out (to be written; null: none), so that the hardware prefetchers' restart at every
+// row (a new 4 KiB page for rows of 1000 float32) costs no wait.  Where row r + 1 is
+// missing, strided or longer than kPrefetchLen, row r's own x (cached already).
+// Measured on the forward (bench/ab.py --against the build before, 2 threads):
+// 1.04-1.06x at tau 0.5, 1.10-1.16x at tau 1 on (4096, 1000), (2048, 2000), (16384, 4096).
+template <class T>
+RowPrefetch<T> next_row_prefetch(const T* x, const RowSpec& xs, const T* out, const RowSpec* os,
+                                 int64_t r, const T* xr) {
+  if (r + 1 >= xs.nrows || xs.len > kPrefetchLen || xs.step != 1) return {xr, xr};
+  const T* next_x = x + row_offset(xs, r + 1);
+  if (!out || os->step != 1) return {next_x, next_x};
+  return {next_x, out + row_offset(*os, r + 1)};
+}
+
 // The one NaN every kernel writes: the positive quiet NaN without payload (NumPy's
 // np.nan: 0x7FC00000 / 0x7FF8000000000000).  NaN results of arithmetic carry the sign
 // and payload of whichever NaN operand the instruction picked (or x86's negative

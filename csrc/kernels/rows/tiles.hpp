@@ -43,6 +43,22 @@ void gather_tile_masked(const T* base, const RowSpec& sp, const uint8_t* mask, c
       tile[i * sp.len + k] = mask[moff[i] + k * ms.step] ? base[off[i] + k * sp.step] : ninf;
 }
 
+// xm[c] = x[c], or -inf where mask[c] is 0, for c < len (contiguous x, mask and xm).
+template <class T>
+void mask_contiguous(const T* x, const uint8_t* mask, int64_t len, T* xm) {
+  constexpr T ninf = -std::numeric_limits<T>::infinity();
+  int64_t c = 0;
+#ifdef GS_HAVE_VECTOR_EXT
+  using V = Vec<T>;
+  for (; c + kW<T> <= len; c += kW<T>) {
+    lanes::Int<V> m;
+    for (int j = 0; j < kW<T>; ++j) m[j] = mask[c + j];
+    lanes::store(xm + c, lanes::select(m != 0, lanes::load<V>(x + c), lanes::splat<V>(ninf)));
+  }
+#endif
+  for (; c < len; ++c) xm[c] = mask[c] ? x[c] : ninf;
+}
+
 template <class T>
 void scatter_tile(T* base, const RowSpec& sp, int64_t r0, int64_t g, const T* tile) {
   int64_t off[kTileRows];
