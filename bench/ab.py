@@ -103,12 +103,14 @@ def against_cases(shape):
     y_hard = gs.gumbel_softmax(x, 0.5, hard=True, rng=1)
     taus = np.full(shape[0], 0.5)
     rng = gs.Philox(1)
-    out, out64 = np.empty_like(x), np.empty_like(x64)
+    x16 = x.astype(np.float16)
+    out, out64, out16 = np.empty_like(x), np.empty_like(x64), np.empty_like(x16)
     return {
         "soft-tau0.5": lambda: gs.gumbel_softmax(x, 0.5, rng=rng, out=out),
         "soft-tau1": lambda: gs.gumbel_softmax(x, 1.0, rng=rng, out=out),
         "soft-tau0.1": lambda: gs.gumbel_softmax(x, 0.1, rng=rng, out=out),
         "soft-tau0.5-float64": lambda: gs.gumbel_softmax(x64, 0.5, rng=rng, out=out64),
+        "soft-tau0.5-float16": lambda: gs.gumbel_softmax(x16, 0.5, rng=rng, out=out16),
         "hard": lambda: gs.gumbel_softmax(x, 0.5, hard=True, rng=rng, out=out),
         "per-row-tau": lambda: gs.gumbel_softmax(x, taus, rng=rng, out=out),
         "log_gumbel_softmax": lambda: gs.log_gumbel_softmax(x, 0.5, rng=rng, out=out),

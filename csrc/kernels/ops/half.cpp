@@ -242,18 +242,22 @@ struct HalfForwardOp : Schedule {
   void row(int64_t r, int tid) const {
     float* xb = scratch.data() + static_cast<int64_t>(tid) * 2 * len;
     float* v = xb + len;
-    row_to_float(a.x + row_offset(a.xs, r), a.xs.step, len, a.bf16, xb);
+    const uint16_t* xr = a.x + row_offset(a.xs, r);
+    row_to_float(xr, a.xs.step, len, a.bf16, xb);
     const float itau = a.inv_taus ? a.inv_taus[r] : a.inv_tau;
     const uint64_t q = a.first_row + static_cast<uint64_t>(r);
     uint16_t* soft = a.hard ? a.y_soft : a.y;
     const RowSpec& sspec = a.hard ? a.ss : a.ys;
+    // row r + 1's x and output, fetched meanwhile (see next_row_prefetch)
+    const RowPrefetch<uint16_t> pf =
+        next_row_prefetch(a.x, a.xs, soft ? soft : a.y, soft ? &sspec : &a.ys, r, xr);
     RowStats<float> st;
     if (soft && !a.log && itau == 1.0f) {  // the tau = 1 path (see unit_exp_sum)
-      if (a.hard) st = noisy_logits(xb, 1, 0, len, a.key, q, static_cast<float*>(nullptr));
-      unit_softmax_row(xb, 1, len, a.key, q, v, v, 1);
+      if (a.hard) st = noisy_logits(xb, 1, 0, len, a.key, q, static_cast<float*>(nullptr), pf);
+      unit_softmax_row(xb, 1, len, a.key, q, v, v, 1, pf);
     } else {
-      st = a.hard || itau == 0.0f ? noisy_logits(xb, 1, 0, len, a.key, q, soft ? v : nullptr)
-                                  : noisy_logits<float, false>(xb, 1, 0, len, a.key, q, v);
+      st = a.hard || itau == 0.0f ? noisy_logits(xb, 1, 0, len, a.key, q, soft ? v : nullptr, pf)
+                                  : noisy_logits<float, false>(xb, 1, 0, len, a.key, q, v, pf);
       if (soft && st.defined())
         softmax_from_noisy(v, len, st.max, itau, a.log, v, 1);
       else if (soft)
