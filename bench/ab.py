@@ -102,6 +102,7 @@ def against_cases(shape):
     y_small = gs.gumbel_softmax(x, 0.1, rng=1)  # tau 0.1: a fifth of it subnormal
     y_hard = gs.gumbel_softmax(x, 0.5, hard=True, rng=1)
     taus = np.full(shape[0], 0.5)
+    index = gs.categorical(x, rng=2)
     rng = gs.Philox(1)
     x16 = x.astype(np.float16)
     out, out64, out16 = np.empty_like(x), np.empty_like(x64), np.empty_like(x16)
@@ -122,6 +123,9 @@ def against_cases(shape):
         "backward-recompute-tau1": lambda: gs.gumbel_softmax_backward(
             grad, logits=x, tau=1.0, rng=1, out=out
         ),
+        "categorical": lambda: gs.categorical(x, rng=rng),
+        "top_k": lambda: gs.top_k(x, 3, rng=rng),
+        "conditional_gumbel": lambda: gs.conditional_gumbel(x, index, rng=rng),
         "relaxed_top_k-tau0.5": lambda: gs.relaxed_top_k(x, 3, 0.5, rng=rng),
         "relaxed_top_k-tau0.1": lambda: gs.relaxed_top_k(x, 3, 0.1, rng=rng),
         "relaxed_bernoulli-tau0.1": lambda: gs.relaxed_bernoulli(5 * x, 0.1, rng=rng, out=out),
@@ -219,11 +223,8 @@ def main(argv=None):
     ap.add_argument(
         "--only",
         metavar="NAMES",
-        help="with --against: only these comma-separated cases (soft-tau0.5 "
-        "soft-tau1 soft-tau0.1 soft-tau0.5-float64 hard per-row-tau log_gumbel_softmax "
-        "backward backward-tau0.1 relaxed_top_k-tau0.5 relaxed_top_k-tau0.1 "
-        "relaxed_bernoulli-tau0.1 relaxed_bernoulli relaxed_bernoulli_backward "
-        "concrete_log_prob reinmax-tau1.5 reinmax-tau1)",
+        help="with --against: only these comma-separated cases (the keys of against_cases: "
+        "soft-tau0.5, hard, backward-recompute, top_k, ...)",
     )
     ap.add_argument(
         "--small",

@@ -224,7 +224,9 @@ struct ConditionalOp : Schedule {
     T* zr = a.z + row_offset(a.zs, r);
     T* v = a.zs.step == 1 ? zr : xb + len;
     const uint64_t q = a.first_row + static_cast<uint64_t>(r);
-    const RowStats<T> st = noisy_logits(xb, 1, 0, len, a.key, q, v);
+    // row r + 1's x and z, fetched meanwhile (see next_row_prefetch)
+    const auto pf = next_row_prefetch<T>(a.x, a.xs, a.z, &a.zs, r, xr);
+    const RowStats<T> st = noisy_logits(xb, 1, 0, len, a.key, q, v, pf);
     if (!st.defined()) return fill_nan(zr, a.zs.step, len);
     const int64_t i = a.index[r];
     const T zi = row_logsumexp(xb, len, row_max(xb, 1, 0, len)) + gumbel_at<T>(a.key, q, i);

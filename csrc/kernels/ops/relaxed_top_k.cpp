@@ -388,10 +388,12 @@ int64_t relaxed_steps(T* r, T* e, T* dst, int64_t L, int64_t k, T itau, Top<T> t
   return k;
 }
 
-// v = x + g of row q into the padded buffer r (contiguous), padding -inf.
-template <class T>
-RowStats<T> noisy_row(const T* x, int64_t step, int64_t len, PhiloxKey key, uint64_t q, T* r) {
-  const RowStats<T> st = noisy_logits(x, step, 0, len, key, q, r);
+// v = x + g of row q into the padded buffer r (contiguous), padding -inf; pf: what to
+// prefetch meanwhile (see RowPrefetch).
+template <class T, class Pf = NoPrefetch>
+RowStats<T> noisy_row(const T* x, int64_t step, int64_t len, PhiloxKey key, uint64_t q, T* r,
+                      const Pf& pf = {}) {
+  const RowStats<T> st = noisy_logits(x, step, 0, len, key, q, r, pf);
   for (int64_t c = len; c < padded(len); ++c) r[c] = kNinf<T>;
   return st;
 }
@@ -447,7 +449,10 @@ struct RelaxedTopKOp : Schedule {
     T* e = rb + L;
     T* y = e + L;
     const uint64_t q = a.first_row + static_cast<uint64_t>(r);
-    const RowStats<T> st = noisy_row(a.x + row_offset(a.xs, r), a.xs.step, len, a.key, q, rb);
+    const T* xr = a.x + row_offset(a.xs, r);
+    // row r + 1's x and output, fetched meanwhile (see next_row_prefetch)
+    const auto pf = next_row_prefetch(a.x, a.xs, soft ? soft : a.y, soft ? &ss : &a.ys, r, xr);
+    const RowStats<T> st = noisy_row(xr, a.xs.step, len, a.key, q, rb, pf);
     T* soft_row = soft ? soft + row_offset(ss, r) : nullptr;
     if (!st.defined()) {
       if (a.hard) fill_nan(a.y + row_offset(a.ys, r), a.ys.step, len);

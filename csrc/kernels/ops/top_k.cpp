@@ -143,8 +143,10 @@ struct TopKOp : Schedule {
   }
   void row(int64_t r, int tid) const {
     T* v = vbuf.data() + static_cast<int64_t>(tid) * len;
-    const RowStats<T> st =
-        noisy_logits(a.x + row_offset(a.xs, r), a.xs.step, 0, len, a.key, row_q(r), v);
+    const T* xr = a.x + row_offset(a.xs, r);
+    // row r + 1's x, fetched meanwhile (see next_row_prefetch)
+    const auto pf = next_row_prefetch(a.x, a.xs, static_cast<const T*>(nullptr), nullptr, r, xr);
+    const RowStats<T> st = noisy_logits(xr, a.xs.step, 0, len, a.key, row_q(r), v, pf);
     finish(r, st, v, items.data() + tid * nitems,
            big_k ? ibuf.data() + static_cast<int64_t>(tid) * len : nullptr);
   }
