@@ -103,6 +103,7 @@ def against_cases(shape):
     y_hard = gs.gumbel_softmax(x, 0.5, hard=True, rng=1)
     taus = np.full(shape[0], 0.5)
     index = gs.categorical(x, rng=2)
+    mask = np.ones(shape[-1], dtype=bool)
     rng = gs.Philox(1)
     x16 = x.astype(np.float16)
     out, out64, out16 = np.empty_like(x), np.empty_like(x64), np.empty_like(x16)
@@ -114,6 +115,7 @@ def against_cases(shape):
         "soft-tau0.5-float16": lambda: gs.gumbel_softmax(x16, 0.5, rng=rng, out=out16),
         "hard": lambda: gs.gumbel_softmax(x, 0.5, hard=True, rng=rng, out=out),
         "per-row-tau": lambda: gs.gumbel_softmax(x, taus, rng=rng, out=out),
+        "mask": lambda: gs.gumbel_softmax(x, 0.5, rng=rng, out=out, mask=mask),
         "log_gumbel_softmax": lambda: gs.log_gumbel_softmax(x, 0.5, rng=rng, out=out),
         "backward": lambda: gs.gumbel_softmax_backward(grad, y_soft, 0.5, out=out),
         "backward-tau0.1": lambda: gs.gumbel_softmax_backward(grad, y_small, 0.1, out=out),

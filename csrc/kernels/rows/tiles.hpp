@@ -43,6 +43,45 @@ void gather_tile_masked(const T* base, const RowSpec& sp, const uint8_t* mask, c
       tile[i * sp.len + k] = mask[moff[i] + k * ms.step] ? base[off[i] + k * sp.step] : ninf;
 }
 
+#ifdef GS_HAVE_VECTOR_EXT
+// The kW<T> mask bytes at p widened to the lanes of Vec<T> (one vpmovzxb* where there
+// is one: GCC's generic conversion of a byte vector inserts the lanes one by one).
+template <class T>
+GS_INLINE lanes::Int<Vec<T>> load_mask(const uint8_t* p) {
+  using I = lanes::Int<Vec<T>>;
+#if defined(__AVX512F__) || defined(__AVX2__)
+  // exactly kW bytes read (the mask may end there): 16, 8 or 4 of them
+  __m128i b;
+  if constexpr (kW<T> == 16) {
+    b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  } else if constexpr (kW<T> == 8) {
+    int64_t w;
+    std::memcpy(&w, p, sizeof w);
+    b = _mm_cvtsi64_si128(w);
+  } else {
+    int32_t w;
+    std::memcpy(&w, p, sizeof w);
+    b = _mm_cvtsi32_si128(w);
+  }
+#endif
+#if defined(__AVX512F__)
+  if constexpr (sizeof(T) == 4)
+    return (I)_mm512_cvtepu8_epi32(b);
+  else
+    return (I)_mm512_cvtepu8_epi64(b);
+#elif defined(__AVX2__)
+  if constexpr (sizeof(T) == 4)
+    return (I)_mm256_cvtepu8_epi32(b);
+  else
+    return (I)_mm256_cvtepu8_epi64(b);
+#else
+  I m;
+  for (int j = 0; j < kW<T>; ++j) m[j] = p[j];
+  return m;
+#endif
+}
+#endif
+
 // xm[c] = x[c], or -inf where mask[c] is 0, for c < len (contiguous x, mask and xm).
 template <class T>
 void mask_contiguous(const T* x, const uint8_t* mask, int64_t len, T* xm) {
@@ -51,9 +90,8 @@ void mask_contiguous(const T* x, const uint8_t* mask, int64_t len, T* xm) {
 #ifdef GS_HAVE_VECTOR_EXT
   using V = Vec<T>;
   for (; c + kW<T> <= len; c += kW<T>) {
-    lanes::Int<V> m;
-    for (int j = 0; j < kW<T>; ++j) m[j] = mask[c + j];
-    lanes::store(xm + c, lanes::select(m != 0, lanes::load<V>(x + c), lanes::splat<V>(ninf)));
+    const V xv = lanes::load<V>(x + c);
+    lanes::store(xm + c, lanes::select(load_mask<T>(mask + c) != 0, xv, lanes::splat<V>(ninf)));
   }
 #endif
   for (; c < len; ++c) xm[c] = mask[c] ? x[c] : ninf;
