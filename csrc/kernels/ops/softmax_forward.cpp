@@ -377,8 +377,8 @@ struct ShortGroup {
       for (int64_t c = 0; c < len; ++c) v[c] = lanes::select(flat & (v[c] != ninf), vmax, v[c]);
     V acc[kLanes] = {};
     for (int64_t c = 0; c < len; ++c) {
-      v[c] = (v[c] - vmax) * itau;
-      res[c] = vmath::exp(v[c]);
+      v[c] = (v[c] - vmax) * itau;  // <= 0, or NaN in lanes past the rows
+      res[c] = vmath::exp_scaled_nonpos<0>(v[c]);
       acc[c % kLanes] = acc[c % kLanes] + res[c];
     }
     const V sum = tree_sum(acc);
