@@ -157,6 +157,29 @@ def test_backward_in_place(gs, dtype, axis, layout, which):
     check_backward(target, gy0, ys0, 2.0, axis=axis)
 
 
+@pytest.mark.parametrize("which", [None, "grad_y", "y_soft"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
+def test_backward_large_operands(gs, dtype, which):
+    # Operands of 8 MiB and more take the row loop that prefetches the next row (a hint
+    # only): the formula, and the bits of the same rows computed by small calls (which do
+    # not prefetch), also in place on either input and on the last row of the call.
+    rows, K = (2048, 1024) if dtype == np.float32 else (1100, 1000)
+    r = np.random.default_rng(31)
+    gy = r.standard_normal((rows, K)).astype(dtype)
+    ys = softmax_ref(3.0 * r.standard_normal((rows, K))).astype(dtype)
+    expected = np.concatenate(
+        [
+            gs.gumbel_softmax_backward(gy[i : i + 64], ys[i : i + 64], 0.7)
+            for i in range(0, rows, 64)
+        ]
+    )
+    gy0, ys0 = gy.copy(), ys.copy()
+    out = {None: None, "grad_y": gy, "y_soft": ys}[which]
+    got = gs.gumbel_softmax_backward(gy, ys, 0.7, out=out)
+    np.testing.assert_array_equal(got, expected)
+    check_backward(got, gy0, ys0, 0.7)
+
+
 # ------------------------------------------------------------- finite differences
 FD_SHAPE = (3, 4, 5)
 

@@ -190,6 +190,9 @@ GS_INLINE void spill(const Vec<T> (&v)[kSub<T>], T (&acc)[kLanes]) {
 // Rows up to this length are prefetched (two rows of operands fit in L2 beside the
 // rows a loop works on; longer rows would evict their own data).
 constexpr int64_t kPrefetchLen = int64_t{1} << 14;
+// Light loops (a few instructions per vector) prefetch only on arrays of at least this
+// size: about twice the L2 cache of the two cores measured (2 MiB each).
+constexpr int64_t kPrefetchMinBytes = int64_t{8} << 20;
 
 struct NoPrefetch {
   GS_INLINE void at(int64_t) const {}
