@@ -25,6 +25,9 @@ CASES = {
     "2d_tau": ((9, 20), -1, 0.6, None),
     "2d_tau1": ((9, 20), -1, 1.0, None),
     "short_rows": ((33, 7), -1, 0.3, None),
+    # many groups of short rows on two threads, mixed tau = 1 and other lanes
+    "short_rows_threaded_per_row_tau": ((2000, 10), -1, "per_row", None),
+    "short_rows_32": ((50, 32), -1, 1.0, None),
     "long_rows": ((3, 1500), -1, 2.0, None),
     "threaded_per_row_tau": ((24, 2000), -1, "per_row", "full"),
     "axis0": ((12, 5, 4), 0, 0.8, None),

@@ -89,9 +89,8 @@ GS_BINDING(bind)
 
 #else
 // ----- the kernels (compiled once per SIMD target) ----------------------------
-#include "rows/pass1.hpp"
+#include "forward_rows.hpp"
 #include "rows/schedule.hpp"
-#include "rows/softmax.hpp"
 #include "simd/half.hpp"
 
 namespace gumbel_softmax {
@@ -363,9 +362,50 @@ struct RecomputeOp : Schedule {
     else
       fill_nan(v, 1, len);
   }
+  // The backward of row r from its soft sample v (contiguous; rounded first when the
+  // forward rounded it).
+  void backward_from(int64_t r, T* v) const {
+    if (a.round_soft) round_to_half(v, len, a.round_soft);
+    const T* g = a.grad_y + row_offset(a.gs, r);
+    bool tiny = false;
+    const T dot = row_dot(g, a.gs.step, v, 1, len, &tiny);
+    backward_apply(g, a.gs.step, v, 1, a.out + row_offset(a.os, r), a.os.step, 0, len, dot, itau(r),
+                   tiny);
+  }
+  T itau(int64_t r) const { return a.inv_taus ? a.inv_taus[r] : a.inv_tau; }
+
+#ifdef GS_HAVE_VECTOR_EXT
+  // Short rows (rows/short_rows.hpp): the soft samples of a group of rows as the
+  // forward's short-row path computes them (ShortGroup, on the group's rows of x copied
+  // into a contiguous block; bitwise the row path's), then each row's backward.
+  static constexpr bool kShortRows = true;
+  void short_group(int64_t r0, int64_t n) const {
+    if (len == 0) return;
+    alignas(64) T x[kW<T> * kShortMax], soft[kW<T> * kShortMax];
+    for (int64_t i = 0; i < n; ++i) {
+      const T* xr = a.x + row_offset(a.xs, r0 + i);
+      for (int64_t c = 0; c < len; ++c) x[i * len + c] = xr[c * a.xs.step];
+    }
+    ForwardArgs<T> fa;
+    fa.xs.nrows = fa.ys.nrows = n;
+    fa.xs.len = fa.ys.len = len;
+    fa.xs.nbatch = fa.ys.nbatch = 1;
+    fa.xs.shape[0] = fa.ys.shape[0] = n;
+    fa.xs.stride[0] = fa.ys.stride[0] = len;
+    fa.x = x;
+    fa.y = soft;
+    fa.inv_tau = a.inv_tau;
+    fa.inv_taus = a.inv_taus ? a.inv_taus + r0 : nullptr;
+    fa.key = a.key;
+    fa.first_row = a.first_row + static_cast<uint64_t>(r0);
+    forward_short_group(Fwd<T>(fa), 0, n);
+    for (int64_t i = 0; i < n; ++i) backward_from(r0 + i, soft + i * len);
+  }
+#endif
+
   void row(int64_t r, int tid) const {
     T* v = scratch.data() + static_cast<int64_t>(tid) * len;
-    const T itau = a.inv_taus ? a.inv_taus[r] : a.inv_tau;
+    const T itau = this->itau(r);
     const T* g = a.grad_y + row_offset(a.gs, r);
     T* o = a.out + row_offset(a.os, r);
     // Prefetched where both are contiguous and fit in L2 beside the row buffer; else the
@@ -373,10 +413,7 @@ struct RecomputeOp : Schedule {
     // (4096, 1000) and (1024, 4096), 2 threads (bench/ab.py --against the build before).
     const bool pf = a.gs.step == 1 && a.os.step == 1 && len <= kPrefetchLen;
     soft_row(r, itau, v, RowPrefetch<T>{pf ? g : v, pf ? o : v});
-    if (a.round_soft) round_to_half(v, len, a.round_soft);
-    bool tiny = false;
-    const T dot = row_dot(g, a.gs.step, v, 1, len, &tiny);
-    backward_apply(g, a.gs.step, v, 1, o, a.os.step, 0, len, dot, itau, tiny);
+    backward_from(r, v);
   }
 };
 

@@ -182,11 +182,6 @@ GS_INLINE void spill(const Vec<T> (&v)[kSub<T>], T (&acc)[kLanes]) {
 #define GS_PREFETCH(addr, write) ((void)(addr))
 #endif
 
-// What a row loop fetches alongside its own work (noisy_logits, unit_exp_sum: at(c) once
-// per vector of elements c ..): NoPrefetch nothing; RowPrefetch element c of two rows to
-// be read and one to be written, so that their memory traffic overlaps the loop's
-// arithmetic instead of following it (the memory-saving backward's grad_y and out).
-// Only hints: no result depends on them.
 // Rows up to this length are prefetched (two rows of operands fit in L2 beside the
 // rows a loop works on; longer rows would evict their own data).
 constexpr int64_t kPrefetchLen = int64_t{1} << 14;
@@ -194,6 +189,10 @@ constexpr int64_t kPrefetchLen = int64_t{1} << 14;
 // size: about twice the L2 cache of the two cores measured (2 MiB each).
 constexpr int64_t kPrefetchMinBytes = int64_t{8} << 20;
 
+// What a row loop fetches alongside its own work (noisy_logits, unit_exp_sum: at(c) once
+// per vector of elements c ..): NoPrefetch nothing; RowPrefetch element c of one row to
+// be read and one to be written, so that their memory traffic overlaps the loop's
+// arithmetic instead of following it.  Only hints: no result depends on them.
 struct NoPrefetch {
   GS_INLINE void at(int64_t) const {}
 };
