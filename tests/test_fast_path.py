@@ -307,7 +307,8 @@ def test_short_row_groups_equal_the_row_path(dtype):
     rows into columns (gathers, or scalar copies) and back (one block store for
     contiguous rows); their noise is drawn with the Philox lanes as rows (more than half a
     group) or as row blocks (fewer rows).  Every group size and layout must give the bits
-    of the row-by-row path (_core._set_short_rows(False))."""
+    of the row-by-row path (_core._set_short_rows(False)); so must the backward's groups,
+    stored (a NaN and an inf in the gradient included) and recomputed from the logits."""
     gen = np.random.default_rng(3)
     cases = []
     for nrows in (1, 2, 3, 4, 5, 7, 8, 9, 12, 16, 17, 24, 33):
@@ -331,6 +332,16 @@ def test_short_row_groups_equal_the_row_path(dtype):
                 out.append((y.copy(), rng.counter))
             out.append((gs.categorical(x, axis=axis, rng=n), 0))
             out.append((gs.log_gumbel_softmax(x, 0.5, axis=axis, rng=n), 0))
+            w = np.random.default_rng(n).standard_normal(x.shape).astype(dtype)
+            w.flat[-1] = np.nan if n % 3 == 0 else np.inf
+            y = gs.gumbel_softmax(x, 0.7, axis=axis, rng=n)
+            taus = np.linspace(0.5, 1.5, y.size // y.shape[axis]).reshape(
+                np.delete(np.shape(y), axis % y.ndim)
+            )
+            taus = np.expand_dims(taus, axis)
+            out.append((gs.gumbel_softmax_backward(w, y, 0.7, axis=axis, out=o), 0))
+            out.append((gs.gumbel_softmax_backward(w, y, taus, axis=axis), 0))
+            out.append((gs.gumbel_softmax_backward(w, logits=x, tau=taus, axis=axis, rng=n), 0))
         return out
 
     try:

@@ -292,6 +292,35 @@ struct BackwardOp : Schedule {
       whole_row(gt + i * len, 1, st + i * len, 1, gt + i * len, 1, itau(r0 + i));
     scatter_tile(a.out, a.os, r0, g, gt);
   }
+#ifdef GS_HAVE_VECTOR_EXT
+  // Short rows (rows/short_rows.hpp), one row per lane: each lane computes its row's
+  // dot in the row path's order (partial sum c % 16, fused, then the pairwise tree) and
+  // then out as backward_apply does, NaN included (fix_nan), so the bits are the row
+  // path's.  The group is read whole before out is written (out may be an input).
+  static constexpr bool kShortRows = true;
+  void short_group(int64_t r0, int64_t n) const {
+    using V = Vec<T>;
+    constexpr int W = kW<T>;
+    alignas(64) T gc[kShortMax * W], sc[kShortMax * W];
+    load_columns(a.grad_y, a.gs, r0, n, len, T(0), gc);
+    load_columns(a.y_soft, a.ss, r0, n, len, T(0), sc);
+    V acc[kLanes] = {};
+    for (int64_t c = 0; c < len; ++c)
+      acc[c % kLanes] =
+          lanes::fma(lanes::load<V>(gc + c * W), lanes::load<V>(sc + c * W), acc[c % kLanes]);
+    const V dot = tree_sum(acc);
+    V it = lanes::splat<V>(a.inv_tau);
+    if (a.inv_taus)
+      for (int64_t i = 0; i < n; ++i) it[i] = a.inv_taus[r0 + i];
+    const V nan_as = lanes::select(dot - dot == T(0), V{}, lanes::splat<V>(kNaN<T>));
+    for (int64_t c = 0; c < len; ++c) {
+      const V g = lanes::load<V>(gc + c * W), y = lanes::load<V>(sc + c * W);
+      const V r = (y * (g - dot)) * it;
+      lanes::store(gc + c * W, lanes::select(r != r, nan_as, r));
+    }
+    store_columns(gc, a.out, a.os, r0, n, len);
+  }
+#endif
   // Row by row on operands too large for the caches, the next row's lines are fetched
   // during this row's second pass (out = ...), which reads only cached lines: 1.07-1.10x
   // at (4096, 1000) and (2048, 2000), 2 threads.  Not on smaller operands, where the
