@@ -308,7 +308,8 @@ def test_short_row_groups_equal_the_row_path(dtype):
     contiguous rows); their noise is drawn with the Philox lanes as rows (more than half a
     group) or as row blocks (fewer rows).  Every group size and layout must give the bits
     of the row-by-row path (_core._set_short_rows(False)); so must the backward's groups,
-    stored (a NaN and an inf in the gradient included) and recomputed from the logits."""
+    stored (a NaN and an inf in the gradient included) and recomputed from the logits,
+    and reinmax_backward's."""
     gen = np.random.default_rng(3)
     cases = []
     for nrows in (1, 2, 3, 4, 5, 7, 8, 9, 12, 16, 17, 24, 33):
@@ -342,6 +343,9 @@ def test_short_row_groups_equal_the_row_path(dtype):
             out.append((gs.gumbel_softmax_backward(w, y, 0.7, axis=axis, out=o), 0))
             out.append((gs.gumbel_softmax_backward(w, y, taus, axis=axis), 0))
             out.append((gs.gumbel_softmax_backward(w, logits=x, tau=taus, axis=axis, rng=n), 0))
+            h = gs.gumbel_softmax(x, 1.0, hard=True, axis=axis, rng=n)
+            out.append((gs.reinmax_backward(w, x, h, 1.0 + taus, axis=axis), 0))
+            out.append((gs.reinmax_backward(w, x, h, 1.0, axis=axis, grad_p=y, out=o), 0))
         return out
 
     try:

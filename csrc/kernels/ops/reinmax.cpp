@@ -89,6 +89,7 @@ GS_BINDING(bind)
 
 #else
 // ----- the kernels (compiled once per SIMD target) ----------------------------
+#include "rows/short_rows.hpp"
 #include "rows/softmax.hpp"
 
 namespace gumbel_softmax {
@@ -397,8 +398,78 @@ struct ReinmaxOp {
   }
 };
 
+#ifdef GS_HAVE_VECTOR_EXT
+// A group of short rows (rows/short_rows.hpp), one row per vector lane: the row path's
+// operations in its order, per lane.  Element c goes to partial sum c % 16 (the row
+// path's padded lanes add exact zeros), the partial sums combine as sum16 does, and
+// every lane takes the tau case kTauAny: where 1/tau = 1 its et and sums are e0's bit for
+// bit, and where 0 < 1/tau < 1 its NaN select changes only rows that are NaN anyway.
+// The group is read whole before out is written (out may be grad_y itself).
+template <class T>
+void reinmax_short_group(const ReinmaxArgs<T>& a, int64_t r0, int64_t n) {
+  using V = Vec<T>;
+  constexpr int W = kW<T>;
+  constexpr T inf = std::numeric_limits<T>::infinity();
+  const int64_t len = a.xs.len;
+  if (len == 0) return;
+  alignas(64) T x[kShortMax * W], g[kShortMax * W], h[kShortMax * W], p[kShortMax * W];
+  alignas(64) T e0[kShortMax * W], et[kShortMax * W];
+  load_columns(a.x, a.xs, r0, n, len, -inf, x);
+  load_columns(a.grad_y, a.gs, r0, n, len, T(0), g);
+  load_columns(a.y_hard, a.hs, r0, n, len, T(0), h);
+  if (a.grad_p) load_columns(a.grad_p, a.ps, r0, n, len, T(0), p);
+  V itau = lanes::splat<V>(a.inv_tau);
+  if (a.inv_taus)
+    for (int64_t i = 0; i < n; ++i) itau[i] = a.inv_taus[r0 + i];
+  V max = lanes::splat<V>(-inf);
+  for (int64_t c = 0; c < len; ++c) {
+    const V xc = lanes::load<V>(x + c * W);
+    max = lanes::select(xc > max, xc, max);  // as row_max: NaN ignored
+  }
+  V s0[kLanes] = {}, st[kLanes] = {}, sa[kLanes] = {}, sb[kLanes] = {}, sc[kLanes] = {},
+    sh[kLanes] = {};
+  for (int64_t c = 0; c < len; ++c) {
+    const int j = static_cast<int>(c % kLanes);
+    const V d = lanes::load<V>(x + c * W) - max, gv = lanes::load<V>(g + c * W);
+    const V e = vmath::exp_scaled_nonpos<0>(d);
+    V t = d * itau;
+    t = lanes::select(t == t, t, lanes::splat<V>(-inf));
+    const V f = vmath::exp_scaled_nonpos<0>(t);
+    lanes::store(e0 + c * W, e);
+    lanes::store(et + c * W, f);
+    s0[j] = s0[j] + e;
+    sa[j] = lanes::fma(gv, e, sa[j]);
+    if (a.grad_p) sb[j] = lanes::fma(lanes::load<V>(p + c * W), e, sb[j]);
+    sh[j] = lanes::fma(lanes::load<V>(h + c * W), gv, sh[j]);
+    st[j] = st[j] + f;
+    sc[j] = lanes::fma(gv, f, sc[j]);
+  }
+  const V c0 = T(1) / sum16(s0), ct = T(1) / sum16(st);
+  const V d1 = (sum16(sc) * ct + sum16(sh)) * T(0.5);
+  const V d0 = (sum16(sb) - sum16(sa) * T(0.5)) * c0;
+  const auto ok = (max > -inf) & (max < inf);  // else the row is NaN
+  for (int64_t c = 0; c < len; ++c) {
+    const V gv = lanes::load<V>(g + c * W);
+    const V p0 = lanes::load<V>(e0 + c * W) * c0;
+    const V pt = lanes::load<V>(et + c * W) * ct;
+    V u = gv * T(-0.5);
+    if (a.grad_p) u = u + lanes::load<V>(p + c * W);
+    const V v = lanes::fma(pt + lanes::load<V>(h + c * W), gv - d1, p0 * (u - d0));
+    lanes::store(g + c * W, lanes::select(ok, canonical(v), lanes::splat<V>(kNaN<T>)));
+  }
+  store_columns(g, a.out, a.os, r0, n, len);
+}
+#endif
+
 template <class T>
 void reinmax_kernel(const ReinmaxArgs<T>& a) {
+#ifdef GS_HAVE_VECTOR_EXT
+  if (use_short_rows<T>(a.xs.len)) {
+    for_groups<T>(a.xs.nrows, a.xs.len,
+                  [&](int64_t r0, int64_t n) { reinmax_short_group(a, r0, n); });
+    return;
+  }
+#endif
   ReinmaxOp<T> op(a);
   const int nthreads = threads_for(a.xs.nrows, a.xs.len);
   op.scratch.resize(static_cast<int64_t>(nthreads) * 7 * op.padded);
