@@ -309,7 +309,7 @@ def test_short_row_groups_equal_the_row_path(dtype):
     group) or as row blocks (fewer rows).  Every group size and layout must give the bits
     of the row-by-row path (_core._set_short_rows(False)); so must the backward's groups,
     stored (a NaN and an inf in the gradient included) and recomputed from the logits,
-    and reinmax_backward's."""
+    reinmax_backward's and concrete_log_prob's."""
     gen = np.random.default_rng(3)
     cases = []
     for nrows in (1, 2, 3, 4, 5, 7, 8, 9, 12, 16, 17, 24, 33):
@@ -340,12 +340,16 @@ def test_short_row_groups_equal_the_row_path(dtype):
                 np.delete(np.shape(y), axis % y.ndim)
             )
             taus = np.expand_dims(taus, axis)
-            out.append((gs.gumbel_softmax_backward(w, y, 0.7, axis=axis, out=o), 0))
+            out.append((gs.gumbel_softmax_backward(w, y, 0.7, axis=axis, out=o).copy(), 0))
             out.append((gs.gumbel_softmax_backward(w, y, taus, axis=axis), 0))
             out.append((gs.gumbel_softmax_backward(w, logits=x, tau=taus, axis=axis, rng=n), 0))
             h = gs.gumbel_softmax(x, 1.0, hard=True, axis=axis, rng=n)
             out.append((gs.reinmax_backward(w, x, h, 1.0 + taus, axis=axis), 0))
-            out.append((gs.reinmax_backward(w, x, h, 1.0, axis=axis, grad_p=y, out=o), 0))
+            out.append((gs.reinmax_backward(w, x, h, 1.0, axis=axis, grad_p=y, out=o).copy(), 0))
+            out.append((gs.concrete_log_prob(y, x, taus, axis=axis), 0))
+            with np.errstate(divide="ignore"):  # y = 0 where x = -inf
+                log_y = np.log(y)
+            out.append((gs.concrete_log_prob(log_y, x, 300.0, axis=axis, log_space=True), 0))
         return out
 
     try:

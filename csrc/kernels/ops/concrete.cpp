@@ -133,6 +133,27 @@ T concrete_pass1(const T* y, int64_t ystep, const T* x, int64_t xstep, T tau, bo
         lanes::store(s_out + o,
                      one(lanes::load<V>(y + o), lanes::load<V>(x + o), vs[k], vl[k], vm));
       }
+#ifdef GS_HAVE_PARTIAL
+    // The last, partial step (short rows: all of it), its lanes past the row masked off:
+    // they add +0 to both sums (which are never -0) and leave the max, so the partial
+    // sums are the scalar loop's below, element for element.
+    for (int k = 0; k < kSub<T> && c + k * kW<T> < end; ++k) {
+      const int64_t o = c + k * kW<T>, nk = std::min<int64_t>(end - o, kW<T>);
+      lanes::Int<V> live;
+      for (int j = 0; j < kW<T>; ++j) live[j] = j < nk ? -1 : 0;
+      const V yv = lanes::load_first(y + o, nk, log_space ? T(0) : T(1));
+      V l = log_space ? yv : log_any(yv);
+      V sv = kShift ? lanes::load_first(x + o, nk, T(0)) - tau * (l - lmin)
+                    : lanes::load_first(x + o, nk, T(0)) - tau * l;
+      sv = lanes::select(live, sv, V{});
+      l = lanes::select(live, l, V{});
+      vs[k] = vs[k] + sv;
+      vl[k] = vl[k] + l;
+      vm = lanes::select(live & (sv > vm), sv, vm);
+      lanes::store_first(s_out + o, sv, nk);
+    }
+    c = end;
+#endif
     spill<T>(vs, acc_s);
     spill<T>(vl, acc_l);
     for (int j = 0; j < kW<T>; ++j) m = std::max(m, vm[j]);  // NaN: caught by the sum
@@ -205,14 +226,62 @@ GS_COLD T concrete_shifted(const T* yr, int64_t ystep, const T* xr, int64_t xste
   return concrete_row<true>(yr, ystep, xr, xstep, len, t, cst, log_space, s, max, lmin);
 }
 
-// Row by row only (no noise, no short-row, split or tile path): rows are independent
-// and each needs its scratch for s.
+// Row by row (each row needs its scratch for s), and short rows a group at a time.
 template <class T>
 struct ConcreteOp : Schedule {
   const ConcreteArgs<T>& a;
   const int64_t len;
   Scratch<T> scratch;  // per thread: s of the row
   explicit ConcreteOp(const ConcreteArgs<T>& args) : a(args), len(args.ys.len) {}
+
+#ifdef GS_HAVE_VECTOR_EXT
+  // Short rows (rows/short_rows.hpp), one row per vector lane: concrete_row's operations
+  // in its order (element c in partial sum c % 16, the pairwise tree; the max's order
+  // can differ only in the sign of a zero maximum, which a tie makes irrelevant), and
+  // the rows concrete_row leaves NaN or large go to concrete_shifted as in row().
+  static constexpr bool kShortRows = true;
+  void short_group(int64_t r0, int64_t n) const {
+    using V = Vec<T>;
+    constexpr int W = kW<T>;
+    alignas(64) T y[kShortMax * W], x[kShortMax * W];
+    load_columns(a.y, a.ys, r0, n, len, a.log_space ? T(0) : T(1), y);
+    load_columns(a.x, a.xs, r0, n, len, T(0), x);
+    V tau = lanes::splat<V>(a.tau[r0 * a.tau_step]), cst = lanes::splat<V>(a.cst[r0 * a.tau_step]);
+    for (int64_t i = 1; i < n; ++i) {
+      tau[i] = a.tau[(r0 + i) * a.tau_step];
+      cst[i] = a.cst[(r0 + i) * a.tau_step];
+    }
+    V ss[kLanes] = {}, sl[kLanes] = {}, se[kLanes] = {};
+    V max = lanes::splat<V>(-std::numeric_limits<T>::infinity());
+    for (int64_t c = 0; c < len; ++c) {
+      const int j = static_cast<int>(c % kLanes);
+      const V yv = lanes::load<V>(y + c * W);
+      const V l = a.log_space ? yv : log_any(yv);
+      const V sv = lanes::load<V>(x + c * W) - tau * l;
+      ss[j] = ss[j] + sv;
+      sl[j] = sl[j] + l;
+      max = lanes::select(sv > max, sv, max);
+      lanes::store(x + c * W, sv);
+    }
+    for (int64_t c = 0; c < len; ++c) {
+      const int j = static_cast<int>(c % kLanes);
+      se[j] = se[j] + vmath::exp_scaled_nonpos<0>((lanes::load<V>(x + c * W) - max) * T(1));
+    }
+    const V lse = max + vmath::log(tree_sum(se));
+    V res = cst + tree_sum(ss) - T(len) * lse;
+    if (!a.log_space) res = res - tree_sum(sl);
+    res = canonical(res);
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t r = r0 + i;
+      T v = res[i];
+      if (!std::isfinite(max[i]) || v != v || max[i] > kConcreteBig<T>) {
+        v = concrete_shifted(a.y + row_offset(a.ys, r), a.ys.step, a.x + row_offset(a.xs, r),
+                             a.xs.step, len, tau[i], cst[i], a.log_space, x);
+      }
+      a.out[r] = v;
+    }
+  }
+#endif
 
   void begin_rows(int nthreads) { scratch.resize(static_cast<int64_t>(nthreads) * len); }
   void row(int64_t r, int tid) const {
