@@ -246,11 +246,8 @@ struct ConcreteOp : Schedule {
     alignas(64) T y[kShortMax * W], x[kShortMax * W];
     load_columns(a.y, a.ys, r0, n, len, a.log_space ? T(0) : T(1), y);
     load_columns(a.x, a.xs, r0, n, len, T(0), x);
-    V tau = lanes::splat<V>(a.tau[r0 * a.tau_step]), cst = lanes::splat<V>(a.cst[r0 * a.tau_step]);
-    for (int64_t i = 1; i < n; ++i) {
-      tau[i] = a.tau[(r0 + i) * a.tau_step];
-      cst[i] = a.cst[(r0 + i) * a.tau_step];
-    }
+    const V tau = row_lanes(a.tau, a.tau_step, r0, n, a.tau[r0 * a.tau_step]);
+    const V cst = row_lanes(a.cst, a.tau_step, r0, n, a.cst[r0 * a.tau_step]);
     V ss[kLanes] = {}, sl[kLanes] = {}, se[kLanes] = {};
     V max = lanes::splat<V>(-std::numeric_limits<T>::infinity());
     for (int64_t c = 0; c < len; ++c) {

@@ -418,9 +418,7 @@ void reinmax_short_group(const ReinmaxArgs<T>& a, int64_t r0, int64_t n) {
   load_columns(a.grad_y, a.gs, r0, n, len, T(0), g);
   load_columns(a.y_hard, a.hs, r0, n, len, T(0), h);
   if (a.grad_p) load_columns(a.grad_p, a.ps, r0, n, len, T(0), p);
-  V itau = lanes::splat<V>(a.inv_tau);
-  if (a.inv_taus)
-    for (int64_t i = 0; i < n; ++i) itau[i] = a.inv_taus[r0 + i];
+  const V itau = row_lanes(a.inv_taus, 1, r0, n, a.inv_tau);
   V max = lanes::splat<V>(-inf);
   for (int64_t c = 0; c < len; ++c) {
     const V xc = lanes::load<V>(x + c * W);

@@ -254,11 +254,13 @@ struct BackwardOp : Schedule {
 
   T itau(int64_t r) const { return a.inv_taus ? a.inv_taus[r] : a.inv_tau; }
   Scratch<unsigned char> seg_tiny;  // split rows: each segment's tiny flag (segment_dot)
-  void whole_row(const T* g, int64_t gst, const T* s, int64_t sst, T* o, int64_t ost,
-                 T inv_tau) const {
+  // kNext: next's lines are prefetched during the second pass (see row()).
+  template <bool kNext = false>
+  void whole_row(const T* g, int64_t gst, const T* s, int64_t sst, T* o, int64_t ost, T inv_tau,
+                 NextBackwardRow<T> next = {}) const {
     bool tiny = false;
     const T dot = row_dot(g, gst, s, sst, len, &tiny);
-    backward_apply(g, gst, s, sst, o, ost, 0, len, dot, inv_tau, tiny);
+    backward_apply<T, kNext>(g, gst, s, sst, o, ost, 0, len, dot, inv_tau, tiny, next);
   }
   void begin_split() {
     seg_dot.resize(segments(len));
@@ -309,9 +311,7 @@ struct BackwardOp : Schedule {
       acc[c % kLanes] =
           lanes::fma(lanes::load<V>(gc + c * W), lanes::load<V>(sc + c * W), acc[c % kLanes]);
     const V dot = tree_sum(acc);
-    V it = lanes::splat<V>(a.inv_tau);
-    if (a.inv_taus)
-      for (int64_t i = 0; i < n; ++i) it[i] = a.inv_taus[r0 + i];
+    const V it = row_lanes(a.inv_taus, 1, r0, n, a.inv_tau);
     const V nan_as = lanes::select(dot - dot == T(0), V{}, lanes::splat<V>(kNaN<T>));
     for (int64_t c = 0; c < len; ++c) {
       const V g = lanes::load<V>(gc + c * W), y = lanes::load<V>(sc + c * W);
@@ -341,9 +341,7 @@ struct BackwardOp : Schedule {
     const NextBackwardRow<T> next{a.grad_y + row_offset(a.gs, r + 1),
                                   a.y_soft + row_offset(a.ss, r + 1),
                                   a.out + row_offset(a.os, r + 1)};
-    bool tiny = false;
-    const T dot = row_dot(g, 1, s, 1, len, &tiny);
-    backward_apply<T, true>(g, 1, s, 1, o, 1, 0, len, dot, itau(r), tiny, next);
+    whole_row<true>(g, 1, s, 1, o, 1, itau(r), next);
   }
 };
 

@@ -280,6 +280,17 @@ GS_INLINE void load_columns(const T* x, const RowSpec& s, int64_t r0, int64_t n,
   }
 }
 
+// A per-row value of rows r0 .. r0 + n - 1 in lanes: lane i < n holds p[(r0 + i) * step]
+// (step 0: one value for all rows), the other lanes `rest`; every lane `rest` where p is
+// null (one value for the call).
+template <class T>
+GS_INLINE Vec<T> row_lanes(const T* p, int64_t step, int64_t r0, int64_t n, T rest) {
+  Vec<T> v = lanes::splat<Vec<T>>(rest);
+  if (p)
+    for (int64_t i = 0; i < n; ++i) v[i] = p[(r0 + i) * step];
+  return v;
+}
+
 // Rows r0 .. r0 + n - 1 of y from columns (as load_columns lays them out).
 template <class T>
 GS_INLINE void store_columns(const T* col, T* y, const RowSpec& s, int64_t r0, int64_t n,
