@@ -309,7 +309,8 @@ def test_short_row_groups_equal_the_row_path(dtype):
     group) or as row blocks (fewer rows).  Every group size and layout must give the bits
     of the row-by-row path (_core._set_short_rows(False)); so must the backward's groups,
     stored (a NaN and an inf in the gradient included) and recomputed from the logits,
-    reinmax_backward's and concrete_log_prob's."""
+    reinmax_backward's, concrete_log_prob's and gumbel_rao_backward's (its unit, fast and
+    wide rows, a NaN row, groups that fall back to rows)."""
     gen = np.random.default_rng(3)
     cases = []
     for nrows in (1, 2, 3, 4, 5, 7, 8, 9, 12, 16, 17, 24, 33):
@@ -347,6 +348,14 @@ def test_short_row_groups_equal_the_row_path(dtype):
             out.append((gs.reinmax_backward(w, x, h, 1.0 + taus, axis=axis), 0))
             out.append((gs.reinmax_backward(w, x, h, 1.0, axis=axis, grad_p=y, out=o).copy(), 0))
             out.append((gs.concrete_log_prob(y, x, taus, axis=axis), 0))
+            if np.isfinite(x).any(axis=axis).all():  # (a row of -inf has no one-hot)
+                for t, k in ((1.0, 3), (0.5, 2), (taus, 2)):  # unit, fast, mixed rows
+                    r = gs.Philox(n)
+                    g = gs.gumbel_rao_backward(w, x, h, t, samples=k, axis=axis, rng=r, out=o)
+                    out.append((g.copy(), r.counter))
+                wide = 40 * x  # rows of range > 60 (the wide form), and one row of NaN
+                wide[(0,) * wide.ndim] = np.nan
+                out.append((gs.gumbel_rao_backward(w, wide, h, 0.5, axis=axis, rng=n), 0))
             with np.errstate(divide="ignore"):  # y = 0 where x = -inf
                 log_y = np.log(y)
             out.append((gs.concrete_log_prob(log_y, x, 300.0, axis=axis, log_space=True), 0))

@@ -132,6 +132,7 @@ GS_BINDING(bind)
 #else
 // ----- the kernels (compiled once per SIMD target) ----------------------------
 #include "rows/conditional.hpp"
+#include "rows/short_rows.hpp"
 
 namespace gumbel_softmax {
 namespace GS_TARGET {
@@ -356,8 +357,10 @@ struct GumbelRaoOp {
     accumulate(e, g, acc, padded, c, sum.d * c);
   }
 
-  void row(int64_t r, int tid) const {
-    T* q = scratch.data() + static_cast<int64_t>(tid) * 4 * padded;
+  void row(int64_t r, int tid) const { row_in(r, scratch.data() + tid * 4 * padded); }
+
+  // Row r in the buffers at q (4 * padded elements).
+  void row_in(int64_t r, T* q) const {
     T *g = q + padded, *e = g + padded, *acc = e + padded;
     T* o = a.out + row_offset(a.os, r);
     const int64_t i = a.index[r];
@@ -393,12 +396,137 @@ struct GumbelRaoOp {
   }
 };
 
-// Row by row; the threads' share is by the work of a row, len * samples.
+#ifdef GS_HAVE_VECTOR_EXT
+// prepare() on the group's columns q (x read in; lanes past the group: a fast row):
+// whether every row of the group is a fast row; if so, q then holds each row's Q.
+template <class T>
+bool short_prepare(const GumbelRaoArgs<T>& a, int64_t r0, int64_t n, const int64_t* idx, T* q) {
+  using V = Vec<T>;
+  constexpr int W = kW<T>;
+  constexpr T kInf = std::numeric_limits<T>::infinity();
+  const int64_t len = a.xs.len;
+  load_columns(a.x, a.xs, r0, n, len, T(0), q);
+  V max = lanes::splat<V>(-kInf), xmin = lanes::splat<V>(kInf);
+  auto bad = max != max;  // all false
+  for (int64_t c = 0; c < len; ++c) {
+    const V xc = lanes::load<V>(q + c * W);
+    bad = bad | ~(xc < kInf);
+    max = lanes::select(xc > max, xc, max);
+    xmin = lanes::select((xc > -kInf) & (xc < xmin), xc, xmin);
+  }
+  V part[kLanes] = {};
+  for (int64_t c = 0; c < len; ++c) {
+    V& p = part[c % kLanes];
+    p = p + vmath::exp_scaled_nonpos<0>(lanes::load<V>(q + c * W) - max);
+  }
+  const V lse = max + vmath::log(tree_sum(part));
+  const auto fast = (lse - xmin <= kFastRange<T>)&~bad;
+  for (int64_t i = 0; i < n; ++i)
+    if (!fast[i]) return false;
+  for (int64_t c = 0; c < len; ++c) {
+    V qc = vmath::exp(lse - lanes::load<V>(q + c * W));
+    for (int i = 0; i < W; ++i)
+      if (idx[i] == c) qc[i] = T(0);
+    lanes::store(q + c * W, qc);
+  }
+  return true;
+}
+
+// draw() of one conditional sample per lane (E: its exponentials in columns): acc += J(p) g.
+template <bool kUnit, class T>
+GS_INLINE void short_draw(const T* E, const int64_t* idx, const T* q, const T* g, T* e, T* acc,
+                          int64_t len, Vec<T> itau) {
+  using V = Vec<T>;
+  constexpr int W = kW<T>;
+  constexpr T kInf = std::numeric_limits<T>::infinity();
+  V ei;
+  for (int i = 0; i < W; ++i) ei[i] = E[idx[i] * W + i];
+  const V zi = T(1) / ei;
+  V ps[kLanes] = {}, pd[kLanes] = {};
+  for (int64_t c = 0; c < len; ++c) {
+    const V w = (lanes::load<V>(E + c * W) * zi) * lanes::load<V>(q + c * W);
+    V ev;
+    if constexpr (kUnit) {
+      ev = T(1) / (w + T(1));
+    } else {
+      const auto finite = w < kInf;
+      const V L = lanes::select(finite, log1p_pos(lanes::select(finite, w, V{})), w);
+      ev = lanes::select(L < kInf, vmath::exp_scaled_nonpos<0>(-(L * itau)), V{});
+    }
+    lanes::store(e + c * W, ev);
+    ps[c % kLanes] = ps[c % kLanes] + ev;
+    pd[c % kLanes] = lanes::fma(lanes::load<V>(g + c * W), ev, pd[c % kLanes]);
+  }
+  const V cs = T(1) / tree_sum(ps);
+  const V dp = tree_sum(pd) * cs;
+  for (int64_t c = 0; c < len; ++c) {
+    const V p = lanes::load<V>(e + c * W) * cs;
+    lanes::store(acc + c * W,
+                 lanes::fma(p, lanes::load<V>(g + c * W) - dp, lanes::load<V>(acc + c * W)));
+  }
+}
+
+// A group of short rows (rows/short_rows.hpp), one row per vector lane, when every row
+// of the group is a fast row and either every 1/tau is 1 (RowKind::unit) or none is
+// (RowKind::fast): prepare's, draw's and row's operations in their order, per lane.
+// Element c goes to partial sum c % 16, the partial sums combine as tree_sum does, and
+// the row path's padding (which adds exact zeros: e = 0 there) is left out.  Any other
+// group (a NaN or +inf logit, a wide row, 1/tau = 1 in some rows only) runs row by row.
+template <class T>
+void gumbel_rao_short_group(const GumbelRaoOp<T>& op, int64_t r0, int64_t n) {
+  using V = Vec<T>;
+  constexpr int W = kW<T>;
+  const GumbelRaoArgs<T>& a = op.a;
+  const int64_t len = a.xs.len;
+  alignas(64) T q[kShortMax * W], g[kShortMax * W], e[kShortMax * W], acc[kShortMax * W] = {};
+  const V itau = row_lanes(a.inv_taus, 1, r0, n, a.inv_tau);
+  bool any_unit = false, all_unit = true;
+  for (int64_t i = 0; i < n; ++i) {
+    any_unit = any_unit || itau[i] == T(1);
+    all_unit = all_unit && itau[i] == T(1);
+  }
+  int64_t idx[W];
+  for (int i = 0; i < W; ++i) idx[i] = i < n ? a.index[r0 + i] : 0;
+  if ((any_unit && !all_unit) || !short_prepare(a, r0, n, idx, q)) {
+    alignas(64) T buf[4 * kShortMax];
+    for (int64_t r = r0; r < r0 + n; ++r) op.row_in(r, buf);
+    return;
+  }
+  load_columns(a.grad_y, a.gs, r0, n, len, T(0), g);
+  ShortNoise<T> noise;
+  PhiloxKey keys[W];
+  uint64_t rows[W];
+  for (int i = 0; i < W; ++i) keys[i] = a.key;
+  for (int64_t k = 0; k < a.samples; ++k) {
+    for (int64_t i = 0; i < n; ++i)
+      rows[i] = a.first_row + static_cast<uint64_t>(r0 + i) * a.samples + static_cast<uint64_t>(k);
+    const T* E = noise.fill_columns(keys, rows, n, len, Draw::exponential);
+    if (all_unit)
+      short_draw<true>(E, idx, q, g, e, acc, len, itau);
+    else
+      short_draw<false>(E, idx, q, g, e, acc, len, itau);
+  }
+  const V scale = itau / static_cast<T>(a.samples);
+  for (int64_t c = 0; c < len; ++c)
+    lanes::store(acc + c * W, canonical(lanes::load<V>(acc + c * W) * scale));
+  store_columns(acc, a.out, a.os, r0, n, len);
+}
+#endif
+
+// Row by row (short rows: by groups); the threads' share is by the work of a row,
+// len * samples.
 template <class T>
 void gumbel_rao_kernel(const GumbelRaoArgs<T>& a) {
   GumbelRaoOp<T> op(a);
   const int64_t work =
       a.samples >= kParallelMinElements ? kParallelMinElements : a.xs.len * a.samples;
+#ifdef GS_HAVE_VECTOR_EXT
+  if (use_short_rows<T>(a.xs.len) && a.xs.len > 0) {
+    for_groups<T>(a.xs.nrows, std::min(work, kParallelMinElements),
+                  [&](int64_t r0, int64_t n) { gumbel_rao_short_group(op, r0, n); });
+    return;
+  }
+#endif
   const int nthreads = threads_for(a.xs.nrows, std::min(work, kParallelMinElements));
   op.scratch.resize(static_cast<int64_t>(nthreads) * 4 * op.padded);
   for_rows(a.xs.nrows, nthreads, [&](int64_t r, int tid) { op.row(r, tid); });

@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 // GS_NO_VECTOR_EXT builds the scalar fallback (what compilers without vector extensions
 // get) on GCC/Clang too, so that it can be tested.
@@ -228,6 +229,23 @@ GS_INLINE bool any_set(M m) {
   return _mm_movemask_epi8((__m128i)m) != 0;
 #else
   return any(m);
+#endif
+}
+
+// Whether a < b in any lane (an ordered compare: NaN lanes are false).  On AVX-512 one
+// compare into a mask register; any_set(a < b) costs two more instructions there, as
+// the compiler turns the comparison's vector back into a mask.
+template <class V>
+GS_INLINE bool any_less(V a, V b) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<V, VF32>)
+    return _mm512_cmp_ps_mask((__m512)a, (__m512)b, _CMP_LT_OQ) != 0;
+  else if constexpr (std::is_same_v<V, VF64>)
+    return _mm512_cmp_pd_mask((__m512d)a, (__m512d)b, _CMP_LT_OQ) != 0;
+  else
+    return any_set(a < b);
+#else
+  return any_set(a < b);
 #endif
 }
 

@@ -298,8 +298,8 @@ GS_INLINE lanes::VF32 mul_exact(lanes::VF32 a, lanes::VF32 b) {
 // below the smallest normal (e < below; comparisons take no assist) from mul_exact, the
 // others multiplied as usual (those lanes multiply +0 there).  The same bits as e * s.
 GS_INLINE lanes::VF32 scale_small(lanes::VF32 e, float s, float below) {
+  if (!lanes::any_less(e, lanes::splat<lanes::VF32>(below))) return e * s;
   const auto small = e < below;
-  if (!lanes::any_set(small)) return e * s;
   return lanes::select(small, mul_exact(e, lanes::splat<lanes::VF32>(s)),
                        lanes::select(small, lanes::VF32{}, e) * s);
 }
@@ -418,10 +418,14 @@ GS_INLINE V exp_scaled_nonpos(V z, bool* tiny = nullptr) {
     auto scaled = [](V p, V k, V biased) GS_LAMBDA_INLINE {
 #if defined(__AVX512F__)
       (void)biased;
+      // (k + 0 would cost two instructions: the compiler keeps the addition for k = -0,
+      // which scales as +0 does)
+      V kn = k;
+      if constexpr (N != 0) kn = k + S(N);
       if constexpr (sizeof(S) == 4)
-        return (V)_mm512_scalef_ps((__m512)p, (__m512)(k + S(N)));
+        return (V)_mm512_scalef_ps((__m512)p, (__m512)kn);
       else
-        return (V)_mm512_scalef_pd((__m512d)p, (__m512d)(k + S(N)));
+        return (V)_mm512_scalef_pd((__m512d)p, (__m512d)kn);
 #else
       (void)k;
       const auto offset = static_cast<typename lanes::Traits<S>::UInt>(N + 64 + C::exp_bias) -
@@ -433,13 +437,13 @@ GS_INLINE V exp_scaled_nonpos(V z, bool* tiny = nullptr) {
 #if defined(GS_EXACT_TINY)
     // below z_low, k + N <= -126 (-1022) is possible; above it k + N >= -125 (-1021)
     constexpr S z_low = static_cast<S>((C::exp_bias - 2 + N) * -0.6931471805599453);
-    const auto low = z < z_low;  // NaN: false
     const V biased = z * C::log2e + C::round_magic;
     const V k = biased - C::round_magic;
     V r = fma(-k, splat<V>(C::ln2_hi), z);
     r = fma(-k, splat<V>(C::ln2_lo), r);
     const V p = exp_poly(r);  // any value in the lanes below z_min (-inf z: NaN)
-    if (!lanes::any_set(low)) return scaled(p, k, biased);
+    if (!lanes::any_less(z, splat<V>(z_low))) return scaled(p, k, biased);
+    const auto low = z < z_low;  // NaN: false
     // exp_low: the lanes below z_min are +0, those with k + N <= 1 - bias (a result
     // below the smallest normal, or rounding up to it) come from ldexp_tiny, and the
     // scaling computes the others with k = 0 in those lanes (a normal p 2^N)
