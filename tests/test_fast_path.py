@@ -309,8 +309,8 @@ def test_short_row_groups_equal_the_row_path(dtype):
     group) or as row blocks (fewer rows).  Every group size and layout must give the bits
     of the row-by-row path (_core._set_short_rows(False)); so must the backward's groups,
     stored (a NaN and an inf in the gradient included) and recomputed from the logits,
-    reinmax_backward's, concrete_log_prob's and gumbel_rao_backward's (its unit, fast and
-    wide rows, a NaN row, groups that fall back to rows)."""
+    reinmax_backward's, concrete_log_prob's, gumbel_rao_backward's (its unit, fast and
+    wide rows, a NaN row, groups that fall back to rows) and conditional_gumbel's."""
     gen = np.random.default_rng(3)
     cases = []
     for nrows in (1, 2, 3, 4, 5, 7, 8, 9, 12, 16, 17, 24, 33):
@@ -356,6 +356,13 @@ def test_short_row_groups_equal_the_row_path(dtype):
                 wide = 40 * x  # rows of range > 60 (the wide form), and one row of NaN
                 wide[(0,) * wide.ndim] = np.nan
                 out.append((gs.gumbel_rao_backward(w, wide, h, 0.5, axis=axis, rng=n), 0))
+                i = gs.categorical(x, axis=axis, rng=n)
+                r = gs.Philox(n, counter=2**32 - 5)
+                out.append((gs.conditional_gumbel(x, i, axis=axis, rng=r, out=o).copy(), r.counter))
+                xs = 1e30 * x  # ties of z_j and z_I (the tie rule) and a NaN row
+                xs[(-1,) * xs.ndim] = np.nan
+                xs = np.where(np.isinf(x), x, xs)
+                out.append((gs.conditional_gumbel(xs, i, axis=axis, rng=n), 0))
             with np.errstate(divide="ignore"):  # y = 0 where x = -inf
                 log_y = np.log(y)
             out.append((gs.concrete_log_prob(log_y, x, 300.0, axis=axis, log_space=True), 0))

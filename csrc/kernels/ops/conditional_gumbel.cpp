@@ -80,6 +80,7 @@ GS_BINDING(bind)
 // ----- the kernels (compiled once per SIMD target) ----------------------------
 #include "rows/conditional.hpp"
 #include "rows/schedule.hpp"
+#include "rows/short_rows.hpp"
 
 namespace gumbel_softmax {
 namespace GS_TARGET {
@@ -203,7 +204,7 @@ struct SplitConditional {
 };
 
 // Row by row (each row needs its logsumexp and its v, in per-thread scratch), and
-// split rows.  (No short-row or tile path yet: short and strided rows take row().)
+// split rows.  (Short rows: conditional_short_group; strided rows take row().)
 template <class T>
 struct ConditionalOp : Schedule {
   static constexpr bool kSplitRows = true;
@@ -236,8 +237,69 @@ struct ConditionalOp : Schedule {
   }
 };
 
+#ifdef GS_HAVE_VECTOR_EXT
+// A group of short rows (rows/short_rows.hpp), one row per vector lane: row()'s
+// operations in its order, per lane (the noise of gumbel_softmax's rows, drawn for the
+// group; logsumexp's element c in partial sum c % 16, combined as tree_sum does; the
+// same truncation and tie rule).  z may be x itself: the group is read whole first.
+template <class T>
+void conditional_short_group(const ConditionalArgs<T>& a, int64_t r0, int64_t n) {
+  using V = Vec<T>;
+  constexpr int W = kW<T>;
+  constexpr T kInf = std::numeric_limits<T>::infinity();
+  const int64_t len = a.xs.len;
+  alignas(64) T x[kShortMax * W], v[kShortMax * W];
+  load_columns(a.x, a.xs, r0, n, len, T(0), x);  // (lanes past the group: a defined row)
+  ShortNoise<T> noise;
+  const T* g = noise.fill_columns(a.key, a.first_row, r0, n, len, Draw::gumbel);
+  // noisy_logits' v and stats, row_max of x and the logsumexp's partial sums
+  V vmax = lanes::splat<V>(-kInf), xmax = vmax;
+  auto nan = vmax != vmax;  // all false
+  for (int64_t c = 0; c < len; ++c) {
+    const V xc = lanes::load<V>(x + c * W), vc = xc + lanes::load<V>(g + c * W);
+    lanes::store(v + c * W, vc);
+    nan = nan | (vc != vc);
+    vmax = lanes::select(vc > vmax, vc, vmax);
+    xmax = lanes::select(xc > xmax, xc, xmax);
+  }
+  V part[kLanes] = {};
+  for (int64_t c = 0; c < len; ++c) {
+    V& p = part[c % kLanes];
+    p = p + vmath::exp_scaled_nonpos<0>(lanes::load<V>(x + c * W) - xmax);
+  }
+  int64_t idx[W];
+  V gi, below;
+  for (int i = 0; i < W; ++i) {
+    idx[i] = i < n ? a.index[r0 + i] : 0;
+    gi[i] = g[idx[i] * W + i];
+  }
+  const V zi = (xmax + vmath::log(tree_sum(part))) + gi;
+  for (int i = 0; i < W; ++i) below[i] = next_below(zi[i]);
+  const auto defined = ~nan & (vmax > -kInf) & (vmax < kInf);
+  lanes::Int<V> col{}, at;
+  for (int i = 0; i < W; ++i) at[i] = idx[i];
+  for (int64_t c = 0; c < len; ++c, col += 1) {
+    const V vc = lanes::load<V>(v + c * W);
+    const V d = zi - vc;
+    const V ad = lanes::select(d < T(0), -d, d);
+    V z = lanes::select(vc < zi, vc, zi) - log1p_unit(vmath::exp(-ad));  // truncated()
+    z = lanes::select((col < at) & (z >= zi), below, z);
+    z = lanes::select(col == at, zi, z);
+    lanes::store(v + c * W, lanes::select(defined, z, lanes::splat<V>(kNaN<T>)));
+  }
+  store_columns(v, a.z, a.zs, r0, n, len);
+}
+#endif
+
 template <class T>
 void conditional_kernel(const ConditionalArgs<T>& a) {
+#ifdef GS_HAVE_VECTOR_EXT
+  if (use_short_rows<T>(a.xs.len) && a.xs.len > 0) {
+    for_groups<T>(a.xs.nrows, a.xs.len,
+                  [&](int64_t r0, int64_t n) { conditional_short_group(a, r0, n); });
+    return;
+  }
+#endif
   ConditionalOp<T> op(a);
   run_schedule<T>(op, a.xs.nrows, a.xs.len);
 }
