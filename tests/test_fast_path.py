@@ -310,7 +310,8 @@ def test_short_row_groups_equal_the_row_path(dtype):
     of the row-by-row path (_core._set_short_rows(False)); so must the backward's groups,
     stored (a NaN and an inf in the gradient included) and recomputed from the logits,
     reinmax_backward's, concrete_log_prob's, gumbel_rao_backward's (its unit, fast and
-    wide rows, a NaN row, groups that fall back to rows) and conditional_gumbel's."""
+    wide rows, a NaN row, groups that fall back to rows), conditional_gumbel's and
+    relaxed_top_k's (soft and hard, k up to the row length, a tiny tau)."""
     gen = np.random.default_rng(3)
     cases = []
     for nrows in (1, 2, 3, 4, 5, 7, 8, 9, 12, 16, 17, 24, 33):
@@ -356,6 +357,10 @@ def test_short_row_groups_equal_the_row_path(dtype):
                 wide = 40 * x  # rows of range > 60 (the wide form), and one row of NaN
                 wide[(0,) * wide.ndim] = np.nan
                 out.append((gs.gumbel_rao_backward(w, wide, h, 0.5, axis=axis, rng=n), 0))
+                for t, k, hard in ((0.5, 1, False), (taus, 3, True), (1e-3, x.shape[axis], False)):
+                    r = gs.Philox(n, counter=2**32 - 5)
+                    res = gs.relaxed_top_k(x, k, t, hard=hard, axis=axis, rng=r, return_soft=True)
+                    out.extend((y.copy(), r.counter) for y in res)
                 i = gs.categorical(x, axis=axis, rng=n)
                 r = gs.Philox(n, counter=2**32 - 5)
                 out.append((gs.conditional_gumbel(x, i, axis=axis, rng=r, out=o).copy(), r.counter))

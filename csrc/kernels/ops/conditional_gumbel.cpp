@@ -203,40 +203,6 @@ struct SplitConditional {
   }
 };
 
-// Row by row (each row needs its logsumexp and its v, in per-thread scratch), and
-// split rows.  (Short rows: conditional_short_group; strided rows take row().)
-template <class T>
-struct ConditionalOp : Schedule {
-  static constexpr bool kSplitRows = true;
-  const ConditionalArgs<T>& a;
-  const int64_t len;
-  Scratch<T> scratch;  // per thread: x of the row, then v (when z is strided)
-  SplitConditional<T> split;
-
-  explicit ConditionalOp(const ConditionalArgs<T>& args) : a(args), len(args.xs.len) {}
-  void begin_split() { split.init(a); }
-  void split_row(int64_t r) { split.row(r); }
-
-  void begin_rows(int nthreads) { scratch.resize(static_cast<int64_t>(nthreads) * 2 * len); }
-  void row(int64_t r, int tid) const {
-    T* xb = scratch.data() + static_cast<int64_t>(tid) * 2 * len;
-    const T* xr = a.x + row_offset(a.xs, r);
-    for (int64_t c = 0; c < len; ++c) xb[c] = xr[c * a.xs.step];
-    T* zr = a.z + row_offset(a.zs, r);
-    T* v = a.zs.step == 1 ? zr : xb + len;
-    const uint64_t q = a.first_row + static_cast<uint64_t>(r);
-    // row r + 1's x and z, fetched meanwhile (see next_row_prefetch)
-    const auto pf = next_row_prefetch<T>(a.x, a.xs, a.z, &a.zs, r, xr);
-    const RowStats<T> st = noisy_logits(xb, 1, 0, len, a.key, q, v, pf);
-    if (!st.defined()) return fill_nan(zr, a.zs.step, len);
-    const int64_t i = a.index[r];
-    const T zi = row_logsumexp(xb, len, row_max(xb, 1, 0, len)) + gumbel_at<T>(a.key, q, i);
-    conditional_part(v, 0, len, i, zi);
-    if (v != zr)
-      for (int64_t c = 0; c < len; ++c) zr[c * a.zs.step] = v[c];
-  }
-};
-
 #ifdef GS_HAVE_VECTOR_EXT
 // A group of short rows (rows/short_rows.hpp), one row per vector lane: row()'s
 // operations in its order, per lane (the noise of gumbel_softmax's rows, drawn for the
@@ -291,15 +257,46 @@ void conditional_short_group(const ConditionalArgs<T>& a, int64_t r0, int64_t n)
 }
 #endif
 
+// Short rows (conditional_short_group), row by row (each row needs its logsumexp and
+// its v, in per-thread scratch), and split rows.  (Strided rows take row().)
+template <class T>
+struct ConditionalOp : Schedule {
+  static constexpr bool kShortRows = true;
+  static constexpr bool kSplitRows = true;
+  const ConditionalArgs<T>& a;
+  const int64_t len;
+  Scratch<T> scratch;  // per thread: x of the row, then v (when z is strided)
+  SplitConditional<T> split;
+
+  explicit ConditionalOp(const ConditionalArgs<T>& args) : a(args), len(args.xs.len) {}
+  void begin_split() { split.init(a); }
+  void split_row(int64_t r) { split.row(r); }
+#ifdef GS_HAVE_VECTOR_EXT
+  void short_group(int64_t r0, int64_t n) const { conditional_short_group(a, r0, n); }
+#endif
+
+  void begin_rows(int nthreads) { scratch.resize(static_cast<int64_t>(nthreads) * 2 * len); }
+  void row(int64_t r, int tid) const {
+    T* xb = scratch.data() + static_cast<int64_t>(tid) * 2 * len;
+    const T* xr = a.x + row_offset(a.xs, r);
+    for (int64_t c = 0; c < len; ++c) xb[c] = xr[c * a.xs.step];
+    T* zr = a.z + row_offset(a.zs, r);
+    T* v = a.zs.step == 1 ? zr : xb + len;
+    const uint64_t q = a.first_row + static_cast<uint64_t>(r);
+    // row r + 1's x and z, fetched meanwhile (see next_row_prefetch)
+    const auto pf = next_row_prefetch<T>(a.x, a.xs, a.z, &a.zs, r, xr);
+    const RowStats<T> st = noisy_logits(xb, 1, 0, len, a.key, q, v, pf);
+    if (!st.defined()) return fill_nan(zr, a.zs.step, len);
+    const int64_t i = a.index[r];
+    const T zi = row_logsumexp(xb, len, row_max(xb, 1, 0, len)) + gumbel_at<T>(a.key, q, i);
+    conditional_part(v, 0, len, i, zi);
+    if (v != zr)
+      for (int64_t c = 0; c < len; ++c) zr[c * a.zs.step] = v[c];
+  }
+};
+
 template <class T>
 void conditional_kernel(const ConditionalArgs<T>& a) {
-#ifdef GS_HAVE_VECTOR_EXT
-  if (use_short_rows<T>(a.xs.len) && a.xs.len > 0) {
-    for_groups<T>(a.xs.nrows, a.xs.len,
-                  [&](int64_t r0, int64_t n) { conditional_short_group(a, r0, n); });
-    return;
-  }
-#endif
   ConditionalOp<T> op(a);
   run_schedule<T>(op, a.xs.nrows, a.xs.len);
 }
