@@ -311,7 +311,8 @@ def test_short_row_groups_equal_the_row_path(dtype):
     stored (a NaN and an inf in the gradient included) and recomputed from the logits,
     reinmax_backward's, concrete_log_prob's, gumbel_rao_backward's (its unit, fast and
     wide rows, a NaN row, groups that fall back to rows), conditional_gumbel's and
-    relaxed_top_k's (soft and hard, k up to the row length, a tiny tau)."""
+    relaxed_top_k's and its backward's (soft and hard, k up to the row length, a tiny
+    tau)."""
     gen = np.random.default_rng(3)
     cases = []
     for nrows in (1, 2, 3, 4, 5, 7, 8, 9, 12, 16, 17, 24, 33):
@@ -361,6 +362,9 @@ def test_short_row_groups_equal_the_row_path(dtype):
                     r = gs.Philox(n, counter=2**32 - 5)
                     res = gs.relaxed_top_k(x, k, t, hard=hard, axis=axis, rng=r, return_soft=True)
                     out.extend((y.copy(), r.counter) for y in res)
+                    r = gs.Philox(n, counter=2**32 - 5)
+                    res = gs.relaxed_top_k_backward(w, x, k, t, axis=axis, rng=r, out=o)
+                    out.append((res.copy(), r.counter))
                 i = gs.categorical(x, axis=axis, rng=n)
                 r = gs.Philox(n, counter=2**32 - 5)
                 out.append((gs.conditional_gumbel(x, i, axis=axis, rng=r, out=o).copy(), r.counter))
@@ -382,3 +386,20 @@ def test_short_row_groups_equal_the_row_path(dtype):
     for (a, ca), (b, cb) in zip(fast, slow):
         assert a.tobytes() == b.tobytes()
         assert ca == cb
+
+
+@pytest.mark.parametrize("dtype, big, k", [(np.float32, 1e38, 3), (np.float64, 1e307, 5)])
+def test_relaxed_top_k_backward_far_terms_on_short_rows(dtype, big, k):
+    """Gradients near the overflow threshold make relaxed_top_k_backward's q = a_I delta_I
+    S / O overflow in some rows (its 'far' terms, taken one by one): the short-row
+    groups must give the row path's bits there too (these seeds reach that branch)."""
+    gen = np.random.default_rng(0)
+    x = gen.standard_normal((256, 10)).astype(dtype)
+    w = (gen.standard_normal(x.shape) * big).astype(dtype)
+    a = gs.relaxed_top_k_backward(w, x, k, 0.1, rng=1)
+    try:
+        _core._set_short_rows(False)
+        b = gs.relaxed_top_k_backward(w, x, k, 0.1, rng=1)
+    finally:
+        _core._set_short_rows(True)
+    assert a.tobytes() == b.tobytes()

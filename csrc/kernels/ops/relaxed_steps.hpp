@@ -5,6 +5,7 @@
 #pragma once
 
 #include "rows/pass1.hpp"
+#include "rows/short_rows.hpp"
 
 namespace gumbel_softmax {
 namespace GS_TARGET {
@@ -259,6 +260,107 @@ template <class T>
 void write_row(const T* src, T* dst, int64_t step, int64_t len) {
   for (int64_t c = 0; c < len; ++c) dst[c * step] = src[c] == src[c] ? src[c] : kNaN<T>;
 }
+
+#ifdef GS_HAVE_VECTOR_EXT
+// relaxed_steps on a group of short rows (rows/short_rows.hpp), one row per vector lane:
+// its operations in its order, per lane (the exp, the sums, the updates, the argmax and
+// log_rest; element c in partial sum c % 16, combined as tree_sum does; the row path's
+// padding adds exact zeros and is left out; a lane whose r is all -inf stops, as
+// relaxed_steps returns).  a = e * (1/S) directly: TinyStep computes the same bits
+// without the assists of subnormal operands.
+template <class T>
+struct ShortSteps {
+  using V = Vec<T>;
+  using I = lanes::Int<V>;
+  static constexpr int W = kW<T>;
+  const int64_t len;
+  V r[kShortMax];  // v = x + g, then the steps' r
+  V max = lanes::splat<V>(kNinf<T>);
+  I at{}, defined{};
+  // per step j: the lanes that took it, their argmax I, O and S (see StepInfo)
+  I live[kShortMax], idx[kShortMax];
+  V O[kShortMax], S[kShortMax];
+
+  explicit ShortSteps(int64_t n) : len(n) {}
+
+  // noisy_row of rows r0 .. r0 + n - 1 of x (lanes past them: a defined row).
+  void noisy(const T* x, const RowSpec& xs, PhiloxKey key, uint64_t first_row, int64_t r0,
+             int64_t n) {
+    alignas(64) T xc[kShortMax * W];
+    load_columns(x, xs, r0, n, len, T(0), xc);
+    ShortNoise<T> noise;
+    const T* g = noise.fill_columns(key, first_row, r0, n, len, Draw::gumbel);
+    I nan{}, col{};
+    for (int64_t c = 0; c < len; ++c, col += 1) {
+      r[c] = lanes::load<V>(xc + c * W) + lanes::load<V>(g + c * W);
+      const I greater = r[c] > max;
+      max = lanes::select(greater, r[c], max);
+      at = greater ? col : at;
+      nan |= r[c] != r[c];
+    }
+    defined = ~nan & (max > kNinf<T>)&(max < -kNinf<T>);
+  }
+
+  // The k steps (relaxed_steps): kStoreA, a_j into dst + j * len and the steps' lanes,
+  // I, O and S above; else dst += a_j.  Returns the number of steps any lane took.
+  template <bool kStoreA>
+  int64_t run(int64_t k, V itau, V* dst) {
+    const I flat = itau == T(0);
+    I lv = defined;
+    for (int64_t j = 0; j < k; ++j) {
+      lv &= max > kNinf<T>;
+      if (!lanes::any_set(lv)) return j;
+      V rI{}, e[kShortMax], part[kLanes] = {};
+      I col{};
+      for (int64_t c = 0; c < len; ++c, col += 1) {
+        rI = lanes::select(col == at, r[c], rI);
+        r[c] = lanes::select(col == at, lanes::splat<V>(kNinf<T>), r[c]);
+        const V ef = lanes::select(r[c] == kNinf<T>, V{}, lanes::splat<V>(T(1)));
+        e[c] = lanes::select(flat, ef, vmath::exp_scaled_nonpos<0>((r[c] - max) * itau));
+        part[c % kLanes] = part[c % kLanes] + e[c];
+      }
+      const V o = T(0) + tree_sum(part), s = o + T(1), inv_sum = T(1) / s;
+      if (kStoreA) {
+        live[j] = lv;
+        idx[j] = at;
+        O[j] = o;
+        S[j] = s;
+      }
+      V* d = kStoreA ? dst + j * len : dst;
+      const bool last = j + 1 == k;
+      V nmax = lanes::splat<V>(kNinf<T>);
+      I nat{};
+      col = I{};
+      for (int64_t c = 0; c < len; ++c, col += 1) {
+        const V ac = e[c] * inv_sum;
+        d[c] = kStoreA ? ac : lanes::select(lv, d[c] + ac, d[c]);
+        d[c] = lanes::select(lv & (col == at), kStoreA ? inv_sum : d[c] + inv_sum, d[c]);
+        if (last) continue;
+        r[c] = lanes::select(lv, r[c] + log1m(ac), r[c]);
+        const I greater = r[c] > nmax;
+        nmax = lanes::select(greater, r[c], nmax);
+        nat = greater ? col : nat;
+      }
+      if (last) return k;
+      V rnew;
+      for (int i = 0; i < W; ++i) rnew[i] = rI[i] + log_rest(o[i], s[i], inv_sum[i]);
+      col = I{};
+      for (int64_t c = 0; c < len; ++c, col += 1)
+        r[c] = lanes::select(lv & (col == at), rnew, r[c]);
+      const I take = (rnew > nmax) | ((rnew == nmax) & (at < nat));
+      max = lanes::select(lv, lanes::select(take, rnew, nmax), max);
+      at = lv ? (take ? at : nat) : at;
+    }
+    return k;
+  }
+
+  // Columns v of the group into out (NaN canonical; rows with no sample: NaN).
+  void put(const V* v, T* out) const {
+    for (int64_t c = 0; c < len; ++c)
+      lanes::store(out + c * W, lanes::select(defined, canonical(v[c]), lanes::splat<V>(kNaN<T>)));
+  }
+};
+#endif
 
 }  // namespace
 }  // namespace GS_TARGET

@@ -253,82 +253,23 @@ void short_khot(const RelaxedTopKOp<T>& op, int64_t r0, int64_t n, const Vec<T>*
 }
 
 // A group of short rows (rows/short_rows.hpp), one row per vector lane: row()'s
-// operations in its order, per lane (relaxed_steps' exp, sums, updates, argmax and
-// log_rest; element c in partial sum c % 16, combined as tree_sum does; the row path's
-// padding adds exact zeros and is left out; a lane whose r is all -inf stops, as
-// relaxed_steps returns).  e * (1/S) directly, which TinyStep only computes without
-// assists.  The k-hot, per row, from the columns of v.
+// operations in its order, per lane (ShortSteps); the k-hot per row, from the columns of v.
 template <class T>
 void relaxed_top_k_short_group(const RelaxedTopKOp<T>& op, int64_t r0, int64_t n) {
   using V = Vec<T>;
-  using I = lanes::Int<V>;
   constexpr int W = kW<T>;
   const RelaxedTopKArgs<T>& a = op.a;
-  const int64_t len = op.len;
-  alignas(64) T x[kShortMax * W];
-  V r[kShortMax], e[kShortMax], y[kShortMax] = {};
-  load_columns(a.x, a.xs, r0, n, len, T(0), x);  // (lanes past the group: a defined row)
-  ShortNoise<T> noise;
-  const T* g = noise.fill_columns(a.key, a.first_row, r0, n, len, Draw::gumbel);
-  V max = lanes::splat<V>(kNinf<T>);
-  I at{}, nan{}, col{};
-  for (int64_t c = 0; c < len; ++c, col += 1) {  // noisy_row
-    r[c] = lanes::load<V>(x + c * W) + lanes::load<V>(g + c * W);
-    const I greater = r[c] > max;
-    max = lanes::select(greater, r[c], max);
-    at = greater ? col : at;
-    nan |= r[c] != r[c];
-  }
-  const I defined = ~nan & (max > kNinf<T>)&(max < -kNinf<T>);
+  ShortSteps<T> st(op.len);
+  st.noisy(a.x, a.xs, a.key, a.first_row, r0, n);
   if (a.hard) {
-    short_khot(op, r0, n, r, defined);
+    short_khot(op, r0, n, st.r, st.defined);
     if (!op.soft) return;
   }
-  const V itau = row_lanes(a.inv_taus, 1, r0, n, a.inv_tau);
-  const I flat = itau == T(0);
-  I live = defined;
-  for (int64_t j = 0; j < a.k; ++j) {
-    live &= max > kNinf<T>;  // (relaxed_steps returns when every r is -inf)
-    if (!lanes::any_set(live)) break;
-    V rI{}, part[kLanes] = {};
-    col = I{};
-    for (int64_t c = 0; c < len; ++c, col += 1) {
-      rI = lanes::select(col == at, r[c], rI);
-      r[c] = lanes::select(col == at, lanes::splat<V>(kNinf<T>), r[c]);
-      const V ef = lanes::select(r[c] == kNinf<T>, V{}, lanes::splat<V>(T(1)));
-      e[c] = lanes::select(flat, ef, vmath::exp_scaled_nonpos<0>((r[c] - max) * itau));
-      part[c % kLanes] = part[c % kLanes] + e[c];
-    }
-    const V O = T(0) + tree_sum(part), S = O + T(1), inv_sum = T(1) / S;
-    const bool last = j + 1 == a.k;
-    V nmax = lanes::splat<V>(kNinf<T>);
-    I nat{};
-    col = I{};
-    for (int64_t c = 0; c < len; ++c, col += 1) {
-      const V ac = e[c] * inv_sum;
-      y[c] = lanes::select(live, y[c] + ac, y[c]);
-      if (last) continue;
-      r[c] = lanes::select(live, r[c] + log1m(ac), r[c]);
-      const I greater = r[c] > nmax;
-      nmax = lanes::select(greater, r[c], nmax);
-      nat = greater ? col : nat;
-    }
-    col = I{};
-    for (int64_t c = 0; c < len; ++c, col += 1)
-      y[c] = lanes::select(live & (col == at), y[c] + inv_sum, y[c]);
-    if (last) break;
-    V rnew;
-    for (int i = 0; i < W; ++i) rnew[i] = rI[i] + log_rest(O[i], S[i], inv_sum[i]);
-    col = I{};
-    for (int64_t c = 0; c < len; ++c, col += 1)
-      r[c] = lanes::select(live & (col == at), rnew, r[c]);
-    const I take = (rnew > nmax) | ((rnew == nmax) & (at < nat));
-    max = lanes::select(live, lanes::select(take, rnew, nmax), max);
-    at = live ? (take ? at : nat) : at;
-  }
-  for (int64_t c = 0; c < len; ++c)
-    lanes::store(x + c * W, lanes::select(defined, canonical(y[c]), lanes::splat<V>(kNaN<T>)));
-  store_columns(x, op.soft, op.ss, r0, n, len);
+  V y[kShortMax] = {};
+  st.template run<false>(a.k, row_lanes(a.inv_taus, 1, r0, n, a.inv_tau), y);
+  alignas(64) T out[kShortMax * W];
+  st.put(y, out);
+  store_columns(out, op.soft, op.ss, r0, n, op.len);
 }
 #endif
 
@@ -426,8 +367,77 @@ void backward_step(T* A, const T* G, T* D, int64_t L, T itau, const StepInfo<T>&
   A[I] = aI;
 }
 
+#ifdef GS_HAVE_VECTOR_EXT
+// backward_step on a group of short rows, one row per lane: D (dL/dr) and the step's
+// A = a_j in columns; lanes that did not take step j keep D.  backward_step's operations
+// in its order (element c in partial sum c % 16), at every element including I.
+template <class T>
+void short_backward_step(const ShortSteps<T>& st, int64_t j, Vec<T>* A, const Vec<T>* G, Vec<T>* D,
+                         Vec<T> itau) {
+  using V = Vec<T>;
+  using I = lanes::Int<V>;
+  const I live = st.live[j], at = st.idx[j];
+  const int64_t len = st.len;
+  V aI{}, GI{}, ag[kLanes] = {}, hd[kLanes] = {};
+  I col{};
+  for (int64_t c = 0; c < len; ++c, col += 1) {
+    aI = lanes::select(col == at, A[c], aI);
+    GI = lanes::select(col == at, G[c], GI);
+    A[c] = lanes::select(col == at, V{}, A[c]);
+    ag[c % kLanes] = lanes::fma(A[c], G[c], ag[c % kLanes]);
+    hd[c % kLanes] = lanes::fma(A[c] / (T(1) - A[c]), D[c], hd[c % kLanes]);
+  }
+  const V AG = lanes::fma(aI, GI, T(0) + tree_sum(ag)), H = T(0) + tree_sum(hd);
+  const V O = st.O[j], S = st.S[j];
+  V DI{};
+  col = I{};
+  for (int64_t c = 0; c < len; ++c, col += 1) DI = lanes::select(col == at, D[c], DI);
+  const V Y = aI * DI;
+  const V q = lanes::select(O > T(0), (Y * S) / O, V{});
+  const I far = ~((q - q) == T(0));
+  const V cst = (H - AG) + lanes::select(far, V{}, q);
+  const bool any_far = lanes::any_set(far & live);
+  for (int64_t c = 0; c < len; ++c) {
+    const V t = lanes::fma(-(A[c] / (T(1) - A[c])), D[c], A[c] * (G[c] + cst));
+    V d = D[c] + itau * t;
+    if (any_far) d = lanes::select(far, d + itau * (((A[c] * S) / O) * Y), d);
+    D[c] = lanes::select(live, d, D[c]);
+  }
+  col = I{};
+  for (int64_t c = 0; c < len; ++c, col += 1) {
+    const V d = D[c] + itau * (aI * (((GI - AG) + H) - D[c]));
+    D[c] = lanes::select(live & (col == at), d, D[c]);
+  }
+}
+
+// A group of short rows, one row per vector lane: row()'s operations in its order, per
+// lane (ShortSteps with the steps' a stored, then short_backward_step from the last).
+template <class T>
+void relaxed_backward_short_group(const RelaxedTopKBackwardArgs<T>& a, int64_t r0, int64_t n) {
+  using V = Vec<T>;
+  constexpr int W = kW<T>;
+  const int64_t len = a.xs.len;
+  ShortSteps<T> st(len);
+  st.noisy(a.x, a.xs, a.key, a.first_row, r0, n);
+  const V itau = row_lanes(a.inv_taus, 1, r0, n, a.inv_tau);
+  V A[kShortMax * kShortMax];  // step j's a: A + j * len
+  const int64_t steps = st.template run<true>(a.k, itau, A);
+  alignas(64) T g[kShortMax * W];
+  load_columns(a.grad_y, a.gs, r0, n, len, T(0), g);
+  V G[kShortMax], D[kShortMax];
+  for (int64_t c = 0; c < len; ++c) {
+    G[c] = lanes::load<V>(g + c * W);
+    D[c] = V{};
+  }
+  for (int64_t j = steps - 1; j >= 0; --j) short_backward_step(st, j, A + j * len, G, D, itau);
+  st.put(D, g);
+  store_columns(g, a.out, a.os, r0, n, len);
+}
+#endif
+
 template <class T>
 struct RelaxedTopKBackwardOp : Schedule {
+  static constexpr bool kShortRows = true;
   const RelaxedTopKBackwardArgs<T>& a;
   const int64_t len, L, k;
   Scratch<T> bufs;  // per thread: r (then dL/dr), e (then grad_y), the k steps' a: (k + 2) L
@@ -436,6 +446,9 @@ struct RelaxedTopKBackwardOp : Schedule {
   explicit RelaxedTopKBackwardOp(const RelaxedTopKBackwardArgs<T>& args)
       : a(args), len(args.xs.len), L(padded(args.xs.len)), k(args.k) {}
 
+#ifdef GS_HAVE_VECTOR_EXT
+  void short_group(int64_t r0, int64_t n) const { relaxed_backward_short_group(a, r0, n); }
+#endif
   void begin_rows(int nthreads) {
     const int64_t n = nthreads;
     bufs.resize(scratch_size(n, scratch_size(k + 2, L)));
