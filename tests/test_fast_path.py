@@ -312,7 +312,7 @@ def test_short_row_groups_equal_the_row_path(dtype):
     reinmax_backward's, concrete_log_prob's, gumbel_rao_backward's (its unit, fast and
     wide rows, a NaN row, groups that fall back to rows), conditional_gumbel's and
     relaxed_top_k's and its backward's (soft and hard, k up to the row length, a tiny
-    tau)."""
+    tau) and top_k's (ties included)."""
     gen = np.random.default_rng(3)
     cases = []
     for nrows in (1, 2, 3, 4, 5, 7, 8, 9, 12, 16, 17, 24, 33):
@@ -350,6 +350,11 @@ def test_short_row_groups_equal_the_row_path(dtype):
             out.append((gs.reinmax_backward(w, x, h, 1.0 + taus, axis=axis), 0))
             out.append((gs.reinmax_backward(w, x, h, 1.0, axis=axis, grad_p=y, out=o).copy(), 0))
             out.append((gs.concrete_log_prob(y, x, taus, axis=axis), 0))
+            ties = np.round(x) * dtype(1e30)  # equal x + g: the lower index first
+            for kk in (1, 3, x.shape[axis]):
+                kk = min(kk, x.shape[axis])
+                out.append((gs.top_k(x, kk, axis=axis, rng=n), 0))
+                out.append((gs.top_k(ties, kk, axis=axis, rng=n), 0))
             if np.isfinite(x).any(axis=axis).all():  # (a row of -inf has no one-hot)
                 for t, k in ((1.0, 3), (0.5, 2), (taus, 2)):  # unit, fast, mixed rows
                     r = gs.Philox(n)

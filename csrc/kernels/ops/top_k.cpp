@@ -101,23 +101,43 @@ struct TopKOp : Schedule {
     select_top(v, len, k, o, it, idx);
   }
 #ifdef GS_HAVE_VECTOR_EXT
-  // The noise of kW rows at once (ShortNoise), then v = x + g and the selection row by
-  // row: the same sums as noisy_logits, so the same bits.
+  // A group of short rows, one row per vector lane (rows/short_rows.hpp): v = x + g and
+  // noisy_logits' stats in columns, then select_insert's insertion into a sorted buffer
+  // of k, without branches: element c moves every slot it beats (strictly, so that an
+  // equal value never displaces an earlier one) one down.  Slots start at -inf, which
+  // gives -1 as a slot holding a -inf value does.  The same indices as the row path.
   void short_group(int64_t r0, int64_t n) const {
+    using V = Vec<T>;
+    using I = lanes::Int<V>;
+    constexpr int W = kW<T>;
+    constexpr T ninf = -std::numeric_limits<T>::infinity();
+    alignas(64) T x[kShortMax * W];
+    load_columns(a.x, a.xs, r0, n, len, T(0), x);
     ShortNoise<T> noise;
-    const int64_t gs = noise.fill(a.key, a.first_row, r0, n, len);
-    T v[kShortMax];
-    Item<T> it[kShortMax];
-    int64_t idx[kShortMax];
-    for (int64_t i = 0; i < n; ++i) {
-      const T* xr = a.x + row_offset(a.xs, r0 + i);
-      RowStats<T> st;
-      for (int64_t c = 0; c < len; ++c) {
-        v[c] = xr[c * a.xs.step] + noise.g[i * gs + c];
-        st.nan = st.nan || v[c] != v[c];
-        if (v[c] > st.max) st.max = v[c];
+    const T* g = noise.fill_columns(a.key, a.first_row, r0, n, len, Draw::gumbel);
+    V best[kShortMax], max = lanes::splat<V>(ninf);
+    I at[kShortMax], nan{};
+    for (int64_t j = 0; j < k; ++j) {
+      best[j] = max;
+      at[j] = I{};
+    }
+    for (int64_t c = 0; c < len; ++c) {
+      const V v = lanes::load<V>(x + c * W) + lanes::load<V>(g + c * W);
+      nan |= v != v;
+      max = lanes::select(v > max, v, max);
+      const I ci = I{} + static_cast<int>(c);
+      for (int64_t j = k - 1; j >= 0; --j) {
+        const I up = j > 0 ? (v > best[j - 1]) : I{};  // v goes above slot j - 1
+        const I in = v > best[j];
+        best[j] = lanes::select(up, best[j - 1], lanes::select(in, v, best[j]));
+        at[j] = up ? at[j - 1] : (in ? ci : at[j]);
       }
-      finish(r0 + i, st, v, it, idx);
+    }
+    const I defined = ~nan & (max > ninf) & (max < -ninf);
+    for (int64_t i = 0; i < n; ++i) {
+      int64_t* o = a.out + (r0 + i) * k;
+      for (int64_t j = 0; j < k; ++j)
+        o[j] = defined[i] && best[j][i] != ninf ? static_cast<int64_t>(at[j][i]) : -1;
     }
   }
 #endif
