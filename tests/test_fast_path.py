@@ -312,7 +312,7 @@ def test_short_row_groups_equal_the_row_path(dtype):
     reinmax_backward's, concrete_log_prob's, gumbel_rao_backward's (its unit, fast and
     wide rows, a NaN row, groups that fall back to rows), conditional_gumbel's and
     relaxed_top_k's and its backward's (soft and hard, k up to the row length, a tiny
-    tau) and top_k's (ties included)."""
+    tau), top_k's (ties included) and relaxed_bernoulli's."""
     gen = np.random.default_rng(3)
     cases = []
     for nrows in (1, 2, 3, 4, 5, 7, 8, 9, 12, 16, 17, 24, 33):
@@ -350,6 +350,11 @@ def test_short_row_groups_equal_the_row_path(dtype):
             out.append((gs.reinmax_backward(w, x, h, 1.0 + taus, axis=axis), 0))
             out.append((gs.reinmax_backward(w, x, h, 1.0, axis=axis, grad_p=y, out=o).copy(), 0))
             out.append((gs.concrete_log_prob(y, x, taus, axis=axis), 0))
+            tau_e = np.linspace(0.2, 2.0, x.size).reshape(x.shape)  # per element
+            for t, hard in ((0.5, False), (tau_e, True)):
+                res = gs.relaxed_bernoulli(x, t, hard=hard, rng=n, return_soft=True)
+                out.extend((y.copy(), 0) for y in res)
+            out.append((gs.relaxed_bernoulli(x, 0.3, rng=n, out=o).copy(), 0))
             ties = np.round(x) * dtype(1e30)  # equal x + g: the lower index first
             for kk in (1, 3, x.shape[axis]):
                 kk = min(kk, x.shape[axis])

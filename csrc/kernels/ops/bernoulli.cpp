@@ -198,35 +198,29 @@ struct BernoulliOp : Elementwise<BernoulliOp<T>> {
     return d;
   }
 #ifdef GS_HAVE_VECTOR_EXT
+  // A group of short rows, one row per vector lane (rows/short_rows.hpp): x, 1/tau and
+  // the noise in columns, each element as the row path computes it.
   void short_group(int64_t r0, int64_t n) const {
-    const int64_t len = a.xs.len;
-    ShortNoise<T> noise;
-    const int64_t gs = noise.fill(a.key, a.first_row, r0, n, len, Draw::logistic);
     using V = Vec<T>;
     constexpr int W = kW<T>;
-    // One row at a time on whole vectors: x, 1/tau and the noise gathered and padded
-    // (0, 1 and 0; the padded lanes are never written out).
-    alignas(64) T xb[kShortMax + W], tb[kShortMax + W], g[kShortMax + W];
-    alignas(64) T soft[kShortMax + W], hard[kShortMax + W];
-    for (int64_t c = len; c < kShortMax + W; ++c) xb[c] = T(0), tb[c] = T(1), g[c] = T(0);
-    for (int64_t i = 0; i < n; ++i) {
-      const T* xr = a.x + row_offset(a.xs, r0 + i);
-      const T* tr = a.inv_tau + row_offset(a.ts, r0 + i);
-      for (int64_t c = 0; c < len; ++c) {
-        xb[c] = xr[c * a.xs.step];
-        tb[c] = tr[c * a.ts.step];
-        g[c] = noise.g[i * gs + c];
-      }
-      for (int64_t c = 0; c < len; c += W) {
-        V sv, hv;
-        bernoulli_element<V>(lanes::load<V>(xb + c), lanes::load<V>(g + c), lanes::load<V>(tb + c),
-                             sv, hv);
-        lanes::store(soft + c, sv);
-        lanes::store(hard + c, hv);
-      }
-      const Dest d = dest(r0 + i);
-      put(hard, d.hard, d.hstep, 0, len);
-      put(soft, d.soft, d.sstep, 0, len);
+    const int64_t len = a.xs.len;
+    ShortNoise<T> noise;
+    const T* g = noise.fill_columns(a.key, a.first_row, r0, n, len, Draw::logistic);
+    alignas(64) T x[kShortMax * W], t[kShortMax * W], hard[kShortMax * W];
+    load_columns(a.x, a.xs, r0, n, len, T(0), x);
+    load_columns(a.inv_tau, a.ts, r0, n, len, T(1), t);
+    for (int64_t c = 0; c < len; ++c) {
+      V sv, hv;
+      bernoulli_element<V>(lanes::load<V>(x + c * W), lanes::load<V>(g + c * W),
+                           lanes::load<V>(t + c * W), sv, hv);
+      lanes::store(x + c * W, sv);
+      lanes::store(hard + c * W, hv);
+    }
+    if (a.hard) {
+      store_columns(hard, a.y, a.ys, r0, n, len);
+      if (a.y_soft) store_columns(x, a.y_soft, a.ss, r0, n, len);
+    } else {
+      store_columns(x, a.y, a.ys, r0, n, len);
     }
   }
 #endif

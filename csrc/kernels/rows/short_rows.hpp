@@ -87,10 +87,10 @@ struct ShortNoise {
 
   // The same noise in columns, for the nrows rows r0 .. of a group of kW<T>: returns
   // cols, where cols[c * kW<T> + i] is element c < len of row r0 + i (lanes past the
-  // group's rows: finite noise, which nobody writes out).  Only gumbel and exponential
-  // draws.  A group of more than kW / 2 rows runs the Philox lanes as rows (each step's
-  // four words are four columns, converted as they come: no transpose, no padding of the
-  // rows to whole blocks); a smaller one draws its rows as fill() does, then transposes.
+  // group's rows: finite noise, which nobody writes out).  A group of more than kW / 2 rows runs
+  // the Philox lanes as rows (each step's four words are four columns, converted as they come: no
+  // transpose, no padding of the rows to whole blocks); a smaller one draws its rows as fill()
+  // does, then transposes.
   const T* fill_columns(PhiloxKey key, uint64_t first_row, int64_t r0, int64_t nrows, int64_t len,
                         Draw draw) {
     constexpr int W = kW<T>;
@@ -158,31 +158,31 @@ struct ShortNoise {
     static_assert(W * words_per_element<T>() == BL, "one row per lane (float64: two lanes)");
     VU32 second;
     for (int j = 0; j < BL; ++j) second[j] = static_cast<uint32_t>(j / W);
-    const bool exponential = draw == Draw::exponential;
     for (int64_t c = 0; c < len; c += 4) {
       const uint32_t b = static_cast<uint32_t>(c / 4 * words_per_element<T>());  // first block
       VU32 c0 = second + b, c1 = VU32{}, c2 = q_lo, c3 = q_hi;
       block(c0, c1, c2, c3, key);
       if constexpr (sizeof(T) == 4) {
-        put(c, c0, len, exponential);
-        put(c + 1, c1, len, exponential);
-        put(c + 2, c2, len, exponential);
-        put(c + 3, c3, len, exponential);
+        put(c, c0, len, draw);
+        put(c + 1, c1, len, draw);
+        put(c + 2, c2, len, draw);
+        put(c + 3, c3, len, draw);
       } else {  // element c: words 0, 1 of the first block; c + 2: of the second
-        put(c, zip<false>(c0, c1), len, exponential);
-        put(c + 1, zip<false>(c2, c3), len, exponential);
-        put(c + 2, zip<true>(c0, c1), len, exponential);
-        put(c + 3, zip<true>(c2, c3), len, exponential);
+        put(c, zip<false>(c0, c1), len, draw);
+        put(c + 1, zip<false>(c2, c3), len, draw);
+        put(c + 2, zip<true>(c0, c1), len, draw);
+        put(c + 3, zip<true>(c2, c3), len, draw);
       }
     }
   }
 
   using U = lanes::UInt<Vec<T>>;
-  GS_INLINE void put(int64_t c, U bits, int64_t len, bool exponential) {
+  GS_INLINE void put(int64_t c, U bits, int64_t len, Draw draw) {
     using V = Vec<T>;
     if (c < len)
-      lanes::store(cols + c * kW<T>,
-                   exponential ? bits_to_exponential<V>(bits) : bits_to_gumbel<V>(bits));
+      lanes::store(cols + c * kW<T>, draw == Draw::exponential ? bits_to_exponential<V>(bits)
+                                     : draw == Draw::logistic  ? bits_to_logistic<V>(bits)
+                                                               : bits_to_gumbel<V>(bits));
   }
   // float64: the 64-bit elements of lanes 0 .. W - 1 (hi: W .. 2W - 1) of a and b, a the
   // low words.
