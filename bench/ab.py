@@ -130,6 +130,15 @@ def against_cases(shape):
         "conditional_gumbel": lambda: gs.conditional_gumbel(x, index, rng=rng),
         "relaxed_top_k-tau0.5": lambda: gs.relaxed_top_k(x, 3, 0.5, rng=rng),
         "relaxed_top_k-tau0.1": lambda: gs.relaxed_top_k(x, 3, 0.1, rng=rng),
+        "relaxed_top_k_backward": lambda: gs.relaxed_top_k_backward(
+            grad, x, 3, 0.5, rng=1, out=out
+        ),
+        "gumbel_rao": lambda: gs.gumbel_rao_backward(
+            grad, x, y_hard, 0.5, samples=10, rng=rng, out=out
+        ),
+        "gumbel_rao-tau1": lambda: gs.gumbel_rao_backward(
+            grad, x, y_hard, 1.0, samples=10, rng=rng, out=out
+        ),
         "relaxed_bernoulli-tau0.1": lambda: gs.relaxed_bernoulli(5 * x, 0.1, rng=rng, out=out),
         "relaxed_bernoulli": lambda: gs.relaxed_bernoulli(x, 0.5, rng=rng, out=out),
         "relaxed_bernoulli_backward": lambda: gs.relaxed_bernoulli_backward(
