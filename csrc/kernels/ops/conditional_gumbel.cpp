@@ -218,7 +218,7 @@ void conditional_short_group(const ConditionalArgs<T>& a, int64_t r0, int64_t n)
   load_columns(a.x, a.xs, r0, n, len, T(0), x);  // (lanes past the group: a defined row)
   ShortNoise<T> noise;
   const T* g = noise.fill_columns(a.key, a.first_row, r0, n, len, Draw::gumbel);
-  // noisy_logits' v and stats, row_max of x and the logsumexp's partial sums
+  // noisy_logits' v and stats, and row_max of x
   V vmax = lanes::splat<V>(-kInf), xmax = vmax;
   auto nan = vmax != vmax;  // all false
   for (int64_t c = 0; c < len; ++c) {
@@ -228,18 +228,13 @@ void conditional_short_group(const ConditionalArgs<T>& a, int64_t r0, int64_t n)
     vmax = lanes::select(vc > vmax, vc, vmax);
     xmax = lanes::select(xc > xmax, xc, xmax);
   }
-  V part[kLanes] = {};
-  for (int64_t c = 0; c < len; ++c) {
-    V& p = part[c % kLanes];
-    p = p + vmath::exp_scaled_nonpos<0>(lanes::load<V>(x + c * W) - xmax);
-  }
   int64_t idx[W];
   V gi, below;
   for (int i = 0; i < W; ++i) {
     idx[i] = i < n ? a.index[r0 + i] : 0;
     gi[i] = g[idx[i] * W + i];
   }
-  const V zi = (xmax + vmath::log(tree_sum(part))) + gi;
+  const V zi = columns_logsumexp(x, len, xmax) + gi;
   for (int i = 0; i < W; ++i) below[i] = next_below(zi[i]);
   const auto defined = ~nan & (vmax > -kInf) & (vmax < kInf);
   lanes::Int<V> col{}, at;

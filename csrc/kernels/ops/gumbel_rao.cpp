@@ -414,12 +414,7 @@ bool short_prepare(const GumbelRaoArgs<T>& a, int64_t r0, int64_t n, const int64
     max = lanes::select(xc > max, xc, max);
     xmin = lanes::select((xc > -kInf) & (xc < xmin), xc, xmin);
   }
-  V part[kLanes] = {};
-  for (int64_t c = 0; c < len; ++c) {
-    V& p = part[c % kLanes];
-    p = p + vmath::exp_scaled_nonpos<0>(lanes::load<V>(q + c * W) - max);
-  }
-  const V lse = max + vmath::log(tree_sum(part));
+  const V lse = columns_logsumexp(q, len, max);
   const auto fast = (lse - xmin <= kFastRange<T>)&~bad;
   for (int64_t i = 0; i < n; ++i)
     if (!fast[i]) return false;

@@ -1,7 +1,7 @@
 // Per-target row machinery, part 7: the Gumbel perturbation given its argmax, shared by
 // conditional_gumbel (ops/conditional_gumbel.cpp) and the Gumbel-Rao backward
 // (ops/gumbel_rao.cpp): the stable log1p of the truncation, a row's logsumexp summed as
-// the samplers sum, and the noise of one element.
+// the samplers sum (and a short-row group's), and the noise of one element.
 #pragma once
 
 #include "rows/pass1.hpp"
@@ -29,6 +29,23 @@ T row_logsumexp(T* x, int64_t len, T xmax) {
     sum = sum + exp_sum<false>(x, b, std::min(len, b + kSegment), xmax, T(1));
   return xmax + vmath::log(sum);
 }
+
+#ifdef GS_HAVE_VECTOR_EXT
+// row_logsumexp of a group of short rows in columns (col[c * kW + i]: element c of row
+// i; rows/short_rows.hpp), xmax their max: element c in partial sum c % 16, combined as
+// tree_sum does, so each lane has its row's bits (the row path's padding adds exact
+// zeros).
+template <class T>
+GS_INLINE Vec<T> columns_logsumexp(const T* col, int64_t len, Vec<T> xmax) {
+  using V = Vec<T>;
+  V part[kLanes] = {};
+  for (int64_t c = 0; c < len; ++c) {
+    V& p = part[c % kLanes];
+    p = p + vmath::exp_scaled_nonpos<0>(lanes::load<V>(col + c * kW<T>) - xmax);
+  }
+  return xmax + vmath::log(tree_sum(part));
+}
+#endif
 
 // The standard exponential E_c of element c of absolute row q (g_c = -log(E_c) is the
 // noise noisy_logits adds to it): one Philox block, the same bits as the lanes compute.
