@@ -126,12 +126,15 @@ struct TopKOp : Schedule {
       nan |= v != v;
       max = lanes::select(v > max, v, max);
       const I ci = I{} + static_cast<int>(c);
-      for (int64_t j = k - 1; j >= 0; --j) {
-        const I up = j > 0 ? (v > best[j - 1]) : I{};  // v goes above slot j - 1
+      for (int64_t j = k - 1; j > 0; --j) {
+        const I up = v > best[j - 1];  // v goes above slot j - 1
         const I in = v > best[j];
         best[j] = lanes::select(up, best[j - 1], lanes::select(in, v, best[j]));
         at[j] = up ? at[j - 1] : (in ? ci : at[j]);
       }
+      const I in = v > best[0];
+      best[0] = lanes::select(in, v, best[0]);
+      at[0] = in ? ci : at[0];
     }
     const I defined = ~nan & (max > ninf) & (max < -ninf);
     for (int64_t i = 0; i < n; ++i) {
