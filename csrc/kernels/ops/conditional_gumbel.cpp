@@ -214,18 +214,15 @@ void conditional_short_group(const ConditionalArgs<T>& a, int64_t r0, int64_t n)
   constexpr int W = kW<T>;
   constexpr T kInf = std::numeric_limits<T>::infinity();
   const int64_t len = a.xs.len;
-  alignas(64) T x[kShortMax * W], v[kShortMax * W];
+  alignas(64) T x[kShortMax * W];
   load_columns(a.x, a.xs, r0, n, len, T(0), x);  // (lanes past the group: a defined row)
   ShortNoise<T> noise;
   const T* g = noise.fill_columns(a.key, a.first_row, r0, n, len, Draw::gumbel);
-  // noisy_logits' v and stats, and row_max of x
-  V vmax = lanes::splat<V>(-kInf), xmax = vmax;
-  auto nan = vmax != vmax;  // all false
+  V v[kShortMax];
+  const auto defined = noisy_columns(x, g, len, v).defined;
+  V xmax = lanes::splat<V>(-kInf);  // row_max of x
   for (int64_t c = 0; c < len; ++c) {
-    const V xc = lanes::load<V>(x + c * W), vc = xc + lanes::load<V>(g + c * W);
-    lanes::store(v + c * W, vc);
-    nan = nan | (vc != vc);
-    vmax = lanes::select(vc > vmax, vc, vmax);
+    const V xc = lanes::load<V>(x + c * W);
     xmax = lanes::select(xc > xmax, xc, xmax);
   }
   int64_t idx[W];
@@ -236,19 +233,17 @@ void conditional_short_group(const ConditionalArgs<T>& a, int64_t r0, int64_t n)
   }
   const V zi = columns_logsumexp(x, len, xmax) + gi;
   for (int i = 0; i < W; ++i) below[i] = next_below(zi[i]);
-  const auto defined = ~nan & (vmax > -kInf) & (vmax < kInf);
   lanes::Int<V> col{}, at;
   for (int i = 0; i < W; ++i) at[i] = idx[i];
-  for (int64_t c = 0; c < len; ++c, col += 1) {
-    const V vc = lanes::load<V>(v + c * W);
-    const V d = zi - vc;
+  for (int64_t c = 0; c < len; ++c, col += 1) {  // z into x's columns
+    const V d = zi - v[c];
     const V ad = lanes::select(d < T(0), -d, d);
-    V z = lanes::select(vc < zi, vc, zi) - log1p_unit(vmath::exp(-ad));  // truncated()
+    V z = lanes::select(v[c] < zi, v[c], zi) - log1p_unit(vmath::exp(-ad));  // truncated()
     z = lanes::select((col < at) & (z >= zi), below, z);
     z = lanes::select(col == at, zi, z);
-    lanes::store(v + c * W, lanes::select(defined, z, lanes::splat<V>(kNaN<T>)));
+    lanes::store(x + c * W, lanes::select(defined, z, lanes::splat<V>(kNaN<T>)));
   }
-  store_columns(v, a.z, a.zs, r0, n, len);
+  store_columns(x, a.z, a.zs, r0, n, len);
 }
 #endif
 

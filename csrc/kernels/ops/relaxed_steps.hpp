@@ -290,15 +290,10 @@ struct ShortSteps {
     load_columns(x, xs, r0, n, len, T(0), xc);
     ShortNoise<T> noise;
     const T* g = noise.fill_columns(key, first_row, r0, n, len, Draw::gumbel);
-    I nan{}, col{};
-    for (int64_t c = 0; c < len; ++c, col += 1) {
-      r[c] = lanes::load<V>(xc + c * W) + lanes::load<V>(g + c * W);
-      const I greater = r[c] > max;
-      max = lanes::select(greater, r[c], max);
-      at = greater ? col : at;
-      nan |= r[c] != r[c];
-    }
-    defined = ~nan & (max > kNinf<T>)&(max < -kNinf<T>);
+    const NoisyColumns<T> st = noisy_columns(xc, g, len, r);
+    max = st.max;
+    at = st.at;
+    defined = st.defined;
   }
 
   // The k steps (relaxed_steps): kStoreA, a_j into dst + j * len and the steps' lanes,

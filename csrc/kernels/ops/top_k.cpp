@@ -115,28 +115,25 @@ struct TopKOp : Schedule {
     load_columns(a.x, a.xs, r0, n, len, T(0), x);
     ShortNoise<T> noise;
     const T* g = noise.fill_columns(a.key, a.first_row, r0, n, len, Draw::gumbel);
-    V best[kShortMax], max = lanes::splat<V>(ninf);
-    I at[kShortMax], nan{};
+    V v[kShortMax], best[kShortMax];
+    const I defined = noisy_columns(x, g, len, v).defined;
+    I at[kShortMax];
     for (int64_t j = 0; j < k; ++j) {
-      best[j] = max;
+      best[j] = lanes::splat<V>(ninf);
       at[j] = I{};
     }
     for (int64_t c = 0; c < len; ++c) {
-      const V v = lanes::load<V>(x + c * W) + lanes::load<V>(g + c * W);
-      nan |= v != v;
-      max = lanes::select(v > max, v, max);
       const I ci = I{} + static_cast<int>(c);
       for (int64_t j = k - 1; j > 0; --j) {
-        const I up = v > best[j - 1];  // v goes above slot j - 1
-        const I in = v > best[j];
-        best[j] = lanes::select(up, best[j - 1], lanes::select(in, v, best[j]));
+        const I up = v[c] > best[j - 1];  // v goes above slot j - 1
+        const I in = v[c] > best[j];
+        best[j] = lanes::select(up, best[j - 1], lanes::select(in, v[c], best[j]));
         at[j] = up ? at[j - 1] : (in ? ci : at[j]);
       }
-      const I in = v > best[0];
-      best[0] = lanes::select(in, v, best[0]);
+      const I in = v[c] > best[0];
+      best[0] = lanes::select(in, v[c], best[0]);
       at[0] = in ? ci : at[0];
     }
-    const I defined = ~nan & (max > ninf) & (max < -ninf);
     for (int64_t i = 0; i < n; ++i) {
       int64_t* o = a.out + (r0 + i) * k;
       for (int64_t j = 0; j < k; ++j)

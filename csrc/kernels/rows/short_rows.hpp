@@ -334,6 +334,33 @@ GS_INLINE void store_columns(const T* col, T* y, const RowSpec& s, int64_t r0, i
   }
 }
 
+// noisy_logits on a group's columns (x and the Gumbel noise g laid out as load_columns
+// and ShortNoise::fill_columns lay them out): v[c] = x + g, and per lane the max, its
+// first index and whether the row has a sample (RowStats::defined: no NaN, a finite
+// max).
+template <class T>
+struct NoisyColumns {
+  Vec<T> max;
+  lanes::Int<Vec<T>> at, defined;
+};
+template <class T>
+GS_INLINE NoisyColumns<T> noisy_columns(const T* x, const T* g, int64_t len, Vec<T>* v) {
+  using V = Vec<T>;
+  using I = lanes::Int<V>;
+  constexpr T inf = std::numeric_limits<T>::infinity();
+  NoisyColumns<T> s{lanes::splat<V>(-inf), I{}, I{}};
+  I nan{}, col{};
+  for (int64_t c = 0; c < len; ++c, col += 1) {
+    v[c] = lanes::load<V>(x + c * kW<T>) + lanes::load<V>(g + c * kW<T>);
+    const I greater = v[c] > s.max;
+    s.max = lanes::select(greater, v[c], s.max);
+    s.at = greater ? col : s.at;
+    nan |= v[c] != v[c];
+  }
+  s.defined = ~nan & (s.max > -inf) & (s.max < inf);
+  return s;
+}
+
 // Runs body(r0, n) over groups of kW<T> rows (n <= kW<T> rows each), statically split
 // over threads.
 template <class T, class Body>
