@@ -113,6 +113,8 @@ def against_cases(shape):
         "soft-tau0.1": lambda: gs.gumbel_softmax(x, 0.1, rng=rng, out=out),
         "soft-tau0.5-float64": lambda: gs.gumbel_softmax(x64, 0.5, rng=rng, out=out64),
         "soft-tau0.5-float16": lambda: gs.gumbel_softmax(x16, 0.5, rng=rng, out=out16),
+        "soft-tau1-float16": lambda: gs.gumbel_softmax(x16, 1.0, rng=rng, out=out16),
+        "hard-float16": lambda: gs.gumbel_softmax(x16, 0.5, hard=True, rng=rng, out=out16),
         "hard": lambda: gs.gumbel_softmax(x, 0.5, hard=True, rng=rng, out=out),
         "per-row-tau": lambda: gs.gumbel_softmax(x, taus, rng=rng, out=out),
         "mask": lambda: gs.gumbel_softmax(x, 0.5, rng=rng, out=out, mask=mask),

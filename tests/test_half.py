@@ -136,6 +136,32 @@ def test_wide_range_small_probabilities(hdt):
         assert_bitwise_equal_any_nan(y, ref)
 
 
+@pytest.mark.parametrize("K", [33, 47, 1000, 1003])
+@pytest.mark.parametrize("tau", [0.05, 0.5, 1.0, 1e300])
+def test_fused_rounding_every_row_kind(hdt, tau, K):
+    # rows of 33 to 2**15 take the kernel that rounds as it scales (float16: one pass,
+    # the last partial vector masked): every length's tail, results below the half and
+    # float32 normals (tau 0.05), the tau = 1 division, 1/tau = 0, and rows that are NaN
+    x = make_x((8, K), hdt, seed=K)
+    x[1, 3] = np.nan
+    x[2, :] = -np.inf
+    x[3, 5] = np.inf
+    x[4, ::3] = -np.inf
+    x[5] *= 8  # at tau 0.05: many results below float32's smallest normal
+    for hard in (False, True):
+        res = gs.gumbel_softmax(x, tau, hard=hard, return_soft=True, rng=gs.Philox(9, counter=4))
+        ref = gs.gumbel_softmax(
+            up(x), tau, hard=hard, return_soft=True, rng=gs.Philox(9, counter=4)
+        )
+        for a, b in zip(res, ref):
+            assert_bitwise_equal_any_nan(a, b.astype(hdt))
+    y = res[1].astype(F32)
+    assert np.isnan(y[1:4]).all() and not np.isnan(y[[0, 4, 5, 6, 7]]).any()
+    if tau in (0.5, 1.0) and hdt == np.float16:
+        tiny = (y > 0) & (y < np.finfo(np.float16).tiny)
+        assert tiny.any()  # half subnormals were written
+
+
 def test_per_row_tau_and_mask(hdt):
     x = make_x((11, 9), hdt, seed=8)
     tau = np.array([1.0, 0.5, 2.0, 1.0, 0.1, 3.0, 1.0, 0.7, 1.0, 0.2, 5.0])

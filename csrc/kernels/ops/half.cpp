@@ -156,9 +156,57 @@ GS_INLINE void store_u16(uint16_t* p, lanes::VU32 u) {
 }
 #endif
 
-#if defined(__AVX2__)
+#if defined(__AVX512F__)
+// float16 <-> float32 by AVX-512F's conversions, 16 values an instruction, the last
+// partial vector masked.  The same bits as F16C's (below) and half.hpp's.
+int64_t f16c_to_float(const uint16_t* src, int64_t n, float* dst) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    _mm512_storeu_ps(
+        dst + i, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i))));
+  if (i < n) {
+    const __mmask16 k = static_cast<__mmask16>((1u << (n - i)) - 1u);
+    _mm512_mask_storeu_ps(dst + i, k, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, src + i)));
+  }
+  return n;
+}
+// f: the 16 float32 values at dst's elements (lanes of k only); false, writing nothing,
+// where one of them is a NaN.
+GS_INLINE bool store_f16(uint16_t* dst, __m512 f, __mmask16 k) {
+  if (_mm512_mask_cmp_ps_mask(k, f, f, _CMP_UNORD_Q)) return false;
+  _mm256_mask_storeu_epi16(dst, k, _mm512_cvtps_ph(f, _MM_FROUND_TO_NEAREST_INT));
+  return true;
+}
+// v * s (kDivide: v / s) rounded to float16 for n contiguous elements (s is v's scale
+// itself for the float16 output of the float32 scale pass): the elements written, up to
+// the first vector holding a NaN.
+template <bool kDivide>
+int64_t f16c_scale(const float* src, int64_t n, float s, uint16_t* dst) {
+  const __m512 vs = _mm512_set1_ps(s);
+  auto at = [&](int64_t i, __mmask16 k) GS_LAMBDA_INLINE {
+    const __m512 e = _mm512_maskz_loadu_ps(k, src + i);
+    return store_f16(dst + i, kDivide ? _mm512_div_ps(e, vs) : _mm512_mul_ps(e, vs), k);
+  };
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    if (!at(i, 0xffff)) return i;
+  if (i < n && !at(i, static_cast<__mmask16>((1u << (n - i)) - 1u))) return i;
+  return n;
+}
+int64_t f16c_to_half(const float* src, int64_t n, uint16_t* dst) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    if (!store_f16(dst + i, _mm512_loadu_ps(src + i), 0xffff)) return i;
+  if (i < n) {
+    const __mmask16 k = static_cast<__mmask16>((1u << (n - i)) - 1u);
+    if (!store_f16(dst + i, _mm512_maskz_loadu_ps(k, src + i), k)) return i;
+  }
+  return n;
+}
+bool f16c() { return true; }
+#elif defined(__AVX2__)
 // float16 <-> float32 by F16C, 8 values an instruction: every AVX2 CPU has it, but the
-// targets' flags do not name it, so it is compiled for these two functions alone and
+// targets' flags do not name it, so it is compiled for these functions alone and
 // checked at run time (f16c below).  The same bits as half.hpp: half -> float32 is
 // exact but for a signalling NaN, which it quiets (row_to_float's nan_payload), and
 // float32 -> half rounds to nearest even like f32_to_f16_bits, subnormals included;
@@ -168,6 +216,21 @@ __attribute__((target("f16c"))) int64_t f16c_to_float(const uint16_t* src, int64
   for (; i + 8 <= n; i += 8)
     _mm256_storeu_ps(dst + i,
                      _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i))));
+  return i;
+}
+// v * s (kDivide: v / s) rounded to float16, 8 elements at a time (as the AVX-512 one).
+template <bool kDivide>
+__attribute__((target("f16c"))) int64_t f16c_scale(const float* src, int64_t n, float s,
+                                                   uint16_t* dst) {
+  const __m256 vs = _mm256_set1_ps(s);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 e = _mm256_loadu_ps(src + i);
+    const __m256 f = kDivide ? _mm256_div_ps(e, vs) : _mm256_mul_ps(e, vs);
+    if (_mm256_movemask_ps(_mm256_cmp_ps(f, f, _CMP_UNORD_Q))) break;
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i),
+                     _mm256_cvtps_ph(f, _MM_FROUND_TO_NEAREST_INT));
+  }
   return i;
 }
 __attribute__((target("f16c"))) int64_t f16c_to_half(const float* src, int64_t n, uint16_t* dst) {
@@ -186,6 +249,10 @@ bool f16c() {
 }
 #else
 int64_t f16c_to_float(const uint16_t*, int64_t, float*) { return 0; }
+template <bool kDivide>
+int64_t f16c_scale(const float*, int64_t, float, uint16_t*) {
+  return 0;
+}
 int64_t f16c_to_half(const float*, int64_t, uint16_t*) { return 0; }
 bool f16c() { return false; }
 #endif
@@ -251,19 +318,26 @@ struct HalfForwardOp : Schedule {
     // row r + 1's x and output, fetched meanwhile (see next_row_prefetch)
     const RowPrefetch<uint16_t> pf =
         next_row_prefetch(a.x, a.xs, soft ? soft : a.y, soft ? &sspec : &a.ys, r, xr);
+    uint16_t* soft_row = soft ? soft + row_offset(sspec, r) : nullptr;
     RowStats<float> st;
     if (soft && !a.log && itau == 1.0f) {  // the tau = 1 path (see unit_exp_sum)
       if (a.hard) st = noisy_logits(xb, 1, 0, len, a.key, q, static_cast<float*>(nullptr), pf);
-      unit_softmax_row(xb, 1, len, a.key, q, v, v, 1, pf);
+      soft_to_half<true>(v, unit_sum(xb, 1, len, a.key, q, v, pf), false, soft_row, sspec.step);
     } else {
       st = a.hard || itau == 0.0f ? noisy_logits(xb, 1, 0, len, a.key, q, soft ? v : nullptr, pf)
                                   : noisy_logits<float, false>(xb, 1, 0, len, a.key, q, v, pf);
-      if (soft && st.defined())
-        softmax_from_noisy(v, len, st.max, itau, a.log, v, 1);
-      else if (soft)
-        fill_nan(v, 1, len);
+      if (soft && st.defined() && !a.log) {
+        bool tiny = false;
+        const float sum = soft_exp_sum(v, len, st.max, itau, &tiny);
+        soft_to_half<false>(v, 1.0f / sum, tiny, soft_row, sspec.step);
+      } else if (soft) {
+        if (st.defined())
+          softmax_from_noisy(v, len, st.max, itau, a.log, v, 1);
+        else
+          fill_nan(v, 1, len);
+        row_to_half(v, len, a.bf16, soft_row, sspec.step);
+      }
     }
-    if (soft) row_to_half(v, len, a.bf16, soft + row_offset(sspec, r), sspec.step);
     if (a.hard) {  // the one-hot (NaN: no defined sample), as the forward writes it
       if (st.defined()) {
         std::memset(xb, 0, static_cast<size_t>(len) * sizeof(float));
@@ -273,6 +347,24 @@ struct HalfForwardOp : Schedule {
       }
       row_to_half(xb, len, a.bf16, a.y + row_offset(a.ys, r), a.ys.step);
     }
+  }
+
+  // Pass 3 of a soft row into half bits in dst: y = e * s (e in v; s = 1 / sum), or
+  // y = a / s when kDivide (the tau = 1 path: a in v, s = sum); tiny as scale's; s NaN:
+  // the row is NaN.  A contiguous float16 row in one pass (f16c_scale); the rest (from a
+  // vector holding a NaN on, or tiny, bfloat16, a step) scaled in place in v, then
+  // converted: the same bits either way.
+  template <bool kDivide>
+  void soft_to_half(float* v, float s, bool tiny, uint16_t* dst, int64_t step) const {
+    if (s != s) {
+      fill_nan(v, 1, len);
+      return row_to_half(v, len, a.bf16, dst, step);
+    }
+    int64_t i = 0;
+    if (step == 1 && !a.bf16 && !tiny && f16c()) i = f16c_scale<kDivide>(v, len, s, dst);
+    if (i == len) return;
+    scale<kDivide>(v, i, len, s, v, 1, tiny);
+    row_to_half(v + i, len - i, a.bf16, dst + i * step, step);
   }
 };
 

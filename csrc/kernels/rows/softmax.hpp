@@ -145,16 +145,31 @@ void log_scale(const T* v, int64_t begin, int64_t end, T max, T inv_tau, T lse, 
   for (; i < end; ++i) y[i * ystep] = (v[i] - max) * inv_tau - lse;
 }
 
+// Pass 2 of the soft sample of one row, in place on v (contiguous): e = exp((v - max) /
+// tau) and the row's sum, segment by segment (NaN: the row is NaN); *tiny as exp_sum's.
+// The row's max is finite.  Pass 3 is scale(v, 0, len, 1 / sum, ...).
+template <class T>
+T soft_exp_sum(T* v, int64_t len, T max, T inv_tau, bool* tiny) {
+  if (inv_tau == T(0)) {  // tau -> infinity: see flatten_row (v has no NaN here)
+    flatten_row(v, 0, len, max);
+    inv_tau = T(1);
+  }
+  T sum = exp_sum(v, 0, std::min(len, kSegment), max, inv_tau, tiny);
+  for (int64_t b = kSegment; b < len; b += kSegment)
+    sum = sum + exp_sum(v, b, std::min(len, b + kSegment), max, inv_tau, tiny);
+  return sum;
+}
+
 // Passes 2 and 3 of the soft sample (or its log) of one row, in place on v
 // (contiguous), written to y (y may be v itself, step 1).  The row's max is finite; a
 // NaN in v (pass 1 without the NaN flag, 1/tau > 0) makes the sum NaN and the row NaN.
 template <class T>
 void softmax_from_noisy(T* v, int64_t len, T max, T inv_tau, bool log, T* y, int64_t ystep) {
-  if (inv_tau == T(0)) {  // tau -> infinity: see flatten_row (v has no NaN here)
-    flatten_row(v, 0, len, max);
-    inv_tau = T(1);
-  }
   if (log) {
+    if (inv_tau == T(0)) {  // tau -> infinity: see flatten_row (v has no NaN here)
+      flatten_row(v, 0, len, max);
+      inv_tau = T(1);
+    }
     T sum = exp_sum<false>(v, 0, std::min(len, kSegment), max, inv_tau);
     for (int64_t b = kSegment; b < len; b += kSegment)
       sum = sum + exp_sum<false>(v, b, std::min(len, b + kSegment), max, inv_tau);
@@ -162,9 +177,7 @@ void softmax_from_noisy(T* v, int64_t len, T max, T inv_tau, bool log, T* y, int
     return log_scale(v, 0, len, max, inv_tau, vmath::log(sum), y, ystep);
   }
   bool tiny = false;
-  T sum = exp_sum(v, 0, std::min(len, kSegment), max, inv_tau, &tiny);
-  for (int64_t b = kSegment; b < len; b += kSegment)
-    sum = sum + exp_sum(v, b, std::min(len, b + kSegment), max, inv_tau, &tiny);
+  const T sum = soft_exp_sum(v, len, max, inv_tau, &tiny);
   if (sum != sum) return fill_nan(y, ystep, len);
   scale(v, 0, len, T(1) / sum, y, ystep, tiny);
 }
@@ -283,15 +296,24 @@ T unit_exp_sum(const T* x, int64_t step, int64_t begin, int64_t end, T xmax, Phi
   return tree_sum(acc);
 }
 
+// The a_c of one row of the tau = 1 soft sample into v (contiguous), and their sum (NaN:
+// the row is NaN); pass 3 is scale<true>(v, 0, len, sum, ...).
+template <class T, class Pf = NoPrefetch>
+T unit_sum(const T* x, int64_t step, int64_t len, PhiloxKey key, uint64_t q, T* v,
+           const Pf& pf = {}) {
+  const T xmax = row_max(x, step, 0, len);
+  T sum = unit_exp_sum(x, step, 0, std::min(len, kSegment), xmax, key, q, v, pf);
+  for (int64_t b = kSegment; b < len; b += kSegment)
+    sum = sum + unit_exp_sum(x, step, b, std::min(len, b + kSegment), xmax, key, q, v, pf);
+  return sum;
+}
+
 // The tau = 1 soft sample of one row: a in v (contiguous), then y (y may be v itself).
 // pf: what to prefetch meanwhile (see RowPrefetch).
 template <class T, class Pf = NoPrefetch>
 void unit_softmax_row(const T* x, int64_t step, int64_t len, PhiloxKey key, uint64_t q, T* v, T* y,
                       int64_t ystep, const Pf& pf = {}) {
-  const T xmax = row_max(x, step, 0, len);
-  T sum = unit_exp_sum(x, step, 0, std::min(len, kSegment), xmax, key, q, v, pf);
-  for (int64_t b = kSegment; b < len; b += kSegment)
-    sum = sum + unit_exp_sum(x, step, b, std::min(len, b + kSegment), xmax, key, q, v, pf);
+  const T sum = unit_sum(x, step, len, key, q, v, pf);
   if (sum != sum) return fill_nan(y, ystep, len);
   scale<true>(v, 0, len, sum, y, ystep);
 }
