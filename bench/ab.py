@@ -107,7 +107,7 @@ def against_cases(shape):
     rng = gs.Philox(1)
     x16 = x.astype(np.float16)
     out, out64, out16 = np.empty_like(x), np.empty_like(x64), np.empty_like(x16)
-    return {
+    cases = {
         "soft-tau0.5": lambda: gs.gumbel_softmax(x, 0.5, rng=rng, out=out),
         "soft-tau1": lambda: gs.gumbel_softmax(x, 1.0, rng=rng, out=out),
         "soft-tau0.1": lambda: gs.gumbel_softmax(x, 0.1, rng=rng, out=out),
@@ -150,6 +150,14 @@ def against_cases(shape):
         "reinmax-tau1.5": lambda: gs.reinmax_backward(grad, x, y_hard, 1.5, out=out),
         "reinmax-tau1": lambda: gs.reinmax_backward(grad, x, y_hard, 1.0, out=out),
     }
+    try:
+        import ml_dtypes
+    except ImportError:
+        return cases
+    xb = x.astype(ml_dtypes.bfloat16)
+    outb = np.empty_like(xb)
+    cases["soft-tau0.5-bfloat16"] = lambda: gs.gumbel_softmax(xb, 0.5, rng=rng, out=outb)
+    return cases
 
 
 def worker(shape):
