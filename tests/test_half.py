@@ -136,30 +136,63 @@ def test_wide_range_small_probabilities(hdt):
         assert_bitwise_equal_any_nan(y, ref)
 
 
-@pytest.mark.parametrize("K", [33, 47, 1000, 1003])
-@pytest.mark.parametrize("tau", [0.05, 0.5, 1.0, 1e300])
+SENTINEL = 0xABCD  # a bit pattern no kernel writes (a float16 / bfloat16 NaN payload)
+
+
+def sentinel_out(shape, hdt, pad=40):
+    """A C-contiguous out of shape and dtype hdt at the start of a larger buffer of
+    SENTINEL bits (the kernels write into it directly), and the buffer's bits."""
+    n = int(np.prod(shape))
+    bits = np.full(n + pad, SENTINEL, np.uint16)
+    return bits[:n].view(hdt).reshape(shape), bits
+
+
+@pytest.mark.parametrize("K", [*range(33, 49), 1000, 1003])
+@pytest.mark.parametrize("tau", [0.05, 0.5, 1.0, 1e300, "rows"])
 def test_fused_rounding_every_row_kind(hdt, tau, K):
-    # rows of 33 to 2**15 take the kernel that rounds as it scales (float16: one pass,
-    # the last partial vector masked): every length's tail, results below the half and
-    # float32 normals (tau 0.05), the tau = 1 division, 1/tau = 0, and rows that are NaN
+    # rows of 33 to 2**15 take the kernel that rounds as it scales (float16 on avx2 and
+    # avx512: one pass, AVX-512's last partial vector masked): every tail length of 16
+    # and 8; tau 0.05, whose tiny results take the two passes, and the tau = 1 division,
+    # 1/tau = 0 and a per-row mix of them; rows that are NaN; half subnormal results;
+    # nothing written past the end of out
     x = make_x((8, K), hdt, seed=K)
     x[1, 3] = np.nan
     x[2, :] = -np.inf
     x[3, 5] = np.inf
     x[4, ::3] = -np.inf
-    x[5] *= 8  # at tau 0.05: many results below float32's smallest normal
+    x[5] *= 8  # at tau 0.05: results below float32's smallest normal
+    if tau == "rows":
+        tau = np.array([1.0, 0.5, 1e300, 1.0, 0.05, 1.0, 2.0, 1e300])
     for hard in (False, True):
-        res = gs.gumbel_softmax(x, tau, hard=hard, return_soft=True, rng=gs.Philox(9, counter=4))
+        y, ybits = sentinel_out(x.shape, hdt)
+        soft = gs.gumbel_softmax(
+            x, tau, hard=hard, return_soft=True, rng=gs.Philox(9, counter=4), out=y
+        )[1]
         ref = gs.gumbel_softmax(
             up(x), tau, hard=hard, return_soft=True, rng=gs.Philox(9, counter=4)
         )
-        for a, b in zip(res, ref):
-            assert_bitwise_equal_any_nan(a, b.astype(hdt))
-    y = res[1].astype(F32)
+        assert_bitwise_equal_any_nan(y, ref[0].astype(hdt))
+        assert_bitwise_equal_any_nan(soft, ref[1].astype(hdt))
+        assert (ybits[x.size :] == SENTINEL).all()
+    y = soft.astype(F32)
     assert np.isnan(y[1:4]).all() and not np.isnan(y[[0, 4, 5, 6, 7]]).any()
-    if tau in (0.5, 1.0) and hdt == np.float16:
+    if isinstance(tau, float) and tau in (0.5, 1.0) and hdt == np.float16:
         tiny = (y > 0) & (y < np.finfo(np.float16).tiny)
         assert tiny.any()  # half subnormals were written
+
+
+@pytest.mark.parametrize("n", range(70))
+def test_float_to_half_writes_n_elements(hdt, n):
+    # the conversions' vector loops and masked tails, NaNs in any lane among them: n
+    # elements written, as NumPy / ml_dtypes round them, and nothing after them
+    from gumbel_softmax import _core
+
+    src = np.random.default_rng(n).standard_normal(n).astype(F32) * 1e-3
+    src[n // 3 :: 17] = np.nan
+    bits = np.full(n + 40, SENTINEL, np.uint16)
+    _core.float_to_half(src, hdt != np.float16, bits[:n])
+    assert_bitwise_equal_any_nan(bits[:n].view(hdt), src.astype(hdt))
+    assert (bits[n:] == SENTINEL).all()
 
 
 def test_per_row_tau_and_mask(hdt):

@@ -156,32 +156,42 @@ GS_INLINE void store_u16(uint16_t* p, lanes::VU32 u) {
 }
 #endif
 
+// The hardware float16 <-> float32 conversions (hw_*; hw_half() says whether this CPU
+// has them): on the AVX-512 target its own (AVX-512F's 512-bit vcvtph2ps / vcvtps2ph,
+// with AVX512BW/VL's masked 16-bit loads and stores, which the target requires), on the
+// AVX2 target F16C's, none on the baseline target.  Each returns how many of the n
+// elements it converted; row_to_float / row_to_half convert the rest with half.hpp's
+// integer conversions.  The same bits as half.hpp: half -> float32 is exact but for a
+// signalling NaN, which the hardware quiets (row_to_float's nan_payload), and float32 ->
+// half rounds to nearest even like f32_to_f16_bits, subnormals included; they stop at a
+// vector holding a NaN, which f32_to_f16_bits converts with NumPy's payload rule.
 #if defined(__AVX512F__)
-// float16 <-> float32 by AVX-512F's conversions, 16 values an instruction, the last
-// partial vector masked.  The same bits as F16C's (below) and half.hpp's.
-int64_t f16c_to_float(const uint16_t* src, int64_t n, float* dst) {
+// 16 values an instruction, the last partial vector masked: first_lanes(m), m of 1..15.
+GS_INLINE __mmask16 first_lanes(int64_t m) { return static_cast<__mmask16>((1u << m) - 1u); }
+int64_t hw_to_float(const uint16_t* src, int64_t n, float* dst) {
   int64_t i = 0;
   for (; i + 16 <= n; i += 16)
     _mm512_storeu_ps(
         dst + i, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i))));
   if (i < n) {
-    const __mmask16 k = static_cast<__mmask16>((1u << (n - i)) - 1u);
+    const __mmask16 k = first_lanes(n - i);
     _mm512_mask_storeu_ps(dst + i, k, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, src + i)));
   }
   return n;
 }
-// f: the 16 float32 values at dst's elements (lanes of k only); false, writing nothing,
-// where one of them is a NaN.
+// f: the float32 values of dst's 16 elements (the lanes of k only); false, writing
+// nothing, where one of them is a NaN.
 GS_INLINE bool store_f16(uint16_t* dst, __m512 f, __mmask16 k) {
   if (_mm512_mask_cmp_ps_mask(k, f, f, _CMP_UNORD_Q)) return false;
   _mm256_mask_storeu_epi16(dst, k, _mm512_cvtps_ph(f, _MM_FROUND_TO_NEAREST_INT));
   return true;
 }
-// v * s (kDivide: v / s) rounded to float16 for n contiguous elements (s is v's scale
-// itself for the float16 output of the float32 scale pass): the elements written, up to
-// the first vector holding a NaN.
+// The float32 results of scale<kDivide>(src, 0, n, s, ..) (src * s, or src / s) rounded
+// to float16 as row_to_half rounds them, for n contiguous elements, in one pass.  (The
+// soft sample's products are finite once its factor is, so its rows never stop at a
+// NaN; the test is kept for any other caller.)
 template <bool kDivide>
-int64_t f16c_scale(const float* src, int64_t n, float s, uint16_t* dst) {
+int64_t hw_scale_to_half(const float* src, int64_t n, float s, uint16_t* dst) {
   const __m512 vs = _mm512_set1_ps(s);
   auto at = [&](int64_t i, __mmask16 k) GS_LAMBDA_INLINE {
     const __m512 e = _mm512_maskz_loadu_ps(k, src + i);
@@ -190,71 +200,69 @@ int64_t f16c_scale(const float* src, int64_t n, float s, uint16_t* dst) {
   int64_t i = 0;
   for (; i + 16 <= n; i += 16)
     if (!at(i, 0xffff)) return i;
-  if (i < n && !at(i, static_cast<__mmask16>((1u << (n - i)) - 1u))) return i;
+  if (i < n && !at(i, first_lanes(n - i))) return i;
   return n;
 }
-int64_t f16c_to_half(const float* src, int64_t n, uint16_t* dst) {
+// (Not hw_scale_to_half with s = 1: a multiplication with a subnormal operand takes a
+// microcode assist, see docs/performance.md, "Small temperatures".)
+int64_t hw_to_half(const float* src, int64_t n, uint16_t* dst) {
   int64_t i = 0;
   for (; i + 16 <= n; i += 16)
     if (!store_f16(dst + i, _mm512_loadu_ps(src + i), 0xffff)) return i;
   if (i < n) {
-    const __mmask16 k = static_cast<__mmask16>((1u << (n - i)) - 1u);
+    const __mmask16 k = first_lanes(n - i);
     if (!store_f16(dst + i, _mm512_maskz_loadu_ps(k, src + i), k)) return i;
   }
   return n;
 }
-bool f16c() { return true; }
+bool hw_half() { return true; }
 #elif defined(__AVX2__)
-// float16 <-> float32 by F16C, 8 values an instruction: every AVX2 CPU has it, but the
+// F16C, 8 values an instruction, whole vectors only: every AVX2 CPU has it, but the
 // targets' flags do not name it, so it is compiled for these functions alone and
-// checked at run time (f16c below).  The same bits as half.hpp: half -> float32 is
-// exact but for a signalling NaN, which it quiets (row_to_float's nan_payload), and
-// float32 -> half rounds to nearest even like f32_to_f16_bits, subnormals included;
-// a vector holding a NaN takes f32_to_f16_bits, which keeps NumPy's payload rule.
-__attribute__((target("f16c"))) int64_t f16c_to_float(const uint16_t* src, int64_t n, float* dst) {
+// checked at run time (hw_half).
+__attribute__((target("f16c"))) int64_t hw_to_float(const uint16_t* src, int64_t n, float* dst) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8)
     _mm256_storeu_ps(dst + i,
                      _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i))));
   return i;
 }
-// v * s (kDivide: v / s) rounded to float16, 8 elements at a time (as the AVX-512 one).
+// The 8 float32 values f rounded to float16 at dst; false, writing nothing, where one
+// of them is a NaN.
+__attribute__((target("f16c"))) inline bool store_f16(uint16_t* dst, __m256 f) {
+  if (_mm256_movemask_ps(_mm256_cmp_ps(f, f, _CMP_UNORD_Q))) return false;
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), _mm256_cvtps_ph(f, _MM_FROUND_TO_NEAREST_INT));
+  return true;
+}
 template <bool kDivide>
-__attribute__((target("f16c"))) int64_t f16c_scale(const float* src, int64_t n, float s,
-                                                   uint16_t* dst) {
+__attribute__((target("f16c"))) int64_t hw_scale_to_half(const float* src, int64_t n, float s,
+                                                         uint16_t* dst) {
   const __m256 vs = _mm256_set1_ps(s);
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
     const __m256 e = _mm256_loadu_ps(src + i);
-    const __m256 f = kDivide ? _mm256_div_ps(e, vs) : _mm256_mul_ps(e, vs);
-    if (_mm256_movemask_ps(_mm256_cmp_ps(f, f, _CMP_UNORD_Q))) break;
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i),
-                     _mm256_cvtps_ph(f, _MM_FROUND_TO_NEAREST_INT));
+    if (!store_f16(dst + i, kDivide ? _mm256_div_ps(e, vs) : _mm256_mul_ps(e, vs))) break;
   }
   return i;
 }
-__attribute__((target("f16c"))) int64_t f16c_to_half(const float* src, int64_t n, uint16_t* dst) {
+__attribute__((target("f16c"))) int64_t hw_to_half(const float* src, int64_t n, uint16_t* dst) {
   int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const __m256 f = _mm256_loadu_ps(src + i);
-    if (_mm256_movemask_ps(_mm256_cmp_ps(f, f, _CMP_UNORD_Q))) break;
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i),
-                     _mm256_cvtps_ph(f, _MM_FROUND_TO_NEAREST_INT));
-  }
+  for (; i + 8 <= n; i += 8)
+    if (!store_f16(dst + i, _mm256_loadu_ps(src + i))) break;
   return i;
 }
-bool f16c() {
+bool hw_half() {
   static const bool has = __builtin_cpu_supports("f16c");
   return has;
 }
 #else
-int64_t f16c_to_float(const uint16_t*, int64_t, float*) { return 0; }
+int64_t hw_to_float(const uint16_t*, int64_t, float*) { return 0; }
 template <bool kDivide>
-int64_t f16c_scale(const float*, int64_t, float, uint16_t*) {
+int64_t hw_scale_to_half(const float*, int64_t, float, uint16_t*) {
   return 0;
 }
-int64_t f16c_to_half(const float*, int64_t, uint16_t*) { return 0; }
-bool f16c() { return false; }
+int64_t hw_to_half(const float*, int64_t, uint16_t*) { return 0; }
+bool hw_half() { return false; }
 #endif
 
 // n half values (step) -> float32 (contiguous), and back.  nan_payload: keep a NaN's
@@ -262,7 +270,7 @@ bool f16c() { return false; }
 void row_to_float(const uint16_t* src, int64_t step, int64_t n, bool bf16, float* dst,
                   bool nan_payload = false) {
   int64_t i = 0;
-  if (step == 1 && !bf16 && !nan_payload && f16c()) i = f16c_to_float(src, n, dst);
+  if (step == 1 && !bf16 && !nan_payload && hw_half()) i = hw_to_float(src, n, dst);
 #ifdef GS_HAVE_VECTOR_EXT
   using U = lanes::VU32;
   constexpr int W = lanes::width<lanes::VF32>();
@@ -280,7 +288,7 @@ void row_to_float(const uint16_t* src, int64_t step, int64_t n, bool bf16, float
 }
 void row_to_half(const float* src, int64_t n, bool bf16, uint16_t* dst, int64_t step) {
   int64_t i = 0;
-  if (step == 1 && !bf16 && f16c()) i = f16c_to_half(src, n, dst);
+  if (step == 1 && !bf16 && hw_half()) i = hw_to_half(src, n, dst);
 #ifdef GS_HAVE_VECTOR_EXT
   using U = lanes::VU32;
   constexpr int W = lanes::width<lanes::VF32>();
@@ -328,8 +336,8 @@ struct HalfForwardOp : Schedule {
                                   : noisy_logits<float, false>(xb, 1, 0, len, a.key, q, v, pf);
       if (soft && st.defined() && !a.log) {
         bool tiny = false;
-        const float sum = soft_exp_sum(v, len, st.max, itau, &tiny);
-        soft_to_half<false>(v, 1.0f / sum, tiny, soft_row, sspec.step);
+        const float s = soft_scale(v, len, st.max, itau, &tiny);
+        soft_to_half<false>(v, s, tiny, soft_row, sspec.step);
       } else if (soft) {
         if (st.defined())
           softmax_from_noisy(v, len, st.max, itau, a.log, v, 1);
@@ -349,11 +357,14 @@ struct HalfForwardOp : Schedule {
     }
   }
 
-  // Pass 3 of a soft row into half bits in dst: y = e * s (e in v; s = 1 / sum), or
-  // y = a / s when kDivide (the tau = 1 path: a in v, s = sum); tiny as scale's; s NaN:
-  // the row is NaN.  A contiguous float16 row in one pass (f16c_scale); the rest (from a
-  // vector holding a NaN on, or tiny, bfloat16, a step) scaled in place in v, then
-  // converted: the same bits either way.
+  // Pass 3 of a soft row into half bits in dst: y = e * s (e in v; s = 1 / sum, from
+  // soft_scale), or y = a / s when kDivide (the tau = 1 path: a in v, s = sum); tiny as
+  // scale's; s NaN: the row is NaN (as in softmax_from_noisy and unit_softmax_row).  A
+  // contiguous float16 row without tiny results, on a target with hardware conversions,
+  // in one pass (hw_scale_to_half); the rest (AVX2's last partial vector, bfloat16, a
+  // step, tiny results, the baseline target) scaled in place in v, then converted: the
+  // same bits either way.  (log_gumbel_softmax's rows: softmax_from_noisy, then
+  // row_to_half.)
   template <bool kDivide>
   void soft_to_half(float* v, float s, bool tiny, uint16_t* dst, int64_t step) const {
     if (s != s) {
@@ -361,7 +372,7 @@ struct HalfForwardOp : Schedule {
       return row_to_half(v, len, a.bf16, dst, step);
     }
     int64_t i = 0;
-    if (step == 1 && !a.bf16 && !tiny && f16c()) i = f16c_scale<kDivide>(v, len, s, dst);
+    if (step == 1 && !a.bf16 && !tiny && hw_half()) i = hw_scale_to_half<kDivide>(v, len, s, dst);
     if (i == len) return;
     scale<kDivide>(v, i, len, s, v, 1, tiny);
     row_to_half(v + i, len - i, a.bf16, dst + i * step, step);

@@ -22,6 +22,15 @@ void flatten_row(T* v, int64_t begin, int64_t end, T max) {
   for (int64_t c = begin; c < end; ++c) v[c] = v[c] == ninf ? ninf : max;
 }
 
+// The 1/tau that pass 2 of a defined row uses: 1 after flatten_row where 1/tau is 0
+// (tau -> infinity; v has no NaN there), else 1/tau itself.
+template <class T>
+T pass2_inv_tau(T* v, int64_t len, T max, T inv_tau) {
+  if (inv_tau != T(0)) return inv_tau;
+  flatten_row(v, 0, len, max);
+  return T(1);
+}
+
 // Pass 2 on v[begin, end) in place (contiguous): e = exp((v - max) / tau) (stored when
 // kStore); returns the segment's sum, element c in partial sum (c - begin) % 16.  Sets
 // *tiny (when given) if an e came from exp's path for results below the smallest normal
@@ -146,18 +155,15 @@ void log_scale(const T* v, int64_t begin, int64_t end, T max, T inv_tau, T lse, 
 }
 
 // Pass 2 of the soft sample of one row, in place on v (contiguous): e = exp((v - max) /
-// tau) and the row's sum, segment by segment (NaN: the row is NaN); *tiny as exp_sum's.
-// The row's max is finite.  Pass 3 is scale(v, 0, len, 1 / sum, ...).
+// tau), summed segment by segment; returns pass 3's factor s = 1 / sum (NaN: the row is
+// NaN), *tiny as exp_sum's.  The row's max is finite.  Pass 3 is scale(v, .., s, ..).
 template <class T>
-T soft_exp_sum(T* v, int64_t len, T max, T inv_tau, bool* tiny) {
-  if (inv_tau == T(0)) {  // tau -> infinity: see flatten_row (v has no NaN here)
-    flatten_row(v, 0, len, max);
-    inv_tau = T(1);
-  }
+T soft_scale(T* v, int64_t len, T max, T inv_tau, bool* tiny) {
+  inv_tau = pass2_inv_tau(v, len, max, inv_tau);
   T sum = exp_sum(v, 0, std::min(len, kSegment), max, inv_tau, tiny);
   for (int64_t b = kSegment; b < len; b += kSegment)
     sum = sum + exp_sum(v, b, std::min(len, b + kSegment), max, inv_tau, tiny);
-  return sum;
+  return T(1) / sum;
 }
 
 // Passes 2 and 3 of the soft sample (or its log) of one row, in place on v
@@ -166,10 +172,7 @@ T soft_exp_sum(T* v, int64_t len, T max, T inv_tau, bool* tiny) {
 template <class T>
 void softmax_from_noisy(T* v, int64_t len, T max, T inv_tau, bool log, T* y, int64_t ystep) {
   if (log) {
-    if (inv_tau == T(0)) {  // tau -> infinity: see flatten_row (v has no NaN here)
-      flatten_row(v, 0, len, max);
-      inv_tau = T(1);
-    }
+    inv_tau = pass2_inv_tau(v, len, max, inv_tau);
     T sum = exp_sum<false>(v, 0, std::min(len, kSegment), max, inv_tau);
     for (int64_t b = kSegment; b < len; b += kSegment)
       sum = sum + exp_sum<false>(v, b, std::min(len, b + kSegment), max, inv_tau);
@@ -177,9 +180,9 @@ void softmax_from_noisy(T* v, int64_t len, T max, T inv_tau, bool log, T* y, int
     return log_scale(v, 0, len, max, inv_tau, vmath::log(sum), y, ystep);
   }
   bool tiny = false;
-  const T sum = soft_exp_sum(v, len, max, inv_tau, &tiny);
-  if (sum != sum) return fill_nan(y, ystep, len);
-  scale(v, 0, len, T(1) / sum, y, ystep, tiny);
+  const T s = soft_scale(v, len, max, inv_tau, &tiny);
+  if (s != s) return fill_nan(y, ystep, len);
+  scale(v, 0, len, s, y, ystep, tiny);
 }
 
 // ----- tau = 1 --------------------------------------------------------------------
