@@ -156,46 +156,65 @@ GS_INLINE void store_u16(uint16_t* p, lanes::VU32 u) {
 }
 #endif
 
-// The hardware float16 <-> float32 conversions (hw_*; hw_half() says whether this CPU
-// has them): on the AVX-512 target its own (AVX-512F's 512-bit vcvtph2ps / vcvtps2ph,
-// with AVX512BW/VL's masked 16-bit loads and stores, which the target requires), on the
-// AVX2 target F16C's, none on the baseline target.  Each returns how many of the n
-// elements it converted; row_to_float / row_to_half convert the rest with half.hpp's
-// integer conversions.  The same bits as half.hpp: half -> float32 is exact but for a
-// signalling NaN, which the hardware quiets (row_to_float's nan_payload), and float32 ->
-// half rounds to nearest even like f32_to_f16_bits, subnormals included; they stop at a
-// vector holding a NaN, which f32_to_f16_bits converts with NumPy's payload rule.
+// The vector float16 / bfloat16 <-> float32 conversions of the AVX targets (hw_*, kBf16
+// picking the type; hw_half(bf16) says whether this CPU and target have them for that
+// type).  The AVX-512 target has both: float16 by AVX-512F's 512-bit vcvtph2ps /
+// vcvtps2ph, bfloat16 by a shift and half.hpp's rounding on 16 lanes with vpmovdw, the
+// last partial vector masked with AVX512BW/VL's 16-bit loads and stores (which the
+// target requires).  The AVX2 target has float16 by F16C; the baseline target none.
+// Each returns how many of the n elements it converted; row_to_float / row_to_half
+// convert the rest with half.hpp's integer conversions.  The same bits as half.hpp:
+// half -> float32 is exact but for a float16 signalling NaN, which the hardware quiets
+// (row_to_float's nan_payload), and float32 -> half rounds to nearest even like
+// f32_to_f16_bits / f32_to_bf16_bits, subnormals included; they stop at a vector
+// holding a NaN, which half.hpp converts with NumPy's (ml_dtypes') NaN rule.
 #if defined(__AVX512F__)
-// 16 values an instruction, the last partial vector masked: first_lanes(m), m of 1..15.
+// first_lanes(m): the mask of the last partial vector's m lanes (1 <= m <= 15).
 GS_INLINE __mmask16 first_lanes(int64_t m) { return static_cast<__mmask16>((1u << m) - 1u); }
+template <bool kBf16>
+GS_INLINE __m512 half_to_ps(__m256i h) {
+  if constexpr (kBf16)
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  else
+    return _mm512_cvtph_ps(h);
+}
+template <bool kBf16>
 int64_t hw_to_float(const uint16_t* src, int64_t n, float* dst) {
   int64_t i = 0;
   for (; i + 16 <= n; i += 16)
     _mm512_storeu_ps(
-        dst + i, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i))));
+        dst + i, half_to_ps<kBf16>(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i))));
   if (i < n) {
     const __mmask16 k = first_lanes(n - i);
-    _mm512_mask_storeu_ps(dst + i, k, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, src + i)));
+    _mm512_mask_storeu_ps(dst + i, k, half_to_ps<kBf16>(_mm256_maskz_loadu_epi16(k, src + i)));
   }
   return n;
 }
 // f: the float32 values of dst's 16 elements (the lanes of k only); false, writing
 // nothing, where one of them is a NaN.
-GS_INLINE bool store_f16(uint16_t* dst, __m512 f, __mmask16 k) {
+template <bool kBf16>
+GS_INLINE bool store_half(uint16_t* dst, __m512 f, __mmask16 k) {
   if (_mm512_mask_cmp_ps_mask(k, f, f, _CMP_UNORD_Q)) return false;
-  _mm256_mask_storeu_epi16(dst, k, _mm512_cvtps_ph(f, _MM_FROUND_TO_NEAREST_INT));
+  if constexpr (kBf16) {  // f32_to_bf16_bits without its NaN case
+    const __m512i u = _mm512_castps_si512(f);
+    const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    const __m512i r = _mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)), odd);
+    _mm512_mask_cvtepi32_storeu_epi16(dst, k, _mm512_srli_epi32(r, 16));
+  } else {
+    _mm256_mask_storeu_epi16(dst, k, _mm512_cvtps_ph(f, _MM_FROUND_TO_NEAREST_INT));
+  }
   return true;
 }
 // The float32 results of scale<kDivide>(src, 0, n, s, ..) (src * s, or src / s) rounded
-// to float16 as row_to_half rounds them, for n contiguous elements, in one pass.  (The
-// soft sample's products are finite once its factor is, so its rows never stop at a
-// NaN; the test is kept for any other caller.)
-template <bool kDivide>
+// to the half type as row_to_half rounds them, for n contiguous elements, in one pass.
+// (The soft sample's products are finite once its factor is, so its rows never stop at
+// a NaN; the test is kept for any other caller.)
+template <bool kDivide, bool kBf16>
 int64_t hw_scale_to_half(const float* src, int64_t n, float s, uint16_t* dst) {
   const __m512 vs = _mm512_set1_ps(s);
   auto at = [&](int64_t i, __mmask16 k) GS_LAMBDA_INLINE {
     const __m512 e = _mm512_maskz_loadu_ps(k, src + i);
-    return store_f16(dst + i, kDivide ? _mm512_div_ps(e, vs) : _mm512_mul_ps(e, vs), k);
+    return store_half<kBf16>(dst + i, kDivide ? _mm512_div_ps(e, vs) : _mm512_mul_ps(e, vs), k);
   };
   int64_t i = 0;
   for (; i + 16 <= n; i += 16)
@@ -205,24 +224,26 @@ int64_t hw_scale_to_half(const float* src, int64_t n, float s, uint16_t* dst) {
 }
 // (Not hw_scale_to_half with s = 1: a multiplication with a subnormal operand takes a
 // microcode assist, see docs/performance.md, "Small temperatures".)
+template <bool kBf16>
 int64_t hw_to_half(const float* src, int64_t n, uint16_t* dst) {
   int64_t i = 0;
   for (; i + 16 <= n; i += 16)
-    if (!store_f16(dst + i, _mm512_loadu_ps(src + i), 0xffff)) return i;
+    if (!store_half<kBf16>(dst + i, _mm512_loadu_ps(src + i), 0xffff)) return i;
   if (i < n) {
     const __mmask16 k = first_lanes(n - i);
-    if (!store_f16(dst + i, _mm512_maskz_loadu_ps(k, src + i), k)) return i;
+    if (!store_half<kBf16>(dst + i, _mm512_maskz_loadu_ps(k, src + i), k)) return i;
   }
   return n;
 }
-bool hw_half() { return true; }
+bool hw_half(bool) { return true; }
 #elif defined(__AVX2__)
 // F16C, 8 values an instruction, whole vectors only: every AVX2 CPU has it, but the
 // targets' flags do not name it, so it is compiled for these functions alone and
-// checked at run time (hw_half).
+// checked at run time (hw_half).  bfloat16: none (kBf16 is false wherever hw_half).
+template <bool kBf16>
 __attribute__((target("f16c"))) int64_t hw_to_float(const uint16_t* src, int64_t n, float* dst) {
   int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
+  for (; !kBf16 && i + 8 <= n; i += 8)
     _mm256_storeu_ps(dst + i,
                      _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i))));
   return i;
@@ -234,35 +255,42 @@ __attribute__((target("f16c"))) inline bool store_f16(uint16_t* dst, __m256 f) {
   _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), _mm256_cvtps_ph(f, _MM_FROUND_TO_NEAREST_INT));
   return true;
 }
-template <bool kDivide>
+template <bool kDivide, bool kBf16>
 __attribute__((target("f16c"))) int64_t hw_scale_to_half(const float* src, int64_t n, float s,
                                                          uint16_t* dst) {
   const __m256 vs = _mm256_set1_ps(s);
   int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
+  for (; !kBf16 && i + 8 <= n; i += 8) {
     const __m256 e = _mm256_loadu_ps(src + i);
     if (!store_f16(dst + i, kDivide ? _mm256_div_ps(e, vs) : _mm256_mul_ps(e, vs))) break;
   }
   return i;
 }
+template <bool kBf16>
 __attribute__((target("f16c"))) int64_t hw_to_half(const float* src, int64_t n, uint16_t* dst) {
   int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
+  for (; !kBf16 && i + 8 <= n; i += 8)
     if (!store_f16(dst + i, _mm256_loadu_ps(src + i))) break;
   return i;
 }
-bool hw_half() {
+bool hw_half(bool bf16) {
   static const bool has = __builtin_cpu_supports("f16c");
-  return has;
+  return has && !bf16;
 }
 #else
-int64_t hw_to_float(const uint16_t*, int64_t, float*) { return 0; }
-template <bool kDivide>
+template <bool kBf16>
+int64_t hw_to_float(const uint16_t*, int64_t, float*) {
+  return 0;
+}
+template <bool kDivide, bool kBf16>
 int64_t hw_scale_to_half(const float*, int64_t, float, uint16_t*) {
   return 0;
 }
-int64_t hw_to_half(const float*, int64_t, uint16_t*) { return 0; }
-bool hw_half() { return false; }
+template <bool kBf16>
+int64_t hw_to_half(const float*, int64_t, uint16_t*) {
+  return 0;
+}
+bool hw_half(bool) { return false; }
 #endif
 
 // n half values (step) -> float32 (contiguous), and back.  nan_payload: keep a NaN's
@@ -270,7 +298,8 @@ bool hw_half() { return false; }
 void row_to_float(const uint16_t* src, int64_t step, int64_t n, bool bf16, float* dst,
                   bool nan_payload = false) {
   int64_t i = 0;
-  if (step == 1 && !bf16 && !nan_payload && hw_half()) i = hw_to_float(src, n, dst);
+  if (step == 1 && hw_half(bf16) && (bf16 || !nan_payload))  // (bfloat16 keeps payloads)
+    i = bf16 ? hw_to_float<true>(src, n, dst) : hw_to_float<false>(src, n, dst);
 #ifdef GS_HAVE_VECTOR_EXT
   using U = lanes::VU32;
   constexpr int W = lanes::width<lanes::VF32>();
@@ -288,7 +317,8 @@ void row_to_float(const uint16_t* src, int64_t step, int64_t n, bool bf16, float
 }
 void row_to_half(const float* src, int64_t n, bool bf16, uint16_t* dst, int64_t step) {
   int64_t i = 0;
-  if (step == 1 && !bf16 && hw_half()) i = hw_to_half(src, n, dst);
+  if (step == 1 && hw_half(bf16))
+    i = bf16 ? hw_to_half<true>(src, n, dst) : hw_to_half<false>(src, n, dst);
 #ifdef GS_HAVE_VECTOR_EXT
   using U = lanes::VU32;
   constexpr int W = lanes::width<lanes::VF32>();
@@ -360,10 +390,10 @@ struct HalfForwardOp : Schedule {
   // Pass 3 of a soft row into half bits in dst: y = e * s (e in v; s = 1 / sum, from
   // soft_scale), or y = a / s when kDivide (the tau = 1 path: a in v, s = sum); tiny as
   // scale's; s NaN: the row is NaN (as in softmax_from_noisy and unit_softmax_row).  A
-  // contiguous float16 row without tiny results, on a target with hardware conversions,
-  // in one pass (hw_scale_to_half); the rest (AVX2's last partial vector, bfloat16, a
-  // step, tiny results, the baseline target) scaled in place in v, then converted: the
-  // same bits either way.  (log_gumbel_softmax's rows: softmax_from_noisy, then
+  // contiguous row without tiny results, on a target with vector conversions for its
+  // type, in one pass (hw_scale_to_half); the rest (AVX2's last partial vector, AVX2's
+  // bfloat16, a step, tiny results, the baseline target) scaled in place in v, then
+  // converted: the same bits either way.  (log_gumbel_softmax's rows: softmax_from_noisy, then
   // row_to_half.)
   template <bool kDivide>
   void soft_to_half(float* v, float s, bool tiny, uint16_t* dst, int64_t step) const {
@@ -372,7 +402,9 @@ struct HalfForwardOp : Schedule {
       return row_to_half(v, len, a.bf16, dst, step);
     }
     int64_t i = 0;
-    if (step == 1 && !a.bf16 && !tiny && hw_half()) i = hw_scale_to_half<kDivide>(v, len, s, dst);
+    if (step == 1 && !tiny && hw_half(a.bf16))
+      i = a.bf16 ? hw_scale_to_half<kDivide, true>(v, len, s, dst)
+                 : hw_scale_to_half<kDivide, false>(v, len, s, dst);
     if (i == len) return;
     scale<kDivide>(v, i, len, s, v, 1, tiny);
     row_to_half(v + i, len - i, a.bf16, dst + i * step, step);
