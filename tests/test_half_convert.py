@@ -73,3 +73,50 @@ def test_half_to_float_equals_numpy_cast(dtype, bf16, shift):
     got = _core.half_to_float(h, bf16).view(np.uint32)
     bad = np.nonzero(got != expect)[0]
     assert bad.size == 0, [(hex(h[i]), hex(got[i]), hex(expect[i])) for i in bad[:8]]
+
+
+# NaN bit patterns of float32: quiet and signalling, payloads, both signs.
+NANS = np.array([0x7FC00000, 0x7F800001, 0x7FFFFFFF, 0xFFBFFFFF, 0xFF800001], dtype=np.uint32)
+SENTINEL = 0xABCD  # a bit pattern neither conversion writes here
+
+
+@pytest.mark.parametrize("dtype, bf16, shift", _dtypes())
+def test_float_to_half_without_nans(dtype, bf16, shift):
+    # the boundary patterns with the NaNs taken out: every vector takes the targets'
+    # vector conversions (a vector holding a NaN may take the integer code)
+    u = _boundary_patterns(shift)
+    u = u[(u & 0x7FFFFFFF) <= 0x7F800000]
+    f = u.view(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # overflow to inf
+        expect = f.astype(dtype).view(np.uint16)
+    got = _core.float_to_half(f, bf16)
+    bad = np.nonzero(got != expect)[0]
+    assert bad.size == 0, [(hex(u[i]), hex(got[i]), hex(expect[i])) for i in bad[:8]]
+
+
+@pytest.mark.parametrize("n", range(50))
+@pytest.mark.parametrize("dtype, bf16, shift", _dtypes())
+def test_conversions_every_length_and_nan_lane(dtype, bf16, shift, n):
+    # every vector loop and masked tail: n elements written, bit for bit the casts (NaN
+    # payloads included), nothing after them; a NaN pattern in the first, a middle and
+    # the last lane in turn
+    rng = np.random.default_rng(n)
+    base = (rng.standard_normal(n) * 1e-3).astype(np.float32).view(np.uint32)
+    cases = [(lane, nan) for lane in sorted({0, n // 2, n - 1}) for nan in NANS] if n else [()]
+    for case in cases:
+        u = base.copy()
+        if case:
+            u[case[0]] = case[1]
+        f = u.view(np.float32)
+        bits = np.full(n + 40, SENTINEL, np.uint16)
+        _core.float_to_half(f, bf16, bits[:n])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # NaN casts
+            expect = f.astype(dtype).view(np.uint16)
+        np.testing.assert_array_equal(bits[:n], expect)
+        assert (bits[n:] == SENTINEL).all()
+    h = rng.integers(0, 2**16, n, dtype=np.uint32).astype(np.uint16)
+    h[::7] = 0x7C01 if not bf16 else 0x7F81  # signalling NaNs, whose payloads are kept
+    got = _core.half_to_float(h, bf16).view(np.uint32)
+    np.testing.assert_array_equal(got, h.view(dtype).astype(np.float32).view(np.uint32))

@@ -158,16 +158,17 @@ GS_INLINE void store_u16(uint16_t* p, lanes::VU32 u) {
 
 // The vector float16 / bfloat16 <-> float32 conversions of the AVX targets (hw_*, kBf16
 // picking the type; hw_half(bf16) says whether this CPU and target have them for that
-// type).  The AVX-512 target has both: float16 by AVX-512F's 512-bit vcvtph2ps /
-// vcvtps2ph, bfloat16 by a shift and half.hpp's rounding on 16 lanes with vpmovdw, the
+// type), for contiguous elements.  The AVX-512 target has both, 16 elements a step, the
 // last partial vector masked with AVX512BW/VL's 16-bit loads and stores (which the
-// target requires).  The AVX2 target has float16 by F16C; the baseline target none.
+// target requires): float16 by AVX-512F's vcvtph2ps / vcvtps2ph, bfloat16 by a shift in
+// and half.hpp's f32_to_bf16_bits out (stored with vpmovdw).  The AVX2 target has
+// float16 by F16C, 8 elements a step, whole vectors only; the baseline target none.
 // Each returns how many of the n elements it converted; row_to_float / row_to_half
 // convert the rest with half.hpp's integer conversions.  The same bits as half.hpp:
 // half -> float32 is exact but for a float16 signalling NaN, which the hardware quiets
-// (row_to_float's nan_payload), and float32 -> half rounds to nearest even like
-// f32_to_f16_bits / f32_to_bf16_bits, subnormals included; they stop at a vector
-// holding a NaN, which half.hpp converts with NumPy's (ml_dtypes') NaN rule.
+// (row_to_float's nan_payload), and float32 -> half rounds to nearest even, subnormals
+// included.  The float16 conversions to half stop at the first vector holding a NaN,
+// from which on half.hpp converts the rest (keeping NumPy's NaN payload rule).
 #if defined(__AVX512F__)
 // first_lanes(m): the mask of the last partial vector's m lanes (1 <= m <= 15).
 GS_INLINE __mmask16 first_lanes(int64_t m) { return static_cast<__mmask16>((1u << m) - 1u); }
@@ -191,24 +192,22 @@ int64_t hw_to_float(const uint16_t* src, int64_t n, float* dst) {
   return n;
 }
 // f: the float32 values of dst's 16 elements (the lanes of k only); false, writing
-// nothing, where one of them is a NaN.
+// nothing, where one of them is a NaN and the type float16.
 template <bool kBf16>
 GS_INLINE bool store_half(uint16_t* dst, __m512 f, __mmask16 k) {
-  if (_mm512_mask_cmp_ps_mask(k, f, f, _CMP_UNORD_Q)) return false;
-  if constexpr (kBf16) {  // f32_to_bf16_bits without its NaN case
-    const __m512i u = _mm512_castps_si512(f);
-    const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-    const __m512i r = _mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)), odd);
-    _mm512_mask_cvtepi32_storeu_epi16(dst, k, _mm512_srli_epi32(r, 16));
+  if constexpr (kBf16) {  // (integer operations only: no flag raised on a signalling NaN)
+    const lanes::VU32 h = half::f32_to_bf16_bits(lanes::as_bits(lanes::VF32(f)));
+    _mm512_mask_cvtepi32_storeu_epi16(dst, k, __m512i(h));
   } else {
+    if (_mm512_mask_cmp_ps_mask(k, f, f, _CMP_UNORD_Q)) return false;
     _mm256_mask_storeu_epi16(dst, k, _mm512_cvtps_ph(f, _MM_FROUND_TO_NEAREST_INT));
   }
   return true;
 }
 // The float32 results of scale<kDivide>(src, 0, n, s, ..) (src * s, or src / s) rounded
 // to the half type as row_to_half rounds them, for n contiguous elements, in one pass.
-// (The soft sample's products are finite once its factor is, so its rows never stop at
-// a NaN; the test is kept for any other caller.)
+// (The soft sample's products are finite once its factor is, so its float16 rows never
+// stop at a NaN; the test is kept for any other caller.)
 template <bool kDivide, bool kBf16>
 int64_t hw_scale_to_half(const float* src, int64_t n, float s, uint16_t* dst) {
   const __m512 vs = _mm512_set1_ps(s);
@@ -239,11 +238,12 @@ bool hw_half(bool) { return true; }
 #elif defined(__AVX2__)
 // F16C, 8 values an instruction, whole vectors only: every AVX2 CPU has it, but the
 // targets' flags do not name it, so it is compiled for these functions alone and
-// checked at run time (hw_half).  bfloat16: none (kBf16 is false wherever hw_half).
+// checked at run time (hw_half).  No bfloat16 (hw_half(true) is false): 0 converted.
 template <bool kBf16>
 __attribute__((target("f16c"))) int64_t hw_to_float(const uint16_t* src, int64_t n, float* dst) {
+  if constexpr (kBf16) return 0;
   int64_t i = 0;
-  for (; !kBf16 && i + 8 <= n; i += 8)
+  for (; i + 8 <= n; i += 8)
     _mm256_storeu_ps(dst + i,
                      _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i))));
   return i;
@@ -258,9 +258,10 @@ __attribute__((target("f16c"))) inline bool store_f16(uint16_t* dst, __m256 f) {
 template <bool kDivide, bool kBf16>
 __attribute__((target("f16c"))) int64_t hw_scale_to_half(const float* src, int64_t n, float s,
                                                          uint16_t* dst) {
+  if constexpr (kBf16) return 0;
   const __m256 vs = _mm256_set1_ps(s);
   int64_t i = 0;
-  for (; !kBf16 && i + 8 <= n; i += 8) {
+  for (; i + 8 <= n; i += 8) {
     const __m256 e = _mm256_loadu_ps(src + i);
     if (!store_f16(dst + i, kDivide ? _mm256_div_ps(e, vs) : _mm256_mul_ps(e, vs))) break;
   }
@@ -268,8 +269,9 @@ __attribute__((target("f16c"))) int64_t hw_scale_to_half(const float* src, int64
 }
 template <bool kBf16>
 __attribute__((target("f16c"))) int64_t hw_to_half(const float* src, int64_t n, uint16_t* dst) {
+  if constexpr (kBf16) return 0;
   int64_t i = 0;
-  for (; !kBf16 && i + 8 <= n; i += 8)
+  for (; i + 8 <= n; i += 8)
     if (!store_f16(dst + i, _mm256_loadu_ps(src + i))) break;
   return i;
 }
