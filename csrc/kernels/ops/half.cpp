@@ -170,8 +170,6 @@ GS_INLINE void store_u16(uint16_t* p, lanes::VU32 u) {
 // included.  The float16 conversions to half stop at the first vector holding a NaN,
 // from which on half.hpp converts the rest (keeping NumPy's NaN payload rule).
 #if defined(__AVX512F__)
-// first_lanes(m): the mask of the last partial vector's m lanes (1 <= m <= 15).
-GS_INLINE __mmask16 first_lanes(int64_t m) { return static_cast<__mmask16>((1u << m) - 1u); }
 template <bool kBf16>
 GS_INLINE __m512 half_to_ps(__m256i h) {
   if constexpr (kBf16)
@@ -186,7 +184,7 @@ int64_t hw_to_float(const uint16_t* src, int64_t n, float* dst) {
     _mm512_storeu_ps(
         dst + i, half_to_ps<kBf16>(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i))));
   if (i < n) {
-    const __mmask16 k = first_lanes(n - i);
+    const __mmask16 k = lanes::first_lanes16(n - i);
     _mm512_mask_storeu_ps(dst + i, k, half_to_ps<kBf16>(_mm256_maskz_loadu_epi16(k, src + i)));
   }
   return n;
@@ -218,7 +216,7 @@ int64_t hw_scale_to_half(const float* src, int64_t n, float s, uint16_t* dst) {
   int64_t i = 0;
   for (; i + 16 <= n; i += 16)
     if (!at(i, 0xffff)) return i;
-  if (i < n && !at(i, first_lanes(n - i))) return i;
+  if (i < n && !at(i, lanes::first_lanes16(n - i))) return i;
   return n;
 }
 // (Not hw_scale_to_half with s = 1: a multiplication with a subnormal operand takes a
@@ -229,7 +227,7 @@ int64_t hw_to_half(const float* src, int64_t n, uint16_t* dst) {
   for (; i + 16 <= n; i += 16)
     if (!store_half<kBf16>(dst + i, _mm512_loadu_ps(src + i), 0xffff)) return i;
   if (i < n) {
-    const __mmask16 k = first_lanes(n - i);
+    const __mmask16 k = lanes::first_lanes16(n - i);
     if (!store_half<kBf16>(dst + i, _mm512_maskz_loadu_ps(k, src + i), k)) return i;
   }
   return n;

@@ -275,24 +275,27 @@ struct NanTest {
 // the targets that have masked memory operations (GS_HAVE_PARTIAL).
 #if defined(__AVX512F__)
 #define GS_HAVE_PARTIAL 1
+// The mask of the first n lanes of 16 (32-bit) or 8 (64-bit).
+GS_INLINE __mmask16 first_lanes16(int64_t n) { return static_cast<__mmask16>((1u << n) - 1); }
+GS_INLINE __mmask8 first_lanes8(int64_t n) { return static_cast<__mmask8>((1u << n) - 1); }
 GS_INLINE VF32 load_first(const float* p, int64_t n) {
-  return (VF32)_mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << n) - 1), p);
+  return (VF32)_mm512_maskz_loadu_ps(first_lanes16(n), p);
 }
 GS_INLINE VF64 load_first(const double* p, int64_t n) {
-  return (VF64)_mm512_maskz_loadu_pd(static_cast<__mmask8>((1u << n) - 1), p);
+  return (VF64)_mm512_maskz_loadu_pd(first_lanes8(n), p);
 }
 GS_INLINE void store_first(float* p, VF32 v, int64_t n) {
-  _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << n) - 1), (__m512)v);
+  _mm512_mask_storeu_ps(p, first_lanes16(n), (__m512)v);
 }
 GS_INLINE void store_first(double* p, VF64 v, int64_t n) {
-  _mm512_mask_storeu_pd(p, static_cast<__mmask8>((1u << n) - 1), (__m512d)v);
+  _mm512_mask_storeu_pd(p, first_lanes8(n), (__m512d)v);
 }
 // ... and with the lanes from n on set to fill (one masked load).
 GS_INLINE VF32 load_first(const float* p, int64_t n, float fill) {
-  return (VF32)_mm512_mask_loadu_ps(_mm512_set1_ps(fill), static_cast<__mmask16>((1u << n) - 1), p);
+  return (VF32)_mm512_mask_loadu_ps(_mm512_set1_ps(fill), first_lanes16(n), p);
 }
 GS_INLINE VF64 load_first(const double* p, int64_t n, double fill) {
-  return (VF64)_mm512_mask_loadu_pd(_mm512_set1_pd(fill), static_cast<__mmask8>((1u << n) - 1), p);
+  return (VF64)_mm512_mask_loadu_pd(_mm512_set1_pd(fill), first_lanes8(n), p);
 }
 #elif defined(__AVX2__)
 #define GS_HAVE_PARTIAL 1
