@@ -1054,3 +1054,69 @@ def test_philox4x32_ragged_names_the_argument(name):
     args[name] = [[1, 2], [3]]
     with pytest.raises(ValueError, match=name):
         gs.philox4x32(args["counters"], args["key"])
+
+
+def _core_calls(axis):
+    """Every private _core binding that takes an axis, called on valid (2, 5) float32 arrays
+    with that axis (the Python layer passes it normalised, in [0, ndim))."""
+    c = gs._core
+    x = _logits((2, 5), np.float32)
+    g = np.ones((2, 5), np.float32)
+    h = np.eye(5, dtype=np.float32)[[1, 3]]
+    y = np.full((2, 5), 0.2, np.float32)
+    idx = np.array([1, 3])
+    tau = np.ones(1, np.float32)
+    return {
+        "gumbel_softmax": lambda: c.gumbel_softmax(
+            x, 1.0, None, False, False, axis, gs.Philox(0), None, False, None
+        ),
+        "categorical": lambda: c.categorical(x, axis, gs.Philox(0)),
+        "top_k": lambda: c.top_k(x, 2, axis, gs.Philox(0)),
+        "conditional_gumbel": lambda: c.conditional_gumbel(x, idx, axis, gs.Philox(0), None),
+        "gumbel_softmax_backward": lambda: c.gumbel_softmax_backward(g, y, 1.0, None, axis, None),
+        "gumbel_softmax_backward_recompute": lambda: c.gumbel_softmax_backward_recompute(
+            g, x, 1.0, None, axis, gs.Philox(0), None, False
+        ),
+        "reinmax_backward": lambda: c.reinmax_backward(g, x, h, None, 1.0, None, axis, None),
+        "gumbel_rao_backward": lambda: c.gumbel_rao_backward(
+            g, x, h, 1.0, None, 2, axis, gs.Philox(0), None
+        ),
+        "relaxed_top_k": lambda: c.relaxed_top_k(
+            x, 2, 1.0, None, False, axis, gs.Philox(0), None, False
+        ),
+        "relaxed_top_k_backward": lambda: c.relaxed_top_k_backward(
+            g, x, 2, 1.0, None, axis, gs.Philox(0), None
+        ),
+        "concrete_log_prob": lambda: c.concrete_log_prob(
+            y, x, tau, np.zeros(1, np.float32), 0, False, axis
+        ),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_core_calls(1)))
+def test_private_bindings_reject_an_unnormalised_axis(name):
+    # The bindings index the shape by axis; one outside [0, ndim) was read outside it
+    # (reinmax_backward raised MemoryError from a garbage length).  Each must raise
+    # ValueError naming the axis, and work with the normalised one.
+    _core_calls(1)[name]()
+    for axis in (-1, 2, -3):
+        with pytest.raises(ValueError, match="axis"):
+            _core_calls(axis)[name]()
+
+
+def test_private_bindings_reject_counts_out_of_range():
+    # top_k's k and gumbel_rao_backward's samples, as relaxed_top_k's k: checked in the
+    # binding too (k > len read past the row, samples = 0 divided by zero).
+    c = gs._core
+    x = _logits((2, 5), np.float32)
+    g = np.ones((2, 5), np.float32)
+    h = np.eye(5, dtype=np.float32)[[1, 3]]
+    rng = gs.Philox(0)
+    for k in (-1, 6, 2**31):
+        with pytest.raises(ValueError, match="k out of range"):
+            c.top_k(x, k, 1, rng)
+    for s in (0, -1):
+        with pytest.raises(ValueError, match="samples"):
+            c.gumbel_rao_backward(g, x, h, 1.0, None, s, 1, rng, None)
+    assert rng.counter == 0  # nothing drawn
+    assert c.top_k(x, 5, 1, rng).shape == (2, 5)

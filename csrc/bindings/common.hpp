@@ -39,11 +39,16 @@ T inverse_tau(double tau) {
 }
 
 // Element strides of an aligned array (NumPy's ALIGNED flag guarantees that byte
-// strides are multiples of the item size).
+// strides are multiples of the item size).  axis: normalised, in [0, ndim) (the Python
+// layer normalises it; a private _core call with another axis gets a ValueError, not a
+// read outside the shape).
 inline RowSpec rowspec_of(const py::array& a, int axis) {
   const int nd = static_cast<int>(a.ndim());
   if (nd > RowSpec::kMaxDims)
     throw py::value_error("arrays of more than 64 dimensions are not supported");
+  if (axis < 0 || axis >= nd)
+    throw py::value_error("axis " + std::to_string(axis) + " is out of bounds for an array of " +
+                          std::to_string(nd) + " dimensions (the bindings take it normalised)");
   int64_t shape[RowSpec::kMaxDims], strides[RowSpec::kMaxDims];
   const int64_t item = static_cast<int64_t>(a.itemsize());
   for (int d = 0; d < nd; ++d) {

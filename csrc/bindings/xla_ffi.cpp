@@ -46,11 +46,13 @@ struct Element {
   int64_t batch = 1;  // batch elements
 };
 
-ffi::ErrorOr<Element> element_of(const ffi::AnyBuffer& b, int64_t ndim) {
+ffi::ErrorOr<Element> element_of(const ffi::AnyBuffer& b, int64_t ndim, int64_t axis) {
   const auto dims = b.dimensions();
   const int64_t rank = static_cast<int64_t>(dims.size());
   if (ndim < 1 || ndim > rank || ndim >= RowSpec::kMaxDims)
     return ffi::Unexpected(ffi::Error::InvalidArgument("gumbel_softmax: bad ndim"));
+  if (axis < 0 || axis >= ndim)  // (gumbel_softmax.jax passes it normalised)
+    return ffi::Unexpected(ffi::Error::InvalidArgument("gumbel_softmax: bad axis"));
   Element e;
   e.ndim = static_cast<int>(ndim);
   for (int64_t d = 0; d < rank - ndim; ++d) e.batch *= dims[d];
@@ -248,7 +250,7 @@ ffi::Error ffi_forward(ffi::AnyBuffer key, ffi::AnyBuffer x, ffi::AnyBuffer tau,
                        int64_t ndim, bool hard, bool log, int64_t key_kind, double static_tau,
                        int64_t tau_mode, ffi::Result<ffi::AnyBuffer> y,
                        ffi::Result<ffi::AnyBuffer> y_soft) {
-  auto e = element_of(x, ndim);
+  auto e = element_of(x, ndim, axis);
   if (!e.has_value()) return e.error();
   const Mode m{hard, log, key_kind, tau_mode, static_tau};
   const bool soft_out = y_soft->element_count() != 0;
@@ -270,7 +272,7 @@ ffi::Error ffi_forward(ffi::AnyBuffer key, ffi::AnyBuffer x, ffi::AnyBuffer tau,
 // categorical: the index of each row (int64, or int32 without jax_enable_x64).
 ffi::Error ffi_categorical(ffi::AnyBuffer key, ffi::AnyBuffer x, int64_t axis, int64_t ndim,
                            int64_t key_kind, ffi::Result<ffi::AnyBuffer> index) {
-  auto e = element_of(x, ndim);
+  auto e = element_of(x, ndim, axis);
   if (!e.has_value()) return e.error();
   Mode m;
   m.key_kind = key_kind;
@@ -345,7 +347,7 @@ ffi::Error backward_t(const ffi::AnyBuffer& g, const ffi::AnyBuffer& ys, const f
 ffi::Error ffi_backward(ffi::AnyBuffer g, ffi::AnyBuffer ys, ffi::AnyBuffer tau, int64_t axis,
                         int64_t ndim, double static_tau, int64_t tau_mode,
                         ffi::Result<ffi::AnyBuffer> gx, ffi::Result<ffi::AnyBuffer> gtau) {
-  auto e = element_of(g, ndim);
+  auto e = element_of(g, ndim, axis);
   if (!e.has_value()) return e.error();
   Mode m;
   m.static_tau = static_tau;

@@ -99,6 +99,7 @@ py::object gumbel_rao_impl(const py::array& grad_y, const py::array& logits,
   a.out = o.mutable_data();
   a.inv_taus = per_row<T>(inv_taus);
   a.inv_tau = inverse_tau<T>(tau);
+  if (samples < 1) throw py::value_error("samples must be at least 1");
   a.samples = samples;
   // Rows only once everything else has succeeded: a failed call consumes none.  The
   // Python layer checked that samples * nrows < 2**64.

@@ -32,11 +32,12 @@ namespace {
 template <class T>
 py::object top_k_impl(const py::array& logits, int64_t k, int axis, const py::object& rng) {
   auto x = py::reinterpret_borrow<py::array_t<T>>(logits);
+  TopKArgs<T> a;
+  a.xs = rowspec_of(x, axis);
+  if (k < 0 || k > a.xs.len) throw py::value_error("k out of range");
   std::vector<py::ssize_t> shape = batch_shape(logits, axis);
   shape.push_back(static_cast<py::ssize_t>(k));
   py::array_t<int64_t> idx(shape);
-  TopKArgs<T> a;
-  a.xs = rowspec_of(x, axis);
   a.x = x.data();
   a.out = idx.mutable_data();
   a.k = k;
