@@ -21,16 +21,19 @@ import pytest
 MODULES = [
     "gumbel_softmax",
     "gumbel_softmax._api",
+    "gumbel_softmax._runtime",
     "gumbel_softmax._layer",
     "gumbel_softmax.torch",
     "gumbel_softmax.jax",
     "gumbel_softmax._jax_more",  # top_k, relaxed_bernoulli, relaxed_top_k of gsj
+    "gumbel_softmax._jax_estimators",  # gumbel_rao, reinmax of gsj
     "gumbel_softmax.dask",
 ]
 OPTIONAL = {
     "gumbel_softmax.torch": "torch",
     "gumbel_softmax.jax": "jax",
     "gumbel_softmax._jax_more": "jax",
+    "gumbel_softmax._jax_estimators": "jax",
     "gumbel_softmax.dask": "dask",
 }
 ROOT = Path(__file__).resolve().parents[1]

@@ -37,22 +37,24 @@ from ._api import (  # noqa: E402 (after the environment set-up above)
     categorical,
     concrete_log_prob,
     conditional_gumbel,
-    cpu_target,
-    cpu_targets,
-    get_num_threads,
     gumbel,
     gumbel_softmax,
     gumbel_softmax_backward,
     log_gumbel_softmax,
     logistic,
-    philox4x32,
     relaxed_bernoulli,
     relaxed_bernoulli_backward,
-    set_num_threads,
     top_k,
 )
 from ._estimators import gumbel_rao_backward, reinmax_backward  # noqa: E402
 from ._layer import GumbelSoftmax, anneal_tau  # noqa: E402
+from ._runtime import (  # noqa: E402
+    cpu_target,
+    cpu_targets,
+    get_num_threads,
+    philox4x32,
+    set_num_threads,
+)
 from ._subset import relaxed_top_k, relaxed_top_k_backward  # noqa: E402
 
 # The one place of the version: pyproject.toml reads it (dynamic = ["version"]).

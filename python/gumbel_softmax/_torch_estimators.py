@@ -33,8 +33,8 @@ import numpy as np
 import torch
 
 from . import _args, _estimators
+from . import _torch_common as _pt
 from . import _torch_ops as T
-from . import torch as _pt  # (partially initialised here; used at call time)
 
 T._LIB.define(
     "reinmax(Tensor logits, Tensor state, float tau, int dim, bool fixed) -> (Tensor, Tensor)"

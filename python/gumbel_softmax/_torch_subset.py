@@ -22,8 +22,8 @@ import numpy as np
 import torch
 
 from . import _subset
+from . import _torch_common as _pt
 from . import _torch_ops as T
-from . import torch as _pt  # (partially initialised here; used at call time)
 
 T._LIB.define(
     "relaxed_top_k(Tensor logits, Tensor state, Tensor? tau_t, float tau, int k, bool hard, "

@@ -97,7 +97,6 @@ Choices, for whoever needs to rely on them:
 from __future__ import annotations
 
 import functools
-import logging
 import numbers
 from typing import TYPE_CHECKING, Any, Union
 
@@ -109,7 +108,8 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("gumbel_softmax.jax needs JAX: pip install 'gumbel-softmax[jax]'") from exc
 
-from . import _api, _args, _core, _estimators
+from . import _api, _args, _core
+from ._jax_host import _host_call, _sds
 
 if TYPE_CHECKING:
     from jax.typing import ArrayLike
@@ -134,7 +134,6 @@ __all__ = [
 
 _SEED_LIMIT = 1 << 64
 _FLOATS = tuple(np.dtype(d) for d in (jnp.float16, jnp.bfloat16, jnp.float32, jnp.float64))
-_SEQUENTIAL = "sequential"
 
 
 def _is_traced(a):
@@ -373,86 +372,6 @@ def _np_backward(axis, static_tau, g, y_soft, tau=None):
     per_row = np.ndim(tau) != 0
     dtau = -np.sum(prod, axis=axis if per_row else None, dtype=np.float64)
     return gx, np.asarray(dtau, dtype=np.asarray(tau).dtype)
-
-
-def _sds(a):
-    return jax.ShapeDtypeStruct(a.shape, a.dtype)
-
-
-class _QuietOwnErrors(logging.Filter):
-    """Drops JAX's log record of an exception that one of our callbacks raised on
-    purpose (a ValueError or TypeError naming a bad traced argument): JAX raises it as a
-    JaxRuntimeError anyway, and the record would dump a traceback on stderr.  Other
-    exceptions, and other callbacks' records, pass."""
-
-    def filter(self, record):
-        exc = record.exc_info[1] if record.exc_info else None
-        return not getattr(exc, "_gumbel_softmax_raised", False)
-
-
-logging.getLogger("jax._src.callback").addFilter(_QuietOwnErrors())
-
-
-def _marked(cb):
-    """cb, whose ValueError and TypeError carry the mark _QuietOwnErrors looks for."""
-
-    @functools.wraps(cb)
-    def run(*args):
-        try:
-            return cb(*args)
-        except (ValueError, TypeError) as exc:
-            exc._gumbel_softmax_raised = True
-            raise
-
-    return run
-
-
-def _host_call(cb, shapes, *args):
-    """``jax.pure_callback(cb, shapes, *args)``, one callback per batch element under vmap,
-    with 64-bit operands and results carried across as pairs of uint32 words, and the
-    callback's errors kept off stderr (_QuietOwnErrors).
-
-    ``jax.enable_x64`` is a thread-local switch, and XLA may run a callback on one of its
-    own threads, where it is off: JAX then casts float64 operands to float32 on the way
-    in (the result's dtype no longer matches) and refuses float64 and int64 results.  The
-    words cross unchanged, and the callback sees the arrays of the traced program."""
-    cb = _marked(cb)
-    args = tuple(jnp.asarray(a) for a in args)
-    single = not isinstance(shapes, tuple)
-    outs = (shapes,) if single else shapes
-    wide_in = [np.dtype(a.dtype).itemsize == 8 for a in args]
-    wide_out = [np.dtype(o.dtype).itemsize == 8 for o in outs]
-    if not any(wide_in) and not any(wide_out):
-        return jax.pure_callback(cb, shapes, *args, vmap_method=_SEQUENTIAL)
-    in_specs = [(np.dtype(a.dtype), a.shape) for a in args]
-
-    def host(*words):
-        vals = [
-            np.asarray(w).view(dt).reshape(shape) if wide else w
-            for w, wide, (dt, shape) in zip(words, wide_in, in_specs)
-        ]
-        res = cb(*vals)
-        res = (res,) if single else tuple(res)
-        return tuple(
-            np.ascontiguousarray(r, dtype=o.dtype).reshape(o.shape + (1,)).view(np.uint32)
-            if wide
-            else r
-            for r, o, wide in zip(res, outs, wide_out)
-        )
-
-    packed_in = [
-        jax.lax.bitcast_convert_type(a, jnp.uint32) if wide else a for a, wide in zip(args, wide_in)
-    ]
-    packed_out = tuple(
-        jax.ShapeDtypeStruct(o.shape + (2,), jnp.uint32) if wide else o
-        for o, wide in zip(outs, wide_out)
-    )
-    res = jax.pure_callback(host, packed_out, *packed_in, vmap_method=_SEQUENTIAL)
-    res = tuple(
-        jax.lax.bitcast_convert_type(r, o.dtype) if wide else r
-        for r, o, wide in zip(res, outs, wide_out)
-    )
-    return res[0] if single else res
 
 
 # The XLA FFI handlers (csrc/bindings/xla_ffi.cpp), when this build has them: registered
@@ -761,146 +680,7 @@ def categorical(
     return _categorical(axis, kind, key, jax.lax.stop_gradient(x))
 
 
-# ---------------------------------------------------------------------------------------
-# Gradient estimators of the hard sample (issue 16): the forward is the hard sample of
-# gumbel_softmax (a custom call or a callback), the backward the NumPy API's estimator
-# in a jax.pure_callback.
-
-
-def _np_gumbel_rao_backward(axis, kind, static_tau, samples, key, g, x, y, tau=None):
-    t = _tau_value(static_tau, tau)
-    seed = _seed_from(kind, key)
-    nrows = x.size // x.shape[axis]
-    # the conditional draws take the rows after the forward's: Philox(seed) at nrows
-    rng = _args.Philox(seed, counter=nrows)
-    return _estimators.gumbel_rao_backward(
-        np.asarray(g), np.asarray(x), np.asarray(y), t, samples=samples, axis=axis, rng=rng
-    )
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3))
-def _gumbel_rao(axis, kind, static_tau, samples, key, x, tau):
-    return _forward_call(True, False, axis, kind, static_tau, False, key, x, tau)
-
-
-def _gumbel_rao_fwd(axis, kind, static_tau, samples, key, x, tau):
-    y = _forward_call(True, False, axis, kind, static_tau, False, key, x, tau)
-    return y, (key, x, y, tau)
-
-
-def _gumbel_rao_bwd(axis, kind, static_tau, samples, res, g):
-    key, x, y, tau = res
-    cb = functools.partial(_np_gumbel_rao_backward, axis, kind, static_tau, samples)
-    args = (key, g, x, y) if tau is None else (key, g, x, y, tau)
-    gx = _host_call(cb, _sds(x), *args)
-    return None, gx, None if tau is None else jnp.zeros_like(tau)
-
-
-_gumbel_rao.defvjp(_gumbel_rao_fwd, _gumbel_rao_bwd)
-
-
-def gumbel_rao(
-    key_or_seed: KeyOrSeed,
-    logits: ArrayLike,
-    tau: ArrayLike = 1.0,
-    samples: int = 10,
-    axis: Axis = -1,
-) -> jax.Array:
-    """The hard sample of :func:`gumbel_softmax` with the Gumbel-Rao (GR-MCk) gradient.
-
-    The forward is bitwise ``gumbel_softmax(key_or_seed, logits, tau, hard=True,
-    axis=axis)``; the gradient with respect to ``logits`` is
-    ``gumbel_softmax.gumbel_rao_backward(grad_y, logits, y_hard, tau, samples=samples,
-    axis=axis, rng=Philox(seed, counter=nrows))``: its ``samples`` conditional draws take
-    the rows of the key's stream after the forward's ``nrows`` rows.  The backward runs
-    in a ``jax.pure_callback`` (under ``vmap``, one callback per batch element).  No
-    gradient reaches ``tau`` (the estimator has none; 0).
-
-    Examples
-    --------
-    >>> import jax, jax.numpy as jnp, gumbel_softmax.jax as gsj
-    >>> x = jnp.log(jnp.array([[0.2, 0.3, 0.5]]))
-    >>> g = jax.grad(lambda x: (gsj.gumbel_rao(0, x, 0.5, samples=100) * jnp.arange(3.0)).sum())(x)
-    >>> bool(jnp.abs(g.sum()) < 1e-6)
-    True
-    """
-    samples = _estimators_samples(samples)
-    kind, key, x, axis = _common_args(key_or_seed, logits, axis, None)
-    static_tau, tau_op = _split_tau(tau, x.shape, axis)
-    return _gumbel_rao(axis, kind, static_tau, samples, key, x, tau_op)
-
-
-def _estimators_samples(samples):
-    if isinstance(samples, (bool, np.bool_)) or not isinstance(samples, (numbers.Integral,)):
-        raise TypeError(f"samples must be a Python int, got {type(samples).__name__}")
-    if samples < 1:
-        raise ValueError(f"samples must be >= 1, got {samples}")
-    return int(samples)
-
-
-def _np_reinmax_backward(axis, static_tau, g, gp, x, y, tau=None):
-    t = _tau_value(static_tau, tau)
-    return _estimators.reinmax_backward(
-        np.asarray(g), np.asarray(x), np.asarray(y), t, axis=axis, grad_p=np.asarray(gp)
-    )
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
-def _reinmax(axis, kind, static_tau, key, x, tau):
-    y = _forward_call(True, False, axis, kind, static_tau, False, key, x, tau)
-    return y, jax.nn.softmax(x, axis=axis)
-
-
-def _reinmax_fwd(axis, kind, static_tau, key, x, tau):
-    out = _reinmax(axis, kind, static_tau, key, x, tau)
-    return out, (x, out[0], tau)
-
-
-def _reinmax_bwd(axis, kind, static_tau, res, cts):
-    x, y, tau = res
-    g, gp = cts
-    cb = functools.partial(_np_reinmax_backward, axis, static_tau)
-    args = (g, gp, x, y) if tau is None else (g, gp, x, y, tau)
-    gx = _host_call(cb, _sds(x), *args)
-    return None, gx, None if tau is None else jnp.zeros_like(tau)
-
-
-_reinmax.defvjp(_reinmax_fwd, _reinmax_bwd)
-
-
-def reinmax(
-    key_or_seed: KeyOrSeed,
-    logits: ArrayLike,
-    tau: ArrayLike = 1.0,
-    axis: Axis = -1,
-) -> tuple[jax.Array, jax.Array]:
-    """ReinMax: ``(y_hard, p0)``, a one-hot sample of ``softmax(logits)`` and ``p0 =
-    softmax(logits)``, with the ReinMax gradient (Liu et al., NeurIPS 2023).
-
-    As the reference package's ``reinmax(logits, tau)``: ``y_hard`` is bitwise
-    ``gumbel_softmax(key_or_seed, logits, tau, hard=True, axis=axis)`` (its argmax does
-    not depend on tau: a sample of ``softmax(logits)``), ``p0`` is ``jax.nn.softmax``;
-    the gradient with respect to ``logits`` is
-    ``gumbel_softmax.reinmax_backward(grad_y, logits, y_hard, tau, grad_p=grad_p0)``, in
-    a ``jax.pure_callback``.  ``tau >= 1``, as there (a smaller one raises ValueError
-    when the gradient is computed, through JAX's error for the callback).  No gradient
-    reaches ``tau`` (0).
-
-    Examples
-    --------
-    >>> import jax, jax.numpy as jnp, gumbel_softmax.jax as gsj
-    >>> y, p = gsj.reinmax(0, jnp.log(jnp.array([0.2, 0.3, 0.5])), 1.5)
-    >>> float(y.sum()), round(float(p[2]), 6)
-    (1.0, 0.5)
-    """
-    kind, key, x, axis = _common_args(key_or_seed, logits, axis, None)
-    static_tau, tau_op = _split_tau(tau, x.shape, axis)
-    if tau_op is None:
-        values = static_tau.values if isinstance(static_tau, _StaticTaus) else static_tau
-        if np.any(np.asarray(values) < 1):
-            raise ValueError(f"tau must be >= 1 for reinmax, got {tau!r}")
-    return _reinmax(axis, kind, static_tau, key, x, tau_op)
-
-
-# top_k, relaxed_bernoulli, relaxed_top_k: in _jax_more (they use the helpers above)
+# gumbel_rao, reinmax: in _jax_estimators; top_k, relaxed_bernoulli, relaxed_top_k: in
+# _jax_more (they use the helpers above)
+from ._jax_estimators import gumbel_rao, reinmax  # noqa: E402
 from ._jax_more import relaxed_bernoulli, relaxed_top_k, top_k  # noqa: E402
