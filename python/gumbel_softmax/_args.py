@@ -205,6 +205,12 @@ def as_float_array(a, name, half=False):
     return (arr, low) if half else arr
 
 
+def common_dtype(a, b):
+    """np.result_type(a, b) of two float dtypes, without its cost (about 0.8 us) when
+    they are equal (the common case of every backward)."""
+    return a if a == b else np.result_type(a, b)
+
+
 def to_low(result, low, out):
     """A float32 result rounded to the half dtype `low` (into out when given), bit for
     bit as ``result.astype(low)`` but without NumPy's slow path for subnormals."""

@@ -22,6 +22,7 @@ from ._args import (
     check_out,
     check_row_length,
     check_tau,
+    common_dtype,
     half_result,
     inverse_tau,
     is_scalar_tau,
@@ -229,7 +230,7 @@ def _inputs(grad_y, logits, y_hard, axis):
     check_row_length(x, ax, "logits")
     if x.shape[ax] == 0:
         raise ValueError(f"axis {ax} of logits has length 0: there is no category")
-    dtype = np.result_type(g.dtype, x.dtype)
+    dtype = common_dtype(g.dtype, x.dtype)
     g, x, h = (a.astype(dtype, copy=False) for a in (g, x, h))
     return g, x, h, ax, dtype, half_result(glow, xlow)
 

@@ -28,6 +28,7 @@ from ._args import (
     check_row_length,
     check_same_shape,
     check_tau,
+    common_dtype,
     elementwise_taus,
     flat_rows,
     forward_rng,
@@ -187,7 +188,7 @@ def softmax_backward(grad_y, y_soft, tau, axis, out, logits, rng, mask):
     if g.ndim == 0:
         raise ValueError("grad_y must have at least one dimension, got a 0-d array")
     low = half_result(glow, slow)
-    dtype = np.result_type(g.dtype, s.dtype)
+    dtype = common_dtype(g.dtype, s.dtype)
     g = g.astype(dtype, copy=False)
     s = s.astype(dtype, copy=False)
     axis = check_axis(axis, g.ndim)
@@ -214,7 +215,7 @@ def recompute_backward(grad_y, logits, tau, axis, out, rng, mask):
         raise ValueError(f"logits must have the shape of grad_y {g.shape}, got {x.shape}")
     # Everything the backward checks, before the forward draws from rng: a failing call
     # consumes nothing.  y_soft will have logits' dtype (float32 for half logits).
-    dtype = np.result_type(g.dtype, x.dtype)
+    dtype = common_dtype(g.dtype, x.dtype)
     out_low = half_result(glow, low)
     check_out(
         out,
@@ -288,7 +289,7 @@ def relaxed_bernoulli_backward(grad_y, y_soft, tau, out):
     if g.ndim:
         check_row_length(g, -1, "grad_y")
     low = half_result(glow, slow)
-    dtype = np.result_type(g.dtype, s.dtype)
+    dtype = common_dtype(g.dtype, s.dtype)
     g = g.astype(dtype, copy=False)
     s = s.astype(dtype, copy=False)
     out = check_out(
@@ -338,7 +339,7 @@ def concrete_log_prob(y, logits, tau, axis, log_space):
     K = shape[axis]
     if K == 0:
         raise ValueError(f"axis {axis} has length 0: there is no category")
-    dtype = np.result_type(yv.dtype, x.dtype)
+    dtype = common_dtype(yv.dtype, x.dtype)
     yv = np.broadcast_to(yv.astype(dtype, copy=False), shape)
     x = np.broadcast_to(x.astype(dtype, copy=False), shape)
     check_row_length(yv, axis, "y")

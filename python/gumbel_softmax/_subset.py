@@ -19,6 +19,7 @@ from ._args import (
     as_index,
     check_flag,
     check_out,
+    common_dtype,
     forward_rng,
     half_result,
     kernel_rng,
@@ -221,7 +222,7 @@ def relaxed_top_k_backward(
     if g.shape != x.shape:
         raise ValueError(f"logits must have the shape of grad_y {g.shape}, got {x.shape}")
     k = check_subset_k(k, x.shape[ax], ax)
-    dtype = np.result_type(g.dtype, x.dtype)
+    dtype = common_dtype(g.dtype, x.dtype)
     out_low = half_result(glow, low)
     out = check_out(out, g.shape, out_low or dtype, inputs, in_place=("grad_y",))
     t, inv_taus = row_taus(tau, x, ax)
