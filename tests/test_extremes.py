@@ -26,7 +26,7 @@ from __future__ import annotations
 import gumbel_softmax as gs
 import numpy as np
 import pytest
-from helpers import assert_bitwise_equal
+from helpers import assert_bitwise_equal, random_logits
 from reference import check_backward, check_forward, check_one_hot
 
 DTYPES = [np.float32, np.float64]
@@ -435,3 +435,53 @@ def test_exp_of_negative_nan_is_nan(dtype):
     e = evaluate("exp", z)
     assert np.all(np.isnan(e[0::4])) and np.all(np.isnan(e[1::4]))
     assert np.all(e[2::4] == 0.0) and np.all(e[3::4] == 1.0)
+
+
+def _out_calls(shape=(6, 5)):
+    """Every function with out=, on float32 operands of shape: name -> f(out) (None:
+    allocate), each drawing from Philox(3) where it draws."""
+    x = random_logits(shape, np.float32, 1)
+    g = random_logits(shape, np.float32, 2)
+    idx = np.argmax(x, axis=-1)
+    h = np.eye(shape[-1], dtype=np.float32)[idx]
+    y = gs.gumbel_softmax(x, 0.5, rng=9)
+    p = lambda: gs.Philox(3)  # noqa: E731
+    return {
+        "gumbel_softmax": lambda o: gs.gumbel_softmax(x, 0.5, rng=p(), out=o),
+        "gumbel_softmax hard": lambda o: gs.gumbel_softmax(x, 0.5, hard=True, rng=p(), out=o),
+        "log_gumbel_softmax": lambda o: gs.log_gumbel_softmax(x, 0.5, rng=p(), out=o),
+        "conditional_gumbel": lambda o: gs.conditional_gumbel(x, idx, rng=p(), out=o),
+        "gumbel": lambda o: gs.gumbel(shape, dtype=np.float32, rng=p(), out=o),
+        "logistic": lambda o: gs.logistic(shape, dtype=np.float32, rng=p(), out=o),
+        "relaxed_bernoulli": lambda o: gs.relaxed_bernoulli(x, 0.5, rng=p(), out=o),
+        "relaxed_bernoulli_backward": lambda o: gs.relaxed_bernoulli_backward(g, y, 0.5, out=o),
+        "relaxed_top_k": lambda o: gs.relaxed_top_k(x, 2, 0.5, rng=p(), out=o),
+        "relaxed_top_k_backward": lambda o: gs.relaxed_top_k_backward(g, x, 2, 0.5, rng=p(), out=o),
+        "gumbel_softmax_backward": lambda o: gs.gumbel_softmax_backward(g, y, 0.5, out=o),
+        "gumbel_softmax_backward recompute": lambda o: gs.gumbel_softmax_backward(
+            g, tau=0.5, logits=x, rng=p(), out=o
+        ),
+        "gumbel_rao_backward": lambda o: gs.gumbel_rao_backward(g, x, h, 0.5, rng=p(), out=o),
+        "reinmax_backward": lambda o: gs.reinmax_backward(g, x, h, 1.5, out=o),
+    }
+
+
+@pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDeprecationWarning")
+@pytest.mark.parametrize("kind", ["matrix", "memmap"])
+@pytest.mark.parametrize("name", sorted(_out_calls()))
+def test_subclass_out_is_written_whole(name, kind, tmp_path):
+    # An ndarray subclass as out (np.matrix, np.memmap) gets every element of the result,
+    # bitwise the allocating call's, and is returned itself.  relaxed_bernoulli_backward
+    # reshaped a matrix out to (1, N) for its flat path: one element written, then a
+    # write past the buffer (a crash at (100, 100)).
+    for shape in [(6, 5), (100, 100)]:
+        call = _out_calls(shape)[name]
+        expected = call(None)
+        if kind == "matrix":
+            out = np.asmatrix(np.full(shape, 7.25, np.float32))
+        else:
+            out = np.memmap(tmp_path / "out.bin", np.float32, "w+", shape=shape)
+            out[...] = 7.25
+        res = call(out)
+        assert res is out
+        assert_bitwise_equal(np.asarray(out), expected)

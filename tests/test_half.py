@@ -293,3 +293,40 @@ def test_zero_d_half_keeps_its_shape(hdt):
     assert b.shape == () and b.dtype == np.dtype(dtype)
     c = gs.concrete_log_prob(np.array([0.25, 0.75], dtype), np.zeros(2, dtype))
     assert c.shape == () and c.dtype == np.dtype(dtype)
+
+
+def test_byte_swapped_float16_is_float16():
+    # A big-endian float16 array (read from a file, say) holds the same values as a native
+    # one: every function gives the native input's result, bit for bit, as native float16
+    # (as byte-swapped float32 gives native float32).  The result used to be labelled
+    # '>f2' while holding native bits: silently wrong values.
+    x = random_logits((5, 7), np.float16, 4)
+    xs = x.astype(x.dtype.newbyteorder("S"))
+    g = random_logits((5, 7), np.float16, 5)
+    gsw = g.astype(g.dtype.newbyteorder("S"))
+    y = gs.gumbel_softmax(x, 0.7, rng=1)
+    ys = y.astype(y.dtype.newbyteorder("S"))
+    h = np.eye(7, dtype=np.float16)[np.argmax(x, -1)]
+    idx = np.argmax(x, -1)
+    calls = {
+        "gumbel_softmax": lambda a, b, c: gs.gumbel_softmax(a, 0.7, rng=5),
+        "log_gumbel_softmax": lambda a, b, c: gs.log_gumbel_softmax(a, 0.7, rng=5),
+        "relaxed_top_k": lambda a, b, c: gs.relaxed_top_k(a, 2, 0.7, rng=5),
+        "relaxed_bernoulli": lambda a, b, c: gs.relaxed_bernoulli(a, 0.7, rng=5),
+        "conditional_gumbel": lambda a, b, c: gs.conditional_gumbel(a, idx, rng=5),
+        "gumbel_softmax_backward": lambda a, b, c: gs.gumbel_softmax_backward(b, c, 0.7),
+        "recompute": lambda a, b, c: gs.gumbel_softmax_backward(b, tau=0.7, logits=a, rng=5),
+        "relaxed_bernoulli_backward": lambda a, b, c: gs.relaxed_bernoulli_backward(b, c),
+        "relaxed_top_k_backward": lambda a, b, c: gs.relaxed_top_k_backward(b, a, 2, rng=5),
+        "gumbel_rao_backward": lambda a, b, c: gs.gumbel_rao_backward(b, a, h, rng=5),
+        "reinmax_backward": lambda a, b, c: gs.reinmax_backward(b, a, h, 1.5),
+        "concrete_log_prob": lambda a, b, c: gs.concrete_log_prob(c, a),
+    }
+    for name, call in calls.items():
+        expected, got = call(x, g, y), call(xs, gsw, ys)
+        assert got.dtype == np.float16 and got.dtype.isnative, name
+        assert_bitwise_equal_any_nan(got, expected)
+    for noise in (gs.gumbel, gs.logistic):
+        got = noise((3, 4), dtype=">f2", rng=2)
+        assert got.dtype == np.float16 and got.dtype.isnative
+        assert_bitwise_equal_any_nan(got, noise((3, 4), dtype=np.float16, rng=2))

@@ -187,9 +187,9 @@ def as_float_array(a, name, half=False):
     elif arr.dtype.kind in "biu":
         arr = arr.astype(np.float64)
     elif half and is_half(arr.dtype):
-        low = arr.dtype
-        if not arr.dtype.isnative:
+        if not arr.dtype.isnative:  # the result is native, as for byte-swapped float32
             arr = arr.astype(arr.dtype.newbyteorder("="))
+        low = arr.dtype
         bits = np.ascontiguousarray(arr).view(np.uint16).reshape(arr.shape)  # 0-d stays 0-d
         arr = _core.half_to_float(bits, is_bfloat16(low))
     else:
@@ -462,6 +462,8 @@ def noise_args(shape, dtype):
         dtype = np.dtype(dtype)
     except TypeError:
         raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from None
+    if not dtype.isnative and dtype.kind == "f":  # '>f2' as '>f4': a native result
+        dtype = dtype.newbyteorder("=")
     low = dtype if is_half(dtype) else None
     if dtype.type not in FLOAT_TYPES and low is None:
         raise TypeError(f"dtype must be float32 or float64 (or float16, bfloat16), got {dtype}")

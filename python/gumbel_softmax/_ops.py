@@ -314,7 +314,8 @@ def relaxed_bernoulli_backward(grad_y, y_soft, tau, out):
             g.reshape(view),
             s.reshape(view),
             inv.reshape(view),  # a stride-0 view stays one
-            None if out is None else out.reshape(view),
+            # (np.asarray: a subclass's reshape may keep two dimensions, as np.matrix does)
+            None if out is None else np.asarray(out).reshape(view),
         )
     else:
         res = _core.relaxed_bernoulli_backward(
