@@ -1120,3 +1120,28 @@ def test_private_bindings_reject_counts_out_of_range():
             c.gumbel_rao_backward(g, x, h, 1.0, None, s, 1, rng, None)
     assert rng.counter == 0  # nothing drawn
     assert c.top_k(x, 5, 1, rng).shape == (2, 5)
+
+
+@pytest.mark.parametrize("fn", [gs.gumbel, gs.logistic])
+def test_empty_shape_too_large_for_numpy_names_shape(fn):
+    # NumPy refuses an empty array whose nonzero dimensions alone overflow the address
+    # space; these were pybind11's "incompatible function arguments" (dimensions of
+    # 2**63 and more) or NumPy's "array is too big", naming nothing.
+    rng = gs.Philox(0)
+    for shape in [(2**64, 0), (2**63, 0), (2**62, 0), (0, 2**40, 2**30)]:
+        assert_rejected(ValueError, "shape .* is too large", lambda: fn(shape, rng=rng), rng=rng)
+    assert fn((10**6, 0), rng=rng).shape == (10**6, 0)
+
+
+def test_timedelta_and_bools_are_not_numbers():
+    # np.timedelta64 is a np.signedinteger (so numbers.Integral): it was taken as tau
+    # (1 for timedelta64(1)) and as an int seed; True was taken as a dimension of 1.
+    x = _logits()
+    rng = gs.Philox(0)
+    t = np.timedelta64(2)
+    assert_rejected(TypeError, "tau", lambda: gs.gumbel_softmax(x, t, rng=rng), rng=rng)
+    assert_rejected(TypeError, "tau", lambda: gs.relaxed_bernoulli(x, t, rng=rng), rng=rng)
+    assert_rejected(TypeError, "rng", lambda: gs.gumbel_softmax(x, rng=t))
+    assert_rejected(TypeError, "shape", lambda: gs.gumbel((True, 3), rng=rng), rng=rng)
+    assert_rejected(TypeError, "shape", lambda: gs.logistic(True, rng=rng), rng=rng)
+    assert gs.gumbel((np.int64(2), 3), rng=rng).shape == (2, 3)

@@ -485,3 +485,32 @@ def test_subclass_out_is_written_whole(name, kind, tmp_path):
         res = call(out)
         assert res is out
         assert_bitwise_equal(np.asarray(out), expected)
+
+
+@pytest.mark.parametrize("ndim", [33, 64])
+def test_many_dimensions_as_their_rows(ndim):
+    # NumPy arrays may have up to 64 dimensions; np.broadcast_shapes stops at 32 and
+    # np.take_along_axis at 63, so masks were refused as "not broadcasting", and
+    # concrete_log_prob and conditional_gumbel raised NumPy's own errors.  Each call on
+    # logits of shape (2, 1, ..., 1, 5) equals the call on its (2, 5) rows.
+    flat = random_logits((2, 5), np.float32, 6)
+    shape = (2,) + (1,) * (ndim - 2) + (5,)
+    x = flat.reshape(shape)
+    m2 = np.array([[True, False, True, True, True], [True, True, True, False, True]])
+    idx = np.argmax(flat, -1)
+    y = gs.gumbel_softmax(flat, 0.5, rng=1)
+    calls = {
+        "mask of logits' shape": lambda a, m, i, yy: gs.gumbel_softmax(a, 0.5, rng=3, mask=m),
+        "mask (5,)": lambda a, m, i, yy: gs.categorical(a, rng=3, mask=m2[0]),
+        "top_k mask": lambda a, m, i, yy: gs.top_k(a, 2, rng=3, mask=m),
+        "concrete_log_prob": lambda a, m, i, yy: gs.concrete_log_prob(yy, a, 0.5),
+        "conditional_gumbel": lambda a, m, i, yy: gs.conditional_gumbel(a, i, rng=3),
+    }
+    for call in calls.values():
+        expected = call(flat, m2, idx, y)
+        got = call(x, m2.reshape(shape), idx.reshape(shape[:-1]), y.reshape(shape))
+        assert_bitwise_equal(got.reshape(expected.shape), expected)
+    # float16 conditional_gumbel: its tie rule indexes the rows too
+    got = gs.conditional_gumbel(x.astype(np.float16), idx.reshape(shape[:-1]), rng=3)
+    expected = gs.conditional_gumbel(flat.astype(np.float16), idx, rng=3)
+    assert_bitwise_equal(got.reshape(expected.shape), expected)

@@ -32,11 +32,16 @@ AxisError = getattr(np, "exceptions", np).AxisError
 _Generator = np.random.Generator  # imported now, not inside a first call
 
 
+# Not numbers, though Python or NumPy class them as such: bools, and np.timedelta64 (a
+# np.signedinteger, so numbers.Integral): refused wherever a number is expected.
+NON_NUMBERS = (bool, np.bool_, np.timedelta64)
+
+
 def check_tau(tau, name="tau"):
     if type(tau) is not float:  # fast path for the common case
         if isinstance(tau, np.ndarray) and tau.ndim == 0 and tau.dtype.kind in "fiu":
             tau = tau.item()
-        if isinstance(tau, (bool, np.bool_)) or not isinstance(tau, numbers.Real):
+        if isinstance(tau, NON_NUMBERS) or not isinstance(tau, numbers.Real):
             raise TypeError(f"{name} must be a real scalar or array, got {type(tau).__name__}")
         tau = as_float(tau, name)
     if not (0.0 < tau < math.inf):
@@ -218,14 +223,28 @@ def to_low(result, low, out):
     return HalfDest(src.shape, low, out).fill(src)
 
 
+def broadcast_shapes(*shapes):
+    """np.broadcast_shapes for any number of dimensions: NumPy's stops at 32 (RuntimeError)
+    although arrays may have 64.  ValueError when the shapes do not broadcast."""
+    n = max((len(s) for s in shapes), default=0)
+    out = [1] * n
+    for s in shapes:
+        for i, d in enumerate(s, n - len(s)):
+            if d != 1:
+                if out[i] not in (1, d):
+                    raise ValueError(f"shapes {shapes} do not broadcast")
+                out[i] = d
+    return tuple(int(d) for d in out)
+
+
 def check_mask(mask, shape):
     """A boolean mask broadcastable to shape, as a broadcast view of that shape."""
     m = asarray(mask, "mask")
     if m.dtype != np.bool_:
         raise TypeError(f"mask must be a boolean array, got dtype {m.dtype}")
     try:
-        full = np.broadcast_shapes(m.shape, shape)
-    except (ValueError, RuntimeError):  # RuntimeError: more dimensions than it supports
+        full = broadcast_shapes(m.shape, shape)
+    except ValueError:
         full = None
     if full != shape:
         raise ValueError(f"mask of shape {m.shape} does not broadcast to logits' shape {shape}")
@@ -272,13 +291,13 @@ def check_result_bytes(shape, itemsize, name):
     """ValueError naming the argument when a result of `shape` cannot even be addressed
     (NumPy's own "array is too big" names nothing); math.prod of ints cannot overflow.
     Only for shapes given as numbers: a result shaped like an existing array of the
-    same item size always fits."""
-    nbytes = math.prod(shape) * itemsize
+    same item size always fits.  NumPy refuses an empty shape too when its nonzero
+    dimensions alone are too large ((2**62, 0) float32), so zeros count as ones here."""
+    nbytes = math.prod(max(n, 1) for n in shape) * itemsize
     if nbytes > MAX_BYTES:
         what = f"shape {tuple(shape)}" if name == "shape" else f"{name} of shape {tuple(shape)}"
-        raise ValueError(
-            f"{what} is too large: a result of {nbytes} bytes exceeds the address space"
-        )
+        size = f"{nbytes} bytes" if 0 not in shape else f"{nbytes} bytes without its zeros"
+        raise ValueError(f"{what} is too large: a result of {size} exceeds the address space")
 
 
 def check_row_length(a, axis, name):
@@ -292,7 +311,7 @@ def check_row_length(a, axis, name):
 def check_axis_arg(axis, name="axis"):
     """An integer axis (not a bool), before the array's ndim is known."""
     try:
-        if isinstance(axis, (bool, np.bool_)):
+        if isinstance(axis, NON_NUMBERS):
             raise TypeError
         return operator.index(axis)
     except TypeError:
@@ -326,7 +345,7 @@ def kernel_rng(rng):
         return rng
     if rng is None:
         return Philox()
-    if isinstance(rng, (numbers.Integral, np.integer)) and not isinstance(rng, (bool, np.bool_)):
+    if isinstance(rng, (numbers.Integral, np.integer)) and not isinstance(rng, NON_NUMBERS):
         return Philox(int(rng))
     raise TypeError(
         "rng must be None, an int seed, a gumbel_softmax.Philox or a numpy.random.Generator, "
@@ -444,9 +463,13 @@ def noise_args(shape, dtype):
     """Checks of gumbel()/logistic()'s shape and dtype: (shape tuple, dtype, half dtype
     or None).  Shared with gumbel_softmax.dask."""
     try:
+        if isinstance(shape, NON_NUMBERS):  # (True would be 1)
+            raise TypeError
         shape = (operator.index(shape),)
     except TypeError:
         try:
+            if isinstance(shape, NON_NUMBERS) or any(isinstance(n, NON_NUMBERS) for n in shape):
+                raise TypeError
             shape = tuple(operator.index(n) for n in shape)
         except TypeError:
             raise TypeError(f"shape must be an int or a tuple of ints, got {shape!r}") from None
@@ -489,7 +512,7 @@ def as_words(a, name):
 def as_index(value, name):
     """An integer argument other than an axis (k, n): a bool raises as any non-integer."""
     try:
-        if isinstance(value, (bool, np.bool_)):
+        if isinstance(value, NON_NUMBERS):
             raise TypeError
         return operator.index(value)
     except TypeError:

@@ -12,6 +12,7 @@ import numpy as np
 
 from ._api import gumbel_softmax, gumbel_softmax_backward
 from ._args import (
+    NON_NUMBERS,
     as_float,
     as_rng,
     check_axis_arg,
@@ -194,7 +195,7 @@ def _check_estimator(
         raise TypeError(f"estimator must be a str, got {type(estimator).__name__}")
     if estimator not in _ESTIMATORS:
         raise ValueError(f"estimator must be one of {_ESTIMATORS}, got {estimator!r}")
-    if isinstance(samples, (bool, np.bool_)):
+    if isinstance(samples, NON_NUMBERS):
         raise TypeError("samples must be an integer, got bool")
     try:
         samples = operator.index(samples)
@@ -213,7 +214,7 @@ def _check_estimator(
 
 
 def _positive(value: Any, name: str, allow_zero: bool = False) -> float:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+    if isinstance(value, NON_NUMBERS) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
     value = as_float(value, name)
     ok = (value >= 0.0 if allow_zero else value > 0.0) and value < math.inf
@@ -285,7 +286,7 @@ def anneal_tau(
         raise TypeError(f"every must be an integer, got {type(every).__name__}") from None
     if every < 1:
         raise ValueError(f"every must be >= 1, got {every}")
-    if isinstance(step, numbers.Integral) and not isinstance(step, (bool, np.bool_)):
+    if isinstance(step, numbers.Integral) and not isinstance(step, NON_NUMBERS):
         step = operator.index(step)  # any Python int, exactly
         if step < 0:
             raise ValueError(f"step must be >= 0, got {step}")

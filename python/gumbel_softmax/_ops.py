@@ -19,6 +19,7 @@ from ._args import (
     as_words,
     asarray,
     batch_taus,
+    broadcast_shapes,
     check_axis,
     check_backward_inputs,
     check_flag,
@@ -131,7 +132,7 @@ def half_ties(z, idx, axis):
     """The tie rule after rounding to a half dtype, which can make z[j] == z[I]: for
     j < I such a z[j] becomes the next number below z[I] (rounding keeps z[j] <= z[I])."""
     zm = np.moveaxis(z, axis, -1)
-    zi = np.take_along_axis(zm, idx[..., None], -1)
+    zi = take_at(zm, idx, -1)[..., None]
     tie = (np.arange(zm.shape[-1]) < idx[..., None]) & (
         zm.astype(np.float32) >= zi.astype(np.float32)
     )
@@ -140,6 +141,13 @@ def half_ties(z, idx, axis):
         below = np.where((b & 0x7FFF) == 0, 0x8001, np.where(b & 0x8000, b + 1, b - 1))
         zm[tie] = np.broadcast_to(below.astype(np.uint16).view(z.dtype), zm.shape)[tie]
     return z
+
+
+def take_at(a, idx, axis):
+    """a[..., idx, ...] along axis, one element per row (idx: the batch shape), for any
+    number of dimensions (np.take_along_axis stops at 63)."""
+    rows = np.moveaxis(a, axis, -1).reshape(-1, a.shape[axis])
+    return rows[np.arange(rows.shape[0]), idx.reshape(-1)].reshape(idx.shape)
 
 
 def conditional_index(index, x, axis):
@@ -158,7 +166,7 @@ def conditional_index(index, x, axis):
         bad = idx[(idx < 0) | (idx >= n)].flat[0]
         raise IndexError(f"index values must be in [0, {n}) (axis {axis} of logits), got {bad}")
     idx = idx.astype(np.int64, order="C", copy=not idx.flags.aligned)  # 0-d stays 0-d
-    at = np.take_along_axis(x, np.expand_dims(idx, axis), axis)
+    at = take_at(x, idx, axis)
     if (at == -np.inf).any():
         raise ValueError(
             "index points at a -inf (masked) logit, a category of probability 0: "
@@ -329,7 +337,7 @@ def concrete_log_prob(y, logits, tau, axis, log_space):
     yv, ylow = as_float_array(y, "y", half=True)
     x, xlow = as_float_array(logits, "logits", half=True)
     try:
-        shape = np.broadcast_shapes(yv.shape, x.shape)
+        shape = broadcast_shapes(yv.shape, x.shape)
     except ValueError:
         raise ValueError(
             f"y of shape {yv.shape} and logits of shape {x.shape} do not broadcast"

@@ -196,7 +196,7 @@ def _row_tau(tau, shape, chunks, axis):
     if arr.ndim == len(shape) and arr.shape[axis] == 1:
         arr = arr.squeeze(axis)
     try:
-        full = np.broadcast_shapes(arr.shape, batch)
+        full = _args.broadcast_shapes(arr.shape, batch)
     except ValueError:
         full = None
     if full != batch:
@@ -218,7 +218,7 @@ def _elementwise_tau(tau, shape, chunks):
         _args.elementwise_taus(values, shape, np.float64)  # shape check, NumPy's message
         arr = da.from_array(values, chunks=-1)
     try:
-        full = np.broadcast_shapes(arr.shape, tuple(shape))
+        full = _args.broadcast_shapes(arr.shape, tuple(shape))
     except ValueError:
         full = None
     if full != tuple(shape):
