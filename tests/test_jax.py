@@ -509,6 +509,12 @@ def test_bad_traced_tau_prints_nothing(monkeypatch, capfd, way, name):
         f(-1.0).block_until_ready()
     with pytest.raises(jax.errors.JaxRuntimeError, match="got nan"):
         f(jnp.nan).block_until_ready()
+    # After a call that succeeded, JAX runs the compiled function on its C++ fast path,
+    # which raises a failed call's message as ValueError (JAX's mapping, for any
+    # callback or custom call error): the message is the same
+    f(2.0).block_until_ready()
+    with pytest.raises((jax.errors.JaxRuntimeError, ValueError), match=r"got -1\.0"):
+        f(-1.0).block_until_ready()
     out, err = capfd.readouterr()
     assert out == "" and err == ""
 
@@ -768,3 +774,38 @@ def test_estimator_errors():
         gsj.gumbel_rao(0, x, samples=0)
     with pytest.raises(TypeError, match="samples"):
         gsj.gumbel_rao(0, x, samples=2.0)
+
+
+@pytest.mark.parametrize("name", ["soft", "hard", "log", "relaxed_top_k"])
+def test_mask_gradient_is_that_of_minus_inf_logits(name):
+    """mask=False is a -inf logit, in the gradient too: bitwise the gradient with the
+    -inf logits written in (the kernels' +0 or -0 at the masked entries of a row with a
+    sample, NaN across a row with none, as the NumPy backwards give).  jnp.where's own
+    gradient put +0 everywhere a mask was False, so a row with nothing left got 0."""
+    x = random_logits((3, 5), np.float32, 2)
+    w = jnp.asarray(random_logits((3, 5), np.float32, 3))
+    m = np.array([[False] * 5, [True, False, True, True, False], [True] * 5])
+    calls = {
+        "soft": lambda z, mk: gsj.gumbel_softmax(3, z, 0.5, mask=mk),
+        "hard": lambda z, mk: gsj.gumbel_softmax(3, z, 0.5, hard=True, mask=mk),
+        "log": lambda z, mk: gsj.log_gumbel_softmax(3, z, 0.5, mask=mk),
+        "relaxed_top_k": lambda z, mk: gsj.relaxed_top_k(3, z, 2, 0.5, mask=mk),
+    }
+    call = calls[name]
+
+    def loss(z, mk):
+        y = call(z, mk)
+        return jnp.sum(jnp.where(jnp.isfinite(y), y, 0.0) * w)
+
+    got = jax.grad(loss)(jnp.asarray(x), jnp.asarray(m))
+    expected = jax.grad(loss)(jnp.asarray(np.where(m, x, -np.inf)), None)
+    assert same_bits(got, expected)
+    assert np.isnan(np.asarray(got)[0]).all() and np.isfinite(np.asarray(got)[1:]).all()
+    if name == "relaxed_top_k":
+        numpy = gs.relaxed_top_k_backward(np.asarray(w), x, 2, 0.5, mask=m, rng=gs.Philox(3))
+        assert same_bits(got, numpy)
+    jitted = jax.jit(jax.grad(loss))(jnp.asarray(x), jnp.asarray(m))
+    if name == "log":  # its backward is jnp arithmetic, which XLA fuses under jit
+        np.testing.assert_allclose(jitted, got, rtol=1e-6)
+    else:
+        assert same_bits(jitted, got)

@@ -104,6 +104,33 @@ def test_compiled_training_step_equals_eager_bitwise():
     assert not torch.equal(comp[0][1], comp[1][1])  # fresh noise per call
 
 
+@pytest.mark.parametrize("fn", ["gumbel_softmax", "relaxed_bernoulli"])
+def test_compiled_vmap_of_a_hard_sample_has_its_gradient(fn):
+    """fullgraph over a vmap of hard samples, .backward() outside: the eager gradients,
+    bitwise (nonzero: traced under vmap, the logits reported requires_grad False and the
+    soft sample, which carries the gradient, was skipped); a tensor tau under compile
+    still needs no gradient to be accepted by relaxed_top_k."""
+    import gumbel_softmax.torch as gst
+
+    call = getattr(gst, fn)
+    gen = torch.Generator().manual_seed(4)
+    x, w = torch.randn(4, 3, 6, generator=gen), torch.randn(4, 3, 6, generator=gen)
+
+    def f(v):
+        return torch.func.vmap(lambda r: call(r, 0.5, hard=True, generator=7))(v)
+
+    res = []
+    for run in (f, torch.compile(f, fullgraph=True)):
+        xr = x.clone().requires_grad_()
+        y = run(xr)
+        (y * w).sum().backward()
+        res.append((y.detach(), xr.grad))
+    assert torch.equal(res[0][0], res[1][0]) and torch.equal(res[0][1], res[1][1])
+    assert res[1][1].abs().max() > 0
+    top = torch.compile(lambda v, t: gst.relaxed_top_k(v, 2, t, generator=1), fullgraph=True)
+    assert torch.allclose(top(x[0], torch.tensor(0.5)).sum(-1), torch.full((3,), 2.0))
+
+
 @pytest.mark.parametrize("hard", [False, True])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
 def test_compiled_equals_eager_and_the_numpy_api(hard, dtype):

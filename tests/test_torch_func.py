@@ -90,6 +90,49 @@ def test_vmap_different_is_one_batched_call(hard):
     assert not torch.equal(y[0], y[1])
 
 
+@pytest.mark.parametrize(
+    "fn,hard",
+    [(f, h) for f in ("gumbel_softmax", "relaxed_bernoulli") for h in (False, True)]
+    + [("log_gumbel_softmax", False)],
+)
+def test_vmap_then_backward_is_the_batched_calls_gradient(fn, hard):
+    """vmap over logits that require grad, then .backward() outside it (autograd, not
+    torch.func.grad): the gradient of the eager batched call on the same noise.  With
+    hard=True the batched tensor reported requires_grad False, so the op skipped the
+    soft sample and the straight-through gradient was all zeros."""
+    import gumbel_softmax.torch as gst
+
+    call = getattr(gst, fn)
+    kw = {"hard": hard} if hard else {}
+    x, w = _data(8, (4, 3, 6))
+    grads = []
+    for batched in (True, False):
+        xr = x.clone().requires_grad_()
+        torch.manual_seed(2)
+        if batched:
+            y = vmap(lambda v: call(v, 0.5, **kw), randomness="different")(xr)
+        else:
+            y = call(xr, 0.5, **kw)
+        (y * w).sum().backward()
+        grads.append((y.detach(), xr.grad))
+    assert torch.equal(grads[0][0], grads[1][0])
+    assert torch.equal(grads[0][1], grads[1][1])
+    assert grads[0][1].abs().max() > 0
+
+
+def test_vmap_relaxed_top_k_tau_requiring_grad_raises():
+    """relaxed_top_k has no gradient in tau and says so for a tau that requires one; a
+    batched tau under vmap reports requires_grad False, which let it through."""
+    import gumbel_softmax.torch as gst
+
+    x, _ = _data(3, (3, 5))
+    tau = torch.full((3,), 0.5, dtype=torch.float64, requires_grad=True)
+    with pytest.raises(ValueError, match="tau"):
+        vmap(lambda v, t: gst.relaxed_top_k(v, 2, t, generator=1))(x, tau)
+    y = vmap(lambda v, t: gst.relaxed_top_k(v, 2, t, generator=1))(x, tau.detach())
+    assert torch.allclose(y.sum(-1), torch.full((3,), 2.0, dtype=torch.float64))
+
+
 def test_vmap_different_other_batch_dims():
     """in_dims other than 0, a batched per-row tau and a batched mask."""
     x, _ = _data(7, (3, 4, 5))  # batch along dim 1

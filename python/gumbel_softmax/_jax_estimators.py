@@ -106,7 +106,7 @@ def gumbel_rao(
 
 
 def _estimators_samples(samples):
-    if isinstance(samples, (bool, np.bool_)) or not isinstance(samples, (numbers.Integral,)):
+    if isinstance(samples, _args.NON_NUMBERS) or not isinstance(samples, (numbers.Integral,)):
         raise TypeError(f"samples must be a Python int, got {type(samples).__name__}")
     if samples < 1:
         raise ValueError(f"samples must be >= 1, got {samples}")

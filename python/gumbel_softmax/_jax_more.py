@@ -137,12 +137,12 @@ def _elementwise_tau(tau, shape):
         if tau.ndim == 0:
             return None, tau
         try:
-            if np.broadcast_shapes(tau.shape, shape) != shape:
+            if _args.broadcast_shapes(tau.shape, shape) != shape:
                 raise ValueError
         except ValueError:
             raise ValueError(f"tau of shape {tau.shape} does not broadcast to {shape}") from None
         return None, jnp.broadcast_to(tau, shape)
-    if isinstance(tau, (bool, np.bool_)) or not isinstance(
+    if isinstance(tau, _args.NON_NUMBERS) or not isinstance(
         tau, (numbers.Real, np.generic, np.ndarray, jax.Array)
     ):
         raise TypeError(f"tau must be a real scalar or array, got {type(tau).__name__}")

@@ -49,7 +49,7 @@ _graph_task_id = getattr(_torch._C, "_current_graph_task_id", lambda: -1)
 
 def _is_seed(generator):
     return isinstance(generator, (numbers.Integral, np.integer)) and not isinstance(
-        generator, (bool, np.bool_)
+        generator, _args.NON_NUMBERS
     )
 
 
@@ -66,6 +66,20 @@ def _plain(t):
     while _functorch.is_functorch_wrapped_tensor(t):
         t = _functorch.get_unwrapped(t)
     return t
+
+
+def _requires_grad(t, assume=True):
+    """t requires grad, seen through torch.func's wrappers: under vmap a batched tensor
+    reports False although the tensor it wraps requires grad (a hard sample computed
+    without its soft one then had a zero gradient).  While torch.compile traces, whose
+    tensors under a traced vmap report False too and which cannot trace the unwrapping:
+    `assume` for any tensor (True for the soft sample, then computed whenever grad mode
+    is on; False for a refusal)."""
+    if t is None or t.requires_grad:
+        return t is not None
+    if _torch.compiler.is_compiling():
+        return assume
+    return _plain(t).requires_grad
 
 
 def _check_tensor(t, name, what, dtypes=_DTYPES):
@@ -93,7 +107,7 @@ def _check_logits(logits):
 def _dim_arg(dim, ndim):
     """dim as an index in [0, ndim): torch's exceptions (TypeError for a bool or a
     non-integer, IndexError out of range: an AxisError, which is also a ValueError)."""
-    if isinstance(dim, (bool, np.bool_)) or not isinstance(dim, (numbers.Integral, np.integer)):
+    if isinstance(dim, _args.NON_NUMBERS) or not isinstance(dim, (numbers.Integral, np.integer)):
         raise TypeError(f"dim must be an integer, got {type(dim).__name__}")
     d = int(dim)
     if not -ndim <= d < ndim:
@@ -314,8 +328,7 @@ def _sample(logits, tau, hard, log, dim, generator, mask):
     compiling = _torch.compiler.is_compiling()
     shape, dim, tau, tau_t, mask = _prepare(logits, tau, dim, mask, compiling)
     need_soft = hard and (
-        _torch.is_grad_enabled()
-        and (logits.requires_grad or (tau_t is not None and tau_t.requires_grad))
+        _torch.is_grad_enabled() and (_requires_grad(logits) or _requires_grad(tau_t))
     )
 
     def through_op(state, fixed):
@@ -369,8 +382,7 @@ def _bernoulli(logits, tau, hard, generator):
     # _tau_arg's checks, with the elements as the rows (a tau broadcasting to shape)
     tau, tau_t = _tau_arg(tau, shape + (1,), len(shape), compiling)
     need_soft = hard and (
-        _torch.is_grad_enabled()
-        and (logits.requires_grad or (tau_t is not None and tau_t.requires_grad))
+        _torch.is_grad_enabled() and (_requires_grad(logits) or _requires_grad(tau_t))
     )
 
     def through_op(state, fixed):
@@ -392,7 +404,7 @@ def _indices(logits, k, dim, generator, mask):
     if k is None:
         k = -1
     else:
-        if isinstance(k, (bool, np.bool_)) or not isinstance(k, (numbers.Integral, np.integer)):
+        if isinstance(k, _args.NON_NUMBERS) or not isinstance(k, (numbers.Integral, np.integer)):
             raise TypeError(f"k must be an integer, got {type(k).__name__}")
         if not 0 <= k <= shape[dim]:
             raise ValueError(f"k must be in [0, {shape[dim]}] (the length of dim {dim}), got {k}")

@@ -490,7 +490,7 @@ def _scalar_tau(tau, at_least_one):
 
 
 def _samples_arg(samples, rows):
-    if isinstance(samples, (bool, np.bool_)) or not isinstance(
+    if isinstance(samples, _args.NON_NUMBERS) or not isinstance(
         samples, (numbers.Integral, np.integer)
     ):
         raise TypeError(f"samples must be an integer, got {type(samples).__name__}")

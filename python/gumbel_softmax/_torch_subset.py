@@ -21,7 +21,7 @@ import numbers
 import numpy as np
 import torch
 
-from . import _subset
+from . import _args, _subset
 from . import _torch_common as _pt
 from . import _torch_ops as T
 
@@ -247,7 +247,7 @@ torch.library.register_autograd(
 
 
 def _k_arg(k, n, dim):
-    if isinstance(k, (bool, np.bool_)) or not isinstance(k, (numbers.Integral, np.integer)):
+    if isinstance(k, _args.NON_NUMBERS) or not isinstance(k, (numbers.Integral, np.integer)):
         raise TypeError(f"k must be an integer, got {type(k).__name__}")
     if not 1 <= k <= n:
         raise ValueError(f"k must be in [1, {n}] (the length of dim {dim}), got {k}")
@@ -259,7 +259,7 @@ def relaxed_top_k(logits, k, tau, hard, dim, generator):
     shape, dim, tau, tau_t, _ = _pt._prepare(logits, tau, dim, None, compiling)
     k = _k_arg(k, shape[dim], dim)
     hard = _pt._hard_arg(hard)
-    if tau_t is not None and tau_t.requires_grad and torch.is_grad_enabled():
+    if _pt._requires_grad(tau_t, assume=False) and torch.is_grad_enabled():  # (vmap too)
         raise ValueError(
             "tau: relaxed_top_k has no gradient with respect to tau; pass tau.detach() (or a float)"
         )

@@ -80,8 +80,9 @@ Choices, for whoever needs to rely on them:
 - **hard, axis** are static Python values (``static_argnames`` under ``jit``).
 - **dtypes.**  float32; float64 (with ``jax_enable_x64``); float16 and bfloat16,
   computed in float32 and rounded, as in the NumPy API.  The result and the gradients
-  have the dtype of ``logits``.  Integer, bool, complex and other float types raise
-  ``TypeError`` naming logits.
+  have the dtype of ``logits``.  Integer and bool logits are converted to float64
+  (float32 without ``jax_enable_x64``), as the NumPy API converts them; complex and
+  other float types raise ``TypeError`` naming logits.
 - **Devices.**  The custom calls are registered for the CPU platform only; on a GPU or
   TPU backend use the callback build (``pure_callback`` copies the operands to the host
   and back, a device round trip per call).  It is meant for CPU.
@@ -89,7 +90,9 @@ Choices, for whoever needs to rely on them:
   are checked eagerly.  A bad *traced* value (a traced tau that is not positive and
   finite, a negative traced seed) can only be seen when the kernels run: JAX raises
   ``jax.errors.JaxRuntimeError`` carrying the package's message (``tau must be positive
-  and finite, got -1.0``) and nothing is printed.  Raised in a callback, the message
+  and finite, got -1.0``) and nothing is printed; once a call of the jitted function
+  has succeeded, JAX's C++ fast path raises the same message as ``ValueError`` (its
+  mapping of any failed callback or custom call: catch both).  Raised in a callback, the message
   also carries the callback's traceback (JAX's log record of it, which would go to
   stderr, is filtered out: only for our callbacks' ValueError and TypeError).
 """
@@ -159,7 +162,7 @@ def _key_operand(key_or_seed):
     """(kind, operand): kind "words" with a uint32[2] operand (the key data), or "seed"
     with a traced 0-d integer operand."""
     k = key_or_seed
-    if isinstance(k, (bool, np.bool_)):
+    if isinstance(k, _args.NON_NUMBERS):
         raise TypeError("key_or_seed must be an int seed or a JAX PRNG key, got bool")
     if isinstance(k, (numbers.Integral, np.integer)):
         return "words", _words_of(_check_int_seed(k))
@@ -259,14 +262,32 @@ def _apply_mask(x, mask):
     if m.dtype != jnp.bool_:
         raise TypeError(f"mask must be a bool array, got dtype {m.dtype}")
     try:
-        np.broadcast_shapes(m.shape, x.shape)
+        full = _args.broadcast_shapes(m.shape, x.shape)
     except ValueError:
-        raise ValueError(
-            f"mask of shape {m.shape} does not broadcast to logits' shape {x.shape}"
-        ) from None
-    if np.broadcast_shapes(m.shape, x.shape) != x.shape:
+        full = None
+    if full != x.shape:
         raise ValueError(f"mask of shape {m.shape} does not broadcast to logits' shape {x.shape}")
+    return _masked(x, jnp.broadcast_to(m, x.shape))
+
+
+@jax.custom_vjp
+def _masked(x, m):
+    """x with -inf where m is False; its gradient passes through unchanged, as that of a
+    -inf logit does in the NumPy API: 0 (+0 or -0, the kernels' bits) at the masked
+    entries of a row with a sample, NaN across a row with none (jnp.where's gradient
+    would put +0 there)."""
     return jnp.where(m, x, jnp.asarray(-jnp.inf, x.dtype))
+
+
+def _masked_fwd(x, m):
+    return _masked(x, m), None
+
+
+def _masked_bwd(_, g):
+    return g, None
+
+
+_masked.defvjp(_masked_fwd, _masked_bwd)
 
 
 def _tau_dtype_ok(dtype):
@@ -291,8 +312,8 @@ def _split_tau(tau, shape=None, axis=None):
             tau = jnp.squeeze(tau, axis)
         batch = shape[:axis] + shape[axis + 1 :]
         try:
-            np.broadcast_shapes(tau.shape, batch)
-            if np.broadcast_shapes(tau.shape, batch) != batch:
+            _args.broadcast_shapes(tau.shape, batch)
+            if _args.broadcast_shapes(tau.shape, batch) != batch:
                 raise ValueError
         except ValueError:
             raise ValueError(
@@ -300,7 +321,7 @@ def _split_tau(tau, shape=None, axis=None):
                 f"(the shape without axis {axis})"
             ) from None
         return None, jnp.broadcast_to(tau, batch)
-    if isinstance(tau, (numbers.Real, np.generic)) and not isinstance(tau, (bool, np.bool_)):
+    if isinstance(tau, (numbers.Real, np.generic)) and not isinstance(tau, _args.NON_NUMBERS):
         t = np.asarray(tau)
     elif isinstance(tau, (np.ndarray, jax.Array)):
         t = np.asarray(tau)
