@@ -1145,3 +1145,6 @@ def test_timedelta_and_bools_are_not_numbers():
     assert_rejected(TypeError, "shape", lambda: gs.gumbel((True, 3), rng=rng), rng=rng)
     assert_rejected(TypeError, "shape", lambda: gs.logistic(True, rng=rng), rng=rng)
     assert gs.gumbel((np.int64(2), 3), rng=rng).shape == (2, 3)
+    # any iterable of ints is a shape, an iterator too (read once)
+    assert gs.gumbel(iter([2, 3]), rng=rng).shape == (2, 3)
+    assert gs.logistic((d for d in (4, 1)), rng=rng).shape == (4, 1)

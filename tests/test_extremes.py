@@ -437,13 +437,13 @@ def test_exp_of_negative_nan_is_nan(dtype):
     assert np.all(e[2::4] == 0.0) and np.all(e[3::4] == 1.0)
 
 
-def _out_calls(shape=(6, 5)):
-    """Every function with out=, on float32 operands of shape: name -> f(out) (None:
+def _out_calls(shape=(6, 5), dtype=np.float32):
+    """Every function with out=, on operands of shape and dtype: name -> f(out) (None:
     allocate), each drawing from Philox(3) where it draws."""
-    x = random_logits(shape, np.float32, 1)
-    g = random_logits(shape, np.float32, 2)
+    x = random_logits(shape, dtype, 1)
+    g = random_logits(shape, dtype, 2)
     idx = np.argmax(x, axis=-1)
-    h = np.eye(shape[-1], dtype=np.float32)[idx]
+    h = np.eye(shape[-1], dtype=dtype)[idx]
     y = gs.gumbel_softmax(x, 0.5, rng=9)
     p = lambda: gs.Philox(3)  # noqa: E731
     return {
@@ -451,8 +451,8 @@ def _out_calls(shape=(6, 5)):
         "gumbel_softmax hard": lambda o: gs.gumbel_softmax(x, 0.5, hard=True, rng=p(), out=o),
         "log_gumbel_softmax": lambda o: gs.log_gumbel_softmax(x, 0.5, rng=p(), out=o),
         "conditional_gumbel": lambda o: gs.conditional_gumbel(x, idx, rng=p(), out=o),
-        "gumbel": lambda o: gs.gumbel(shape, dtype=np.float32, rng=p(), out=o),
-        "logistic": lambda o: gs.logistic(shape, dtype=np.float32, rng=p(), out=o),
+        "gumbel": lambda o: gs.gumbel(shape, dtype=dtype, rng=p(), out=o),
+        "logistic": lambda o: gs.logistic(shape, dtype=dtype, rng=p(), out=o),
         "relaxed_bernoulli": lambda o: gs.relaxed_bernoulli(x, 0.5, rng=p(), out=o),
         "relaxed_bernoulli_backward": lambda o: gs.relaxed_bernoulli_backward(g, y, 0.5, out=o),
         "relaxed_top_k": lambda o: gs.relaxed_top_k(x, 2, 0.5, rng=p(), out=o),
@@ -467,20 +467,22 @@ def _out_calls(shape=(6, 5)):
 
 
 @pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDeprecationWarning")
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
 @pytest.mark.parametrize("kind", ["matrix", "memmap"])
 @pytest.mark.parametrize("name", sorted(_out_calls()))
-def test_subclass_out_is_written_whole(name, kind, tmp_path):
+def test_subclass_out_is_written_whole(name, kind, dtype, tmp_path):
     # An ndarray subclass as out (np.matrix, np.memmap) gets every element of the result,
     # bitwise the allocating call's, and is returned itself.  relaxed_bernoulli_backward
     # reshaped a matrix out to (1, N) for its flat path: one element written, then a
-    # write past the buffer (a crash at (100, 100)).
+    # write past the buffer (a crash at (100, 100)); float16 conditional_gumbel indexed
+    # a matrix out's rows as a matrix (a crash).
     for shape in [(6, 5), (100, 100)]:
-        call = _out_calls(shape)[name]
+        call = _out_calls(shape, dtype)[name]
         expected = call(None)
         if kind == "matrix":
-            out = np.asmatrix(np.full(shape, 7.25, np.float32))
+            out = np.asmatrix(np.full(shape, 7.25, dtype))
         else:
-            out = np.memmap(tmp_path / "out.bin", np.float32, "w+", shape=shape)
+            out = np.memmap(tmp_path / "out.bin", dtype, "w+", shape=shape)
             out[...] = 7.25
         res = call(out)
         assert res is out

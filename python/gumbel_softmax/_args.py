@@ -468,9 +468,12 @@ def noise_args(shape, dtype):
         shape = (operator.index(shape),)
     except TypeError:
         try:
-            if isinstance(shape, NON_NUMBERS) or any(isinstance(n, NON_NUMBERS) for n in shape):
+            if isinstance(shape, NON_NUMBERS):
                 raise TypeError
-            shape = tuple(operator.index(n) for n in shape)
+            dims = tuple(shape)  # (once: shape may be an iterator)
+            if any(isinstance(n, NON_NUMBERS) for n in dims):
+                raise TypeError
+            shape = tuple(operator.index(n) for n in dims)
         except TypeError:
             raise TypeError(f"shape must be an int or a tuple of ints, got {shape!r}") from None
     if len(shape) == 0:

@@ -18,16 +18,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _args, _estimators
-from .jax import (
-    _common_args,
-    _forward_call,
-    _host_call,
-    _sds,
-    _seed_from,
-    _split_tau,
-    _StaticTaus,
-    _tau_value,
-)
+from ._jax_args import _split_tau, _StaticTaus
+from ._jax_host import _host_call, _sds
+from .jax import _common_args, _forward_call, _seed_from, _tau_value
 
 if TYPE_CHECKING:
     from jax.typing import ArrayLike

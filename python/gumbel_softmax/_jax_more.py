@@ -22,21 +22,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _api, _args, _subset
-from .jax import (
-    _FLOATS,
-    _HALF,
-    _check_logits,
-    _common_args,
-    _host_call,
-    _is_traced,
-    _key_operand,
-    _sds,
-    _seed_from,
-    _split_tau,
-    _StaticTaus,
-    _tau_dtype_ok,
-    _tau_value,
-)
+from ._jax_args import _FLOATS, _check_logits, _is_traced, _split_tau, _StaticTaus, _tau_dtype_ok
+from ._jax_host import _host_call, _sds
+from .jax import _HALF, _common_args, _key_operand, _seed_from, _tau_value
 
 if TYPE_CHECKING:
     from jax.typing import ArrayLike

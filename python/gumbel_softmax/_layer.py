@@ -196,7 +196,7 @@ def _check_estimator(
     if estimator not in _ESTIMATORS:
         raise ValueError(f"estimator must be one of {_ESTIMATORS}, got {estimator!r}")
     if isinstance(samples, NON_NUMBERS):
-        raise TypeError("samples must be an integer, got bool")
+        raise TypeError(f"samples must be an integer, got {type(samples).__name__}")
     try:
         samples = operator.index(samples)
     except TypeError:

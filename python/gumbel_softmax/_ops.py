@@ -144,8 +144,12 @@ def half_ties(z, idx, axis):
 
 
 def take_at(a, idx, axis):
-    """a[..., idx, ...] along axis, one element per row (idx: the batch shape), for any
-    number of dimensions (np.take_along_axis stops at 63)."""
+    """a[..., idx, ...] along axis, one element per row (idx: the batch shape), as a
+    plain ndarray (a np.matrix keeps two dimensions through indexing): np.take_along_axis,
+    or for 64 dimensions, where it stops, the rows indexed in a copy."""
+    a = np.asarray(a)
+    if a.ndim < 64:
+        return np.take_along_axis(a, np.expand_dims(idx, axis), axis).squeeze(axis)
     rows = np.moveaxis(a, axis, -1).reshape(-1, a.shape[axis])
     return rows[np.arange(rows.shape[0]), idx.reshape(-1)].reshape(idx.shape)
 

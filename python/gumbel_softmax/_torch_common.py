@@ -28,13 +28,13 @@ _VMAP = _functorch.TransformType.Vmap
 _ERROR = _functorch.RandomnessType.Error
 
 _TRACING = (
-    "gumbel_softmax.torch.gumbel_softmax cannot be traced by torch.jit.trace: the trace "
+    "the samplers of gumbel_softmax.torch cannot be traced by torch.jit.trace: the trace "
     "would hold the noise's seed as a constant, so every call of the traced function would "
     "draw the same noise. Call it outside the traced code (or use "
     "torch.nn.functional.gumbel_softmax there); torch.compile is supported"
 )
 _RECOMPUTE = (
-    "gumbel_softmax.torch.gumbel_softmax was called during a backward pass (torch.utils."
+    "a sampler of gumbel_softmax.torch was called during a backward pass (torch.utils."
     "checkpoint recomputing its forward?) with a {kind} as generator: the forward's call "
     "already advanced it, so a recomputation would draw other noise and the gradients "
     "would be silently wrong. Under checkpoint pass generator=None (checkpoint restores "
