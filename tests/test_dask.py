@@ -550,8 +550,10 @@ def client():
     distributed = pytest.importorskip(
         "distributed", reason="the cluster tests need dask.distributed (pip install distributed)"
     )
+    # dashboard_address=":0": a free port (with None the scheduler's HTTP server still
+    # took 8787, and the fixture failed whenever another process held it)
     cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=":0"
     )
     c = distributed.Client(cluster, set_as_default=False)
     try:

@@ -369,3 +369,23 @@ def test_anneal_tau_any_int_step_and_every():
     assert gs.anneal_tau(5, every=2**64) == 1.0
     np.testing.assert_array_equal(gs.anneal_tau(np.array([0, 10**6]), every=2**64), [1.0, 1.0])
     assert gs.anneal_tau(np.int64(1000), rate=1e-4) == pytest.approx(math.exp(-0.1))
+
+
+def test_anneal_tau_array_equals_scalar_at_the_integer_limits():
+    # uint64 steps with every beyond int64: the array form took "every > 2**63 - 1" for
+    # "larger than any step" and returned tau0 (1.0 for step 2**64 - 1 and every 2**63 + 1,
+    # where t = 2**63 + 1 and the scalar form gives the floor 0.5).  A rate * t past
+    # float64's range is the floor in both forms, without a floating-point warning.
+    cases = [
+        (np.uint64, [0, 5, 2**63, 2**63 + 1, 2**64 - 1], 2**63 + 1),
+        (np.uint64, [2**64 - 1], 2**64 - 1),
+        (np.uint64, [2**64 - 1], 2**64),
+        (np.int64, [0, 2**63 - 1], 2**63),
+        (np.int64, [10**10], 3),
+    ]
+    for dtype, steps, every in cases:
+        arr = gs.anneal_tau(np.array(steps, dtype), every=every)
+        scalar = [gs.anneal_tau(s, every=every) for s in steps]
+        np.testing.assert_array_equal(arr, scalar)
+    with np.errstate(all="raise"):
+        assert gs.anneal_tau(np.array([10**10]), rate=1e300).tolist() == [0.5]

@@ -130,8 +130,20 @@ def _split_tau(tau, shape=None, axis=None):
 
 
 class _StaticTaus:
-    """Concrete per-row temperatures (float64, the batch shape), held by identity (a
-    nondiff argument of the custom_vjp)."""
+    """Concrete per-row temperatures (float64, the batch shape, read-only): a nondiff
+    argument of the custom_vjps and of the callbacks' cache keys (_jax_host._host_fn),
+    equal and hashed by value, so that equal calls share their compiled code."""
 
     def __init__(self, values):
         self.values = values
+        self._hash = hash((values.shape, values.tobytes()))
+
+    def __eq__(self, other):
+        return (
+            isinstance(other, _StaticTaus)
+            and self.values.shape == other.values.shape
+            and bool(np.array_equal(self.values, other.values))
+        )
+
+    def __hash__(self):
+        return self._hash

@@ -301,9 +301,13 @@ def anneal_tau(
         raise TypeError(f"step must be an integer or an integer array, got dtype {s.dtype}")
     if s.size and s.min() < 0:
         raise ValueError("step must be >= 0")
-    if every > np.iinfo(np.int64).max:  # larger than any step: the schedule never moves
-        t = np.zeros(s.shape)
-    else:
+    if every <= np.iinfo(np.int64).max:
         t = ((s // every) * every).astype(np.float64)
-    tau = np.maximum(min_tau, tau0 * np.exp(-rate * t))
+    elif s.dtype == np.uint64 and every <= np.iinfo(np.uint64).max:  # steps up to 2**64 - 1
+        e = np.uint64(every)
+        t = ((s // e) * e).astype(np.float64)
+    else:  # larger than any step of the array's dtype: the schedule never moves
+        t = np.zeros(s.shape)
+    with np.errstate(over="ignore"):  # rate * t past float64's range: the floor, as above
+        tau = np.maximum(min_tau, tau0 * np.exp(-rate * t))
     return float(tau) if tau.ndim == 0 else tau
