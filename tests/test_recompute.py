@@ -389,3 +389,5 @@ def test_anneal_tau_array_equals_scalar_at_the_integer_limits():
         np.testing.assert_array_equal(arr, scalar)
     with np.errstate(all="raise"):
         assert gs.anneal_tau(np.array([10**10]), rate=1e300).tolist() == [0.5]
+    with pytest.raises(TypeError, match="every"):  # a bool is no step count (as for samples)
+        gs.anneal_tau(5, every=True)

@@ -281,6 +281,8 @@ def anneal_tau(
     rate = _positive(rate, "rate", allow_zero=True)
     min_tau = _positive(min_tau, "min_tau")
     try:
+        if isinstance(every, NON_NUMBERS):
+            raise TypeError
         every = operator.index(every)
     except TypeError:
         raise TypeError(f"every must be an integer, got {type(every).__name__}") from None

@@ -57,7 +57,8 @@ Choices, for whoever needs to rely on them:
   or with length 1 along ``axis``), and for the relaxed Bernoulli functions an array broadcastable to
   ``logits.shape``.  It is broadcast and chunked like the batch dimensions.  The values
   of a NumPy ``tau`` array are checked at call time; those of a Dask ``tau`` array only
-  when the blocks run (the ``ValueError`` comes from ``compute``).
+  when the blocks run (the ``ValueError`` comes from ``compute``, and ``rng`` has given
+  its rows at the call, as for a call that succeeded).
 - **Not supported**: ``mask=`` (use ``-inf`` logits, which the NumPy API treats alike)
   and ``out=`` (results are new Dask arrays).
 - **Graph.**  Each result is one ``map_blocks`` layer (plus a rechunk when ``axis`` is

@@ -470,7 +470,10 @@ struct RelaxedTopKBackwardOp : Schedule {
       e[c] = c < len ? g[c * a.gs.step] : T(0);
       rb[c] = T(0);
     }
-    for (int64_t j = n - 1; j >= 0; --j) backward_step(A + j * L, e, rb, L, itau, info[j]);
+    for (int64_t j = n - 1; j >= 0; --j) {
+      backward_step(A + j * L, e, rb, L, itau, info[j]);
+      if (row_should_stop()) return;  // (Ctrl-C, as in relaxed_steps)
+    }
     write_row(rb, o, a.os.step, len);
   }
 };

@@ -98,6 +98,42 @@ class InterruptPoller {
   int64_t countdown_ = kFirstCheck;
 };
 
+// The stop state of the row loop a thread is in (for_rows), for ops whose rows hold many
+// steps of work (gumbel_rao_backward's samples, relaxed_top_k's k softmaxes): between
+// two steps, row_should_stop() polls as after a row (on the calling thread, which owns
+// the poller) and reads the loop's stop flag (the other threads), so that one long row
+// stops in time too.  Outside a row loop it is false.
+struct RowStop {
+  std::atomic<bool>* stop = nullptr;
+  InterruptPoller* poller = nullptr;  // the calling thread's only
+};
+inline thread_local RowStop t_row_stop;
+
+// Sets this thread's RowStop for the extent of a row loop (restoring the one before).
+class RowStopScope {
+ public:
+  RowStopScope(std::atomic<bool>* stop, InterruptPoller* poller) : saved_(t_row_stop) {
+    t_row_stop = RowStop{stop, poller};
+  }
+  ~RowStopScope() { t_row_stop = saved_; }
+  RowStopScope(const RowStopScope&) = delete;
+  RowStopScope& operator=(const RowStopScope&) = delete;
+
+ private:
+  RowStop saved_;
+};
+
+// Inside a row body, between two steps: true once the call must stop (the row may then
+// be left unfinished: an interrupted call's out is partly written, docs/reliability.md).
+inline bool row_should_stop() {
+  const RowStop& s = t_row_stop;
+  if (s.poller && s.poller->after_body()) {
+    if (s.stop) s.stop->store(true, std::memory_order_relaxed);
+    return true;
+  }
+  return s.stop && s.stop->load(std::memory_order_relaxed);
+}
+
 // Runs body(r, tid) for r in [0, nrows) on nthreads threads; tid < nthreads indexes
 // per-thread scratch.  The threads take rows in chunks of about 1/32 of a thread's
 // share from a shared counter, so that the calling thread (which polls for Ctrl-C) keeps
@@ -119,6 +155,7 @@ void for_rows(int64_t nrows, int nthreads, Body&& body) {
       if (tid == 0) note_team_size(team);
       const int64_t chunk = std::max<int64_t>(1, nrows / (int64_t{32} * team));
       InterruptPoller poller;  // used by the calling thread (tid 0) only
+      const RowStopScope scope(&stop, tid == 0 ? &poller : nullptr);
       while (!stop.load(std::memory_order_relaxed)) {
         const int64_t lo = next.fetch_add(chunk, std::memory_order_relaxed);
         if (lo >= nrows) break;
@@ -138,7 +175,9 @@ void for_rows(int64_t nrows, int nthreads, Body&& body) {
   (void)nthreads;
   note_team_size(1);
   InterruptPoller poller;
-  for (int64_t r = 0; r < nrows; ++r) {
+  std::atomic<bool> stop{false};
+  const RowStopScope scope(&stop, &poller);
+  for (int64_t r = 0; r < nrows && !stop.load(std::memory_order_relaxed); ++r) {
     body(r, 0);
     if (poller.after_body()) return;
   }
