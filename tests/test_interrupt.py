@@ -45,8 +45,9 @@ CALLS = {
     "hard_one_long_row": "gs.gumbel_softmax(np.broadcast_to(np.float32(0), (2**28,)), 0.5, hard=True, rng=1, out=out.reshape(-1))",
     "backward": "gs.gumbel_softmax_backward(np.broadcast_to(np.float32(1), (2**14, 2**14)), np.broadcast_to(np.float32(0.5), (2**14, 2**14)), out=out)",
     # one row whose work is multiplied (samples draws, k softmaxes): checked between steps
-    "gumbel_rao_one_long_row": "gs.gumbel_rao_backward(np.broadcast_to(np.float32(1), (2**23,)), np.broadcast_to(np.float32(0), (2**23,)), hot, samples=400, rng=1, out=row)",
-    "relaxed_top_k_one_long_row": "gs.relaxed_top_k(np.broadcast_to(np.float32(0), (2**23,)), 400, rng=1, out=row)",
+    # (rows of 2**20: one step of them takes up to about 50 ms on the baseline target)
+    "gumbel_rao_one_long_row": "gs.gumbel_rao_backward(np.broadcast_to(np.float32(1), (2**20,)), np.broadcast_to(np.float32(0), (2**20,)), hot, samples=5000, rng=1, out=row)",
+    "relaxed_top_k_one_long_row": "gs.relaxed_top_k(np.broadcast_to(np.float32(0), (2**20,)), 4000, rng=1, out=row)",
     # (its scratch holds the row's k steps, k L elements zeroed before the row starts, an
     # uninterruptible phase: small here, so that the signal lands in the steps)
     "relaxed_top_k_backward_one_long_row": "gs.relaxed_top_k_backward(np.broadcast_to(np.float32(1), (2**19,)), np.broadcast_to(np.float32(0), (2**19,)), 300, rng=1, out=row[: 2**19])",
@@ -63,8 +64,8 @@ CHILD = textwrap.dedent(
     signal.signal(signal.SIGINT, signal.default_int_handler)
     gs.set_num_threads({threads})
     out = np.zeros((2**14, 2**14), np.float32)  # touched: no page faults in the call
-    row = out.reshape(-1)[: 2**23]
-    hot = np.zeros(2**23, np.float32)
+    row = out.reshape(-1)[: 2**20]
+    hot = np.zeros(2**20, np.float32)
     hot[0] = 1
     gs.gumbel_softmax(np.zeros((2, 3)), rng=np.random.default_rng(0))  # imports done
     print("start", time.monotonic(), flush=True)

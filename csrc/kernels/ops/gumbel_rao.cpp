@@ -385,7 +385,7 @@ struct GumbelRaoOp {
         draw<RowKind::unit>(q, g, e, acc, row, i, lse, itau);
       else
         draw<RowKind::fast>(q, g, e, acc, row, i, lse, itau);
-      if (row_should_stop()) return;  // Ctrl-C: a long row of many samples stops too
+      if (row_should_stop(len)) return;  // Ctrl-C: a long row of many samples stops too
     }
     const T scale = itau / static_cast<T>(a.samples);
     using V = Lane<T>;

@@ -223,7 +223,7 @@ int64_t relaxed_steps(T* r, T* e, T* dst, int64_t L, int64_t k, T itau, Top<T> t
                       StepInfo<T>* info) {
   for (int64_t j = 0; j < k; ++j) {
     if (top.max == kNinf<T>) return j;
-    if (j > 0 && row_should_stop()) return j;  // Ctrl-C: a long row of k steps stops too
+    if (j > 0 && row_should_stop(L)) return j;  // Ctrl-C: a long row of k steps stops too
     const int64_t I = top.idx;
     const T rI = r[I];
     r[I] = kNinf<T>;

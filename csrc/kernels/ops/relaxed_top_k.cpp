@@ -472,7 +472,7 @@ struct RelaxedTopKBackwardOp : Schedule {
     }
     for (int64_t j = n - 1; j >= 0; --j) {
       backward_step(A + j * L, e, rb, L, itau, info[j]);
-      if (row_should_stop()) return;  // (Ctrl-C, as in relaxed_steps)
+      if (row_should_stop(L)) return;  // (Ctrl-C, as in relaxed_steps)
     }
     write_row(rb, o, a.os.step, len);
   }

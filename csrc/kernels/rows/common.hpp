@@ -88,6 +88,12 @@ class InterruptPoller {
     countdown_ = stride_;
     return poll_interrupt(now);
   }
+  // After a body long enough that a clock read costs nothing beside it: reads the clock
+  // now (after_body would first count kFirstCheck bodies, seconds of work on long rows).
+  bool after_long_body() {
+    countdown_ = 1;
+    return after_body();
+  }
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -123,11 +129,14 @@ class RowStopScope {
   RowStop saved_;
 };
 
-// Inside a row body, between two steps: true once the call must stop (the row may then
-// be left unfinished: an interrupted call's out is partly written, docs/reliability.md).
-inline bool row_should_stop() {
+// Inside a row body, between two steps over `len` elements each: true once the call must
+// stop (the row may then be left unfinished: an interrupted call's out is partly
+// written, docs/reliability.md).  Steps of kLongStep elements or more read the clock at
+// every step.
+constexpr int64_t kLongStep = int64_t{1} << 14;
+inline bool row_should_stop(int64_t len) {
   const RowStop& s = t_row_stop;
-  if (s.poller && s.poller->after_body()) {
+  if (s.poller && (len >= kLongStep ? s.poller->after_long_body() : s.poller->after_body())) {
     if (s.stop) s.stop->store(true, std::memory_order_relaxed);
     return true;
   }
