@@ -468,8 +468,6 @@ def noise_args(shape, dtype):
         shape = (operator.index(shape),)
     except TypeError:
         try:
-            if isinstance(shape, NON_NUMBERS):
-                raise TypeError
             dims = tuple(shape)  # (once: shape may be an iterator)
             if any(isinstance(n, NON_NUMBERS) for n in dims):
                 raise TypeError

@@ -84,23 +84,40 @@ def _tau_dtype_ok(dtype):
     )
 
 
+def _traced_tau(tau):
+    """A traced tau of a real dtype as a float32 (ints, float16, bfloat16) or float64
+    operand; TypeError for another dtype."""
+    if not _tau_dtype_ok(tau.dtype):
+        raise TypeError(f"tau must be a real scalar or array, got dtype {tau.dtype}")
+    return tau if tau.dtype in (np.float32, np.float64) else tau.astype(jnp.float32)
+
+
+def _concrete_tau(tau):
+    """A concrete tau (a real number, or a NumPy or JAX array of a real dtype) as a
+    float64 ndarray; TypeError for anything else, as the NumPy API raises it."""
+    if isinstance(tau, _args.NON_NUMBERS) or not isinstance(
+        tau, (numbers.Real, np.generic, np.ndarray, jax.Array)
+    ):
+        raise TypeError(f"tau must be a real scalar or array, got {type(tau).__name__}")
+    t = np.asarray(tau)
+    if not (t.dtype.kind in "fiu" or t.dtype in _FLOATS):
+        raise TypeError(f"tau must be a real scalar or array, got dtype {t.dtype}")
+    return t.astype(np.float64)
+
+
 def _split_tau(tau, shape=None, axis=None):
     """(static tau, None) for a concrete tau: a float, or per-row float64 values of the
     batch shape (an array tau, checked as the NumPy API checks it); (None, traced float
     operand) for a traced tau: a scalar, or per-row values broadcast to the batch shape
     (JAX differentiates the broadcast, so the gradient reaches tau's own shape)."""
     if _is_traced(tau):
-        if not _tau_dtype_ok(tau.dtype):
-            raise TypeError(f"tau must be a real scalar or array, got dtype {tau.dtype}")
-        if tau.dtype not in (np.float32, np.float64):
-            tau = tau.astype(jnp.float32)
+        tau = _traced_tau(tau)
         if tau.ndim == 0:
             return None, tau
         if tau.ndim == len(shape) and tau.shape[axis] == 1:
             tau = jnp.squeeze(tau, axis)
         batch = shape[:axis] + shape[axis + 1 :]
         try:
-            _args.broadcast_shapes(tau.shape, batch)
             if _args.broadcast_shapes(tau.shape, batch) != batch:
                 raise ValueError
         except ValueError:
@@ -109,16 +126,7 @@ def _split_tau(tau, shape=None, axis=None):
                 f"(the shape without axis {axis})"
             ) from None
         return None, jnp.broadcast_to(tau, batch)
-    if isinstance(tau, (numbers.Real, np.generic)) and not isinstance(tau, _args.NON_NUMBERS):
-        t = np.asarray(tau)
-    elif isinstance(tau, (np.ndarray, jax.Array)):
-        t = np.asarray(tau)
-    else:
-        raise TypeError(f"tau must be a real scalar or array, got {type(tau).__name__}")
-    if t.dtype.kind in "fiu" or (t.dtype in _FLOATS):
-        t = t.astype(np.float64)
-    else:
-        raise TypeError(f"tau must be a real scalar or array, got dtype {t.dtype}")
+    t = _concrete_tau(tau)
     if t.ndim == 0:
         return _args.check_tau(float(t)), None
     values = np.ascontiguousarray(_args.batch_taus(t, shape, axis))

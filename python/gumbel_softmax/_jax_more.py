@@ -14,7 +14,6 @@ element (``vmap_method="sequential"``).
 from __future__ import annotations
 
 import functools
-import numbers
 from typing import TYPE_CHECKING
 
 import jax
@@ -22,7 +21,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _api, _args, _subset
-from ._jax_args import _FLOATS, _check_logits, _is_traced, _split_tau, _StaticTaus, _tau_dtype_ok
+from ._jax_args import (
+    _check_logits,
+    _concrete_tau,
+    _is_traced,
+    _split_tau,
+    _StaticTaus,
+    _traced_tau,
+)
 from ._jax_host import _host_call, _sds
 from .jax import _HALF, _common_args, _key_operand, _seed_from, _tau_value
 
@@ -118,10 +124,7 @@ def _elementwise_tau(tau, shape):
     ``shape`` (checked as the NumPy API checks them); (None, operand) for a traced tau:
     a float scalar, or broadcast to ``shape`` (JAX differentiates the broadcast)."""
     if _is_traced(tau):
-        if not _tau_dtype_ok(tau.dtype):
-            raise TypeError(f"tau must be a real scalar or array, got dtype {tau.dtype}")
-        if tau.dtype not in (np.float32, np.float64):
-            tau = tau.astype(jnp.float32)
+        tau = _traced_tau(tau)
         if tau.ndim == 0:
             return None, tau
         try:
@@ -130,14 +133,7 @@ def _elementwise_tau(tau, shape):
         except ValueError:
             raise ValueError(f"tau of shape {tau.shape} does not broadcast to {shape}") from None
         return None, jnp.broadcast_to(tau, shape)
-    if isinstance(tau, _args.NON_NUMBERS) or not isinstance(
-        tau, (numbers.Real, np.generic, np.ndarray, jax.Array)
-    ):
-        raise TypeError(f"tau must be a real scalar or array, got {type(tau).__name__}")
-    t = np.asarray(tau)
-    if not (t.dtype.kind in "fiu" or t.dtype in _FLOATS):
-        raise TypeError(f"tau must be a real scalar or array, got dtype {t.dtype}")
-    t = t.astype(np.float64)
+    t = _concrete_tau(tau)
     if t.ndim == 0:
         return _args.check_tau(float(t)), None
     values = _args.tau_values(t)
