@@ -14,7 +14,8 @@ Correctness is tested elsewhere, against references; this pins stability only.
 
 Only bits the library computes are pinned: outputs that pass through NumPy's or the
 platform's floating-point functions (``anneal_tau``, the tau gradient of the torch
-wrapper, ``concrete_log_prob``'s ``(K - 1) log(tau)`` at a tau whose log libms may round
+wrapper, the logits gradient of its ``log_gumbel_softmax`` (NumPy's exp),
+``concrete_log_prob``'s ``(K - 1) log(tau)`` at a tau whose log libms may round
 differently) are left out, as they may differ between machines while our bits do not.
 
 Groups of sections: ``numpy`` (every function of the NumPy API, the layer, the noise,
@@ -303,8 +304,9 @@ def torch_cases(d: Digest) -> None:
         bits = [t.detach().view(torch.int16).numpy() for t in (y, gx)]
         d.add(f"torch/bfloat16/{name}/hard_True/tau_0.5", *bits)
         y = gst.log_gumbel_softmax(x, tau=0.5, generator=7, mask=mask)
-        (gx,) = torch.autograd.grad(y, x, grad_outputs=torch.where(mask, w, 0))
-        d.add(f"torch/float64/{name}/log_mask", y.detach().numpy(), gx.numpy())
+        # (its gradient is left out: the wrapper computes it with NumPy's exp, whose last
+        # bit depends on the CPU NumPy dispatches to: AVX-512 and AVX2 machines differ)
+        d.add(f"torch/float64/{name}/log_mask", y.detach().numpy())
         idx = gst.categorical(x.detach(), generator=8, mask=mask)
         d.add(f"torch/float64/{name}/categorical_mask", idx.numpy())
         d.add(f"torch/float64/{name}/top_k_3", gst.top_k(x.detach(), 3, generator=9).numpy())

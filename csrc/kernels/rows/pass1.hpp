@@ -160,12 +160,21 @@ GS_INLINE void noisy_chunk(const T* x, int64_t step, int64_t c0, int64_t n, Chun
   using V = Vec<T>;
   constexpr int W = kW<T>;
   // The exponential variates of the chunk first, then their logs: two short loops
-  // overlap better than one long dependency chain per vector.
-#pragma GCC unroll 2
-  for (int64_t i = 0; i < n; i += W) {
-    pf.at(c0 + i);
+  // overlap better than one long dependency chain per vector.  Two vectors per step,
+  // with one prefetch per cache line of 64 bytes (AVX2 float32: one for both vectors).
+  // The words are whole Philox steps of at least 2 W elements, so the vectors past n
+  // read words of the row (noise nobody uses).
+  static_assert(kChunk % (2 * W) == 0 && 4 * philox::kBlockLanes >= 2 * W * words_per_element<T>(),
+                "a chunk and a Philox step are whole steps of two vectors");
+  auto exponential = [&](int64_t i) {
     lanes::store(buf.g + i, bits_to_exponential<V>(lanes::load_bits<lanes::UInt<V>>(
                                 buf.words + i * words_per_element<T>())));
+  };
+  for (int64_t i = 0; i < n; i += 2 * W) {
+    pf.at(c0 + i);
+    if constexpr (W * sizeof(T) >= 64) pf.at(c0 + i + W);
+    exponential(i);
+    exponential(i + W);
   }
   // g = -log(E), so x + g = x - log(E) exactly.
   auto noisy = [&](V xv, int64_t i) { return xv - vmath::log(lanes::load<V>(buf.g + i)); };

@@ -253,7 +253,7 @@ T unit_exp_sum(const T* x, int64_t step, int64_t begin, int64_t end, T xmax, Phi
       for (int64_t i = 0; i < full; i += kLanes)
         for (int k = 0; k < kSub<T>; ++k) {
           const int64_t o = i + k * W;
-          pf.at(c0 + o);
+          if ((k * W * sizeof(T)) % 64 == 0) pf.at(c0 + o);  // once per cache line
           const V e = term(lanes::load<V>(xc + o), o);
           lanes::store(ac + o, e);
           vacc[k] = vacc[k] + e;
@@ -273,7 +273,7 @@ T unit_exp_sum(const T* x, int64_t step, int64_t begin, int64_t end, T xmax, Phi
     for (int64_t i = 0; i < n; i += kLanes)
       for (int k = 0; k < kSub<T>; ++k) {
         const int64_t o = i + k * W;
-        pf.at(c0 + o);
+        if ((k * W * sizeof(T)) % 64 == 0) pf.at(c0 + o);
         const V e = term(lanes::load<V>(xc + o), o);
         lanes::store(buf.v + o, e);
         vacc[k] = vacc[k] + e;
