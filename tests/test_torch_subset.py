@@ -238,9 +238,10 @@ def test_compile_fullgraph_has_no_graph_break():
 def test_compiled_equals_eager_bitwise(backend, generator):
     """Forward and the gradients reaching x and lin (w exactly: the loss is linear), from
     the same torch.manual_seed (None) or seed; two compiled calls draw anew for None.
-    Our outputs are compared bit for bit; the gradients of x and lin come out of torch's
-    matmul backward, which inductor may sum in another order than eager (seen on an AVX2
-    machine: lin's gradient 1 ulp apart), so they are compared to float32 rounding."""
+    Everything is compared bit for bit, except under inductor the gradients of x and lin:
+    they come out of torch's matmul backward, which inductor may sum in another order than
+    eager (seen on an AVX2 machine: lin's gradient 1 ulp apart), so there they are
+    compared within 8 float32 ulps of their largest entry."""
     x0, lin0 = _data((16, 8), 12, torch.float32), _data((8, 6), 13, torch.float32)
     w1, w2 = _data((16, 6), 14, torch.float32), _data((16, 6), 15, torch.float32)
     compiled = torch.compile(_model, backend=backend, fullgraph=True)
@@ -257,7 +258,12 @@ def test_compiled_equals_eager_bitwise(backend, generator):
     for a, b in zip(results[0], results[1]):
         assert _same(a[0], b[0]) and _same(a[1], b[1])
         for u, v in zip(a[2:], b[2:]):
-            torch.testing.assert_close(v, u, rtol=1e-5, atol=1e-6)
+            if backend == "inductor":
+                # 8 float32 ulps of the largest entry: a reordered sum, not a wrong value
+                tol = 8 * torch.finfo(torch.float32).eps * float(u.abs().max())
+                torch.testing.assert_close(v, u, rtol=0, atol=tol)
+            else:
+                assert _same(u, v)
     fresh = not torch.equal(results[1][0][1], results[1][1][1])
     assert fresh == (generator is None)
 

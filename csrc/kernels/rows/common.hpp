@@ -238,7 +238,7 @@ constexpr int64_t kPrefetchLen = int64_t{1} << 14;
 constexpr int64_t kPrefetchMinBytes = int64_t{8} << 20;
 
 // What a row loop fetches alongside its own work (noisy_logits, unit_exp_sum: at(c) once
-// per vector of elements c ..): NoPrefetch nothing; RowPrefetch element c of one row to
+// per cache line of elements c ..): NoPrefetch nothing; RowPrefetch element c of one row to
 // be read and one to be written, so that their memory traffic overlaps the loop's
 // arithmetic instead of following it.  Only hints: no result depends on them.
 struct NoPrefetch {
