@@ -107,16 +107,12 @@ GS_INLINE V select_upper(lanes::UInt<V> b, lanes::Mask<V> upper, V x, V y) {
 template <class V>
 GS_INLINE void reduce_one_minus(V t, V& e, V& f) {
   using S = typename lanes::Traits<V>::Scalar;
-  if constexpr (kAvx2Vector<V> && sizeof(S) == 4) {
-    // e = -1 where far (all bits set: the int -1) and +0 elsewhere, in one conversion
-    const lanes::Mask<V> far = t > one_minus_sqrt_half<S>();  // t is never NaN
-    e = lanes::small_int_to_float(far);
-    f = lanes::select(far, lanes::fma(lanes::splat<V>(S(-2)), t, lanes::splat<V>(S(1))), -t);
-    return;
-  }
-  const lanes::Mask<V> near_one = t <= one_minus_sqrt_half<S>();
-  e = lanes::select(near_one, lanes::splat<V>(S(0)), lanes::splat<V>(S(-1)));
-  f = lanes::select(near_one, -t, lanes::fma(lanes::splat<V>(S(-2)), t, lanes::splat<V>(S(1))));
+  const lanes::Mask<V> far = t > one_minus_sqrt_half<S>();  // t is never NaN
+  if constexpr (kAvx2Vector<V> && sizeof(S) == 4)
+    e = lanes::small_int_to_float(far);  // the mask is the int -1 where far: one conversion
+  else
+    e = lanes::select(far, lanes::splat<V>(S(-1)), lanes::splat<V>(S(0)));
+  f = lanes::select(far, lanes::fma(lanes::splat<V>(S(-2)), t, lanes::splat<V>(S(1))), -t);
 }
 
 // E = -log(U), the standard exponential variate of the bits (the first log above).
