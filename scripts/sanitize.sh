@@ -13,8 +13,13 @@
 #                   runs, with build/sanitize, so a second run rebuilds only what changed)
 #   SANITIZE_PEERS  1 (default): install the optional peers that .ci/run installs
 #                   (torch's CPU build, JAX, Dask with distributed, ml_dtypes,
-#                   scikit-learn, matplotlib), so that their tests run under the
-#                   sanitizers too; 0: leave them out (those tests then skip)
+#                   reinmax, scikit-learn, matplotlib), so that their tests run under
+#                   the sanitizers too; 0: leave them out (those tests then skip)
+#   SANITIZE_TARGETS  the SIMD kernel sets to build, e.g. "baseline;avx2" (default: every
+#                   one the compiler can build); .ci/run passes those this CPU runs, as
+#                   a kernel set the CPU cannot run is never executed under the sanitizers
+#   SANITIZE_SHARDS run the suite as this many pytest processes side by side
+#                   (scripts/pytest_shards.py; default 1: one process)
 #
 # What is checked:
 #   - All of the package's C++ (bindings, dispatch, every SIMD kernel set) is built with
@@ -66,16 +71,20 @@ py=$venv/bin/python
 "$py" -m pip install -q "scikit-build-core>=0.10" "pybind11>=2.12"
 if [ "${SANITIZE_PEERS:-1}" = 1 ]; then  # as in .ci/run (torch==2.13.0: the CPU build)
   "$py" -m pip install -q "torch==2.13.0" "jax>=0.4.35" "dask[array]>=2024.1" \
-    "distributed>=2024.1" "ml_dtypes>=0.2" "scikit-learn>=1.0" "matplotlib>=3.5"
+    "distributed>=2024.1" "ml_dtypes>=0.2" "reinmax==0.1.0" "scikit-learn>=1.0" \
+    "matplotlib>=3.5"
 fi
 san="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
+targets=()
+[ -z "${SANITIZE_TARGETS:-}" ] ||
+  targets=(-Ccmake.define.GUMBEL_SOFTMAX_TARGETS="$SANITIZE_TARGETS")
 "$py" -m pip install -q --no-build-isolation ".[test]" \
   -Cbuild-dir="$build_dir" \
   -Ccmake.build-type=RelWithDebInfo \
   -Ccmake.define.CMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g -fno-var-tracking" \
   -Ccmake.define.CMAKE_CXX_FLAGS="$san -D_GLIBCXX_ASSERTIONS" \
   -Ccmake.define.CMAKE_MODULE_LINKER_FLAGS="-fsanitize=address,undefined" \
-  -Ccmake.define.CMAKE_SHARED_LINKER_FLAGS="-fsanitize=address,undefined"
+  -Ccmake.define.CMAKE_SHARED_LINKER_FLAGS="-fsanitize=address,undefined" "${targets[@]}"
 
 # Python is not instrumented, so the ASan runtime must be loaded first (LD_PRELOAD), and
 # with it libstdc++: otherwise ASan cannot find the real __cxa_throw when it starts and
@@ -150,8 +159,8 @@ echo "sanitize.sh: LeakSanitizer reports a planted leak in this setting (log: $c
 log=$build_dir/pytest.log
 echo "sanitize.sh: running the test suite under ASan + UBSan (log: $log)"
 status=0
-env "${lsan_env[@]}" "$py" -m pytest -s -p no:cacheprovider "$@" 2>&1 | tee "$log" ||
-  status=$?
+env "${lsan_env[@]}" "$py" scripts/pytest_shards.py --shards "${SANITIZE_SHARDS:-1}" \
+  --log-dir "$build_dir/shards" -s -p no:cacheprovider "$@" 2>&1 | tee "$log" || status=$?
 # Any report fails the run, and so does a crash of LeakSanitizer's own tracer ("has
 # encountered a fatal error"): then the leak scan did not complete.  (LeakSanitizer
 # also sets a non-zero exit status for both.)

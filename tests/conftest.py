@@ -6,6 +6,7 @@ is, and provides fixtures that wrap the package for the tests.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 
@@ -43,3 +44,24 @@ def moved_noise(gs):
         return np.moveaxis(g, -1, ax)
 
     return noise
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    """One shard of the suite, for scripts/pytest_shards.py (CI's reruns run the suite as
+    shards side by side): with GUMBEL_SOFTMAX_TEST_SHARD="i/n", keep every n-th test of
+    the collection (after -m and -k) starting at the i-th, and write the whole collection's
+    node ids to GUMBEL_SOFTMAX_TEST_SHARD_LIST, where the runner checks that every shard
+    collected the same tests (so that the shards partition them exactly)."""
+    shard = os.environ.get("GUMBEL_SOFTMAX_TEST_SHARD")
+    if not shard:
+        return
+    i, n = (int(v) for v in shard.split("/"))
+    if not 0 <= i < n:
+        raise pytest.UsageError(f"GUMBEL_SOFTMAX_TEST_SHARD={shard!r}: want i/n, 0 <= i < n")
+    listing = os.environ.get("GUMBEL_SOFTMAX_TEST_SHARD_LIST")
+    if listing:
+        with open(listing, "w") as f:
+            json.dump([item.nodeid for item in items], f)
+    config.hook.pytest_deselected(items=[t for k, t in enumerate(items) if k % n != i])
+    items[:] = [t for k, t in enumerate(items) if k % n == i]
