@@ -15,14 +15,16 @@
 #                   (torch's CPU build, JAX, Dask with distributed, ml_dtypes,
 #                   reinmax, scikit-learn, matplotlib), so that their tests run under
 #                   the sanitizers too; 0: leave them out (those tests then skip)
-#   SANITIZE_TARGETS  the SIMD kernel sets to build, e.g. "baseline;avx2" (default: every
-#                   one the compiler can build); .ci/run passes those this CPU runs, as
-#                   a kernel set the CPU cannot run is never executed under the sanitizers
+#   SANITIZE_TARGETS  the SIMD kernel sets to build, e.g. "baseline;avx2", in their own
+#                   build directory build/sanitize-baseline-avx2 (default: every one the
+#                   compiler can build, in build/sanitize); .ci/run passes those this CPU
+#                   runs, as a kernel set the CPU cannot run never executes here
 #   SANITIZE_SHARDS run the suite as this many pytest processes side by side
 #                   (scripts/pytest_shards.py; default 1: one process)
 #
 # What is checked:
-#   - All of the package's C++ (bindings, dispatch, every SIMD kernel set) is built with
+#   - All of the package's C++ (bindings, dispatch, every SIMD kernel set, or those of
+#     SANITIZE_TARGETS) is built with
 #     -fsanitize=address,undefined -fno-omit-frame-pointer at -O1 -g, without NDEBUG, and
 #     with -D_GLIBCXX_ASSERTIONS (bounds-checked std::vector::operator[] and friends).
 #     -fno-var-tracking: reports keep their file, line and inlined frames, only the
@@ -31,8 +33,10 @@
 #   - -fno-sanitize-recover=undefined: undefined behaviour aborts the process, so it
 #     fails a test or pytest itself instead of being printed into captured output.
 #     ASan errors always abort (halt_on_error).  pytest runs with -s so that a report
-#     from the pytest process itself reaches the terminal; reports from the subprocesses
-#     that tests start appear in those tests' failure messages.
+#     from the pytest process itself reaches the terminal (with SANITIZE_SHARDS > 1,
+#     shard 0's as it comes, the other shards' when all have finished, and all of them
+#     in $build_dir/shards/shard-*.log); reports from the subprocesses that tests start
+#     appear in those tests' failure messages.
 #   - ASan: heap, stack and global overflows, use after free, use after return
 #     (detect_stack_use_after_return=1), double free, initialisation order.
 #   - LeakSanitizer stays on.  PYTHONMALLOC=malloc sends Python's objects through malloc,
@@ -62,7 +66,8 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 
 venv=${SANITIZE_VENV:-.venv-sanitize}
-build_dir=build/sanitize
+build_dir=build/sanitize  # one per set of kernels: GUMBEL_SOFTMAX_TARGETS is cached
+[ -z "${SANITIZE_TARGETS:-}" ] || build_dir=$build_dir-${SANITIZE_TARGETS//;/-}
 python3 -m venv "$venv"
 py=$venv/bin/python
 
