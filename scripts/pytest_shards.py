@@ -6,8 +6,9 @@ Usage (from the directory pytest should run in, with the interpreter to test)::
     python scripts/pytest_shards.py [--shards N] [--log-dir DIR] [pytest arguments]
 
 Most of the suite is single-threaded Python, so on a 2-core machine two shards take
-about 0.6-0.65x the time of one run (CI's reruns of the suite: the minimal build, the
-wheel and the sanitizer build; the README's test command stays one ``python -m pytest``).
+about 0.6-0.65x the time of one run when the machine is quiet (0.73-0.92x in a CI run).
+CI's reruns of the suite use it (the minimal build, the wheel and the sanitizer build);
+the README's test command stays one ``python -m pytest``.
 
 Each shard is ``python -m pytest -p no:cacheprovider [arguments]`` (the shards would
 overwrite each other's cache) with GUMBEL_SOFTMAX_TEST_SHARD="i/N": tests/conftest.py
