@@ -54,6 +54,11 @@ def summary_counts(log: str) -> dict[str, int]:
     return counts
 
 
+def shard_file(log_dir: str, i: int, ext: str) -> str:
+    """Shard i's log (ext "log") or collection (ext "json") in log_dir."""
+    return os.path.join(log_dir, f"shard-{i}.{ext}")
+
+
 def tee(pipe, path: str) -> None:
     """Copy ``pipe`` to this process's stdout as it comes, and to the file ``path``."""
     with open(path, "ab") as log:
@@ -72,8 +77,8 @@ def run_shards(n: int, log_dir: str, pytest_args: list[str]) -> list[int]:
         for i in range(n):
             env = dict(os.environ)
             env["GUMBEL_SOFTMAX_TEST_SHARD"] = f"{i}/{n}"
-            env["GUMBEL_SOFTMAX_TEST_SHARD_LIST"] = os.path.join(log_dir, f"shard-{i}.json")
-            log_path = os.path.join(log_dir, f"shard-{i}.log")
+            env["GUMBEL_SOFTMAX_TEST_SHARD_LIST"] = shard_file(log_dir, i, "json")
+            log_path = shard_file(log_dir, i, "log")
             cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *pytest_args]
             with open(log_path, "wb") as out:
                 pipe = subprocess.PIPE if i == 0 else out
@@ -102,7 +107,7 @@ def main(argv: list[str]) -> int:
         parser.error("--shards must be at least 1")
     log_dir = args.log_dir or tempfile.mkdtemp(prefix="pytest-shards-")
     os.makedirs(log_dir, exist_ok=True)
-    lists = [os.path.join(log_dir, f"shard-{i}.json") for i in range(n)]
+    lists = [shard_file(log_dir, i, "json") for i in range(n)]
     for path in lists:  # a stale one from an earlier run must not pass the check below
         if os.path.exists(path):
             os.remove(path)
@@ -112,7 +117,7 @@ def main(argv: list[str]) -> int:
 
     counts = []
     for i in range(n):
-        log_path = os.path.join(log_dir, f"shard-{i}.log")
+        log_path = shard_file(log_dir, i, "log")
         with open(log_path, errors="replace") as f:
             text = f.read()
         if i > 0:

@@ -67,7 +67,11 @@ root=$(pwd)
 
 venv=${SANITIZE_VENV:-.venv-sanitize}
 build_dir=build/sanitize  # one per set of kernels: GUMBEL_SOFTMAX_TARGETS is cached
-[ -z "${SANITIZE_TARGETS:-}" ] || build_dir=$build_dir-${SANITIZE_TARGETS//;/-}
+targets=()
+if [ -n "${SANITIZE_TARGETS:-}" ]; then
+  build_dir=$build_dir-${SANITIZE_TARGETS//;/-}
+  targets=(-Ccmake.define.GUMBEL_SOFTMAX_TARGETS="$SANITIZE_TARGETS")
+fi
 python3 -m venv "$venv"
 py=$venv/bin/python
 
@@ -80,9 +84,6 @@ if [ "${SANITIZE_PEERS:-1}" = 1 ]; then  # as in .ci/run (torch==2.13.0: the CPU
     "matplotlib>=3.5"
 fi
 san="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
-targets=()
-[ -z "${SANITIZE_TARGETS:-}" ] ||
-  targets=(-Ccmake.define.GUMBEL_SOFTMAX_TARGETS="$SANITIZE_TARGETS")
 "$py" -m pip install -q --no-build-isolation ".[test]" \
   -Cbuild-dir="$build_dir" \
   -Ccmake.build-type=RelWithDebInfo \
