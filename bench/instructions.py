@@ -25,7 +25,7 @@ import sys
 import tempfile
 
 # name: (statement, what it runs); x: the logits, out: a result array, g, y: a gradient
-# and a soft sample of x's shape, rng: a Philox
+# and a soft sample of x's shape, h: a hard one, rng: a Philox
 CASES = {
     "soft0.5": "gs.gumbel_softmax(x, 0.5, rng=rng, out=out)",
     "soft1": "gs.gumbel_softmax(x, 1.0, rng=rng, out=out)",
@@ -33,6 +33,8 @@ CASES = {
     "log0.5": "gs.log_gumbel_softmax(x, 0.5, rng=rng, out=out)",
     "categorical": "gs.categorical(x, rng=rng)",
     "backward": "gs.gumbel_softmax_backward(g, y, 0.5, out=out)",
+    "reinmax1.5": "gs.reinmax_backward(g, x, h, 1.5, out=out)",
+    "reinmax1": "gs.reinmax_backward(g, x, h, 1.0, out=out)",
     "soft0.5-alloc": "gs.gumbel_softmax(x, 0.5, rng=rng)",
 }
 
@@ -44,6 +46,7 @@ r = np.random.default_rng(0)
 x = r.standard_normal(shape).astype(np.float32)
 g = r.standard_normal(shape).astype(np.float32)
 y = gs.gumbel_softmax(x, 0.5, rng=gs.Philox(9))
+h = gs.gumbel_softmax(x, 0.5, hard=True, rng=gs.Philox(9))
 out = np.empty_like(x)
 rng = gs.Philox(1)
 f = lambda: {stmt}

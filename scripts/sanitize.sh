@@ -12,9 +12,10 @@
 #   SANITIZE_VENV   virtual environment to use (default .venv-sanitize; kept between
 #                   runs, with build/sanitize, so a second run rebuilds only what changed)
 #   SANITIZE_PEERS  1 (default): install the optional peers that .ci/run installs
-#                   (torch's CPU build, JAX, Dask with distributed, ml_dtypes,
-#                   reinmax, scikit-learn, matplotlib), so that their tests run under
-#                   the sanitizers too; 0: leave them out (those tests then skip)
+#                   (.ci/peers.txt: torch's CPU build, JAX, Dask, ml_dtypes, reinmax,
+#                   scikit-learn, matplotlib), so that their tests run under the
+#                   sanitizers too; 0: leave them out (those tests then skip); anything
+#                   else: those requirements, separated by spaces (.ci/run passes its list)
 #   SANITIZE_TARGETS  the SIMD kernel sets to build, e.g. "baseline;avx2", in their own
 #                   build directory build/sanitize-baseline-avx2 (default: every one the
 #                   compiler can build, in build/sanitize); .ci/run passes those this CPU
@@ -78,11 +79,14 @@ py=$venv/bin/python
 # The build backend (pyproject.toml's build-system.requires) and the test extra; the
 # extension itself is built without isolation so that build/sanitize stays valid.
 "$py" -m pip install -q "scikit-build-core>=0.10" "pybind11>=2.12"
-if [ "${SANITIZE_PEERS:-1}" = 1 ]; then  # as in .ci/run (torch==2.13.0: the CPU build)
-  "$py" -m pip install -q "torch==2.13.0" "jax>=0.4.35" "dask[array]>=2024.1" \
-    "distributed>=2024.1" "ml_dtypes>=0.2" "reinmax==0.1.0" "scikit-learn>=1.0" \
-    "matplotlib>=3.5"
-fi
+case ${SANITIZE_PEERS:-1} in
+  0) ;;
+  1) "$py" -m pip install -q -r .ci/peers.txt ;;
+  *)
+    read -r -a peers <<<"$SANITIZE_PEERS"
+    "$py" -m pip install -q "${peers[@]}"
+    ;;
+esac
 san="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
 "$py" -m pip install -q --no-build-isolation ".[test]" \
   -Cbuild-dir="$build_dir" \

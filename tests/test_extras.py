@@ -79,3 +79,37 @@ def test_extras_are_declared():
         ("test", "threadpoolctl"),
     ]:
         assert any(req.startswith(dist) for req in extras[extra]), (extra, dist)
+
+
+def test_ci_installs_a_peer_for_every_extra():
+    """.ci/peers.txt (what CI installs, so that no peer's test skips there) names a
+    distribution of every extra of pyproject.toml but test and docs, torch as its CPU
+    build; .ci/run and scripts/sanitize.sh read it instead of a list of their own."""
+    tomllib = pytest.importorskip("tomllib", reason="tomllib needs Python 3.11")
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    peers_file = root / ".ci" / "peers.txt"
+    if not peers_file.is_file():
+        pytest.skip(".ci/peers.txt is not next to the tests (installed tests)")
+    lines = [ln.split("#")[0].strip() for ln in peers_file.read_text().splitlines()]
+    peers = [ln for ln in lines if ln]
+
+    def name(req):
+        return re.match(r"[A-Za-z0-9_.-]+", req).group(0).lower().replace("_", "-")
+
+    names = {name(p) for p in peers}
+    extras = tomllib.loads((root / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    for extra, reqs in extras.items():
+        if extra in ("test", "docs"):
+            continue
+        for req in reqs:
+            assert name(req) in names, (extra, req, sorted(names))
+    assert "torch==2.13.0" in peers, peers
+    for script in (".ci/run", "scripts/sanitize.sh"):
+        text = (root / script).read_text()
+        assert ".ci/peers.txt" in text, script
+        assert "jax>=" not in text, f"{script} keeps a list of its own"
