@@ -7,6 +7,10 @@ int axis, rng None / int / ``gs.Philox``, no mask, out None or a matching array)
 answers None for anything else, which then runs the general path
 (``_ops.forward_general`` / ``_ops.categorical_general``).
 
+``gs.gumbel`` and ``gs.logistic`` likewise: ``_core.noise_fast`` (an int or a tuple of
+ints as shape, dtype None / float32 / float64, rng None / int / ``gs.Philox``, no out),
+else ``_ops.noise_general``.
+
 Checked here, on the cases at the boundary of the fast path: which path a call takes; the
 same output bits and the same generator state after the call from both paths; the same
 exception type and message from both for bad arguments, and no rows drawn.
@@ -413,3 +417,120 @@ def test_relaxed_top_k_backward_far_terms_on_short_rows(dtype, big, k):
     finally:
         _core._set_short_rows(True)
     assert a.tobytes() == b.tobytes()
+
+
+# ----- gs.gumbel and gs.logistic (_core.noise_fast, else _ops.noise_general) ----------
+# (id, positional arguments of _ops.noise but rng): each takes the fast path
+NOISE_TAKEN = [
+    ("tuple", ((7, 10), None, None, False)),
+    ("int", (70, None, None, False)),
+    ("float32_type", ((7, 10), np.float32, None, False)),
+    ("float64_type", ((3, 5, 4), np.float64, None, False)),
+    ("float32_dtype", ((7, 10), np.dtype("float32"), None, False)),
+    ("float64_dtype", ((2, 33), np.dtype("<f8"), None, False)),
+    ("logistic", ((7, 10), None, None, True)),
+    ("long_rows", ((2, 1000), None, None, False)),
+    ("empty_batch", ((0, 10), None, None, False)),
+    ("empty_rows", ((4, 0), None, None, False)),
+    ("1d_empty", ((0,), np.float64, None, False)),
+]
+
+
+def _noise_args(args, rng):
+    shape, dtype, out, logistic = args
+    return (shape, dtype, rng, out, logistic)
+
+
+@pytest.mark.parametrize("name, args", NOISE_TAKEN, ids=[c[0] for c in NOISE_TAKEN])
+def test_noise_fast_path_taken_and_equal(name, args):
+    assert _core.noise_fast(*_noise_args(args, _philox())) is not None
+    r1, r2 = _philox(), _philox()
+    a = _ops.noise(*_noise_args(args, r1))
+    b = _ops.noise_general(*_noise_args(args, r2))
+    assert type(a) is np.ndarray and a.dtype == b.dtype and a.shape == b.shape
+    assert_bitwise_equal(a, b)
+    assert r1.counter == r2.counter == 5 + int(np.prod(a.shape[:-1]))  # a Philox step per row
+
+
+@pytest.mark.parametrize("seed", [0, 2**64 - 1, None])
+def test_noise_fast_path_seeds(seed):
+    a = gs.gumbel((3, 4), rng=seed)
+    assert _core.noise_fast((3, 4), None, seed, None, False) is not None
+    if seed is None:  # fresh OS entropy each call
+        assert not np.array_equal(a, gs.gumbel((3, 4)))
+    else:  # an int is a new Philox at counter 0, as on the general path
+        assert_bitwise_equal(a, _ops.noise_general((3, 4), None, seed, None, False))
+        assert_bitwise_equal(a, gs.gumbel((3, 4), rng=gs.Philox(seed)))
+
+
+def _noise_declined():
+    """(id, arguments of _ops.noise but rng): left to the general path, which computes
+    them or raises."""
+    yield "list_shape", ([7, 10], None, None, False)
+    yield "np_int_shape", ((np.int64(7), 10), None, None, False)
+    yield "np_int", (np.int64(7), None, None, False)
+    yield "bool_dim", ((True, 3), None, None, False)
+    yield "bool_shape", (True, None, None, False)
+    yield "float_dim", ((7, 1.0), None, None, False)
+    yield "negative", ((7, -1), None, None, False)
+    yield "empty_shape", ((), None, None, False)
+    yield "too_many_dims", ((1,) * 33, None, None, False)
+    yield "huge_dim", ((2**63,), None, None, False)
+    yield "too_large", ((2**40, 2**30), None, None, False)
+    yield "too_large_with_zero", ((2**62, 0), None, None, False)
+    yield "row_too_long", ((1, 2**31), None, None, False)
+    yield "float16", ((7, 10), np.float16, None, False)
+    yield "str_dtype", ((7, 10), "float32", None, False)
+    yield "python_float_dtype", ((7, 10), float, None, False)
+    yield "int_dtype", ((7, 10), np.int32, None, False)
+    yield "swapped_dtype", ((7, 10), np.dtype(">f4"), None, False)
+    yield "out", ((7, 10), None, np.empty((7, 10), np.float32), False)
+    yield "out_wrong", ((7, 10), None, np.empty((7, 9), np.float32), False)
+
+
+NOISE_DECLINED = list(_noise_declined())
+
+
+@pytest.mark.parametrize("name, args", NOISE_DECLINED, ids=[c[0] for c in NOISE_DECLINED])
+@pytest.mark.parametrize("rng", ["philox", "generator", "np_int"])
+def test_noise_declined_cases_same_outcome(name, args, rng):
+    """Not taken (with any rng), and the same result or error from both paths; a failed
+    call draws nothing."""
+    make = {
+        "philox": _philox,
+        "generator": lambda: np.random.default_rng(3),
+        "np_int": lambda: np.int64(3),
+    }[rng]
+    assert _core.noise_fast(*_noise_args(args, make())) is None
+    outcomes = []
+    for fn in (_ops.noise, _ops.noise_general):
+        r = make()
+        try:
+            res = fn(*_noise_args(args, r))
+        except Exception as exc:  # noqa: BLE001 - compared between the two paths
+            outcomes.append(("raise", type(exc), str(exc), r))
+        else:
+            outcomes.append(("ok", res, r))
+    a, b = outcomes
+    assert a[0] == b[0]
+    if a[0] == "raise":
+        assert a[1:3] == b[1:3]
+        assert any(w in a[2] for w in ("shape", "dtype", "out"))  # names the argument
+        if rng == "philox":
+            assert a[3].counter == 5  # nothing drawn
+        if rng == "generator":
+            assert a[3].bit_generator.state == np.random.default_rng(3).bit_generator.state
+    else:
+        assert_bitwise_equal(a[1], b[1])
+        if rng == "philox":
+            assert a[2].counter == b[2].counter
+
+
+def test_noise_fast_path_counter_overflow():
+    rng = gs.Philox(1, counter=2**64 - 3)
+    with pytest.raises(OverflowError) as fast:
+        gs.gumbel((7, 10), rng=rng)
+    with pytest.raises(OverflowError) as general:
+        _ops.noise_general((7, 10), None, rng, None, False)
+    assert str(fast.value) == str(general.value)
+    assert rng.counter == 2**64 - 3

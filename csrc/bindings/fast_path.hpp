@@ -12,6 +12,7 @@
 //   out     None, or an exact ndarray of logits' shape and dtype, writable, aligned, whose
 //           memory is disjoint from logits' or exactly logits (in place).
 //
+// (gs.gumbel and gs.logistic have one of their own, ops/noise.cpp: noise_fast.)
 // Anything else answers "not taken" (None) before anything is allocated or drawn, and the
 // Python function runs its general path, whose checks raise the documented errors.  So
 // the fast path raises only what the general path would raise for the same call after

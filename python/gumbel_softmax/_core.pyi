@@ -58,6 +58,7 @@ def forward_fast(
 def categorical_fast(
     logits: Any, axis: Any, rng: Any, mask: Any
 ) -> npt.NDArray[np.int64] | None: ...
+def noise_fast(shape: Any, dtype: Any, rng: Any, out: Any, logistic: bool) -> np.ndarray | None: ...
 
 # The same, else the general path's result (the Python functions set_general_paths set).
 def forward_entry(

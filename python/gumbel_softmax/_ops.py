@@ -254,7 +254,15 @@ def recompute_backward(grad_y, logits, tau, axis, out, rng, mask):
 
 
 def noise(shape, dtype, rng, out, logistic):
-    """gumbel() (logistic=False) and logistic()."""
+    """gumbel() (logistic=False) and logistic(): the common case in one C++ call
+    (_core.noise_fast: an int or a tuple of ints as shape, dtype None / float32 /
+    float64, rng None / int / Philox, no out), else noise_general."""
+    res = _core.noise_fast(shape, dtype, rng, out, logistic)
+    return noise_general(shape, dtype, rng, out, logistic) if res is None else res
+
+
+def noise_general(shape, dtype, rng, out, logistic):
+    """noise(), every case: checked here (the errors are raised here)."""
     if dtype is None:
         dtype = out.dtype if isinstance(out, np.ndarray) else np.float32
     shape, dtype, low = noise_args(shape, dtype)

@@ -34,6 +34,7 @@ struct PhiloxBlocksArgs {
 #include <vector>
 
 #include "bindings/common.hpp"
+#include "bindings/fast_path.hpp"
 
 namespace gumbel_softmax {
 namespace {
@@ -59,7 +60,92 @@ py::array noise_impl(const std::vector<int64_t>& shape, Noise kind, const py::ob
   return std::move(result);
 }
 
+// ----- the fast path of gs.gumbel / gs.logistic (see bindings/fast_path.hpp) ---------
+// Taken when: shape is an int or a tuple of 1 .. 32 ints (exact ints, each >= 0, rows
+// of at most 2**31 - 1 elements, a result NumPy can address); dtype is None, float32 or
+// float64 (the scalar types or their native dtypes); rng as the samplers' fast path;
+// out is None.  Anything else is "not taken" and _ops.noise runs its general path.
+
+// The NumPy type number of a fast dtype, or 0.
+int fast_dtype(PyObject* o) {
+  if (o == Py_None) return fast::detail::npy_api::NPY_FLOAT_;
+  for (int num : {fast::detail::npy_api::NPY_FLOAT_, fast::detail::npy_api::NPY_DOUBLE_}) {
+    // the builtin descriptor (a singleton that NumPy never frees) and its scalar type
+    PyObject* d = fast::api().PyArray_DescrFromType_(num);
+    if (d == nullptr) throw py::error_already_set();
+    Py_DECREF(d);
+    if (o == d || o == fast::detail::array_descriptor_proxy(d)->typeobj) return num;
+  }
+  return 0;
+}
+
+// shape (see above) into dims, for items of itemsize bytes; false: not taken.
+bool fast_shape(PyObject* o, int itemsize, int& nd, Py_ssize_t* dims) {
+  PyObject* const* items = &o;
+  Py_ssize_t n = 1;
+  if (PyTuple_CheckExact(o)) {
+    items = reinterpret_cast<PyTupleObject*>(o)->ob_item;
+    n = PyTuple_GET_SIZE(o);
+  } else if (!PyLong_CheckExact(o)) {
+    return false;
+  }
+  if (n < 1 || n > 32) return false;  // (NumPy 1's limit on dimensions: the general path)
+  Py_ssize_t bytes = itemsize;        // of the result, zeros counted as ones (check_result_bytes)
+  for (Py_ssize_t k = 0; k < n; ++k) {
+    if (!PyLong_CheckExact(items[k])) return false;  // (bool and np.int64: the general path)
+    int overflow = 0;
+    const long long v = PyLong_AsLongLongAndOverflow(items[k], &overflow);
+    if (overflow || v < 0) return false;
+    dims[k] = static_cast<Py_ssize_t>(v);
+    if (__builtin_mul_overflow(bytes, std::max<Py_ssize_t>(dims[k], 1), &bytes)) return false;
+  }
+  if (dims[n - 1] > fast::kMaxRow) return false;
+  nd = static_cast<int>(n);
+  return true;
+}
+
+template <class T>
+py::object noise_fast_impl(int nd, const Py_ssize_t* dims, Noise kind, const fast::Rng& rng) {
+  constexpr int num =
+      sizeof(T) == 8 ? fast::detail::npy_api::NPY_DOUBLE_ : fast::detail::npy_api::NPY_FLOAT_;
+  py::array result = fast::new_array(num, nd, dims);
+  NoiseArgs<T> a;
+  a.os = fast::rowspec(result, nd - 1);
+  a.out = static_cast<T*>(result.mutable_data());
+  a.kind = kind;
+  const Rows rows = fast::take_rows(rng, a.os.nrows);  // last: a failed call takes none
+  a.key = rows.key;
+  a.first_row = rows.first;
+  fast::run([&] { run(a); }, rows, static_cast<int64_t>(result.size()));
+  return std::move(result);
+}
+
+// _core.noise_fast(shape, dtype, rng, out, logistic): the noise, or None (not taken).
+PyObject* noise_fast(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  return fast::guarded([&]() -> PyObject* {
+    if (nargs != 5) throw py::type_error("noise_fast takes 5 arguments");
+    const int num = fast_dtype(args[1]);
+    const bool is_double = num == fast::detail::npy_api::NPY_DOUBLE_;
+    int nd = 0;
+    Py_ssize_t dims[32];
+    fast::Rng rng;
+    bool logistic = false;
+    if (num == 0 || !fast_shape(args[0], is_double ? 8 : 4, nd, dims) ||
+        !fast::rng_of(args[2], rng) || args[3] != Py_None || !fast::flag_of(args[4], logistic))
+      return fast::not_taken();
+    const Noise kind = logistic ? Noise::logistic : Noise::gumbel;
+    py::object r = is_double ? noise_fast_impl<double>(nd, dims, kind, rng)
+                             : noise_fast_impl<float>(nd, dims, kind, rng);
+    return r.release().ptr();
+  });
+}
+
+PyMethodDef g_noise_fast_def = {
+    "noise_fast", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&noise_fast)),
+    METH_FASTCALL, "The common case of gumbel and logistic, or None."};
+
 void bind(py::module_& m) {
+  fast::add_function(m, g_noise_fast_def);
   m.def(
       "philox4x32",
       [](py::array_t<uint32_t, py::array::c_style> counters, uint32_t k0, uint32_t k1) {
