@@ -101,6 +101,20 @@ def small(args):
             f"  {'gumbel (64, 10) vs ' + name:34s} {ratio:5.2f}x its time "
             f"(quartiles {lo:.2f} - {hi:.2f})"
         )
+    # the other functions' small calls (no goals): time of the call / time of np.exp
+    g32 = np.random.default_rng(1).standard_normal((64, 10)).astype(np.float32)
+    ys = gs.gumbel_softmax(x, 0.5, rng=1)
+    index = gs.categorical(x, rng=2)
+    for name, fn in [
+        ("relaxed_bernoulli", lambda: gs.relaxed_bernoulli(x, 0.5, rng=rng)),
+        ("relaxed_bernoulli_backward", lambda: gs.relaxed_bernoulli_backward(g32, ys, 0.5)),
+        ("concrete_log_prob", lambda: gs.concrete_log_prob(ys, x, 0.5)),
+        ("conditional_gumbel", lambda: gs.conditional_gumbel(x, index, rng=rng)),
+        ("gumbel_softmax_backward", lambda: gs.gumbel_softmax_backward(g32, ys, 0.5)),
+        ("top_k, k = 3", lambda: gs.top_k(x, 3, rng=rng)),
+    ]:
+        ratio, lo, hi = paired(lambda: np.exp(x), fn, args.blocks, loops)
+        print(f"  {name + ' (64, 10)':34s} {ratio:5.2f}x np.exp (quartiles {lo:.2f} - {hi:.2f})")
     one = lambda: gs.gumbel_softmax(x1, 0.5, rng=rng)  # noqa: E731
     times, ratios = [], []
     for _ in range(args.blocks):

@@ -313,6 +313,30 @@ def test_relaxed_bernoulli_tau_array_broadcast(dtype, tau_shape):
     assert_bitwise_equal(yh, (x + L > 0).astype(dtype))
 
 
+# scalar taus whose 1/tau rounds, caps or is exact in float32 / float64
+SCALAR_TAUS = [1.0, 0.37, 3.0, 1 / 3, 1e-3, 2.9e-39, 1e-300, 5e-324, 1e300, 7, np.float32(0.1)]
+
+
+@pytest.mark.parametrize("tau", SCALAR_TAUS, ids=[repr(t) for t in SCALAR_TAUS])
+@pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
+def test_scalar_tau_equals_the_same_tau_as_an_array(dtype, tau):
+    """A scalar tau takes its own path to 1/tau (_args.scalar_inverse_tau, a 0-stride
+    view); an array of that value takes the array path (inverse_tau): the same bits,
+    for the sample, hard and soft, and for the backward."""
+    x = random_logits((5, 9), dtype, seed=3)
+    full = np.full(x.shape, float(tau))
+    for hard in (False, True):
+        a = gs.relaxed_bernoulli(x, tau, hard=hard, rng=gs.Philox(4), return_soft=True)
+        b = gs.relaxed_bernoulli(x, full, hard=hard, rng=gs.Philox(4), return_soft=True)
+        assert_bitwise_equal(a[0], b[0])
+        assert_bitwise_equal(a[1], b[1])
+    g = random_logits(x.shape, dtype, seed=4)
+    y = gs.relaxed_bernoulli(x, 0.5, rng=5)
+    assert_bitwise_equal(
+        gs.relaxed_bernoulli_backward(g, y, tau), gs.relaxed_bernoulli_backward(g, y, full)
+    )
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 def test_relaxed_bernoulli_wide_range(dtype):
     # logits far out in both tails at small and large tau: relative accuracy of small y
