@@ -109,6 +109,8 @@ def test_ci_installs_a_peer_for_every_extra():
         for req in reqs:
             assert name(req) in names, (extra, req, sorted(names))
     assert "torch==2.13.0" in peers, peers
+    # .ci/run passes the list to sanitize.sh as one string split at spaces
+    assert not any(any(c.isspace() for c in p) for p in peers), peers
     for script in (".ci/run", "scripts/sanitize.sh"):
         text = (root / script).read_text()
         assert ".ci/peers.txt" in text, script

@@ -526,6 +526,32 @@ def test_noise_declined_cases_same_outcome(name, args, rng):
             assert a[2].counter == b[2].counter
 
 
+@pytest.mark.parametrize(
+    "rng",
+    ["generator", -1, 2**64, True, "a", 3.0],
+    ids=["generator", "-1", "2**64", "True", "str", "float"],
+)
+def test_noise_declined_for_the_rng_alone(rng):
+    """The common shape and dtype with an rng the fast path leaves to Python: a Generator
+    (the same noise as the general path, drawn from its state) or a bad rng (the same
+    error)."""
+    make = (lambda: np.random.default_rng(3)) if rng == "generator" else (lambda: rng)
+    assert _core.noise_fast((7, 10), None, make(), None, False) is None
+    outcomes = []
+    for fn in (_ops.noise, _ops.noise_general):
+        r = make()
+        try:
+            outcomes.append(("ok", fn((7, 10), None, r, None, False)))
+        except Exception as exc:  # noqa: BLE001 - compared between the two paths
+            outcomes.append(("raise", type(exc), str(exc)))
+    (a, b) = outcomes
+    assert a[0] == b[0] == ("ok" if rng == "generator" else "raise")
+    if a[0] == "ok":
+        assert_bitwise_equal(a[1], b[1])
+    else:
+        assert a[1:] == b[1:] and ("rng" in a[2] or "seed" in a[2])
+
+
 def test_noise_fast_path_counter_overflow():
     rng = gs.Philox(1, counter=2**64 - 3)
     with pytest.raises(OverflowError) as fast:

@@ -330,3 +330,21 @@ def test_concrete_log_prob_huge_tau_keeps_the_contract(dtype, tau):
     assert out[4] == -np.inf
     assert np.isfinite(out[5])
     assert float(out[5]) == pytest.approx(_uniform_log_prob(x[5], tau), rel=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_concrete_log_prob_tau_bounds_scalar_and_array_agree(dtype):
+    """concrete_log_prob's tau must be a normal number of the data's dtype, the bounds
+    included; a scalar tau is checked in floats, an array elementwise: the two agree at
+    both bounds and just past them (the next float64 beyond; past float64's max that is
+    inf, refused as not finite)."""
+    info = np.finfo(dtype)
+    y = np.array([[0.25, 0.75]], dtype)
+    x = np.zeros((1, 2), dtype)
+    lo, hi = float(info.tiny), float(info.max)
+    for tau in (lo, hi):  # accepted, the same bits either way
+        assert_bitwise_equal(gs.concrete_log_prob(y, x, tau), gs.concrete_log_prob(y, x, [tau]))
+    for tau in (math.nextafter(lo, 0.0), math.nextafter(hi, math.inf)):
+        for t in (float(tau), np.array([float(tau)])):
+            with pytest.raises(ValueError, match="tau"):
+                gs.concrete_log_prob(y, x, t)

@@ -514,6 +514,7 @@ void gumbel_rao_short_group(const GumbelRaoOp<T>& op, int64_t r0, int64_t n) {
 // len * samples.
 template <class T>
 void gumbel_rao_kernel(const GumbelRaoArgs<T>& a) {
+  if (a.xs.nrows == 0 || a.xs.len == 0) return;  // nothing to compute (as run_schedule)
   GumbelRaoOp<T> op(a);
   const int64_t work =
       a.samples >= kParallelMinElements ? kParallelMinElements : a.xs.len * a.samples;

@@ -461,6 +461,7 @@ void reinmax_short_group(const ReinmaxArgs<T>& a, int64_t r0, int64_t n) {
 
 template <class T>
 void reinmax_kernel(const ReinmaxArgs<T>& a) {
+  if (a.xs.nrows == 0 || a.xs.len == 0) return;  // nothing to compute (as run_schedule)
 #ifdef GS_HAVE_VECTOR_EXT
   if (use_short_rows<T>(a.xs.len)) {
     for_groups<T>(a.xs.nrows, a.xs.len,

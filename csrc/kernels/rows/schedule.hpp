@@ -39,6 +39,10 @@ struct Schedule {
 // Runs op over nrows rows of len elements (T: the element type of the op's rows).
 template <class T, class Op>
 void run_schedule(Op& op, int64_t nrows, int64_t len) {
+  // No element to compute: no rows, or rows of no element (the binding has taken such
+  // a call's noise rows).  Nothing runs: no loop over 2**40 empty rows, no scratch
+  // sized by rows that do not exist.
+  if (nrows == 0 || len == 0) return;
 #ifdef GS_HAVE_VECTOR_EXT
   if constexpr (Op::kShortRows) {
     if (use_short_rows<T>(len)) {
