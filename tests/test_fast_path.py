@@ -491,6 +491,22 @@ def _noise_declined():
 NOISE_DECLINED = list(_noise_declined())
 
 
+def _noise_outcomes(args, make):
+    """What _ops.noise and _ops.noise_general each give for args (as _noise_args takes
+    them) with a fresh make() as rng: ("ok", result, rng) or ("raise", type, message,
+    rng)."""
+    outcomes = []
+    for fn in (_ops.noise, _ops.noise_general):
+        r = make()
+        try:
+            res = fn(*_noise_args(args, r))
+        except Exception as exc:  # noqa: BLE001 - compared between the two paths
+            outcomes.append(("raise", type(exc), str(exc), r))
+        else:
+            outcomes.append(("ok", res, r))
+    return outcomes
+
+
 @pytest.mark.parametrize("name, args", NOISE_DECLINED, ids=[c[0] for c in NOISE_DECLINED])
 @pytest.mark.parametrize("rng", ["philox", "generator", "np_int"])
 def test_noise_declined_cases_same_outcome(name, args, rng):
@@ -502,16 +518,7 @@ def test_noise_declined_cases_same_outcome(name, args, rng):
         "np_int": lambda: np.int64(3),
     }[rng]
     assert _core.noise_fast(*_noise_args(args, make())) is None
-    outcomes = []
-    for fn in (_ops.noise, _ops.noise_general):
-        r = make()
-        try:
-            res = fn(*_noise_args(args, r))
-        except Exception as exc:  # noqa: BLE001 - compared between the two paths
-            outcomes.append(("raise", type(exc), str(exc), r))
-        else:
-            outcomes.append(("ok", res, r))
-    a, b = outcomes
+    a, b = _noise_outcomes(args, make)
     assert a[0] == b[0]
     if a[0] == "raise":
         assert a[1:3] == b[1:3]
@@ -537,19 +544,12 @@ def test_noise_declined_for_the_rng_alone(rng):
     error)."""
     make = (lambda: np.random.default_rng(3)) if rng == "generator" else (lambda: rng)
     assert _core.noise_fast((7, 10), None, make(), None, False) is None
-    outcomes = []
-    for fn in (_ops.noise, _ops.noise_general):
-        r = make()
-        try:
-            outcomes.append(("ok", fn((7, 10), None, r, None, False)))
-        except Exception as exc:  # noqa: BLE001 - compared between the two paths
-            outcomes.append(("raise", type(exc), str(exc)))
-    (a, b) = outcomes
+    a, b = _noise_outcomes(((7, 10), None, None, False), make)
     assert a[0] == b[0] == ("ok" if rng == "generator" else "raise")
     if a[0] == "ok":
         assert_bitwise_equal(a[1], b[1])
     else:
-        assert a[1:] == b[1:] and ("rng" in a[2] or "seed" in a[2])
+        assert a[1:3] == b[1:3] and ("rng" in a[2] or "seed" in a[2])
 
 
 def test_noise_fast_path_counter_overflow():
