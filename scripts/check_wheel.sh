@@ -15,6 +15,10 @@
 #                        optional peers' tests run instead of skipping, e.g.
 #                        "torch==2.13.0 jax>=0.4.35 dask[array]>=2024.1 distributed>=2024.1
 #                        ml_dtypes>=0.2 scikit-learn>=1.0" (default: none; those tests skip)
+#   CHECK_WHEEL_PEERS_DIR  instead of installing CHECK_WHEEL_PEERS: a directory of
+#                        packages installed with `pip install --target`, put on the test
+#                        environment's sys.path after its site-packages
+#                        (scripts/link_peers.py; .ci/run installs its peers once there)
 #   CHECK_WHEEL_SDIST    1 (default): check the sdist and build a wheel from it; 0: skip
 #   CHECK_WHEEL_FROM     checkout (default): step 1 builds the wheel from this checkout
 #                        and step 3 a second one from the sdist, compared file for file;
@@ -242,7 +246,11 @@ venv=$work/venv
 vpy=$abs_work/venv/bin/python
 "$vpy" -m pip install -q --upgrade pip
 peers=()
-if [ -n "${CHECK_WHEEL_PEERS:-}" ]; then read -r -a peers <<<"$CHECK_WHEEL_PEERS"; fi
+if [ -n "${CHECK_WHEEL_PEERS_DIR:-}" ]; then
+  "$vpy" "$root/scripts/link_peers.py" "$CHECK_WHEEL_PEERS_DIR"
+elif [ -n "${CHECK_WHEEL_PEERS:-}" ]; then
+  read -r -a peers <<<"$CHECK_WHEEL_PEERS"
+fi
 "$vpy" -m pip install -q "$root/$repaired[test]" "${peers[@]}"
 "$vpy" -m pip list
 site=$("$vpy" -c "import sysconfig; print(sysconfig.get_paths()['platlib'])")

@@ -15,7 +15,11 @@
 #                   (.ci/peers.txt: torch's CPU build, JAX, Dask, ml_dtypes, reinmax,
 #                   scikit-learn, matplotlib), so that their tests run under the
 #                   sanitizers too; 0: leave them out (those tests then skip); anything
-#                   else: those requirements, separated by spaces (.ci/run passes its list)
+#                   else: those requirements, separated by spaces
+#   SANITIZE_PEERS_DIR  instead of installing SANITIZE_PEERS: a directory of packages
+#                   installed with `pip install --target`, put on the environment's
+#                   sys.path after its site-packages (scripts/link_peers.py; .ci/run
+#                   installs its peers once there)
 #   SANITIZE_TARGETS  the SIMD kernel sets to build, e.g. "baseline;avx2", in their own
 #                   build directory build/sanitize-baseline-avx2 (default: every one the
 #                   compiler can build, in build/sanitize); .ci/run passes those this CPU
@@ -79,14 +83,18 @@ py=$venv/bin/python
 # The build backend (pyproject.toml's build-system.requires) and the test extra; the
 # extension itself is built without isolation so that build/sanitize stays valid.
 "$py" -m pip install -q "scikit-build-core>=0.10" "pybind11>=2.12"
-case ${SANITIZE_PEERS:-1} in
-  0) ;;
-  1) "$py" -m pip install -q -r .ci/peers.txt ;;
-  *)
-    read -r -a peers <<<"$SANITIZE_PEERS"
-    "$py" -m pip install -q "${peers[@]}"
-    ;;
-esac
+if [ -n "${SANITIZE_PEERS_DIR:-}" ]; then
+  "$py" scripts/link_peers.py "$SANITIZE_PEERS_DIR"
+else
+  case ${SANITIZE_PEERS:-1} in
+    0) ;;
+    1) "$py" -m pip install -q -r .ci/peers.txt ;;
+    *)
+      read -r -a peers <<<"$SANITIZE_PEERS"
+      "$py" -m pip install -q "${peers[@]}"
+      ;;
+  esac
+fi
 san="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
 "$py" -m pip install -q --no-build-isolation ".[test]" \
   -Cbuild-dir="$build_dir" \

@@ -115,3 +115,49 @@ def test_ci_installs_a_peer_for_every_extra():
         text = (root / script).read_text()
         assert ".ci/peers.txt" in text, script
         assert "jax>=" not in text, f"{script} keeps a list of its own"
+
+
+def test_link_peers_puts_a_directory_after_the_environment(tmp_path):
+    """scripts/link_peers.py, by which .ci/run gives each of its virtual environments the
+    peers installed once with ``pip install --target``: in a fresh environment, a module
+    only in the directory imports from there and its distribution's metadata is found
+    (what pip reads to take it as installed); a module in both comes from the
+    environment; a missing directory is refused with exit status 2, nothing written."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "scripts" / "link_peers.py"
+    if not script.is_file():
+        pytest.skip("scripts/link_peers.py is not next to the tests (installed tests)")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    vpy = str(venv / "bin" / "python")
+
+    def out(*args):
+        proc = subprocess.run([vpy, *args], capture_output=True, text=True)
+        return proc.returncode, proc.stdout, proc.stderr
+
+    site = out("-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])")[1].strip()
+    peers = tmp_path / "peers"
+    (peers / "gs_probe_only-1.2.3.dist-info").mkdir(parents=True)
+    (peers / "gs_probe_only-1.2.3.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: gs-probe-only\nVersion: 1.2.3\n"
+    )
+    (peers / "gs_probe_only.py").write_text("WHERE = 'peers'\n")
+    (peers / "gs_probe_both.py").write_text("WHERE = 'peers'\n")
+    Path(site, "gs_probe_both.py").write_text("WHERE = 'venv'\n")
+    probe = (
+        "import importlib.metadata as m, gs_probe_both as b, gs_probe_only as o; "
+        "print(b.WHERE, o.WHERE, m.version('gs-probe-only'))"
+    )
+    assert out("-c", probe)[0] != 0  # not importable before
+
+    rc, stdout, stderr = out(str(script), str(tmp_path / "missing"))
+    assert rc == 2 and "is not a directory" in stderr, (rc, stdout, stderr)
+    assert not os.path.exists(os.path.join(site, "gs_ci_peers.pth"))
+
+    rc, stdout, stderr = out(str(script), str(peers))
+    assert rc == 0, (stdout, stderr)
+    assert out("-c", probe)[1].split() == ["venv", "peers", "1.2.3"]
