@@ -576,6 +576,58 @@ def test_seed_out_of_range(seed):
     assert_rejected(ValueError, "seed", lambda: gs.gumbel((3, 4), rng=seed, out=g), guard=[g])
 
 
+def _rng_calls():
+    """Every entry point that takes ``rng``, as name -> call(rng), on valid arguments
+    otherwise (float32 C-contiguous rows, which the samplers' C++ fast path takes)."""
+    x = _logits((6, 5), np.float32)
+    y = np.eye(5, dtype=np.float32)[np.arange(6) % 5]
+    g = np.ones_like(x)
+    return {
+        "gumbel": lambda r: gs.gumbel((6, 5), rng=r),
+        "logistic": lambda r: gs.logistic((6, 5), rng=r),
+        "gumbel_softmax": lambda r: gs.gumbel_softmax(x, rng=r),
+        "gumbel_softmax_hard": lambda r: gs.gumbel_softmax(x, hard=True, rng=r),
+        "log_gumbel_softmax": lambda r: gs.log_gumbel_softmax(x, rng=r),
+        "categorical": lambda r: gs.categorical(x, rng=r),
+        "top_k": lambda r: gs.top_k(x, 2, rng=r),
+        "relaxed_top_k": lambda r: gs.relaxed_top_k(x, 2, rng=r),
+        "relaxed_top_k_backward": lambda r: gs.relaxed_top_k_backward(g, x, 2, rng=r),
+        "relaxed_bernoulli": lambda r: gs.relaxed_bernoulli(x, rng=r),
+        "conditional_gumbel": lambda r: gs.conditional_gumbel(x, np.arange(6) % 5, rng=r),
+        "gumbel_softmax_backward": lambda r: gs.gumbel_softmax_backward(g, None, logits=x, rng=r),
+        "gumbel_rao_backward": lambda r: gs.gumbel_rao_backward(g, x, y, rng=r),
+        "GumbelSoftmax": lambda r: gs.GumbelSoftmax(rng=r),
+    }
+
+
+@pytest.mark.parametrize("seed", [-1, 2**64, np.int64(-5)])
+@pytest.mark.parametrize("entry", sorted(_rng_calls()))
+def test_int_rng_out_of_range_names_rng(entry, seed):
+    """An int ``rng`` outside [0, 2**64) raises ValueError naming the argument and the
+    seed, on every entry point that takes one (the fast paths decline it)."""
+    with pytest.raises(ValueError, match=r"^rng: seed must be in \[0, 2\*\*64\), got -?\d+$"):
+        _rng_calls()[entry](seed)
+
+
+@pytest.mark.parametrize("rng", [1.5, "a", True, [1]])
+@pytest.mark.parametrize("entry", sorted(_rng_calls()))
+def test_rng_of_another_type_names_rng(entry, rng):
+    with pytest.raises(TypeError, match="^rng must be None, an int seed"):
+        _rng_calls()[entry](rng)
+
+
+def test_dask_int_rng_out_of_range_names_rng():
+    gd = pytest.importorskip("gumbel_softmax.dask", exc_type=ImportError)
+    x = _logits((6, 5), np.float32)
+    for call in (
+        lambda r: gd.gumbel((6, 5), chunks=3, rng=r),
+        lambda r: gd.gumbel_softmax(x, rng=r),
+        lambda r: gd.categorical(x, rng=r),
+    ):
+        with pytest.raises(ValueError, match=r"^rng: seed must be in \[0, 2\*\*64\)"):
+            call(-1)
+
+
 @pytest.mark.parametrize("seed", [1.5, "x", 2.0, 1j, [1]])
 def test_seed_not_integer(seed):
     with pytest.raises(TypeError, match="seed"):

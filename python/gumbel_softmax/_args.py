@@ -345,27 +345,32 @@ def check_axis(axis, ndim, name="axis"):
     return _normalize_axis_index(axis, ndim)
 
 
-def as_rng(rng):
-    """SPEC 7: None, int seed, gs.Philox or numpy.random.Generator -> gs.Philox."""
-    rng = kernel_rng(rng)
+def as_rng(rng, name="rng"):
+    """SPEC 7: None, int seed, gs.Philox or numpy.random.Generator -> gs.Philox (name:
+    the argument's name in the errors)."""
+    rng = kernel_rng(rng, name)
     if isinstance(rng, np.random.Generator):
         return Philox(int(rng.integers(0, 2**64, dtype=np.uint64)))
     return rng
 
 
-def kernel_rng(rng):
+def kernel_rng(rng, name="rng"):
     """SPEC 7 for the kernels: a gs.Philox, or the numpy.random.Generator itself.  The
     kernel draws a Generator's seed (as as_rng does) only after every allocation of
-    the call, so that a failed call leaves the Generator as it was."""
+    the call, so that a failed call leaves the Generator as it was.  An int seed out of
+    range raises ValueError naming the argument and the seed ("rng: seed must be ...")."""
     if isinstance(rng, (Philox, _Generator)):
         return rng
     if rng is None:
         return Philox()
     if isinstance(rng, (numbers.Integral, np.integer)) and not isinstance(rng, NON_NUMBERS):
-        return Philox(int(rng))
+        seed = int(rng)
+        if not 0 <= seed < 2**64:
+            raise ValueError(f"{name}: seed must be in [0, 2**64), got {seed}")
+        return Philox(seed)
     raise TypeError(
-        "rng must be None, an int seed, a gumbel_softmax.Philox or a numpy.random.Generator, "
-        f"got {type(rng).__name__}"
+        f"{name} must be None, an int seed, a gumbel_softmax.Philox or a "
+        f"numpy.random.Generator, got {type(rng).__name__}"
     )
 
 

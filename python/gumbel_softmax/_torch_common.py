@@ -244,9 +244,8 @@ def _draw(generator):
         return rng, undo
     try:
         # a Philox: the kernels reserve its rows only once their results are allocated
-        return _args.as_rng(generator), None
-    except ValueError as exc:  # an int seed out of range
-        raise ValueError(f"generator: {exc}") from None
+        # (an int seed out of range: ValueError "generator: seed must be ...")
+        return _args.as_rng(generator, "generator"), None
     except TypeError:
         raise TypeError(
             "generator must be None, an int seed, a gumbel_softmax.Philox, a "
