@@ -1039,6 +1039,56 @@ def test_masked_arrays_are_rejected(name, api):
         ALL_ARRAY_TAKERS[name, api](np.ma.array(base, mask=np.zeros(base.shape, bool)))
 
 
+def _tau_takers():
+    """Every function that takes tau, as name -> call(tau) (float32 rows, which the
+    samplers' fast path takes)."""
+    x = _logits((6, 5), np.float32)
+    y = gs.gumbel_softmax(x, rng=0)
+    g = np.ones_like(x)
+    return {
+        "gumbel_softmax": lambda t: gs.gumbel_softmax(x, t, rng=0),
+        "log_gumbel_softmax": lambda t: gs.log_gumbel_softmax(x, t, rng=0),
+        "relaxed_top_k": lambda t: gs.relaxed_top_k(x, 2, t, rng=0),
+        "relaxed_top_k_backward": lambda t: gs.relaxed_top_k_backward(g, x, 2, t, rng=0),
+        "relaxed_bernoulli": lambda t: gs.relaxed_bernoulli(x, t, rng=0),
+        "relaxed_bernoulli_backward": lambda t: gs.relaxed_bernoulli_backward(g, y, t),
+        "concrete_log_prob": lambda t: gs.concrete_log_prob(y, x, t),
+        "gumbel_softmax_backward": lambda t: gs.gumbel_softmax_backward(g, y, t),
+        "reinmax_backward": lambda t: gs.reinmax_backward(g, x, _one_hot((6, 5)), t),
+        "gumbel_rao_backward": lambda t: gs.gumbel_rao_backward(g, x, _one_hot((6, 5)), t, rng=0),
+        "GumbelSoftmax": lambda t: gs.GumbelSoftmax(tau=t, rng=0).forward(x),
+    }
+
+
+@pytest.mark.parametrize(
+    "tau",
+    [np.ma.masked_array(0.5, mask=True), np.ma.masked_array(0.5, mask=False), np.ma.masked],
+    ids=["masked", "unmasked", "np.ma.masked"],
+)
+@pytest.mark.parametrize("entry", sorted(_tau_takers()))
+def test_zero_dim_masked_tau_is_rejected(entry, tau):
+    """A 0-d masked array as tau raises as an array one does (its mask was dropped: a
+    masked 0.5 ran with tau 0.5, and np.ma.masked raised 'got 0.0')."""
+    with pytest.raises(TypeError, match="tau is a numpy.ma.MaskedArray"):
+        _tau_takers()[entry](tau)
+
+
+@pytest.mark.parametrize("entry", sorted(_tau_takers()))
+def test_bfloat16_tau_is_taken_as_float16_is(entry):
+    """A bfloat16 tau (scalar, 0-d or per row) gives what the same values as float64 give,
+    as a float16 tau does; bad values raise ValueError naming tau."""
+    bf16 = pytest.importorskip("ml_dtypes").bfloat16
+    call = _tau_takers()[entry]
+    taus = [bf16(1.5), np.array(bf16(1.5)), np.float16(1.5)]
+    if entry not in ("GumbelSoftmax", "relaxed_bernoulli", "relaxed_bernoulli_backward"):
+        taus.append(np.array([1.5, 1.0, 2.0, 1.25, 3.0, 4.0], bf16).reshape(6, 1))
+    for tau in taus:
+        assert_bitwise_equal(np.asarray(call(tau)), np.asarray(call(np.asarray(tau, np.float64))))
+    for bad in (bf16(0.0), bf16(float("inf")), np.array([1.0, float("nan")], bf16)):
+        with pytest.raises(ValueError, match="tau"):
+            call(bad)
+
+
 def test_masked_array_out_is_rejected():
     out = np.ma.array(_filled((6, 5)))
     with pytest.raises(TypeError, match="out"):

@@ -605,6 +605,22 @@ def _concrete64(y, x, tau, log_space=False):
     return res
 
 
+@pytest.mark.parametrize("log_space", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_concrete_log_prob_of_minus_inf_logits(gs, dtype, log_space):
+    """A -inf logit among finite ones gives -inf (the density is 0 inside the simplex,
+    as the float64 formula and torch's log_prob give); a row of only -inf logits NaN
+    (docs/user-guide.md)."""
+    y = np.array([[0.2, 0.3, 0.5], [0.2, 0.3, 0.5]], dtype)
+    pt = np.log(y) if log_space else y
+    x = np.array([[0.0, -np.inf, 0.0], [-np.inf, -np.inf, -np.inf]], dtype)
+    got = gs.concrete_log_prob(pt, x, 0.5, log_space=log_space)
+    assert got[0] == -np.inf and np.isnan(got[1]), got
+    with np.errstate(invalid="ignore"):
+        ref = _concrete64(pt.astype(np.float64)[:1], x.astype(np.float64)[:1], 0.5, log_space)
+    assert ref[0] == -np.inf, ref
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_concrete_log_prob_outside_logs_range(gs, dtype):
     tiny = np.finfo(dtype).tiny

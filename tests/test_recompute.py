@@ -371,6 +371,24 @@ def test_anneal_tau_any_int_step_and_every():
     assert gs.anneal_tau(np.int64(1000), rate=1e-4) == pytest.approx(math.exp(-0.1))
 
 
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32])
+def test_anneal_tau_small_int_steps_with_a_larger_every(dtype):
+    """Steps of a small integer dtype with an `every` past its range (or near it): the
+    array form equals the scalar one (it raised OverflowError computing in the step's
+    dtype: int8 steps with every=1000)."""
+    top = int(np.iinfo(dtype).max)
+    steps = np.array([0, 1, top // 2, top - 1, top], dtype)
+    for every in (1, 3, top - 1, top, top + 1, 1000, 2**40):
+        got = gs.anneal_tau(steps, rate=1e-3, every=every)
+        want = [gs.anneal_tau(int(s), rate=1e-3, every=every) for s in steps]
+        np.testing.assert_array_equal(got, want)
+
+
+def test_anneal_tau_masked_step_is_rejected():
+    with pytest.raises(TypeError, match="step is a numpy.ma.MaskedArray"):
+        gs.anneal_tau(np.ma.masked_array([5, 10**6], mask=[False, True]))
+
+
 def test_anneal_tau_array_equals_scalar_at_the_integer_limits():
     # uint64 steps with every beyond int64: the array form took "every > 2**63 - 1" for
     # "larger than any step" and returned tau0 (1.0 for step 2**64 - 1 and every 2**63 + 1,

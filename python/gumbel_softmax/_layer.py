@@ -15,6 +15,7 @@ from ._args import (
     NON_NUMBERS,
     as_float,
     as_rng,
+    asarray,
     check_axis_arg,
     check_flag,
     check_tau,
@@ -298,11 +299,13 @@ def anneal_tau(
         except OverflowError:  # a step past float64's range: the schedule is at its floor
             decay = math.inf
         return max(min_tau, tau0 * math.exp(-decay))
-    s = np.asarray(step)
+    s = asarray(step, "step")  # a masked array raises
     if s.dtype.kind not in "iu":
         raise TypeError(f"step must be an integer or an integer array, got dtype {s.dtype}")
     if s.size and s.min() < 0:
         raise ValueError("step must be >= 0")
+    # in 64 bits, so that an `every` past a small dtype's range (int8, uint16) works
+    s = s.astype(np.uint64 if s.dtype.kind == "u" else np.int64)
     if every <= np.iinfo(np.int64).max:
         t = ((s // every) * every).astype(np.float64)
     elif s.dtype == np.uint64 and every <= np.iinfo(np.uint64).max:  # steps up to 2**64 - 1
