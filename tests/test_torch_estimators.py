@@ -66,3 +66,25 @@ def test_estimator_errors():
         gst.gumbel_rao(x, samples=0)
     with pytest.raises(TypeError, match="samples"):
         gst.gumbel_rao(x, samples=1.5)
+
+
+@pytest.mark.parametrize("fn", ["reinmax", "gumbel_rao"])
+def test_tau_that_requires_grad_is_refused(fn):
+    """The estimators take tau as a constant: a tau tensor that requires grad (one an
+    optimizer would train) raises ValueError naming tau, as relaxed_top_k does, instead
+    of silently getting no gradient; nothing is drawn.  Under no_grad, or detached, it
+    is taken as its value."""
+    call = getattr(gst, fn)
+    x = torch.randn(3, 4, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    tau = torch.tensor(1.5, requires_grad=True)
+    gen = torch.Generator().manual_seed(3)
+    before = gen.get_state()
+    with pytest.raises(ValueError, match=f"^tau: {fn} has no gradient with respect to tau"):
+        call(x, tau, generator=gen)
+    assert torch.equal(gen.get_state(), before)
+    with torch.no_grad():
+        a = call(x, tau, generator=7)
+    b = call(x, 1.5, generator=7)
+    c = call(x, tau.detach(), generator=7)
+    for u, v, w in zip(a, b, c):
+        assert same_bits(u.detach(), v.detach()) and same_bits(v.detach(), w.detach())

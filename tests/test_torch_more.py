@@ -261,6 +261,25 @@ def test_bernoulli_is_torchs_rsample_on_our_noise():
     assert torch.isfinite(dist.log_prob(y.detach().clamp(1e-6, 1 - 1e-6))).all()
 
 
+@pytest.mark.parametrize("shape", [(), (1,), (3,)])
+def test_bernoulli_tau_gradient_of_zero_dim_and_short_logits(shape):
+    """A 0-d tau tensor that requires grad, with 0-d logits too (their tau gradient was
+    a NumPy scalar, which torch.from_numpy refused: TypeError in backward): gradcheck and
+    gradgradcheck in float64; a float32 call gives a finite 0-d gradient."""
+    x = torch.linspace(-0.4, 0.9, 3, dtype=torch.float64)[: max(1, len(shape) and shape[0])]
+    x = x.reshape(shape).requires_grad_()
+    tau = torch.tensor(0.6, dtype=torch.float64, requires_grad=True)
+
+    def f(v, t):
+        return relaxed_bernoulli(v, t, generator=5)
+
+    assert torch.autograd.gradcheck(f, (x, tau))
+    assert torch.autograd.gradgradcheck(f, (x, tau))
+    t32 = tau.detach().float().requires_grad_()
+    relaxed_bernoulli(x.detach().float(), t32, generator=5).sum().backward()
+    assert t32.grad.shape == () and torch.isfinite(t32.grad)
+
+
 def test_bernoulli_gradients():
     x = _logits((4, 5)).requires_grad_()
     tau = torch.rand(5, dtype=torch.float64, generator=torch.Generator().manual_seed(4)) + 0.3

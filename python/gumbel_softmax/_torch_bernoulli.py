@@ -71,7 +71,8 @@ def backward_impl(grad, y_soft, tau_t, tau, need_tau):
     with np.errstate(divide="ignore"):
         logit = np.log(y) - np.log1p(-y)
     term = gx.astype(np.float64) * np.where(np.isfinite(logit), logit, 0)  # saturated: 0
-    return grad_x, torch.from_numpy(-term).sum_to_size(tau_t.shape).to(tau_t.dtype)
+    # np.asarray: for 0-d logits the product is a NumPy scalar, which from_numpy refuses
+    return grad_x, torch.from_numpy(np.asarray(-term)).sum_to_size(tau_t.shape).to(tau_t.dtype)
 
 
 def _sample_op_impl(logits, state, tau_t, tau, hard, need_soft, fixed):

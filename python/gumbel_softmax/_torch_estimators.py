@@ -478,10 +478,15 @@ def _pair_state(generator, rows, samples, compiling):
 # The public functions' bodies (gumbel_softmax.torch holds their docstrings)
 
 
-def _scalar_tau(tau, at_least_one):
+def _scalar_tau(tau, at_least_one, fn):
     if isinstance(tau, torch.Tensor):
         if tau.numel() != 1:
             raise ValueError("tau must be a float (a scalar) for the estimators")
+        # a tau that would be trained gets no gradient here: refused, as relaxed_top_k does
+        if _pt._requires_grad(tau, assume=False) and torch.is_grad_enabled():
+            raise ValueError(
+                f"tau: {fn} has no gradient with respect to tau; pass tau.detach() (or a float)"
+            )
         tau = float(tau)
     tau = _args.check_tau(tau)
     if at_least_one and tau < 1:
@@ -505,7 +510,7 @@ def _samples_arg(samples, rows):
 
 def reinmax(logits, tau, dim, generator):
     compiling = torch.compiler.is_compiling()
-    tau = _scalar_tau(tau, at_least_one=True)
+    tau = _scalar_tau(tau, at_least_one=True, fn="reinmax")
     shape, dim, tau, _, _ = _pt._prepare(logits, tau, dim, None, compiling)
 
     def through_op(state, fixed):
@@ -522,7 +527,7 @@ def reinmax(logits, tau, dim, generator):
 
 def gumbel_rao(logits, tau, samples, dim, generator):
     compiling = torch.compiler.is_compiling()
-    tau = _scalar_tau(tau, at_least_one=False)
+    tau = _scalar_tau(tau, at_least_one=False, fn="gumbel_rao")
     shape, dim, tau, _, _ = _pt._prepare(logits, tau, dim, None, compiling)
     rows = logits.numel() // shape[dim]
     samples = _samples_arg(samples, rows)

@@ -76,7 +76,8 @@ Choices, for whoever needs to rely on them:
   last bits of this gradient (every other output is bitwise the same).
   So ``jax.jit(f)(key, x, 0.3)`` (tau rounded to float32) and ``f(key, x, 0.3)`` may
   differ in the last bits; pass ``tau`` as a JAX array to avoid retracing ``jit`` for
-  every new value (annealing).  Only a scalar ``tau`` is supported.
+  every new value (annealing).  ``tau`` may also be one per row (an array that
+  broadcasts to the batch shape, as in the NumPy API), with its gradient per row.
 - **hard, axis** are static Python values (``static_argnames`` under ``jit``).
 - **dtypes.**  float32; float64 (with ``jax_enable_x64``); float16 and bfloat16,
   computed in float32 and rounded, as in the NumPy API.  The result and the gradients

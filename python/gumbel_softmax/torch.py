@@ -373,7 +373,9 @@ def reinmax(
     tau, hard=True, dim=dim, generator=generator)``, whose argmax does not depend on
     tau) and ``y_soft = softmax(logits)``; the gradient with respect to ``logits`` is
     ``gs.reinmax_backward(grad_y_hard, logits, y_hard, tau, grad_p=grad_y_soft)``.
-    ``tau >= 1`` (a float), as the estimator's authors recommend (ValueError below).
+    ``tau >= 1`` (a float), as the estimator's authors recommend (ValueError below); a
+    one-element tensor is taken as its value, but one that requires grad (with grad
+    mode on) raises ValueError naming tau: the estimator has no gradient in tau.
     Custom ops as :func:`gumbel_softmax`'s (``torch.compile`` without graph break for
     ``generator=None`` or an int seed, ``torch.func``, float16 and bfloat16); a gradient
     of the gradient raises ``RuntimeError``.
@@ -410,7 +412,8 @@ def gumbel_rao(
     ``samples * nrows`` rows (reserved at the forward); otherwise a second seed drawn
     from the generator, after the forward's (torch's default one for None: under
     ``torch.compile`` one op draws both).  A second backward of the same graph
-    draws the same rows.  ``tau`` is a float.  Custom ops as :func:`reinmax`'s (under
+    draws the same rows.  ``tau`` is a float (a one-element tensor that requires grad
+    raises ValueError naming tau, as for :func:`reinmax`).  Custom ops as :func:`reinmax`'s (under
     ``vmap(randomness="different")`` the batch is more rows of one call, draws included).
 
     Examples
