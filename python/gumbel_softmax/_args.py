@@ -43,8 +43,8 @@ def check_tau(tau, name="tau"):
             tau = asarray(tau, name)  # a masked array raises (np.ma.masked too)
             if tau.dtype.kind in "fiu":
                 tau = tau.item()
-        if isinstance(tau, (np.ndarray, np.generic)) and is_bfloat16(tau.dtype):
-            tau = float(tau)  # a bfloat16 scalar or 0-d array, as float16 is taken
+        if isinstance(tau, (np.ndarray, np.generic)) and is_half(tau.dtype):
+            tau = float(tau)  # a bfloat16 (or float16) scalar or 0-d array
         if isinstance(tau, NON_NUMBERS) or not isinstance(tau, numbers.Real):
             raise TypeError(f"{name} must be a real scalar or array, got {type(tau).__name__}")
         tau = as_float(tau, name)
@@ -105,7 +105,7 @@ def is_scalar_tau(tau):
 def tau_values(tau):
     """An array tau as float64, every element positive and finite."""
     arr = asarray(tau, "tau")
-    if arr.dtype.kind not in "fiu" and not is_bfloat16(arr.dtype):
+    if arr.dtype.kind not in "fiu" and not is_half(arr.dtype):  # bfloat16 is real too
         raise TypeError(f"tau must be a real scalar or array, got dtype {arr.dtype}")
     arr = arr.astype(np.float64)
     if not np.all((arr > 0) & (arr < math.inf)):
@@ -197,6 +197,7 @@ def is_half(dtype):
 
 
 def is_bfloat16(dtype):
+    """For a dtype that is_half takes: bfloat16 (not float16)."""
     return dtype.type is not np.float16
 
 
