@@ -82,6 +82,15 @@ def _requires_grad(t, assume=True):
     return _plain(t).requires_grad
 
 
+def _refuse_tau_grad(tau_t, fn):
+    """ValueError naming tau when `fn`, which has no gradient in tau, gets a tau that
+    would be trained (requires grad, grad mode on; under vmap too)."""
+    if _requires_grad(tau_t, assume=False) and _torch.is_grad_enabled():
+        raise ValueError(
+            f"tau: {fn} has no gradient with respect to tau; pass tau.detach() (or a float)"
+        )
+
+
 def _check_tensor(t, name, what, dtypes=_DTYPES):
     if t.device.type != "cpu":
         raise ValueError(

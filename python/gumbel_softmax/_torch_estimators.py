@@ -482,11 +482,7 @@ def _scalar_tau(tau, at_least_one, fn):
     if isinstance(tau, torch.Tensor):
         if tau.numel() != 1:
             raise ValueError("tau must be a float (a scalar) for the estimators")
-        # a tau that would be trained gets no gradient here: refused, as relaxed_top_k does
-        if _pt._requires_grad(tau, assume=False) and torch.is_grad_enabled():
-            raise ValueError(
-                f"tau: {fn} has no gradient with respect to tau; pass tau.detach() (or a float)"
-            )
+        _pt._refuse_tau_grad(tau, fn)  # a tau that would be trained gets no gradient
         tau = float(tau)
     tau = _args.check_tau(tau)
     if at_least_one and tau < 1:

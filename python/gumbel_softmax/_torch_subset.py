@@ -259,10 +259,7 @@ def relaxed_top_k(logits, k, tau, hard, dim, generator):
     shape, dim, tau, tau_t, _ = _pt._prepare(logits, tau, dim, None, compiling)
     k = _k_arg(k, shape[dim], dim)
     hard = _pt._hard_arg(hard)
-    if _pt._requires_grad(tau_t, assume=False) and torch.is_grad_enabled():  # (vmap too)
-        raise ValueError(
-            "tau: relaxed_top_k has no gradient with respect to tau; pass tau.detach() (or a float)"
-        )
+    _pt._refuse_tau_grad(tau_t, "relaxed_top_k")
 
     def through_op(state, fixed):
         if compiling:  # the op, with its registered autograd
