@@ -137,11 +137,13 @@ struct ShortNoise {
     const uint64_t q0 = first_row + static_cast<uint64_t>(r0);
     const VU32 q_lo = row + static_cast<uint32_t>(q0);
     const VU32 q_hi = (VU32{} + static_cast<uint32_t>(q0 >> 32)) - (VU32)(q_lo < row);
-    fill_lanes(q_lo, q_hi, key, len, draw);
+    fill_lanes(q_lo, q_hi, philox::LaneBlocks(key, q_lo, q_hi), len, draw);
   }
+  // One key for every lane: its round keys and the lanes' constant rounds computed once
+  // (philox::LaneBlocks; c1 .. c3 are the counter's 0, q_lo, q_hi, which it holds).
   static GS_INLINE void block(philox::VU32& c0, philox::VU32& c1, philox::VU32& c2,
-                              philox::VU32& c3, PhiloxKey key) {
-    philox::block_lanes(c0, c1, c2, c3, key);
+                              philox::VU32& c3, const philox::LaneBlocks& blocks) {
+    blocks.block(c0, c1, c2, c3);
   }
   static GS_INLINE void block(philox::VU32& c0, philox::VU32& c1, philox::VU32& c2,
                               philox::VU32& c3, const LaneKeys& key) {

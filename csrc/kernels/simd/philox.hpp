@@ -194,42 +194,73 @@ GS_INLINE VU32 pack(VU64 e, VU64 o) {
 #endif
 }
 
-// The blocks of one row, kBlockLanes at a time: the rounds of block_lanes with two
-// shortcuts that change no bit.  The counter of block b of row q is (b, 0, q_lo, q_hi):
-// only word 0 varies along a row, so round 1's product of word 2 and round 2's product
-// of word 0 are the same for every block of the row; they are computed once per row,
-// with the constants they feed.  A round maps (c0, c1, c2, c3) with key (k0, k1) to
-// (hi(p1) ^ c1 ^ k0, lo(p1), hi(p0) ^ c3 ^ k1, lo(p0)), p0 = kMul0 c0, p1 = kMul1 c2:
+// The shortcut rounds of RowBlocks and LaneBlocks, two shortcuts that change no bit.
+// Their blocks' counters (b, 0, q_lo, q_hi) vary only in word 0 from one step to the
+// next, so round 1's product of word 2 and round 2's product of word 0 are the same at
+// every step; they are computed once, with the constants they feed.  A round maps
+// (c0, c1, c2, c3) with key (k0, k1) to (hi(p1) ^ c1 ^ k0, lo(p1), hi(p0) ^ c3 ^ k1,
+// lo(p0)), p0 = kMul0 c0, p1 = kMul1 c2:
 //   round 1:  (A, B, hi(kMul0 b) ^ q_hi ^ k1_1, lo(kMul0 b)),
 //             A = hi(kMul1 q_lo) ^ k0_1 and B = lo(kMul1 q_lo) constant;
 //   round 2:  word 0 = hi(p1) ^ (B ^ k0_2), word 2 = lo(kMul0 b) ^ (hi(kMul0 A) ^ k1_2),
 //             word 3 = D = lo(kMul0 A) constant;
 //   round 3:  word 2 = hi(p0) ^ (D ^ k1_3);
-// every constant in parentheses is one vector.  The round keys are splat into vectors
-// once per row, not in every round.
+// every constant in parentheses is one vector (ShortcutConsts).  The round keys are splat
+// into vectors once (RoundKeys), not in every round.  Values sit in the low halves of
+// 64-bit lanes, as in block_lanes; the high halves carry garbage that no step reads.
+struct RoundKeys {
+  VU64 k0[kRounds], k1[kRounds];
+  explicit RoundKeys(PhiloxKey key) {
+    uint32_t a = key.k0, b = key.k1;
+    for (int r = 0; r < kRounds; ++r, a += kWeyl0, b += kWeyl1) {
+      k0[r] = VU64{} + a;
+      k1[r] = VU64{} + b;
+    }
+  }
+};
+
+struct ShortcutConsts {
+  VU64 round1_c2, round2_c0, round2_c2, round3_c2;
+  // For the counters whose words 2 and 3 are q_lo and q_hi (low halves).
+  ShortcutConsts(PhiloxKey key, VU64 q_lo, VU64 q_hi) {
+    const VU64 p1 = mul_even(q_lo, kMul1);                 // round 1: A = hi(p1) ^ k0_1, B = lo(p1)
+    const VU64 p0 = mul_even((p1 >> 32) ^ key.k0, kMul0);  // round 2: kMul0 A
+    round1_c2 = q_hi ^ key.k1;
+    round2_c0 = p1 ^ static_cast<uint32_t>(key.k0 + kWeyl0);
+    round2_c2 = (p0 >> 32) ^ static_cast<uint32_t>(key.k1 + kWeyl1);
+    round3_c2 = p0 ^ static_cast<uint32_t>(key.k1 + 2 * kWeyl1);
+  }
+};
+
+// The ten rounds of the blocks whose word 0 is b (low halves), with the shortcuts above.
+GS_INLINE void shortcut_rounds(VU64 b, const ShortcutConsts& s, const RoundKeys& k, VU64& c0,
+                               VU64& c1, VU64& c2, VU64& c3) {
+  const VU64 p0 = mul_even(b, kMul0);                         // round 1: word 3 is p0
+  const VU64 p1 = mul_even((p0 >> 32) ^ s.round1_c2, kMul1);  // round 2
+  c0 = (p1 >> 32) ^ s.round2_c0;
+  c1 = p1;
+  c2 = p0 ^ s.round2_c2;
+  const VU64 q0 = mul_even(c0, kMul0), q1 = mul_even(c2, kMul1);  // round 3
+  c0 = (q1 >> 32) ^ c1 ^ k.k0[2];
+  c2 = (q0 >> 32) ^ s.round3_c2;
+  c1 = q1;
+  c3 = q0;
+  for (int r = 3; r < kRounds; ++r) {
+    const VU64 s0 = mul_even(c0, kMul0), s1 = mul_even(c2, kMul1);
+    c0 = (s1 >> 32) ^ c1 ^ k.k0[r];
+    c2 = (s0 >> 32) ^ c3 ^ k.k1[r];
+    c1 = s1;
+    c3 = s0;
+  }
+}
+
+// The blocks of one row, kBlockLanes at a time (lane i = block i): shortcut_rounds, whose
+// constants are the row's.
 class RowBlocks {
  public:
-  RowBlocks(PhiloxKey key, uint64_t q) {
-    uint32_t k0[kRounds], k1[kRounds];
-    k0[0] = key.k0;
-    k1[0] = key.k1;
-    for (int r = 1; r < kRounds; ++r) {
-      k0[r] = k0[r - 1] + kWeyl0;
-      k1[r] = k1[r - 1] + kWeyl1;
-    }
-    for (int r = 0; r < kRounds; ++r) {
-      k0_[r] = VU64{} + k0[r];
-      k1_[r] = VU64{} + k1[r];
-    }
-    const uint32_t q_lo = static_cast<uint32_t>(q), q_hi = static_cast<uint32_t>(q >> 32);
-    const uint64_t p1 = static_cast<uint64_t>(kMul1) * q_lo;
-    const uint32_t a = static_cast<uint32_t>(p1 >> 32) ^ k0[0];
-    const uint32_t b = static_cast<uint32_t>(p1);
-    const uint64_t p0 = static_cast<uint64_t>(kMul0) * a;
-    round1_c2_ = VU64{} + (q_hi ^ k1[0]);
-    round2_c0_ = VU64{} + (b ^ k0[1]);
-    round2_c2_ = VU64{} + (static_cast<uint32_t>(p0 >> 32) ^ k1[1]);
-    round3_c2_ = VU64{} + (static_cast<uint32_t>(p0) ^ k1[2]);
+  RowBlocks(PhiloxKey key, uint64_t q)
+      : keys_(key),
+        consts_(key, VU64{} + static_cast<uint32_t>(q), VU64{} + static_cast<uint32_t>(q >> 32)) {
     for (int i = 0; i < kBlockLanes / 2; ++i) iota_[i] = static_cast<uint64_t>(2 * i);
   }
 
@@ -242,39 +273,43 @@ class RowBlocks {
       // block index wraps at 2^32 like the scalar counter (upper halves are ignored)
       const VU64 b = iota_ + static_cast<uint64_t>(b0 + static_cast<uint32_t>(kBlockLanes * i));
       VU64 e0, e1, e2, e3, o0, o1, o2, o3;
-      rounds(b, e0, e1, e2, e3);
-      rounds(b + 1, o0, o1, o2, o3);
+      shortcut_rounds(b, consts_, keys_, e0, e1, e2, e3);
+      shortcut_rounds(b + 1, consts_, keys_, o0, o1, o2, o3);
       store_blocks(pack(e0, o0), pack(e1, o1), pack(e2, o2), pack(e3, o3),
                    out + 4 * kBlockLanes * i);
     }
   }
 
  private:
-  // The ten rounds of the blocks whose word 0 is b (in the low halves of the 64-bit
-  // lanes; the high halves of the results carry garbage, as in block_lanes).
-  GS_INLINE void rounds(VU64 b, VU64& c0, VU64& c1, VU64& c2, VU64& c3) const {
-    const VU64 p0 = mul_even(b, kMul0);                        // round 1: word 3 is p0
-    const VU64 p1 = mul_even((p0 >> 32) ^ round1_c2_, kMul1);  // round 2
-    c0 = (p1 >> 32) ^ round2_c0_;
-    c1 = p1;
-    c2 = p0 ^ round2_c2_;
-    const VU64 q0 = mul_even(c0, kMul0), q1 = mul_even(c2, kMul1);  // round 3
-    c0 = (q1 >> 32) ^ c1 ^ k0_[2];
-    c2 = (q0 >> 32) ^ round3_c2_;
-    c1 = q1;
-    c3 = q0;
-    for (int r = 3; r < kRounds; ++r) {
-      const VU64 s0 = mul_even(c0, kMul0), s1 = mul_even(c2, kMul1);
-      c0 = (s1 >> 32) ^ c1 ^ k0_[r];
-      c2 = (s0 >> 32) ^ c3 ^ k1_[r];
-      c1 = s1;
-      c3 = s0;
-    }
+  RoundKeys keys_;
+  ShortcutConsts consts_;
+  VU64 iota_;
+};
+
+// One block of each of kBlockLanes rows at a time (lane i = a block of row (q_lo[i],
+// q_hi[i]): the short rows' columns): shortcut_rounds, whose constants are per lane, one
+// set for the even lanes and one for the odd.
+class LaneBlocks {
+ public:
+  LaneBlocks(PhiloxKey key, VU32 q_lo, VU32 q_hi)
+      : keys_(key),
+        even_(key, (VU64)q_lo, (VU64)q_hi),
+        odd_(key, (VU64)q_lo >> 32, (VU64)q_hi >> 32) {}
+
+  // In: c0 = each lane's block index (word 0 of its counter); out: the block's four words.
+  GS_INLINE void block(VU32& c0, VU32& c1, VU32& c2, VU32& c3) const {
+    VU64 e0, e1, e2, e3, o0, o1, o2, o3;
+    shortcut_rounds((VU64)c0, even_, keys_, e0, e1, e2, e3);
+    shortcut_rounds((VU64)c0 >> 32, odd_, keys_, o0, o1, o2, o3);
+    c0 = pack(e0, o0);
+    c1 = pack(e1, o1);
+    c2 = pack(e2, o2);
+    c3 = pack(e3, o3);
   }
 
-  VU64 k0_[kRounds], k1_[kRounds];
-  VU64 round1_c2_, round2_c0_, round2_c2_, round3_c2_;
-  VU64 iota_;
+ private:
+  RoundKeys keys_;
+  ShortcutConsts even_, odd_;
 };
 
 // Words first_word .. first_word + 4 * kBlockLanes * nsteps - 1 of row q, in stream order.
