@@ -1250,3 +1250,59 @@ def test_timedelta_and_bools_are_not_numbers():
     # any iterable of ints is a shape, an iterator too (read once)
     assert gs.gumbel(iter([2, 3]), rng=rng).shape == (2, 3)
     assert gs.logistic((d for d in (4, 1)), rng=rng).shape == (4, 1)
+
+
+UNINITIALISED_PHILOX = """
+import copy, pickle, sys
+import numpy as np
+import gumbel_softmax as gs
+sys.path.insert(0, sys.argv[1])
+from test_errors import _rng_calls
+p = gs.Philox.__new__(gs.Philox)  # never initialised: no __init__
+uses = dict(_rng_calls())
+uses["GumbelSoftmax"] = lambda r: gs.GumbelSoftmax(rng=r)(np.zeros((2, 3)))  # (at the call)
+for name, use in [
+    ("seed", lambda r: r.seed), ("key", lambda r: r.key), ("counter", lambda r: r.counter),
+    ("reserve", lambda r: r.reserve(1)), ("_unreserve", lambda r: r._unreserve(0, 1)),
+    ("repr", repr), ("copy", copy.copy), ("deepcopy", copy.deepcopy),
+    ("pickle", pickle.dumps), ("eq", lambda r: r == gs.Philox(1)),
+    ("eq reflected", lambda r: gs.Philox(1) == r),
+] + sorted(uses.items()):
+    try:
+        use(p)
+    except TypeError as e:
+        if "never initialised" not in str(e):
+            print(name, "raised another TypeError:", e)
+    except Exception as e:
+        print(name, "raised", type(e).__name__, e)
+    else:
+        print(name, "did not raise")
+for name, call in [("repr", gs.Philox.__repr__), ("seed", gs.Philox.seed.fget)]:
+    try:
+        call(5)
+        print(name, "of an int did not raise")
+    except TypeError as e:
+        if "must be a gs.Philox" not in str(e):
+            print(name, "of an int raised", e)
+print("done")
+"""
+
+
+def test_uninitialised_philox_raises_everywhere():
+    """A gs.Philox made by Philox.__new__ without __init__ raises TypeError on every
+    method and as the rng of every entry point (pybind11 would cast it to a state of
+    uninitialised memory: a hang in its lock, or samples from a garbage seed).  In a
+    child process, with a time limit, since the failure was a hang."""
+    import os
+    import subprocess
+    import sys
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    res = subprocess.run(
+        [sys.executable, "-c", UNINITIALISED_PHILOX, here],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == "done\n", res.stdout

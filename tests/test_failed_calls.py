@@ -347,6 +347,15 @@ def test_jax_hard_must_be_a_bool():
         gsj.gumbel_softmax(0, X, 0.5, hard="no")
 
 
+# An address-space limit (RLIMIT_AS) in a child process: Linux, and not under
+# AddressSanitizer, which reserves terabytes of address space and aborts on a failed
+# allocation (the build without it runs these tests).
+needs_address_space_limit = pytest.mark.skipif(
+    not sys.platform.startswith("linux") or "libasan" in os.environ.get("LD_PRELOAD", ""),
+    reason="RLIMIT_AS and /proc: Linux, without AddressSanitizer",
+)
+
+
 SCRATCH_CHILD = """
 import resource, sys
 import numpy as np
@@ -375,14 +384,63 @@ print("ok")
 """
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS and /proc: Linux")
-@pytest.mark.skipif(
-    "libasan" in os.environ.get("LD_PRELOAD", ""),
-    reason="AddressSanitizer reserves terabytes of address space and aborts "
-    "on a failed allocation; the build without it runs this test",
-)
+@needs_address_space_limit
 def test_kernel_scratch_memory_error_gives_the_rows_back():
     """The results fit but the kernel's own row buffer does not (an address-space
     limit): MemoryError, and the rows taken for the call are given back."""
     proc = run_python(SCRATCH_CHILD, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stdout + proc.stderr
+
+
+SHARED_GENERATOR_CHILD = """
+import resource, sys, threading, time
+import numpy as np
+import gumbel_softmax as gs
+gs.set_num_threads(1)
+G = np.random.default_rng(0)
+big = np.zeros((1, 2**22), np.float32)  # relaxed_top_k: a 16 MiB result, 48 MiB of scratch
+small = np.zeros((1, 16), np.float32)
+outs, errors = [], []
+go = threading.Barrier(2)
+
+def failing():
+    go.wait()
+    t = time.monotonic()
+    while time.monotonic() - t < 2:
+        try:
+            gs.relaxed_top_k(big, 2, 1.0, rng=G)
+        except MemoryError:
+            errors.append(1)
+
+def drawing():
+    go.wait()
+    t = time.monotonic()
+    while time.monotonic() - t < 2:
+        outs.append(gs.gumbel_softmax(small, rng=G).tobytes())
+
+gs.relaxed_top_k(big, 2, 1.0, rng=1)  # warm up before the limit
+gs.gumbel_softmax(small, rng=1)
+threads = [threading.Thread(target=f) for f in (failing, drawing)]
+with open("/proc/self/statm") as f:
+    used = int(f.read().split()[0]) * resource.getpagesize()
+resource.setrlimit(resource.RLIMIT_AS, (used + 56 * 2**20, resource.RLIM_INFINITY))
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+resource.setrlimit(resource.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+assert errors, "no MemoryError"
+assert len(set(outs)) == len(outs), (len(outs), len(set(outs)))
+print("ok")
+"""
+
+
+@needs_address_space_limit
+def test_failed_call_never_undoes_another_threads_draws():
+    """A call whose kernel fails (MemoryError of its scratch) gives a numpy Generator's
+    draw back only if nothing was drawn from it since: here another thread draws from
+    the same Generator all along (2 s), and every one of its draws is distinct.  Giving
+    the state back unconditionally rewound those draws, and about 3% of the other
+    thread's samples were repeats."""
+    proc = run_python(SHARED_GENERATOR_CHILD, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stdout + proc.stderr

@@ -145,6 +145,14 @@ def test_out(case, hard):
     assert results[0][1] == results[1][1]
 
 
+class _OddFloat(float):
+    """A float subclass whose __float__ differs from its value: float(tau), which the
+    general path takes, is 5.0."""
+
+    def __float__(self):
+        return 5.0
+
+
 def _declined():
     """(id, positional arguments of forward_fast): calls the fast path leaves to Python."""
     x16 = X32.astype(np.float16)
@@ -164,6 +172,7 @@ def _declined():
     yield "tau_array", _fwd_args(X32, np.full(7, 0.5))
     yield "tau_0d", _fwd_args(X32, np.array(0.5))
     yield "tau_float32", _fwd_args(X32, np.float32(0.5))
+    yield "tau_float_subclass", _fwd_args(X32, _OddFloat(0.05))
     yield "tau_bool", _fwd_args(X32, True)
     yield "tau_zero", _fwd_args(X32, 0.0)
     yield "tau_inf", _fwd_args(X32, np.inf)
@@ -178,6 +187,7 @@ def _declined():
     yield "rng_np_int", _fwd_args(X32, rng=np.int64(3))
     yield "rng_negative", _fwd_args(X32, rng=-1)
     yield "rng_too_big", _fwd_args(X32, rng=2**64)
+    yield "rng_philox_uninitialised", _fwd_args(X32, rng=gs.Philox.__new__(gs.Philox))
     yield "rng_bool", _fwd_args(X32, rng=True)
     yield "rng_str", _fwd_args(X32, rng="a")
     yield "out_float64", _fwd_args(X32, out=np.empty(X32.shape))
@@ -560,3 +570,14 @@ def test_noise_fast_path_counter_overflow():
         _ops.noise_general((7, 10), None, rng, None, False)
     assert str(fast.value) == str(general.value)
     assert rng.counter == 2**64 - 3
+
+
+def test_float_subclass_tau_is_its_float_on_every_path():
+    # The general path takes float(tau); the fast path, which reads a float's value,
+    # leaves other float subclasses to it, so that a call with a mask (general path) and
+    # one without give the same sample.
+    a = gs.gumbel_softmax(X32, _OddFloat(0.05), rng=3)
+    b = gs.gumbel_softmax(X32, _OddFloat(0.05), rng=3, mask=np.ones(10, bool))
+    c = gs.gumbel_softmax(X32, 5.0, rng=3)
+    assert_bitwise_equal(a, c)
+    assert_bitwise_equal(b, c)

@@ -330,3 +330,52 @@ def test_byte_swapped_float16_is_float16():
         got = noise((3, 4), dtype=">f2", rng=2)
         assert got.dtype == np.float16 and got.dtype.isnative
         assert_bitwise_equal_any_nan(got, noise((3, 4), dtype=np.float16, rng=2))
+
+
+def _backward_calls(a, b):
+    """Each backward function on a gradient of dtype a and data of dtype b (docs/user-guide.md,
+    gs.gumbel_softmax_backward: the result dtype rule, shared by every backward)."""
+    g = np.ones((2, 3)).astype(a)
+    p = np.full((2, 3), 0.25).astype(b)
+    x = np.array([[0.5, -1.0, 2.0], [0.0, 1.0, -0.5]]).astype(b)
+    hot = np.eye(3)[[2, 1]].astype(b)
+    return {
+        "gumbel_softmax_backward": lambda: gs.gumbel_softmax_backward(g, p, 0.5),
+        "gumbel_softmax_backward, logits": lambda: gs.gumbel_softmax_backward(
+            g, logits=x, tau=0.5, rng=3
+        ),
+        "relaxed_bernoulli_backward": lambda: gs.relaxed_bernoulli_backward(g, p, 0.5),
+        "relaxed_top_k_backward": lambda: gs.relaxed_top_k_backward(g, x, 2, rng=3),
+        "gumbel_rao_backward": lambda: gs.gumbel_rao_backward(g, x, hot, samples=2, rng=3),
+        "reinmax_backward": lambda: gs.reinmax_backward(g, x, hot, 1.5),
+    }
+
+
+def _half_dtypes():
+    out = [np.dtype(np.float16)]
+    try:
+        import ml_dtypes
+    except ImportError:  # pragma: no cover - ml_dtypes is a test peer
+        return out
+    return out + [np.dtype(ml_dtypes.bfloat16)]
+
+
+@pytest.mark.parametrize("b", ["float16", "bfloat16", "float32", "float64", "int64", "bool"])
+@pytest.mark.parametrize("a", ["float16", "bfloat16", "float32", "float64", "int64", "bool"])
+def test_backward_result_dtype_rule(a, b):
+    # The documented rule, written out: float64 when either input is float64 or not a
+    # float (integers and bools are taken as float64), the half dtype when both inputs
+    # are that half dtype, float32 otherwise (float32 and halves mixed).
+    halves = {d.name: d for d in _half_dtypes()}
+    if "bfloat16" in (a, b) and "bfloat16" not in halves:
+        pytest.skip("bfloat16 needs ml_dtypes")
+    da, db = (halves.get(n, np.dtype(n) if n != "bfloat16" else None) for n in (a, b))
+    floats = ("float16", "bfloat16", "float32")
+    if a not in floats or b not in floats:
+        want = np.dtype(np.float64)
+    elif a == b:
+        want = da
+    else:
+        want = np.dtype(np.float32)
+    for name, call in _backward_calls(da, db).items():
+        assert call().dtype == want, name

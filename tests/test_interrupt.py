@@ -85,17 +85,24 @@ CHILD = textwrap.dedent(
 @pytest.mark.parametrize("kind", sorted(CALLS))
 def test_sigint_interrupts_a_long_call(kind, threads):
     # (a build without OpenMP accepts set_num_threads(2) and runs serially: still a test)
-    code = CHILD.format(threads=threads, call=CALLS[kind])
+    assert_interrupted_in_time(CHILD.format(threads=threads, call=CALLS[kind]))
+
+
+def assert_interrupted_in_time(code, timeout=60):
+    """Runs code in a fresh interpreter, which prints "start [pid] <time>" before its long
+    call (pid: the process to signal, by default the child itself) and "interrupted
+    <time>" when KeyboardInterrupt reaches it; sends SIGINT 0.5 s after the start and
+    checks the latency."""
     proc = subprocess.Popen(
         [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
-        word, started = proc.stdout.readline().split()
+        word, *pid, started = proc.stdout.readline().split()
         assert word == "start"
         time.sleep(max(0.0, float(started) + 0.5 - time.monotonic()))
         sent = time.monotonic()
-        os.kill(proc.pid, signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
+        os.kill(int(pid[0]) if pid else proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=timeout)
     finally:
         if proc.poll() is None:  # pragma: no cover - only when the test fails
             proc.kill()
@@ -128,3 +135,46 @@ def test_uninterrupted_calls_are_unchanged_and_keep_going():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+
+
+FORK_FROM_THREAD_CHILD = textwrap.dedent(
+    """
+    import os, signal, sys, threading, time
+    import numpy as np
+    import gumbel_softmax as gs
+    hot = np.zeros(2**20, np.float32)
+    hot[0] = 1
+    row = np.zeros(2**20, np.float32)
+    gs.gumbel_softmax(np.zeros((2, 3)), rng=1)  # imports done
+
+    def fork_and_run():
+        pid = os.fork()
+        if pid:
+            os.waitpid(pid, 0)
+            return
+        # the child: the forking thread is its main thread, where Python runs handlers
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        print("start", os.getpid(), time.monotonic(), flush=True)
+        try:
+            for _ in range(20):
+                gs.gumbel_rao_backward(np.broadcast_to(np.float32(1), (2**20,)),
+                                       np.broadcast_to(np.float32(0), (2**20,)), hot,
+                                       samples=5000, rng=1, out=row)
+        except KeyboardInterrupt:
+            print("interrupted", time.monotonic(), flush=True)
+            os._exit(0)
+        print("finished", time.monotonic(), flush=True)
+        os._exit(0)
+
+    t = threading.Thread(target=fork_and_run)
+    t.start()
+    t.join()
+    """
+)
+
+
+def test_sigint_in_a_child_forked_from_another_thread():
+    """A fork child's main thread is the thread that forked: a call there is polled for
+    Ctrl-C (the module remembered the parent's main thread, so such a child ran its call
+    to the end, seconds)."""
+    assert_interrupted_in_time(FORK_FROM_THREAD_CHILD, timeout=120)

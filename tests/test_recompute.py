@@ -249,6 +249,49 @@ def test_layer_rng_used_elsewhere_between_forward_and_backward(recompute):
     assert_bitwise_equal_any_nan(g, gs.gumbel_softmax_backward(gy, ys, 0.6))
 
 
+class _Interleaved(gs.Philox):
+    """A Philox that another thread draws 4 rows from whenever the layer copies it or
+    reserves from it: a deterministic stand-in for a thread scheduled in between."""
+
+    def _other_thread(self):
+        gs.Philox.reserve(self, 4)
+
+    def __copy__(self):
+        state = gs.Philox(self.seed, counter=self.counter)
+        self._other_thread()
+        return state
+
+    def reserve(self, n):
+        self._other_thread()
+        return gs.Philox.reserve(self, n)
+
+
+def test_layer_recompute_with_a_philox_shared_by_threads():
+    # The recompute forward reserves its rows and draws them from a private Philox, so
+    # that rows another thread takes between the copy of the state and the draw cannot
+    # make the backward recompute another sample (it copied the state, then drew from
+    # the shared Philox: a wrong gradient, without an error).
+    rng = _Interleaved(12, counter=3)
+    layer = gs.GumbelSoftmax(tau=0.6, rng=rng, recompute=True)
+    x = random_logits((5, 8), np.float64, seed=1)
+    gy = random_logits((5, 8), np.float64, seed=2)
+    y = layer.forward(x)
+    g = layer.backward(gy)
+    start = 3 + 4  # the other thread's rows came first
+    ys = gs.gumbel_softmax(x, 0.6, rng=gs.Philox(12, counter=start))
+    assert_bitwise_equal_any_nan(y, ys)
+    assert_bitwise_equal_any_nan(g, gs.gumbel_softmax_backward(gy, ys, 0.6))
+    assert rng.counter == start + 5
+
+
+def test_layer_recompute_failed_forward_gives_its_rows_back():
+    rng = gs.Philox(12, counter=3)
+    layer = gs.GumbelSoftmax(tau=0.6, rng=rng, recompute=True)
+    with pytest.raises(ValueError, match="mask"):
+        layer.forward(np.zeros((5, 8)), mask=np.ones((5, 7), bool))
+    assert rng.counter == 3
+
+
 @pytest.mark.parametrize("recompute", [False, True])
 def test_layer_backward_before_forward(recompute):
     layer = gs.GumbelSoftmax(tau=0.5, rng=gs.Philox(1), recompute=recompute)

@@ -85,6 +85,24 @@ inline uint64_t os_entropy_seed() {
   return seed;
 }
 
+// The C++ state of o, an instance of gs.Philox (or a subclass), or TypeError naming
+// `name` when the object was never initialised (made by Philox.__new__ without
+// __init__): pybind11 would cast it by allocating a state of uninitialised memory (its
+// lazy allocation for __init__), whose seed, counter and mutex are garbage: a hang in the
+// lock, an error naming nothing, or samples from a garbage seed.  Every method of
+// gs.Philox and every call taking one goes through here.
+inline PhiloxState& philox_state(py::handle o, const char* name) {
+  if (!py::isinstance<PhiloxState>(o))  // a method called on another object
+    throw py::type_error(std::string(name) + " must be a gs.Philox, got " +
+                         std::string(py::str(py::type::of(o).attr("__name__"))));
+  auto v_h = reinterpret_cast<py::detail::instance*>(o.ptr())->get_value_and_holder();
+  if (!v_h.holder_constructed() || v_h.value_ptr() == nullptr)
+    throw py::type_error(std::string(name) +
+                         ": this gs.Philox was never initialised (made by Philox.__new__ "
+                         "without __init__); make one with gs.Philox(seed)");
+  return *static_cast<PhiloxState*>(v_h.value_ptr());
+}
+
 // Reserves nrows rows of the stream, or raises OverflowError naming the counter.
 inline uint64_t reserve_rows(PhiloxState& rng, uint64_t nrows) {
   uint64_t start = 0;
@@ -109,14 +127,45 @@ struct Rows {
   uint64_t first = 0;
   uint64_t count = 0;
   PhiloxState* philox = nullptr;  // the reserving Philox, or
-  py::object generator, state;    // the Generator and its state before the draw
+  py::object generator, state;    // the Generator and its state before the draw,
+  py::object after;               // and right after it
 
+  // Gives the rows back: a Philox's if no reservation followed (unreserve), a
+  // Generator's state if nothing was drawn from it since (its state is still `after`,
+  // compared under the bit generator's lock): another thread's draws are never undone.
   void give_back() const {
     if (philox != nullptr) {
       philox->unreserve(first, count);
     } else if (generator) {
-      generator.attr("bit_generator").attr("state") = state;
+      const py::object bits = generator.attr("bit_generator");
+      const py::object lock = bits.attr("lock");
+      lock.attr("acquire")();
+      try {
+        if (same_state(bits.attr("state"), after)) bits.attr("state") = state;
+      } catch (...) {
+        lock.attr("release")();
+        throw;
+      }
+      lock.attr("release")();
     }
+  }
+
+ private:
+  // Whether two bit generator states (dicts of strings, ints and arrays) are equal.
+  static bool same_state(py::handle a, py::handle b) {
+    if (PyDict_Check(a.ptr()) && PyDict_Check(b.ptr())) {
+      const auto da = py::reinterpret_borrow<py::dict>(a);
+      const auto db = py::reinterpret_borrow<py::dict>(b);
+      if (da.size() != db.size()) return false;
+      for (const auto item : da)
+        if (!db.contains(item.first) || !same_state(item.second, db[item.first])) return false;
+      return true;
+    }
+    if (py::isinstance<py::array>(a) || py::isinstance<py::array>(b))
+      return py::module_::import("numpy").attr("array_equal")(a, b).cast<bool>();
+    const int eq = PyObject_RichCompareBool(a.ptr(), b.ptr(), Py_EQ);
+    if (eq < 0) throw py::error_already_set();
+    return eq == 1;
   }
 };
 
@@ -129,7 +178,7 @@ inline Rows take_rows(const py::object& rng, uint64_t nrows) {
   Rows rows;
   rows.count = nrows;
   if (py::isinstance<PhiloxState>(rng)) {
-    rows.philox = &rng.cast<PhiloxState&>();
+    rows.philox = &philox_state(rng, "rng");
     rows.key = rows.philox->key();
     rows.first = reserve_rows(*rows.philox, nrows);
     return rows;
@@ -141,6 +190,8 @@ inline Rows take_rows(const py::object& rng, uint64_t nrows) {
   rows.state = rng.attr("bit_generator").attr("state");
   const uint64_t seed =
       py::int_(rng.attr("integers")(0, top, py::arg("dtype") = np.attr("uint64"))).cast<uint64_t>();
+  // (no other thread draws in between: a scalar draw returns with the GIL held)
+  rows.after = rng.attr("bit_generator").attr("state");
   rows.key = PhiloxState(seed, 0).key();
   return rows;
 }

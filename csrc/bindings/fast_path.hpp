@@ -92,9 +92,11 @@ inline bool axis_of(PyObject* o, const Array& a, int& axis) {
   return n >= 1 && n <= kMaxRow;
 }
 
-// tau: a float (np.float64 included) or an int, positive and finite.
+// tau: a float (np.float64 included) or an int, positive and finite.  Other float
+// subclasses are left to the general path, which takes float(tau) (their __float__).
 inline bool tau_of(PyObject* o, double& tau) {
-  if (PyFloat_Check(o)) {
+  if (PyFloat_CheckExact(o) ||
+      (PyFloat_Check(o) && std::strcmp(Py_TYPE(o)->tp_name, "numpy.float64") == 0)) {
     tau = PyFloat_AS_DOUBLE(o);
   } else if (PyLong_CheckExact(o)) {
     tau = PyLong_AsDouble(o);
@@ -134,7 +136,7 @@ inline bool out_of(PyObject* o, const Array& x) {
   bool same = out.data == x.data;
   for (int k = 0; k < x.nd; ++k) {
     if (out.shape[k] != x.shape[k]) return false;
-    same = same && out.strides[k] == x.strides[k];
+    same = same && (x.shape[k] <= 1 || out.strides[k] == x.strides[k]);  // (as same_memory)
   }
   if (same) return true;
   const int item = is_double(x) ? 8 : 4;
@@ -208,11 +210,12 @@ inline bool rng_of(PyObject* o, Rng& r) {
   }
   PyTypeObject* t = philox_type();
   if (t == nullptr || !PyObject_TypeCheck(o, t)) return false;
-  // the C++ object of a gs.Philox (pybind11's simple layout: one value, no type lookup)
-  r.philox = static_cast<PhiloxState*>(
-      reinterpret_cast<detail::instance*>(o)->get_value_and_holder().value_ptr());
-  if (r.philox == nullptr) return false;  // not constructed (a subclass without __init__)
-  return true;
+  // the C++ object of a gs.Philox (pybind11's simple layout: one value, no type lookup);
+  // one never initialised (Philox.__new__) is left to the general path, which raises
+  const auto v_h = reinterpret_cast<detail::instance*>(o)->get_value_and_holder();
+  if (!v_h.holder_constructed()) return false;
+  r.philox = static_cast<PhiloxState*>(v_h.value_ptr());
+  return r.philox != nullptr;
 }
 
 // Takes nrows rows: reserved from the Philox (advancing it; OverflowError past 2**64,

@@ -6,6 +6,10 @@
 
 #include <vector>
 
+#if !defined(_WIN32)
+#include <pthread.h>
+#endif
+
 #include "common.hpp"
 #include "gumbel_softmax/kernels.hpp"
 
@@ -25,6 +29,10 @@ namespace {
 // Ctrl-C.  Calls on other threads are not polled (their handlers never run there).
 unsigned long g_main_thread = 0;
 
+// A fork child's main thread is the thread that forked (Python makes it so): a child
+// forked from another thread of the parent polls there.
+void main_thread_after_fork() { g_main_thread = PyThread_get_thread_ident(); }
+
 bool signals_raised() {
   if (PyThread_get_thread_ident() != g_main_thread) return false;
   py::gil_scoped_acquire gil;
@@ -41,6 +49,9 @@ PYBIND11_MODULE(_core, m) {
       py::module_::import("threading").attr("main_thread")().attr("ident").cast<unsigned long>();
   gumbel_softmax::set_interrupt_hook(&gumbel_softmax::signals_raised);
   gumbel_softmax::install_fork_handler();
+#if !defined(_WIN32)
+  pthread_atfork(nullptr, nullptr, &gumbel_softmax::main_thread_after_fork);
+#endif
   m.def("get_num_threads", &gumbel_softmax::max_threads);
   m.def("thread_limit", &gumbel_softmax::thread_limit,
         "The most threads a call uses: 4 per processor available to the process.");

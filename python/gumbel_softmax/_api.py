@@ -46,6 +46,34 @@ True
 """
 
 
+def _philox_restore(cls, seed, counter, attrs):
+    """Unpickles a gs.Philox (or an instance of a subclass): its class, seed, counter
+    (2**64 included: exhausted) and instance attributes."""
+    rng = cls.__new__(cls)
+    if counter == 2**64:  # every row used: reserve the last one
+        Philox.__init__(rng, seed, counter=2**64 - 1)
+        rng.reserve(1)
+    else:
+        Philox.__init__(rng, seed, counter=counter)
+    if attrs:
+        rng.__dict__.update(attrs)
+    return rng
+
+
+def _philox_reduce_ex(self, protocol):
+    """Pickles a gs.Philox with every pickle protocol.  (pybind11's own pickling serves
+    protocols 2 and up only: protocols 0 and 1 ended the process with an uncaught C++
+    exception.  Its __setstate__ stays, for pickles made before.)"""
+    return (
+        _philox_restore,
+        (type(self), self.seed, self.counter, getattr(self, "__dict__", None) or None),
+    )
+
+
+Philox.__reduce_ex__ = _philox_reduce_ex
+Philox.__reduce__ = lambda self: _philox_reduce_ex(self, 2)
+
+
 @overload
 def gumbel_softmax(
     logits: ArrayLike,
@@ -366,8 +394,9 @@ def gumbel_softmax_backward(
     Returns
     -------
     ndarray
-        float32 when both inputs are float32 (float16 / bfloat16 inputs give their own
-        dtype, computed in float32), else float64.
+        float64 when either input is float64 (or an integer or bool array), float16
+        (bfloat16) when both are float16 (both bfloat16), else float32 (computed in
+        float32).
 
     Examples
     --------

@@ -423,12 +423,13 @@ def _check_overlap(out, name, a, in_place):
 
 
 def same_memory(a, b):
-    """True when a and b are the very same elements in the same layout."""
+    """True when a and b are the very same elements in the same layout (the stride of a
+    dimension of length 1 is never used, so it may differ)."""
     ia, ib = a.__array_interface__, b.__array_interface__
     return (
         ia["data"][0] == ib["data"][0]
         and a.shape == b.shape
-        and a.strides == b.strides
+        and all(n <= 1 or sa == sb for n, sa, sb in zip(a.shape, a.strides, b.strides))
         and a.dtype == b.dtype
     )
 

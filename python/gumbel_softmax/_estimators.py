@@ -94,8 +94,9 @@ def gumbel_rao_backward(
     Returns
     -------
     ndarray
-        float32 when ``grad_y`` and ``logits`` are float32, else float64 (float16 /
-        bfloat16 inputs of one type give that type).  Rows whose logits hold a NaN or
+        float64 when either input is float64 (or an integer or bool array), float16
+        (bfloat16) when both are float16 (both bfloat16), else float32 (computed in
+        float32).  Rows whose logits hold a NaN or
         ``+inf`` are NaN.
 
     Examples
@@ -178,8 +179,9 @@ def reinmax_backward(
     Returns
     -------
     ndarray
-        float32 when ``grad_y`` and ``logits`` are float32, else float64 (float16 /
-        bfloat16 inputs of one type give that type).  Rows whose logits hold a NaN or
+        float64 when either input is float64 (or an integer or bool array), float16
+        (bfloat16) when both are float16 (both bfloat16), else float32 (computed in
+        float32).  Rows whose logits hold a NaN or
         ``+inf``, or only ``-inf``, are NaN.
 
     Examples

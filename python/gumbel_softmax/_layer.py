@@ -13,6 +13,7 @@ import numpy as np
 from ._api import gumbel_softmax, gumbel_softmax_backward
 from ._args import (
     NON_NUMBERS,
+    Philox,
     as_float,
     as_rng,
     asarray,
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
     import numpy.typing as npt
     from numpy.typing import ArrayLike
 
-    from ._core import Philox
     from ._typing import Array, Axis, Flag, RngLike, TauLike
 
     # forward's saved state: (recompute, y_soft or logits, mask, tau, rng before forward)
@@ -126,8 +126,7 @@ class GumbelSoftmax:
             self._saved = (False, (logits, y), mask, tau, None)
             return y
         if self.recompute:
-            before = copy.copy(self.rng)
-            y = gumbel_softmax(logits, tau, hard=self.hard, axis=self.axis, rng=self.rng, mask=mask)
+            before, y = self._draw_recomputable(logits, tau, mask)
             self._saved = (True, logits, mask, tau, before)
         else:
             y, y_soft = gumbel_softmax(
@@ -143,6 +142,31 @@ class GumbelSoftmax:
         return y
 
     __call__ = forward
+
+    def _draw_recomputable(self, logits, tau, mask):
+        """The forward draw and a Philox at its first row, for the backward to recompute
+        it.  The rows are reserved first and drawn from a private Philox at them, so that
+        another thread drawing from the same Philox (documented as safe) cannot take rows
+        between the copy of the state and the draw (the backward would then recompute
+        another sample).  A failed draw gives its rows back (unless another reservation
+        followed), so that it consumes nothing."""
+        rng = self.rng
+        n = _rows_of(logits, self.axis)
+        if not n:  # no rows, or a bad shape or axis that the call reports
+            before = copy.copy(rng)
+            return before, gumbel_softmax(
+                logits, tau, hard=self.hard, axis=self.axis, rng=rng, mask=mask
+            )
+        start = rng.reserve(n)
+        before = Philox(rng.seed, counter=start)
+        try:
+            y = gumbel_softmax(
+                logits, tau, hard=self.hard, axis=self.axis, rng=copy.copy(before), mask=mask
+            )
+        except BaseException:
+            rng._unreserve(start, n)
+            raise
+        return before, y
 
     def backward(self, grad_y: ArrayLike) -> Array:
         """The gradient with respect to the logits of the last ``forward``."""
@@ -316,3 +340,16 @@ def anneal_tau(
     with np.errstate(over="ignore"):  # rate * t past float64's range: the floor, as above
         tau = np.maximum(min_tau, tau0 * np.exp(-rate * t))
     return float(tau) if tau.ndim == 0 else tau
+
+
+def _rows_of(logits, axis):
+    """The rows a forward call on logits takes (the product of the shape without axis),
+    or None when the shape or the axis is invalid (the call then raises the error)."""
+    try:
+        shape = np.shape(logits)
+        k = operator.index(axis)
+    except (TypeError, ValueError):
+        return None
+    if not shape or not -len(shape) <= k < len(shape):
+        return None
+    return math.prod(d for i, d in enumerate(shape) if i != k % len(shape))

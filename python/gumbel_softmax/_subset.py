@@ -107,7 +107,7 @@ def relaxed_top_k(
     sample is ``a_1 + ... + a_k``.  Its rows sum to ``k`` and its entries are
     ``>= 0``; as ``tau -> 0`` it tends to the k-hot of :func:`top_k` drawn from the same
     state.  At a finite ``tau`` an entry can exceed 1 (a category taken at one step can
-    be taken again at a later one; ``docs/user-guide.md``, "Relaxed top-k").
+    be taken again at a later one; ``docs/contract.md``, "Relaxed top-k").
     ``log(1 - a)`` is computed stably (``docs/contract.md``), so that a category taken
     with certainty drops out exactly.
 
@@ -201,8 +201,9 @@ def relaxed_top_k_backward(
     Returns
     -------
     ndarray
-        float32 when both inputs are float32 (float16 / bfloat16 inputs give their own
-        dtype, computed in float32), else float64.  Masked and ``-inf`` categories get
+        float64 when either input is float64 (or an integer or bool array), float16
+        (bfloat16) when both are float16 (both bfloat16), else float32 (computed in
+        float32).  Masked and ``-inf`` categories get
         exactly 0; rows with no defined sample are NaN.
 
     Examples
