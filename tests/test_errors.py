@@ -9,7 +9,7 @@ pre-filled ``out`` array untouched byte for byte, and reserve no rows of a share
 import gumbel_softmax as gs
 import numpy as np
 import pytest
-from helpers import assert_bitwise_equal, random_logits
+from helpers import assert_bitwise_equal, random_logits, run_python
 
 DTYPES = [np.float32, np.float64]
 SENTINEL = 7.25
@@ -1294,15 +1294,7 @@ def test_uninitialised_philox_raises_everywhere():
     uninitialised memory: a hang in its lock, or samples from a garbage seed).  In a
     child process, with a time limit, since the failure was a hang."""
     import os
-    import subprocess
-    import sys
 
-    here = os.path.dirname(os.path.abspath(__file__))
-    res = subprocess.run(
-        [sys.executable, "-c", UNINITIALISED_PHILOX, here],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    res = run_python(UNINITIALISED_PHILOX, os.path.dirname(os.path.abspath(__file__)))
     assert res.returncode == 0, res.stderr
     assert res.stdout == "done\n", res.stdout

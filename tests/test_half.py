@@ -369,7 +369,7 @@ def test_backward_result_dtype_rule(a, b):
     halves = {d.name: d for d in _half_dtypes()}
     if "bfloat16" in (a, b) and "bfloat16" not in halves:
         pytest.skip("bfloat16 needs ml_dtypes")
-    da, db = (halves.get(n, np.dtype(n) if n != "bfloat16" else None) for n in (a, b))
+    da, db = (halves[n] if n in halves else np.dtype(n) for n in (a, b))
     floats = ("float16", "bfloat16", "float32")
     if a not in floats or b not in floats:
         want = np.dtype(np.float64)

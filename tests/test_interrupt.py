@@ -157,9 +157,7 @@ FORK_FROM_THREAD_CHILD = textwrap.dedent(
         print("start", os.getpid(), time.monotonic(), flush=True)
         try:
             for _ in range(20):
-                gs.gumbel_rao_backward(np.broadcast_to(np.float32(1), (2**20,)),
-                                       np.broadcast_to(np.float32(0), (2**20,)), hot,
-                                       samples=5000, rng=1, out=row)
+                {call}
         except KeyboardInterrupt:
             print("interrupted", time.monotonic(), flush=True)
             os._exit(0)
@@ -177,4 +175,5 @@ def test_sigint_in_a_child_forked_from_another_thread():
     """A fork child's main thread is the thread that forked: a call there is polled for
     Ctrl-C (the module remembered the parent's main thread, so such a child ran its call
     to the end, seconds)."""
-    assert_interrupted_in_time(FORK_FROM_THREAD_CHILD, timeout=120)
+    call = CALLS["gumbel_rao_one_long_row"]
+    assert_interrupted_in_time(FORK_FROM_THREAD_CHILD.format(call=call), timeout=120)

@@ -48,13 +48,10 @@ True
 
 def _philox_restore(cls, seed, counter, attrs):
     """Unpickles a gs.Philox (or an instance of a subclass): its class, seed, counter
-    (2**64 included: exhausted) and instance attributes."""
+    (2**64 included: exhausted, which Philox.__setstate__ restores) and instance
+    attributes."""
     rng = cls.__new__(cls)
-    if counter == 2**64:  # every row used: reserve the last one
-        Philox.__init__(rng, seed, counter=2**64 - 1)
-        rng.reserve(1)
-    else:
-        Philox.__init__(rng, seed, counter=counter)
+    Philox.__setstate__(rng, (seed, counter))
     if attrs:
         rng.__dict__.update(attrs)
     return rng
