@@ -48,9 +48,9 @@ CALLS = {
     # (rows of 2**20: one step of them takes up to about 50 ms on the baseline target)
     "gumbel_rao_one_long_row": "gs.gumbel_rao_backward(np.broadcast_to(np.float32(1), (2**20,)), np.broadcast_to(np.float32(0), (2**20,)), hot, samples=5000, rng=1, out=row)",
     "relaxed_top_k_one_long_row": "gs.relaxed_top_k(np.broadcast_to(np.float32(0), (2**20,)), 4000, rng=1, out=row)",
-    # (its scratch holds the row's k steps, k L elements zeroed when the call starts and
-    # freed when it ends, both uninterruptible and in the latency: 157 MB here, a call of
-    # about 0.1 s on avx512 and 0.5 s on the baseline target)
+    # (its scratch holds the row's k steps, k L elements: 157 MB here, a call of about
+    # 0.1 s on avx512 and 0.5 s on the baseline target; freeing it when the call ends is
+    # in the latency, and its zero pages are touched by the rows, not before them)
     "relaxed_top_k_backward_one_long_row": "gs.relaxed_top_k_backward(np.broadcast_to(np.float32(1), (2**17,)), np.broadcast_to(np.float32(0), (2**17,)), 300, rng=1, out=row[: 2**17])",
 }
 
