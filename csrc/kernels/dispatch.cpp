@@ -186,7 +186,9 @@ int max_threads() {
 #ifdef GUMBEL_SOFTMAX_HAVE_OPENMP
   if (g_forked.load(std::memory_order_relaxed)) return 1;
   const int n = g_num_threads.load(std::memory_order_relaxed);
-  return std::min(n > 0 ? n : omp_get_max_threads(), thread_limit());
+  // OMP_THREAD_LIMIT caps what a parallel region really gets (omp_get_max_threads does
+  // not include it): the count reported and planned for is the team a call can have
+  return std::min({n > 0 ? n : omp_get_max_threads(), thread_limit(), omp_get_thread_limit()});
 #else
   return 1;
 #endif

@@ -143,6 +143,28 @@ def test_omp_num_threads_environment(omp):
     assert [int(v) for v in out] == [expected, expected]
 
 
+@pytest.mark.parametrize(
+    "limit, omp, set_n", [("1", "2", 0), ("1", "2", 2), ("2", "3", 0), ("2", "1", 3), ("3", "2", 0)]
+)
+def test_omp_thread_limit_caps_the_reported_count(limit, omp, set_n):
+    """OMP_THREAD_LIMIT caps the team a parallel region gets; get_num_threads reports
+    that team (it reported OMP_NUM_THREADS, or set_num_threads' n, above the limit)."""
+    code = textwrap.dedent(
+        f"""
+        import numpy as np, gumbel_softmax as gs
+        gs.set_num_threads({set_n})
+        gs.gumbel_softmax(np.zeros((16, 2**16), np.float32), rng=0)
+        print(gs.get_num_threads(), gs._core._last_team_size())
+        """
+    )
+    env = child_env(OMP_NUM_THREADS=omp, OMP_THREAD_LIMIT=limit)
+    proc = run_python(code, env=env, timeout=None)
+    assert proc.returncode == 0, proc.stderr
+    asked = set_n or int(omp)
+    expected = min(asked, int(limit)) if HAVE_OPENMP else 1
+    assert [int(v) for v in proc.stdout.split()] == [expected, expected]
+
+
 def _import_and_report(extra_env):
     """Import the package in a child with OMP_DISPLAY_ENV=VERBOSE (libgomp prints its
     settings to stderr when it loads) and return (GOMP_SPINCOUNT as libgomp read it or
