@@ -5,6 +5,11 @@ the KeyboardInterrupt reached Python (CLOCK_MONOTONIC is shared by the processes
 
     python bench/interrupt_latency.py [--runs 10]
     python bench/interrupt_latency.py --busy-thread   # what the polling costs
+    python bench/interrupt_latency.py --case relaxed_top_k_backward_one_long_row
+    python bench/interrupt_latency.py --case all --runs 3
+
+--case runs the child of a case of tests/test_interrupt.py (its CALLS; "all": each in
+turn) instead of the categorical call above.
 
 --busy-thread times a (8192, 4096) float32 call alone and next to a Python thread that
 spins (holding the GIL between switches): each poll takes the GIL, so the calling thread
@@ -15,12 +20,14 @@ so it also runs against another build (PYTHONPATH=DIR) for a comparison.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import signal
 import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 CHILD = """
 import sys, time
@@ -38,12 +45,13 @@ print("finished", time.monotonic(), flush=True)
 """
 
 
-def latencies(threads: int, runs: int) -> list[float]:
-    """Milliseconds from SIGINT to KeyboardInterrupt, one per run."""
+def latencies(threads: int, runs: int, child=CHILD.format) -> list[float]:
+    """Milliseconds from SIGINT to KeyboardInterrupt, one per run (child(threads=n): the
+    code of the child process)."""
     out = []
     for i in range(runs):
         proc = subprocess.Popen(
-            [sys.executable, "-c", CHILD.format(threads=threads)], stdout=subprocess.PIPE, text=True
+            [sys.executable, "-c", child(threads=threads)], stdout=subprocess.PIPE, text=True
         )
         word, started = proc.stdout.readline().split()
         time.sleep(max(0.0, float(started) + 0.3 + 0.05 * i - time.monotonic()))
@@ -89,20 +97,39 @@ def busy_thread(reps: int = 12) -> None:
         )
 
 
+def test_children(case: str) -> dict:
+    """The children of tests/test_interrupt.py's cases (one, or "all"), by name, as
+    functions of threads=n."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    import test_interrupt
+
+    names = sorted(test_interrupt.CALLS) if case == "all" else [case]
+    for name in names:
+        if name not in test_interrupt.CALLS:
+            raise SystemExit(f"--case: {name!r} is not one of {sorted(test_interrupt.CALLS)}")
+    return {
+        name: functools.partial(test_interrupt.CHILD.format, call=test_interrupt.CALLS[name])
+        for name in names
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--busy-thread", action="store_true")
+    parser.add_argument("--case", help='a case of tests/test_interrupt.py, or "all"')
     args = parser.parse_args()
     if args.busy_thread:
         busy_thread()
         return
-    for threads in (1, 2):
-        lat = latencies(threads, args.runs)
-        print(
-            f"{threads} thread(s), {args.runs} runs: median {statistics.median(lat):.0f} ms, "
-            f"min {min(lat):.0f} ms, max {max(lat):.0f} ms"
-        )
+    children = test_children(args.case) if args.case else {"categorical (2**32)": CHILD.format}
+    for name, child in children.items():
+        for threads in (1, 2):
+            lat = latencies(threads, args.runs, child)
+            print(
+                f"{name}, {threads} thread(s), {args.runs} runs: median "
+                f"{statistics.median(lat):.0f} ms, min {min(lat):.0f} ms, max {max(lat):.0f} ms"
+            )
 
 
 if __name__ == "__main__":
