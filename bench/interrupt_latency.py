@@ -97,7 +97,7 @@ def busy_thread(reps: int = 12) -> None:
         )
 
 
-def test_children(case: str) -> dict:
+def case_children(case: str) -> dict:
     """The children of tests/test_interrupt.py's cases (one, or "all"), by name, as
     functions of threads=n."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -122,7 +122,7 @@ def main() -> None:
     if args.busy_thread:
         busy_thread()
         return
-    children = test_children(args.case) if args.case else {"categorical (2**32)": CHILD.format}
+    children = case_children(args.case) if args.case else {"categorical (2**32)": CHILD.format}
     for name, child in children.items():
         for threads in (1, 2):
             lat = latencies(threads, args.runs, child)
